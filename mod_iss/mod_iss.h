@@ -1,0 +1,40 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+
+/**
+ * mod_iss — shared declarations of the httpd glue.
+ *
+ * The glue is thin: config (mod_iss_config), the mod_dav provider that
+ * wraps mod_dav_fs (mod_iss_provider), the per-location state store
+ * (mod_iss_state), the single change-capture point (mod_iss_capture),
+ * OPTIONS additions (mod_iss_options) and reports (mod_iss_reports).
+ * Pure logic lives in libiss/ and never includes httpd headers.
+ */
+#ifndef MOD_ISS_H
+#define MOD_ISS_H
+
+#include <httpd.h>
+#include <http_config.h>
+#include <http_log.h>
+#include <mod_dav.h>
+
+#include "iss_version.h"
+
+extern module AP_MODULE_DECLARE_DATA iss_module;
+
+#if defined(APLOG_USE_MODULE) && !defined(ISS_MODULE_MAIN)
+APLOG_USE_MODULE(iss);
+#endif
+
+/** The name of our mod_dav provider: `Dav iss`. */
+#define ISS_PROVIDER_NAME "iss"
+
+/** Our XML namespace for properties and error elements. */
+#define ISS_XML_NS "https://mod-iss.org/ns"
+
+/** Log message tags: ISSnnnnn, numbered from docs/next-number. */
+#define ISSLOGNO(n) "ISS" #n ": "
+
+/** True when @a r is served by `Dav iss` (any method, any hook). */
+int iss_is_enabled(request_rec *r);
+
+#endif /* MOD_ISS_H */

@@ -1,0 +1,230 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+
+#include "mod_iss_config.h"
+
+#include <apr_strings.h>
+#include <apr_file_info.h>
+#include <apr_thread_proc.h>
+#include <apr_dbm.h>
+#include <http_core.h>
+#include <unixd.h>
+
+#include <grp.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* ---- directives ------------------------------------------------------- */
+
+void *iss_config_create_dir(apr_pool_t *p, char *dir)
+{
+    return apr_pcalloc(p, sizeof(iss_dir_conf_t));
+}
+
+#define MERGE(f) (add->f ? add->f : base->f)
+
+void *iss_config_merge_dir(apr_pool_t *p, void *basev, void *addv)
+{
+    const iss_dir_conf_t *base = basev, *add = addv;
+    iss_dir_conf_t *conf = apr_pcalloc(p, sizeof(*conf));
+
+    conf->state_dir = MERGE(state_dir);
+    conf->section = add->state_dir ? add->section : base->section;
+    conf->dbm_type = MERGE(dbm_type);
+    return conf;
+}
+
+void *iss_config_create_server(apr_pool_t *p, server_rec *s)
+{
+    return apr_pcalloc(p, sizeof(iss_server_conf_t));
+}
+
+iss_dir_conf_t *iss_config_dir(request_rec *r)
+{
+    return ap_get_module_config(r->per_dir_config, &iss_module);
+}
+
+iss_server_conf_t *iss_config_server(server_rec *s)
+{
+    return ap_get_module_config(s->module_config, &iss_module);
+}
+
+const char *iss_config_dbm_type(const iss_dir_conf_t *dconf)
+{
+    return dconf->dbm_type ? dconf->dbm_type : ISS_DEFAULT_DBM_TYPE;
+}
+
+static const char *set_state_dir(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    iss_dir_conf_t *conf = dconf;
+    const char *path;
+
+    if (cmd->path == NULL) {
+        return "ISSStateDir belongs inside the <Location> or <Directory> "
+               "section that says `Dav iss`";
+    }
+    if (*arg == '\0') {
+        return "ISSStateDir needs a directory";
+    }
+    path = ap_server_root_relative(cmd->pool, arg);
+    if (path == NULL) {
+        return apr_pstrcat(cmd->pool, "ISSStateDir: invalid path ", arg, NULL);
+    }
+    conf->state_dir = path;
+    conf->section = cmd->path;
+    return NULL;
+}
+
+static const char *set_dbm_type(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    iss_dir_conf_t *conf = dconf;
+    const char *used1, *used2;
+
+    /* apr_dbm_get_usednames_ex() fails for a type this APR-util lacks. */
+    if (apr_dbm_get_usednames_ex(cmd->temp_pool, arg, "probe", &used1, &used2)
+        != APR_SUCCESS) {
+        return apr_pstrcat(cmd->pool, "ISSDBMType: unknown or unavailable "
+                           "DBM type '", arg, "' (try sdbm, gdbm or db)", NULL);
+    }
+    conf->dbm_type = apr_pstrdup(cmd->pool, arg);
+    return NULL;
+}
+
+const command_rec iss_config_cmds[] = {
+    AP_INIT_TAKE1("ISSStateDir", set_state_dir, NULL, ACCESS_CONF,
+                  "Directory holding the mod_iss state of this location "
+                  "(required where `Dav iss` is set)"),
+    AP_INIT_TAKE1("ISSDBMType", set_dbm_type, NULL, ACCESS_CONF | RSRC_CONF,
+                  "apr_dbm type of the state store: sdbm (default), gdbm "
+                  "or db"),
+    { NULL }
+};
+
+/* ---- startup checks ----------------------------------------------------- */
+
+/* Whether the user httpd's children run as may create files in @a dir.
+ * As root we cannot ask access(2) for another user, so a short-lived
+ * child takes on that user's identity (groups included) and asks. */
+static int dir_writable_by_child_user(const char *dir, apr_pool_t *p)
+{
+    apr_proc_t proc;
+    apr_exit_why_e why;
+    int code;
+
+    if (geteuid() != 0) {
+        return access(dir, W_OK | X_OK) == 0;
+    }
+    if (apr_proc_fork(&proc, p) == APR_INCHILD) {
+        if (initgroups(ap_unixd_config.user_name, ap_unixd_config.group_id)
+            || setgid(ap_unixd_config.group_id)
+            || setuid(ap_unixd_config.user_id)) {
+            _exit(2);
+        }
+        _exit(access(dir, W_OK | X_OK) == 0 ? 0 : 1);
+    }
+    if (apr_proc_wait(&proc, &code, &why, APR_WAIT) != APR_CHILD_DONE) {
+        return 0;
+    }
+    return why == APR_PROC_EXIT && code == 0;
+}
+
+static const char *section_name(const ap_directive_t *sec, apr_pool_t *p)
+{
+    const char *args = sec->args ? sec->args : "";
+    apr_size_t n = strlen(args);
+
+    if (n && args[n - 1] == '>') {
+        args = apr_pstrmemdup(p, args, n - 1);
+    }
+    return apr_psprintf(p, "%s %s> (%s line %d)", sec->directive, args,
+                        sec->filename, sec->line_num);
+}
+
+typedef struct check_ctx {
+    apr_pool_t *p;
+    server_rec *s;
+    apr_hash_t *seen;      /* state dir -> section text */
+    int errors;
+} check_ctx;
+
+static void check_section(check_ctx *c, const ap_directive_t *dav)
+{
+    const ap_directive_t *sec = dav->parent, *d;
+    const char *dir = NULL, *where;
+
+    if (sec == NULL) {
+        return; /* mod_dav itself refuses `Dav` outside a section */
+    }
+    where = section_name(sec, c->p);
+    for (d = sec->first_child; d; d = d->next) {
+        if (strcasecmp(d->directive, "ISSStateDir") == 0) {
+            const char *args = d->args;
+
+            dir = ap_server_root_relative(c->p, ap_getword_conf(c->p, &args));
+        }
+    }
+    if (dir == NULL) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, c->s, ISSLOGNO(01001)
+                     "Dav iss in %s has no ISSStateDir: add "
+                     "`ISSStateDir /path/to/state` to that section", where);
+        c->errors++;
+        return;
+    }
+    if (apr_hash_get(c->seen, dir, APR_HASH_KEY_STRING)) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, c->s, ISSLOGNO(01002)
+                     "ISSStateDir %s in %s is already used by %s: every "
+                     "location needs a state directory of its own", dir,
+                     where, (const char *)apr_hash_get(c->seen, dir,
+                                                       APR_HASH_KEY_STRING));
+        c->errors++;
+        return;
+    }
+    apr_hash_set(c->seen, dir, APR_HASH_KEY_STRING, where);
+    {
+        apr_finfo_t fi;
+        apr_status_t rv = apr_stat(&fi, dir, APR_FINFO_TYPE, c->p);
+
+        if (rv != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, rv, c->s, ISSLOGNO(01003)
+                         "ISSStateDir %s (in %s) does not exist or cannot be "
+                         "read; create it and give it to the user httpd "
+                         "runs as", dir, where);
+            c->errors++;
+        }
+        else if (fi.filetype != APR_DIR) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, c->s, ISSLOGNO(01004)
+                         "ISSStateDir %s (in %s) is not a directory", dir,
+                         where);
+            c->errors++;
+        }
+        else if (!dir_writable_by_child_user(dir, c->p)) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, c->s, ISSLOGNO(01005)
+                         "ISSStateDir %s (in %s) is not writable by user "
+                         "%s, whom httpd's children run as", dir, where,
+                         geteuid() == 0 ? ap_unixd_config.user_name
+                                        : "(this user)");
+            c->errors++;
+        }
+    }
+}
+
+static void walk_tree(check_ctx *c, const ap_directive_t *d)
+{
+    for (; d; d = d->next) {
+        if (strcasecmp(d->directive, "Dav") == 0 && d->args
+            && strcasecmp(d->args, ISS_PROVIDER_NAME) == 0) {
+            check_section(c, d);
+        }
+        if (d->first_child) {
+            walk_tree(c, d->first_child);
+        }
+    }
+}
+
+int iss_config_check(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
+{
+    check_ctx c = { ptemp, s, apr_hash_make(ptemp), 0 };
+
+    walk_tree(&c, ap_conftree);
+    return c.errors ? HTTP_INTERNAL_SERVER_ERROR : OK;
+}

@@ -1,0 +1,45 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+
+/**
+ * mod_iss_config — directives and their merging.
+ *
+ * Per directory: ISSStateDir, ISSDBMType.  Per server: the global mutex
+ * shared by all state stores of the server process tree.
+ */
+#ifndef MOD_ISS_CONFIG_H
+#define MOD_ISS_CONFIG_H
+
+#include "mod_iss.h"
+#include <apr_global_mutex.h>
+
+#define ISS_DEFAULT_DBM_TYPE "sdbm"
+
+typedef struct iss_dir_conf_t {
+    const char *state_dir;   /* absolute path, NULL = not set here */
+    const char *dbm_type;    /* apr_dbm type name, NULL = not set here */
+    const char *section;     /* the <Location>/<Directory> that set state_dir */
+} iss_dir_conf_t;
+
+typedef struct iss_server_conf_t {
+    apr_global_mutex_t *mutex;   /* guards every state store; post_config */
+} iss_server_conf_t;
+
+extern const command_rec iss_config_cmds[];
+
+void *iss_config_create_dir(apr_pool_t *p, char *dir);
+void *iss_config_merge_dir(apr_pool_t *p, void *base, void *add);
+void *iss_config_create_server(apr_pool_t *p, server_rec *s);
+
+iss_dir_conf_t *iss_config_dir(request_rec *r);
+iss_server_conf_t *iss_config_server(server_rec *s);
+
+/** The DBM type in force (ISSDBMType or the default). */
+const char *iss_config_dbm_type(const iss_dir_conf_t *dconf);
+
+/** Startup checks (post_config): every section with `Dav iss` names an
+ *  ISSStateDir that exists, is a directory and is writable by the user
+ *  httpd's children run as; no two sections share one.  Logs every
+ *  problem and returns non-OK if there is any. */
+int iss_config_check(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s);
+
+#endif /* MOD_ISS_CONFIG_H */

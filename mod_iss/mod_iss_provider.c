@@ -1,0 +1,79 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+
+#include "mod_iss_provider.h"
+
+#include <http_request.h>
+
+/* mod_dav caches the address of the provider named by `Dav iss` while it
+ * reads the config, so the provider must exist (registered) before that
+ * and be filled in (from mod_dav_fs, whatever the LoadModule order)
+ * before the first request.  Both tables are written once per config
+ * load, before any child exists, and only read afterwards. */
+static dav_hooks_repository repos_hooks;
+static dav_provider provider;
+static dav_error *(*fs_get_resource)(request_rec *, const char *,
+                                     const char *, int, dav_resource **);
+
+iss_request_t *iss_provider_request(request_rec *r)
+{
+    iss_request_t *req = ap_get_module_config(r->request_config, &iss_module);
+
+    if (req == NULL) {
+        req = apr_pcalloc(r->pool, sizeof(*req));
+        ap_set_module_config(r->request_config, &iss_module, req);
+    }
+    return req;
+}
+
+static dav_error *get_resource(request_rec *r, const char *root_dir,
+                               const char *label, int use_checked_in,
+                               dav_resource **result)
+{
+    dav_error *err = fs_get_resource(r, root_dir, label, use_checked_in,
+                                     result);
+
+    if (err == NULL && r->main == NULL) {
+        iss_request_t *req = iss_provider_request(r);
+
+        req->root_dir = root_dir;
+        req->resource = *result;
+    }
+    else if (err == NULL) {
+        /* mod_dav resolves a COPY/MOVE Destination in a sub-request;
+         * the capture point, which runs on the main request, needs it. */
+        iss_request_t *req = iss_provider_request(r->main);
+
+        req->dest_r = r;
+        req->dest_resource = *result;
+    }
+    return err;
+}
+
+void iss_provider_register(apr_pool_t *p)
+{
+    dav_register_provider(p, ISS_PROVIDER_NAME, &provider);
+}
+
+const char *iss_provider_init(void)
+{
+    const dav_provider *fs = dav_lookup_provider("filesystem");
+
+    if (fs == NULL || fs->repos == NULL) {
+        return "mod_iss builds on mod_dav_fs, which is not loaded: add "
+               "`LoadModule dav_fs_module .../mod_dav_fs.so` (Debian: "
+               "a2enmod dav_fs)";
+    }
+    repos_hooks = *fs->repos;
+    fs_get_resource = fs->repos->get_resource;
+    repos_hooks.get_resource = get_resource;
+    provider = *fs;
+    provider.repos = &repos_hooks;
+    return NULL;
+}
+
+int iss_is_enabled(request_rec *r)
+{
+    const char *name = dav_get_provider_name(r);
+
+    return name != NULL && strcmp(name, ISS_PROVIDER_NAME) == 0;
+}

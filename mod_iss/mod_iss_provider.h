@@ -1,0 +1,38 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+
+/**
+ * mod_iss_provider — the mod_dav provider `iss`.
+ *
+ * A copy of mod_dav_fs's "filesystem" provider in which only
+ * get_resource is replaced.  Resources stay exactly as mod_dav_fs makes
+ * them (its hook table, its private info), so files, .DAV property
+ * databases and the DavLockDB are shared with `Dav On`; mod_iss keeps its
+ * own per-request state in r->request_config (iss_provider_request()).
+ */
+#ifndef MOD_ISS_PROVIDER_H
+#define MOD_ISS_PROVIDER_H
+
+#include "mod_iss.h"
+#include "iss_store.h"
+
+/** Per-request state, created when mod_dav asks us for a resource. */
+typedef struct iss_request_t {
+    const char *root_dir;        /* the `Dav iss` section's path */
+    const dav_resource *resource;
+    request_rec *dest_r;             /* COPY/MOVE: the Destination lookup */
+    const dav_resource *dest_resource;
+    struct iss_capture_t *capture;   /* mod_iss_capture, if writing */
+    iss_store_t *store;              /* mod_iss_state, once opened */
+} iss_request_t;
+
+/** Register provider `iss` (register_hooks: before config is read). */
+void iss_provider_register(apr_pool_t *p);
+
+/** Fill the provider from mod_dav_fs's (pre_config, after every
+ *  LoadModule).  Returns an error text if mod_dav_fs is missing. */
+const char *iss_provider_init(void);
+
+/** The request's state, created on first use (never NULL). */
+iss_request_t *iss_provider_request(request_rec *r);
+
+#endif /* MOD_ISS_PROVIDER_H */

@@ -1,0 +1,33 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+
+/**
+ * mod_iss_state — the state store of each `Dav iss` location.
+ *
+ * One global mutex (Mutex name `iss-state`, configurable with httpd's
+ * Mutex directive) guards every store of the server; it is created in
+ * post_config and reopened in each child.  A request opens its
+ * location's store at most once (cached in its iss_request_t).
+ */
+#ifndef MOD_ISS_STATE_H
+#define MOD_ISS_STATE_H
+
+#include "mod_iss.h"
+#include "iss_store.h"
+
+#define ISS_STATE_MUTEX_TYPE "iss-state"
+
+int iss_state_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
+                         apr_pool_t *ptemp);
+int iss_state_post_config(apr_pool_t *pconf, apr_pool_t *plog,
+                          apr_pool_t *ptemp, server_rec *s);
+void iss_state_child_init(apr_pool_t *p, server_rec *s);
+
+/** The store of @a r's location.  On failure a dav_error whose status
+ *  says what the client gets: 503 when the state is damaged (writes are
+ *  refused, reads go on), 500 for anything else. */
+dav_error *iss_state_store(request_rec *r, iss_store_t **store);
+
+/** Whether two requests use the same state store. */
+int iss_state_same_location(request_rec *a, request_rec *b);
+
+#endif /* MOD_ISS_STATE_H */

@@ -1,0 +1,24 @@
+#!/bin/bash
+# Install what building and testing mod_iss needs on Debian 12 (as root).
+# Idempotent: only runs apt-get when a package is missing.
+set -euo pipefail
+PKGS=(build-essential autoconf automake libtool pkg-config
+      apache2 apache2-dev libapr1-dev libaprutil1-dev libssl-dev zlib1g-dev
+      libapache2-mod-perl2 litmus curl perl xdelta3 procps)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "deps: missing packages (${missing[*]}); run this as root" >&2
+    exit 1
+  fi
+  echo "deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # Do not let the package start Debian's own apache2 on port 80.
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d
+  trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

@@ -1,0 +1,50 @@
+#!/bin/bash
+# Run the Apache::Test suite in t/ against one build of mod_iss.so.
+#   scripts/run-apache-test.sh BUILD_DIR [asan]
+# Apache::Test refuses to run as root, so as root this runs the suite as
+# the unprivileged user `isstest` (created if missing) in a private copy
+# of t/ and conf/.  Servers bind to 127.0.0.1 on a free port.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+build=${1:?usage: $0 BUILD_DIR [asan]}
+mode=${2:-normal}
+module="$build/mod_iss.so"
+[ -f "$module" ] || { echo "no $module; build first" >&2; exit 2; }
+
+user=$(id -un)
+if [ "$(id -u)" = 0 ]; then
+  user=isstest
+  id -u "$user" >/dev/null 2>&1 || useradd --system --user-group --no-create-home --shell /usr/sbin/nologin "$user"
+fi
+work=$(mktemp -d /tmp/iss-apache-test.XXXXXX)
+cleanup() {
+  [ -f "$work/t/logs/httpd.pid" ] && kill "$(cat "$work/t/logs/httpd.pid")" 2>/dev/null || true
+  if [ -z "${ISS_KEEP_TEST_DIR:-}" ]; then rm -rf "$work"; else echo "kept $work"; fi
+}
+trap cleanup EXIT
+cp -a "$top/t" "$top/conf" "$work/"
+cp "$module" "$work/mod_iss.so"
+chmod 755 "$work"; chown -R "$user:" "$work"
+
+envs=(ISS_MODULE_PATH="$work/mod_iss.so" APACHE_TEST_PORT=select
+      ISS_TOP="$top" ISS_MODE="$mode" PATH="$PATH")
+if [ "$mode" = asan ]; then
+  # httpd itself is not instrumented: the ASan runtime must come first.
+  envs+=(LD_PRELOAD="$(gcc -print-file-name=libasan.so)"
+         ASAN_OPTIONS="detect_leaks=0:abort_on_error=0:log_path=$work/t/logs/asan"
+         UBSAN_OPTIONS="print_stacktrace=1:log_path=$work/t/logs/ubsan")
+fi
+cd "$work"
+status=0
+runuser -u "$user" -- env "${envs[@]}" perl t/TEST.PL -apxs /usr/bin/apxs2 \
+  -httpd_conf /etc/apache2/apache2.conf -verbose=0 "${@:3}" || status=$?
+
+# A sanitizer report or a crashed child fails the run, whatever prove said.
+if ls "$work"/t/logs/asan.* "$work"/t/logs/ubsan.* >/dev/null 2>&1; then
+  echo "sanitizer reports:"; cat "$work"/t/logs/asan.* "$work"/t/logs/ubsan.* 2>/dev/null | head -100
+  status=1
+fi
+if grep -E "exit signal (Segmentation|Aborted|Bus)|AddressSanitizer|runtime error:" "$work/t/logs/error_log" 2>/dev/null; then
+  echo "crash or sanitizer report in error_log"; status=1
+fi
+exit $status
