@@ -55,7 +55,6 @@ LoadModule authz_core_module $mods/mod_authz_core.so
 LoadModule authz_host_module $mods/mod_authz_host.so
 LoadModule mime_module $mods/mod_mime.so
 LoadModule alias_module $mods/mod_alias.so
-LoadModule log_config_module $mods/mod_log_config.so
 LoadModule dav_module $mods/mod_dav.so
 LoadModule dav_fs_module $mods/mod_dav_fs.so
 TypesConfig /etc/mime.types

@@ -26,7 +26,10 @@ cp -a "$top/t" "$top/conf" "$work/"
 cp "$module" "$work/mod_iss.so"
 chmod 755 "$work"; chown -R "$user:" "$work"
 
-envs=(ISS_MODULE_PATH="$work/mod_iss.so" APACHE_TEST_PORT=select
+# A free port on 127.0.0.1, fixed for the whole run (Apache::Test's own
+# "select" picks again in every test process).
+port=$(perl -MIO::Socket::INET -e 'my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => "127.0.0.1", LocalPort => 0) or die; print $s->sockport')
+envs=(ISS_MODULE_PATH="$work/mod_iss.so" APACHE_TEST_PORT="$port"
       ISS_TOP="$top" ISS_MODE="$mode" PATH="$PATH")
 if [ "$mode" = asan ]; then
   # httpd itself is not instrumented: the ASan runtime must come first.
@@ -37,7 +40,7 @@ fi
 cd "$work"
 status=0
 runuser -u "$user" -- env "${envs[@]}" perl t/TEST.PL -apxs /usr/bin/apxs2 \
-  -httpd_conf /etc/apache2/apache2.conf -verbose=0 "${@:3}" || status=$?
+  -httpd_conf "$work/t/inherit.conf" -verbose=0 "${@:3}" || status=$?
 
 # A sanitizer report or a crashed child fails the run, whatever prove said.
 if ls "$work"/t/logs/asan.* "$work"/t/logs/ubsan.* >/dev/null 2>&1; then

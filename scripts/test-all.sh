@@ -1,0 +1,40 @@
+#!/bin/bash
+# Quick start, second command: install what is missing, build mod_iss
+# (normal and ASan+UBSan), and run every test: C unit tests, the
+# Apache::Test suite against a real httpd (litmus included), each against
+# both builds.  Exits non-zero if anything fails.  Run as root on Debian 12.
+set -uo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+start=$(date +%s)
+
+bash scripts/deps.sh || exit 1
+bash scripts/build.sh normal || exit 1
+bash scripts/build.sh asan || exit 1
+
+names=(); codes=(); tests=0
+step() {
+  local name=$1; shift
+  echo; echo "=== $name"
+  local log; log=$(mktemp)
+  "$@" 2>&1 | tee "$log"
+  local rc=${PIPESTATUS[0]}
+  local n; n=$(sed -n 's/^Files=[0-9]*, Tests=\([0-9]*\),.*/\1/p' "$log" | tail -1)
+  tests=$((tests + ${n:-0}))
+  rm -f "$log"
+  names+=("$name"); codes+=("$rc")
+}
+
+step "unit tests (normal build)" make -s -C build check
+step "unit tests (ASan+UBSan build)" env ASAN_OPTIONS=detect_leaks=1 make -s -C build-asan check
+step "httpd suite + litmus (normal build)" bash scripts/run-apache-test.sh build
+step "httpd suite + litmus (ASan+UBSan build)" bash scripts/run-apache-test.sh build-asan asan
+
+echo; echo "=== summary ($(( $(date +%s) - start ))s, $tests tests)"
+passed=0; failed=0
+for i in "${!names[@]}"; do
+  if [ "${codes[$i]}" = 0 ]; then echo "  PASS  ${names[$i]}"; passed=$((passed + 1))
+  else echo "  FAIL  ${names[$i]} (exit ${codes[$i]})"; failed=$((failed + 1)); fi
+done
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
