@@ -124,7 +124,7 @@ static dav_error *record_intent(iss_capture_t *cap, side_t *side,
                       "unrecorded", method, r->uri,
                       iss_store_last_error(side->store));
         side->intent_key = NULL;
-        return dav_new_error(r->pool, HTTP_SERVICE_UNAVAILABLE, 0, rv,
+        return dav_new_error(r->pool, HTTP_SERVICE_UNAVAILABLE, 0, 0,
                              "The change could not be recorded; nothing was "
                              "changed.");
     }

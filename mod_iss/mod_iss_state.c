@@ -103,7 +103,7 @@ dav_error *iss_state_store(request_rec *r, iss_store_t **store)
                       dconf->state_dir,
                       req->store ? iss_store_last_error(req->store) : "");
         req->store = NULL;
-        return dav_new_error(r->pool, HTTP_SERVICE_UNAVAILABLE, 0, rv,
+        return dav_new_error(r->pool, HTTP_SERVICE_UNAVAILABLE, 0, 0,
                              "The synchronisation state of this location is "
                              "damaged; writes are refused until an "
                              "administrator repairs it.");

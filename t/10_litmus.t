@@ -12,10 +12,11 @@ plan tests => 4, need { "litmus is installed" => -x $litmus };
 sub run_litmus {
     my ($path) = @_;
     my $url = url($path);
-    my $out = `$litmus $url 2>&1`;
+    # litmus writes debug.log into its working directory.
+    my $out = `cd '${\ t_dir()}/logs' && $litmus $url 2>&1`;
     my (%result, @summary);
     my $suite = '';
-    for my $line (split /\n/, $out) {
+    for my $line (split /[\r\n]+/, $out) {
         $suite = $1 if $line =~ /^-> running `(\w+)'/;
         $result{"$suite/$1"} = $2
             if $line =~ /^\s*\d+\.\s+(\S+?)\.*\s+(pass|FAIL|SKIPPED|WARNING)/;
