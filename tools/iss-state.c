@@ -1,0 +1,134 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+
+/*
+ * iss-state — look into a mod_iss state directory.
+ *
+ *   iss-state [-t DBMTYPE] DIR info          store id, DBM type, key count
+ *   iss-state [-t DBMTYPE] DIR verify        check every record
+ *   iss-state [-t DBMTYPE] DIR list [PREFIX] keys (escaped) and value sizes
+ *
+ * Safe while httpd runs: the store serialises with httpd through its lock
+ * file.  Exit status: 0 fine, 1 damaged or not found, 2 usage.
+ */
+
+#include "iss_store.h"
+#include "iss_version.h"
+
+#include <apr_general.h>
+#include <apr_getopt.h>
+#include <apr_strings.h>
+
+#include <stdio.h>
+#include <string.h>
+
+static void usage(void)
+{
+    fprintf(stderr,
+            "usage: iss-state [-t DBMTYPE] DIR info|verify|list [PREFIX]\n"
+            "  DBMTYPE: the store's apr_dbm type (default sdbm)\n");
+}
+
+static void print_escaped(const unsigned char *s, apr_size_t n)
+{
+    apr_size_t i;
+
+    for (i = 0; i < n; i++) {
+        if (s[i] >= 0x20 && s[i] < 0x7f && s[i] != '\\') {
+            putchar(s[i]);
+        }
+        else {
+            printf("\\x%02x", s[i]);
+        }
+    }
+}
+
+typedef struct count_t {
+    apr_size_t keys, bytes;
+    int list;
+} count_t;
+
+static int visit(void *baton, const void *key, apr_size_t klen,
+                 const void *val, apr_size_t vlen)
+{
+    count_t *c = baton;
+
+    c->keys++;
+    c->bytes += vlen;
+    if (c->list) {
+        print_escaped(key, klen);
+        printf("\t%" APR_SIZE_T_FMT "\n", vlen);
+    }
+    return 0;
+}
+
+static void log_cb(void *baton, int level, apr_status_t rv, const char *msg)
+{
+    fprintf(stderr, "iss-state: %s\n", msg);
+}
+
+int main(int argc, const char *const *argv)
+{
+    apr_pool_t *pool;
+    apr_getopt_t *opt;
+    const char *type = "sdbm", *arg, *dir, *cmd, *prefix = NULL;
+    iss_store_t *store = NULL;
+    apr_status_t rv;
+    char ch;
+    count_t c = { 0, 0, 0 };
+
+    apr_app_initialize(&argc, &argv, NULL);
+    atexit(apr_terminate);
+    apr_pool_create(&pool, NULL);
+    apr_getopt_init(&opt, pool, argc, argv);
+    while ((rv = apr_getopt(opt, "t:hV", &ch, &arg)) == APR_SUCCESS) {
+        switch (ch) {
+        case 't': type = arg; break;
+        case 'V': printf("iss-state %s\n", ISS_VERSION); return 0;
+        default: usage(); return 2;
+        }
+    }
+    if (rv != APR_EOF || argc - opt->ind < 2) {
+        usage();
+        return 2;
+    }
+    dir = argv[opt->ind];
+    cmd = argv[opt->ind + 1];
+    if (argc - opt->ind > 2) {
+        prefix = argv[opt->ind + 2];
+    }
+
+    rv = iss_store_open(&store, dir, type, NULL, log_cb, NULL, pool);
+    if (rv != APR_SUCCESS) {
+        fprintf(stderr, "iss-state: cannot open the state in %s: %s\n", dir,
+                store ? iss_store_last_error(store) : "out of memory");
+        return 1;
+    }
+    if (strcmp(cmd, "verify") == 0) {
+        rv = iss_store_verify(store, pool);
+        if (rv != APR_SUCCESS) {
+            fprintf(stderr, "iss-state: %s: %s\n", dir,
+                    iss_store_last_error(store));
+            return 1;
+        }
+        printf("%s: ok\n", dir);
+        return 0;
+    }
+    if (strcmp(cmd, "info") == 0 || strcmp(cmd, "list") == 0) {
+        c.list = cmd[0] == 'l';
+        rv = iss_store_iterate(store, prefix, prefix ? strlen(prefix) : 0,
+                               visit, &c, pool);
+        if (rv != APR_SUCCESS) {
+            fprintf(stderr, "iss-state: %s: %s\n", dir,
+                    iss_store_last_error(store));
+            return 1;
+        }
+        if (!c.list) {
+            printf("store id: %s\ndbm type: %s\nkeys: %" APR_SIZE_T_FMT
+                   "\nvalue bytes: %" APR_SIZE_T_FMT "\n",
+                   iss_store_id(store), type, c.keys, c.bytes);
+        }
+        return 0;
+    }
+    usage();
+    return 2;
+}
