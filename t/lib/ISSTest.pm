@@ -10,7 +10,8 @@ use File::Spec ();
 use Exporter 'import';
 
 our @EXPORT = qw(dav url t_dir files_dir slurp spew log_mark log_since
-                 captures);
+                 captures own_httpd_start own_httpd_stop own_httpd_kill9
+                 iss_state);
 
 sub url { Apache::TestRequest::resolve_url($_[0]) }
 
@@ -82,6 +83,107 @@ sub captures {
         }
     }
     return @caps;
+}
+
+# ---- httpd servers of a test's own ---------------------------------------
+# For what the suite's shared server cannot show: startup failures, other
+# MPMs, kill -9.  Each listens on a free port of 127.0.0.1, runs in a
+# session of its own (httpd signals its whole process group when it
+# stops), and is stopped by the test that started it.
+
+use File::Temp ();
+use IO::Socket::INET ();
+use POSIX ();
+
+my $MODS = '/usr/lib/apache2/modules';
+
+sub free_port {
+    my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1',
+                                  LocalPort => 0) or die "no port: $!";
+    my $p = $s->sockport;
+    close $s;
+    return $p;
+}
+
+# own_httpd_start(config => TEXT, mpm => 'event', dir => DIR, no_dav => 1)
+# -> { pid, port, dir, code (undef if running), log }
+sub own_httpd_start {
+    my (%o) = @_;
+    my $dir = $o{dir} || File::Temp::tempdir(CLEANUP => 1);
+    mkdir "$dir/$_" for qw(logs files state);
+    my $port = free_port();
+    my $mpm = $o{mpm} || 'event';
+    my $dav = $o{no_dav} ? '' : "LoadModule dav_module $MODS/mod_dav.so\n"
+                              . "LoadModule dav_fs_module $MODS/mod_dav_fs.so\n";
+    my $dav_fs_only = $o{no_dav_fs} ? "LoadModule dav_module $MODS/mod_dav.so\n" : $dav;
+    spew("$dir/httpd.conf", <<"CONF");
+ServerRoot "$dir"
+Listen 127.0.0.1:$port
+ServerName 127.0.0.1
+PidFile logs/httpd.pid
+DefaultRuntimeDir logs
+ErrorLog logs/error_log
+LogLevel warn iss:trace1
+LoadModule mpm_${mpm}_module $MODS/mod_mpm_${mpm}.so
+LoadModule authz_core_module $MODS/mod_authz_core.so
+LoadModule alias_module $MODS/mod_alias.so
+$dav_fs_only
+LoadModule iss_module $ENV{ISS_MODULE_PATH}
+DocumentRoot "$dir/files"
+<Directory "$dir/files">
+    Require all granted
+</Directory>
+$o{config}
+CONF
+    my $pid = fork // die "fork: $!";
+    if (!$pid) {
+        POSIX::setsid();
+        open STDOUT, '>', "$dir/logs/stdout";
+        open STDERR, '>&', \*STDOUT;
+        exec Apache::Test::vars('httpd'), '-f', "$dir/httpd.conf", '-DFOREGROUND'
+            or POSIX::_exit(127);
+    }
+    my $h = { pid => $pid, port => $port, dir => $dir };
+    for (1 .. 200) {
+        if (waitpid($pid, POSIX::WNOHANG()) == $pid) {       # refused to start
+            $h->{code} = $? >> 8;
+            last;
+        }
+        last if IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port", Timeout => 1);
+        select(undef, undef, undef, 0.05);
+    }
+    $h->{log} = sub { (slurp("$dir/logs/error_log") // '') . (slurp("$dir/logs/stdout") // '') };
+    return $h;
+}
+
+# Stop gracefully; returns the exit code.
+sub own_httpd_stop {
+    my ($h) = @_;
+    return $h->{code} if defined $h->{code};
+    kill 'TERM', $h->{pid};
+    waitpid($h->{pid}, 0);
+    return $h->{code} = $? >> 8;
+}
+
+# kill -9 the parent and every child at once (the whole session).
+sub own_httpd_kill9 {
+    my ($h) = @_;
+    kill 'KILL', -$h->{pid};
+    waitpid($h->{pid}, 0);
+    $h->{code} = -9;
+    # children die with the group; give the kernel a moment to reap them
+    for (1 .. 100) {
+        last unless kill 0, -$h->{pid};
+        select(undef, undef, undef, 0.05);
+    }
+}
+
+# Run the iss-state admin tool: (exit code, output).
+sub iss_state {
+    my (@args) = @_;
+    my $tool = $ENV{ISS_STATE_TOOL} or die "ISS_STATE_TOOL not set\n";
+    my $out = `'$tool' @{[ map { "'$_'" } @args ]} 2>&1`;
+    return ($? >> 8, $out);
 }
 
 1;

@@ -1,0 +1,82 @@
+# Several processes and threads writing at once, under each MPM (event,
+# worker, prefork): every write is captured before and after, no intent
+# is left behind, and the state store verifies afterwards.
+use strict;
+use warnings FATAL => 'all';
+use Apache::Test;
+use ISSTest;
+use LWP::UserAgent;
+use HTTP::Request;
+use File::Temp qw(tempdir);
+use POSIX ();
+
+my @mpms = qw(event worker prefork);
+plan tests => 6 * @mpms;
+
+my $CLIENTS = 6;
+my $FILES = 25;
+
+sub client {
+    my ($port, $n) = @_;
+    my $ua = LWP::UserAgent->new(keep_alive => 1, timeout => 60);
+    my $base = "http://127.0.0.1:$port/s";
+    my $bad = 0;
+    my $req = sub {
+        my ($m, $path, $want, %h) = @_;
+        my $body = delete $h{body};
+        my $r = $ua->request(HTTP::Request->new($m => "$base$path", [%h], $body));
+        if ($r->code != $want) { $bad++; print STDERR "# $m $path: ", $r->code, "\n" }
+    };
+    $req->(MKCOL => "/c$n/", 201);
+    $req->(PUT => "/c$n/f$_", 201, body => "client $n file $_\n" x $_) for 1 .. $FILES;
+    $req->(COPY => "/c$n/", 201, Destination => "$base/c$n-copy/");
+    $req->(DELETE => "/c$n-copy/", 204);
+    return $bad;
+}
+
+for my $mpm (@mpms) {
+    my $dir = tempdir(CLEANUP => 1);
+    mkdir "$dir/files";
+    my $h = own_httpd_start(mpm => $mpm, dir => $dir, config => <<"CONF");
+<IfModule mpm_prefork_module>
+    StartServers 4
+    MaxRequestWorkers 8
+</IfModule>
+<IfModule !mpm_prefork_module>
+    StartServers 2
+    ThreadsPerChild 4
+    MaxRequestWorkers 8
+</IfModule>
+Alias /s "$dir/files"
+<Location /s/>
+    Dav iss
+    ISSStateDir "$dir/state"
+</Location>
+CONF
+    ok(!defined $h->{code} ? 1 : 0, 1, "$mpm: httpd started") or print "# ", $h->{log}->(), "\n";
+
+    my @pids;
+    for my $n (1 .. $CLIENTS) {
+        my $pid = fork // die;
+        if (!$pid) { POSIX::_exit(client($h->{port}, $n) ? 1 : 0) }
+        push @pids, $pid;
+    }
+    my $failed = 0;
+    for (@pids) { waitpid($_, 0); $failed++ if $? }
+    ok($failed, 0, "$mpm: $CLIENTS concurrent clients got the statuses they expected");
+    own_httpd_stop($h);
+
+    my $log = $h->{log}->();
+    my $writes = $CLIENTS * ($FILES + 3);
+    my $before = () = $log =~ /ISS01031: capture before /g;
+    my $after = () = $log =~ /ISS01031: capture after /g;
+    ok("$before/$after", "$writes/$writes", "$mpm: every write captured before and after");
+
+    my ($rc, $out) = iss_state("$dir/state", 'verify');
+    ok($rc, 0, "$mpm: state store verifies") or print "# $out\n";
+    ($rc, $out) = iss_state("$dir/state", 'list', 'intent/');
+    ok($out, '', "$mpm: no intent left behind");
+    my $files = 0;
+    for my $n (1 .. $CLIENTS) { $files += grep { -f "$dir/files/c$n/f$_" } 1 .. $FILES }
+    ok($files, $CLIENTS * $FILES, "$mpm: every file is on disk");
+}
