@@ -19,6 +19,7 @@
 #include <apr_strings.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void usage(void)

@@ -114,7 +114,8 @@ sub own_httpd_start {
     my $port = free_port();
     my $mpm = $o{mpm} || 'event';
     my $dav = $o{no_dav} ? '' : "LoadModule dav_module $MODS/mod_dav.so\n"
-                              . "LoadModule dav_fs_module $MODS/mod_dav_fs.so\n";
+                              . "LoadModule dav_fs_module $MODS/mod_dav_fs.so\n"
+                              . "DavLockDB logs/DavLock\n";
     my $dav_fs_only = $o{no_dav_fs} ? "LoadModule dav_module $MODS/mod_dav.so\n" : $dav;
     spew("$dir/httpd.conf", <<"CONF");
 ServerRoot "$dir"
@@ -149,7 +150,10 @@ CONF
             $h->{code} = $? >> 8;
             last;
         }
-        last if IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port", Timeout => 1);
+        # httpd binds its port before post_config runs, so a connection
+        # alone does not prove it started: wait for its "resuming" line.
+        last if (slurp("$dir/logs/error_log") // '') =~ /AH00489: .* resuming normal operations/
+                && IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port", Timeout => 1);
         select(undef, undef, undef, 0.05);
     }
     $h->{log} = sub { (slurp("$dir/logs/error_log") // '') . (slurp("$dir/logs/stdout") // '') };
