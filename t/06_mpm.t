@@ -18,14 +18,14 @@ my $FILES = 25;
 
 sub client {
     my ($port, $n) = @_;
-    my $ua = LWP::UserAgent->new(keep_alive => 1, timeout => 60);
+    my $ua = LWP::UserAgent->new(keep_alive => 0, timeout => 60);
     my $base = "http://127.0.0.1:$port/s";
     my $bad = 0;
     my $req = sub {
         my ($m, $path, $want, %h) = @_;
         my $body = delete $h{body};
         my $r = $ua->request(HTTP::Request->new($m => "$base$path", [%h], $body));
-        if ($r->code != $want) { $bad++; print STDERR "# $m $path: ", $r->code, "\n" }
+        if ($r->code != $want) { $bad++; print STDERR "# $m $path: ", $r->status_line, "\n" }
     };
     $req->(MKCOL => "/c$n/", 201);
     $req->(PUT => "/c$n/f$_", 201, body => "client $n file $_\n" x $_) for 1 .. $FILES;
@@ -63,10 +63,11 @@ CONF
     }
     my $failed = 0;
     for (@pids) { waitpid($_, 0); $failed++ if $? }
-    ok($failed, 0, "$mpm: $CLIENTS concurrent clients got the statuses they expected");
     own_httpd_stop($h);
-
     my $log = $h->{log}->();
+    ok($failed, 0, "$mpm: $CLIENTS concurrent clients got the statuses they expected")
+        or print map { "# $_\n" } (grep { /\[(\w+:)?(error|crit|alert|emerg)\]/ } split /\n/, $log)[0 .. 19];
+
     my $writes = $CLIENTS * ($FILES + 3);
     my $before = () = $log =~ /ISS01031: capture before /g;
     my $after = () = $log =~ /ISS01031: capture after /g;
