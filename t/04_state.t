@@ -8,7 +8,7 @@ use Apache::Test;
 use ISSTest;
 use File::Spec;
 
-plan tests => 30;
+plan tests => 36;
 
 my $state = sub { File::Spec->catdir(t_dir(), 'dav', @_) };
 
@@ -25,6 +25,23 @@ for my $type (qw(gdbm db)) {
     ok(dav(COPY => "${p}dir/", headers => { Destination => url("${p}dir2/") })->code, 201, "$type: COPY");
     ok(dav(DELETE => "${p}dir/")->code, 204, "$type: DELETE");
     ok(slurp($state->("state-dbm-$type", 'iss-store.meta')) =~ /\b$type\b/ ? 1 : 0, 1, "$type: store made with $type");
+}
+
+# Realistic paths on every DBM type: over 1,000 bytes, spaces, UTF-8.
+for my $loc (qw(iss gdbm db)) {
+    my $seg = "dir with spaces \x{fc}\x{f1} \x{65e5}\x{672c}\x{8a9e} " . ('x' x 150);
+    utf8::encode($seg);
+    (my $esc = $seg) =~ s/([^A-Za-z0-9\-_.~])/sprintf('%%%02X', ord $1)/ge;
+    my $path = "/$loc/long";
+    dav(MKCOL => "$path/");
+    my $bad = 0;
+    for (1 .. 5) { $path .= "/$esc$_"; $bad++ if dav(MKCOL => "$path/")->code != 201 }
+    my $mark = log_mark();
+    my $res = dav(PUT => "$path/f\x{e9}.txt" =~ s/\x{e9}/%C3%A9/r, body => 'deep');
+    my @c = captures(log_since($mark));
+    ok($bad == 0 && $res->code == 201 ? 1 : 0, 1, "$loc: MKCOL and PUT at a path of " . length($path) . " bytes");
+    ok(scalar(@c) == 2 && $c[1]{status} == 201 && length($c[0]{uri}) > 1000 ? 1 : 0, 1,
+       "$loc: the long UTF-8 path was captured and its intent stored and settled");
 }
 
 # Damaged state: garbage instead of the meta file.

@@ -29,8 +29,9 @@ sub run_litmus {
 my ($plain, $psum, $pout) = run_litmus('/plain/');
 my ($iss, $isum, $iout) = run_litmus('/iss/');
 
-print "# litmus against Dav On ($psum->[0] ...):\n", map { "#   $_\n" } @$psum;
-print "# litmus against Dav iss:\n", map { "#   $_\n" } @$isum;
+# On stderr, so that the summaries show in a non-verbose run too.
+print STDERR "# litmus against Dav On (/plain/):\n", map { "#   $_\n" } @$psum;
+print STDERR "# litmus against Dav iss (/iss/):\n", map { "#   $_\n" } @$isum;
 
 ok(scalar(keys %$plain) > 50 ? 1 : 0, 1, 'litmus ran its suites on plain: ' . scalar(keys %$plain) . ' tests')
     or print map { "# $_\n" } split /\n/, $pout;

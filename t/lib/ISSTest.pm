@@ -71,7 +71,7 @@ sub captures {
     my ($text) = @_;
     my (@caps, %open);
     for my $line (split /\n/, $text) {
-        if ($line =~ /ISS01031: capture (before|after) (\S+) (\S+) status=(\d+) members=(\d+)/) {
+        if ($line =~ /ISS01031: capture (before|after) (\S+) (.+?) status=(\d+) members=(\d+)$/) {
             my $c = { when => $1, method => $2, uri => $3, status => $4,
                       members => $5, changes => [] };
             push @caps, $c;
