@@ -17,8 +17,20 @@
  *    each child) for its duration; the DBM files are opened and closed
  *    inside that critical section, so no process caches stale pages.
  *
- * The store knows nothing of httpd; it depends on APR, APR-util and
- * OpenSSL only.  A later SQL backend (apr_dbd) can implement the same
+ * The store keeps two copies of its DBM (a primary and a mirror, updated
+ * one after the other through a journal), so that recovery never has to
+ * trust a file a dead writer was modifying; see iss_store.c for the file
+ * layout and exactly what is guaranteed.
+ *
+ * Errors: APR codes, ISS_STORE_EDAMAGED or ISS_STORE_ETOOBIG.  Codes of
+ * the DBM libraries (which gdbm and Berkeley DB report in the range of
+ * APR_OS_START_USERERR) are never passed through: they become an APR code
+ * (APR_EGENERAL if none fits) with the DBM's message in
+ * iss_store_last_error().  Functions taking a key return
+ * ISS_STORE_ETOOBIG for keys longer than ISS_STORE_MAX_KEY.
+ *
+ * The store knows nothing of httpd; it depends on APR, APR-util, OpenSSL
+ * (SHA-256) and zlib (CRC32) only.  A later SQL backend (apr_dbd) can implement the same
  * interface.
  */
 #ifndef ISS_STORE_H
@@ -54,14 +66,20 @@ typedef void iss_store_log_fn(void *baton, int level, apr_status_t rv,
 /**
  * Open (creating it if needed) the store that lives in directory @a dir,
  * which must exist.  @a dbm_type is an apr_dbm type name ("default",
- * "sdbm", "gdbm", "db").  @a mutex may be NULL when the caller guarantees
+ * "sdbm", "gdbm", "db"); NULL opens an existing store with the type it
+ * was made with and fails with APR_ENOENT if there is none (tools).  @a mutex may be NULL when the caller guarantees
  * a single thread in a single process (tools, tests); otherwise every
  * operation takes it.  The store remembers its DBM type: opening it with
  * another type fails with ISS_STORE_EDAMAGED and a message saying so.
  * If a previous writer died in the middle of a batch, open (and every
  * later operation) first completes recovery.
+ * Besides @a mutex, every operation holds an exclusive lock on the file
+ * iss-store.lock in @a dir, which serialises processes that do not share
+ * the mutex (tools run beside httpd).
  * Allocations for the handle come from @a pool; closing happens through a
- * pool cleanup or iss_store_close().
+ * pool cleanup or iss_store_close().  On failure *store is still set when
+ * the handle could be allocated, so that iss_store_last_error() can say
+ * why; do not use it for anything else.
  */
 apr_status_t iss_store_open(iss_store_t **store, const char *dir,
                             const char *dbm_type, apr_global_mutex_t *mutex,
@@ -69,12 +87,17 @@ apr_status_t iss_store_open(iss_store_t **store, const char *dir,
                             apr_pool_t *pool);
 
 /** A human-readable description of the last error on @a store
- *  (allocated in the store's pool; never NULL). */
+ *  (allocated in the store's pool; never NULL).  With several threads
+ *  sharing one handle, read it right after the failing call: another
+ *  thread's failure may replace it. */
 const char *iss_store_last_error(iss_store_t *store);
 
 /** The store's identity: a random UUID-like string chosen when the store
  *  was created.  A re-created store gets a new id. */
 const char *iss_store_id(iss_store_t *store);
+
+/** The apr_dbm type the store is kept in ("sdbm", "gdbm", "db"). */
+const char *iss_store_dbm_type(iss_store_t *store);
 
 /** Fetch @a key.  APR_NOTFOUND if absent.  The value (NUL-terminated
  *  for convenience; *vlen excludes the NUL) is allocated in @a pool. */

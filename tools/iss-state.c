@@ -7,8 +7,10 @@
  *   iss-state [-t DBMTYPE] DIR verify        check every record
  *   iss-state [-t DBMTYPE] DIR list [PREFIX] keys (escaped) and value sizes
  *
- * Safe while httpd runs: the store serialises with httpd through its lock
- * file.  Exit status: 0 fine, 1 damaged or not found, 2 usage.
+ * The DBM type is read from the store unless -t insists on one.  It never
+ * creates a store.  Safe while httpd runs: the store serialises with httpd
+ * through its lock file.  Exit status: 0 fine, 1 damaged or not found,
+ * 2 usage.
  */
 
 #include "iss_store.h"
@@ -26,7 +28,7 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: iss-state [-t DBMTYPE] DIR info|verify|list [PREFIX]\n"
-            "  DBMTYPE: the store's apr_dbm type (default sdbm)\n");
+            "  DBMTYPE: insist on this apr_dbm type (default: the store's)\n");
 }
 
 static void print_escaped(const unsigned char *s, apr_size_t n)
@@ -71,7 +73,7 @@ int main(int argc, const char *const *argv)
 {
     apr_pool_t *pool;
     apr_getopt_t *opt;
-    const char *type = "sdbm", *arg, *dir, *cmd, *prefix = NULL;
+    const char *type = NULL, *arg, *dir, *cmd, *prefix = NULL;
     iss_store_t *store = NULL;
     apr_status_t rv;
     char ch;
@@ -100,8 +102,10 @@ int main(int argc, const char *const *argv)
 
     rv = iss_store_open(&store, dir, type, NULL, log_cb, NULL, pool);
     if (rv != APR_SUCCESS) {
-        fprintf(stderr, "iss-state: cannot open the state in %s: %s\n", dir,
-                store ? iss_store_last_error(store) : "out of memory");
+        /* The store has said why through log_cb. */
+        if (store == NULL) {
+            fprintf(stderr, "iss-state: cannot open the state in %s\n", dir);
+        }
         return 1;
     }
     if (strcmp(cmd, "verify") == 0) {
@@ -126,7 +130,8 @@ int main(int argc, const char *const *argv)
         if (!c.list) {
             printf("store id: %s\ndbm type: %s\nkeys: %" APR_SIZE_T_FMT
                    "\nvalue bytes: %" APR_SIZE_T_FMT "\n",
-                   iss_store_id(store), type, c.keys, c.bytes);
+                   iss_store_id(store), iss_store_dbm_type(store), c.keys,
+                   c.bytes);
         }
         return 0;
     }
