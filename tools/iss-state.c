@@ -8,7 +8,7 @@
  *   iss-state [-t DBMTYPE] DIR list [PREFIX] keys (escaped) and value sizes
  *
  * The DBM type is read from the store unless -t insists on one.  It never
- * creates a store.  Safe while httpd runs: the store serialises with httpd
+ * creates a store; run as root, it takes on the state directory's owner.  Safe while httpd runs: the store serialises with httpd
  * through its lock file.  Exit status: 0 fine, 1 damaged or not found,
  * 2 usage.
  */
@@ -23,6 +23,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static void usage(void)
 {
@@ -64,6 +66,24 @@ static int visit(void *baton, const void *key, apr_size_t klen,
     return 0;
 }
 
+/* Run as root, take on the identity of the state directory's owner: any
+ * file this run creates (lock file, a recovery's new generation) must stay
+ * writable for httpd, which owns the directory. */
+static int become_owner(const char *dir)
+{
+    struct stat st;
+
+    if (geteuid() != 0 || stat(dir, &st) != 0 || st.st_uid == 0) {
+        return 0;
+    }
+    if (setgid(st.st_gid) != 0 || setuid(st.st_uid) != 0) {
+        fprintf(stderr, "iss-state: cannot switch to the owner (uid %ld) of "
+                "%s\n", (long)st.st_uid, dir);
+        return -1;
+    }
+    return 0;
+}
+
 static void log_cb(void *baton, int level, apr_status_t rv, const char *msg)
 {
     fprintf(stderr, "iss-state: %s\n", msg);
@@ -100,6 +120,9 @@ int main(int argc, const char *const *argv)
         prefix = argv[opt->ind + 2];
     }
 
+    if (become_owner(dir) != 0) {
+        return 1;
+    }
     rv = iss_store_open(&store, dir, type, NULL, log_cb, NULL, pool);
     if (rv != APR_SUCCESS) {
         /* The store has said why through log_cb. */
