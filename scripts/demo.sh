@@ -40,13 +40,11 @@ chown "$run_user:" "$demo"/{files,state,lock,logs,run}
 # httpd's children run as $run_user and must reach ./demo.  A checkout in
 # a private directory (/root is 0700 on Debian) blocks them: grant
 # $run_user the right to pass through (x, not read) the blocking parents.
-blocked=()
+parents=()
 d="$demo"
-while [ "$d" != / ]; do
-  d=$(dirname "$d")
-  runuser -u "$run_user" -- test -x "$d" 2>/dev/null || blocked+=("$d")
-done
-for d in "${blocked[@]}"; do
+while [ "$d" != / ]; do d=$(dirname "$d"); parents=("$d" "${parents[@]}"); done
+for d in "${parents[@]}"; do          # from / down: a grant opens the way on
+  runuser -u "$run_user" -- test -x "$d" 2>/dev/null && continue
   echo "demo: $run_user may not pass through $d; granting it search (x) permission"
   echo "      with an ACL (undo: setfacl -x u:$run_user '$d')"
   setfacl -m "u:$run_user:--x" "$d"
@@ -93,7 +91,7 @@ mod_iss demo is running at http://127.0.0.1:$port/dav/
 
 Try:
   curl -si -X OPTIONS http://127.0.0.1:$port/dav/ | grep -i -e '^DAV' -e '^Server'
-  curl -si -T README.md http://127.0.0.1:$port/dav/README.md
+  curl -sS -T README.md -o /dev/null -w '%{http_code}\\n' http://127.0.0.1:$port/dav/README.md
   curl -s  http://127.0.0.1:$port/dav/README.md | head -3
   curl -si -X PROPFIND -H 'Depth: 1' http://127.0.0.1:$port/dav/
 
