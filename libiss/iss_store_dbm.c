@@ -1,0 +1,370 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+
+/*
+ * iss_store_dbm.c - the state store's access to apr_dbm: the files of a
+ * DBM (existence, removal, fsync), handles (open, fetch, store, delete,
+ * close; errors of the DBM libraries turned into APR codes and messages)
+ * and iteration over the DBM keys, sdbm through its own walker.  Records
+ * are opaque bytes here; their format is in iss_store_record.c.
+ */
+
+#include "iss_store_private.h"
+
+#include <apr_file_info.h>
+#include <apr_strings.h>
+
+#include <string.h>
+
+/* ---- errors of the DBM libraries ---------------------------------------- */
+
+/* gdbm and Berkeley DB report APR_OS_START_USEERR + their own code, the
+ * range ISS_STORE_E* live in; never let such a code escape as is. */
+apr_status_t iss_store__dbm_status(iss_store_t *s, apr_status_t rv)
+{
+    if (rv >= APR_OS_START_USERERR
+        && rv < APR_OS_START_USERERR + APR_OS_ERRSPACE_SIZE) {
+        int code = (int)(rv - APR_OS_START_USERERR);
+
+        /* Berkeley DB passes errno values through unchanged. */
+        if (strcmp(s->type, "db") == 0 && code > 0 && code < 1000)
+            return APR_FROM_OS_ERROR(code);
+        return APR_EGENERAL;
+    }
+    return rv;
+}
+
+static const char *status_text(iss_store_t *s, apr_status_t rv, char *buf,
+                               apr_size_t size)
+{
+    if (rv >= APR_OS_START_USERERR
+        && rv < APR_OS_START_USERERR + APR_OS_ERRSPACE_SIZE)
+        apr_snprintf(buf, size, "%s error %d", s->type,
+                     (int)(rv - APR_OS_START_USERERR));
+    else
+        apr_strerror(rv, buf, size);
+    return buf;
+}
+
+/* ---- files -------------------------------------------------------------- */
+
+int iss_store__file_exists(const char *path, apr_pool_t *p)
+{
+    apr_finfo_t fi;
+    apr_status_t rv = apr_stat(&fi, path, APR_FINFO_TYPE, p);
+
+    return rv == APR_SUCCESS || rv == APR_INCOMPLETE;
+}
+
+apr_status_t iss_store__remove_file(iss_store_t *s, const char *path,
+                                    apr_pool_t *p)
+{
+    apr_status_t rv = apr_file_remove(path, p);
+
+    if (rv != APR_SUCCESS && !APR_STATUS_IS_ENOENT(rv))
+        return iss_store__fail(s, rv, "cannot remove %s: %pm", path, &rv);
+    return APR_SUCCESS;
+}
+
+/* ---- DBM handles -------------------------------------------------------- */
+
+static apr_status_t dbm_files(iss_store_t *s, apr_pool_t *p, const char *path,
+                              const char **f1, const char **f2)
+{
+    apr_status_t rv = apr_dbm_get_usednames_ex(p, s->type, path, f1, f2);
+
+    if (rv != APR_SUCCESS)
+        return iss_store__fail(s, rv, "DBM type %s is not available: %pm",
+                               s->type, &rv);
+    return APR_SUCCESS;
+}
+
+int iss_store__dbm_exists(iss_store_t *s, apr_pool_t *p, const char *path)
+{
+    const char *f1, *f2;
+
+    if (dbm_files(s, p, path, &f1, &f2) != APR_SUCCESS)
+        return 0;
+    return iss_store__file_exists(f1, p)
+           || (f2 && iss_store__file_exists(f2, p));
+}
+
+/* Remove a DBM's files, including the temporary file of a Berkeley DB
+ * creation that died: while "__db.NAME" exists, creating NAME waits for
+ * the other creator forever. */
+apr_status_t iss_store__remove_dbm(iss_store_t *s, apr_pool_t *p,
+                                   const char *path)
+{
+    const char *f1, *f2, *base = strrchr(path, '/');
+    apr_status_t rv = dbm_files(s, p, path, &f1, &f2);
+
+    if (rv == APR_SUCCESS)
+        rv = iss_store__remove_file(s, f1, p);
+    if (rv == APR_SUCCESS && f2)
+        rv = iss_store__remove_file(s, f2, p);
+    if (rv == APR_SUCCESS && base)
+        rv = iss_store__remove_file(s, apr_pstrcat(p, s->dir,
+                                                   "/" BDB_TMP_PREFIX,
+                                                   base + 1, NULL), p);
+    return rv;
+}
+
+static apr_status_t sync_path(iss_store_t *s, const char *path, apr_pool_t *p)
+{
+    apr_file_t *f;
+    apr_status_t rv = apr_file_open(&f, path, APR_FOPEN_READ, APR_OS_DEFAULT, p);
+
+    if (rv != APR_SUCCESS)
+        return iss_store__fail(s, rv, "cannot open %s to sync it: %pm", path,
+                               &rv);
+    rv = apr_file_sync(f);
+    apr_file_close(f);
+    if (rv != APR_SUCCESS)
+        return iss_store__fail(s, rv, "fsync of %s failed: %pm", path, &rv);
+    return APR_SUCCESS;
+}
+
+apr_status_t iss_store__sync_dir(iss_store_t *s, apr_pool_t *p)
+{
+    return sync_path(s, s->dir, p);
+}
+
+apr_status_t iss_store__sync_dbm(iss_store_t *s, apr_pool_t *p,
+                                 const char *path)
+{
+    const char *f1, *f2;
+    apr_status_t rv = dbm_files(s, p, path, &f1, &f2);
+
+    if (rv == APR_SUCCESS)
+        rv = sync_path(s, f1, p);
+    if (rv == APR_SUCCESS && f2)
+        rv = sync_path(s, f2, p);
+    return rv;
+}
+
+void iss_store__db_close(db_t *db)
+{
+    if (db) {
+        apr_dbm_close(db->dbm);
+        apr_pool_destroy(db->pool);
+    }
+}
+
+apr_status_t iss_store__db_open(iss_store_t *s, const char *path,
+                                apr_int32_t mode, apr_pool_t *parent,
+                                db_t **out)
+{
+    apr_pool_t *p;
+    apr_status_t rv;
+    db_t *db;
+    char eb[128];
+
+    *out = NULL;
+    rv = apr_pool_create(&p, parent);
+    if (rv != APR_SUCCESS)
+        return iss_store__fail(s, rv, "cannot create a pool: %pm", &rv);
+    db = apr_pcalloc(p, sizeof(*db));
+    db->s = s;
+    db->pool = p;
+    db->path = path;
+    rv = apr_dbm_open_ex(&db->dbm, s->type, path, mode, FILE_PERMS, p);
+    if (rv == APR_SUCCESS) {
+        *out = db;
+        return APR_SUCCESS;
+    }
+    apr_pool_destroy(p);
+    if (APR_STATUS_IS_EACCES(rv))
+        return iss_store__fail(s, rv, "cannot open DBM %s: %pm", path, &rv);
+    /* gdbm fails at once (GDBM_CANT_BE_READER/WRITER) while another
+     * process has the file open for writing, or for reading when we
+     * want to write. */
+    if (strcmp(s->type, "gdbm") == 0
+        && (rv == APR_OS_START_USERERR + 9 || rv == APR_OS_START_USERERR + 10))
+        return iss_store__fail(s, APR_EAGAIN, "DBM %s is locked by another "
+                               "process: every process using the state store "
+                               "must share its mutex", path);
+    if (mode != APR_DBM_RWCREATE && !iss_store__dbm_exists(s, parent, path))
+        return iss_store__damaged(s, "DBM %s of the state store is missing",
+                                  path);
+    return iss_store__damaged(s, "cannot open DBM %s as type %s: %s", path,
+                              s->type, status_text(s, rv, eb, sizeof(eb)));
+}
+
+/* Report a failed DBM call with the DBM's own message. */
+static apr_status_t db_fail(db_t *db, apr_status_t rv, const char *what,
+                            const char *dk, apr_size_t dklen, int is_damage)
+{
+    char msg[256], kb[128];
+    int code = 0;
+
+    apr_dbm_geterror(db->dbm, &code, msg, sizeof(msg));
+    if (!msg[0])
+        status_text(db->s, rv, msg, sizeof(msg));
+    iss_store__show_dk(kb, sizeof(kb), dk, dklen);
+    if (is_damage)
+        return iss_store__damaged(db->s, "%s %s in %s failed: %s", what, kb,
+                                  db->path, msg);
+    return iss_store__fail(db->s, iss_store__dbm_status(db->s, rv),
+                           "%s %s in %s failed: %s", what, kb, db->path, msg);
+}
+
+/* Fetch a raw record; *rec = NULL when absent.  The copy in @a p carries a
+ * terminating NUL after *reclen bytes. */
+apr_status_t iss_store__db_fetch(db_t *db, const char *dk, apr_size_t dklen,
+                                 apr_pool_t *p, char **rec, apr_size_t *reclen)
+{
+    apr_datum_t k, v = { NULL, 0 };
+    apr_status_t rv;
+
+    *rec = NULL;
+    *reclen = 0;
+    k.dptr = (char *)dk;
+    k.dsize = dklen;
+    rv = apr_dbm_fetch(db->dbm, k, &v);
+    if (rv != APR_SUCCESS)
+        return db_fail(db, rv, "reading", dk, dklen, 1);
+    if (!v.dptr)
+        return APR_SUCCESS;
+    *rec = apr_palloc(p, v.dsize + 1);
+    iss_store__copy_bytes(*rec, v.dptr, v.dsize);
+    (*rec)[v.dsize] = '\0';
+    *reclen = v.dsize;
+    apr_dbm_freedatum(db->dbm, v);
+    return APR_SUCCESS;
+}
+
+apr_status_t iss_store__db_store(db_t *db, const char *dk, apr_size_t dklen,
+                                 const char *rec, apr_size_t reclen)
+{
+    apr_datum_t k, v;
+    apr_status_t rv;
+
+    k.dptr = (char *)dk;
+    k.dsize = dklen;
+    v.dptr = (char *)rec;
+    v.dsize = reclen;
+    rv = apr_dbm_store(db->dbm, k, v);
+    if (rv != APR_SUCCESS)
+        return db_fail(db, rv, "writing", dk, dklen, 0);
+    return APR_SUCCESS;
+}
+
+/* Delete if present (sdbm reports an error for absent keys). */
+apr_status_t iss_store__db_delete(db_t *db, const char *dk, apr_size_t dklen)
+{
+    apr_datum_t k;
+    apr_status_t rv;
+
+    k.dptr = (char *)dk;
+    k.dsize = dklen;
+    if (!apr_dbm_exists(db->dbm, k))
+        return APR_SUCCESS;
+    rv = apr_dbm_delete(db->dbm, k);
+    if (rv != APR_SUCCESS)
+        return db_fail(db, rv, "deleting", dk, dklen, 0);
+    return APR_SUCCESS;
+}
+
+/* ---- iteration over DBM keys -------------------------------------------- */
+
+apr_status_t iss_store__iter_open(iss_store_t *s, db_t *db, apr_pool_t *p,
+                                  iter_t **out)
+{
+    iter_t *it = apr_pcalloc(p, sizeof(*it));
+    apr_status_t rv;
+
+    it->s = s;
+    it->db = db;
+    if (strcmp(s->type, "sdbm") == 0) {
+        rv = apr_sdbm_open(&it->sdbm, db->path,
+                           APR_FOPEN_READ | APR_FOPEN_BUFFERED, FILE_PERMS, p);
+        if (rv != APR_SUCCESS)
+            return iss_store__damaged(s, "cannot open sdbm %s for iteration: "
+                                      "%pm", db->path, &rv);
+    }
+    it->cap = 256;
+    it->buf = apr_palloc(p, it->cap);
+    *out = it;
+    return APR_SUCCESS;
+}
+
+void iss_store__iter_close(iter_t *it)
+{
+    if (it && it->sdbm) {
+        apr_sdbm_close(it->sdbm);
+        it->sdbm = NULL;
+    }
+}
+
+static void iter_keep(iter_t *it, apr_pool_t *p, const char *k, apr_size_t n)
+{
+    if (n + 1 > it->cap) {
+        it->cap = n + 1;
+        it->buf = apr_palloc(p, it->cap);
+    }
+    iss_store__copy_bytes(it->buf, k, n);
+    it->len = n;
+}
+
+/* Next DBM key into *dk (valid until the next call), NULL at the end.
+ * @a p must live as long as the iterator. */
+apr_status_t iss_store__iter_next(iter_t *it, apr_pool_t *p, const char **dk,
+                                  apr_size_t *dklen)
+{
+    apr_status_t rv;
+
+    *dk = NULL;
+    *dklen = 0;
+    if (it->done)
+        return APR_SUCCESS;
+    if (it->sdbm) {
+        apr_sdbm_datum_t kd = { NULL, 0 };
+
+        rv = it->started ? apr_sdbm_nextkey(it->sdbm, &kd)
+                         : apr_sdbm_firstkey(it->sdbm, &kd);
+        it->started = 1;
+        if (APR_STATUS_IS_EOF(rv) || (rv == APR_SUCCESS && !kd.dptr)) {
+            it->done = 1;
+            return APR_SUCCESS;
+        }
+        if (rv != APR_SUCCESS)
+            return iss_store__damaged(it->s, "iterating over %s failed: %pm",
+                                      it->db->path, &rv);
+        iter_keep(it, p, kd.dptr, (apr_size_t)kd.dsize);
+    }
+    else {
+        apr_datum_t old = it->cur;
+
+        rv = it->started ? apr_dbm_nextkey(it->db->dbm, &it->cur)
+                         : apr_dbm_firstkey(it->db->dbm, &it->cur);
+        if (it->started && old.dptr)
+            apr_dbm_freedatum(it->db->dbm, old);
+        if (rv != APR_SUCCESS) {
+            it->cur.dptr = NULL;
+            it->done = 1;
+            return db_fail(it->db, rv, "iterating after", it->buf, it->len, 1);
+        }
+        if (!it->cur.dptr) {
+            it->done = 1;
+            return APR_SUCCESS;
+        }
+        /* Berkeley DB's nextkey returns the same key when its cursor
+         * fails; keys are unique, so a repeat means the walk is stuck. */
+        if (it->started && it->cur.dsize == it->len
+            && memcmp(it->cur.dptr, it->buf, it->len) == 0) {
+            it->done = 1;
+            return iss_store__damaged(it->s, "iterating over %s does not "
+                                      "advance past a key: the DBM is damaged",
+                                      it->db->path);
+        }
+        it->started = 1;
+        iter_keep(it, p, it->cur.dptr, it->cur.dsize);
+    }
+    if (it->len == 0) {
+        it->done = 1;
+        return iss_store__damaged(it->s, "iterating over %s returned an empty "
+                                  "key: the DBM is damaged", it->db->path);
+    }
+    *dk = it->buf;
+    *dklen = it->len;
+    return APR_SUCCESS;
+}

@@ -1,0 +1,594 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+
+/*
+ * iss_store_meta.c - the store directory and its generations: paths of
+ * the store's files, the meta file (reading, atomic rewriting), listing
+ * and sweeping the directory, rebuilding a generation and recovering
+ * from a dead writer (see RECOVERY at the top of iss_store.c), and the
+ * start of an operation or an open: checking the meta file, re-reading
+ * it (refresh), creating a new store.
+ */
+
+#include "iss_store_private.h"
+
+#include <apr_file_info.h>
+#include <apr_general.h>
+#include <apr_strings.h>
+
+#include <string.h>
+#include <strings.h>
+
+#define META_MAGIC     "iss-store-meta"
+#define FORMAT_VERSION 1
+#define META_MAX       4096
+
+/* ---- paths -------------------------------------------------------------- */
+
+const char *iss_store__fpath(iss_store_t *s, apr_pool_t *p, const char *name)
+{
+    return apr_pstrcat(p, s->dir, "/", name, NULL);
+}
+
+const char *iss_store__gen_path(iss_store_t *s, apr_pool_t *p,
+                                apr_uint64_t gen, int mirror)
+{
+    return apr_psprintf(p, "%s/" GEN_PREFIX "%" APR_UINT64_T_FMT "%s",
+                        s->dir, gen, mirror ? MIRROR_SUFFIX : "");
+}
+
+/* ---- the meta file ------------------------------------------------------ */
+
+/* Next line of @a *text (without its newline) or NULL. */
+static char *next_line(char **text)
+{
+    char *line = *text, *nl;
+
+    if (!line || !*line)
+        return NULL;
+    nl = strchr(line, '\n');
+    if (!nl)
+        return NULL;
+    *nl = '\0';
+    *text = nl + 1;
+    return line;
+}
+
+static const char *field(char *line, const char *name)
+{
+    apr_size_t n = strlen(name);
+
+    if (!line || strncmp(line, name, n) != 0 || line[n] != ' ' || !line[n + 1])
+        return NULL;
+    return line + n + 1;
+}
+
+static int valid_token(const char *t, apr_size_t max, const char *chars)
+{
+    apr_size_t n = strlen(t);
+
+    return n > 0 && n <= max && strspn(t, chars) == n;
+}
+
+apr_status_t iss_store__meta_read(iss_store_t *s, apr_pool_t *p, meta_t *m,
+                                  int *missing)
+{
+    const char *path = iss_store__fpath(s, p, META_NAME), *v;
+    char *buf, *text, *line, *last;
+    apr_size_t n = 0;
+    apr_file_t *f;
+    apr_uint32_t crc;
+    apr_int64_t ver;
+    apr_status_t rv;
+
+    *missing = 0;
+    rv = apr_file_open(&f, path, APR_FOPEN_READ | APR_FOPEN_BINARY,
+                       APR_OS_DEFAULT, p);
+    if (APR_STATUS_IS_ENOENT(rv)) {
+        *missing = 1;
+        return APR_SUCCESS;
+    }
+    if (rv != APR_SUCCESS)
+        return iss_store__fail(s, rv, "cannot open %s: %pm", path, &rv);
+    buf = apr_palloc(p, META_MAX + 2);
+    rv = apr_file_read_full(f, buf, META_MAX + 1, &n);
+    apr_file_close(f);
+    if (rv != APR_SUCCESS && !APR_STATUS_IS_EOF(rv))
+        return iss_store__fail(s, rv, "cannot read %s: %pm", path, &rv);
+    if (n > META_MAX)
+        return iss_store__damaged(s, "%s is garbled: too large for a meta "
+                                  "file", path);
+    buf[n] = '\0';
+    if (strlen(buf) != n || n == 0 || buf[n - 1] != '\n')
+        return iss_store__damaged(s, "%s is garbled: not an iss-store meta "
+                                  "file", path);
+
+    text = apr_pstrdup(p, buf);
+    line = next_line(&text);
+    v = field(line, META_MAGIC);
+    if (!v || !valid_token(v, 9, "0123456789"))
+        return iss_store__damaged(s, "%s is garbled: not an iss-store meta "
+                                  "file", path);
+    ver = apr_atoi64(v);
+    if (ver != FORMAT_VERSION)
+        return iss_store__damaged(s, "%s has format version %s, but this "
+                                  "mod_iss reads version %d only", path, v,
+                                  FORMAT_VERSION);
+
+    /* The last line is "crc32 XXXXXXXX" over everything before it. */
+    buf[n - 1] = '\0';
+    last = strrchr(buf, '\n');
+    v = last ? field(last + 1, "crc32") : NULL;
+    if (!v || !valid_token(v, 8, "0123456789abcdef") || strlen(v) != 8)
+        return iss_store__damaged(s, "%s is garbled: no checksum line", path);
+    crc = (apr_uint32_t)iss_store__crc_add(crc32(0L, Z_NULL, 0), buf,
+                                           (apr_size_t)(last + 1 - buf));
+    if (crc != (apr_uint32_t)apr_strtoi64(v, NULL, 16))
+        return iss_store__damaged(s, "%s is garbled: checksum mismatch", path);
+
+    text = apr_pstrndup(p, buf, (apr_size_t)(last + 1 - buf));
+    (void)next_line(&text);
+    m->type = field(next_line(&text), "dbm-type");
+    m->id = field(next_line(&text), "store-id");
+    v = field(next_line(&text), "generation");
+    if (!m->type || !valid_token(m->type, 31, "abcdefghijklmnopqrstuvwxyz0123456789")
+        || !m->id || !valid_token(m->id, 36, "0123456789abcdef-")
+        || !v || !valid_token(v, 19, "0123456789") || *text)
+        return iss_store__damaged(s, "%s is garbled: unexpected contents",
+                                  path);
+    m->gen = (apr_uint64_t)apr_atoi64(v);
+    if (m->gen == 0)
+        return iss_store__damaged(s, "%s is garbled: generation 0", path);
+    return APR_SUCCESS;
+}
+
+static apr_status_t meta_write(iss_store_t *s, apr_pool_t *p, apr_uint64_t gen)
+{
+    const char *tmp = iss_store__fpath(s, p, META_TMP),
+               *dst = iss_store__fpath(s, p, META_NAME);
+    char *text, *all;
+    apr_file_t *f;
+    apr_status_t rv;
+
+    text = apr_psprintf(p, META_MAGIC " %d\ndbm-type %s\nstore-id %s\n"
+                        "generation %" APR_UINT64_T_FMT "\n",
+                        FORMAT_VERSION, s->type, s->id, gen);
+    all = apr_psprintf(p, "%scrc32 %08x\n", text,
+                       (unsigned)iss_store__crc_add(crc32(0L, Z_NULL, 0), text,
+                                                    strlen(text)));
+    rv = apr_file_open(&f, tmp, APR_FOPEN_WRITE | APR_FOPEN_CREATE
+                       | APR_FOPEN_TRUNCATE | APR_FOPEN_BINARY, FILE_PERMS, p);
+    if (rv != APR_SUCCESS)
+        return iss_store__fail(s, rv, "cannot create %s: %pm", tmp, &rv);
+    rv = apr_file_write_full(f, all, strlen(all), NULL);
+    if (rv != APR_SUCCESS) {
+        apr_file_close(f);
+        rv = iss_store__fail(s, rv, "writing %s failed: %pm", tmp, &rv);
+    }
+    else {
+        rv = iss_store__close_synced(s, f, tmp);
+    }
+    if (rv == APR_SUCCESS && (rv = apr_file_rename(tmp, dst, p)) != APR_SUCCESS)
+        rv = iss_store__fail(s, rv, "cannot rename %s to %s: %pm", tmp, dst,
+                             &rv);
+    if (rv != APR_SUCCESS) {
+        apr_file_remove(tmp, p);
+        return rv;
+    }
+    return iss_store__sync_dir(s, p);
+}
+
+/* ---- generations, recovery ---------------------------------------------- */
+
+/* Generation number in a DBM file name, or 0 if @a name is none. */
+static apr_uint64_t gen_of(const char *name)
+{
+    apr_size_t n = strlen(GEN_PREFIX);
+    apr_uint64_t g = 0;
+    const char *d;
+
+    if (strncmp(name, GEN_PREFIX, n) != 0)
+        return 0;
+    for (d = name + n; *d >= '0' && *d <= '9'; d++) {
+        if (g > (APR_UINT64_MAX - 9) / 10)
+            return 0;
+        g = g * 10 + (apr_uint64_t)(*d - '0');
+    }
+    if (d == name + n || (*d != '\0' && *d != '.'))
+        return 0;
+    return g;
+}
+
+/* Names in the store directory that start with "iss-store." or are
+ * Berkeley DB's temporary names for them. */
+static apr_status_t list_dir(iss_store_t *s, apr_pool_t *p,
+                             apr_array_header_t **names)
+{
+    apr_dir_t *d;
+    apr_finfo_t fi;
+    apr_status_t rv = apr_dir_open(&d, s->dir, p);
+
+    if (rv != APR_SUCCESS)
+        return iss_store__fail(s, rv, "cannot read directory %s: %pm", s->dir,
+                               &rv);
+    *names = apr_array_make(p, 8, sizeof(const char *));
+    while ((rv = apr_dir_read(&fi, APR_FINFO_NAME, d)) == APR_SUCCESS
+           || rv == APR_INCOMPLETE) {
+        if (fi.name && (strncmp(fi.name, "iss-store.", 10) == 0
+                        || strncmp(fi.name, BDB_TMP_PREFIX "iss-store.",
+                                   strlen(BDB_TMP_PREFIX) + 10) == 0))
+            APR_ARRAY_PUSH(*names, const char *) = apr_pstrdup(p, fi.name);
+    }
+    apr_dir_close(d);
+    if (!APR_STATUS_IS_ENOENT(rv))
+        return iss_store__fail(s, rv, "cannot read directory %s: %pm", s->dir,
+                               &rv);
+    return APR_SUCCESS;
+}
+
+static int is_scratch_name(const char *name)
+{
+    return strcmp(name, META_TMP) == 0 || strcmp(name, JOURNAL_TMP) == 0
+           || strncmp(name, PROBE_NAME, strlen(PROBE_NAME)) == 0
+           || strncmp(name, BDB_TMP_PREFIX, strlen(BDB_TMP_PREFIX)) == 0;
+}
+
+/* Remove files of generations other than the current one and scratch
+ * files left by dead writers.  Called under the lock with no journal. */
+apr_status_t iss_store__sweep(iss_store_t *s, apr_pool_t *p)
+{
+    apr_array_header_t *names;
+    apr_status_t rv = list_dir(s, p, &names);
+    int i, removed = 0;
+
+    for (i = 0; rv == APR_SUCCESS && i < names->nelts; i++) {
+        const char *name = APR_ARRAY_IDX(names, i, const char *);
+        apr_uint64_t g = gen_of(name);
+
+        if ((g && g != s->gen) || is_scratch_name(name)) {
+            rv = iss_store__remove_file(s, iss_store__fpath(s, p, name), p);
+            removed++;
+        }
+    }
+    if (removed && rv == APR_SUCCESS)
+        iss_store__note(s, LOG_INFO, APR_SUCCESS, "state store in %s: removed "
+                        "%d leftover files of old generations or dead writers",
+                        s->dir, removed);
+    return rv;
+}
+
+/* Remove a DBM on an error path, keeping the error message. */
+static void discard_dbm(iss_store_t *s, apr_pool_t *p, const char *path)
+{
+    char keep[sizeof(s->err)];
+
+    apr_cpystrn(keep, s->err, sizeof(keep));
+    (void)iss_store__remove_dbm(s, p, path);
+    apr_cpystrn(s->err, keep, sizeof(s->err));
+}
+
+/* Build generation N+1 from the primary or the mirror of generation N,
+ * apply @a ops (may be NULL) and make N+1 current. */
+static apr_status_t rebuild(iss_store_t *s, int from_mirror,
+                            const opset_t *ops, apr_pool_t *p,
+                            const char *why)
+{
+    apr_uint64_t ng = s->gen + 1, og = s->gen;
+    const char *src_path = iss_store__gen_path(s, p, og, from_mirror);
+    const char *dst0 = iss_store__gen_path(s, p, ng, 0),
+               *dst1 = iss_store__gen_path(s, p, ng, 1);
+    db_t *src = NULL, *d0 = NULL, *d1 = NULL;
+    apr_size_t copied = 0, dropped = 0;
+    apr_pool_t *ip = NULL;
+    iter_t *it = NULL;
+    const char *dk;
+    apr_size_t dklen;
+    char kb[128];
+    apr_status_t rv;
+
+    if ((rv = iss_store__remove_dbm(s, p, dst0)) != APR_SUCCESS
+        || (rv = iss_store__remove_dbm(s, p, dst1)) != APR_SUCCESS
+        || (rv = iss_store__need_space(s,
+                                       2 * iss_store__dbm_disk_size(s, p,
+                                                                    src_path)
+                                       + (ops ? 4 * iss_store__ops_bytes(ops)
+                                              : 0)
+                                       + 1024 * 1024)) != APR_SUCCESS
+        || (rv = iss_store__db_open(s, src_path, APR_DBM_READONLY, p, &src))
+           != APR_SUCCESS
+        || (rv = iss_store__iter_open(s, src, p, &it)) != APR_SUCCESS
+        || (rv = iss_store__db_open(s, dst0, APR_DBM_RWCREATE, p, &d0))
+           != APR_SUCCESS
+        || (rv = iss_store__db_open(s, dst1, APR_DBM_RWCREATE, p, &d1))
+           != APR_SUCCESS)
+        goto cleanup;
+    if ((rv = apr_pool_create(&ip, p)) != APR_SUCCESS) {
+        rv = iss_store__fail(s, rv, "cannot create a pool: %pm", &rv);
+        goto cleanup;
+    }
+    for (;;) {
+        char *rec;
+        apr_size_t reclen;
+
+        apr_pool_clear(ip);
+        if ((rv = iss_store__iter_next(it, p, &dk, &dklen)) != APR_SUCCESS
+            || !dk)
+            break;
+        if ((rv = iss_store__db_fetch(src, dk, dklen, ip, &rec, &reclen))
+                != APR_SUCCESS)
+            break;
+        if (!rec || !iss_store__rec_ok(dk, dklen, rec, reclen)) {
+            dropped++;
+            iss_store__note(s, LOG_ERR, ISS_STORE_EDAMAGED, "state store "
+                            "recovery: record %s in %s %s; it was dropped",
+                            iss_store__show_dk(kb, sizeof(kb), dk, dklen),
+                            src_path,
+                            rec ? "fails its checksum"
+                                : "cannot be fetched by its key");
+            continue;
+        }
+        if ((rv = iss_store__db_store(d0, dk, dklen, rec, reclen))
+                != APR_SUCCESS
+            || (rv = iss_store__db_store(d1, dk, dklen, rec, reclen))
+               != APR_SUCCESS)
+            break;
+        copied++;
+    }
+    iss_store__iter_close(it);
+    it = NULL;
+    iss_store__db_close(src);
+    iss_store__db_close(d0);
+    iss_store__db_close(d1);
+    src = d0 = d1 = NULL;
+    if (rv != APR_SUCCESS
+        || (rv = iss_store__sync_dbm(s, p, dst0)) != APR_SUCCESS
+        || (rv = iss_store__sync_dbm(s, p, dst1)) != APR_SUCCESS
+        || (rv = iss_store__count_copy(s, dst0, copied, p)) != APR_SUCCESS
+        || (rv = iss_store__count_copy(s, dst1, copied, p)) != APR_SUCCESS)
+        goto cleanup;
+    if (ops && ((rv = iss_store__apply_copy(s, dst0, ops, p, NULL))
+                    != APR_SUCCESS
+                || (rv = iss_store__apply_copy(s, dst1, ops, p, NULL))
+                   != APR_SUCCESS))
+        goto cleanup;
+    if ((rv = meta_write(s, p, ng)) != APR_SUCCESS)
+        goto cleanup;
+
+    /* Committed: generation N+1 is current. */
+    s->gen = ng;
+    if ((rv = iss_store__remove_dbm(s, p, iss_store__gen_path(s, p, og, 0)))
+            != APR_SUCCESS
+        || (rv = iss_store__remove_dbm(s, p, iss_store__gen_path(s, p, og, 1)))
+           != APR_SUCCESS
+        || (rv = iss_store__remove_file(s,
+                                        iss_store__fpath(s, p, JOURNAL_NAME),
+                                        p)) != APR_SUCCESS
+        || (rv = iss_store__remove_file(s,
+                                        iss_store__fpath(s, p, JOURNAL_MIRROR),
+                                        p)) != APR_SUCCESS
+        || (rv = iss_store__sync_dir(s, p)) != APR_SUCCESS)
+        return rv;
+    iss_store__note(s, dropped ? LOG_ERR : LOG_WARNING, APR_SUCCESS,
+                    "state store in %s recovered: %s; rebuilt generation %"
+                    APR_UINT64_T_FMT " from %s (%" APR_SIZE_T_FMT
+                    " records copied, %" APR_SIZE_T_FMT
+                    " damaged records dropped)", s->dir, why, ng, src_path,
+                    copied, dropped);
+    return APR_SUCCESS;
+
+cleanup:
+    iss_store__iter_close(it);
+    iss_store__db_close(src);
+    iss_store__db_close(d0);
+    iss_store__db_close(d1);
+    if (ip)
+        apr_pool_destroy(ip);
+    discard_dbm(s, p, dst0);
+    discard_dbm(s, p, dst1);
+    return rv;
+}
+
+/* Finish or undo the batch of a writer that died.  Under the lock. */
+apr_status_t iss_store__recover(iss_store_t *s, apr_pool_t *p)
+{
+    const char *jp = iss_store__fpath(s, p, JOURNAL_NAME),
+               *mp = iss_store__fpath(s, p, JOURNAL_MIRROR);
+    const char *tp = iss_store__fpath(s, p, JOURNAL_TMP), *path, *why;
+    int has_j = iss_store__file_exists(jp, p),
+        has_m = iss_store__file_exists(mp, p);
+    apr_uint64_t jgen = 0;
+    opset_t *ops;
+    apr_status_t rv;
+
+    if (iss_store__file_exists(tp, p)) {
+        if ((rv = iss_store__remove_file(s, tp, p)) != APR_SUCCESS)
+            return rv;
+        iss_store__note(s, LOG_WARNING, APR_SUCCESS, "state store in %s: "
+                        "removed %s left by a writer that died before "
+                        "committing; its batch was not applied", s->dir, tp);
+    }
+    if (!has_j && !has_m)
+        return APR_SUCCESS;
+    if (has_j && has_m)
+        return iss_store__damaged(s, "both %s and %s exist: the state store "
+                                  "cannot tell which copy is intact", jp, mp);
+    path = has_j ? jp : mp;
+    if ((rv = iss_store__journal_read(s, path, p, &ops, &jgen, &why))
+            != APR_SUCCESS)
+        return rv;
+    if (!why && jgen != s->gen) {
+        /* A rebuild that applied it committed but died before the unlink. */
+        if ((rv = iss_store__remove_file(s, path, p)) != APR_SUCCESS
+            || (rv = iss_store__sweep(s, p)) != APR_SUCCESS)
+            return rv;
+        iss_store__note(s, LOG_WARNING, APR_SUCCESS,
+                        "state store in %s: removed %s of generation %"
+                        APR_UINT64_T_FMT ", already applied to generation %"
+                        APR_UINT64_T_FMT, s->dir, path, jgen, s->gen);
+        return APR_SUCCESS;
+    }
+    if (has_m)
+        rv = rebuild(s, 0, NULL, p, "a writer died while updating the mirror "
+                     "copy, after its batch was complete in the primary");
+    else if (why)
+        rv = rebuild(s, 1, NULL, p, apr_psprintf(p, "a writer died while "
+                     "applying a batch and %s cannot be used (%s), so the "
+                     "batch was dropped", jp, why));
+    else
+        rv = rebuild(s, 1, ops, p, apr_psprintf(p, "a writer died while "
+                     "applying a batch of %d changes; the batch was applied "
+                     "again", ops->list->nelts));
+    if (rv == APR_SUCCESS)
+        rv = iss_store__sweep(s, p);
+    return rv;
+}
+
+/* ---- opening: checking the meta file, creating a store ------------------ */
+
+static const char *type_shown(iss_store_t *s, apr_pool_t *p)
+{
+    if (strcasecmp(s->type_asked, s->type) == 0)
+        return s->type_asked;
+    return apr_psprintf(p, "%s (%s)", s->type_asked, s->type);
+}
+
+apr_status_t iss_store__check_meta(iss_store_t *s, apr_pool_t *p,
+                                   const meta_t *m)
+{
+    if (strcmp(m->type, s->type) != 0)
+        return iss_store__damaged(s, "state in %s was written with DBM type "
+                                  "%s, ISSDBMType says %s", s->dir, m->type,
+                                  type_shown(s, p));
+    return APR_SUCCESS;
+}
+
+/* Re-read the meta file and recover; start of every operation. */
+apr_status_t iss_store__refresh(iss_store_t *s, apr_pool_t *p)
+{
+    meta_t m;
+    int missing;
+    apr_status_t rv = iss_store__meta_read(s, p, &m, &missing);
+
+    if (rv != APR_SUCCESS)
+        return rv;
+    if (missing)
+        return iss_store__damaged(s, "%s has disappeared: the state store was "
+                                  "removed while in use",
+                                  iss_store__fpath(s, p, META_NAME));
+    if ((rv = iss_store__check_meta(s, p, &m)) != APR_SUCCESS)
+        return rv;
+    if (strcmp(m.id, s->id) != 0) {
+        iss_store__note(s, LOG_WARNING, APR_SUCCESS, "state store in %s was "
+                        "re-created (id %s, was %s)", s->dir, m.id, s->id);
+        apr_cpystrn(s->id, m.id, sizeof(s->id));
+    }
+    s->gen = m.gen;
+    return iss_store__recover(s, p);
+}
+
+static apr_status_t new_id(iss_store_t *s)
+{
+    unsigned char r[16];
+    char h[33];
+    apr_status_t rv = apr_generate_random_bytes(r, sizeof(r));
+
+    if (rv != APR_SUCCESS)
+        return iss_store__fail(s, rv, "cannot generate a store id: %pm", &rv);
+    iss_store__hex_of(h, r, sizeof(r));
+    apr_snprintf(s->id, sizeof(s->id), "%.8s-%.4s-%.4s-%.4s-%.12s", h, h + 8,
+                 h + 12, h + 16, h + 20);
+    return APR_SUCCESS;
+}
+
+/* No meta file: refuse if DBM files with records or a journal exist;
+ * remove the empty files of an interrupted creation; create the store. */
+apr_status_t iss_store__create(iss_store_t *s, apr_pool_t *p)
+{
+    apr_array_header_t *names, *gens;
+    apr_status_t rv = list_dir(s, p, &names);
+    int i, m;
+
+    if (rv != APR_SUCCESS)
+        return rv;
+    gens = apr_array_make(p, 2, sizeof(apr_uint64_t));
+    for (i = 0; i < names->nelts; i++) {
+        const char *name = APR_ARRAY_IDX(names, i, const char *);
+        apr_uint64_t g = gen_of(name);
+
+        if (strcmp(name, JOURNAL_NAME) == 0
+            || strcmp(name, JOURNAL_MIRROR) == 0)
+            return iss_store__damaged(s, "%s holds %s but no %s: refusing to "
+                                      "start a new state store over it",
+                                      s->dir, name, META_NAME);
+        if (g)
+            APR_ARRAY_PUSH(gens, apr_uint64_t) = g;
+    }
+    for (i = 0; i < gens->nelts; i++) {
+        for (m = 0; m < 2; m++) {
+            const char *path = iss_store__gen_path(s, p,
+                                                   APR_ARRAY_IDX(gens, i,
+                                                                 apr_uint64_t),
+                                                   m);
+            const char *dk = NULL;
+            apr_size_t dklen;
+            iter_t *it = NULL;
+            db_t *db = NULL;
+
+            if (!iss_store__dbm_exists(s, p, path))
+                continue;
+            rv = iss_store__db_open(s, path, APR_DBM_READONLY, p, &db);
+            if (rv == APR_SUCCESS)
+                rv = iss_store__iter_open(s, db, p, &it);
+            if (rv == APR_SUCCESS)
+                rv = iss_store__iter_next(it, p, &dk, &dklen);
+            iss_store__iter_close(it);
+            iss_store__db_close(db);
+            if (rv != APR_SUCCESS) {
+                const char *why = apr_pstrdup(p, s->err);
+
+                return iss_store__damaged(s, "%s holds DBM file %s but no %s, "
+                                          "and it cannot be read as DBM type "
+                                          "%s (%s): refusing to start a new "
+                                          "state store over it", s->dir, path,
+                                          META_NAME, type_shown(s, p), why);
+            }
+            if (dk)
+                return iss_store__damaged(s, "%s holds DBM file %s with "
+                                          "records but no %s: refusing to "
+                                          "start a new state store over it",
+                                          s->dir, path, META_NAME);
+            iss_store__note(s, LOG_WARNING, APR_SUCCESS, "state store in %s: "
+                            "removing empty %s left by an interrupted "
+                            "creation", s->dir, path);
+            if ((rv = iss_store__remove_dbm(s, p, path)) != APR_SUCCESS)
+                return rv;
+        }
+    }
+    for (i = 0; i < names->nelts; i++) {
+        const char *name = APR_ARRAY_IDX(names, i, const char *);
+
+        if (is_scratch_name(name)
+            && (rv = iss_store__remove_file(s, iss_store__fpath(s, p, name),
+                                            p)) != APR_SUCCESS)
+            return rv;
+    }
+
+    if ((rv = new_id(s)) != APR_SUCCESS)
+        return rv;
+    s->gen = 1;
+    for (m = 0; m < 2; m++) {
+        const char *path = iss_store__gen_path(s, p, s->gen, m);
+        db_t *db;
+
+        if ((rv = iss_store__db_open(s, path, APR_DBM_RWCREATE, p, &db))
+                != APR_SUCCESS)
+            return rv;
+        iss_store__db_close(db);
+        if ((rv = iss_store__sync_dbm(s, p, path)) != APR_SUCCESS)
+            return rv;
+    }
+    if ((rv = meta_write(s, p, s->gen)) != APR_SUCCESS)
+        return rv;
+    iss_store__note(s, LOG_INFO, APR_SUCCESS, "created a new state store in "
+                    "%s (DBM type %s, id %s)", s->dir, s->type, s->id);
+    return APR_SUCCESS;
+}

@@ -1,0 +1,238 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+
+/*
+ * iss_store_private.h - what the files of the state store share: the
+ * names of its files, the record format, the store handle and the other
+ * internal types, and the functions that one file calls in another
+ * (iss_store__*, grouped below by the file defining them).  Included by
+ * libiss/iss_store*.c only.  The design is described at the top of
+ * iss_store.c.
+ */
+#ifndef ISS_STORE_PRIVATE_H
+#define ISS_STORE_PRIVATE_H
+
+#include "iss_store.h"
+
+#include <apr_dbm.h>
+#include <apr_file_io.h>
+#include <apr_hash.h>
+#include <apr_sdbm.h>
+#include <apr_tables.h>
+
+#include <openssl/evp.h>
+#include <zlib.h>
+
+/* Files in the store directory (see FILES at the top of iss_store.c). */
+#define META_NAME      "iss-store.meta"
+#define META_TMP       "iss-store.meta.tmp"
+#define JOURNAL_NAME   "iss-store.journal"
+#define JOURNAL_MIRROR "iss-store.journal.mirror"
+#define JOURNAL_TMP    "iss-store.journal.tmp"
+#define PROBE_NAME     "iss-store.probe"
+#define LOCK_NAME      "iss-store.lock"
+#define BDB_TMP_PREFIX "__db."      /* Berkeley DB's name while creating */
+#define GEN_PREFIX     "iss-store.g"
+#define MIRROR_SUFFIX  ".mirror"
+
+#define FILE_PERMS (APR_FPROT_UREAD | APR_FPROT_UWRITE | APR_FPROT_GREAD)
+
+/* The record format (see DBM RECORDS at the top of iss_store.c). */
+#define SHORT_KEY_MAX 200
+#define SHA_LEN       32
+#define REC_HDR       5                       /* type + CRC32 */
+#define HEAD_LEN      (8 + 4 + SHA_LEN)       /* length, count, SHA-256 */
+#define SEGKEY_LEN    (1 + SHA_LEN + 4)
+#define MAX_BODY      ((apr_uint64_t)4 + ISS_STORE_MAX_KEY + ISS_STORE_MAX_VALUE)
+/* Largest DBM key + record written as one pair.  sdbm's own limit is 1008
+ * bytes, but pairs that large fill a 1 KB page each: sdbm then needs a
+ * hash-trie leaf per key (directory depth ~2*log2(n), a sparse .pag file
+ * of 2^depth KB that iteration must read through) and refuses a store with
+ * ENOSPC when 10 splits cannot separate two keys, which happens after a
+ * few hundred keys.  330 bytes lets three pairs share a page
+ * (3 * (330 + 4) + 2 <= 1024), which makes both problems negligible. */
+#define SDBM_PAIR_MAX 330
+#define BIG_PAIR_MAX  (32 * 1024 + SEGKEY_LEN + REC_HDR)
+
+#define KEY_SHORT   'k'
+#define KEY_HASHED  'h'
+#define KEY_SEGMENT 's'
+#define REC_VALUE   'v'
+#define REC_HEAD    'm'
+#define REC_SEGMENT 's'
+
+/* Levels for iss_store_log_fn (syslog's). */
+#define LOG_ERR     3
+#define LOG_WARNING 4
+#define LOG_INFO    6
+
+struct iss_store_t {
+    apr_pool_t *pool;
+    const char *dir;
+    const char *type_asked;     /* as configured, for messages */
+    const char *type;           /* resolved apr_dbm type name */
+    apr_global_mutex_t *mutex;
+    apr_pool_t *lock_pool;      /* holds the lock file while locked */
+    apr_file_t *lock_file;
+    iss_store_log_fn *log;
+    void *log_baton;
+    apr_size_t pair_max;
+    apr_uint64_t gen;
+    int closed;
+    char id[40];
+    char err[1024];
+};
+
+typedef struct {
+    const char *key;
+    apr_size_t klen;
+    const char *val;
+    apr_size_t vlen;
+    int del;
+} op_t;
+
+/* Staged puts and deletes, the last one per key winning. */
+typedef struct {
+    apr_pool_t *pool;
+    apr_hash_t *index;          /* key bytes -> op_t * */
+    apr_array_header_t *list;   /* op_t *, first-staged order */
+    apr_status_t status;        /* ISS_STORE_ETOOBIG from a staging call */
+    char why[200];
+} opset_t;
+
+typedef struct db_t {
+    iss_store_t *s;
+    apr_pool_t *pool;           /* owns the handle (and gdbm's datums) */
+    apr_dbm_t *dbm;
+    const char *path;
+} db_t;
+
+/* Walks the DBM keys.  sdbm is walked through its own apr_sdbm_t handle:
+ * apr_dbm's sdbm nextkey swallows errors (a bad page would silently end
+ * the walk) and a fetch on the same handle would replace the page being
+ * walked. */
+typedef struct {
+    iss_store_t *s;
+    db_t *db;
+    apr_sdbm_t *sdbm;
+    apr_datum_t cur;
+    char *buf;                  /* copy of the current key */
+    apr_size_t len, cap;
+    int started, done;
+} iter_t;
+
+/* What the meta file says. */
+typedef struct {
+    const char *type;
+    const char *id;
+    apr_uint64_t gen;
+} meta_t;
+
+/* ---- iss_store.c: errors and log messages ------------------------------- */
+
+void iss_store__note(iss_store_t *s, int level, apr_status_t rv,
+                     const char *fmt, ...);
+apr_status_t iss_store__fail(iss_store_t *s, apr_status_t rv, const char *fmt,
+                             ...);
+apr_status_t iss_store__damaged(iss_store_t *s, const char *fmt, ...);
+
+/* ---- iss_store_dbm.c: files, DBM handles, iteration --------------------- */
+
+apr_status_t iss_store__dbm_status(iss_store_t *s, apr_status_t rv);
+int iss_store__file_exists(const char *path, apr_pool_t *p);
+apr_status_t iss_store__remove_file(iss_store_t *s, const char *path,
+                                    apr_pool_t *p);
+int iss_store__dbm_exists(iss_store_t *s, apr_pool_t *p, const char *path);
+apr_status_t iss_store__remove_dbm(iss_store_t *s, apr_pool_t *p,
+                                   const char *path);
+apr_status_t iss_store__sync_dir(iss_store_t *s, apr_pool_t *p);
+apr_status_t iss_store__sync_dbm(iss_store_t *s, apr_pool_t *p,
+                                 const char *path);
+void iss_store__db_close(db_t *db);
+apr_status_t iss_store__db_open(iss_store_t *s, const char *path,
+                                apr_int32_t mode, apr_pool_t *parent,
+                                db_t **out);
+apr_status_t iss_store__db_fetch(db_t *db, const char *dk, apr_size_t dklen,
+                                 apr_pool_t *p, char **rec,
+                                 apr_size_t *reclen);
+apr_status_t iss_store__db_store(db_t *db, const char *dk, apr_size_t dklen,
+                                 const char *rec, apr_size_t reclen);
+apr_status_t iss_store__db_delete(db_t *db, const char *dk, apr_size_t dklen);
+apr_status_t iss_store__iter_open(iss_store_t *s, db_t *db, apr_pool_t *p,
+                                  iter_t **out);
+void iss_store__iter_close(iter_t *it);
+apr_status_t iss_store__iter_next(iter_t *it, apr_pool_t *p, const char **dk,
+                                  apr_size_t *dklen);
+
+/* ---- iss_store_record.c: the record format ------------------------------ */
+
+void iss_store__put32(unsigned char *p, apr_uint32_t v);
+apr_uint32_t iss_store__get32(const unsigned char *p);
+void iss_store__put64(unsigned char *p, apr_uint64_t v);
+apr_uint64_t iss_store__get64(const unsigned char *p);
+void iss_store__copy_bytes(void *dst, const void *src, apr_size_t n);
+const char *iss_store__show_bytes(char *buf, apr_size_t size, const void *data,
+                                  apr_size_t len);
+void iss_store__hex_of(char *out, const unsigned char *p, apr_size_t n);
+const char *iss_store__show_dk(char *buf, apr_size_t size, const char *dk,
+                               apr_size_t dklen);
+apr_status_t iss_store__sha_new(iss_store_t *s, apr_pool_t *p,
+                                EVP_MD_CTX **ctx);
+apr_status_t iss_store__sha_add(iss_store_t *s, EVP_MD_CTX *ctx, const void *d,
+                                apr_size_t n);
+apr_status_t iss_store__sha_end(iss_store_t *s, EVP_MD_CTX *ctx,
+                                unsigned char out[SHA_LEN]);
+apr_status_t iss_store__sha256(iss_store_t *s, const void *d, apr_size_t n,
+                               unsigned char out[SHA_LEN]);
+uLong iss_store__crc_add(uLong c, const void *d, apr_size_t n);
+int iss_store__rec_ok(const char *dk, apr_size_t dklen, const char *rec,
+                      apr_size_t reclen);
+apr_status_t iss_store__seg_id(iss_store_t *s, const char *dk,
+                               apr_size_t dklen, unsigned char id[SHA_LEN]);
+apr_status_t iss_store__read_entry(db_t *db, const void *key, apr_size_t klen,
+                                   apr_pool_t *p, apr_pool_t *scratch,
+                                   void **val, apr_size_t *vlen);
+apr_status_t iss_store__load_iterated(db_t *db, const char *dk,
+                                      apr_size_t dklen, apr_pool_t *p,
+                                      const char **key, apr_size_t *klen,
+                                      char **val, apr_size_t *vlen,
+                                      apr_uint32_t *nseg);
+apr_status_t iss_store__apply_put(db_t *db, const op_t *op, apr_pool_t *p);
+apr_status_t iss_store__apply_delete(db_t *db, const op_t *op, apr_pool_t *p);
+
+/* ---- iss_store_journal.c: batches, journal, commit ---------------------- */
+
+opset_t *iss_store__opset_make(apr_pool_t *p);
+void iss_store__opset_stage(opset_t *set, const void *key, apr_size_t klen,
+                            const void *val, apr_size_t vlen, int del);
+apr_uint64_t iss_store__ops_bytes(const opset_t *ops);
+apr_status_t iss_store__close_synced(iss_store_t *s, apr_file_t *f,
+                                     const char *path);
+apr_status_t iss_store__journal_read(iss_store_t *s, const char *path,
+                                     apr_pool_t *p, opset_t **ops,
+                                     apr_uint64_t *gen, const char **why);
+apr_status_t iss_store__need_space(iss_store_t *s, apr_uint64_t need);
+apr_uint64_t iss_store__dbm_disk_size(iss_store_t *s, apr_pool_t *p,
+                                      const char *path);
+apr_status_t iss_store__apply_copy(iss_store_t *s, const char *path,
+                                   const opset_t *ops, apr_pool_t *p,
+                                   int *touched);
+apr_status_t iss_store__count_copy(iss_store_t *s, const char *path,
+                                   apr_size_t expect, apr_pool_t *p);
+apr_status_t iss_store__commit(iss_store_t *s, const opset_t *ops,
+                               apr_pool_t *p);
+
+/* ---- iss_store_meta.c: meta file, generations, recovery ----------------- */
+
+const char *iss_store__fpath(iss_store_t *s, apr_pool_t *p, const char *name);
+const char *iss_store__gen_path(iss_store_t *s, apr_pool_t *p,
+                                apr_uint64_t gen, int mirror);
+apr_status_t iss_store__meta_read(iss_store_t *s, apr_pool_t *p, meta_t *m,
+                                  int *missing);
+apr_status_t iss_store__sweep(iss_store_t *s, apr_pool_t *p);
+apr_status_t iss_store__recover(iss_store_t *s, apr_pool_t *p);
+apr_status_t iss_store__check_meta(iss_store_t *s, apr_pool_t *p,
+                                   const meta_t *m);
+apr_status_t iss_store__refresh(iss_store_t *s, apr_pool_t *p);
+apr_status_t iss_store__create(iss_store_t *s, apr_pool_t *p);
+
+#endif /* ISS_STORE_PRIVATE_H */
