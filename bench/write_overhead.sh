@@ -5,7 +5,7 @@
 #   bench/write_overhead.sh [BUILD_DIR] [N]     (default: build, 300)
 # Prints requests per second for PUT (new small files), PUT (overwrite)
 # and DELETE on `Dav On` and `Dav iss` and the ratio iss/plain, for each
-# DBM type.  Run as root (httpd's children run as www-data) or as a user.
+# DBM type, and for sdbm with ISSStateSync Off ("nosync").  Run as root (httpd's children run as www-data) or as a user.
 # ISS_BENCH_PRELOAD=/usr/lib/x86_64-linux-gnu/libeatmydata.so (Debian
 # package eatmydata) turns fsync into a no-op, to see what it costs.
 set -euo pipefail
@@ -19,7 +19,7 @@ port=$(perl -MIO::Socket::INET -e 'print IO::Socket::INET->new(Listen=>1,LocalAd
 user_line=""
 if [ "$(id -u)" = 0 ]; then user_line="User www-data
 Group www-data"; fi
-mkdir -p "$work"/{logs,plain,sdbm,gdbm,db,state-sdbm,state-gdbm,state-db}
+mkdir -p "$work"/{logs,plain,sdbm,gdbm,db,nosync,state-sdbm,state-gdbm,state-db,state-nosync}
 cat > "$work/httpd.conf" <<CONF
 ServerRoot "$work"
 Listen 127.0.0.1:$port
@@ -46,6 +46,7 @@ CONF
 for t in sdbm gdbm db; do
   printf '<Location /%s/>\n    Dav iss\n    ISSStateDir "%s/state-%s"\n    ISSDBMType %s\n</Location>\n' "$t" "$work" "$t" "$t" >> "$work/httpd.conf"
 done
+printf '<Location /nosync/>\n    Dav iss\n    ISSStateDir "%s/state-nosync"\n    ISSStateSync Off\n</Location>\n' "$work" >> "$work/httpd.conf"
 [ "$(id -u)" = 0 ] && chown -R www-data: "$work"
 ${ISS_BENCH_PRELOAD:+env LD_PRELOAD=$ISS_BENCH_PRELOAD} /usr/sbin/apache2 -f "$work/httpd.conf" -k start
 trap '/usr/sbin/apache2 -f "$work/httpd.conf" -k stop; sleep 1; rm -rf "$work"' EXIT
@@ -66,7 +67,7 @@ sub run {
     return $n / (time - $t0);
 }
 printf "%-8s %-14s %10s %10s %8s\n", 'dbm', 'operation', 'plain/s', 'iss/s', 'iss/plain';
-for my $t (qw(sdbm gdbm db)) {
+for my $t (qw(sdbm gdbm db nosync)) {
     for my $op (['PUT new', 'PUT', 'x' x 1000], ['PUT overwrite', 'PUT', 'y' x 1000], ['DELETE', 'DELETE', undef]) {
         my $p = run('plain', $op->[1], $op->[2]);
         my $i = run($t, $op->[1], $op->[2]);

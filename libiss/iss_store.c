@@ -396,6 +396,11 @@ const char *iss_store_dbm_type(iss_store_t *store)
     return store->type;
 }
 
+void iss_store_set_sync(iss_store_t *store, int on)
+{
+    store->nosync = !on;
+}
+
 apr_status_t iss_store_close(iss_store_t *store)
 {
     if (!store)

@@ -99,6 +99,12 @@ const char *iss_store_id(iss_store_t *store);
 /** The apr_dbm type the store is kept in ("sdbm", "gdbm", "db"). */
 const char *iss_store_dbm_type(iss_store_t *store);
 
+/** Whether commits fsync (the default) or not.  Without fsync every
+ *  guarantee against the death of processes (kill -9 included) holds,
+ *  because the kernel keeps what they wrote; after a power loss or kernel
+ *  crash the store may be damaged or lose its last commits. */
+void iss_store_set_sync(iss_store_t *store, int on);
+
 /** Fetch @a key.  APR_NOTFOUND if absent.  The value (NUL-terminated
  *  for convenience; *vlen excludes the NUL) is allocated in @a pool. */
 apr_status_t iss_store_get(iss_store_t *store, const void *key,

@@ -138,7 +138,7 @@ apr_status_t iss_store__close_synced(iss_store_t *s, apr_file_t *f,
 {
     apr_status_t rv = apr_file_flush(f);
 
-    if (rv == APR_SUCCESS)
+    if (rv == APR_SUCCESS && !s->nosync)
         rv = apr_file_sync(f);
     if (rv != APR_SUCCESS) {
         apr_file_close(f);

@@ -71,6 +71,7 @@ struct iss_store_t {
     const char *type_asked;     /* as configured, for messages */
     const char *type;           /* resolved apr_dbm type name */
     apr_global_mutex_t *mutex;
+    int nosync;                 /* iss_store_set_sync(store, 0) */
     apr_pool_t *lock_pool;      /* holds the lock file while locked */
     apr_file_t *lock_file;
     iss_store_log_fn *log;

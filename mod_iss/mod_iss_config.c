@@ -18,7 +18,10 @@
 
 void *iss_config_create_dir(apr_pool_t *p, char *dir)
 {
-    return apr_pcalloc(p, sizeof(iss_dir_conf_t));
+    iss_dir_conf_t *conf = apr_pcalloc(p, sizeof(*conf));
+
+    conf->state_sync = -1;
+    return conf;
 }
 
 #define MERGE(f) (add->f ? add->f : base->f)
@@ -31,6 +34,8 @@ void *iss_config_merge_dir(apr_pool_t *p, void *basev, void *addv)
     conf->state_dir = MERGE(state_dir);
     conf->section = add->state_dir ? add->section : base->section;
     conf->dbm_type = MERGE(dbm_type);
+    conf->state_sync = add->state_sync != -1 ? add->state_sync
+                                             : base->state_sync;
     return conf;
 }
 
@@ -47,6 +52,11 @@ iss_dir_conf_t *iss_config_dir(request_rec *r)
 iss_server_conf_t *iss_config_server(server_rec *s)
 {
     return ap_get_module_config(s->module_config, &iss_module);
+}
+
+int iss_config_state_sync(const iss_dir_conf_t *dconf)
+{
+    return dconf->state_sync != 0;
 }
 
 const char *iss_config_dbm_type(const iss_dir_conf_t *dconf)
@@ -90,6 +100,12 @@ static const char *set_dbm_type(cmd_parms *cmd, void *dconf, const char *arg)
     return NULL;
 }
 
+static const char *set_state_sync(cmd_parms *cmd, void *dconf, int on)
+{
+    ((iss_dir_conf_t *)dconf)->state_sync = on;
+    return NULL;
+}
+
 const command_rec iss_config_cmds[] = {
     AP_INIT_TAKE1("ISSStateDir", set_state_dir, NULL, ACCESS_CONF,
                   "Directory holding the mod_iss state of this location "
@@ -97,6 +113,9 @@ const command_rec iss_config_cmds[] = {
     AP_INIT_TAKE1("ISSDBMType", set_dbm_type, NULL, ACCESS_CONF | RSRC_CONF,
                   "apr_dbm type of the state store: sdbm (default), gdbm "
                   "or db"),
+    AP_INIT_FLAG("ISSStateSync", set_state_sync, NULL, ACCESS_CONF | RSRC_CONF,
+                 "On (default): state commits survive power loss (fsync); "
+                 "Off: they survive the death of httpd only, and are faster"),
     { NULL }
 };
 

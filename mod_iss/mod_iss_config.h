@@ -3,7 +3,7 @@
 /**
  * mod_iss_config — directives and their merging.
  *
- * Per directory: ISSStateDir, ISSDBMType.  Per server: the global mutex
+ * Per directory: ISSStateDir, ISSDBMType, ISSStateSync.  Per server: the global mutex
  * shared by all state stores of the server process tree.
  */
 #ifndef MOD_ISS_CONFIG_H
@@ -18,6 +18,7 @@ typedef struct iss_dir_conf_t {
     const char *state_dir;   /* absolute path, NULL = not set here */
     const char *dbm_type;    /* apr_dbm type name, NULL = not set here */
     const char *section;     /* the <Location>/<Directory> that set state_dir */
+    int state_sync;          /* ISSStateSync: 1 on, 0 off, -1 not set here */
 } iss_dir_conf_t;
 
 typedef struct iss_server_conf_t {
@@ -32,6 +33,9 @@ void *iss_config_create_server(apr_pool_t *p, server_rec *s);
 
 iss_dir_conf_t *iss_config_dir(request_rec *r);
 iss_server_conf_t *iss_config_server(server_rec *s);
+
+/** Whether state commits fsync (ISSStateSync, default on). */
+int iss_config_state_sync(const iss_dir_conf_t *dconf);
 
 /** The DBM type in force (ISSDBMType or the default). */
 const char *iss_config_dbm_type(const iss_dir_conf_t *dconf);

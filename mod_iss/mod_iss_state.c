@@ -118,6 +118,7 @@ dav_error *iss_state_store(request_rec *r, iss_store_t **store)
                              "The synchronisation state of this location "
                              "cannot be opened.");
     }
+    iss_store_set_sync(req->store, iss_config_state_sync(dconf));
     *store = req->store;
     return NULL;
 }

@@ -1456,6 +1456,9 @@ static void kv_fill(long i, char *buf)
 
 /* The writer child: commits batches i = last + 1, ... forever and reports
  * each committed i on the pipe. */
+/* Whether the killed writer fsyncs (iss_store_set_sync). */
+static int writer_sync = 1;
+
 static void kill_writer(const char *dir, const char *type, apr_file_t *wr)
 {
     apr_pool_t *p, *ip;
@@ -1470,6 +1473,7 @@ static void kill_writer(const char *dir, const char *type, apr_file_t *wr)
     s = open_store(dir, type, NULL, NULL, p, NULL);
     if (!s || apr_pool_create(&ip, p) != APR_SUCCESS)
         _exit(3);
+    iss_store_set_sync(s, writer_sync);
     if (iss_store_get(s, "last", 4, &v, &vl, ip) == APR_SUCCESS)
         i = atol(v) + 1;
     for (;; i++) {
@@ -1693,6 +1697,16 @@ int main(void)
         t_multiproc(type, p);
         t_kill9(type, p, &seed);
         apr_pool_destroy(p);
+    }
+    /* Without fsync, process death must still leave all-or-nothing. */
+    diag("kill -9 again, with a writer that does not fsync");
+    writer_sync = 0;
+    for (i = 0; i < NTYPES; i++) {
+        const char *f1, *f2;
+
+        if (apr_dbm_get_usednames_ex(pool, TYPES[i], "x", &f1, &f2)
+            == APR_SUCCESS)
+            t_kill9(TYPES[i], pool, &seed);
     }
     apr_pool_destroy(pool);
     apr_terminate();
