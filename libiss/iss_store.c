@@ -647,15 +647,11 @@ apr_status_t iss_store_iterate(iss_store_t *store, const void *prefix,
     if (!store || !fn || !pool || (!prefix && plen))
         return APR_EINVAL;
     if ((rv = op_begin(store, pool, &p)) != APR_SUCCESS
-        || (rv = iss_store__db_open(store, iss_store__gen_path(store, p,
-                                                               store->gen, 0),
-                                    APR_DBM_READONLY, p, &db)) != APR_SUCCESS
-        || (rv = iss_store__iter_open(store, db, p, &it)) != APR_SUCCESS)
+        || (rv = iss_store__walk_open(store,
+                                      iss_store__gen_path(store, p,
+                                                          store->gen, 0),
+                                      p, &db, &it, &ip)) != APR_SUCCESS)
         goto cleanup;
-    if ((rv = apr_pool_create(&ip, p)) != APR_SUCCESS) {
-        rv = iss_store__fail(store, rv, "cannot create a pool: %pm", &rv);
-        goto cleanup;
-    }
     for (;;) {
         const char *dk, *key;
         apr_size_t dklen, klen, vlen;
@@ -705,15 +701,11 @@ apr_status_t iss_store_verify(iss_store_t *store, apr_pool_t *pool)
     if (!store || !pool)
         return APR_EINVAL;
     if ((rv = op_begin(store, pool, &p)) != APR_SUCCESS
-        || (rv = iss_store__db_open(store, iss_store__gen_path(store, p,
-                                                               store->gen, 0),
-                                    APR_DBM_READONLY, p, &db)) != APR_SUCCESS
-        || (rv = iss_store__iter_open(store, db, p, &it)) != APR_SUCCESS)
+        || (rv = iss_store__walk_open(store,
+                                      iss_store__gen_path(store, p,
+                                                          store->gen, 0),
+                                      p, &db, &it, &ip)) != APR_SUCCESS)
         goto cleanup;
-    if ((rv = apr_pool_create(&ip, p)) != APR_SUCCESS) {
-        rv = iss_store__fail(store, rv, "cannot create a pool: %pm", &rv);
-        goto cleanup;
-    }
     heads = apr_hash_make(p);
     segs = apr_array_make(p, 16, sizeof(char *));
 

@@ -371,3 +371,21 @@ apr_status_t iss_store__iter_next(iter_t *it, apr_pool_t *p, const char **dk,
     *dklen = it->len;
     return APR_SUCCESS;
 }
+
+/* Open the DBM at @a path read-only, with an iterator over its keys and a
+ * sub-pool for per-key work; the caller closes *it and *db (either may be
+ * set when this fails). */
+apr_status_t iss_store__walk_open(iss_store_t *s, const char *path,
+                                  apr_pool_t *p, db_t **db, iter_t **it,
+                                  apr_pool_t **ip)
+{
+    apr_status_t rv;
+
+    if ((rv = iss_store__db_open(s, path, APR_DBM_READONLY, p, db))
+            != APR_SUCCESS
+        || (rv = iss_store__iter_open(s, *db, p, it)) != APR_SUCCESS)
+        return rv;
+    if ((rv = apr_pool_create(ip, p)) != APR_SUCCESS)
+        return iss_store__fail(s, rv, "cannot create a pool: %pm", &rv);
+    return APR_SUCCESS;
+}

@@ -424,14 +424,9 @@ apr_status_t iss_store__count_copy(iss_store_t *s, const char *path,
     apr_size_t dklen;
     apr_status_t rv;
 
-    if ((rv = iss_store__db_open(s, path, APR_DBM_READONLY, p, &db))
-            != APR_SUCCESS
-        || (rv = iss_store__iter_open(s, db, p, &it)) != APR_SUCCESS)
+    if ((rv = iss_store__walk_open(s, path, p, &db, &it, &ip))
+        != APR_SUCCESS)
         goto cleanup;
-    if ((rv = apr_pool_create(&ip, p)) != APR_SUCCESS) {
-        rv = iss_store__fail(s, rv, "cannot create a pool: %pm", &rv);
-        goto cleanup;
-    }
     for (;;) {
         char *rec;
         apr_size_t reclen;

@@ -161,6 +161,9 @@ apr_status_t iss_store__db_delete(db_t *db, const char *dk, apr_size_t dklen);
 apr_status_t iss_store__iter_open(iss_store_t *s, db_t *db, apr_pool_t *p,
                                   iter_t **out);
 void iss_store__iter_close(iter_t *it);
+apr_status_t iss_store__walk_open(iss_store_t *s, const char *path,
+                                  apr_pool_t *p, db_t **db, iter_t **it,
+                                  apr_pool_t **ip);
 apr_status_t iss_store__iter_next(iter_t *it, apr_pool_t *p, const char **dk,
                                   apr_size_t *dklen);
 
