@@ -54,8 +54,8 @@ static dav_error *walk_member(dav_walk_resource *wres, int calltype)
     const char *path = res->uri;
     apr_size_t len;
 
-    if (ctx->from) {
-        path = apr_pstrcat(p, ctx->to, res->uri + strlen(ctx->from), NULL);
+    if (ctx->from && strncmp(path, ctx->from, strlen(ctx->from)) == 0) {
+        path = apr_pstrcat(p, ctx->to, path + strlen(ctx->from), NULL);
     }
     /* mod_dav_fs's walker ends collection URIs with a slash; record
      * every path in one form, the one get_resource gives. */
@@ -224,8 +224,9 @@ static dav_error *begin(request_rec *r, side_t *sides, int nsides,
         log_side(r, "before", &cap->side[i], 0);
     }
     ap_add_output_filter(CAPTURE_FILTER, cap, r, r->connection);
-    apr_pool_cleanup_register(r->pool, cap, capture_cleanup,
-                              apr_pool_cleanup_null);
+    /* A pre-cleanup: it must run before the sub-request pools (which hold
+     * the destination side's store handle) are destroyed. */
+    apr_pool_pre_cleanup_register(r->pool, cap, capture_cleanup);
     req->capture = cap;
     if (capp) {
         *capp = cap;
