@@ -4,7 +4,7 @@
 set -euo pipefail
 PKGS=(build-essential autoconf automake libtool pkg-config
       apache2 apache2-dev libapr1-dev libaprutil1-dev libssl-dev zlib1g-dev
-      libapache2-mod-perl2 litmus curl perl xdelta3 procps acl)
+      libapache2-mod-perl2 libwww-perl litmus curl perl xdelta3 procps acl)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
