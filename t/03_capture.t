@@ -7,7 +7,7 @@ use warnings FATAL => 'all';
 use Apache::Test;
 use ISSTest;
 
-plan tests => 45;
+plan tests => 50;
 
 # Run one request; return (response, captures logged while it ran).
 sub observe {
@@ -152,3 +152,13 @@ ok(members($c[0]), 'removed file /other/from-plain.txt', 'MOVE out of iss: the r
 # Writes through the plain location are not mod_iss's to see.
 (undef, @c) = observe(PUT => '/plain/cap-plain.txt', body => 'p');
 ok(scalar(@c), 0, 'Dav On location: nothing captured');
+
+# `Dav iss` set on a <Directory> section works the same way.
+my $dav = join ',', dav(OPTIONS => '/dirsec/')->header('DAV');
+ok($dav =~ m{mod-iss\.org/ns/iss/1} ? 1 : 0, 1, "<Directory> section: ISS token in DAV: $dav");
+($res, @c) = observe(MKCOL => '/dirsec/sub/');
+ok($res->code, 201);
+ok(summary(@c), 'before MKCOL st=0 n=1 | after MKCOL st=201 n=1', '<Directory> section: MKCOL captured');
+($res, @c) = observe(PUT => '/dirsec/sub/f.txt', body => 'd');
+ok($res->code, 201);
+ok(members($c[0]), 'created file /dirsec/sub/f.txt', '<Directory> section: PUT captured with its URI path');

@@ -6,7 +6,7 @@ use Apache::Test;
 use ISSTest;
 use File::Temp qw(tempdir);
 
-plan tests => 16;
+plan tests => 18;
 
 # Start an httpd of its own with this <Location /s/> body: (code, log).
 sub start_with {
@@ -40,6 +40,16 @@ chmod 0755, $ro;
 ($code, $log) = start_with("Dav iss");
 ok($code != 0 ? 1 : 0, 1, 'Dav iss without ISSStateDir: httpd does not start');
 ok($log =~ m{ISS01001: Dav iss in <Location /s/> .* has no ISSStateDir} ? 1 : 0, 1) or print "# $log\n";
+
+{
+    my $d = tempdir(CLEANUP => 1);
+    my $h = own_httpd_start(config => "<Directory $d>\nDav iss\n</Directory>");
+    my $started = !defined $h->{code};
+    own_httpd_stop($h);
+    ok($started ? 0 : 1, 1, '<Directory> with Dav iss but no ISSStateDir: httpd does not start');
+    ok($h->{log}->() =~ m{ISS01001: Dav iss in <Directory \Q$d\E> .* has no ISSStateDir} ? 1 : 0, 1)
+        or print "# ", $h->{log}->(), "\n";
+}
 
 ($code, $log) = start_with("Dav iss\nISSStateDir $ro\nISSDBMType nosuchdbm");
 ok($code != 0 ? 1 : 0, 1, 'unknown ISSDBMType: httpd does not start');
