@@ -28,9 +28,6 @@ APLOG_USE_MODULE(iss);
 /** The name of our mod_dav provider: `Dav iss`. */
 #define ISS_PROVIDER_NAME "iss"
 
-/** Our XML namespace for properties and error elements. */
-#define ISS_XML_NS "https://mod-iss.org/ns"
-
 /** Log message tags: ISSnnnnn, numbered from docs/next-number. */
 #define ISSLOGNO(n) "ISS" #n ": "
 

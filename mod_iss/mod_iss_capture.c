@@ -1,6 +1,7 @@
 /* Licensed under the Apache License, Version 2.0 (see LICENSE). */
 
 #include "mod_iss_capture.h"
+#include "iss_change.h"
 #include "mod_iss_provider.h"
 #include "mod_iss_state.h"
 
@@ -20,12 +21,12 @@ typedef struct side_t {
     const char *intent_key;
 } side_t;
 
-struct iss_capture_t {
+typedef struct capture_t {
     request_rec *r;
     side_t side[2];
     int nsides;
     int done;
-};
+} capture_t;
 
 /* ---- listing what a method touches -------------------------------------- */
 
@@ -92,7 +93,7 @@ static dav_error *list_tree(request_rec *r, const dav_resource *res,
 
 /* ---- recording ------------------------------------------------------------ */
 
-static dav_error *record_intent(iss_capture_t *cap, side_t *side,
+static dav_error *record_intent(capture_t *cap, side_t *side,
                                 const char *method)
 {
     request_rec *r = cap->r;
@@ -151,7 +152,8 @@ static void log_side(request_rec *r, const char *when, const side_t *side,
     }
 }
 
-void iss_capture_end(iss_capture_t *cap, int status)
+/* Settle @a cap with the method's final HTTP status (idempotent). */
+static void capture_end(capture_t *cap, int status)
 {
     int i;
 
@@ -182,26 +184,24 @@ void iss_capture_end(iss_capture_t *cap, int status)
 
 static apr_status_t capture_filter(ap_filter_t *f, apr_bucket_brigade *bb)
 {
-    iss_capture_end(f->ctx, f->r->status);
+    capture_end(f->ctx, f->r->status);
     ap_remove_output_filter(f);
     return ap_pass_brigade(f->next, bb);
 }
 
 static apr_status_t capture_cleanup(void *data)
 {
-    iss_capture_t *cap = data;
+    capture_t *cap = data;
 
     /* No response went out (aborted connection, handler crash path):
      * settle with what the request knows. */
-    iss_capture_end(cap, cap->r->status);
+    capture_end(cap, cap->r->status);
     return APR_SUCCESS;
 }
 
-static dav_error *begin(request_rec *r, side_t *sides, int nsides,
-                        iss_capture_t **capp)
+static dav_error *begin(request_rec *r, side_t *sides, int nsides)
 {
-    iss_request_t *req = iss_provider_request(r);
-    iss_capture_t *cap;
+    capture_t *cap;
     dav_error *err;
     int i;
 
@@ -218,7 +218,7 @@ static dav_error *begin(request_rec *r, side_t *sides, int nsides,
     }
     for (i = 0; i < cap->nsides; i++) {
         if ((err = record_intent(cap, &cap->side[i], r->method)) != NULL) {
-            iss_capture_end(cap, err->status);   /* undo earlier sides */
+            capture_end(cap, err->status);   /* undo earlier sides */
             return err;
         }
         log_side(r, "before", &cap->side[i], 0);
@@ -227,19 +227,7 @@ static dav_error *begin(request_rec *r, side_t *sides, int nsides,
     /* A pre-cleanup: it must run before the sub-request pools (which hold
      * the destination side's store handle) are destroyed. */
     apr_pool_pre_cleanup_register(r->pool, cap, capture_cleanup);
-    req->capture = cap;
-    if (capp) {
-        *capp = cap;
-    }
     return NULL;
-}
-
-dav_error *iss_capture_begin(request_rec *r, apr_array_header_t *changes,
-                             iss_capture_t **cap)
-{
-    side_t side = { r, NULL, changes, NULL };
-
-    return begin(r, &side, 1, cap);
 }
 
 /* ---- mod_dav's method_precondition: the "before" of every DAV write ---- */
@@ -277,9 +265,6 @@ static int precondition(request_rec *r, dav_resource *src,
     }
     if (!src_on && !dst_on) {
         return DECLINED;
-    }
-    if (req->capture) {
-        return DECLINED;       /* already captured (mod_iss's own method) */
     }
 
     if (src_on) {
@@ -331,7 +316,7 @@ static int precondition(request_rec *r, dav_resource *src,
     if (nsides == 0) {
         return DECLINED;
     }
-    *err = begin(r, sides, nsides, NULL);
+    *err = begin(r, sides, nsides);
     return *err ? OK : DECLINED;
 }
 

@@ -5,16 +5,16 @@
  *
  * Before: mod_dav's method_precondition hook, for PUT, DELETE, MKCOL,
  * PROPPATCH, LOCK on an unmapped URL, and the second (destination)
- * call of COPY and MOVE; mod_iss's own methods (PATCH, later) call
- * iss_capture_begin() themselves.  It lists every member the method may
- * touch (walking a collection that is deleted, copied, moved or
- * overwritten), and records that intent in the store of every `Dav iss`
+ * call of COPY and MOVE (mod_iss's own methods, PATCH and later, will
+ * enter the same step from their handler).  It lists every member the
+ * method may touch (walking a collection that is deleted, copied, moved
+ * or overwritten), and records that intent in the store of every `Dav iss`
  * location involved (source and destination may differ) before mod_dav
  * acts.  If the intent cannot be recorded, the write is refused.
  *
  * After: when the response starts (a protocol-level output filter that
  * also survives error responses), or at the latest when the request
- * ends, iss_capture_end() learns the final status and settles the
+ * ends, the capture learns the final status and settles the
  * intent.  A crash between the two leaves the intent in the store, where
  * it marks the members as "possibly changed".
  */
@@ -22,19 +22,7 @@
 #define MOD_ISS_CAPTURE_H
 
 #include "mod_iss.h"
-#include "iss_change.h"
-
-typedef struct iss_capture_t iss_capture_t;
 
 void iss_capture_register_hooks(apr_pool_t *p);
-
-/** Start capturing a change made by @a r.  @a changes is an array of
- *  iss_change_t for the location of @a r.  On failure the write must be
- *  refused with the returned error. */
-dav_error *iss_capture_begin(request_rec *r, apr_array_header_t *changes,
-                             iss_capture_t **cap);
-
-/** Settle @a cap with the method's final HTTP status (idempotent). */
-void iss_capture_end(iss_capture_t *cap, int status);
 
 #endif /* MOD_ISS_CAPTURE_H */

@@ -32,13 +32,7 @@ static dav_error *get_resource(request_rec *r, const char *root_dir,
     dav_error *err = fs_get_resource(r, root_dir, label, use_checked_in,
                                      result);
 
-    if (err == NULL && r->main == NULL) {
-        iss_request_t *req = iss_provider_request(r);
-
-        req->root_dir = root_dir;
-        req->resource = *result;
-    }
-    else if (err == NULL) {
+    if (err == NULL && r->main != NULL) {
         /* mod_dav resolves a COPY/MOVE Destination in a sub-request;
          * the capture point, which runs on the main request, needs it. */
         iss_request_t *req = iss_provider_request(r->main);

@@ -6,8 +6,11 @@
  * A copy of mod_dav_fs's "filesystem" provider in which only
  * get_resource is replaced.  Resources stay exactly as mod_dav_fs makes
  * them (its hook table, its private info), so files, .DAV property
- * databases and the DavLockDB are shared with `Dav On`; mod_iss keeps its
- * own per-request state in r->request_config (iss_provider_request()).
+ * databases and the DavLockDB are shared with `Dav On`.  The replacement
+ * only notes the resource mod_dav resolves for a COPY/MOVE Destination
+ * (in a sub-request) on the main request's state, where the capture
+ * point finds it; mod_iss keeps such per-request state in
+ * r->request_config (iss_provider_request()).
  */
 #ifndef MOD_ISS_PROVIDER_H
 #define MOD_ISS_PROVIDER_H
@@ -15,13 +18,10 @@
 #include "mod_iss.h"
 #include "iss_store.h"
 
-/** Per-request state, created when mod_dav asks us for a resource. */
+/** Per-request state (r->request_config). */
 typedef struct iss_request_t {
-    const char *root_dir;        /* the `Dav iss` section's path */
-    const dav_resource *resource;
     request_rec *dest_r;             /* COPY/MOVE: the Destination lookup */
     const dav_resource *dest_resource;
-    struct iss_capture_t *capture;   /* mod_iss_capture, if writing */
     iss_store_t *store;              /* mod_iss_state, once opened */
 } iss_request_t;
 
