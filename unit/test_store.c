@@ -252,6 +252,22 @@ static iss_store_t *open_store(const char *dir, const char *type,
     return s;
 }
 
+/* A new store of @a type in a new temp dir @a t, logging into @a log; on
+ * failure a failed test is reported, @a t removed and NULL returned. */
+static iss_store_t *fresh_store(tmp_t *t, const char *type, logrec_t *log,
+                                apr_pool_t *pool)
+{
+    iss_store_t *s = NULL;
+
+    log_init(log);
+    if (!tmp_make(t, pool)
+        || !(s = open_store(t->dir, type, NULL, log, pool, NULL))) {
+        ok(0, "[%s] open", type);
+        tmp_done(t, pool);
+    }
+    return s;
+}
+
 static apr_status_t put_s(iss_store_t *s, const char *k, const char *v)
 {
     return iss_store_put(s, k, strlen(k), v, strlen(v));
@@ -457,13 +473,8 @@ static void t_sizes(const char *type, apr_pool_t *pool)
     char *k1000, *k4000, *v1k, *v1m, *k200, *k201;
     apr_size_t i;
 
-    log_init(&log);
-    if (!tmp_make(&t, pool) || !(s = open_store(t.dir, type, NULL, &log, pool,
-                                                NULL))) {
-        ok(0, "[%s] open", type);
-        tmp_done(&t, pool);
+    if (!(s = fresh_store(&t, type, &log, pool)))
         return;
-    }
     k1000 = apr_palloc(pool, 1000);
     k4000 = apr_palloc(pool, 4000);
     k200 = apr_palloc(pool, 200);
@@ -556,13 +567,8 @@ static void t_iterate(const char *type, apr_pool_t *pool)
     char *lk, *bigv, name[32];
     int i, good;
 
-    log_init(&log);
-    if (!tmp_make(&t, pool) || !(s = open_store(t.dir, type, NULL, &log, pool,
-                                                NULL))) {
-        ok(0, "[%s] open", type);
-        tmp_done(&t, pool);
+    if (!(s = fresh_store(&t, type, &log, pool)))
         return;
-    }
     lk = apr_palloc(pool, 1500);
     memset(lk, 'L', 1500);
     memcpy(lk, "dir/", 4);
@@ -664,13 +670,8 @@ static void t_batch(const char *type, apr_pool_t *pool)
     char *v50k;
     char big[ISS_STORE_MAX_KEY + 1];
 
-    log_init(&log);
-    if (!tmp_make(&t, pool) || !(s = open_store(t.dir, type, NULL, &log, pool,
-                                                NULL))) {
-        ok(0, "[%s] open", type);
-        tmp_done(&t, pool);
+    if (!(s = fresh_store(&t, type, &log, pool)))
         return;
-    }
     v50k = apr_palloc(pool, 50000);
     fill_random(&st, v50k, 50000);
     ok(put_s(s, "x", "old") == APR_SUCCESS && put_s(s, "y", "y") == APR_SUCCESS,
