@@ -30,11 +30,18 @@ typedef struct capture_t {
 
 /* ---- listing what a method touches -------------------------------------- */
 
-typedef struct walk_ctx {
+/* Where one walk puts what it finds: each member as @a kind, its path
+ * moved from the walked root to @a to when that is set (COPY/MOVE). */
+typedef struct walk_out {
     apr_array_header_t *changes;
     iss_change_kind_e kind;
-    const char *from;     /* prefix to replace (COPY/MOVE target), or NULL */
     const char *to;
+} walk_out;
+
+typedef struct walk_ctx {
+    const char *from;     /* the walked root's URI */
+    const walk_out *out;
+    int nout;
 } walk_ctx;
 
 static void add_change(apr_array_header_t *changes, iss_change_kind_e kind,
@@ -47,40 +54,48 @@ static void add_change(apr_array_header_t *changes, iss_change_kind_e kind,
     c->path = path;
 }
 
+static void add_member(const walk_ctx *ctx, const dav_resource *res)
+{
+    apr_size_t flen = strlen(ctx->from);
+    int i;
+
+    for (i = 0; i < ctx->nout; i++) {
+        const walk_out *o = &ctx->out[i];
+        apr_pool_t *p = o->changes->pool;
+        const char *path = res->uri;
+        apr_size_t len;
+
+        if (o->to && strncmp(path, ctx->from, flen) == 0) {
+            path = apr_pstrcat(p, o->to, path + flen, NULL);
+        }
+        /* mod_dav_fs's walker ends collection URIs with a slash; record
+         * every path in one form, the one get_resource gives. */
+        len = strlen(path);
+        if (len > 1 && path[len - 1] == '/') {
+            len--;
+        }
+        add_change(o->changes, o->kind, res->collection,
+                   apr_pstrmemdup(p, path, len));
+    }
+}
+
 static dav_error *walk_member(dav_walk_resource *wres, int calltype)
 {
-    walk_ctx *ctx = wres->walk_ctx;
-    const dav_resource *res = wres->resource;
-    apr_pool_t *p = ctx->changes->pool;
-    const char *path = res->uri;
-    apr_size_t len;
-
-    if (ctx->from && strncmp(path, ctx->from, strlen(ctx->from)) == 0) {
-        path = apr_pstrcat(p, ctx->to, path + strlen(ctx->from), NULL);
-    }
-    /* mod_dav_fs's walker ends collection URIs with a slash; record
-     * every path in one form, the one get_resource gives. */
-    len = strlen(path);
-    if (len > 1 && path[len - 1] == '/') {
-        len--;
-    }
-    add_change(ctx->changes, ctx->kind, res->collection,
-               apr_pstrmemdup(p, path, len));
+    add_member(wres->walk_ctx, wres->resource);
     return NULL;
 }
 
 /* Every member of @a res down to @a depth (the resource itself included),
- * as @a kind; with @a to, paths are moved from res->uri to @a to. */
+ * into each of @a out: one walk however many lists it feeds. */
 static dav_error *list_tree(request_rec *r, const dav_resource *res,
-                            int depth, iss_change_kind_e kind,
-                            const char *to, apr_array_header_t *changes)
+                            int depth, const walk_out *out, int nout)
 {
-    walk_ctx ctx = { changes, kind, to ? res->uri : NULL, to };
+    walk_ctx ctx = { res->uri, out, nout };
     dav_walk_params params = { 0 };
     dav_response *multi = NULL;
 
     if (!res->collection) {
-        add_change(changes, kind, 0, to ? to : res->uri);
+        add_member(&ctx, res);
         return NULL;
     }
     params.walk_type = DAV_WALKTYPE_NORMAL;
@@ -238,8 +253,9 @@ static int precondition(request_rec *r, dav_resource *src,
 {
     iss_request_t *req;
     side_t sides[2];
-    int nsides = 0, src_on, dst_on = 0, depth;
-    apr_array_header_t *changes;
+    walk_out out[2];
+    int nsides = 0, nout = 0, src_on, dst_on = 0, depth = DAV_INFINITY;
+    apr_array_header_t *src_changes = NULL, *dst_changes = NULL;
 
     switch (r->method_number) {
     case M_PUT: case M_DELETE: case M_MKCOL: case M_PROPPATCH: case M_LOCK:
@@ -268,50 +284,56 @@ static int precondition(request_rec *r, dav_resource *src,
     }
 
     if (src_on) {
-        changes = apr_array_make(r->pool, 4, sizeof(iss_change_t));
+        src_changes = apr_array_make(r->pool, 4, sizeof(iss_change_t));
         switch (r->method_number) {
         case M_PUT:
-            add_change(changes, src->exists ? ISS_CHANGE_MODIFIED
-                                            : ISS_CHANGE_CREATED, 0, src->uri);
+            add_change(src_changes, src->exists ? ISS_CHANGE_MODIFIED
+                                                : ISS_CHANGE_CREATED,
+                       0, src->uri);
             break;
         case M_MKCOL:
-            add_change(changes, ISS_CHANGE_CREATED, 1, src->uri);
+            add_change(src_changes, ISS_CHANGE_CREATED, 1, src->uri);
             break;
         case M_PROPPATCH:
-            add_change(changes, ISS_CHANGE_PROPS, src->collection, src->uri);
+            add_change(src_changes, ISS_CHANGE_PROPS, src->collection,
+                       src->uri);
             break;
         case M_LOCK:
             if (src->exists) {
                 return DECLINED;   /* a lock changes no content */
             }
-            add_change(changes, ISS_CHANGE_CREATED, 0, src->uri);
+            add_change(src_changes, ISS_CHANGE_CREATED, 0, src->uri);
             break;
         case M_DELETE: case M_MOVE:
-            if (src->exists
-                && (*err = list_tree(r, src, DAV_INFINITY, ISS_CHANGE_REMOVED,
-                                     NULL, changes)) != NULL) {
-                return OK;
-            }
+            out[nout++] = (walk_out){ src_changes, ISS_CHANGE_REMOVED, NULL };
             break;
-        }
-        if (changes->nelts) {
-            sides[nsides++] = (side_t){ r, NULL, changes, NULL };
         }
     }
     if (dst_on) {
-        changes = apr_array_make(r->pool, 4, sizeof(iss_change_t));
-        depth = r->method_number == M_COPY ? dav_get_depth(r, DAV_INFINITY)
-                                           : DAV_INFINITY;
-        if (dst->exists
-            && (*err = list_tree(r, dst, DAV_INFINITY, ISS_CHANGE_REMOVED,
-                                 NULL, changes)) != NULL) {
-            return OK;
+        dst_changes = apr_array_make(r->pool, 4, sizeof(iss_change_t));
+        if (dst->exists) {     /* overwritten: its members go first */
+            walk_out gone = { dst_changes, ISS_CHANGE_REMOVED, NULL };
+
+            if ((*err = list_tree(r, dst, DAV_INFINITY, &gone, 1)) != NULL) {
+                return OK;
+            }
         }
-        if ((*err = list_tree(r, src, depth, ISS_CHANGE_CREATED, dst->uri,
-                              changes)) != NULL) {
-            return OK;
+        out[nout++] = (walk_out){ dst_changes, ISS_CHANGE_CREATED, dst->uri };
+        if (r->method_number == M_COPY) {
+            depth = dav_get_depth(r, DAV_INFINITY);
         }
-        sides[nsides++] = (side_t){ req->dest_r, NULL, changes, NULL };
+    }
+    /* One walk of the source feeds both sides: what DELETE or MOVE
+     * removes here and what COPY or MOVE creates there. */
+    if (nout && src->exists
+        && (*err = list_tree(r, src, depth, out, nout)) != NULL) {
+        return OK;
+    }
+    if (src_changes && src_changes->nelts) {
+        sides[nsides++] = (side_t){ r, NULL, src_changes, NULL };
+    }
+    if (dst_changes) {
+        sides[nsides++] = (side_t){ req->dest_r, NULL, dst_changes, NULL };
     }
     if (nsides == 0) {
         return DECLINED;
