@@ -16,6 +16,7 @@
 #include "mod_iss_provider.h"
 #include "mod_iss_reports.h"
 #include "mod_iss_state.h"
+#include "mod_iss_sync.h"
 
 #include <http_core.h>
 
@@ -59,6 +60,9 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_child_init(child_init, NULL, NULL, APR_HOOK_MIDDLE);
     iss_capture_register_hooks(p);
     iss_reports_register_hooks(p);
+    iss_sync_register_hooks(p);
+    iss_sync_prop_register_hooks(p);
+    iss_sync_if_register_hooks(p);
 }
 
 AP_DECLARE_MODULE(iss) = {

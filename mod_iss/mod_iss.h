@@ -28,6 +28,9 @@ APLOG_USE_MODULE(iss);
 /** The name of our mod_dav provider: `Dav iss`. */
 #define ISS_PROVIDER_NAME "iss"
 
+/** mod_iss's XML namespace (error elements, properties of its own). */
+#define ISS_XML_NS "https://mod-iss.org/ns/iss/1"
+
 /** Log message tags: ISSnnnnn, numbered from docs/next-number. */
 #define ISSLOGNO(n) "ISS" #n ": "
 

@@ -2,6 +2,9 @@
 
 #include "mod_iss_capture.h"
 #include "iss_change.h"
+#include "iss_scan.h"
+#include "iss_sync_log.h"
+#include "mod_iss_config.h"
 #include "mod_iss_provider.h"
 #include "mod_iss_state.h"
 
@@ -11,14 +14,14 @@
 #include <util_filter.h>
 
 #define CAPTURE_FILTER "ISS_CAPTURE"
-#define INTENT_PREFIX "intent/"
 
 /* One location touched by the method: its store and what changes there. */
 typedef struct side_t {
     request_rec *r;                 /* names the location's config */
     iss_store_t *store;
-    apr_array_header_t *changes;    /* iss_change_t */
-    const char *intent_key;
+    apr_array_header_t *changes;    /* iss_change_t, URI paths */
+    apr_array_header_t *rel;        /* the same, relative to the root */
+    const char *intent_id;
 } side_t;
 
 typedef struct capture_t {
@@ -108,43 +111,90 @@ static dav_error *list_tree(request_rec *r, const dav_resource *res,
 
 /* ---- recording ------------------------------------------------------------ */
 
+/* @a changes with paths relative to the root of @a r's location, the form
+ * the change log keeps. */
+static apr_array_header_t *relative(request_rec *r,
+                                    const apr_array_header_t *changes)
+{
+    apr_array_header_t *rel = apr_array_make(r->pool, changes->nelts,
+                                             sizeof(iss_change_t));
+    int i;
+
+    for (i = 0; i < changes->nelts; i++) {
+        const iss_change_t *c = &APR_ARRAY_IDX(changes, i, iss_change_t);
+        const char *path = iss_state_rel_path(r, c->path);
+
+        if (path == NULL) {
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, ISSLOGNO(01040)
+                          "%s is outside the location %s; not recorded",
+                          c->path, iss_state_root_uri(r));
+            continue;
+        }
+        add_change(rel, c->kind, c->collection, path);
+    }
+    return rel;
+}
+
 static dav_error *record_intent(capture_t *cap, side_t *side,
                                 const char *method)
 {
     request_rec *r = cap->r;
     dav_error *err;
-    char *buf, id[17];
-    unsigned char rnd[8];
-    apr_size_t len;
     apr_status_t rv;
-    int i;
 
     if ((err = iss_state_store(side->r, &side->store)) != NULL) {
         return err;
     }
-    if ((rv = apr_generate_random_bytes(rnd, sizeof(rnd))) != APR_SUCCESS) {
-        return dav_new_error(r->pool, HTTP_INTERNAL_SERVER_ERROR, 0, rv,
-                             "mod_iss: no random bytes for a capture id");
-    }
-    for (i = 0; i < 8; i++) {
-        apr_snprintf(id + 2 * i, 3, "%02x", rnd[i]);
-    }
-    side->intent_key = apr_pstrcat(r->pool, INTENT_PREFIX, id, NULL);
-    iss_change_encode(method, side->changes, &buf, &len, r->pool);
-    rv = iss_store_put(side->store, side->intent_key,
-                       strlen(side->intent_key), buf, len);
+    side->rel = relative(side->r, side->changes);
+    rv = iss_sync_log_begin(side->store, method, side->rel, &side->intent_id,
+                            r->pool);
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, ISSLOGNO(01030)
                       "cannot record a %s of %s in the state store (%s); "
                       "the request is refused so that no change goes "
                       "unrecorded", method, r->uri,
                       iss_store_last_error(side->store));
-        side->intent_key = NULL;
+        side->intent_id = NULL;
         return dav_new_error(r->pool, HTTP_SERVICE_UNAVAILABLE, 0, 0,
                              "The change could not be recorded; nothing was "
                              "changed.");
     }
     return NULL;
+}
+
+/* What stat says now of each member, for the reconciliation scan to
+ * compare with later. */
+static apr_array_header_t *index_of(request_rec *r,
+                                    const apr_array_header_t *rel)
+{
+    const char *root = iss_state_root_fs(r);
+    apr_array_header_t *index;
+    apr_pool_t *iter;
+    int i;
+
+    if (root == NULL) {
+        return NULL;
+    }
+    index = apr_array_make(r->pool, rel->nelts, sizeof(iss_sync_index_t));
+    apr_pool_create(&iter, r->pool);
+    for (i = 0; i < rel->nelts; i++) {
+        const iss_change_t *c = &APR_ARRAY_IDX(rel, i, iss_change_t);
+        iss_sync_index_t *u = apr_array_push(index);
+        iss_scan_entry_t e;
+        char buf[ISS_SCAN_ENTRY_MAX];
+
+        apr_pool_clear(iter);
+        u->path = c->path;
+        u->value = NULL;
+        if (*c->path
+            && iss_scan_stat(apr_pstrcat(iter, root, "/", c->path, NULL), &e,
+                             iter) == APR_SUCCESS) {
+            iss_scan_entry_encode(&e, buf);
+            u->value = apr_pstrdup(r->pool, buf);
+        }
+    }
+    apr_pool_destroy(iter);
+    return index;
 }
 
 static void log_side(request_rec *r, const char *when, const side_t *side,
@@ -179,19 +229,26 @@ static void capture_end(capture_t *cap, int status)
     for (i = 0; i < cap->nsides; i++) {
         side_t *side = &cap->side[i];
         apr_status_t rv;
+        int recorded;
 
-        if (side->intent_key == NULL) {
+        if (side->intent_id == NULL) {
             continue;
         }
-        /* The outcome is known: later layers turn the intent into change
-         * records here, in the same atomic update. */
-        rv = iss_store_delete(side->store, side->intent_key,
-                              strlen(side->intent_key));
+        /* A 4xx is mod_dav refusing before it touched anything: settle
+         * without an entry.  Anything else may have changed members
+         * (207 and 5xx included): record them as possibly changed. */
+        recorded = !(status >= 400 && status < 500);
+        rv = iss_sync_log_end(side->store, side->intent_id, cap->r->method,
+                              recorded ? side->rel : NULL,
+                              recorded ? index_of(side->r, side->rel) : NULL,
+                              iss_config_retention(iss_config_dir(side->r)),
+                              NULL, cap->r->pool);
         if (rv != APR_SUCCESS) {
             ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, cap->r, ISSLOGNO(01033)
                           "cannot settle the record of %s %s (%s); it stays "
-                          "as 'possibly changed'", cap->r->method,
-                          cap->r->uri, iss_store_last_error(side->store));
+                          "as 'possibly changed' until recovered",
+                          cap->r->method, cap->r->uri,
+                          iss_store_last_error(side->store));
         }
         log_side(cap->r, "after", side, status);
     }
@@ -330,10 +387,11 @@ static int precondition(request_rec *r, dav_resource *src,
         return OK;
     }
     if (src_changes && src_changes->nelts) {
-        sides[nsides++] = (side_t){ r, NULL, src_changes, NULL };
+        sides[nsides++] = (side_t){ r, NULL, src_changes, NULL, NULL };
     }
     if (dst_changes) {
-        sides[nsides++] = (side_t){ req->dest_r, NULL, dst_changes, NULL };
+        sides[nsides++] = (side_t){ req->dest_r, NULL, dst_changes, NULL,
+                                    NULL };
     }
     if (nsides == 0) {
         return DECLINED;

@@ -21,6 +21,8 @@ void *iss_config_create_dir(apr_pool_t *p, char *dir)
     iss_dir_conf_t *conf = apr_pcalloc(p, sizeof(*conf));
 
     conf->state_sync = -1;
+    conf->max_results = -1;
+    conf->reconcile = -1;
     return conf;
 }
 
@@ -33,6 +35,12 @@ void *iss_config_merge_dir(apr_pool_t *p, void *basev, void *addv)
 
     conf->state_dir = MERGE(state_dir);
     conf->section = add->state_dir ? add->section : base->section;
+    conf->root_is_fs = add->state_dir ? add->root_is_fs : base->root_is_fs;
+    conf->retention_set = add->retention_set || base->retention_set;
+    conf->retention = add->retention_set ? add->retention : base->retention;
+    conf->max_results = add->max_results != -1 ? add->max_results
+                                               : base->max_results;
+    conf->reconcile = add->reconcile != -1 ? add->reconcile : base->reconcile;
     conf->dbm_type = MERGE(dbm_type);
     conf->state_sync = add->state_sync != -1 ? add->state_sync
                                              : base->state_sync;
@@ -59,6 +67,26 @@ int iss_config_state_sync(const iss_dir_conf_t *dconf)
     return dconf->state_sync != 0;
 }
 
+const iss_sync_retention_t *iss_config_retention(const iss_dir_conf_t *dconf)
+{
+    static const iss_sync_retention_t dflt = {
+        ISS_DEFAULT_RETENTION_AGE, ISS_DEFAULT_RETENTION_COUNT
+    };
+
+    return dconf->retention_set ? &dconf->retention : &dflt;
+}
+
+apr_int64_t iss_config_max_results(const iss_dir_conf_t *dconf)
+{
+    return dconf->max_results != -1 ? dconf->max_results
+                                    : ISS_DEFAULT_MAX_RESULTS;
+}
+
+apr_int64_t iss_config_reconcile(const iss_dir_conf_t *dconf)
+{
+    return dconf->reconcile != -1 ? dconf->reconcile : 0;
+}
+
 const char *iss_config_dbm_type(const iss_dir_conf_t *dconf)
 {
     return dconf->dbm_type ? dconf->dbm_type : ISS_DEFAULT_DBM_TYPE;
@@ -82,7 +110,53 @@ static const char *set_state_dir(cmd_parms *cmd, void *dconf, const char *arg)
     }
     conf->state_dir = path;
     conf->section = cmd->path;
+    conf->root_is_fs = cmd->directive && cmd->directive->parent
+        && strncasecmp(cmd->directive->parent->directive, "<Directory",
+                       10) == 0;
     return NULL;
+}
+
+static const char *set_retention(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    iss_dir_conf_t *conf = dconf;
+    const char *err;
+
+    if (!conf->retention_set) {
+        conf->retention.max_age = ISS_DEFAULT_RETENTION_AGE;
+        conf->retention.max_count = ISS_DEFAULT_RETENTION_COUNT;
+        conf->retention_set = 1;
+    }
+    if ((err = iss_sync_retention_parse(&conf->retention, arg, cmd->pool))) {
+        return apr_pstrcat(cmd->pool, "ISSSyncRetention: ", err, NULL);
+    }
+    return NULL;
+}
+
+static const char *set_number(cmd_parms *cmd, const char *arg,
+                              apr_int64_t max, apr_int64_t *out)
+{
+    char *end;
+    apr_int64_t n = apr_strtoi64(arg, &end, 10);
+
+    if (*arg == '\0' || *end || n < 0 || n > max) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a number from 0 to "
+                            "%" APR_INT64_T_FMT, cmd->cmd->name, arg, max);
+    }
+    *out = n;
+    return NULL;
+}
+
+static const char *set_max_results(cmd_parms *cmd, void *dconf,
+                                   const char *arg)
+{
+    return set_number(cmd, arg, APR_INT32_MAX,
+                      &((iss_dir_conf_t *)dconf)->max_results);
+}
+
+static const char *set_reconcile(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    return set_number(cmd, arg, 365 * 86400,
+                      &((iss_dir_conf_t *)dconf)->reconcile);
 }
 
 static const char *set_dbm_type(cmd_parms *cmd, void *dconf, const char *arg)
@@ -116,6 +190,20 @@ const command_rec iss_config_cmds[] = {
     AP_INIT_FLAG("ISSStateSync", set_state_sync, NULL, ACCESS_CONF | RSRC_CONF,
                  "On (default): state commits survive power loss (fsync); "
                  "Off: they survive the death of httpd only, and are faster"),
+    AP_INIT_ITERATE("ISSSyncRetention", set_retention, NULL,
+                    ACCESS_CONF | RSRC_CONF,
+                    "How much sync log to keep: age=<n>[smhdw]|off and/or "
+                    "count=<n>|off (default age=30d count=100000)"),
+    AP_INIT_TAKE1("ISSSyncMaxResults", set_max_results, NULL,
+                  ACCESS_CONF | RSRC_CONF,
+                  "Most members in one sync-collection answer; more are "
+                  "paged with 507 and a continuation token (default 10000, "
+                  "0 = no cap)"),
+    AP_INIT_TAKE1("ISSReconcileInterval", set_reconcile, NULL,
+                  ACCESS_CONF | RSRC_CONF,
+                  "Seconds between reconciliation scans for changes made "
+                  "behind httpd's back, run by the next sync request "
+                  "(default 0 = only on demand)"),
     { NULL }
 };
 

@@ -10,6 +10,7 @@
 #define MOD_ISS_CONFIG_H
 
 #include "mod_iss.h"
+#include "iss_sync_log.h"
 #include <apr_global_mutex.h>
 
 #define ISS_DEFAULT_DBM_TYPE "sdbm"
@@ -19,7 +20,16 @@ typedef struct iss_dir_conf_t {
     const char *dbm_type;    /* apr_dbm type name, NULL = not set here */
     const char *section;     /* the <Location>/<Directory> that set state_dir */
     int state_sync;          /* ISSStateSync: 1 on, 0 off, -1 not set here */
+    int root_is_fs;          /* section is a <Directory>: root is a path */
+    int retention_set;       /* ISSSyncRetention given here */
+    iss_sync_retention_t retention;
+    apr_int64_t max_results; /* ISSSyncMaxResults; -1 not set here */
+    apr_int64_t reconcile;   /* ISSReconcileInterval seconds; -1 not set */
 } iss_dir_conf_t;
+
+#define ISS_DEFAULT_MAX_RESULTS 10000
+#define ISS_DEFAULT_RETENTION_AGE apr_time_from_sec(30 * 86400)
+#define ISS_DEFAULT_RETENTION_COUNT 100000
 
 typedef struct iss_server_conf_t {
     apr_global_mutex_t *mutex;   /* guards every state store; post_config */
@@ -36,6 +46,15 @@ iss_server_conf_t *iss_config_server(server_rec *s);
 
 /** Whether state commits fsync (ISSStateSync, default on). */
 int iss_config_state_sync(const iss_dir_conf_t *dconf);
+
+/** The sync log retention in force (ISSSyncRetention or the default). */
+const iss_sync_retention_t *iss_config_retention(const iss_dir_conf_t *dconf);
+
+/** Most results in one sync answer (ISSSyncMaxResults; 0 = no cap). */
+apr_int64_t iss_config_max_results(const iss_dir_conf_t *dconf);
+
+/** Seconds between automatic reconciliation scans (0 = never). */
+apr_int64_t iss_config_reconcile(const iss_dir_conf_t *dconf);
 
 /** The DBM type in force (ISSDBMType or the default). */
 const char *iss_config_dbm_type(const iss_dir_conf_t *dconf);

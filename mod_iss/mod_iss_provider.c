@@ -25,6 +25,18 @@ iss_request_t *iss_provider_request(request_rec *r)
     return req;
 }
 
+#define RESOURCE_REQUEST_KEY "mod_iss:request"
+
+request_rec *iss_provider_resource_request(const dav_resource *resource)
+{
+    void *r = NULL;
+
+    if (resource && resource->pool) {
+        apr_pool_userdata_get(&r, RESOURCE_REQUEST_KEY, resource->pool);
+    }
+    return r;
+}
+
 static dav_error *get_resource(request_rec *r, const char *root_dir,
                                const char *label, int use_checked_in,
                                dav_resource **result)
@@ -32,6 +44,11 @@ static dav_error *get_resource(request_rec *r, const char *root_dir,
     dav_error *err = fs_get_resource(r, root_dir, label, use_checked_in,
                                      result);
 
+    if (err == NULL) {
+        /* Resources of this request and those its walks make live in
+         * r->pool: let our live property hooks find the request. */
+        apr_pool_userdata_setn(r, RESOURCE_REQUEST_KEY, NULL, r->pool);
+    }
     if (err == NULL && r->main != NULL) {
         /* mod_dav resolves a COPY/MOVE Destination in a sub-request;
          * the capture point, which runs on the main request, needs it. */

@@ -23,7 +23,13 @@ typedef struct iss_request_t {
     request_rec *dest_r;             /* COPY/MOVE: the Destination lookup */
     const dav_resource *dest_resource;
     iss_store_t *store;              /* mod_iss_state, once opened */
+    const char *root_uri;            /* mod_iss_state: the location's root */
+    const char *root_fs;             /* ... and its directory (or NULL) */
 } iss_request_t;
+
+/** The request that made @a resource, if our provider made it (live
+ *  property hooks get a resource and no request). */
+request_rec *iss_provider_resource_request(const dav_resource *resource);
 
 /** Register provider `iss` (register_hooks: before config is read). */
 void iss_provider_register(apr_pool_t *p);

@@ -35,6 +35,7 @@ void iss_reports_push(apr_array_header_t *reports, const char *nmspace,
 /* Reports a `Dav iss` location answers; each feature adds its own line
  * (and a deliver_report in a file of its own). */
 static const dav_report_elem reports_table[] = {
+    { "DAV:", "sync-collection" },     /* RFC 6578: mod_iss_sync.c */
     { NULL, NULL }
 };
 

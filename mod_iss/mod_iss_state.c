@@ -123,6 +123,100 @@ dav_error *iss_state_store(request_rec *r, iss_store_t **store)
     return NULL;
 }
 
+/* @a s without trailing slashes (a lone "/" becomes ""). */
+static const char *strip_slashes(const char *s, apr_pool_t *p)
+{
+    apr_size_t n = strlen(s);
+
+    while (n > 0 && s[n - 1] == '/') {
+        n--;
+    }
+    return apr_pstrmemdup(p, s, n);
+}
+
+/* @a whole minus the suffix "/"@a rel (or itself when rel is ""); NULL
+ * if @a whole does not end that way. */
+static const char *minus_tail(const char *whole, const char *rel,
+                              apr_pool_t *p)
+{
+    apr_size_t w = strlen(whole), n = strlen(rel);
+
+    if (n == 0) {
+        return whole;
+    }
+    if (w < n + 1 || whole[w - n - 1] != '/'
+        || strcmp(whole + w - n, rel) != 0) {
+        return NULL;
+    }
+    return apr_pstrmemdup(p, whole, w - n - 1);
+}
+
+/* @a path below @a root ("" for root itself), or NULL. */
+static const char *below(const char *root, const char *path)
+{
+    apr_size_t n = strlen(root);
+
+    if (strncmp(path, root, n) != 0 || (path[n] && path[n] != '/')) {
+        return NULL;
+    }
+    return path[n] ? path + n + 1 : "";
+}
+
+/* Work out the location's root in URI and file space from @a r itself:
+ * the section names one of them, r->uri and r->filename share the rest. */
+static void find_root(request_rec *r)
+{
+    iss_request_t *req = iss_provider_request(r);
+    iss_dir_conf_t *dconf = iss_config_dir(r);
+    const char *uri, *fn = NULL, *rel;
+
+    if (req->root_uri) {
+        return;
+    }
+    uri = strip_slashes(r->uri, r->pool);
+    if (r->filename) {
+        fn = strip_slashes(apr_pstrcat(r->pool, r->filename,
+                                       r->path_info, NULL), r->pool);
+    }
+    if (dconf->section == NULL) {
+        req->root_uri = "";
+        return;
+    }
+    if (!dconf->root_is_fs) {
+        req->root_uri = strip_slashes(dconf->section, r->pool);
+        rel = below(req->root_uri, uri);
+        req->root_fs = (rel && fn) ? minus_tail(fn, rel, r->pool) : NULL;
+    }
+    else {
+        req->root_fs = strip_slashes(dconf->section, r->pool);
+        rel = fn ? below(req->root_fs, fn) : NULL;
+        req->root_uri = rel ? minus_tail(uri, rel, r->pool) : NULL;
+        if (req->root_uri == NULL) {
+            req->root_uri = "";
+            req->root_fs = NULL;
+        }
+    }
+}
+
+const char *iss_state_root_uri(request_rec *r)
+{
+    find_root(r);
+    return iss_provider_request(r)->root_uri;
+}
+
+const char *iss_state_root_fs(request_rec *r)
+{
+    find_root(r);
+    return iss_provider_request(r)->root_fs;
+}
+
+const char *iss_state_rel_path(request_rec *r, const char *uri)
+{
+    const char *rel = below(iss_state_root_uri(r), uri);
+
+    return rel ? strip_slashes(rel, r->pool) : NULL;
+}
+
 int iss_state_same_location(request_rec *a, request_rec *b)
 {
     const char *da = iss_config_dir(a)->state_dir;

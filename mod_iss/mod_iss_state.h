@@ -27,6 +27,18 @@ void iss_state_child_init(apr_pool_t *p, server_rec *s);
  *  refused, reads go on), 500 for anything else. */
 dav_error *iss_state_store(request_rec *r, iss_store_t **store);
 
+/** The decoded URI path of the root of @a r's location, without a
+ *  trailing slash ("" when the location is the server's root). */
+const char *iss_state_root_uri(request_rec *r);
+
+/** The directory of that root, or NULL when httpd maps it in a way
+ *  mod_iss cannot follow (then no stat index is kept). */
+const char *iss_state_root_fs(request_rec *r);
+
+/** @a uri (a decoded URI path) relative to the root of @a r's location:
+ *  no leading or trailing slash, "" for the root; NULL if outside. */
+const char *iss_state_rel_path(request_rec *r, const char *uri);
+
 /** Whether two requests use the same state store. */
 int iss_state_same_location(request_rec *a, request_rec *b);
 

@@ -1,0 +1,839 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+
+#include "iss_sync_log.h"
+
+#include <apr_general.h>
+#include <apr_lib.h>
+#include <apr_strings.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define K_SEQ      "log/seq"
+#define K_FIRST    "log/first"
+#define K_PENDING  "log/pending"
+#define ENTRY_MAGIC  "ISL1 "
+#define INTENT_MAGIC "ISI1 "
+/* Entries compacted per append: bounds the time any write spends on it. */
+#define COMPACT_PER_APPEND 64
+
+/* ---- keys and numbers ---------------------------------------------------- */
+
+static const char *entry_key(apr_uint64_t seq, apr_pool_t *p)
+{
+    return apr_psprintf(p, "log/e/%016" APR_UINT64_T_HEX_FMT, seq);
+}
+
+static const char *time_key(apr_uint64_t seq, apr_pool_t *p)
+{
+    return apr_psprintf(p, "log/t/%016" APR_UINT64_T_HEX_FMT, seq);
+}
+
+static const char *intent_key(const char *id, apr_pool_t *p)
+{
+    return apr_pstrcat(p, "intent/", id, NULL);
+}
+
+/* Strict unsigned decimal; APR_EINVAL on anything else. */
+static apr_status_t parse_u64(const char *s, apr_size_t len, apr_uint64_t *v)
+{
+    apr_uint64_t n = 0;
+    apr_size_t i;
+
+    if (len == 0 || len > 20) {
+        return APR_EINVAL;
+    }
+    for (i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return APR_EINVAL;
+        }
+        if (n > (APR_UINT64_MAX - (apr_uint64_t)(s[i] - '0')) / 10) {
+            return APR_EINVAL;
+        }
+        n = n * 10 + (apr_uint64_t)(s[i] - '0');
+    }
+    *v = n;
+    return APR_SUCCESS;
+}
+
+static const char *u64_str(apr_uint64_t v, apr_pool_t *p)
+{
+    return apr_psprintf(p, "%" APR_UINT64_T_FMT, v);
+}
+
+/* A number kept under @a key; @a dflt when absent. */
+static apr_status_t txn_get_u64(iss_store_txn_t *txn, const char *key,
+                                apr_uint64_t dflt, apr_uint64_t *v,
+                                apr_pool_t *p)
+{
+    void *val;
+    apr_size_t vlen;
+    apr_status_t rv = iss_store_txn_get(txn, key, strlen(key), &val, &vlen, p);
+
+    if (rv == APR_NOTFOUND) {
+        *v = dflt;
+        return APR_SUCCESS;
+    }
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    return parse_u64(val, vlen, v) == APR_SUCCESS ? APR_SUCCESS
+                                                  : ISS_STORE_EDAMAGED;
+}
+
+static void txn_put_str(iss_store_txn_t *txn, const char *key, const char *v)
+{
+    iss_store_txn_put(txn, key, strlen(key), v, strlen(v));
+}
+
+/* ---- tokens ------------------------------------------------------------- */
+
+static int unreserved(unsigned char c)
+{
+    return apr_isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~'
+           || c == '/';
+}
+
+static const char *pct_encode(const char *s, apr_pool_t *p)
+{
+    apr_size_t n = strlen(s), i, o = 0;
+    char *out = apr_palloc(p, 3 * n + 1);
+
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+
+        if (unreserved(c)) {
+            out[o++] = (char)c;
+        }
+        else {
+            apr_snprintf(out + o, 4, "%%%02X", c);
+            o += 3;
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+static apr_status_t pct_decode(const char *s, const char **out, apr_pool_t *p)
+{
+    apr_size_t n = strlen(s), i, o = 0;
+    char *d = apr_palloc(p, n + 1);
+
+    for (i = 0; i < n; i++) {
+        if (s[i] == '%') {
+            int hi, lo;
+
+            if (i + 2 >= n) {
+                return APR_EINVAL;
+            }
+            hi = hexval(s[i + 1]);
+            lo = hi < 0 ? -1 : hexval(s[i + 2]);
+            if (lo < 0 || (hi == 0 && lo == 0)) {
+                return APR_EINVAL;
+            }
+            d[o++] = (char)(hi * 16 + lo);
+            i += 2;
+        }
+        else if (unreserved((unsigned char)s[i])) {
+            d[o++] = s[i];
+        }
+        else {
+            return APR_EINVAL;
+        }
+    }
+    d[o] = '\0';
+    *out = d;
+    return APR_SUCCESS;
+}
+
+const char *iss_sync_token_make(const char *store_id,
+                                const iss_sync_pos_t *pos, apr_pool_t *pool)
+{
+    if (pos->initial) {
+        return apr_psprintf(pool, "%s%s/i%" APR_UINT64_T_FMT "/%s",
+                            ISS_SYNC_TOKEN_BASE, store_id, pos->seq - 1,
+                            pct_encode(pos->after, pool));
+    }
+    if (pos->idx) {
+        return apr_psprintf(pool, "%s%s/%" APR_UINT64_T_FMT ".%u",
+                            ISS_SYNC_TOKEN_BASE, store_id, pos->seq,
+                            (unsigned)pos->idx);
+    }
+    return apr_psprintf(pool, "%s%s/%" APR_UINT64_T_FMT,
+                        ISS_SYNC_TOKEN_BASE, store_id, pos->seq - 1);
+}
+
+apr_status_t iss_sync_token_parse(const char *token, const char **store_id,
+                                  iss_sync_pos_t *pos, apr_pool_t *pool)
+{
+    apr_size_t blen = sizeof(ISS_SYNC_TOKEN_BASE) - 1;
+    const char *id, *slash, *rest, *dot;
+    apr_uint64_t n, i;
+    apr_size_t k;
+
+    memset(pos, 0, sizeof(*pos));
+    if (!token || strncmp(token, ISS_SYNC_TOKEN_BASE, blen) != 0) {
+        return APR_EINVAL;
+    }
+    id = token + blen;
+    if (!(slash = strchr(id, '/')) || slash == id || slash - id > 64) {
+        return APR_EINVAL;
+    }
+    for (k = 0; id + k < slash; k++) {
+        if (!apr_isxdigit(id[k]) && id[k] != '-') {
+            return APR_EINVAL;
+        }
+    }
+    *store_id = apr_pstrmemdup(pool, id, (apr_size_t)(slash - id));
+    rest = slash + 1;
+    if (rest[0] == 'i') {                        /* i<n>/<path> */
+        const char *s2 = strchr(rest, '/');
+
+        if (!s2 || parse_u64(rest + 1, (apr_size_t)(s2 - rest - 1), &n)
+            || n == APR_UINT64_MAX || s2[1] == '\0'
+            || pct_decode(s2 + 1, &pos->after, pool) != APR_SUCCESS) {
+            return APR_EINVAL;
+        }
+        pos->initial = 1;
+        pos->seq = n + 1;
+        return APR_SUCCESS;
+    }
+    if ((dot = strchr(rest, '.')) != NULL) {      /* <s>.<i> */
+        if (parse_u64(rest, (apr_size_t)(dot - rest), &n)
+            || parse_u64(dot + 1, strlen(dot + 1), &i)
+            || n == 0 || i == 0 || i > 0xFFFFFFFFu) {
+            return APR_EINVAL;
+        }
+        pos->seq = n;
+        pos->idx = (apr_uint32_t)i;
+        return APR_SUCCESS;
+    }
+    if (parse_u64(rest, strlen(rest), &n) || n == APR_UINT64_MAX) {
+        return APR_EINVAL;
+    }
+    pos->seq = n + 1;
+    return APR_SUCCESS;
+}
+
+/* ---- owners (crash detection) ------------------------------------------- */
+
+/* The start time of process @a pid in clock ticks since boot (field 22 of
+ * /proc/PID/stat), or 0 where there is no /proc. */
+static apr_uint64_t proc_start(long pid)
+{
+    char path[64], buf[1024], *p;
+    FILE *f;
+    size_t n;
+    int field;
+
+    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+    if (!(f = fopen(path, "r"))) {
+        return 0;
+    }
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* The command name (field 2) is in parentheses and may hold spaces. */
+    if (!(p = strrchr(buf, ')'))) {
+        return 0;
+    }
+    for (field = 2; field < 22 && p; field++) {
+        p = strchr(p + 1, ' ');
+    }
+    return p ? strtoull(p + 1, NULL, 10) : 0;
+}
+
+const char *iss_sync_log_owner_self(apr_pool_t *pool)
+{
+    long pid = (long)getpid();
+
+    return apr_psprintf(pool, "%ld %" APR_UINT64_T_FMT, pid, proc_start(pid));
+}
+
+int iss_sync_log_owner_alive(const char *owner)
+{
+    char *end;
+    long pid = strtol(owner, &end, 10);
+    apr_uint64_t start;
+
+    if (end == owner || *end != ' ' || pid <= 0) {
+        return 0;                      /* unreadable: treat as dead */
+    }
+    start = strtoull(end + 1, NULL, 10);
+    if (kill((pid_t)pid, 0) != 0 && errno == ESRCH) {
+        return 0;
+    }
+    /* Same pid: the same process only if it started at the same time. */
+    return start == 0 || proc_start(pid) == start;
+}
+
+/* ---- pending list -------------------------------------------------------- */
+
+static apr_status_t pending_get(iss_store_txn_t *txn, const char **list,
+                                apr_pool_t *p)
+{
+    void *val;
+    apr_size_t vlen;
+    apr_status_t rv = iss_store_txn_get(txn, K_PENDING, strlen(K_PENDING),
+                                        &val, &vlen, p);
+
+    if (rv == APR_NOTFOUND) {
+        *list = "";
+        return APR_SUCCESS;
+    }
+    *list = val;
+    return rv;
+}
+
+/* @a list without the word @a id. */
+static const char *pending_without(const char *list, const char *id,
+                                   apr_pool_t *p)
+{
+    apr_array_header_t *keep = apr_array_make(p, 4, sizeof(char *));
+    char *copy = apr_pstrdup(p, list), *last, *w;
+
+    for (w = apr_strtok(copy, " ", &last); w; w = apr_strtok(NULL, " ", &last)) {
+        if (strcmp(w, id) != 0) {
+            APR_ARRAY_PUSH(keep, char *) = w;
+        }
+    }
+    return apr_array_pstrcat(p, keep, ' ');
+}
+
+static void pending_put(iss_store_txn_t *txn, const char *list)
+{
+    if (*list) {
+        txn_put_str(txn, K_PENDING, list);
+    }
+    else {
+        iss_store_txn_delete(txn, K_PENDING, strlen(K_PENDING));
+    }
+}
+
+/* ---- begin ----------------------------------------------------------------- */
+
+typedef struct begin_ctx {
+    const char *id;
+    const char *value;
+    apr_size_t vlen;
+    apr_pool_t *pool;
+} begin_ctx;
+
+static apr_status_t begin_txn(void *baton, iss_store_txn_t *txn)
+{
+    begin_ctx *c = baton;
+    const char *key = intent_key(c->id, c->pool), *list;
+    apr_status_t rv;
+
+    if ((rv = pending_get(txn, &list, c->pool)) != APR_SUCCESS) {
+        return rv;
+    }
+    iss_store_txn_put(txn, key, strlen(key), c->value, c->vlen);
+    pending_put(txn, *list ? apr_pstrcat(c->pool, list, " ", c->id, NULL)
+                           : c->id);
+    return APR_SUCCESS;
+}
+
+apr_status_t iss_sync_log_begin(iss_store_t *store, const char *method,
+                                const apr_array_header_t *changes,
+                                const char **id, apr_pool_t *pool)
+{
+    unsigned char rnd[8];
+    char hex[17], *enc;
+    apr_size_t elen;
+    begin_ctx c;
+    apr_status_t rv;
+    int i;
+
+    if ((rv = apr_generate_random_bytes(rnd, sizeof(rnd))) != APR_SUCCESS) {
+        return rv;
+    }
+    for (i = 0; i < 8; i++) {
+        apr_snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
+    }
+    iss_change_encode(method, changes, &enc, &elen, pool);
+    c.id = apr_pstrdup(pool, hex);
+    c.value = apr_pstrcat(pool, INTENT_MAGIC, iss_sync_log_owner_self(pool),
+                          "\n", NULL);
+    c.vlen = strlen(c.value);
+    c.value = apr_pstrcat(pool, c.value, apr_pstrmemdup(pool, enc, elen), NULL);
+    c.vlen += elen;
+    c.pool = pool;
+    if ((rv = iss_store_txn(store, begin_txn, &c, pool)) == APR_SUCCESS) {
+        *id = c.id;
+    }
+    return rv;
+}
+
+/* ---- append and compaction (inside a transaction) ------------------------ */
+
+static apr_status_t compact_txn(iss_store_txn_t *txn,
+                                const iss_sync_retention_t *ret,
+                                apr_uint64_t last, apr_uint64_t max_remove,
+                                apr_uint64_t *removed, apr_pool_t *p)
+{
+    apr_uint64_t first, n = 0;
+    apr_time_t now = apr_time_now();
+    apr_status_t rv;
+
+    if ((rv = txn_get_u64(txn, K_FIRST, 1, &first, p)) != APR_SUCCESS) {
+        return rv;
+    }
+    while (first <= last && (max_remove == 0 || n < max_remove)) {
+        int drop = ret->max_count && last - first + 1 > ret->max_count;
+
+        if (!drop && ret->max_age > 0) {
+            apr_uint64_t t;
+            const char *tk = time_key(first, p);
+
+            if ((rv = txn_get_u64(txn, tk, 0, &t, p)) != APR_SUCCESS) {
+                return rv;
+            }
+            drop = now - (apr_time_t)t > ret->max_age;
+        }
+        if (!drop) {
+            break;
+        }
+        {
+            const char *ek = entry_key(first, p), *tk = time_key(first, p);
+
+            iss_store_txn_delete(txn, ek, strlen(ek));
+            iss_store_txn_delete(txn, tk, strlen(tk));
+        }
+        first++;
+        n++;
+    }
+    if (n) {
+        txn_put_str(txn, K_FIRST, u64_str(first, p));
+    }
+    if (removed) {
+        *removed = n;
+    }
+    return APR_SUCCESS;
+}
+
+/* Append one entry; *seq gets its number. */
+static apr_status_t append_txn(iss_store_txn_t *txn, const char *method,
+                               const apr_array_header_t *changes,
+                               const iss_sync_retention_t *ret,
+                               apr_uint64_t *seq, apr_pool_t *p)
+{
+    apr_uint64_t last;
+    apr_time_t now = apr_time_now();
+    char *enc;
+    apr_size_t elen;
+    const char *head, *ek, *tk;
+    char *val;
+    apr_status_t rv;
+
+    if ((rv = txn_get_u64(txn, K_SEQ, 0, &last, p)) != APR_SUCCESS) {
+        return rv;
+    }
+    last++;
+    iss_change_encode(method, changes, &enc, &elen, p);
+    head = apr_psprintf(p, ENTRY_MAGIC "%" APR_INT64_T_FMT "\n",
+                        (apr_int64_t)now);
+    val = apr_palloc(p, strlen(head) + elen);
+    memcpy(val, head, strlen(head));
+    memcpy(val + strlen(head), enc, elen);
+    ek = entry_key(last, p);
+    tk = time_key(last, p);
+    iss_store_txn_put(txn, ek, strlen(ek), val, strlen(head) + elen);
+    txn_put_str(txn, tk, apr_psprintf(p, "%" APR_INT64_T_FMT,
+                                      (apr_int64_t)now));
+    txn_put_str(txn, K_SEQ, u64_str(last, p));
+    *seq = last;
+    return ret ? compact_txn(txn, ret, last, COMPACT_PER_APPEND, NULL, p)
+               : APR_SUCCESS;
+}
+
+/* ---- end ------------------------------------------------------------------ */
+
+typedef struct end_ctx {
+    const char *id;
+    const char *method;
+    const apr_array_header_t *changes;
+    const apr_array_header_t *index;
+    const iss_sync_retention_t *ret;
+    const char *key, *val;
+    apr_uint64_t seq;
+    apr_pool_t *pool;
+} end_ctx;
+
+static apr_status_t end_txn(void *baton, iss_store_txn_t *txn)
+{
+    end_ctx *c = baton;
+    apr_status_t rv;
+    int i;
+
+    c->seq = 0;
+    if (c->id) {
+        const char *key = intent_key(c->id, c->pool), *list;
+
+        if ((rv = pending_get(txn, &list, c->pool)) != APR_SUCCESS) {
+            return rv;
+        }
+        iss_store_txn_delete(txn, key, strlen(key));
+        pending_put(txn, pending_without(list, c->id, c->pool));
+    }
+    if (!c->changes) {
+        return APR_SUCCESS;
+    }
+    if ((rv = append_txn(txn, c->method, c->changes, c->ret, &c->seq,
+                         c->pool)) != APR_SUCCESS) {
+        return rv;
+    }
+    for (i = 0; c->index && i < c->index->nelts; i++) {
+        const iss_sync_index_t *u = &APR_ARRAY_IDX(c->index, i,
+                                                   iss_sync_index_t);
+        const char *key = apr_pstrcat(c->pool, "f/", u->path, NULL);
+
+        if (u->value) {
+            txn_put_str(txn, key, u->value);
+        }
+        else {
+            iss_store_txn_delete(txn, key, strlen(key));
+        }
+    }
+    if (c->key) {
+        txn_put_str(txn, c->key, c->val);
+    }
+    return APR_SUCCESS;
+}
+
+apr_status_t iss_sync_log_end(iss_store_t *store, const char *id,
+                              const char *method,
+                              const apr_array_header_t *changes,
+                              const apr_array_header_t *index,
+                              const iss_sync_retention_t *retention,
+                              apr_uint64_t *seq, apr_pool_t *pool)
+{
+    end_ctx c = { id, method, changes, index, retention, NULL, NULL, 0, pool };
+    apr_status_t rv = iss_store_txn(store, end_txn, &c, pool);
+
+    if (seq) {
+        *seq = rv == APR_SUCCESS ? c.seq : 0;
+    }
+    return rv;
+}
+
+apr_status_t iss_sync_log_append(iss_store_t *store, const char *method,
+                                 const apr_array_header_t *changes,
+                                 const apr_array_header_t *index,
+                                 const iss_sync_retention_t *retention,
+                                 const char *key, const char *val,
+                                 apr_uint64_t *seq, apr_pool_t *pool)
+{
+    end_ctx c = { NULL, method, changes, index, retention, key, val, 0, pool };
+    apr_status_t rv = iss_store_txn(store, end_txn, &c, pool);
+
+    if (seq) {
+        *seq = rv == APR_SUCCESS ? c.seq : 0;
+    }
+    return rv;
+}
+
+/* ---- recovery ----------------------------------------------------------- */
+
+typedef struct recover_ctx {
+    apr_array_header_t *dead;        /* ids */
+    const iss_sync_retention_t *ret;
+    int done;
+    apr_pool_t *pool;
+} recover_ctx;
+
+static apr_status_t split_intent(const char *val, apr_size_t vlen,
+                                 const char **owner, const char **method,
+                                 apr_array_header_t **changes, apr_pool_t *p)
+{
+    const char *nl;
+    apr_size_t mlen = sizeof(INTENT_MAGIC) - 1;
+
+    if (vlen < mlen || memcmp(val, INTENT_MAGIC, mlen) != 0
+        || !(nl = memchr(val, '\n', vlen))) {
+        return APR_EINVAL;
+    }
+    *owner = apr_pstrmemdup(p, val + mlen, (apr_size_t)(nl - val) - mlen);
+    return iss_change_decode(nl + 1, vlen - (apr_size_t)(nl + 1 - val),
+                             method, changes, p);
+}
+
+static apr_status_t recover_txn(void *baton, iss_store_txn_t *txn)
+{
+    recover_ctx *c = baton;
+    const char *list;
+    apr_status_t rv;
+    int i, j;
+
+    c->done = 0;
+    if ((rv = pending_get(txn, &list, c->pool)) != APR_SUCCESS) {
+        return rv;
+    }
+    for (i = 0; i < c->dead->nelts; i++) {
+        const char *id = APR_ARRAY_IDX(c->dead, i, const char *);
+        const char *key = intent_key(id, c->pool), *owner, *method;
+        apr_array_header_t *changes;
+        apr_uint64_t seq;
+        void *val;
+        apr_size_t vlen;
+
+        rv = iss_store_txn_get(txn, key, strlen(key), &val, &vlen, c->pool);
+        if (rv == APR_NOTFOUND) {
+            continue;                      /* settled meanwhile */
+        }
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+        if (split_intent(val, vlen, &owner, &method, &changes, c->pool)
+            != APR_SUCCESS) {
+            /* Unreadable: the members are unknown.  Keep it for an admin
+             * (iss-state shows it) rather than pretend nothing changed. */
+            continue;
+        }
+        if ((rv = append_txn(txn, method, changes, c->ret, &seq, c->pool))
+            != APR_SUCCESS) {
+            return rv;
+        }
+        /* What stat said before no longer holds: the next scan re-reads
+         * these members. */
+        for (j = 0; j < changes->nelts; j++) {
+            const iss_change_t *ch = &APR_ARRAY_IDX(changes, j, iss_change_t);
+            const char *fk = apr_pstrcat(c->pool, "f/", ch->path, NULL);
+
+            iss_store_txn_delete(txn, fk, strlen(fk));
+        }
+        iss_store_txn_delete(txn, key, strlen(key));
+        list = pending_without(list, id, c->pool);
+        c->done++;
+    }
+    pending_put(txn, list);
+    return APR_SUCCESS;
+}
+
+apr_status_t iss_sync_log_recover(iss_store_t *store,
+                                  const iss_sync_retention_t *retention,
+                                  int *recovered, apr_pool_t *pool)
+{
+    recover_ctx c = { NULL, retention, 0, pool };
+    void *val;
+    apr_size_t vlen;
+    char *last, *w;
+    apr_status_t rv;
+
+    if (recovered) {
+        *recovered = 0;
+    }
+    rv = iss_store_get(store, K_PENDING, strlen(K_PENDING), &val, &vlen, pool);
+    if (rv == APR_NOTFOUND) {
+        return APR_SUCCESS;
+    }
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    c.dead = apr_array_make(pool, 2, sizeof(const char *));
+    for (w = apr_strtok(val, " ", &last); w; w = apr_strtok(NULL, " ", &last)) {
+        const char *key = intent_key(w, pool), *owner, *method;
+        apr_array_header_t *changes;
+        void *iv;
+        apr_size_t ilen;
+
+        rv = iss_store_get(store, key, strlen(key), &iv, &ilen, pool);
+        if (rv == APR_NOTFOUND) {
+            continue;
+        }
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+        if (split_intent(iv, ilen, &owner, &method, &changes, pool)
+            == APR_SUCCESS && !iss_sync_log_owner_alive(owner)) {
+            APR_ARRAY_PUSH(c.dead, const char *) = w;
+        }
+    }
+    if (c.dead->nelts == 0) {
+        return APR_SUCCESS;
+    }
+    rv = iss_store_txn(store, recover_txn, &c, pool);
+    if (rv == APR_SUCCESS && recovered) {
+        *recovered = c.done;
+    }
+    return rv;
+}
+
+/* ---- reading ---------------------------------------------------------------- */
+
+typedef struct bounds_ctx {
+    apr_uint64_t last, first;
+    apr_pool_t *pool;
+} bounds_ctx;
+
+static apr_status_t bounds_txn(void *baton, iss_store_txn_t *txn)
+{
+    bounds_ctx *c = baton;
+    apr_status_t rv = txn_get_u64(txn, K_SEQ, 0, &c->last, c->pool);
+
+    return rv ? rv : txn_get_u64(txn, K_FIRST, 1, &c->first, c->pool);
+}
+
+apr_status_t iss_sync_log_bounds(iss_store_t *store, apr_uint64_t *last,
+                                 apr_uint64_t *first, apr_pool_t *pool)
+{
+    bounds_ctx c = { 0, 1, pool };
+    apr_status_t rv = iss_store_txn(store, bounds_txn, &c, pool);
+
+    *last = c.last;
+    *first = c.first;
+    return rv;
+}
+
+typedef struct read_ctx {
+    apr_uint64_t from, to;
+    iss_sync_log_entry_fn *fn;
+    void *baton;
+    apr_pool_t *pool;
+} read_ctx;
+
+static apr_status_t read_txn(void *baton, iss_store_txn_t *txn)
+{
+    read_ctx *c = baton;
+    apr_pool_t *iter;
+    apr_uint64_t seq;
+    apr_status_t rv = APR_SUCCESS;
+
+    apr_pool_create(&iter, c->pool);
+    for (seq = c->from; seq <= c->to && seq != 0; seq++) {
+        const char *key, *nl, *method;
+        apr_array_header_t *changes;
+        apr_uint64_t t;
+        apr_size_t vlen, mlen = sizeof(ENTRY_MAGIC) - 1;
+        void *val;
+
+        apr_pool_clear(iter);
+        key = entry_key(seq, iter);
+        if ((rv = iss_store_txn_get(txn, key, strlen(key), &val, &vlen, iter))
+            != APR_SUCCESS) {
+            break;
+        }
+        if (vlen < mlen || memcmp(val, ENTRY_MAGIC, mlen) != 0
+            || !(nl = memchr(val, '\n', vlen))
+            || parse_u64((char *)val + mlen,
+                         (apr_size_t)(nl - (char *)val) - mlen, &t)
+            || iss_change_decode(nl + 1, vlen - (apr_size_t)(nl + 1 - (char *)val),
+                                 &method, &changes, iter) != APR_SUCCESS) {
+            rv = ISS_STORE_EDAMAGED;
+            break;
+        }
+        if (c->fn(c->baton, seq, (apr_time_t)t, method, changes)) {
+            break;
+        }
+    }
+    apr_pool_destroy(iter);
+    return rv;
+}
+
+apr_status_t iss_sync_log_read(iss_store_t *store, apr_uint64_t from,
+                               apr_uint64_t to, iss_sync_log_entry_fn *fn,
+                               void *baton, apr_pool_t *pool)
+{
+    read_ctx c = { from, to, fn, baton, pool };
+
+    if (from > to) {
+        return APR_SUCCESS;
+    }
+    return iss_store_txn(store, read_txn, &c, pool);
+}
+
+typedef struct compact_ctx {
+    const iss_sync_retention_t *ret;
+    apr_uint64_t max, removed;
+    apr_pool_t *pool;
+} compact_ctx;
+
+static apr_status_t compact_outer(void *baton, iss_store_txn_t *txn)
+{
+    compact_ctx *c = baton;
+    apr_uint64_t last;
+    apr_status_t rv = txn_get_u64(txn, K_SEQ, 0, &last, c->pool);
+
+    return rv ? rv : compact_txn(txn, c->ret, last, c->max, &c->removed,
+                                 c->pool);
+}
+
+apr_status_t iss_sync_log_compact(iss_store_t *store,
+                                  const iss_sync_retention_t *retention,
+                                  apr_uint64_t max_remove,
+                                  apr_uint64_t *removed, apr_pool_t *pool)
+{
+    compact_ctx c = { retention, max_remove, 0, pool };
+    apr_status_t rv = iss_store_txn(store, compact_outer, &c, pool);
+
+    if (removed) {
+        *removed = rv == APR_SUCCESS ? c.removed : 0;
+    }
+    return rv;
+}
+
+/* ---- configuration ----------------------------------------------------------- */
+
+const char *iss_sync_retention_parse(iss_sync_retention_t *ret,
+                                     const char *word, apr_pool_t *pool)
+{
+    apr_uint64_t n;
+    const char *v;
+    apr_size_t len;
+
+    if (strncmp(word, "age=", 4) == 0) {
+        apr_interval_time_t unit = apr_time_from_sec(1);
+
+        v = word + 4;
+        if (strcmp(v, "off") == 0) {
+            ret->max_age = 0;
+            return NULL;
+        }
+        len = strlen(v);
+        if (len > 1 && !apr_isdigit(v[len - 1])) {
+            switch (v[len - 1]) {
+            case 's': break;
+            case 'm': unit *= 60; break;
+            case 'h': unit *= 3600; break;
+            case 'd': unit *= 86400; break;
+            case 'w': unit *= 7 * 86400; break;
+            default:
+                return apr_psprintf(pool, "unknown unit in '%s' (use s, m, "
+                                    "h, d or w)", word);
+            }
+            len--;
+        }
+        if (parse_u64(v, len, &n) || n == 0
+            || n > (apr_uint64_t)APR_INT64_MAX / (apr_uint64_t)unit) {
+            return apr_psprintf(pool, "'%s' is not a positive age", word);
+        }
+        ret->max_age = (apr_interval_time_t)n * unit;
+        return NULL;
+    }
+    if (strncmp(word, "count=", 6) == 0) {
+        v = word + 6;
+        if (strcmp(v, "off") == 0) {
+            ret->max_count = 0;
+            return NULL;
+        }
+        if (parse_u64(v, strlen(v), &n) || n == 0) {
+            return apr_psprintf(pool, "'%s' is not a positive count", word);
+        }
+        ret->max_count = n;
+        return NULL;
+    }
+    return apr_psprintf(pool, "'%s': expected age=<n>[smhdw], age=off, "
+                        "count=<n> or count=off", word);
+}

@@ -1,0 +1,168 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+
+/**
+ * iss_sync_log — the change log behind sync tokens (RFC 6578).
+ *
+ * Every write to a location passes two steps, each one atomic store
+ * transaction:
+ *
+ *  - begin: an *intent* naming every member the write may touch and the
+ *    process doing it is recorded (and listed in `log/pending`), before
+ *    anything changes on disk;
+ *  - end: the intent is removed and, in the same transaction, one log
+ *    *entry* with the next sequence number and the members is appended,
+ *    the stat index of those members is updated, and old entries past the
+ *    retention window are compacted away (a bounded number per append).
+ *
+ * A token names the store and a position in the log.  A sync from token T
+ * reads the entries after T (cost proportional to the changes, not to the
+ * tree) and reports each member they name as it is *now* on disk: the
+ * log says "possibly changed", the file system says what it became.  So a
+ * member created and removed in between is reported removed, one removed
+ * and re-created is reported changed, and an entry that over-states (a
+ * write that failed half way) costs a client a re-check, never a miss.
+ *
+ * Crash safety: a write whose process died between begin and end leaves
+ * its intent behind.  iss_sync_log_recover() turns the intents of dead
+ * processes into entries (their members possibly changed); it runs before
+ * every sync answer and at startup, so no token handed out after the
+ * crash can skip what the dead write did, and tokens handed out before it
+ * are older than the recovered entry.
+ *
+ * Store keys (all under this component's control):
+ *   log/seq        last sequence number handed out ("0" or absent: none)
+ *   log/first      oldest sequence number still kept (absent: 1)
+ *   log/e/<16 hex> one entry: "ISL1 <time_us>\n" + iss_change encoding
+ *   log/pending    the ids of recorded intents, space separated
+ *   intent/<id>    "ISI1 <owner>\n" + iss_change encoding
+ *   f/<path>       stat index of a member (iss_scan), updated by entries
+ *   log/scan       "<time_us>" of the last completed reconciliation scan
+ *
+ * Paths are relative to the location's root: no leading slash, "" for
+ * the root itself, '/' between the decoded URI segments.
+ */
+#ifndef ISS_SYNC_LOG_H
+#define ISS_SYNC_LOG_H
+
+#include <apr_pools.h>
+#include <apr_tables.h>
+#include <apr_time.h>
+
+#include "iss_store.h"
+#include "iss_change.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** The namespace of our tokens: every token starts with this. */
+#define ISS_SYNC_TOKEN_BASE "https://mod-iss.org/ns/sync/"
+
+/** How much log a store keeps: entries older than @a max_age (0 = no age
+ *  limit) and beyond the newest @a max_count (0 = no count limit) are
+ *  removed; a token pointing before the oldest kept entry is expired. */
+typedef struct iss_sync_retention_t {
+    apr_interval_time_t max_age;
+    apr_uint64_t max_count;
+} iss_sync_retention_t;
+
+/** Where a sync stands.  Changes: everything before entry @a seq was
+ *  delivered, and the first @a idx members of entry @a seq.  Initial
+ *  listing (@a initial set): the members up to and including @a after
+ *  (a path, walk order = byte order of paths) were delivered; changes
+ *  are then due from entry @a seq on. */
+typedef struct iss_sync_pos_t {
+    apr_uint64_t seq;
+    apr_uint32_t idx;
+    int initial;
+    const char *after;
+} iss_sync_pos_t;
+
+/** Format a token of store @a store_id for @a pos. */
+const char *iss_sync_token_make(const char *store_id,
+                                const iss_sync_pos_t *pos, apr_pool_t *pool);
+
+/** Parse @a token.  APR_EINVAL if it is not one of ours or malformed;
+ *  otherwise *store_id and *pos (paths decoded). */
+apr_status_t iss_sync_token_parse(const char *token, const char **store_id,
+                                  iss_sync_pos_t *pos, apr_pool_t *pool);
+
+/** The log's bounds: the next entry will be *last + 1, the oldest one
+ *  kept is *first (an empty log has *first == *last + 1). */
+apr_status_t iss_sync_log_bounds(iss_store_t *store, apr_uint64_t *last,
+                                 apr_uint64_t *first, apr_pool_t *pool);
+
+/** What identifies the current process for iss_sync_log_owner_alive():
+ *  its pid and its start time, so a reused pid is not taken for it. */
+const char *iss_sync_log_owner_self(apr_pool_t *pool);
+
+/** Whether the process named by @a owner still runs (1) or not (0). */
+int iss_sync_log_owner_alive(const char *owner);
+
+/** One member's stat index record to write with an entry; @a value NULL
+ *  removes it. */
+typedef struct iss_sync_index_t {
+    const char *path;
+    const char *value;
+} iss_sync_index_t;
+
+/** Record the intent of @a method to change @a changes (iss_change_t,
+ *  relative paths) before doing it.  *id names it for the end step. */
+apr_status_t iss_sync_log_begin(iss_store_t *store, const char *method,
+                                const apr_array_header_t *changes,
+                                const char **id, apr_pool_t *pool);
+
+/** Settle intent @a id (NULL: none).  If @a changes is non-NULL, append
+ *  one entry for @a method with them and apply @a index (may be NULL),
+ *  compacting per @a retention; all in one transaction.  *seq gets the
+ *  entry's number (0 if none was appended). */
+apr_status_t iss_sync_log_end(iss_store_t *store, const char *id,
+                              const char *method,
+                              const apr_array_header_t *changes,
+                              const apr_array_header_t *index,
+                              const iss_sync_retention_t *retention,
+                              apr_uint64_t *seq, apr_pool_t *pool);
+
+/** Append one entry without an intent (a reconciliation scan), apply
+ *  @a index, and put @a key = @a val (if @a key) in the same transaction. */
+apr_status_t iss_sync_log_append(iss_store_t *store, const char *method,
+                                 const apr_array_header_t *changes,
+                                 const apr_array_header_t *index,
+                                 const iss_sync_retention_t *retention,
+                                 const char *key, const char *val,
+                                 apr_uint64_t *seq, apr_pool_t *pool);
+
+/** Turn the intents of processes that no longer run into entries.
+ *  Reads one small record when there is nothing to do.  *recovered gets
+ *  how many intents were turned (may be NULL). */
+apr_status_t iss_sync_log_recover(iss_store_t *store,
+                                  const iss_sync_retention_t *retention,
+                                  int *recovered, apr_pool_t *pool);
+
+/** Read entries @a from .. @a to (inclusive) in one locked pass, calling
+ *  @a fn for each in order.  APR_NOTFOUND if one of them was compacted
+ *  away meanwhile (the token is then expired).  @a fn returns non-zero to
+ *  stop early. */
+typedef int iss_sync_log_entry_fn(void *baton, apr_uint64_t seq,
+                                  apr_time_t when, const char *method,
+                                  const apr_array_header_t *changes);
+apr_status_t iss_sync_log_read(iss_store_t *store, apr_uint64_t from,
+                               apr_uint64_t to, iss_sync_log_entry_fn *fn,
+                               void *baton, apr_pool_t *pool);
+
+/** Remove entries past @a retention now (at most @a max_remove of them;
+ *  0 = all).  *removed gets the count (may be NULL). */
+apr_status_t iss_sync_log_compact(iss_store_t *store,
+                                  const iss_sync_retention_t *retention,
+                                  apr_uint64_t max_remove,
+                                  apr_uint64_t *removed, apr_pool_t *pool);
+
+/** Parse a retention spec: words "age=<n>[smhdw]" / "age=off",
+ *  "count=<n>" / "count=off".  Returns NULL or an error message. */
+const char *iss_sync_retention_parse(iss_sync_retention_t *ret,
+                                     const char *word, apr_pool_t *pool);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ISS_SYNC_LOG_H */

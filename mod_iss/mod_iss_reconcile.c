@@ -1,0 +1,52 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+
+/*
+ * Reconciliation scans run by the module: the baseline before the first
+ * token is handed out, and then every ISSReconcileInterval seconds, run
+ * by the sync request that finds one due.  Admins run one on demand with
+ * `iss-state STATEDIR scan DIRECTORY` (tools/iss-state.c).
+ */
+
+#include "mod_iss_sync.h"
+#include "mod_iss_config.h"
+#include "mod_iss_state.h"
+#include "iss_reconcile.h"
+
+void iss_sync_reconcile_if_due(request_rec *r, iss_store_t *store)
+{
+    const char *root = iss_state_root_fs(r);
+    apr_int64_t interval = iss_config_reconcile(iss_config_dir(r));
+    iss_scan_stats_t stats;
+    apr_time_t last, start;
+    apr_uint64_t seq;
+    apr_status_t rv;
+
+    if (root == NULL || iss_reconcile_last(store, &last, r->pool) != APR_SUCCESS) {
+        return;
+    }
+    if (last != 0 && (interval == 0
+                      || apr_time_now() - last < apr_time_from_sec(interval))) {
+        return;
+    }
+    start = apr_time_now();
+    rv = iss_reconcile_run(store, root,
+                           iss_config_retention(iss_config_dir(r)), &stats,
+                           &seq, r->pool);
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, ISSLOGNO(01046)
+                      "reconciliation scan of %s failed%s%s: %s", root,
+                      stats.error_path ? " at " : "",
+                      stats.error_path ? stats.error_path : "",
+                      iss_store_last_error(store));
+        return;
+    }
+    ap_log_rerror(APLOG_MARK, last ? APLOG_INFO : APLOG_DEBUG, 0, r,
+                  ISSLOGNO(01047)
+                  "%s scan of %s: %" APR_UINT64_T_FMT " directories, %"
+                  APR_UINT64_T_FMT " files, %" APR_UINT64_T_FMT " created, %"
+                  APR_UINT64_T_FMT " modified, %" APR_UINT64_T_FMT
+                  " removed in %" APR_TIME_T_FMT " ms",
+                  last ? "reconciliation" : "baseline", root, stats.dirs,
+                  stats.files, stats.created, stats.modified, stats.removed,
+                  (apr_time_now() - start) / 1000);
+}

@@ -1,0 +1,607 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+
+/*
+ * The sync-collection REPORT (RFC 6578).
+ *
+ * An empty token lists the collection's members (sorted by path, so that
+ * a listing cut by a limit can continue after the last path it gave).  A
+ * token reads the change log from its position on: every member an entry
+ * names under the collection is reported once, as it is now (changed
+ * with its properties, or removed with 404).  The answer costs the
+ * number of changes since the token, never a walk of the tree.
+ *
+ * Every member reported is looked up with a sub-request, so that it is
+ * authorised exactly as a PROPFIND of it would be: a member the client
+ * may not see is left out.
+ */
+
+#include "mod_iss_sync.h"
+#include "mod_iss_config.h"
+#include "mod_iss_provider.h"
+#include "mod_iss_reports.h"
+#include "mod_iss_state.h"
+#include "iss_sync_log.h"
+
+#include <apr_hash.h>
+#include <apr_strings.h>
+#include <http_protocol.h>
+#include <http_request.h>
+#include <util_filter.h>
+
+/* One member to report. */
+typedef struct member_t {
+    const char *rel;         /* path relative to the location root */
+    int collection;          /* as the log or the walk saw it */
+    int exists;              /* filled in when looked up */
+    int hidden;              /* not authorised: left out */
+    request_rec *sub;        /* the lookup; destroyed once reported */
+    dav_resource *resource;
+} member_t;
+
+typedef struct sync_t {
+    request_rec *r;
+    const dav_resource *resource;
+    const apr_xml_doc *doc;
+    int allprop;
+    int infinite;
+    apr_uint64_t limit;           /* 0: none */
+    iss_store_t *store;
+    const char *coll;             /* the collection, relative */
+    iss_sync_pos_t pos;           /* where the client stands */
+    iss_sync_pos_t next;          /* what the answer's token says */
+    int truncated;
+    apr_array_header_t *members;  /* member_t */
+    apr_hash_t *seen;             /* rel -> member_t * */
+    dav_lockdb *lockdb;
+} sync_t;
+
+static dav_error *bad_request(request_rec *r, const char *msg)
+{
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, ISSLOGNO(01041)
+                  "sync-collection on %s: %s", r->uri, msg);
+    return dav_new_error_tag(r->pool, HTTP_BAD_REQUEST, 0, 0, msg,
+                             ISS_XML_NS, "invalid-sync-collection");
+}
+
+/* A client error as RFC 4918 section 16 has it: the precondition element
+ * and a human-readable explanation; logged at info level above (mod_dav
+ * would log the client's mistake as a server error). */
+static void send_client_error(request_rec *r, const dav_error *err)
+{
+    apr_bucket_brigade *bb = apr_brigade_create(r->pool,
+                                                r->connection->bucket_alloc);
+    const char *ns = err->namespace ? err->namespace : "DAV:";
+
+    r->status = err->status;
+    ap_set_content_type(r, "application/xml; charset=utf-8");
+    ap_fputstrs(r->output_filters, bb, DAV_XML_HEADER DEBUG_CR
+                "<D:error xmlns:D=\"DAV:\">", NULL);
+    if (err->tagname) {
+        ap_fputstrs(r->output_filters, bb, "<E:", err->tagname, " xmlns:E=\"",
+                    apr_xml_quote_string(r->pool, ns, 1), "\"/>", NULL);
+    }
+    ap_fputstrs(r->output_filters, bb, DEBUG_CR "<I:message xmlns:I=\""
+                ISS_XML_NS "\">",
+                apr_xml_quote_string(r->pool, err->desc, 0),
+                "</I:message>" DEBUG_CR "</D:error>" DEBUG_CR, NULL);
+    ap_fflush(r->output_filters, bb);
+}
+
+/* 403 with RFC 6578's DAV:valid-sync-token precondition. */
+static dav_error *bad_token(request_rec *r, const char *why)
+{
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, ISSLOGNO(01042)
+                  "sync-collection on %s: token refused: %s", r->uri, why);
+    return dav_new_error_tag(r->pool, HTTP_FORBIDDEN, 0, 0,
+                             apr_pstrcat(r->pool, "The sync-token is not "
+                                         "valid here: ", why, ". Sync again "
+                                         "from an empty token.", NULL),
+                             NULL, "valid-sync-token");
+}
+
+/* ---- the request body ---------------------------------------------------- */
+
+static dav_error *parse_body(sync_t *s, const char **token)
+{
+    request_rec *r = s->r;
+    const apr_xml_elem *root = s->doc->root, *e;
+    const char *level = NULL;
+    int depth = dav_get_depth(r, 0);
+
+    if (depth != 0) {
+        return bad_request(r, "A sync-collection REPORT must have Depth: 0 "
+                           "(RFC 6578 section 3.2); use DAV:sync-level to "
+                           "ask for members at every depth.");
+    }
+    *token = NULL;
+    for (e = root->first_child; e; e = e->next) {
+        if (e->ns != APR_XML_NS_DAV_ID) {
+            continue;                 /* foreign extensions: ignored */
+        }
+        if (strcmp(e->name, "sync-token") == 0) {
+            if (*token) {
+                return bad_request(r, "DAV:sync-token appears twice.");
+            }
+            *token = dav_xml_get_cdata(e, r->pool, 1);
+        }
+        else if (strcmp(e->name, "sync-level") == 0) {
+            level = dav_xml_get_cdata(e, r->pool, 1);
+        }
+        else if (strcmp(e->name, "limit") == 0) {
+            const apr_xml_elem *n = dav_find_child(e, "nresults");
+            const char *v = n ? dav_xml_get_cdata(n, r->pool, 1) : NULL;
+            char *end;
+            apr_int64_t num = v ? apr_strtoi64(v, &end, 10) : 0;
+
+            if (!v || !*v || *end || num <= 0) {
+                return bad_request(r, "DAV:limit must hold a DAV:nresults "
+                                   "with a positive integer.");
+            }
+            s->limit = (apr_uint64_t)num;
+        }
+        else if (strcmp(e->name, "prop") == 0) {
+            s->allprop = 0;
+        }
+        else if (strcmp(e->name, "allprop") == 0) {
+            s->allprop = 1;
+        }
+    }
+    if (*token == NULL) {
+        return bad_request(r, "The body lacks DAV:sync-token (empty for a "
+                           "first sync).");
+    }
+    if (!dav_find_child(root, "prop") && !dav_find_child(root, "allprop")) {
+        return bad_request(r, "The body lacks DAV:prop (the properties to "
+                           "return for each member).");
+    }
+    /* RFC 6578 requires DAV:sync-level; its drafts had none and meant 1. */
+    if (level == NULL || strcmp(level, "1") == 0) {
+        s->infinite = 0;
+    }
+    else if (strcmp(level, "infinite") == 0
+             || strcmp(level, "infinity") == 0) {
+        s->infinite = 1;
+    }
+    else {
+        return bad_request(r, apr_psprintf(r->pool, "DAV:sync-level must be "
+                                           "1 or infinite, not '%s'.",
+                                           ap_escape_html(r->pool, level)));
+    }
+    return NULL;
+}
+
+/* ---- collecting members --------------------------------------------------- */
+
+/* Add @a rel unless already there; 0 if the limit says stop first. */
+static int add_member(sync_t *s, const char *rel, int collection)
+{
+    member_t *m = apr_hash_get(s->seen, rel, APR_HASH_KEY_STRING);
+
+    if (m) {
+        if (collection) {
+            m->collection = 1;
+        }
+        return 1;
+    }
+    if (s->limit && (apr_uint64_t)s->members->nelts >= s->limit) {
+        return 0;
+    }
+    m = apr_array_push(s->members);
+    memset(m, 0, sizeof(*m));
+    m->rel = apr_pstrdup(s->r->pool, rel);
+    m->collection = collection;
+    apr_hash_set(s->seen, m->rel, APR_HASH_KEY_STRING, m);
+    return 1;
+}
+
+/* @a rel below the request's collection, or NULL (the collection itself
+ * is never one of its members). */
+static const char *below_coll(const sync_t *s, const char *rel)
+{
+    apr_size_t n = strlen(s->coll);
+
+    if (n == 0) {
+        return *rel ? rel : NULL;
+    }
+    if (strncmp(rel, s->coll, n) != 0 || rel[n] != '/' || !rel[n + 1]) {
+        return NULL;
+    }
+    return rel + n + 1;
+}
+
+static int entry_fn(void *baton, apr_uint64_t seq, apr_time_t when,
+                    const char *method, const apr_array_header_t *changes)
+{
+    sync_t *s = baton;
+    apr_uint32_t i = seq == s->pos.seq ? s->pos.idx : 0;
+
+    for (; i < (apr_uint32_t)changes->nelts; i++) {
+        const iss_change_t *c = &APR_ARRAY_IDX(changes, i, iss_change_t);
+        const char *tail = below_coll(s, c->path), *slash;
+        const char *rel = c->path;
+        int collection = c->collection;
+
+        if (tail == NULL) {
+            continue;
+        }
+        if (!s->infinite && (slash = strchr(tail, '/')) != NULL) {
+            /* Level 1: a change deeper down shows as its child
+             * collection having changed (see docs/protocol.md). */
+            rel = apr_pstrmemdup(s->r->pool, c->path,
+                                 (apr_size_t)(slash - c->path));
+            collection = 1;
+        }
+        if (!add_member(s, rel, collection)) {
+            s->truncated = 1;
+            s->next.seq = seq;
+            s->next.idx = i;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+typedef struct walk_ctx {
+    sync_t *s;
+    apr_array_header_t *all;      /* member_t, unsorted */
+    apr_size_t root_len;
+} walk_ctx;
+
+static dav_error *walk_fn(dav_walk_resource *wres, int calltype)
+{
+    walk_ctx *w = wres->walk_ctx;
+    const char *rel = iss_state_rel_path(w->s->r, wres->resource->uri);
+    member_t *m;
+
+    if (rel == NULL || below_coll(w->s, rel) == NULL) {
+        return NULL;                  /* the collection itself */
+    }
+    m = apr_array_push(w->all);
+    memset(m, 0, sizeof(*m));
+    m->rel = rel;
+    m->collection = wres->resource->collection;
+    return NULL;
+}
+
+static int by_path(const void *a, const void *b)
+{
+    return strcmp(((const member_t *)a)->rel, ((const member_t *)b)->rel);
+}
+
+/* An empty token (or an initial-listing continuation): list members. */
+static dav_error *collect_listing(sync_t *s)
+{
+    walk_ctx w = { s, NULL, 0 };
+    dav_walk_params params = { 0 };
+    dav_response *multi = NULL;
+    dav_error *err;
+    int i;
+
+    w.all = apr_array_make(s->r->pool, 64, sizeof(member_t));
+    params.walk_type = DAV_WALKTYPE_NORMAL;
+    params.func = walk_fn;
+    params.walk_ctx = &w;
+    params.pool = s->r->pool;
+    params.root = s->resource;
+    err = (*s->resource->hooks->walk)(&params,
+                                      s->infinite ? DAV_INFINITY : 1, &multi);
+    if (err) {
+        return err;
+    }
+    qsort(w.all->elts, (size_t)w.all->nelts, sizeof(member_t), by_path);
+    for (i = 0; i < w.all->nelts; i++) {
+        const member_t *m = &APR_ARRAY_IDX(w.all, i, member_t);
+
+        if (s->pos.initial && strcmp(m->rel, s->pos.after) <= 0) {
+            continue;
+        }
+        if (!add_member(s, m->rel, m->collection)) {
+            const member_t *lastm = &APR_ARRAY_IDX(s->members,
+                                                   s->members->nelts - 1,
+                                                   member_t);
+            s->truncated = 1;
+            s->next.initial = 1;
+            s->next.after = lastm->rel;
+            break;
+        }
+    }
+    return NULL;
+}
+
+/* ---- reporting ----------------------------------------------------------- */
+
+/* Look @a m up as a PROPFIND of it would be: authorisation included. */
+static void look_up(sync_t *s, member_t *m)
+{
+    request_rec *r = s->r;
+    const char *uri = apr_pstrcat(r->pool, iss_state_root_uri(r), "/",
+                                  m->rel, m->collection ? "/" : "", NULL);
+    request_rec *sub = ap_sub_req_method_uri("PROPFIND",
+                                             ap_escape_uri(r->pool, uri),
+                                             r, NULL);
+    dav_resource *res = NULL;
+
+    m->sub = sub;
+    m->hidden = 0;
+    if (sub->status != HTTP_OK || !iss_is_enabled(sub)
+        || !iss_state_same_location(sub, r)
+        || dav_get_resource(sub, 0, 0, &res) != NULL) {
+        m->hidden = 1;
+        return;
+    }
+    m->resource = res;
+    m->exists = res->exists;
+    if (res->exists) {
+        m->collection = res->collection;
+    }
+}
+
+/* Whether @a m exists now: a stat where the root's directory is known,
+ * else a lookup. */
+static void check_exists(sync_t *s, member_t *m)
+{
+    const char *root = iss_state_root_fs(s->r);
+    apr_finfo_t fi;
+
+    if (root) {
+        m->exists = apr_stat(&fi, apr_pstrcat(s->r->pool, root, "/", m->rel,
+                                              NULL),
+                             APR_FINFO_TYPE, s->r->pool) == APR_SUCCESS;
+        if (m->exists) {
+            m->collection = fi.filetype == APR_DIR;
+        }
+        return;
+    }
+    look_up(s, m);
+    ap_destroy_sub_req(m->sub);
+    m->sub = NULL;
+    m->resource = NULL;
+}
+
+/* With infinite depth a removed collection stands for its members. */
+static int under_removed(const sync_t *s, const member_t *m)
+{
+    char *p = apr_pstrdup(s->r->pool, m->rel), *slash;
+
+    while ((slash = strrchr(p, '/')) != NULL) {
+        const member_t *a;
+
+        *slash = '\0';
+        if (below_coll(s, p) == NULL) {
+            break;
+        }
+        a = apr_hash_get(s->seen, p, APR_HASH_KEY_STRING);
+        if (a && !a->exists) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static dav_error *send_member(sync_t *s, member_t *m, apr_bucket_brigade *bb)
+{
+    request_rec *r = s->r;
+    dav_response resp = { 0 };
+    dav_propdb *propdb;
+    dav_error *err;
+
+    resp.href = apr_pstrcat(r->pool, iss_state_root_uri(r), "/", m->rel,
+                            m->collection ? "/" : "", NULL);
+    if (!m->exists) {
+        resp.status = HTTP_NOT_FOUND;
+        dav_send_one_response(&resp, bb, r, m->sub->pool);
+        return NULL;
+    }
+    /* The main request: mod_dav caches lookups in the body's elements,
+     * allocated from the propdb's request pool (a sub-request's dies). */
+    err = dav_open_propdb(r, s->lockdb, m->resource, 1,
+                          s->doc->namespaces, &propdb);
+    if (err) {
+        return dav_push_error(r->pool, HTTP_INTERNAL_SERVER_ERROR, 0,
+                              "mod_iss: cannot read the properties of a "
+                              "member", err);
+    }
+    resp.propresult = s->allprop
+        ? dav_get_allprops(propdb, DAV_PROP_INSERT_VALUE)
+        : dav_get_props(propdb, (apr_xml_doc *)s->doc);
+    resp.status = HTTP_OK;
+    dav_send_one_response(&resp, bb, r, m->sub->pool);
+    dav_close_propdb(propdb);
+    return NULL;
+}
+
+static dav_error *send_answer(sync_t *s)
+{
+    request_rec *r = s->r;
+    apr_bucket_brigade *bb = apr_brigade_create(r->pool,
+                                                r->connection->bucket_alloc);
+    const char *token;
+    dav_error *err;
+    apr_status_t rv;
+    int i;
+
+    for (i = 0; i < s->members->nelts; i++) {
+        check_exists(s, &APR_ARRAY_IDX(s->members, i, member_t));
+    }
+    dav_begin_multistatus(bb, r, HTTP_MULTI_STATUS, s->doc->namespaces);
+    for (i = 0; i < s->members->nelts; i++) {
+        member_t *m = &APR_ARRAY_IDX(s->members, i, member_t);
+
+        if ((!m->exists && s->pos.initial)
+            || (!m->exists && s->infinite && under_removed(s, m))) {
+            continue;
+        }
+        look_up(s, m);
+        if (!m->hidden && !(!m->exists && s->pos.initial)
+            && (err = send_member(s, m, bb)) != NULL) {
+            return err;
+        }
+        ap_destroy_sub_req(m->sub);
+        m->sub = NULL;
+        m->resource = NULL;
+    }
+    if (s->truncated) {
+        ap_fputstrs(r->output_filters, bb, "<D:response><D:href>",
+                    apr_xml_quote_string(r->pool,
+                                         ap_escape_uri(r->pool, r->uri), 0),
+                    "</D:href><D:status>HTTP/1.1 507 Insufficient Storage"
+                    "</D:status><D:error><D:number-of-matches-within-limits/>"
+                    "</D:error></D:response>" DEBUG_CR, NULL);
+    }
+    token = iss_sync_token_make(iss_store_id(s->store), &s->next, r->pool);
+    ap_fputstrs(r->output_filters, bb, "<D:sync-token>",
+                apr_xml_quote_string(r->pool, token, 0),
+                "</D:sync-token>" DEBUG_CR, NULL);
+    if ((rv = dav_finish_multistatus(r, bb)) != APR_SUCCESS) {
+        return dav_new_error(r->pool, HTTP_INTERNAL_SERVER_ERROR, 0, rv,
+                             "mod_iss: the answer could not be sent");
+    }
+    return NULL;
+}
+
+/* ---- the hook ---------------------------------------------------------------- */
+
+static dav_error *store_error(request_rec *r, iss_store_t *store,
+                              apr_status_t rv)
+{
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, ISSLOGNO(01043)
+                  "sync-collection on %s: cannot read the change log: %s",
+                  r->uri, iss_store_last_error(store));
+    return dav_new_error(r->pool, rv == ISS_STORE_EDAMAGED
+                                      ? HTTP_SERVICE_UNAVAILABLE
+                                      : HTTP_INTERNAL_SERVER_ERROR, 0, rv,
+                         "The change log of this location cannot be read.");
+}
+
+/* Check a parsed token against the store and its log bounds. */
+static dav_error *check_token(sync_t *s, const char *id, apr_uint64_t last,
+                              apr_uint64_t first)
+{
+    if (strcmp(id, iss_store_id(s->store)) != 0) {
+        return bad_token(s->r, "it belongs to another location or to a "
+                         "state that was reset");
+    }
+    if (s->pos.seq > last + 1) {
+        return bad_token(s->r, "it names a change this location never had");
+    }
+    if (s->pos.seq < first && s->pos.seq <= last) {
+        return bad_token(s->r, "it is older than the change log kept "
+                         "(ISSSyncRetention)");
+    }
+    return NULL;
+}
+
+static dav_error *run(sync_t *s, const char *token)
+{
+    request_rec *r = s->r;
+    iss_dir_conf_t *dconf = iss_config_dir(r);
+    apr_uint64_t last, first, cap = (apr_uint64_t)iss_config_max_results(dconf);
+    const char *id;
+    dav_error *err;
+    apr_status_t rv;
+
+    if ((err = iss_state_store(r, &s->store)) != NULL) {
+        return err;
+    }
+    if (*token && (iss_sync_token_parse(token, &id, &s->pos, r->pool)
+                   != APR_SUCCESS)) {
+        return bad_token(r, "it is not a token of this server");
+    }
+    iss_sync_reconcile_if_due(r, s->store);
+    rv = iss_sync_log_recover(s->store, iss_config_retention(dconf), NULL,
+                              r->pool);
+    if (rv == APR_SUCCESS) {
+        rv = iss_sync_log_bounds(s->store, &last, &first, r->pool);
+    }
+    if (rv != APR_SUCCESS) {
+        return store_error(r, s->store, rv);
+    }
+    if (*token && (err = check_token(s, id, last, first)) != NULL) {
+        return err;
+    }
+    if (cap && (s->limit == 0 || s->limit > cap)) {
+        s->limit = cap;
+    }
+    s->coll = iss_state_rel_path(r, r->uri);
+    if (s->coll == NULL) {
+        return dav_new_error(r->pool, HTTP_INTERNAL_SERVER_ERROR, 0, 0,
+                             "mod_iss: the request is outside its location");
+    }
+    s->members = apr_array_make(r->pool, 16, sizeof(member_t));
+    s->seen = apr_hash_make(r->pool);
+    if (!*token || s->pos.initial) {
+        /* Changes made while the listing is read are due after it. */
+        apr_uint64_t base = s->pos.initial ? s->pos.seq - 1 : last;
+
+        s->next.seq = base + 1;
+        if (!*token) {
+            s->pos.initial = 1;
+            s->pos.after = "";
+        }
+        if ((err = collect_listing(s)) != NULL) {
+            return err;
+        }
+    }
+    else {
+        s->next.seq = last + 1;
+        rv = iss_sync_log_read(s->store, s->pos.seq, last, entry_fn, s,
+                               r->pool);
+        if (rv == APR_NOTFOUND) {
+            return bad_token(r, "the changes since it were compacted away "
+                             "meanwhile");
+        }
+        if (rv != APR_SUCCESS) {
+            return store_error(r, s->store, rv);
+        }
+    }
+    return send_answer(s);
+}
+
+static int deliver_report(request_rec *r, const dav_resource *resource,
+                          const apr_xml_doc *doc, ap_filter_t *output,
+                          dav_error **err)
+{
+    const dav_hooks_locks *locks;
+    const char *token = NULL;
+    sync_t s;
+
+    if (!doc || !doc->root || doc->root->ns != APR_XML_NS_DAV_ID
+        || strcmp(doc->root->name, ISS_SYNC_REPORT) != 0
+        || !iss_is_enabled(r)) {
+        return DECLINED;
+    }
+    memset(&s, 0, sizeof(s));
+    s.r = r;
+    s.resource = resource;
+    s.doc = doc;
+    if ((*err = parse_body(&s, &token)) == NULL && !resource->collection) {
+        *err = dav_new_error_tag(r->pool, HTTP_FORBIDDEN, 0, 0,
+                                 "A sync-collection REPORT applies to "
+                                 "collections only.", NULL,
+                                 "supported-report");
+    }
+    if (*err) {
+        send_client_error(r, *err);
+        *err = NULL;
+        return OK;
+    }
+    locks = dav_get_lock_hooks(r);
+    if (locks && (*locks->open_lockdb)(r, 1, 0, &s.lockdb) != NULL) {
+        s.lockdb = NULL;              /* no lockdiscovery then */
+    }
+    *err = run(&s, token);
+    if (s.lockdb) {
+        (*locks->close_lockdb)(s.lockdb);
+    }
+    if (*err && (*err)->status >= 400 && (*err)->status < 500
+        && !r->sent_bodyct) {
+        send_client_error(r, *err);
+        *err = NULL;
+    }
+    return OK;
+}
+
+void iss_sync_register_hooks(apr_pool_t *p)
+{
+    dav_hook_deliver_report(deliver_report, NULL, NULL, APR_HOOK_MIDDLE);
+}

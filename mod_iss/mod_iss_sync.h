@@ -1,0 +1,40 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+
+/**
+ * mod_iss_sync — RFC 6578 sync-collection for `Dav iss` locations.
+ *
+ *  - mod_iss_sync.c: the REPORT (deliver_report hook);
+ *  - mod_iss_sync_prop.c: the DAV:sync-token live property;
+ *  - mod_iss_sync_if.c: sync tokens in the If header (RFC 6578 section 5).
+ *
+ * The change log itself is libiss/iss_sync_log; the capture point
+ * (mod_iss_capture) writes it.
+ */
+#ifndef MOD_ISS_SYNC_H
+#define MOD_ISS_SYNC_H
+
+#include "mod_iss.h"
+#include "iss_store.h"
+
+#define ISS_SYNC_REPORT "sync-collection"
+
+void iss_sync_register_hooks(apr_pool_t *p);
+void iss_sync_prop_register_hooks(apr_pool_t *p);
+void iss_sync_if_register_hooks(apr_pool_t *p);
+
+/** The current token of the collection @a rel (a path relative to the
+ *  location root) of @a r's store, after turning the intents of dead
+ *  writers into log entries. */
+dav_error *iss_sync_current_token(request_rec *r, const char **token);
+
+/** Whether @a token is one of ours that is still current for collection
+ *  @a rel: same store, not expired, nothing changed under @a rel since.
+ *  Returns 1 / 0, or -1 when it is not a token of ours. */
+int iss_sync_token_current(request_rec *r, const char *rel,
+                           const char *token);
+
+/** Run a reconciliation scan now if ISSReconcileInterval says one is
+ *  due (any request may call it; it is cheap when none is due). */
+void iss_sync_reconcile_if_due(request_rec *r, iss_store_t *store);
+
+#endif /* MOD_ISS_SYNC_H */

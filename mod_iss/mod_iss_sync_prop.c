@@ -1,0 +1,159 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+
+/*
+ * DAV:sync-token (RFC 6578 section 4): a protected live property of every
+ * collection of a `Dav iss` location, returned when asked for by name,
+ * never in allprop.  Its value is the token a sync-collection REPORT
+ * with an empty token would end with.
+ */
+
+#include "mod_iss_sync.h"
+#include "mod_iss_config.h"
+#include "mod_iss_provider.h"
+#include "mod_iss_state.h"
+#include "iss_sync_log.h"
+
+#include <apr_strings.h>
+
+/* Unique among mod_dav's live property providers of this server. */
+#define ISS_PROPID_sync_token 21001
+#define ISS_PROPID_supported_report_set 21002
+
+static const char *const namespace_uris[] = { "DAV:", NULL };
+
+static const dav_liveprop_spec specs[] = {
+    { 0, "sync-token", ISS_PROPID_sync_token, 0 },
+    /* mod_dav 2.4 lists reports only in DeltaV's OPTIONS body; clients
+     * look for this property (RFC 3253 section 3.1.5). */
+    { 0, "supported-report-set", ISS_PROPID_supported_report_set, 0 },
+    { 0, NULL, 0, 0 }
+};
+
+static const dav_hooks_liveprop hooks;
+
+static const dav_liveprop_group group = { specs, namespace_uris, &hooks };
+
+dav_error *iss_sync_current_token(request_rec *r, const char **token)
+{
+    iss_dir_conf_t *dconf = iss_config_dir(r);
+    iss_sync_pos_t pos = { 0 };
+    apr_uint64_t last, first;
+    iss_store_t *store;
+    dav_error *err;
+    apr_status_t rv;
+
+    if ((err = iss_state_store(r, &store)) != NULL) {
+        return err;
+    }
+    iss_sync_reconcile_if_due(r, store);
+    rv = iss_sync_log_recover(store, iss_config_retention(dconf), NULL,
+                              r->pool);
+    if (rv == APR_SUCCESS) {
+        rv = iss_sync_log_bounds(store, &last, &first, r->pool);
+    }
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, ISSLOGNO(01044)
+                      "cannot read the change log for %s: %s", r->uri,
+                      iss_store_last_error(store));
+        return dav_new_error(r->pool, HTTP_INTERNAL_SERVER_ERROR, 0, rv,
+                             "The change log cannot be read.");
+    }
+    pos.seq = last + 1;
+    *token = iss_sync_token_make(iss_store_id(store), &pos, r->pool);
+    return NULL;
+}
+
+/* The reports mod_dav's gather_reports hooks name for @a resource. */
+static const char *report_set(request_rec *r, const dav_resource *resource)
+{
+    apr_array_header_t *reports = apr_array_make(r->pool, 4,
+                                                 sizeof(dav_report_elem));
+    const char *out = "";
+    dav_error *err = NULL;
+    int i;
+
+    dav_run_gather_reports(r, resource, reports, &err);
+    for (i = 0; err == NULL && i < reports->nelts; i++) {
+        const dav_report_elem *rp = &APR_ARRAY_IDX(reports, i,
+                                                   dav_report_elem);
+        const char *elem = strcmp(rp->nmspace, "DAV:") == 0
+            ? apr_pstrcat(r->pool, "<D:", rp->name, "/>", NULL)
+            : apr_pstrcat(r->pool, "<R:", rp->name, " xmlns:R=\"",
+                          apr_xml_quote_string(r->pool, rp->nmspace, 1),
+                          "\"/>", NULL);
+
+        out = apr_pstrcat(r->pool, out, "<D:supported-report><D:report>",
+                          elem, "</D:report></D:supported-report>", NULL);
+    }
+    return out;
+}
+
+static dav_prop_insert insert_prop(const dav_resource *resource, int propid,
+                                   dav_prop_insert what, apr_text_header *phdr)
+{
+    request_rec *r = iss_provider_resource_request(resource);
+    const dav_liveprop_spec *info;
+    const char *token, *s;
+    long ns;
+
+    if (r == NULL || !resource->collection) {
+        return DAV_PROP_INSERT_NOTDEF;
+    }
+    ns = dav_get_liveprop_info(propid, &group, &info);
+    if (what == DAV_PROP_INSERT_VALUE
+        && propid == ISS_PROPID_supported_report_set) {
+        s = apr_psprintf(resource->pool, "<lp%ld:%s>%s</lp%ld:%s>" DEBUG_CR,
+                         ns, info->name, report_set(r, resource), ns,
+                         info->name);
+    }
+    else if (what == DAV_PROP_INSERT_VALUE) {
+        if (iss_sync_current_token(r, &token) != NULL) {
+            return DAV_PROP_INSERT_NOTDEF;
+        }
+        s = apr_psprintf(resource->pool, "<lp%ld:%s>%s</lp%ld:%s>" DEBUG_CR,
+                         ns, info->name,
+                         apr_xml_quote_string(resource->pool, token, 0), ns,
+                         info->name);
+    }
+    else if (what == DAV_PROP_INSERT_NAME) {
+        s = apr_psprintf(resource->pool, "<lp%ld:%s/>" DEBUG_CR, ns,
+                         info->name);
+    }
+    else {
+        s = apr_psprintf(resource->pool, "<D:supported-live-property "
+                         "D:name=\"%s\" D:namespace=\"DAV:\"/>" DEBUG_CR,
+                         info->name);
+    }
+    apr_text_append(resource->pool, phdr, s);
+    return what;
+}
+
+static int is_writable(const dav_resource *resource, int propid)
+{
+    return 0;                          /* protected (RFC 6578 section 4) */
+}
+
+static const dav_hooks_liveprop hooks = {
+    insert_prop,
+    is_writable,
+    namespace_uris,
+    NULL, NULL, NULL, NULL,
+    NULL
+};
+
+static int find_liveprop(const dav_resource *resource, const char *ns_uri,
+                         const char *name, const dav_hooks_liveprop **out)
+{
+    request_rec *r = iss_provider_resource_request(resource);
+
+    if (r == NULL || !resource->collection || !iss_is_enabled(r)) {
+        return 0;
+    }
+    return dav_do_find_liveprop(ns_uri, name, &group, out);
+}
+
+void iss_sync_prop_register_hooks(apr_pool_t *p)
+{
+    dav_register_liveprop_group(p, &group);
+    dav_hook_find_liveprop(find_liveprop, NULL, NULL, APR_HOOK_MIDDLE);
+}
