@@ -6,6 +6,15 @@
  *   iss-state [-t DBMTYPE] DIR info          store id, DBM type, key count
  *   iss-state [-t DBMTYPE] DIR verify        check every record
  *   iss-state [-t DBMTYPE] DIR list [PREFIX] keys (escaped) and value sizes
+ *   iss-state DIR log [FROM]                 the sync log: bounds, pending
+ *                                            writes, entries from FROM on
+ *   iss-state DIR scan DIRECTORY             reconciliation scan: log what
+ *                                            changed in DIRECTORY (the
+ *                                            location's folder) behind
+ *                                            httpd's back
+ *   iss-state DIR compact age=..|count=..    drop log entries past that
+ *   iss-state DIR recover                    log the writes of dead httpd
+ *                                            processes now
  *
  * The DBM type is read from the store unless -t insists on one.  It never
  * creates a store; run as root, it takes on the state directory's owner.  Safe while httpd runs: the store serialises with httpd
@@ -13,12 +22,15 @@
  * 2 usage.
  */
 
+#include "iss_reconcile.h"
 #include "iss_store.h"
+#include "iss_sync_log.h"
 #include "iss_version.h"
 
 #include <apr_general.h>
 #include <apr_getopt.h>
 #include <apr_strings.h>
+#include <apr_date.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +42,8 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: iss-state [-t DBMTYPE] DIR info|verify|list [PREFIX]\n"
+            "       iss-state DIR log [FROM] | scan DIRECTORY | recover\n"
+            "       iss-state DIR compact age=<n>[smhdw]|count=<n> ...\n"
             "  DBMTYPE: insist on this apr_dbm type (default: the store's)\n");
 }
 
@@ -84,6 +98,121 @@ static int become_owner(const char *dir)
     return 0;
 }
 
+static int print_entry(void *baton, apr_uint64_t seq, apr_time_t when,
+                       const char *method, const apr_array_header_t *changes)
+{
+    char date[APR_RFC822_DATE_LEN];
+    int i;
+
+    apr_rfc822_date(date, when);
+    printf("%" APR_UINT64_T_FMT "\t%s\t%s\t%d\n", seq, date, method,
+           changes->nelts);
+    for (i = 0; i < changes->nelts; i++) {
+        const iss_change_t *c = &APR_ARRAY_IDX(changes, i, iss_change_t);
+
+        printf("\t%s %s ", iss_change_kind_name(c->kind),
+               c->collection ? "collection" : "file");
+        print_escaped((const unsigned char *)c->path, strlen(c->path));
+        putchar('\n');
+    }
+    return 0;
+}
+
+static int fail(iss_store_t *store, const char *dir)
+{
+    fprintf(stderr, "iss-state: %s: %s\n", dir, iss_store_last_error(store));
+    return 1;
+}
+
+/* The sync log commands; -1 when @a cmd is none of them. */
+static int log_command(iss_store_t *store, const char *dir, const char *cmd,
+                       int argc, const char *const *argv, apr_pool_t *pool)
+{
+    iss_sync_retention_t ret = { 0, 0 };
+    apr_uint64_t last, first, from, n;
+    apr_status_t rv;
+    int i, recovered;
+
+    if (strcmp(cmd, "log") == 0) {
+        void *val;
+        apr_size_t vlen;
+
+        if ((rv = iss_sync_log_bounds(store, &last, &first, pool))) {
+            return fail(store, dir);
+        }
+        rv = iss_store_get(store, "log/pending", 11, &val, &vlen, pool);
+        printf("entries: %" APR_UINT64_T_FMT " to %" APR_UINT64_T_FMT
+               "\npending: %s\n", first, last,
+               rv == APR_SUCCESS ? (char *)val : "");
+        from = argc > 0 ? (apr_uint64_t)apr_atoi64(argv[0]) : first;
+        if (from < first) {
+            from = first;
+        }
+        if ((rv = iss_sync_log_read(store, from, last, print_entry, NULL,
+                                    pool)) != APR_SUCCESS) {
+            return fail(store, dir);
+        }
+        return 0;
+    }
+    if (strcmp(cmd, "scan") == 0) {
+        iss_scan_stats_t st;
+        apr_time_t t0 = apr_time_now();
+
+        if (argc != 1) {
+            usage();
+            return 2;
+        }
+        /* Defaults as the module's; a compaction here is only a bonus. */
+        ret.max_age = apr_time_from_sec(30 * 86400);
+        ret.max_count = 100000;
+        rv = iss_reconcile_run(store, argv[0], &ret, &st, &n, pool);
+        if (rv != APR_SUCCESS) {
+            fprintf(stderr, "iss-state: scan of %s failed%s%s: %s\n",
+                    argv[0], st.error_path ? " at " : "",
+                    st.error_path ? st.error_path : "",
+                    iss_store_last_error(store));
+            return 1;
+        }
+        printf("%" APR_UINT64_T_FMT " directories, %" APR_UINT64_T_FMT
+               " files: %" APR_UINT64_T_FMT " created, %" APR_UINT64_T_FMT
+               " modified, %" APR_UINT64_T_FMT " removed (%" APR_TIME_T_FMT
+               " ms)", st.dirs, st.files, st.created, st.modified,
+               st.removed, (apr_time_now() - t0) / 1000);
+        if (n) {
+            printf("; logged as entry %" APR_UINT64_T_FMT, n);
+        }
+        printf("\n");
+        return 0;
+    }
+    if (strcmp(cmd, "compact") == 0) {
+        if (argc == 0) {
+            usage();
+            return 2;
+        }
+        for (i = 0; i < argc; i++) {
+            const char *err = iss_sync_retention_parse(&ret, argv[i], pool);
+
+            if (err) {
+                fprintf(stderr, "iss-state: %s\n", err);
+                return 2;
+            }
+        }
+        if (iss_sync_log_compact(store, &ret, 0, &n, pool) != APR_SUCCESS) {
+            return fail(store, dir);
+        }
+        printf("removed %" APR_UINT64_T_FMT " entries\n", n);
+        return 0;
+    }
+    if (strcmp(cmd, "recover") == 0) {
+        if (iss_sync_log_recover(store, NULL, &recovered, pool)) {
+            return fail(store, dir);
+        }
+        printf("recovered %d interrupted writes\n", recovered);
+        return 0;
+    }
+    return -1;
+}
+
 static void log_cb(void *baton, int level, apr_status_t rv, const char *msg)
 {
     fprintf(stderr, "iss-state: %s\n", msg);
@@ -97,6 +226,7 @@ int main(int argc, const char *const *argv)
     iss_store_t *store = NULL;
     apr_status_t rv;
     char ch;
+    int rc;
     count_t c = { 0, 0, 0 };
 
     apr_app_initialize(&argc, &argv, NULL);
@@ -130,6 +260,11 @@ int main(int argc, const char *const *argv)
             fprintf(stderr, "iss-state: cannot open the state in %s\n", dir);
         }
         return 1;
+    }
+    rc = log_command(store, dir, cmd, argc - opt->ind - 2,
+                     argv + opt->ind + 2, pool);
+    if (rc >= 0) {
+        return rc;
     }
     if (strcmp(cmd, "verify") == 0) {
         rv = iss_store_verify(store, pool);
