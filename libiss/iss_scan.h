@@ -39,7 +39,10 @@
  * directory is unchanged as long as it is a directory: its times change
  * whenever a member is added or removed, and those members are reported
  * themselves.  A member that changed type (file <-> directory) is reported
- * removed, then created.
+ * removed, then created.  Like every stat()-based check, a rewrite that
+ * keeps the size and the inode and lands within the file system's
+ * timestamp granularity (a few milliseconds) of the state the index
+ * recorded, with mtime and ctime unchanged, goes unnoticed.
  *
  * All functions are reentrant; nothing is global.
  */
@@ -118,7 +121,7 @@ typedef struct iss_scan_update_t {
 
 /** What a scan saw and did. */
 typedef struct iss_scan_stats_t {
-    apr_uint64_t dirs;       /**< directories walked (the root excluded) */
+    apr_uint64_t dirs;       /**< directories seen (the root excluded) */
     apr_uint64_t files;      /**< regular files seen */
     apr_uint64_t created;    /**< ISS_CHANGE_CREATED reported */
     apr_uint64_t modified;   /**< ISS_CHANGE_MODIFIED reported */
@@ -133,7 +136,8 @@ typedef struct iss_scan_stats_t {
 /**
  * Walk the tree under @a root (an existing directory) and compare it with
  * @a index, a hash from relative path (the path's bytes, no NUL: a key
- * set with APR_HASH_KEY_STRING) to const iss_scan_entry_t *.
+ * set with APR_HASH_KEY_STRING) to const iss_scan_entry_t *; NULL is an
+ * empty index.
  *
  * What differs is appended to @a changes (an array of iss_change_t, see
  * iss_change.h: kind ISS_CHANGE_CREATED, ISS_CHANGE_MODIFIED or
@@ -168,7 +172,10 @@ typedef struct iss_scan_stats_t {
  * holds the names of the subdirectories of each directory on the current
  * path, the names of one directory while it is listed, and one small
  * counter per directory that has members in the index; never a record per
- * file of the tree.
+ * file of the tree.  Cost: one readdir() pass per directory and one lstat()
+ * per member, plus one pass over the index; when members were removed, a
+ * second pass over the index, which lstat()s again each indexed member of
+ * the directories that lost some.
  *
  * @a stats (may be NULL) is reset, then filled in.
  */
