@@ -11,7 +11,8 @@ use Exporter 'import';
 
 our @EXPORT = qw(dav url t_dir files_dir slurp spew log_mark log_since
                  captures own_httpd_start own_httpd_stop own_httpd_kill9
-                 iss_state);
+                 iss_state sync_report sync_body parse_multistatus
+                 sync_token_of);
 
 sub url { Apache::TestRequest::resolve_url($_[0]) }
 
@@ -83,6 +84,81 @@ sub captures {
         }
     }
     return @caps;
+}
+
+# ---- sync-collection (RFC 6578) ------------------------------------------
+
+# The body of a sync-collection REPORT.  token => '' (initial) or TOKEN,
+# level => '1' | 'infinite' | undef (no element), limit => N,
+# props => [qw(getetag ...)] (DAV: names) or raw => XML inside DAV:prop.
+sub sync_body {
+    my (%o) = @_;
+    my $props = $o{raw} // join('', map { "<D:$_/>" } @{ $o{props} || ['getetag'] });
+    my $level = defined $o{level} ? "<D:sync-level>$o{level}</D:sync-level>" : '';
+    my $limit = defined $o{limit} ? "<D:limit><D:nresults>$o{limit}</D:nresults></D:limit>" : '';
+    my $tok = $o{token} // '';
+    $tok =~ s/&/&amp;/g; $tok =~ s/</&lt;/g;
+    return qq{<?xml version="1.0" encoding="utf-8"?>\n}
+         . qq{<D:sync-collection xmlns:D="DAV:"><D:sync-token>$tok</D:sync-token>}
+         . qq{$level$limit<D:prop>$props</D:prop></D:sync-collection>};
+}
+
+# Parse a multistatus: { members => { href => { status, props => {name =>
+# value}, missing => [names] } }, order => [hrefs], token, truncated }.
+sub parse_multistatus {
+    my ($xml) = @_;
+    my %r = (members => {}, order => [], truncated => 0);
+    while ($xml =~ m{<D:response\b[^>]*>(.*?)</D:response>}sg) {
+        my $resp = $1;
+        my ($href) = $resp =~ m{<D:href>(.*?)</D:href>}s;
+        $href =~ s/&amp;/&/g;
+        my %m = (props => {}, missing => []);
+        if ($resp =~ m{^\s*<D:href>.*?</D:href>\s*<D:status>HTTP/1\.1 (\d+)}s) {
+            $m{status} = $1;
+        }
+        else {
+            $m{status} = 200;
+        }
+        while ($resp =~ m{<D:propstat>(.*?)</D:propstat>}sg) {
+            my $ps = $1;
+            my ($st) = $ps =~ m{<D:status>HTTP/1\.1 (\d+)};
+            my ($prop) = $ps =~ m{<D:prop>(.*?)</D:prop>}s;
+            while ($prop =~ m{<(?:[\w-]+:)?([\w-]+)(?:\s[^>]*)?(?:/>|>(.*?)</(?:[\w-]+:)?\1>)}sg) {
+                if ($st == 200) { $m{props}{$1} = $2 // "" }
+                else { push @{ $m{missing} }, $1 }
+            }
+        }
+        $r{truncated} = 1 if $m{status} == 507;
+        next if $m{status} == 507;
+        push @{ $r{order} }, $href;
+        $r{members}{$href} = \%m;
+    }
+    ($r{token}) = $xml =~ m{<D:sync-token>(.*?)</D:sync-token>}s;
+    $r{token} =~ s/&amp;/&/g if defined $r{token};
+    return \%r;
+}
+
+# sync_report(PATH, token => .., level => .., limit => .., props => [..],
+#             headers => {..}, body => RAW) -> { code, res, members, ... }
+sub sync_report {
+    my ($path, %o) = @_;
+    my $body = $o{body} // sync_body(%o);
+    my $res = dav(REPORT => $path, headers => { 'Content-Type' => 'application/xml',
+                                                Depth => '0', %{ $o{headers} || {} } },
+                  body => $body);
+    my $r = $res->code == 207 ? parse_multistatus($res->content) : { members => {}, order => [] };
+    $r->{code} = $res->code;
+    $r->{res} = $res;
+    return $r;
+}
+
+# The DAV:sync-token property of a collection (PROPFIND Depth 0).
+sub sync_token_of {
+    my ($path) = @_;
+    my $res = dav(PROPFIND => $path, headers => { Depth => '0', 'Content-Type' => 'application/xml' },
+                  body => '<D:propfind xmlns:D="DAV:"><D:prop><D:sync-token/></D:prop></D:propfind>');
+    my ($t) = $res->content =~ m{<[\w-]+:sync-token>([^<]*)</}s;
+    return $t;
 }
 
 # ---- httpd servers of a test's own ---------------------------------------

@@ -1,0 +1,118 @@
+# Bad sync-collection requests and tokens: each gets its status and error
+# element, and leaves the change log exactly as it was.  Also: sync
+# tokens in the If header (RFC 6578 section 5) and the retention window.
+use strict;
+use warnings FATAL => 'all';
+use Apache::Test;
+use ISSTest;
+use File::Spec;
+use LWP::UserAgent;
+use HTTP::Request;
+
+plan tests => 115;
+
+my $L = '/sync/err';
+my $state = File::Spec->catdir(t_dir(), 'dav', 'state-sync');
+sub log_dump { (iss_state($state, 'log'))[1] }
+
+ok(dav(MKCOL => "$L/")->code, 201);
+ok(dav(PUT => "$L/f.txt", body => 'f')->code, 201);
+my $tok = sync_token_of("$L/");
+my $before = log_dump();
+ok($before =~ /^entries: \d+ to \d+/ ? 1 : 0, 1, 'iss-state log reads the log');
+
+# Send a REPORT; check status, error element and an unchanged log.
+sub refused {
+    my ($name, $status, $elem, %o) = @_;
+    my $ua = LWP::UserAgent->new(keep_alive => 0);
+    my %h = ('Content-Type' => 'application/xml', Depth => '0', %{ $o{headers} || {} });
+    delete $h{$_} for grep { !defined $h{$_} } keys %h;
+    my $req = HTTP::Request->new(REPORT => url($o{path} // "$L/"), [ %h ],
+                                 $o{body} // sync_body(token => $o{token} // $tok, level => 1));
+    my $res = $ua->request($req);
+    ok($res->code, $status, "$name: $status");
+    if (defined $elem) {
+        ok($res->content =~ m{<(?:\w+:)?\Q$elem\E\b[^>]*/>} ? 1 : 0, 1, "$name: <$elem/>")
+            or print STDERR "# body: ", $res->content, "\n";
+        ok($res->content =~ m{<I:message[^>]*>[^<]{10,}</I:message>} ? 1 : 0, 1, "$name: a message that says why");
+    }
+    ok(log_dump(), $before, "$name: the log is unchanged");
+    ok(sync_token_of("$L/"), $tok, "$name: the token is unchanged");
+}
+
+# ---- the request ------------------------------------------------------------------
+refused('Depth 1', 400, 'invalid-sync-collection', headers => { Depth => '1' });
+refused('Depth infinity', 400, 'invalid-sync-collection', headers => { Depth => 'infinity' });
+refused('malformed XML', 400, undef, body => '<D:sync-collection xmlns:D="DAV:"><D:sync-token>');
+refused('no body', 400, undef, body => '');
+refused('no DAV:sync-token', 400, 'invalid-sync-collection',
+        body => '<D:sync-collection xmlns:D="DAV:"><D:sync-level>1</D:sync-level><D:prop><D:getetag/></D:prop></D:sync-collection>');
+refused('no DAV:prop', 400, 'invalid-sync-collection',
+        body => '<D:sync-collection xmlns:D="DAV:"><D:sync-token/><D:sync-level>1</D:sync-level></D:sync-collection>');
+refused('two sync-tokens', 400, 'invalid-sync-collection',
+        body => '<D:sync-collection xmlns:D="DAV:"><D:sync-token/><D:sync-token/><D:sync-level>1</D:sync-level><D:prop/></D:sync-collection>');
+refused('sync-level 2', 400, 'invalid-sync-collection', body => sync_body(token => $tok, level => 2));
+refused('limit 0', 400, 'invalid-sync-collection', body => sync_body(token => $tok, level => 1, limit => 0));
+refused('limit -3', 400, 'invalid-sync-collection', body => sync_body(token => $tok, level => 1, limit => -3));
+refused('limit abc', 400, 'invalid-sync-collection', body => sync_body(token => $tok, level => 1, limit => 'abc'));
+refused('limit without nresults', 400, 'invalid-sync-collection',
+        body => qq{<D:sync-collection xmlns:D="DAV:"><D:sync-token>$tok</D:sync-token><D:sync-level>1</D:sync-level><D:limit/><D:prop/></D:sync-collection>});
+refused('on a file', 403, 'supported-report', path => "$L/f.txt");
+
+# ---- the token ---------------------------------------------------------------------
+my ($id) = $tok =~ m{/sync/([^/]+)/};
+my $other = do { dav(PUT => '/other/o.txt', body => 'o'); sync_token_of('/other/') };
+ok(defined $other && $other ne $tok ? 1 : 0, 1, 'another location has another token');
+refused('garbage token', 403, 'valid-sync-token', token => 'foo');
+refused('a URI of another server', 403, 'valid-sync-token', token => 'http://example.com/ns/sync/1234');
+refused('our prefix, bad store id', 403, 'valid-sync-token', token => 'https://mod-iss.org/ns/sync/zz/1');
+refused('our prefix, bad number', 403, 'valid-sync-token', token => "https://mod-iss.org/ns/sync/$id/1x");
+refused('a token from the future', 403, 'valid-sync-token', token => "https://mod-iss.org/ns/sync/$id/99999999");
+refused('a token of another location', 403, 'valid-sync-token', token => $other);
+refused('a listing continuation from the future', 403, 'valid-sync-token', token => "https://mod-iss.org/ns/sync/$id/i99999999/a");
+
+# ---- retention: ISSSyncRetention count=3 on /syncret/ -----------------------------------
+dav(PUT => '/syncret/r0.txt', body => 'r');
+my $old = sync_token_of('/syncret/');
+dav(PUT => "/syncret/r$_.txt", body => 'r') for 1 .. 5;
+my $r = sync_report('/syncret/', token => $old, level => 1);
+ok($r->{code}, 403, 'a token older than the retention window: 403');
+ok($r->{res}->content =~ m{valid-sync-token} ? 1 : 0, 1, '... valid-sync-token');
+my (undef, $rlog) = iss_state(File::Spec->catdir(t_dir(), 'dav', 'state-syncret'), 'log');
+my ($first, $last) = $rlog =~ /^entries: (\d+) to (\d+)/;
+ok($last - $first + 1, 3, 'the log keeps three entries');
+my $recent = sync_token_of('/syncret/');
+dav(PUT => '/syncret/r9.txt', body => 'r');
+$r = sync_report('/syncret/', token => $recent, level => 1);
+ok($r->{code}, 207, 'a token inside the window works');
+ok(join(' ', keys %{ $r->{members} }), '/syncret/r9.txt', '... and gives the change');
+
+# ---- sync tokens in If (RFC 6578 section 5) -------------------------------------------------
+$tok = sync_token_of("$L/");
+ok(dav(PUT => "$L/g.txt", body => 'g1', headers => { If => "(<$tok>)" })->code, 201,
+   'If: (<current token>) matches');
+ok(dav(PUT => "$L/g.txt", body => 'g2', headers => { If => "(<$tok>)" })->code, 412,
+   'the same token after a change below the collection: 412');
+ok(slurp(files_dir() =~ s{/files$}{/files-sync/err/g.txt}r), 'g1', '... and the file is unchanged');
+ok(dav(PUT => "$L/g.txt", body => 'g3', headers => { If => "(Not <$tok>)" })->code, 204,
+   'If: (Not <stale token>) matches');
+# RFC 6578's own example: create a member only if the collection did not
+# change, with a list tagged with the collection (mod_dav checks the
+# parent of a new member).
+my $res;
+my $cur = sync_token_of("$L/");
+ok(dav(PUT => "$L/new1.txt", body => 'n', headers => { If => '<' . url("$L/") . "> (<$cur>)" })->code, 201,
+   'a tagged list naming the collection: PUT of a new member');
+$res = dav(PUT => "$L/new2.txt", body => 'n', headers => { If => '<' . url("$L/") . "> (<$cur>)" });
+# mod_dav reports a failed check of the parent as a 207 naming it.
+ok(($res->code == 412 || ($res->code == 207 && $res->content =~ m{HTTP/1.1 412})) ? 1 : 0, 1,
+   '... and 412 once the collection changed');
+ok(-e (files_dir() =~ s{/files$}{/files-sync/err/new2.txt}r) ? 1 : 0, 0, '... creating nothing');
+$cur = sync_token_of("$L/");
+dav(PUT => '/sync/elsewhere.txt', body => 'e');
+ok(dav(PUT => "$L/g.txt", body => 'g6', headers => { If => "(<$cur>)" })->code, 204,
+   'a change outside the collection leaves its token current');
+ok(dav(PUT => "$L/g.txt", body => 'g7', headers => { If => "(<$other>)" })->code, 412,
+   'a token of another location never matches');
+ok(dav(PUT => "$L/g.txt", body => 'g8', headers => { If => "(<$cur>) (Not <$cur>)" })->code, 204,
+   'lists are or-ed: one matching list is enough');
