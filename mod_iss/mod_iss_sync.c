@@ -232,11 +232,25 @@ static int entry_fn(void *baton, apr_uint64_t seq, apr_time_t when,
             collection = 1;
         }
         if (!add_member(s, rel, collection)) {
-            s->truncated = 1;
-            s->next.seq = seq;
-            s->next.idx = i;
-            return 1;
+            break;
         }
+        /* A member created or removed changes its folder's getetag and
+         * getlastmodified: the folder changed too (at level 1, rel is
+         * already the child collection holding the change). */
+        if (s->infinite && (c->kind == ISS_CHANGE_CREATED
+                            || c->kind == ISS_CHANGE_REMOVED)
+            && (slash = strrchr(tail, '/')) != NULL
+            && !add_member(s, apr_pstrmemdup(s->r->pool, c->path,
+                                             strlen(c->path) - strlen(slash)),
+                           1)) {
+            break;
+        }
+    }
+    if (i < (apr_uint32_t)changes->nelts) {
+        s->truncated = 1;
+        s->next.seq = seq;
+        s->next.idx = i;
+        return 1;
     }
     return 0;
 }
