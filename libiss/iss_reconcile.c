@@ -47,7 +47,13 @@ apr_status_t iss_reconcile_last(iss_store_t *store, apr_time_t *when,
         return APR_SUCCESS;
     }
     if (rv == APR_SUCCESS) {
-        *when = (apr_time_t)apr_atoi64(val);
+        char *end;
+        apr_int64_t t = apr_strtoi64(val, &end, 10);
+
+        if (vlen == 0 || *end || t <= 0) {
+            return ISS_STORE_EDAMAGED;
+        }
+        *when = (apr_time_t)t;
     }
     return rv;
 }

@@ -12,8 +12,9 @@
  *
  * The first scan of a store is its *baseline*: it only builds the index.
  * That is sound because the module runs it before it hands out the first
- * token (iss_reconcile_baseline_needed()), so no client can hold a token
- * older than the index.  Later scans log what they find.
+ * token (every sync answer and DAV:sync-token first run a scan when
+ * iss_reconcile_last() says there never was one), so no client can hold
+ * a token older than the index.  Later scans log what they find.
  *
  * A write through httpd racing a scan is logged by its own capture; at
  * worst the scan logs it once more, or leaves an index record that the
@@ -40,7 +41,9 @@ apr_status_t iss_reconcile_run(iss_store_t *store, const char *root,
                                iss_scan_stats_t *stats, apr_uint64_t *seq,
                                apr_pool_t *pool);
 
-/** When the last scan completed: 0 if there never was one. */
+/** When the last scan completed: 0 if there never was one;
+ *  ISS_STORE_EDAMAGED if the record is unreadable (treating it as "never"
+ *  would make the next scan a baseline that logs nothing). */
 apr_status_t iss_reconcile_last(iss_store_t *store, apr_time_t *when,
                                 apr_pool_t *pool);
 

@@ -591,7 +591,10 @@ static apr_status_t recover_txn(void *baton, iss_store_txn_t *txn)
 
         rv = iss_store_txn_get(txn, key, strlen(key), &val, &vlen, c->pool);
         if (rv == APR_NOTFOUND) {
-            continue;                      /* settled meanwhile */
+            /* Settled meanwhile (then it left the list too), or a listed
+             * id without its record: nothing to recover either way. */
+            list = pending_without(list, id, c->pool);
+            continue;
         }
         if (rv != APR_SUCCESS) {
             return rv;
@@ -651,6 +654,9 @@ apr_status_t iss_sync_log_recover(iss_store_t *store,
 
         rv = iss_store_get(store, key, strlen(key), &iv, &ilen, pool);
         if (rv == APR_NOTFOUND) {
+            /* Settled meanwhile, or listed without a record (a damaged
+             * store): the transaction re-checks and drops the id. */
+            APR_ARRAY_PUSH(c.dead, const char *) = w;
             continue;
         }
         if (rv != APR_SUCCESS) {

@@ -33,6 +33,8 @@
  *   log/seq        last sequence number handed out ("0" or absent: none)
  *   log/first      oldest sequence number still kept (absent: 1)
  *   log/e/<16 hex> one entry: "ISL1 <time_us>\n" + iss_change encoding
+ *   log/t/<16 hex> the entry's time alone (age-based compaction reads
+ *                  it without reading the entry)
  *   log/pending    the ids of recorded intents, space separated
  *   intent/<id>    "ISI1 <owner>\n" + iss_change encoding
  *   f/<path>       stat index of a member (iss_scan), updated by entries

@@ -1,0 +1,1144 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+
+/* iss_sync_log: tokens round-trip and refuse malformations; begin/end
+ * record intents and append numbered entries with the index updates; a
+ * dead writer's intent is recovered, a live one's left alone; concurrent
+ * writers from several processes get distinct consecutive numbers;
+ * retention compacts by count and by age, a bounded number per append;
+ * damaged records are reported, never returned as data. */
+
+#include "iss_sync_log.h"
+#include "iss_change.h"
+#include "iss_store.h"
+#include "tap.h"
+
+#include <apr_file_info.h>
+#include <apr_file_io.h>
+#include <apr_general.h>
+#include <apr_strings.h>
+#include <apr_thread_proc.h>
+#include <apr_time.h>
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define B ISS_SYNC_TOKEN_BASE
+#define SID "0123abcd-ef45-6789-abcd-ef0123456789"
+
+static apr_pool_t *gp;          /* test-wide pool */
+
+/* ---- temp dirs and stores ----------------------------------------------- */
+
+typedef struct {
+    char *base;                 /* mkdtemp directory, removed at the end */
+    const char *dir;            /* the store directory inside it */
+} tmp_t;
+
+static void rm_rf(const char *path, apr_pool_t *pool)
+{
+    apr_pool_t *p;
+    apr_dir_t *d;
+    apr_finfo_t fi;
+
+    if (apr_pool_create(&p, pool) != APR_SUCCESS)
+        return;
+    if (apr_dir_open(&d, path, p) == APR_SUCCESS) {
+        while (apr_dir_read(&fi, APR_FINFO_NAME | APR_FINFO_TYPE, d)
+               == APR_SUCCESS) {
+            const char *sub;
+
+            if (!strcmp(fi.name, ".") || !strcmp(fi.name, ".."))
+                continue;
+            sub = apr_pstrcat(p, path, "/", fi.name, NULL);
+            if (fi.filetype == APR_DIR)
+                rm_rf(sub, p);
+            else
+                apr_file_remove(sub, p);
+        }
+        apr_dir_close(d);
+        apr_dir_remove(path, p);
+    }
+    apr_pool_destroy(p);
+}
+
+static void tmp_done(tmp_t *t)
+{
+    if (t->base)
+        rm_rf(t->base, gp);
+    t->base = NULL;
+}
+
+static iss_store_t *open_store(const char *dir, apr_pool_t *p)
+{
+    iss_store_t *s = NULL;
+    apr_status_t rv = iss_store_open(&s, dir, "sdbm", NULL, NULL, NULL, p);
+
+    if (rv != APR_SUCCESS) {
+        diag("iss_store_open(%s): %d %s", dir, rv,
+             s ? iss_store_last_error(s) : "");
+        return NULL;
+    }
+    /* No fsync: every guarantee against dying processes still holds. */
+    iss_store_set_sync(s, 0);
+    return s;
+}
+
+/* A new store in a new temp dir; NULL (and a failed test) on failure. */
+static iss_store_t *fresh_store(tmp_t *t, const char *what)
+{
+    iss_store_t *s = NULL;
+
+    t->base = apr_pstrdup(gp, "/tmp/iss-synclog-test-XXXXXX");
+    if (!mkdtemp(t->base)) {
+        t->base = NULL;
+        ok(0, "%s: mkdtemp", what);
+        return NULL;
+    }
+    t->dir = apr_pstrcat(gp, t->base, "/state", NULL);
+    if (apr_dir_make(t->dir, APR_FPROT_OS_DEFAULT, gp) != APR_SUCCESS
+        || !(s = open_store(t->dir, gp))) {
+        ok(0, "%s: open a fresh store", what);
+        tmp_done(t);
+    }
+    return s;
+}
+
+/* The value under @a key, NULL if absent ("<error N>" on another error). */
+static const char *get_s(iss_store_t *s, const char *key)
+{
+    void *v;
+    apr_size_t vl;
+    apr_status_t rv = iss_store_get(s, key, strlen(key), &v, &vl, gp);
+
+    if (rv == APR_NOTFOUND)
+        return NULL;
+    if (rv != APR_SUCCESS)
+        return apr_psprintf(gp, "<error %d>", rv);
+    return apr_pstrmemdup(gp, v, vl);
+}
+
+static apr_status_t put_s(iss_store_t *s, const char *k, const char *v)
+{
+    return iss_store_put(s, k, strlen(k), v, strlen(v));
+}
+
+/* The ids listed in log/pending, sorted, space separated ("" if none). */
+static const char *pending(iss_store_t *s)
+{
+    const char *v = get_s(s, "log/pending");
+    apr_array_header_t *w = apr_array_make(gp, 4, sizeof(char *));
+    char *copy, *last, *t;
+    int i, j;
+
+    if (!v)
+        return "";
+    copy = apr_pstrdup(gp, v);
+    for (t = apr_strtok(copy, " ", &last); t; t = apr_strtok(NULL, " ", &last))
+        APR_ARRAY_PUSH(w, char *) = t;
+    for (i = 1; i < w->nelts; i++)
+        for (j = i; j > 0 && strcmp(APR_ARRAY_IDX(w, j - 1, char *),
+                                    APR_ARRAY_IDX(w, j, char *)) > 0; j--) {
+            char *x = APR_ARRAY_IDX(w, j, char *);
+
+            APR_ARRAY_IDX(w, j, char *) = APR_ARRAY_IDX(w, j - 1, char *);
+            APR_ARRAY_IDX(w, j - 1, char *) = x;
+        }
+    return apr_array_pstrcat(gp, w, ' ');
+}
+
+static const char *sorted2(const char *a, const char *b)
+{
+    return strcmp(a, b) < 0 ? apr_pstrcat(gp, a, " ", b, NULL)
+                            : apr_pstrcat(gp, b, " ", a, NULL);
+}
+
+static const char *ekey(apr_uint64_t seq)
+{
+    return apr_psprintf(gp, "log/e/%016" APR_UINT64_T_HEX_FMT, seq);
+}
+
+/* ---- change lists ------------------------------------------------------- */
+
+/* "C0:a;M1:dir" -> array of iss_change_t (kind, collection, path). */
+static apr_array_header_t *chg(const char *spec)
+{
+    apr_array_header_t *a = apr_array_make(gp, 4, sizeof(iss_change_t));
+    const char *p = spec;
+
+    while (*p) {
+        const char *end = strchr(p, ';');
+        iss_change_t *c = apr_array_push(a);
+
+        if (!end)
+            end = p + strlen(p);
+        c->kind = (iss_change_kind_e)p[0];
+        c->collection = p[1] == '1';
+        c->path = apr_pstrmemdup(gp, p + 3, (apr_size_t)(end - p - 3));
+        p = *end ? end + 1 : end;
+    }
+    return a;
+}
+
+/* The inverse of chg(). */
+static const char *chg_str(const apr_array_header_t *a, apr_pool_t *p)
+{
+    const char *s = "";
+    int i;
+
+    for (i = 0; i < a->nelts; i++) {
+        const iss_change_t *c = &APR_ARRAY_IDX(a, i, iss_change_t);
+
+        s = apr_psprintf(p, "%s%s%c%d:%s", s, i ? ";" : "", (char)c->kind,
+                         c->collection, c->path);
+    }
+    return s;
+}
+
+static apr_array_header_t *idx_make(void)
+{
+    return apr_array_make(gp, 4, sizeof(iss_sync_index_t));
+}
+
+static void idx_add(apr_array_header_t *a, const char *path, const char *val)
+{
+    iss_sync_index_t *x = apr_array_push(a);
+
+    x->path = path;
+    x->value = val;
+}
+
+/* ---- reading the log ---------------------------------------------------- */
+
+typedef struct {
+    int calls;
+    int stop_after;             /* return 1 after this many calls (0: never) */
+    apr_array_header_t *seqs;   /* apr_uint64_t */
+    apr_array_header_t *whens;  /* apr_time_t */
+    apr_array_header_t *texts;  /* "METHOD|chg_str" */
+} coll_t;
+
+static int collect(void *baton, apr_uint64_t seq, apr_time_t when,
+                   const char *method, const apr_array_header_t *changes)
+{
+    coll_t *c = baton;
+
+    c->calls++;
+    APR_ARRAY_PUSH(c->seqs, apr_uint64_t) = seq;
+    APR_ARRAY_PUSH(c->whens, apr_time_t) = when;
+    APR_ARRAY_PUSH(c->texts, const char *) =
+        apr_pstrcat(gp, method, "|", chg_str(changes, gp), NULL);
+    return c->stop_after && c->calls >= c->stop_after;
+}
+
+static apr_status_t read_log(iss_store_t *s, apr_uint64_t from,
+                             apr_uint64_t to, int stop_after, coll_t *c)
+{
+    c->calls = 0;
+    c->stop_after = stop_after;
+    c->seqs = apr_array_make(gp, 4, sizeof(apr_uint64_t));
+    c->whens = apr_array_make(gp, 4, sizeof(apr_time_t));
+    c->texts = apr_array_make(gp, 4, sizeof(const char *));
+    return iss_sync_log_read(s, from, to, collect, c, gp);
+}
+
+#define SEQ(c, i) APR_ARRAY_IDX((c)->seqs, i, apr_uint64_t)
+#define TEXT(c, i) APR_ARRAY_IDX((c)->texts, i, const char *)
+
+static int bounds_are(iss_store_t *s, apr_uint64_t want_last,
+                      apr_uint64_t want_first)
+{
+    apr_uint64_t last = 99999, first = 99999;
+    apr_status_t rv = iss_sync_log_bounds(s, &last, &first, gp);
+
+    if (rv != APR_SUCCESS || last != want_last || first != want_first) {
+        diag("bounds: rv %d, last %" APR_UINT64_T_FMT " first %"
+             APR_UINT64_T_FMT ", want %" APR_UINT64_T_FMT " / %"
+             APR_UINT64_T_FMT, rv, last, first, want_last, want_first);
+        return 0;
+    }
+    return 1;
+}
+
+/* Append @a n entries "PUT C0:n<i>" with @a ret; 1 if all got the next
+ * numbers from @a first_seq on. */
+static int append_n(iss_store_t *s, int n, apr_uint64_t first_seq,
+                    const iss_sync_retention_t *ret)
+{
+    int i;
+
+    for (i = 0; i < n; i++) {
+        apr_uint64_t seq = 0;
+        apr_status_t rv = iss_sync_log_append(
+            s, "PUT", chg(apr_psprintf(gp, "C0:n%d", i)), NULL, ret, NULL,
+            NULL, &seq, gp);
+
+        if (rv != APR_SUCCESS || seq != first_seq + (apr_uint64_t)i) {
+            diag("append %d: rv %d seq %" APR_UINT64_T_FMT, i, rv, seq);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* ---- tokens ------------------------------------------------------------- */
+
+static int parse_rejects(const char *token)
+{
+    const char *id = NULL;
+    iss_sync_pos_t pos;
+
+    return iss_sync_token_parse(token, &id, &pos, gp) == APR_EINVAL;
+}
+
+/* make -> parse gives back @a pos and @a sid. */
+static int round_trip(const char *sid, const iss_sync_pos_t *pos)
+{
+    const char *tok = iss_sync_token_make(sid, pos, gp), *id = NULL;
+    iss_sync_pos_t back;
+    apr_status_t rv = iss_sync_token_parse(tok, &id, &back, gp);
+    int same = rv == APR_SUCCESS && id && !strcmp(id, sid)
+               && back.seq == pos->seq && !back.initial == !pos->initial;
+
+    if (same && pos->initial)
+        same = back.after && !strcmp(back.after, pos->after);
+    else if (same)
+        same = back.idx == pos->idx;
+    if (!same)
+        diag("round trip failed for %s (rv %d)", tok, rv);
+    return same;
+}
+
+static void test_tokens(void)
+{
+    static const char *const paths[] = {
+        "a", "dir/sub/file.txt", "with space", "two  spaces/ and / more",
+        "100%", "%41%", "\xc3\xa9t\xc3\xa9/\xe2\x82\xac \xf0\x9f\x98\x80",
+        "-._~", "a+b=c&d?e#f;g,h:i@j!k$l'(m)*n[o]", "x/", "/", "trailing.",
+        "\x01\x1f\x7f\x80\xff", "i0/5.3", "..", "a\tb\nc\r"
+    };
+    iss_sync_pos_t pos, back;
+    const char *id;
+    apr_size_t i;
+    int all;
+
+    /* exact forms */
+    memset(&pos, 0, sizeof(pos));
+    pos.seq = 1;
+    is_str(iss_sync_token_make(SID, &pos, gp), B SID "/0",
+           "token: nothing delivered yet");
+    pos.seq = 43;
+    is_str(iss_sync_token_make(SID, &pos, gp), B SID "/42",
+           "token: entries up to 42 delivered");
+    pos.seq = 7;
+    pos.idx = 3;
+    is_str(iss_sync_token_make(SID, &pos, gp), B SID "/7.3",
+           "token: 3 members of entry 7 delivered");
+    memset(&pos, 0, sizeof(pos));
+    pos.initial = 1;
+    pos.seq = 11;
+    pos.after = "a b/c%d/\xc3\xa9";
+    is_str(iss_sync_token_make(SID, &pos, gp),
+           B SID "/i10/a%20b/c%25d/%C3%A9",
+           "token: initial listing, escaped path");
+    pos.seq = 1;
+    pos.after = "dir/file.txt";
+    is_str(iss_sync_token_make(SID, &pos, gp), B SID "/i0/dir/file.txt",
+           "token: initial listing, plain path unescaped");
+
+    /* parse of exact forms */
+    ok(iss_sync_token_parse(B SID "/42", &id, &back, gp) == APR_SUCCESS
+       && !strcmp(id, SID) && back.seq == 43 && back.idx == 0
+       && !back.initial, "parse: complete");
+    ok(iss_sync_token_parse(B SID "/0", &id, &back, gp) == APR_SUCCESS
+       && back.seq == 1 && back.idx == 0 && !back.initial,
+       "parse: nothing delivered");
+    ok(iss_sync_token_parse(B SID "/7.3", &id, &back, gp) == APR_SUCCESS
+       && back.seq == 7 && back.idx == 3 && !back.initial, "parse: partial");
+    ok(iss_sync_token_parse(B SID "/i10/a%20b/c%25d/%c3%a9", &id, &back, gp)
+       == APR_SUCCESS && back.initial && back.seq == 11
+       && !strcmp(back.after, "a b/c%d/\xc3\xa9"),
+       "parse: initial, lower-case escapes accepted");
+    ok(iss_sync_token_parse(B "abc/5", &id, &back, gp) == APR_SUCCESS
+       && !strcmp(id, "abc") && back.seq == 6,
+       "parse: short hex store id");
+
+    /* round trips */
+    memset(&pos, 0, sizeof(pos));
+    all = 1;
+    for (pos.seq = 1; pos.seq < 20; pos.seq++)
+        all &= round_trip(SID, &pos);
+    pos.seq = APR_UINT64_C(1) << 40;
+    all &= round_trip(SID, &pos);
+    pos.seq = APR_UINT64_MAX;
+    all &= round_trip(SID, &pos);
+    ok(all, "round trip: complete positions");
+    all = 1;
+    pos.idx = 1;
+    pos.seq = 1;
+    all &= round_trip(SID, &pos);
+    pos.idx = 12345;
+    pos.seq = 99;
+    all &= round_trip(SID, &pos);
+    pos.idx = 0xFFFFFFFFu;
+    pos.seq = APR_UINT64_MAX;
+    all &= round_trip(SID, &pos);
+    ok(all, "round trip: partial positions");
+    all = 1;
+    memset(&pos, 0, sizeof(pos));
+    pos.initial = 1;
+    for (i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        pos.seq = 1 + i * 1000;
+        pos.after = paths[i];
+        all &= round_trip(SID, &pos);
+        /* the token itself must be printable ASCII without spaces */
+        {
+            const char *t = iss_sync_token_make(SID, &pos, gp), *c;
+
+            for (c = t; *c; c++)
+                if (*c <= ' ' || *c >= 0x7f) {
+                    diag("token %s has byte 0x%02x", t, (unsigned char)*c);
+                    all = 0;
+                    break;
+                }
+        }
+    }
+    pos.seq = APR_UINT64_MAX;
+    pos.after = "z";
+    all &= round_trip(SID, &pos);
+    ok(all, "round trip: initial positions (spaces, %%, UTF-8, '/', "
+       "control bytes)");
+
+    /* rejects */
+    ok(iss_sync_token_parse(NULL, &id, &back, gp) == APR_EINVAL,
+       "reject NULL");
+    ok(parse_rejects(""), "reject empty");
+    ok(parse_rejects("http://mod-iss.org/ns/sync/" SID "/1"),
+       "reject http: prefix");
+    ok(parse_rejects("https://example.org/ns/sync/" SID "/1"),
+       "reject another base");
+    ok(parse_rejects("urn:uuid:" SID), "reject a urn");
+    ok(parse_rejects(B), "reject the bare base");
+    ok(parse_rejects(B "/1"), "reject empty store id");
+    ok(parse_rejects(B SID), "reject store id without a position");
+    ok(parse_rejects(B "xyz/1"), "reject non-hex store id");
+    ok(parse_rejects(B "ab cd/1"), "reject store id with a space");
+    ok(parse_rejects(B "ab%63/1"), "reject escaped store id");
+    ok(parse_rejects(B SID "/"), "reject missing number");
+    ok(parse_rejects(B SID "/+1"), "reject '+' sign");
+    ok(parse_rejects(B SID "/-1"), "reject '-' sign");
+    ok(parse_rejects(B SID "/ 1"), "reject leading space");
+    ok(parse_rejects(B SID "/18446744073709551616"), "reject 2^64");
+    ok(parse_rejects(B SID "/99999999999999999999999"),
+       "reject far over 2^64");
+    ok(parse_rejects(B SID "/18446744073709551615"),
+       "reject 2^64-1 (next position would overflow)");
+    ok(parse_rejects(B SID "/1.0"), "reject partial index 0");
+    ok(parse_rejects(B SID "/.5"), "reject partial without entry");
+    ok(parse_rejects(B SID "/5."), "reject partial without index");
+    ok(parse_rejects(B SID "/0.5"), "reject partial of entry 0");
+    ok(parse_rejects(B SID "/5.4294967296"), "reject index over 2^32-1");
+    ok(parse_rejects(B SID "/5.+1"), "reject signed index");
+    ok(parse_rejects(B SID "/1.2.3"), "reject two dots");
+    ok(parse_rejects(B SID "/5x"), "reject trailing junk");
+    ok(parse_rejects(B SID "/5 "), "reject trailing space");
+    ok(parse_rejects(B SID "/5/"), "reject trailing slash");
+    ok(parse_rejects(B SID "/5?x"), "reject trailing query");
+    ok(parse_rejects(B SID "/5.2x"), "reject junk after partial");
+    ok(parse_rejects(B SID "/0x10"), "reject hex number");
+    ok(parse_rejects(B SID "/i"), "reject initial without number");
+    ok(parse_rejects(B SID "/i5"), "reject initial without path");
+    ok(parse_rejects(B SID "/i5/"), "reject initial with empty path");
+    ok(parse_rejects(B SID "/i/a"), "reject initial missing number");
+    ok(parse_rejects(B SID "/i-1/a"), "reject initial signed number");
+    ok(parse_rejects(B SID "/i18446744073709551616/a"),
+       "reject initial number 2^64");
+    ok(parse_rejects(B SID "/i18446744073709551615/a"),
+       "reject initial number 2^64-1 (next would overflow)");
+    ok(parse_rejects(B SID "/i5/a%"), "reject '%%' at the end");
+    ok(parse_rejects(B SID "/i5/a%4"), "reject '%%' with one digit");
+    ok(parse_rejects(B SID "/i5/a%zz"), "reject '%%' with non-hex");
+    ok(parse_rejects(B SID "/i5/a%4g"), "reject '%%' with one non-hex");
+    ok(parse_rejects(B SID "/i5/a%%41"), "reject '%%%%'");
+    ok(parse_rejects(B SID "/i5/%00"), "reject %%00");
+    ok(parse_rejects(B SID "/i5/a%00b"), "reject %%00 inside");
+    ok(parse_rejects(B SID "/i5/a b"), "reject raw space in path");
+    ok(parse_rejects(B SID "/i5/a\xc3\xa9"), "reject raw UTF-8 in path");
+}
+
+/* ---- begin / end / append / read ---------------------------------------- */
+
+static void test_begin_end(void)
+{
+    tmp_t t = { 0 };
+    iss_store_t *s = fresh_store(&t, "begin/end");
+    apr_array_header_t *c1, *c2, *ix;
+    const char *id1 = NULL, *id2 = NULL, *v, *self;
+    apr_uint64_t seq = 77;
+    apr_time_t t0, t1;
+    coll_t c;
+
+    if (!s)
+        return;
+    self = iss_sync_log_owner_self(gp);
+    ok(bounds_are(s, 0, 1), "empty log: last 0, first 1");
+    is_str(pending(s), "", "empty log: nothing pending");
+
+    c1 = chg("C0:a.txt;M1:dir;R0:dir/old file;P0:d\xc3\xa9j\xc3\xa0 vu");
+    is_int(iss_sync_log_begin(s, "PUT", c1, &id1, gp), APR_SUCCESS,
+           "begin PUT");
+    ok(id1 && *id1 && !strchr(id1, ' '), "begin gives an id without spaces");
+    if (!id1)
+        id1 = "none";
+    is_str(pending(s), id1, "log/pending lists the intent");
+    v = get_s(s, apr_pstrcat(gp, "intent/", id1, NULL));
+    ok(v && !strncmp(v, apr_pstrcat(gp, "ISI1 ", self, "\n", NULL),
+                     strlen(self) + 6),
+       "intent/<id> names this process as owner");
+    {
+        const char *m = NULL;
+        apr_array_header_t *back = NULL;
+        const char *nl = v ? strchr(v, '\n') : NULL;
+
+        ok(nl && iss_change_decode(nl + 1, strlen(nl + 1), &m, &back, gp)
+                 == APR_SUCCESS
+           && !strcmp(m, "PUT") && !strcmp(chg_str(back, gp), chg_str(c1, gp)),
+           "intent/<id> holds the method and the members");
+    }
+    ok(bounds_are(s, 0, 1), "begin appends nothing");
+
+    c2 = chg("R1:moved;C1:target");
+    is_int(iss_sync_log_begin(s, "MOVE", c2, &id2, gp), APR_SUCCESS,
+           "second begin");
+    if (!id2)
+        id2 = "none2";
+    ok(strcmp(id1, id2) != 0, "ids differ");
+    is_str(pending(s), sorted2(id1, id2), "log/pending lists both intents");
+
+    put_s(s, "f/dir/old file", "f 1 1 1 1");
+    put_s(s, "f/untouched", "f 2 2 2 2");
+    ix = idx_make();
+    idx_add(ix, "a.txt", "f 10 1700000000000000 1700000000000000 5");
+    idx_add(ix, "dir/old file", NULL);
+    t0 = apr_time_now();
+    is_int(iss_sync_log_end(s, id1, "PUT", c1, ix, NULL, &seq, gp),
+           APR_SUCCESS, "end with changes");
+    t1 = apr_time_now();
+    is_int(seq, 1, "first entry is 1");
+    ok(bounds_are(s, 1, 1), "bounds after one entry: 1..1");
+    is_str(get_s(s, apr_pstrcat(gp, "intent/", id1, NULL)), NULL,
+           "end removes intent/<id>");
+    is_str(pending(s), id2, "end removes the id from log/pending");
+    is_str(get_s(s, "f/a.txt"), "f 10 1700000000000000 1700000000000000 5",
+           "end writes index records");
+    is_str(get_s(s, "f/dir/old file"), NULL, "end deletes index records");
+    is_str(get_s(s, "f/untouched"), "f 2 2 2 2",
+           "end leaves other index records alone");
+
+    seq = 77;
+    is_int(iss_sync_log_end(s, id2, "MOVE", NULL, NULL, NULL, &seq, gp),
+           APR_SUCCESS, "end without changes");
+    is_int(seq, 0, "end without changes: seq 0");
+    ok(bounds_are(s, 1, 1), "end without changes appends nothing");
+    is_str(get_s(s, apr_pstrcat(gp, "intent/", id2, NULL)), NULL,
+           "end without changes removes intent/<id>");
+    is_str(pending(s), "", "nothing pending any more");
+
+    is_int(iss_sync_log_end(s, NULL, "MKCOL", chg("C1:new dir"), NULL, NULL,
+                            &seq, gp),
+           APR_SUCCESS, "end without an intent");
+    is_int(seq, 2, "second entry is 2");
+    is_int(iss_sync_log_end(s, NULL, "PROPPATCH",
+                            apr_array_make(gp, 1, sizeof(iss_change_t)), NULL,
+                            NULL, &seq, gp),
+           APR_SUCCESS, "end with an empty (non-NULL) change list");
+    is_int(seq, 3, "an empty change list still appends entry 3");
+    ok(bounds_are(s, 3, 1), "bounds 1..3");
+
+    /* read */
+    is_int(read_log(s, 1, 3, 0, &c), APR_SUCCESS, "read 1..3");
+    is_int(c.calls, 3, "read 1..3: three calls");
+    if (c.calls == 3) {
+        ok(SEQ(&c, 0) == 1 && SEQ(&c, 1) == 2 && SEQ(&c, 2) == 3,
+           "read delivers in order");
+        is_str(TEXT(&c, 0), apr_pstrcat(gp, "PUT|", chg_str(c1, gp), NULL),
+               "entry 1: method and members intact");
+        is_str(TEXT(&c, 1), "MKCOL|C1:new dir", "entry 2 intact");
+        is_str(TEXT(&c, 2), "PROPPATCH|", "entry 3: no members");
+        ok(APR_ARRAY_IDX(c.whens, 0, apr_time_t) >= t0
+           && APR_ARRAY_IDX(c.whens, 0, apr_time_t) <= t1,
+           "entry 1: time of the end step");
+        ok(APR_ARRAY_IDX(c.whens, 0, apr_time_t)
+           <= APR_ARRAY_IDX(c.whens, 1, apr_time_t),
+           "entry times do not go backwards");
+    }
+    else {
+        skip(6, "read did not deliver three entries");
+    }
+    is_int(read_log(s, 2, 3, 1, &c), APR_SUCCESS, "read with early stop");
+    ok(c.calls == 1 && SEQ(&c, 0) == 2, "callback stop: called once, for 2");
+    is_int(read_log(s, 3, 2, 0, &c), APR_SUCCESS, "read of an empty range");
+    is_int(c.calls, 0, "empty range: no calls");
+    is_int(read_log(s, 2, 2, 0, &c), APR_SUCCESS, "read of one entry");
+    ok(c.calls == 1 && !strcmp(TEXT(&c, 0), "MKCOL|C1:new dir"),
+       "read 2..2 gives entry 2");
+
+    /* append with key/val */
+    ix = idx_make();
+    idx_add(ix, "x y", "d 0 1 1 7");
+    idx_add(ix, "a.txt", NULL);
+    is_int(iss_sync_log_append(s, "RECONCILE", chg("C1:x y;R0:a.txt"), ix,
+                               NULL, "log/scan", "1234567", &seq, gp),
+           APR_SUCCESS, "append with key/val");
+    is_int(seq, 4, "append: entry 4");
+    is_str(get_s(s, "log/scan"), "1234567", "append puts key = val");
+    is_str(get_s(s, "f/x y"), "d 0 1 1 7", "append writes index records");
+    is_str(get_s(s, "f/a.txt"), NULL, "append deletes index records");
+    is_int(read_log(s, 4, 4, 0, &c), APR_SUCCESS, "read entry 4");
+    ok(c.calls == 1 && !strcmp(TEXT(&c, 0), "RECONCILE|C1:x y;R0:a.txt"),
+       "entry 4 intact");
+    is_int(iss_sync_log_append(s, "RECONCILE", chg("M0:b"), NULL, NULL, NULL,
+                               NULL, &seq, gp),
+           APR_SUCCESS, "append without key, without index");
+    is_int(seq, 5, "append: entry 5");
+    is_str(get_s(s, "log/scan"), "1234567", "append without key: no put");
+    is_str(pending(s), "", "append records no intent");
+
+    /* a compacted (here: removed) entry */
+    is_int(iss_sync_log_compact(s, &(iss_sync_retention_t){ 0, 2 }, 0, &seq,
+                                gp),
+           APR_SUCCESS, "compact to the newest 2");
+    is_int(seq, 3, "compact removed 3 entries");
+    ok(bounds_are(s, 5, 4), "bounds 4..5");
+    is_int(read_log(s, 1, 1, 0, &c), APR_NOTFOUND,
+           "read of a compacted entry: APR_NOTFOUND");
+    is_int(read_log(s, 3, 5, 0, &c), APR_NOTFOUND,
+           "read of a range starting at a compacted entry: APR_NOTFOUND");
+    is_int(read_log(s, 4, 5, 0, &c), APR_SUCCESS, "read of kept entries");
+    is_int(c.calls, 2, "kept entries: two calls");
+    tmp_done(&t);
+}
+
+/* ---- recovery and owners ------------------------------------------------ */
+
+/* In a child: open the store at @a dir and begin an intent, then die. */
+static void child_begin_and_die(const char *dir, const char *spec, int n)
+{
+    apr_pool_t *p;
+    iss_store_t *s;
+    const char *id;
+    int i;
+
+    apr_pool_create(&p, NULL);
+    if (!(s = open_store(dir, p)))
+        _exit(2);
+    for (i = 0; i < n; i++)
+        if (iss_sync_log_begin(s, "DELETE", chg(spec), &id, p) != APR_SUCCESS)
+            _exit(3);
+    _exit(0);
+}
+
+static int fork_and_wait(const char *dir, const char *spec, int n,
+                         pid_t *pid)
+{
+    apr_proc_t proc;
+    apr_exit_why_e why;
+    int code = -1;
+    apr_status_t rv = apr_proc_fork(&proc, gp);
+
+    if (rv == APR_INCHILD)
+        child_begin_and_die(dir, spec, n);
+    if (rv != APR_INPARENT) {
+        diag("fork: %d", rv);
+        return 0;
+    }
+    *pid = proc.pid;
+    rv = apr_proc_wait(&proc, &code, &why, APR_WAIT);
+    if (rv != APR_CHILD_DONE || why != APR_PROC_EXIT || code != 0) {
+        diag("child: rv %d why %d code %d", rv, (int)why, code);
+        return 0;
+    }
+    return 1;
+}
+
+static void test_owner(void)
+{
+    const char *self = iss_sync_log_owner_self(gp);
+    char *end;
+    long pid = strtol(self, &end, 10);
+    apr_uint64_t start = *end == ' ' ? apr_strtoi64(end + 1, NULL, 10) : 0;
+    pid_t child = 0;
+    tmp_t t = { 0 };
+    iss_store_t *s;
+
+    ok(pid == (long)getpid() && *end == ' ', "owner_self: '<pid> <start>'");
+    is_int(iss_sync_log_owner_alive(self), 1, "owner_alive(self)");
+    is_int(iss_sync_log_owner_alive("garbage"), 0, "owner_alive(garbage)");
+    is_int(iss_sync_log_owner_alive(""), 0, "owner_alive(empty)");
+    is_int(iss_sync_log_owner_alive("-1 0"), 0, "owner_alive(negative pid)");
+    is_int(iss_sync_log_owner_alive("0 0"), 0, "owner_alive(pid 0)");
+#ifdef __linux__
+    ok(start > 0, "owner_self has a start time on Linux");
+    is_int(iss_sync_log_owner_alive(apr_psprintf(
+               gp, "%ld %" APR_UINT64_T_FMT, pid, start + 1)), 0,
+           "owner_alive(our pid, another start time): a reused pid");
+#else
+    (void)start;
+    skip(2, "start times are read from /proc (Linux)");
+#endif
+
+    if (!(s = fresh_store(&t, "owner")))
+        return;
+    if (fork_and_wait(t.dir, "M0:x", 1, &child)) {
+        const char *list = pending(s), *v, *owner;
+
+        v = get_s(s, apr_pstrcat(gp, "intent/", list, NULL));
+        owner = v && !strncmp(v, "ISI1 ", 5)
+                ? apr_pstrndup(gp, v + 5, strcspn(v + 5, "\n")) : "";
+        ok(strtol(owner, NULL, 10) == (long)child,
+           "the child's intent names the child");
+        is_int(iss_sync_log_owner_alive(owner), 0,
+               "owner_alive(reaped child's owner string)");
+        is_int(iss_sync_log_owner_alive(apr_psprintf(gp, "%ld 0",
+                                                     (long)child)),
+               0, "owner_alive(reaped child's pid)");
+    }
+    else {
+        ok(0, "child ran");
+        skip(2, "no child");
+    }
+    tmp_done(&t);
+}
+
+static void test_recover(void)
+{
+    tmp_t t = { 0 };
+    iss_store_t *s = fresh_store(&t, "recover");
+    const char *mine = NULL, *list, *dead, *v;
+    pid_t child = 0;
+    int rec = -1;
+    coll_t c;
+
+    if (!s)
+        return;
+    is_int(iss_sync_log_recover(s, NULL, &rec, gp), APR_SUCCESS,
+           "recover on an empty store");
+    is_int(rec, 0, "nothing recovered");
+    ok(bounds_are(s, 0, 1), "still empty");
+
+    put_s(s, "f/r/x", "f 1 1 1 1");
+    put_s(s, "f/r/gone", "d 0 1 1 2");
+    put_s(s, "f/r/gone/in", "f 3 1 1 3");
+    put_s(s, "f/other", "f 4 1 1 4");
+    is_int(iss_sync_log_begin(s, "PUT", chg("M0:other"), &mine, gp),
+           APR_SUCCESS, "live intent of this process");
+    if (!mine)
+        mine = "none";
+    if (!fork_and_wait(t.dir, "M0:r/x;R1:r/gone;R0:r/gone/in", 1, &child)) {
+        ok(0, "child began an intent and died");
+        tmp_done(&t);
+        return;
+    }
+    list = pending(s);
+    ok(strlen(list) == strlen(mine) * 2 + 1 && strstr(list, mine),
+       "two intents pending");
+    dead = !strncmp(list, mine, strlen(mine)) ? list + strlen(mine) + 1
+                                              : apr_pstrndup(gp, list,
+                                                             strlen(mine));
+    ok(get_s(s, apr_pstrcat(gp, "intent/", dead, NULL)) != NULL,
+       "the dead child's intent is there");
+
+    is_int(iss_sync_log_recover(s, NULL, &rec, gp), APR_SUCCESS, "recover");
+    is_int(rec, 1, "one intent recovered");
+    ok(bounds_are(s, 1, 1), "recovery appended entry 1");
+    is_int(read_log(s, 1, 1, 0, &c), APR_SUCCESS, "read the recovered entry");
+    ok(c.calls == 1
+       && !strcmp(TEXT(&c, 0), "DELETE|M0:r/x;R1:r/gone;R0:r/gone/in"),
+       "recovered entry: the dead intent's method and members");
+    is_str(get_s(s, apr_pstrcat(gp, "intent/", dead, NULL)), NULL,
+           "dead intent removed");
+    is_str(pending(s), mine, "only the live intent is still pending");
+    v = get_s(s, apr_pstrcat(gp, "intent/", mine, NULL));
+    ok(v != NULL, "the live intent is left alone");
+    ok(!get_s(s, "f/r/x") && !get_s(s, "f/r/gone") && !get_s(s, "f/r/gone/in"),
+       "index records of the recovered members deleted");
+    is_str(get_s(s, "f/other"), "f 4 1 1 4",
+           "index record of the live intent's member kept");
+
+    is_int(iss_sync_log_recover(s, NULL, &rec, gp), APR_SUCCESS,
+           "recover again");
+    is_int(rec, 0, "again: nothing recovered");
+    ok(bounds_are(s, 1, 1), "again: nothing appended");
+    is_int(iss_sync_log_end(s, mine, "PUT", NULL, NULL, NULL, NULL, gp),
+           APR_SUCCESS, "the live intent ends without changes");
+    is_str(pending(s), "", "nothing pending");
+
+    /* an intent whose owner cannot be read counts as dead */
+    {
+        char *enc;
+        apr_size_t elen;
+        const char *val;
+
+        iss_change_encode("COPY", chg("C0:copied"), &enc, &elen, gp);
+        val = apr_pstrcat(gp, "ISI1 not-a-pid\n",
+                          apr_pstrmemdup(gp, enc, elen), NULL);
+        put_s(s, "intent/00000000feedbeef", val);
+        put_s(s, "log/pending", "00000000feedbeef");
+        put_s(s, "f/copied", "f 1 1 1 9");
+        is_int(iss_sync_log_recover(s, NULL, &rec, gp), APR_SUCCESS,
+               "recover an intent with an unreadable owner");
+        is_int(rec, 1, "it is recovered");
+        is_int(read_log(s, 2, 2, 0, &c), APR_SUCCESS, "read entry 2");
+        ok(c.calls == 1 && !strcmp(TEXT(&c, 0), "COPY|C0:copied"),
+           "entry 2: the intent's members");
+        is_str(get_s(s, "f/copied"), NULL, "its index record deleted");
+        is_str(pending(s), "", "pending emptied");
+    }
+
+    /* several dead intents at once, with retention applied */
+    if (fork_and_wait(t.dir, "M0:many", 3, &child)) {
+        is_int(iss_sync_log_recover(s, &(iss_sync_retention_t){ 0, 2 }, &rec,
+                                    gp),
+               APR_SUCCESS, "recover three dead intents");
+        is_int(rec, 3, "three recovered");
+        ok(bounds_are(s, 5, 4), "entries 3..5 appended, retention kept 2");
+        is_str(pending(s), "", "pending emptied");
+    }
+    else {
+        ok(0, "child began three intents and died");
+        skip(3, "no child");
+    }
+    tmp_done(&t);
+}
+
+/* ---- concurrency -------------------------------------------------------- */
+
+#define NPROC 4
+#define NPAIRS 50
+
+static void child_writer(const char *dir, int k)
+{
+    apr_pool_t *p, *it;
+    iss_store_t *s;
+    int i;
+
+    apr_pool_create(&p, NULL);
+    apr_pool_create(&it, p);
+    if (!(s = open_store(dir, p)))
+        _exit(2);
+    for (i = 0; i < NPAIRS; i++) {
+        const char *id;
+        apr_array_header_t *c;
+        apr_uint64_t seq = 0;
+
+        apr_pool_clear(it);
+        c = apr_array_make(it, 1, sizeof(iss_change_t));
+        APR_ARRAY_PUSH(c, iss_change_t) = (iss_change_t){
+            ISS_CHANGE_MODIFIED, 0, apr_psprintf(it, "w%d/%03d", k, i) };
+        if (iss_sync_log_begin(s, "PUT", c, &id, it) != APR_SUCCESS)
+            _exit(3);
+        if (iss_sync_log_end(s, id, "PUT", c, NULL, NULL, &seq, it)
+            != APR_SUCCESS || seq == 0 || seq > NPROC * NPAIRS)
+            _exit(4);
+    }
+    _exit(0);
+}
+
+static void test_concurrency(void)
+{
+    tmp_t t = { 0 };
+    iss_store_t *s = fresh_store(&t, "concurrency");
+    apr_proc_t procs[NPROC];
+    int started = 0, good = 0, k, i;
+    int seen[NPROC][NPAIRS], last_i[NPROC];
+    apr_time_t t0 = apr_time_now();
+    coll_t c;
+
+    if (!s)
+        return;
+    for (k = 0; k < NPROC; k++) {
+        apr_status_t rv = apr_proc_fork(&procs[k], gp);
+
+        if (rv == APR_INCHILD)
+            child_writer(t.dir, k);
+        if (rv != APR_INPARENT)
+            break;
+        started++;
+    }
+    for (k = 0; k < started; k++) {
+        apr_exit_why_e why;
+        int code = -1;
+
+        if (apr_proc_wait(&procs[k], &code, &why, APR_WAIT) == APR_CHILD_DONE
+            && why == APR_PROC_EXIT && code == 0)
+            good++;
+        else
+            diag("writer %d: why %d code %d", k, (int)why, code);
+    }
+    is_int(good, NPROC, "%d writers of %d begin+end pairs succeeded",
+           NPROC, NPAIRS);
+    diag("%d x %d begin+end in %.2f s", NPROC, NPAIRS,
+         (double)(apr_time_now() - t0) / APR_USEC_PER_SEC);
+    ok(bounds_are(s, NPROC * NPAIRS, 1), "exactly %d entries", NPROC * NPAIRS);
+    is_str(pending(s), "", "no intent left pending");
+    is_int(read_log(s, 1, NPROC * NPAIRS, 0, &c), APR_SUCCESS, "read all");
+    memset(seen, 0, sizeof(seen));
+    for (k = 0; k < NPROC; k++)
+        last_i[k] = -1;
+    {
+        int order_ok = c.calls == NPROC * NPAIRS, members_ok = 1;
+        int switches = 0, prev = -1;
+
+        for (i = 0; i < c.calls; i++) {
+            int kk, ii;
+
+            if (SEQ(&c, i) != (apr_uint64_t)i + 1)
+                order_ok = 0;
+            if (sscanf(TEXT(&c, i), "PUT|M0:w%d/%d", &kk, &ii) != 2
+                || kk < 0 || kk >= NPROC || ii < 0 || ii >= NPAIRS) {
+                members_ok = 0;
+                continue;
+            }
+            seen[kk][ii]++;
+            switches += prev >= 0 && kk != prev;
+            prev = kk;
+            if (ii != last_i[kk] + 1)
+                members_ok = 0;     /* a writer's entries in its order */
+            last_i[kk] = ii;
+        }
+        for (k = 0; k < NPROC; k++)
+            for (i = 0; i < NPAIRS; i++)
+                if (seen[k][i] != 1)
+                    members_ok = 0;
+        diag("the log switches writer %d times (%d = no overlap)", switches,
+             NPROC - 1);
+        ok(order_ok, "seq 1..%d each delivered once, in order",
+           NPROC * NPAIRS);
+        ok(members_ok, "every write logged exactly once, in its writer's "
+           "order");
+    }
+    tmp_done(&t);
+}
+
+/* ---- retention ---------------------------------------------------------- */
+
+static void test_retention_parse(void)
+{
+    iss_sync_retention_t r;
+    static const char *const bad[] = {
+        "age=", "age=0", "age=0s", "age=5x", "age=d", "age=-5", "age=+5",
+        "age=1.5h", "age= 5", "age=5 ", "age=99999999999999999999d",
+        "age=99999999999999999999", "age=100000000000000w", "age=OFF",
+        "count=", "count=0", "count=-1", "count=+1", "count=abc",
+        "count=5k", "count=99999999999999999999", "foo=1", "age", "count",
+        "", "Age=5", "age:5", " age=5"
+    };
+    apr_size_t i;
+    int all = 1;
+
+    memset(&r, 0, sizeof(r));
+    r.max_count = 77;
+    ok(!iss_sync_retention_parse(&r, "age=30d", gp)
+       && r.max_age == apr_time_from_sec(30 * 86400) && r.max_count == 77,
+       "age=30d (count untouched)");
+    ok(!iss_sync_retention_parse(&r, "age=12h", gp)
+       && r.max_age == apr_time_from_sec(12 * 3600), "age=12h");
+    ok(!iss_sync_retention_parse(&r, "age=90", gp)
+       && r.max_age == apr_time_from_sec(90), "age=90 (seconds)");
+    ok(!iss_sync_retention_parse(&r, "age=45s", gp)
+       && r.max_age == apr_time_from_sec(45), "age=45s");
+    ok(!iss_sync_retention_parse(&r, "age=5m", gp)
+       && r.max_age == apr_time_from_sec(300), "age=5m");
+    ok(!iss_sync_retention_parse(&r, "age=2w", gp)
+       && r.max_age == apr_time_from_sec(14 * 86400), "age=2w");
+    ok(!iss_sync_retention_parse(&r, "count=10", gp) && r.max_count == 10
+       && r.max_age == apr_time_from_sec(14 * 86400),
+       "count=10 (age untouched)");
+    ok(!iss_sync_retention_parse(&r, "age=off", gp) && r.max_age == 0
+       && r.max_count == 10, "age=off");
+    ok(!iss_sync_retention_parse(&r, "count=off", gp) && r.max_count == 0,
+       "count=off");
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        const char *err = iss_sync_retention_parse(&r, bad[i], gp);
+
+        if (!err || !*err) {
+            diag("'%s' accepted", bad[i]);
+            all = 0;
+        }
+    }
+    ok(all, "bad retention words give an error message");
+}
+
+static void test_retention(void)
+{
+    tmp_t ta = { 0 }, tb = { 0 }, tc = { 0 };
+    iss_store_t *a, *b, *s;
+    iss_sync_retention_t count5 = { 0, 5 }, age1 = { apr_time_from_sec(1), 0 };
+    iss_sync_retention_t none = { 0, 0 };
+    apr_uint64_t removed = 99, i;
+    coll_t c;
+    int all;
+
+    /* by count */
+    if (!(s = fresh_store(&tc, "count")))
+        return;
+    ok(append_n(s, 12, 1, &count5), "12 appends with count=5");
+    ok(bounds_are(s, 12, 8), "count=5 after 12: first 8, last 12");
+    all = 1;
+    for (i = 1; i < 8; i++)
+        all &= read_log(s, i, i, 0, &c) == APR_NOTFOUND
+               && get_s(s, ekey(i)) == NULL;
+    ok(all, "entries 1..7 are gone (read: APR_NOTFOUND, no log/e/ key)");
+    is_int(read_log(s, 8, 12, 0, &c), APR_SUCCESS, "entries 8..12 readable");
+    ok(c.calls == 5 && SEQ(&c, 0) == 8 && !strcmp(TEXT(&c, 4), "PUT|C0:n11"),
+       "entries 8..12 intact");
+    is_int(read_log(s, 7, 12, 0, &c), APR_NOTFOUND,
+           "a range that starts in the compacted part: APR_NOTFOUND");
+    tmp_done(&tc);
+
+    /* at most 64 per append */
+    if (!(s = fresh_store(&tc, "count, bounded")))
+        return;
+    ok(append_n(s, 70, 1, NULL), "70 appends without retention");
+    ok(bounds_are(s, 70, 1), "all 70 kept");
+    ok(append_n(s, 1, 71, &count5), "one append with count=5");
+    ok(bounds_are(s, 71, 65), "it compacted 64, not 66");
+    ok(append_n(s, 1, 72, &count5), "another append with count=5");
+    ok(bounds_are(s, 72, 68), "the next one compacts the rest");
+    is_int(iss_sync_log_compact(s, &count5, 0, &removed, gp), APR_SUCCESS,
+           "compact with nothing to do");
+    is_int(removed, 0, "removed 0");
+    tmp_done(&tc);
+
+    /* compact by count, with max_remove */
+    if (!(s = fresh_store(&tc, "compact")))
+        return;
+    ok(append_n(s, 10, 1, NULL), "10 appends");
+    is_int(iss_sync_log_compact(s, &none, 0, &removed, gp), APR_SUCCESS,
+           "compact without limits");
+    ok(removed == 0 && bounds_are(s, 10, 1), "removes nothing");
+    is_int(iss_sync_log_compact(s, &(iss_sync_retention_t){ 0, 3 }, 4,
+                                &removed, gp),
+           APR_SUCCESS, "compact count=3, max_remove 4");
+    ok(removed == 4 && bounds_are(s, 10, 5), "removed 4: first 5");
+    is_int(iss_sync_log_compact(s, &(iss_sync_retention_t){ 0, 3 }, 0,
+                                &removed, gp),
+           APR_SUCCESS, "compact count=3, no max");
+    ok(removed == 3 && bounds_are(s, 10, 8), "removed 3: first 8");
+    is_int(iss_sync_log_compact(s, &(iss_sync_retention_t){ 0, 3 }, 0, NULL,
+                                gp),
+           APR_SUCCESS, "compact with removed NULL");
+    tmp_done(&tc);
+
+    /* by age: two stores share one sleep */
+    a = fresh_store(&ta, "age");
+    b = fresh_store(&tb, "age compact");
+    if (!a || !b) {
+        tmp_done(&ta);
+        tmp_done(&tb);
+        return;
+    }
+    ok(append_n(a, 3, 1, &age1), "3 appends with age=1s");
+    ok(append_n(b, 5, 1, NULL), "5 appends without retention");
+    ok(bounds_are(a, 3, 1), "young entries are kept");
+    apr_sleep(apr_time_from_msec(1200));
+    ok(append_n(a, 1, 4, &age1), "an append 1.2 s later");
+    ok(bounds_are(a, 4, 4), "the 3 old entries are compacted");
+    ok(read_log(a, 3, 3, 0, &c) == APR_NOTFOUND
+       && read_log(a, 1, 1, 0, &c) == APR_NOTFOUND,
+       "old entries: APR_NOTFOUND");
+    ok(read_log(a, 4, 4, 0, &c) == APR_SUCCESS && c.calls == 1,
+       "the new entry is readable");
+
+    is_int(iss_sync_log_compact(b, &(iss_sync_retention_t){
+                                    apr_time_from_sec(3600), 0 }, 0,
+                                &removed, gp),
+           APR_SUCCESS, "compact age=1h");
+    ok(removed == 0 && bounds_are(b, 5, 1), "age=1h removes nothing");
+    is_int(iss_sync_log_compact(b, &age1, 2, &removed, gp), APR_SUCCESS,
+           "compact age=1s, max_remove 2");
+    ok(removed == 2 && bounds_are(b, 5, 3), "removed 2: first 3");
+    is_int(iss_sync_log_compact(b, &age1, 0, &removed, gp), APR_SUCCESS,
+           "compact age=1s, no max");
+    ok(removed == 3 && bounds_are(b, 5, 6),
+       "removed the other 3: empty log, first == last + 1");
+    is_int(read_log(b, 5, 5, 0, &c), APR_NOTFOUND,
+           "the last entry is gone too");
+    ok(append_n(b, 1, 6, &age1) && bounds_are(b, 6, 6),
+       "numbering goes on after the log emptied");
+    tmp_done(&ta);
+    tmp_done(&tb);
+}
+
+/* ---- robustness --------------------------------------------------------- */
+
+static void test_damage(void)
+{
+    tmp_t t = { 0 };
+    iss_store_t *s = fresh_store(&t, "damage");
+    static const char *const bad[] = {
+        "garbage", "", "ISL1 ", "ISL1 123", "ISL1 12x\n", "ISL2 123\n",
+        "ISL1 -5\n", "ISL1 123\n\x01\x02\x03 not an encoding"
+    };
+    apr_size_t i;
+    apr_uint64_t last, first, seq;
+    coll_t c;
+    int all = 1;
+
+    if (!s)
+        return;
+    ok(append_n(s, 2, 1, NULL), "two entries");
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        apr_status_t rv;
+
+        put_s(s, ekey(1), bad[i]);
+        rv = read_log(s, 1, 2, 0, &c);
+        if (rv != ISS_STORE_EDAMAGED) {
+            diag("entry value '%s': read gives %d", bad[i], rv);
+            all = 0;
+        }
+    }
+    ok(all, "a damaged entry value: read returns ISS_STORE_EDAMAGED");
+    is_int(read_log(s, 2, 2, 0, &c), APR_SUCCESS,
+           "the intact entry after it is still readable");
+
+    put_s(s, "log/seq", "x12");
+    is_int(iss_sync_log_bounds(s, &last, &first, gp), ISS_STORE_EDAMAGED,
+           "garbage under log/seq: bounds EDAMAGED");
+    is_int(iss_sync_log_append(s, "PUT", chg("C0:z"), NULL, NULL, NULL, NULL,
+                               &seq, gp),
+           ISS_STORE_EDAMAGED, "garbage under log/seq: append EDAMAGED");
+    is_int(seq, 0, "failed append: seq 0");
+    all = 1;
+    put_s(s, "log/seq", "-1");
+    all &= iss_sync_log_bounds(s, &last, &first, gp) == ISS_STORE_EDAMAGED;
+    put_s(s, "log/seq", "18446744073709551616");
+    all &= iss_sync_log_bounds(s, &last, &first, gp) == ISS_STORE_EDAMAGED;
+    put_s(s, "log/seq", "");
+    all &= iss_sync_log_bounds(s, &last, &first, gp) == ISS_STORE_EDAMAGED;
+    put_s(s, "log/seq", "2 ");
+    all &= iss_sync_log_bounds(s, &last, &first, gp) == ISS_STORE_EDAMAGED;
+    ok(all, "other bad log/seq values: EDAMAGED");
+    put_s(s, "log/seq", "2");
+    put_s(s, "log/first", "one");
+    is_int(iss_sync_log_bounds(s, &last, &first, gp), ISS_STORE_EDAMAGED,
+           "garbage under log/first: bounds EDAMAGED");
+    tmp_done(&t);
+}
+
+int main(void)
+{
+    apr_initialize();
+    atexit(apr_terminate);
+    apr_pool_create(&gp, NULL);
+
+    test_tokens();
+    test_begin_end();
+    test_owner();
+    test_recover();
+    test_concurrency();
+    test_retention_parse();
+    test_retention();
+    test_damage();
+    return done_testing();
+}
