@@ -95,6 +95,13 @@ Try:
   curl -s  http://127.0.0.1:$port/dav/README.md | head -3
   curl -si -X PROPFIND -H 'Depth: 1' http://127.0.0.1:$port/dav/
 
+What changed since last time (RFC 6578): a first sync gives a token,
+the next one with that token lists only what changed since:
+  curl -s -X REPORT -H 'Depth: 0' http://127.0.0.1:$port/dav/ --data \\
+    '<sync-collection xmlns="DAV:"><sync-token/><sync-level>infinite</sync-level><prop><getetag/></prop></sync-collection>'
+  curl -s -X REPORT -H 'Depth: 0' http://127.0.0.1:$port/dav/ --data \\
+    '<sync-collection xmlns="DAV:"><sync-token>TOKEN</sync-token><sync-level>infinite</sync-level><prop><getetag/></prop></sync-collection>'
+
 Stop it with:
   scripts/demo.sh stop
 MSG
