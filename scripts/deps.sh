@@ -4,7 +4,10 @@
 set -euo pipefail
 PKGS=(build-essential autoconf automake libtool pkg-config
       apache2 apache2-dev libapr1-dev libaprutil1-dev libssl-dev zlib1g-dev
-      libapache2-mod-perl2 libwww-perl litmus curl perl xdelta3 procps acl)
+      libapache2-mod-perl2 libwww-perl litmus curl perl xdelta3 procps acl nodejs)
+# npm: Debian's, unless the installed nodejs brings its own (NodeSource's
+# does, and conflicts with Debian's npm package).
+command -v npm >/dev/null 2>&1 || PKGS+=(npm)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
