@@ -32,7 +32,8 @@ extern "C" {
 #endif
 
 /** Scan the tree under @a root (the location's directory) against the
- *  index of @a store and log what changed.  *seq gets the new entry's
+ *  index of @a store and log what changed, compacting the log per
+ *  @a retention (NULL: no compaction).  *seq gets the new entry's
  *  number, 0 if none (baseline, or nothing changed); @a stats (may be
  *  NULL) what the scan saw.  Errors: the scan's (stats->error_path
  *  names the path) or the store's. */

@@ -68,6 +68,10 @@ typedef struct iss_sync_retention_t {
     apr_uint64_t max_count;
 } iss_sync_retention_t;
 
+/** The default retention (ISSSyncRetention age=30d count=100000). */
+#define ISS_SYNC_RETENTION_DEFAULT_AGE apr_time_from_sec(30 * 86400)
+#define ISS_SYNC_RETENTION_DEFAULT_COUNT 100000
+
 /** Where a sync stands.  Changes: everything before entry @a seq was
  *  delivered, and the first @a idx members of entry @a seq.  Initial
  *  listing (@a initial set): the members up to and including @a after

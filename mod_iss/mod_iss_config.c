@@ -70,7 +70,7 @@ int iss_config_state_sync(const iss_dir_conf_t *dconf)
 const iss_sync_retention_t *iss_config_retention(const iss_dir_conf_t *dconf)
 {
     static const iss_sync_retention_t dflt = {
-        ISS_DEFAULT_RETENTION_AGE, ISS_DEFAULT_RETENTION_COUNT
+        ISS_SYNC_RETENTION_DEFAULT_AGE, ISS_SYNC_RETENTION_DEFAULT_COUNT
     };
 
     return dconf->retention_set ? &dconf->retention : &dflt;
@@ -122,8 +122,8 @@ static const char *set_retention(cmd_parms *cmd, void *dconf, const char *arg)
     const char *err;
 
     if (!conf->retention_set) {
-        conf->retention.max_age = ISS_DEFAULT_RETENTION_AGE;
-        conf->retention.max_count = ISS_DEFAULT_RETENTION_COUNT;
+        conf->retention.max_age = ISS_SYNC_RETENTION_DEFAULT_AGE;
+        conf->retention.max_count = ISS_SYNC_RETENTION_DEFAULT_COUNT;
         conf->retention_set = 1;
     }
     if ((err = iss_sync_retention_parse(&conf->retention, arg, cmd->pool))) {

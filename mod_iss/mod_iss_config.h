@@ -28,8 +28,7 @@ typedef struct iss_dir_conf_t {
 } iss_dir_conf_t;
 
 #define ISS_DEFAULT_MAX_RESULTS 10000
-#define ISS_DEFAULT_RETENTION_AGE apr_time_from_sec(30 * 86400)
-#define ISS_DEFAULT_RETENTION_COUNT 100000
+
 
 typedef struct iss_server_conf_t {
     apr_global_mutex_t *mutex;   /* guards every state store; post_config */

@@ -8,7 +8,7 @@ use Apache::Test;
 use ISSTest;
 use File::Spec;
 
-plan tests => 36;
+plan tests => 41;
 
 my $state = sub { File::Spec->catdir(t_dir(), 'dav', @_) };
 
@@ -48,6 +48,8 @@ for my $loc (qw(iss gdbm db)) {
 my $area = files_dir('broken-area');
 spew("$area/existing.txt", "keep me\n");
 ok(dav(PUT => '/broken/first.txt', body => '1')->code, 201, 'healthy store accepts writes');
+my $old_token = sync_token_of('/broken/');
+ok(($old_token // '') =~ m{^https://} ? 1 : 0, 1, 'a sync token of the healthy store');
 my $sdir = $state->('state-broken');
 opendir my $dh, $sdir or die $!;
 my @files = grep { !/^\./ } readdir $dh;
@@ -66,6 +68,8 @@ ok(dav(MOVE => '/broken/existing.txt', headers => { Destination => url('/broken/
 ok(-e "$area/existing.txt" && !-e "$area/moved.txt" ? 1 : 0, 1);
 ok(dav(GET => '/broken/existing.txt')->content, "keep me\n", 'GET still works');
 ok(dav(PROPFIND => '/broken/', headers => { Depth => 1 })->code, 207, 'PROPFIND still works');
+ok(sync_report('/broken/', token => $old_token, level => 1)->{code}, 503,
+   'a sync needs the state: 503 while it is damaged');
 my $log = log_since($mark);
 ok($log =~ /ISS01024: the mod_iss state in \S*state-broken is damaged/ ? 1 : 0, 1,
    'the error log names the damaged state directory');
@@ -83,3 +87,6 @@ ok($log =~ /gdbm/ && $log =~ /sdbm/ ? 1 : 0, 1, 'the log names both DBM types');
 # The repair: move the state aside; a new store starts.
 unlink glob("$sdir/*");
 ok(dav(PUT => '/broken/new.txt', body => 'n')->code, 201, 'writes work again after the state is moved aside');
+my $r = sync_report('/broken/', token => $old_token, level => 1);
+ok($r->{code}, 403, 'a token of the old state is refused by the new one');
+ok($r->{res}->content =~ /valid-sync-token/ ? 1 : 0, 1, '... with DAV:valid-sync-token');

@@ -162,10 +162,9 @@ static int log_command(iss_store_t *store, const char *dir, const char *cmd,
             usage();
             return 2;
         }
-        /* Defaults as the module's; a compaction here is only a bonus. */
-        ret.max_age = apr_time_from_sec(30 * 86400);
-        ret.max_count = 100000;
-        rv = iss_reconcile_run(store, argv[0], &ret, &st, &n, pool);
+        /* No compaction: the tool does not know the location's
+         * ISSSyncRetention, and must not drop what it keeps. */
+        rv = iss_reconcile_run(store, argv[0], NULL, &st, &n, pool);
         if (rv != APR_SUCCESS) {
             fprintf(stderr, "iss-state: scan of %s failed%s%s: %s\n",
                     argv[0], st.error_path ? " at " : "",

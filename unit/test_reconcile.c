@@ -11,6 +11,7 @@
 #include "iss_store.h"
 #include "iss_sync_log.h"
 #include "tap.h"
+#include "testfs.h"
 
 #include <apr_file_info.h>
 #include <apr_file_io.h>
@@ -37,58 +38,14 @@ static const char *at(const char *rel)
 
 static int mk(const char *rel)
 {
-    apr_status_t rv = apr_dir_make(at(rel), APR_FPROT_OS_DEFAULT, gp);
-
-    if (rv != APR_SUCCESS)
-        diag("mkdir %s: %d", rel, rv);
-    return rv == APR_SUCCESS;
+    return testfs_mkdir(at(rel), gp);
 }
 
 static int put(const char *rel, const char *content)
 {
-    apr_file_t *f;
-    apr_size_t n = strlen(content);
-    apr_status_t rv = apr_file_open(&f, at(rel),
-                                    APR_FOPEN_WRITE | APR_FOPEN_CREATE
-                                    | APR_FOPEN_TRUNCATE,
-                                    APR_FPROT_OS_DEFAULT, gp);
-
-    if (rv == APR_SUCCESS) {
-        rv = apr_file_write_full(f, content, n, NULL);
-        apr_file_close(f);
-    }
-    if (rv != APR_SUCCESS)
-        diag("write %s: %d", rel, rv);
-    return rv == APR_SUCCESS;
+    return testfs_put(at(rel), content, gp);
 }
 
-static void rm_rf(const char *path, apr_pool_t *pool)
-{
-    apr_pool_t *p;
-    apr_dir_t *d;
-    apr_finfo_t fi;
-
-    if (apr_pool_create(&p, pool) != APR_SUCCESS)
-        return;
-    chmod(path, 0700);
-    if (apr_dir_open(&d, path, p) == APR_SUCCESS) {
-        while (apr_dir_read(&fi, APR_FINFO_NAME | APR_FINFO_TYPE, d)
-               == APR_SUCCESS) {
-            const char *sub;
-
-            if (!strcmp(fi.name, ".") || !strcmp(fi.name, ".."))
-                continue;
-            sub = apr_pstrcat(p, path, "/", fi.name, NULL);
-            if (fi.filetype == APR_DIR)
-                rm_rf(sub, p);
-            else
-                apr_file_remove(sub, p);
-        }
-        apr_dir_close(d);
-        apr_dir_remove(path, p);
-    }
-    apr_pool_destroy(p);
-}
 
 /* ---- store -------------------------------------------------------------- */
 
@@ -345,7 +302,7 @@ static void test_reconcile(void)
        && put("a.txt", "aaaa-longer")
        && apr_file_remove(at("b.txt"), gp) == APR_SUCCESS,
        "create, modify, delete files; create a directory");
-    rm_rf(at("old"), gp);
+    testfs_rm_rf(at("old"), gp);
     is_int(run(s, root, NULL, &st, &seq), APR_SUCCESS, "run after changes");
     is_int(seq, 1, "one entry appended: 1");
     is_int(log_last(s), 1, "log holds entry 1");
@@ -420,7 +377,7 @@ static void test_reconcile(void)
     /* members that change type: removed, then created */
     ok(apr_file_remove(at("a.txt"), gp) == APR_SUCCESS && mk("a.txt")
        && put("a.txt/m", "m"), "a.txt becomes a directory");
-    rm_rf(at("keep"), gp);
+    testfs_rm_rf(at("keep"), gp);
     ok(put("keep", "now a file"), "keep/ becomes a file");
     is_int(run(s, root, NULL, &st, &seq), APR_SUCCESS,
            "run after type changes");
@@ -469,11 +426,11 @@ int main(void)
     root = apr_pstrcat(gp, base, "/tree", NULL);
     if (apr_dir_make(root, APR_FPROT_OS_DEFAULT, gp) != APR_SUCCESS) {
         ok(0, "mkdir tree");
-        rm_rf(base, gp);
+        testfs_rm_rf(base, gp);
         return done_testing();
     }
     test_reconcile();
     test_failed_baseline();
-    rm_rf(base, gp);
+    testfs_rm_rf(base, gp);
     return done_testing();
 }

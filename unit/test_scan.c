@@ -8,6 +8,7 @@
 #include "iss_scan.h"
 #include "iss_change.h"
 #include "tap.h"
+#include "testfs.h"
 
 #include <apr_file_io.h>
 #include <apr_general.h>
@@ -30,58 +31,14 @@ static const char *at(const char *rel)
 
 static int mk(const char *rel)
 {
-    apr_status_t rv = apr_dir_make(at(rel), APR_FPROT_OS_DEFAULT, gp);
-
-    if (rv != APR_SUCCESS)
-        diag("mkdir %s: %d", rel, rv);
-    return rv == APR_SUCCESS;
+    return testfs_mkdir(at(rel), gp);
 }
 
 static int put(const char *rel, const char *content)
 {
-    apr_file_t *f;
-    apr_size_t n = strlen(content);
-    apr_status_t rv = apr_file_open(&f, at(rel),
-                                    APR_FOPEN_WRITE | APR_FOPEN_CREATE
-                                    | APR_FOPEN_TRUNCATE,
-                                    APR_FPROT_OS_DEFAULT, gp);
-
-    if (rv == APR_SUCCESS) {
-        rv = apr_file_write_full(f, content, n, NULL);
-        apr_file_close(f);
-    }
-    if (rv != APR_SUCCESS)
-        diag("write %s: %d", rel, rv);
-    return rv == APR_SUCCESS;
+    return testfs_put(at(rel), content, gp);
 }
 
-static void rm_rf(const char *path, apr_pool_t *pool)
-{
-    apr_pool_t *p;
-    apr_dir_t *d;
-    apr_finfo_t fi;
-
-    if (apr_pool_create(&p, pool) != APR_SUCCESS)
-        return;
-    chmod(path, 0700);
-    if (apr_dir_open(&d, path, p) == APR_SUCCESS) {
-        while (apr_dir_read(&fi, APR_FINFO_NAME | APR_FINFO_TYPE, d)
-               == APR_SUCCESS) {
-            const char *sub;
-
-            if (!strcmp(fi.name, ".") || !strcmp(fi.name, ".."))
-                continue;
-            sub = apr_pstrcat(p, path, "/", fi.name, NULL);
-            if (fi.filetype == APR_DIR)
-                rm_rf(sub, p);
-            else
-                apr_file_remove(sub, p);
-        }
-        apr_dir_close(d);
-        apr_dir_remove(path, p);
-    }
-    apr_pool_destroy(p);
-}
 
 typedef struct scan_result_t {
     apr_status_t rv;
@@ -340,7 +297,7 @@ static void test_stat(void)
     ok(mkfifo(at("sd/fifo"), 0600) == 0, "fifo made");
     is_int(iss_scan_stat(at("sd/fifo"), &e, gp), APR_EINVAL,
            "fifo: APR_EINVAL");
-    rm_rf(at("sd"), gp);
+    testfs_rm_rf(at("sd"), gp);
 }
 
 /* ---- scans of a tree ------------------------------------------------------ */
@@ -461,7 +418,7 @@ static void test_tree(void)
     apply(index, &r);
 
     /* A whole directory with members. */
-    rm_rf(at("d1"), gp);
+    testfs_rm_rf(at("d1"), gp);
     r = scan(index);
     is_str(r.text, "R d d1; R d d1/sub; R f d1/sub/c.txt; "
            "R d d1/sub/deeper; R f d1/sub/deeper/e.txt",
@@ -479,7 +436,7 @@ static void test_tree(void)
     apply(index, &r);
 
     /* A directory replaced by a file. */
-    rm_rf(at("d2"), gp);
+    testfs_rm_rf(at("d2"), gp);
     ok(put("d2", "now a file"), "d2 is now a file");
     r = scan(index);
     is_str(r.text, "R d d2; R f d2/x; C f d2",
@@ -500,7 +457,7 @@ static void test_tree(void)
     r = scan(index);
     is_str(r.text, "C d d3; C f d3/z", "d3 created");
     apply(index, &r);
-    rm_rf(at("d3"), gp);
+    testfs_rm_rf(at("d3"), gp);
     ok(mk("elsewhere") && put("elsewhere/z", "zulu")
        && symlink("elsewhere", at("d3")) == 0, "d3 is now a link to a copy");
     r = scan(index);
@@ -648,7 +605,7 @@ static void test_bulk(int ndirs, int nfiles)
                 modified++;
             }
         }
-        rm_rf(at("dir0003"), gp);
+        testfs_rm_rf(at("dir0003"), gp);
         removed += nfiles + 1;
         r = scan(index);
         ok(r.rv == APR_SUCCESS && r.st.removed == (apr_uint64_t)removed
@@ -661,7 +618,7 @@ static void test_bulk(int ndirs, int nfiles)
         r = scan(index);
         ok(r.rv == APR_SUCCESS && r.changes->nelts == 0, "then quiet");
     }
-    rm_rf(root, gp);
+    testfs_rm_rf(root, gp);
     root = saved_root;
 }
 
@@ -690,7 +647,7 @@ int main(int argc, const char *const *argv)
         nf = 100;
     }
     test_bulk(nd, nf);
-    rm_rf(base, gp);
+    testfs_rm_rf(base, gp);
 
     apr_pool_destroy(gp);
     apr_terminate();

@@ -9,6 +9,7 @@
  */
 
 #include "tap.h"
+#include "testfs.h"
 #include "iss_store.h"
 
 #include <apr_dbm.h>
@@ -105,37 +106,11 @@ static int tmp_make(tmp_t *t, apr_pool_t *p)
     return 1;
 }
 
-static void rm_rf(const char *path, apr_pool_t *pool)
-{
-    apr_pool_t *p;
-    apr_dir_t *d;
-    apr_finfo_t fi;
-
-    if (apr_pool_create(&p, pool) != APR_SUCCESS)
-        return;
-    if (apr_dir_open(&d, path, p) == APR_SUCCESS) {
-        while (apr_dir_read(&fi, APR_FINFO_NAME | APR_FINFO_TYPE, d)
-               == APR_SUCCESS) {
-            const char *sub;
-
-            if (!strcmp(fi.name, ".") || !strcmp(fi.name, ".."))
-                continue;
-            sub = apr_pstrcat(p, path, "/", fi.name, NULL);
-            if (fi.filetype == APR_DIR)
-                rm_rf(sub, p);
-            else
-                apr_file_remove(sub, p);
-        }
-        apr_dir_close(d);
-        apr_dir_remove(path, p);
-    }
-    apr_pool_destroy(p);
-}
 
 static void tmp_done(tmp_t *t, apr_pool_t *p)
 {
     if (t->base)
-        rm_rf(t->base, p);
+        testfs_rm_rf(t->base, p);
 }
 
 static const char *in_dir(const tmp_t *t, apr_pool_t *p, const char *name)

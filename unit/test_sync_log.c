@@ -11,6 +11,7 @@
 #include "iss_change.h"
 #include "iss_store.h"
 #include "tap.h"
+#include "testfs.h"
 
 #include <apr_file_info.h>
 #include <apr_file_io.h>
@@ -35,37 +36,11 @@ typedef struct {
     const char *dir;            /* the store directory inside it */
 } tmp_t;
 
-static void rm_rf(const char *path, apr_pool_t *pool)
-{
-    apr_pool_t *p;
-    apr_dir_t *d;
-    apr_finfo_t fi;
-
-    if (apr_pool_create(&p, pool) != APR_SUCCESS)
-        return;
-    if (apr_dir_open(&d, path, p) == APR_SUCCESS) {
-        while (apr_dir_read(&fi, APR_FINFO_NAME | APR_FINFO_TYPE, d)
-               == APR_SUCCESS) {
-            const char *sub;
-
-            if (!strcmp(fi.name, ".") || !strcmp(fi.name, ".."))
-                continue;
-            sub = apr_pstrcat(p, path, "/", fi.name, NULL);
-            if (fi.filetype == APR_DIR)
-                rm_rf(sub, p);
-            else
-                apr_file_remove(sub, p);
-        }
-        apr_dir_close(d);
-        apr_dir_remove(path, p);
-    }
-    apr_pool_destroy(p);
-}
 
 static void tmp_done(tmp_t *t)
 {
     if (t->base)
-        rm_rf(t->base, gp);
+        testfs_rm_rf(t->base, gp);
     t->base = NULL;
 }
 
