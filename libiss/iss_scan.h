@@ -184,6 +184,27 @@ apr_status_t iss_scan_tree(const char *root, apr_hash_t *index,
                            apr_array_header_t *updates,
                            iss_scan_stats_t *stats, apr_pool_t *pool);
 
+/** Path order: @a a and @a b compared component by component (bytes,
+ *  with '/' below every other byte); <0, 0 or >0 as strcmp().  It is the
+ *  order of a depth-first walk visiting each folder's names sorted. */
+int iss_scan_path_cmp(const char *a, const char *b);
+
+/** Called by iss_scan_list() for each member, @a rel relative to the
+ *  listed folder; return non-zero to stop. */
+typedef int iss_scan_list_fn(void *baton, const char *rel, int is_dir);
+
+/** List the members of folder @a dir in path order: its direct members,
+ *  or (@a infinite) its whole subtree, leaving out every path up to and
+ *  including @a after (NULL or "": none) and stopping after @a limit
+ *  members (0: no limit); *more says whether members were left.  What is
+ *  listed is what iss_scan_tree() walks (regular files and folders,
+ *  hidden names left out, links not followed).  Only readdir() is used;
+ *  folders wholly before @a after are not read, so a page costs its own
+ *  members.  Errors: a folder that cannot be read. */
+apr_status_t iss_scan_list(const char *dir, int infinite, const char *after,
+                           apr_size_t limit, iss_scan_list_fn *fn,
+                           void *baton, int *more, apr_pool_t *pool);
+
 #ifdef __cplusplus
 }
 #endif

@@ -20,6 +20,7 @@
 #include "mod_iss_provider.h"
 #include "mod_iss_reports.h"
 #include "mod_iss_state.h"
+#include "iss_scan.h"
 #include "iss_sync_log.h"
 
 #include <apr_hash.h>
@@ -255,10 +256,11 @@ static int entry_fn(void *baton, apr_uint64_t seq, apr_time_t when,
     return 0;
 }
 
+/* A listing without the location's folder (httpd maps it in a way we
+ * cannot follow): mod_dav_fs's walker, all of it, sorted. */
 typedef struct walk_ctx {
     sync_t *s;
     apr_array_header_t *all;      /* member_t, unsorted */
-    apr_size_t root_len;
 } walk_ctx;
 
 static dav_error *walk_fn(dav_walk_resource *wres, int calltype)
@@ -279,13 +281,13 @@ static dav_error *walk_fn(dav_walk_resource *wres, int calltype)
 
 static int by_path(const void *a, const void *b)
 {
-    return strcmp(((const member_t *)a)->rel, ((const member_t *)b)->rel);
+    return iss_scan_path_cmp(((const member_t *)a)->rel,
+                             ((const member_t *)b)->rel);
 }
 
-/* An empty token (or an initial-listing continuation): list members. */
-static dav_error *collect_listing(sync_t *s)
+static dav_error *collect_walked(sync_t *s)
 {
-    walk_ctx w = { s, NULL, 0 };
+    walk_ctx w = { s, NULL };
     dav_walk_params params = { 0 };
     dav_response *multi = NULL;
     dav_error *err;
@@ -306,18 +308,66 @@ static dav_error *collect_listing(sync_t *s)
     for (i = 0; i < w.all->nelts; i++) {
         const member_t *m = &APR_ARRAY_IDX(w.all, i, member_t);
 
-        if (s->pos.initial && strcmp(m->rel, s->pos.after) <= 0) {
+        if (*s->pos.after && iss_scan_path_cmp(m->rel, s->pos.after) <= 0) {
             continue;
         }
         if (!add_member(s, m->rel, m->collection)) {
-            const member_t *lastm = &APR_ARRAY_IDX(s->members,
-                                                   s->members->nelts - 1,
-                                                   member_t);
             s->truncated = 1;
-            s->next.initial = 1;
-            s->next.after = lastm->rel;
             break;
         }
+    }
+    return NULL;
+}
+
+static int listed(void *baton, const char *rel, int is_dir)
+{
+    sync_t *s = baton;
+
+    add_member(s, *s->coll ? apr_pstrcat(s->r->pool, s->coll, "/", rel, NULL)
+                           : rel, is_dir);
+    return 0;
+}
+
+/* An empty token (or a listing's continuation): the members in path
+ * order from where the last page stopped, reading no more of the tree
+ * than this page needs. */
+static dav_error *collect_listing(sync_t *s)
+{
+    const char *root = iss_state_root_fs(s->r), *after = NULL, *dir;
+    apr_status_t rv;
+    dav_error *err;
+    int i, more = 0;
+
+    if (root == NULL) {
+        if ((err = collect_walked(s)) != NULL) {
+            return err;
+        }
+    }
+    else {
+        if (*s->pos.after) {
+            /* A continuation made for another collection restarts. */
+            after = *s->coll ? below_coll(s, s->pos.after) : s->pos.after;
+        }
+        dir = *s->coll ? apr_pstrcat(s->r->pool, root, "/", s->coll, NULL)
+                       : root;
+        rv = iss_scan_list(dir, s->infinite, after, (apr_size_t)s->limit,
+                           listed, s, &more, s->r->pool);
+        if (rv != APR_SUCCESS) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, s->r, ISSLOGNO(01048)
+                          "sync-collection on %s: cannot list %s", s->r->uri,
+                          dir);
+            return dav_new_error(s->r->pool, HTTP_INTERNAL_SERVER_ERROR, 0,
+                                 rv, "mod_iss: cannot list the collection");
+        }
+        s->truncated = more;
+    }
+    for (i = 0; i < s->members->nelts; i++) {
+        APR_ARRAY_IDX(s->members, i, member_t).exists = 1;
+    }
+    if (s->truncated && s->members->nelts) {
+        s->next.initial = 1;
+        s->next.after = APR_ARRAY_IDX(s->members, s->members->nelts - 1,
+                                      member_t).rel;
     }
     return NULL;
 }
@@ -434,7 +484,7 @@ static dav_error *send_answer(sync_t *s)
     apr_status_t rv;
     int i;
 
-    for (i = 0; i < s->members->nelts; i++) {
+    for (i = 0; i < s->members->nelts && !s->pos.initial; i++) {
         check_exists(s, &APR_ARRAY_IDX(s->members, i, member_t));
     }
     dav_begin_multistatus(bb, r, HTTP_MULTI_STATUS, s->doc->namespaces);

@@ -8,7 +8,7 @@ use Apache::Test;
 use ISSTest;
 use File::Path qw(make_path);
 
-plan tests => 77;
+plan tests => 81;
 
 my $L = '/sync';
 sub hrefs { join ' ', sort keys %{ $_[0]{members} } }
@@ -224,3 +224,11 @@ for my $v (@variants) {
     my $p = parse_multistatus($resp->content);
     ok(hrefs($p), "$L/a/p1.txt", "$name: the change");
 }
+
+# `Dav iss` on a <Directory> section: the same protocol.
+ok(dav(PUT => '/dirsec/s1.txt', body => 's1')->code =~ /^20[14]$/ ? 1 : 0, 1);
+$r = sync_report('/dirsec/', token => '', level => 'infinite');
+ok(exists $r->{members}{'/dirsec/s1.txt'} ? 1 : 0, 1, '<Directory>: an initial listing');
+ok(dav(PUT => '/dirsec/s2.txt', body => 's2')->code, 201);
+$r = sync_report('/dirsec/', token => $r->{token}, level => 'infinite');
+ok(join(' ', sort keys %{ $r->{members} }), '/dirsec/s2.txt', '<Directory>: the change since');
