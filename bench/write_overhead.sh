@@ -10,7 +10,7 @@
 # package eatmydata) turns fsync into a no-op, to see what it costs.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-build=${1:-$top/build}
+build=$(cd "${1:-$top/build}" && pwd)
 n=${2:-300}
 [ -f "$build/mod_iss.so" ] || { echo "no $build/mod_iss.so: run scripts/build.sh first" >&2; exit 2; }
 work=$(mktemp -d /tmp/iss-bench.XXXXXX)
