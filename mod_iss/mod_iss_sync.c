@@ -210,48 +210,62 @@ static const char *below_coll(const sync_t *s, const char *rel)
     return rel + n + 1;
 }
 
+/* What item @a k of an entry's changes reports (two items per change:
+ * the member, then at infinite depth the folder a creation or removal
+ * changed), or NULL for none. */
+static const char *item(const sync_t *s, const apr_array_header_t *changes,
+                        apr_uint32_t k, int *collection)
+{
+    const iss_change_t *c = &APR_ARRAY_IDX(changes, k / 2, iss_change_t);
+    const char *tail = below_coll(s, c->path), *slash;
+
+    if (tail == NULL) {
+        return NULL;
+    }
+    if (k % 2 == 0) {
+        if (!s->infinite && (slash = strchr(tail, '/')) != NULL) {
+            /* Level 1: a change deeper down shows as its child
+             * collection having changed (see docs/protocol.md). */
+            *collection = 1;
+            return apr_pstrmemdup(s->r->pool, c->path,
+                                  (apr_size_t)(slash - c->path));
+        }
+        *collection = c->collection;
+        return c->path;
+    }
+    /* A member created or removed changes its folder's getetag and
+     * getlastmodified: the folder changed too (at level 1 the member's
+     * item already is the child collection holding the change). */
+    if (!s->infinite || (c->kind != ISS_CHANGE_CREATED
+                         && c->kind != ISS_CHANGE_REMOVED)
+        || (slash = strrchr(tail, '/')) == NULL) {
+        return NULL;
+    }
+    *collection = 1;
+    return apr_pstrmemdup(s->r->pool, c->path,
+                          strlen(c->path) - strlen(slash));
+}
+
+/* One log entry: its items from where the client stands, until the limit.
+ * A page stops before the first item it has no room for and its token
+ * points there (<seq>.<item>), so every page makes progress. */
 static int entry_fn(void *baton, apr_uint64_t seq, apr_time_t when,
                     const char *method, const apr_array_header_t *changes)
 {
     sync_t *s = baton;
-    apr_uint32_t i = seq == s->pos.seq ? s->pos.idx : 0;
+    apr_uint32_t k = seq == s->pos.seq ? s->pos.idx : 0;
+    apr_uint32_t n = 2 * (apr_uint32_t)changes->nelts;
 
-    for (; i < (apr_uint32_t)changes->nelts; i++) {
-        const iss_change_t *c = &APR_ARRAY_IDX(changes, i, iss_change_t);
-        const char *tail = below_coll(s, c->path), *slash;
-        const char *rel = c->path;
-        int collection = c->collection;
+    for (; k < n; k++) {
+        int collection = 0;
+        const char *rel = item(s, changes, k, &collection);
 
-        if (tail == NULL) {
-            continue;
+        if (rel && !add_member(s, rel, collection)) {
+            s->truncated = 1;
+            s->next.seq = seq;
+            s->next.idx = k;
+            return 1;
         }
-        if (!s->infinite && (slash = strchr(tail, '/')) != NULL) {
-            /* Level 1: a change deeper down shows as its child
-             * collection having changed (see docs/protocol.md). */
-            rel = apr_pstrmemdup(s->r->pool, c->path,
-                                 (apr_size_t)(slash - c->path));
-            collection = 1;
-        }
-        if (!add_member(s, rel, collection)) {
-            break;
-        }
-        /* A member created or removed changes its folder's getetag and
-         * getlastmodified: the folder changed too (at level 1, rel is
-         * already the child collection holding the change). */
-        if (s->infinite && (c->kind == ISS_CHANGE_CREATED
-                            || c->kind == ISS_CHANGE_REMOVED)
-            && (slash = strrchr(tail, '/')) != NULL
-            && !add_member(s, apr_pstrmemdup(s->r->pool, c->path,
-                                             strlen(c->path) - strlen(slash)),
-                           1)) {
-            break;
-        }
-    }
-    if (i < (apr_uint32_t)changes->nelts) {
-        s->truncated = 1;
-        s->next.seq = seq;
-        s->next.idx = i;
-        return 1;
     }
     return 0;
 }

@@ -8,7 +8,7 @@ use Apache::Test;
 use ISSTest;
 use File::Path qw(make_path);
 
-plan tests => 81;
+plan tests => 88;
 
 my $L = '/sync';
 sub hrefs { join ' ', sort keys %{ $_[0]{members} } }
@@ -168,6 +168,21 @@ while ($r->{truncated} && $pages < 10) {
 ok(join(' ', sort keys %seen), join(' ', map { "$L/a/p$_.txt" } 1 .. 5), 'the continuation tokens deliver the rest');
 ok($pages, 3, 'in three pages');
 ok(hrefs(sync_report("$L/a/", token => $r->{token}, level => 1)), '', 'the last token is current');
+
+# Pages of one: a creation lists the member and its folder, one a page.
+ok(dav(MKCOL => "$L/a/one/")->code, 201);
+my $t7b = sync_token_of("$L/a/");
+put("$L/a/one/n$_.txt") for 1 .. 2;
+%seen = (); $pages = 0;
+$r = { truncated => 1, token => $t7b };
+while ($r->{truncated} && $pages < 20) {
+    $r = sync_report("$L/a/", token => $r->{token}, level => 'infinite', limit => 1);
+    ok(scalar(@{ $r->{order} }) <= 1 ? 1 : 0, 1, "limit 1: at most one member (page " . ($pages + 1) . ")");
+    $seen{$_} = 1 for @{ $r->{order} };
+    $pages++;
+}
+ok(join(' ', sort keys %seen), "$L/a/one/ $L/a/one/n1.txt $L/a/one/n2.txt", 'pages of one: the members and their folder');
+ok($pages < 20 ? 1 : 0, 1, "... in $pages pages, not forever");
 
 # An initial listing in pages.
 %seen = (); $pages = 0;
