@@ -8,7 +8,7 @@ use Apache::Test;
 use ISSTest;
 use File::Path qw(make_path);
 
-plan tests => 88;
+plan tests => 96;
 
 my $L = '/sync';
 sub hrefs { join ' ', sort keys %{ $_[0]{members} } }
@@ -247,3 +247,25 @@ ok(exists $r->{members}{'/dirsec/s1.txt'} ? 1 : 0, 1, '<Directory>: an initial l
 ok(dav(PUT => '/dirsec/s2.txt', body => 's2')->code, 201);
 $r = sync_report('/dirsec/', token => $r->{token}, level => 'infinite');
 ok(join(' ', sort keys %{ $r->{members} }), '/dirsec/s2.txt', '<Directory>: the change since');
+
+# Names that need escaping, in hrefs and in continuation tokens.
+ok(dav(MKCOL => "$L/odd/")->code, 201);
+my @odd = ('sp ace.txt', 'amp&er.txt', 'pct%25.txt', "h\x{e9}#.txt", 'q?.txt');
+my %esc = ('sp ace.txt' => 'sp%20ace.txt', 'amp&er.txt' => 'amp&er.txt', 'pct%25.txt' => 'pct%2525.txt',
+           "h\x{e9}#.txt" => 'h%c3%a9%23.txt', 'q?.txt' => 'q%3f.txt');
+for my $n (@odd) {
+    (my $u = $n) =~ s/([^A-Za-z0-9._~-])/sprintf('%%%02X', ord $1)/ge;
+    utf8::encode($u) if $u =~ /[^\x00-\xff]/;
+    $u =~ s/%E9/%C3%A9/;
+    ok(dav(PUT => "$L/odd/$u", body => 'o')->code, 201, "PUT $n");
+}
+%seen = (); $pages = 0;
+$r = { truncated => 1, token => '' };
+while ($r->{truncated} && $pages < 20) {
+    $r = sync_report("$L/odd/", token => $r->{token}, level => 1, limit => 1);
+    $seen{lc $_}++ for @{ $r->{order} };
+    $pages++;
+}
+ok(join(' ', sort keys %seen), join(' ', sort map { lc "$L/odd/$esc{$_}" } @odd),
+   'odd names: escaped hrefs, and continuation tokens that carry them');
+ok($pages, scalar(@odd), '... one page each');
