@@ -8,7 +8,7 @@ use Apache::Test;
 use ISSTest;
 use File::Spec;
 
-plan tests => 41;
+plan tests => 40;
 
 my $state = sub { File::Spec->catdir(t_dir(), 'dav', @_) };
 
