@@ -58,6 +58,11 @@ apr_status_t iss_reconcile_last(iss_store_t *store, apr_time_t *when,
     return rv;
 }
 
+apr_status_t iss_reconcile_skip_baseline(iss_store_t *store)
+{
+    return iss_store_put(store, K_SCAN, strlen(K_SCAN), "1", 1);
+}
+
 typedef struct commit_ctx {
     const apr_array_header_t *changes;
     const apr_array_header_t *updates;

@@ -42,6 +42,12 @@ apr_status_t iss_reconcile_run(iss_store_t *store, const char *root,
                                iss_scan_stats_t *stats, apr_uint64_t *seq,
                                apr_pool_t *pool);
 
+/** Give up the baseline (it failed, and tokens are about to be handed
+ *  out anyway): record a scan at time 1 µs, so that the next scan that
+ *  succeeds logs everything it finds unindexed instead of taking it as
+ *  known.  Over-reports, never misses. */
+apr_status_t iss_reconcile_skip_baseline(iss_store_t *store);
+
 /** When the last scan completed: 0 if there never was one;
  *  ISS_STORE_EDAMAGED if the record is unreadable (treating it as "never"
  *  would make the next scan a baseline that logs nothing). */

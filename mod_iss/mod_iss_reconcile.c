@@ -12,11 +12,13 @@
 #include "mod_iss_state.h"
 #include "iss_reconcile.h"
 
+#include <apr_strings.h>
+
 void iss_sync_reconcile_if_due(request_rec *r, iss_store_t *store)
 {
     const char *root = iss_state_root_fs(r);
     apr_int64_t interval = iss_config_reconcile(iss_config_dir(r));
-    iss_scan_stats_t stats;
+    iss_scan_stats_t stats = { 0 };
     apr_time_t last, start;
     apr_uint64_t seq;
     apr_status_t rv;
@@ -34,10 +36,19 @@ void iss_sync_reconcile_if_due(request_rec *r, iss_store_t *store)
                            &seq, r->pool);
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, ISSLOGNO(01046)
-                      "reconciliation scan of %s failed%s%s: %s", root,
-                      stats.error_path ? " at " : "",
-                      stats.error_path ? stats.error_path : "",
-                      iss_store_last_error(store));
+                      "%s scan of %s failed: %s%s",
+                      last ? "reconciliation" : "baseline", root,
+                      stats.error_path
+                          ? apr_pstrcat(r->pool, "cannot read ",
+                                        stats.error_path, NULL)
+                          : iss_store_last_error(store),
+                      last ? "" : "; the next scan that succeeds logs "
+                                  "every member it finds as changed");
+        if (last == 0) {
+            /* Tokens go out now: a later baseline would hide what
+             * changes meanwhile behind httpd's back. */
+            iss_reconcile_skip_baseline(store);
+        }
         return;
     }
     ap_log_rerror(APLOG_MARK, last ? APLOG_INFO : APLOG_DEBUG, 0, r,
