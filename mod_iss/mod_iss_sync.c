@@ -471,9 +471,10 @@ static dav_error *send_member(sync_t *s, member_t *m, apr_bucket_brigade *bb)
         return NULL;
     }
     /* The main request: mod_dav caches lookups in the body's elements,
-     * allocated from the propdb's request pool (a sub-request's dies). */
-    err = dav_open_propdb(r, s->lockdb, m->resource, 1,
-                          s->doc->namespaces, &propdb);
+     * allocated from the propdb's request pool (a sub-request's dies);
+     * the member's own allocations go with its sub-request. */
+    err = dav_popen_propdb(m->sub->pool, r, s->lockdb, m->resource,
+                           DAV_PROPDB_RO, s->doc->namespaces, &propdb);
     if (err) {
         return dav_push_error(r->pool, HTTP_INTERNAL_SERVER_ERROR, 0,
                               "mod_iss: cannot read the properties of a "
