@@ -12,6 +12,7 @@
 #include "iss_sync_log.h"
 #include "tap.h"
 #include "testfs.h"
+#include "teststore.h"
 
 #include <apr_file_info.h>
 #include <apr_file_io.h>
@@ -67,15 +68,7 @@ static iss_store_t *open_store(const char *name)
 
 static const char *get_s(iss_store_t *s, const char *key)
 {
-    void *v;
-    apr_size_t vl;
-    apr_status_t rv = iss_store_get(s, key, strlen(key), &v, &vl, gp);
-
-    if (rv == APR_NOTFOUND)
-        return NULL;
-    if (rv != APR_SUCCESS)
-        return apr_psprintf(gp, "<error %d>", rv);
-    return apr_pstrmemdup(gp, v, vl);
+    return teststore_get(s, key, gp);
 }
 
 static int cmp_str(const void *a, const void *b)
