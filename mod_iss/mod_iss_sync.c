@@ -680,7 +680,22 @@ static int deliver_report(request_rec *r, const dav_resource *resource,
     return OK;
 }
 
+/* mod_dav answers a REPORT whose body is missing or not XML with a bare
+ * 400 (it logs why); say it in the body too.  Our own 400s never come
+ * this way: deliver_report answers them itself. */
+static void error_notes(request_rec *r)
+{
+    if (r->status == HTTP_BAD_REQUEST && r->method_number == M_REPORT
+        && !r->main && iss_is_enabled(r)
+        && apr_table_get(r->notes, "error-notes") == NULL) {
+        apr_table_setn(r->notes, "error-notes",
+                       "The REPORT body is missing or is not well-formed "
+                       "XML.");
+    }
+}
+
 void iss_sync_register_hooks(apr_pool_t *p)
 {
     dav_hook_deliver_report(deliver_report, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_insert_error_filter(error_notes, NULL, NULL, APR_HOOK_MIDDLE);
 }

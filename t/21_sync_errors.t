@@ -9,7 +9,7 @@ use File::Spec;
 use LWP::UserAgent;
 use HTTP::Request;
 
-plan tests => 115;
+plan tests => 117;
 
 my $L = '/sync/err';
 my $state = File::Spec->catdir(t_dir(), 'dav', 'state-sync');
@@ -36,6 +36,7 @@ sub refused {
             or print STDERR "# body: ", $res->content, "\n";
         ok($res->content =~ m{<I:message[^>]*>[^<]{10,}</I:message>} ? 1 : 0, 1, "$name: a message that says why");
     }
+    ok($res->content =~ /\Q$o{says}\E/ ? 1 : 0, 1, "$name: the body says so") if $o{says};
     ok(log_dump(), $before, "$name: the log is unchanged");
     ok(sync_token_of("$L/"), $tok, "$name: the token is unchanged");
 }
@@ -43,8 +44,8 @@ sub refused {
 # ---- the request ------------------------------------------------------------------
 refused('Depth 1', 400, 'invalid-sync-collection', headers => { Depth => '1' });
 refused('Depth infinity', 400, 'invalid-sync-collection', headers => { Depth => 'infinity' });
-refused('malformed XML', 400, undef, body => '<D:sync-collection xmlns:D="DAV:"><D:sync-token>');
-refused('no body', 400, undef, body => '');
+refused('malformed XML', 400, undef, body => '<D:sync-collection xmlns:D="DAV:"><D:sync-token>', says => 'not well-formed XML');
+refused('no body', 400, undef, body => '', says => 'missing');
 refused('no DAV:sync-token', 400, 'invalid-sync-collection',
         body => '<D:sync-collection xmlns:D="DAV:"><D:sync-level>1</D:sync-level><D:prop><D:getetag/></D:prop></D:sync-collection>');
 refused('no DAV:prop', 400, 'invalid-sync-collection',
