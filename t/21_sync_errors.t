@@ -9,7 +9,7 @@ use File::Spec;
 use LWP::UserAgent;
 use HTTP::Request;
 
-plan tests => 117;
+plan tests => 122;
 
 my $L = '/sync/err';
 my $state = File::Spec->catdir(t_dir(), 'dav', 'state-sync');
@@ -87,6 +87,19 @@ dav(PUT => '/syncret/r9.txt', body => 'r');
 $r = sync_report('/syncret/', token => $recent, level => 1);
 ok($r->{code}, 207, 'a token inside the window works');
 ok(join(' ', keys %{ $r->{members} }), '/syncret/r9.txt', '... and gives the change');
+
+# iss-state compact drops entries now; recover with nothing to recover.
+my $syncret = File::Spec->catdir(t_dir(), 'dav', 'state-syncret');
+my $keep = sync_token_of('/syncret/');
+dav(PUT => "/syncret/c$_.txt", body => 'c') for 1 .. 2;
+my ($crc, $cout) = iss_state($syncret, 'compact', 'count=1');
+ok($crc, 0, 'iss-state compact runs');
+ok($cout =~ /^removed (\d+) entries/ ? $1 : $cout, 2, '... and says how many entries it removed');
+ok(sync_report('/syncret/', token => $keep, level => 1)->{code}, 403, '... after which an older token is refused');
+($crc, $cout) = iss_state($syncret, 'compact', 'bogus=1');
+ok($crc, 2, 'iss-state compact with a bad word: usage error');
+($crc, $cout) = iss_state($syncret, 'recover');
+ok($cout, "recovered 0 interrupted writes\n", 'iss-state recover: nothing in flight');
 
 # ---- sync tokens in If (RFC 6578 section 5) -------------------------------------------------
 $tok = sync_token_of("$L/");
