@@ -34,6 +34,7 @@ typedef struct member_t {
     const char *rel;         /* path relative to the location root */
     int collection;          /* as the log or the walk saw it */
     int exists;              /* filled in when looked up */
+    int checked;             /* exists is known (below_gone) */
     int hidden;              /* not authorised: left out */
     request_rec *sub;        /* the lookup; destroyed once reported */
     dav_resource *resource;
@@ -210,6 +211,35 @@ static const char *below_coll(const sync_t *s, const char *rel)
     return rel + n + 1;
 }
 
+static void check_exists(sync_t *s, member_t *m);
+
+/* At infinite depth: whether @a rel lies below a member already in this
+ * answer that is gone now, whose 404 then stands for it.  A DELETE of a
+ * folder of 100,000 files costs a page one member, not 100,000. */
+static int below_gone(sync_t *s, const char *rel)
+{
+    char *p = apr_pstrdup(s->r->pool, rel), *slash;
+
+    while ((slash = strrchr(p, '/')) != NULL) {
+        member_t *a;
+
+        *slash = '\0';
+        if (below_coll(s, p) == NULL) {
+            break;
+        }
+        if ((a = apr_hash_get(s->seen, p, APR_HASH_KEY_STRING)) != NULL) {
+            if (!a->checked) {
+                check_exists(s, a);
+                a->checked = 1;
+            }
+            if (!a->exists) {
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
 /* What item @a k of an entry's changes reports (two items per change:
  * the member, then at infinite depth the folder a creation or removal
  * changed), or NULL for none. */
@@ -260,6 +290,9 @@ static int entry_fn(void *baton, apr_uint64_t seq, apr_time_t when,
         int collection = 0;
         const char *rel = item(s, changes, k, &collection);
 
+        if (rel && s->infinite && below_gone(s, rel)) {
+            continue;
+        }
         if (rel && !add_member(s, rel, collection)) {
             s->truncated = 1;
             s->next.seq = seq;

@@ -8,7 +8,7 @@ use Apache::Test;
 use ISSTest;
 use File::Path qw(make_path);
 
-plan tests => 96;
+plan tests => 100;
 
 my $L = '/sync';
 sub hrefs { join ' ', sort keys %{ $_[0]{members} } }
@@ -183,6 +183,15 @@ while ($r->{truncated} && $pages < 20) {
 }
 ok(join(' ', sort keys %seen), "$L/a/one/ $L/a/one/n1.txt $L/a/one/n2.txt", 'pages of one: the members and their folder');
 ok($pages < 20 ? 1 : 0, 1, "... in $pages pages, not forever");
+
+# A removed folder of many files: its members do not fill pages.
+ok(dav(MKCOL => "$L/a/big/")->code, 201);
+put("$L/a/big/b$_.txt") for 1 .. 30;
+my $t7c = sync_token_of("$L/a/");
+ok(dav(DELETE => "$L/a/big/")->code, 204);
+$r = sync_report("$L/a/", token => $t7c, level => 'infinite', limit => 5);
+ok(statuses($r), "$L/a/big/=404", 'a removed folder of 30 files, limit 5: the folder alone');
+ok($r->{truncated}, 0, '... in one page');
 
 # An initial listing in pages.
 %seen = (); $pages = 0;
