@@ -6,7 +6,7 @@ use Apache::Test;
 use ISSTest;
 use File::Temp qw(tempdir);
 
-plan tests => 18;
+plan tests => 23;
 
 # Start an httpd of its own with this <Location /s/> body: (code, log).
 sub start_with {
@@ -54,6 +54,16 @@ ok($log =~ m{ISS01001: Dav iss in <Location /s/> .* has no ISSStateDir} ? 1 : 0,
 ($code, $log) = start_with("Dav iss\nISSStateDir $ro\nISSDBMType nosuchdbm");
 ok($code != 0 ? 1 : 0, 1, 'unknown ISSDBMType: httpd does not start');
 ok($log =~ m{ISSDBMType: unknown or unavailable DBM type 'nosuchdbm'} ? 1 : 0, 1) or print "# $log\n";
+
+for my $bad (['ISSSyncRetention age=5x', qr/ISSSyncRetention: unknown unit in 'age=5x'/],
+             ['ISSSyncRetention count=-1', qr/ISSSyncRetention: 'count=-1' is not a positive count/],
+             ['ISSSyncRetention keep=all', qr/ISSSyncRetention: 'keep=all': expected age=/],
+             ['ISSSyncMaxResults -1', qr/ISSSyncMaxResults: '-1' is not a number from 0/],
+             ['ISSReconcileInterval soon', qr/ISSReconcileInterval: 'soon' is not a number from 0/]) {
+    ($code, $log) = start_with("Dav iss\nISSStateDir $ro\n$bad->[0]");
+    ok($code != 0 && $log =~ $bad->[1] ? 1 : 0, 1, "$bad->[0]: httpd does not start, and says why")
+        or print "# $log\n";
+}
 
 ($code, $log) = start_with("Dav On", no_dav_fs => 1);
 ok($code != 0 ? 1 : 0, 1, 'without mod_dav_fs: httpd does not start');
