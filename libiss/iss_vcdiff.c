@@ -475,6 +475,8 @@ static apr_status_t copy_in(iss_vcdiff_t *d, apr_uint64_t addr,
     return APR_SUCCESS;
 }
 
+static const unsigned char no_bytes[1];
+
 static apr_status_t decode_window(iss_vcdiff_t *d)
 {
     cur_t data, inst, addr;
@@ -482,7 +484,8 @@ static apr_status_t decode_window(iss_vcdiff_t *d)
     apr_uint64_t here, a, v;
     int h, r;
 
-    data.p = d->sect;
+    /* No sections at all: no buffer either, and NULL + 0 is undefined. */
+    data.p = d->sect ? d->sect : no_bytes;
     data.end = data.p + d->data_len;
     inst.p = data.end;
     inst.end = inst.p + d->inst_len;

@@ -4,7 +4,8 @@
 set -euo pipefail
 PKGS=(build-essential autoconf automake libtool pkg-config
       apache2 apache2-dev libapr1-dev libaprutil1-dev libssl-dev zlib1g-dev
-      libapache2-mod-perl2 libwww-perl litmus curl perl xdelta3 procps acl nodejs)
+      libapache2-mod-perl2 libwww-perl litmus curl perl xdelta3 procps acl nodejs
+      clang libclang-rt-14-dev)
 # npm: Debian's, unless the installed nodejs brings its own (NodeSource's
 # does, and conflicts with Debian's npm package).
 command -v npm >/dev/null 2>&1 || PKGS+=(npm)

@@ -1,8 +1,8 @@
 #!/bin/bash
 # Quick start, second command: install what is missing, build mod_iss
-# (normal and ASan+UBSan), and run every test: C unit tests, the
-# Apache::Test suite against a real httpd (litmus included), each against
-# both builds.  Exits non-zero if anything fails.  Run as root on Debian 12.
+# (normal and ASan+UBSan), and run every test: C unit tests, a bounded
+# libFuzzer run of the parsers of hostile input, the Apache::Test suite
+# against a real httpd (litmus included), each against both builds.  Exits non-zero if anything fails.  Run as root on Debian 12.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -32,6 +32,7 @@ step() {
 
 step "unit tests (normal build)" make -s -C build check
 step "unit tests (ASan+UBSan build)" env ASAN_OPTIONS=detect_leaks=1 make -s -C build-asan check
+step "fuzz: VCDIFF decoder (libFuzzer, ASan+UBSan, 60 s)" bash scripts/fuzz.sh 60
 step "httpd suite + litmus (normal build)" bash scripts/run-apache-test.sh build
 step "httpd suite + litmus (ASan+UBSan build)" bash scripts/run-apache-test.sh build-asan asan
 
