@@ -635,6 +635,21 @@ apr_status_t iss_store_delete(iss_store_t *store, const void *key,
     return run_txn(store, stage_one, &o, NULL, NULL);
 }
 
+/* Begin an operation and open a walk over the primary DBM (the read-only
+ * walks: iterate and verify).  On failure the caller still cleans up. */
+static apr_status_t walk_primary(iss_store_t *store, apr_pool_t *pool,
+                                 apr_pool_t **p, db_t **db, iter_t **it,
+                                 apr_pool_t **ip)
+{
+    apr_status_t rv = op_begin(store, pool, p);
+
+    if (rv != APR_SUCCESS)
+        return rv;
+    return iss_store__walk_open(store,
+                                iss_store__gen_path(store, *p, store->gen, 0),
+                                *p, db, it, ip);
+}
+
 apr_status_t iss_store_iterate(iss_store_t *store, const void *prefix,
                                apr_size_t plen, iss_store_iter_fn *fn,
                                void *baton, apr_pool_t *pool)
@@ -646,11 +661,7 @@ apr_status_t iss_store_iterate(iss_store_t *store, const void *prefix,
 
     if (!store || !fn || !pool || (!prefix && plen))
         return APR_EINVAL;
-    if ((rv = op_begin(store, pool, &p)) != APR_SUCCESS
-        || (rv = iss_store__walk_open(store,
-                                      iss_store__gen_path(store, p,
-                                                          store->gen, 0),
-                                      p, &db, &it, &ip)) != APR_SUCCESS)
+    if ((rv = walk_primary(store, pool, &p, &db, &it, &ip)) != APR_SUCCESS)
         goto cleanup;
     for (;;) {
         const char *dk, *key;
@@ -700,11 +711,7 @@ apr_status_t iss_store_verify(iss_store_t *store, apr_pool_t *pool)
 
     if (!store || !pool)
         return APR_EINVAL;
-    if ((rv = op_begin(store, pool, &p)) != APR_SUCCESS
-        || (rv = iss_store__walk_open(store,
-                                      iss_store__gen_path(store, p,
-                                                          store->gen, 0),
-                                      p, &db, &it, &ip)) != APR_SUCCESS)
+    if ((rv = walk_primary(store, pool, &p, &db, &it, &ip)) != APR_SUCCESS)
         goto cleanup;
     heads = apr_hash_make(p);
     segs = apr_array_make(p, 16, sizeof(char *));
