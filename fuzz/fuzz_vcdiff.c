@@ -23,22 +23,27 @@ static unsigned char target[MAX_TARGET];
 static apr_size_t target_len;
 static apr_pool_t *root;
 
+/* Exactly @a len bytes of @a from (@a have bytes) at @a off. */
+static apr_status_t read_bytes(const unsigned char *from, apr_size_t have,
+                               apr_uint64_t off, apr_size_t len,
+                               unsigned char *buf)
+{
+    if (off > have || len > have - off)
+        return APR_EOF;
+    memcpy(buf, from + off, len);
+    return APR_SUCCESS;
+}
+
 static apr_status_t read_source(void *baton, apr_uint64_t off, apr_size_t len,
                                 unsigned char *buf)
 {
-    if (off > SOURCE_SIZE || len > SOURCE_SIZE - off)
-        return APR_EOF;
-    memcpy(buf, source + off, len);
-    return APR_SUCCESS;
+    return read_bytes(source, SOURCE_SIZE, off, len, buf);
 }
 
 static apr_status_t read_target(void *baton, apr_uint64_t off, apr_size_t len,
                                 unsigned char *buf)
 {
-    if (off > target_len || len > target_len - off)
-        return APR_EOF;
-    memcpy(buf, target + off, len);
-    return APR_SUCCESS;
+    return read_bytes(target, target_len, off, len, buf);
 }
 
 static apr_status_t write_target(void *baton, const unsigned char *buf,
