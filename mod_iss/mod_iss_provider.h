@@ -25,6 +25,7 @@ typedef struct iss_request_t {
     iss_store_t *store;              /* mod_iss_state, once opened */
     const char *root_uri;            /* mod_iss_state: the location's root */
     const char *root_fs;             /* ... and its directory (or NULL) */
+    const char *sync_token;          /* mod_iss_sync_prop, once computed */
 } iss_request_t;
 
 /** The request that made @a resource, if our provider made it (live

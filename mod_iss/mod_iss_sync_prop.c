@@ -35,6 +35,7 @@ static const dav_liveprop_group group = { specs, namespace_uris, &hooks };
 
 dav_error *iss_sync_current_token(request_rec *r, const char **token)
 {
+    iss_request_t *req = iss_provider_request(r);
     iss_dir_conf_t *dconf = iss_config_dir(r);
     iss_sync_pos_t pos = { 0 };
     apr_uint64_t last, first;
@@ -42,6 +43,11 @@ dav_error *iss_sync_current_token(request_rec *r, const char **token)
     dav_error *err;
     apr_status_t rv;
 
+    /* A PROPFIND of many collections asks once per request. */
+    if (req->sync_token) {
+        *token = req->sync_token;
+        return NULL;
+    }
     if ((err = iss_state_store(r, &store)) != NULL) {
         return err;
     }
@@ -59,7 +65,8 @@ dav_error *iss_sync_current_token(request_rec *r, const char **token)
                              "The change log cannot be read.");
     }
     pos.seq = last + 1;
-    *token = iss_sync_token_make(iss_store_id(store), &pos, r->pool);
+    *token = req->sync_token = iss_sync_token_make(iss_store_id(store), &pos,
+                                                   r->pool);
     return NULL;
 }
 
