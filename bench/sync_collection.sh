@@ -36,11 +36,8 @@ case "$dav" in iss|On) ;; *) echo "ISS_BENCH_DAV must be iss or On" >&2; exit 2 
 commit=$(git -C "$top" describe --always --dirty --abbrev=12 2>/dev/null || echo "unknown (no git checkout)")
 version=$(sed -n 's/^#define ISS_VERSION "\(.*\)"/\1/p' "$top/libiss/iss_version.h" 2>/dev/null || true)
 work=$(mktemp -d /tmp/iss-bench-sync.XXXXXX)
-mods=/usr/lib/apache2/modules
-port=$(perl -MIO::Socket::INET -e 'print IO::Socket::INET->new(Listen=>1,LocalAddr=>"127.0.0.1",LocalPort=>0)->sockport')
-user_line=""
-if [ "$(id -u)" = 0 ]; then user_line="User www-data
-Group www-data"; fi
+. "$top/bench/lib.sh"
+port=$(bench_free_port)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work"/{logs,s,small,state-s,state-small}
 
@@ -67,32 +64,15 @@ loc() {  # loc NAME
   [ "$dav" = iss ] && printf '    ISSStateDir "%s/state-%s"\n' "$work" "$1"
   printf '</Location>\n'
 }
-cat > "$work/httpd.conf" <<CONF
-ServerRoot "$work"
-Listen 127.0.0.1:$port
-ServerName 127.0.0.1
-PidFile logs/httpd.pid
-DefaultRuntimeDir logs
-ErrorLog logs/error_log
+{ bench_conf_head "$work" "$port" "$build"; cat <<CONF
 LogLevel warn iss:debug
-$user_line
 KeepAlive On
 MaxKeepAliveRequests 0
 KeepAliveTimeout 60
-LoadModule mpm_event_module $mods/mod_mpm_event.so
-LoadModule authz_core_module $mods/mod_authz_core.so
-LoadModule alias_module $mods/mod_alias.so
-LoadModule dav_module $mods/mod_dav.so
-LoadModule dav_fs_module $mods/mod_dav_fs.so
-LoadModule iss_module $build/mod_iss.so
-DavLockDB logs/DavLock
-DocumentRoot "$work"
-<Directory "$work">
-    Require all granted
-</Directory>
 $(loc s)
 $(loc small)
 CONF
+} > "$work/httpd.conf"
 [ "$(id -u)" = 0 ] && chown -R www-data: "$work"
 /usr/sbin/apache2 -f "$work/httpd.conf" -k start
 trap '/usr/sbin/apache2 -f "$work/httpd.conf" -k stop; sleep 1; rm -rf "$work"' EXIT

@@ -14,35 +14,15 @@ build=$(cd "${1:-$top/build}" && pwd)
 n=${2:-300}
 [ -f "$build/mod_iss.so" ] || { echo "no $build/mod_iss.so: run scripts/build.sh first" >&2; exit 2; }
 work=$(mktemp -d /tmp/iss-bench.XXXXXX)
-mods=/usr/lib/apache2/modules
-port=$(perl -MIO::Socket::INET -e 'print IO::Socket::INET->new(Listen=>1,LocalAddr=>"127.0.0.1",LocalPort=>0)->sockport')
-user_line=""
-if [ "$(id -u)" = 0 ]; then user_line="User www-data
-Group www-data"; fi
+. "$top/bench/lib.sh"
+port=$(bench_free_port)
 mkdir -p "$work"/{logs,plain,sdbm,gdbm,db,nosync,state-sdbm,state-gdbm,state-db,state-nosync}
-cat > "$work/httpd.conf" <<CONF
-ServerRoot "$work"
-Listen 127.0.0.1:$port
-ServerName 127.0.0.1
-PidFile logs/httpd.pid
-DefaultRuntimeDir logs
-ErrorLog logs/error_log
-$user_line
-LoadModule mpm_event_module $mods/mod_mpm_event.so
-LoadModule authz_core_module $mods/mod_authz_core.so
-LoadModule alias_module $mods/mod_alias.so
-LoadModule dav_module $mods/mod_dav.so
-LoadModule dav_fs_module $mods/mod_dav_fs.so
-LoadModule iss_module $build/mod_iss.so
-DavLockDB logs/DavLock
-DocumentRoot "$work"
-<Directory "$work">
-    Require all granted
-</Directory>
+{ bench_conf_head "$work" "$port" "$build"; cat <<CONF
 <Location /plain/>
     Dav On
 </Location>
 CONF
+} > "$work/httpd.conf"
 for t in sdbm gdbm db; do
   printf '<Location /%s/>\n    Dav iss\n    ISSStateDir "%s/state-%s"\n    ISSDBMType %s\n</Location>\n' "$t" "$work" "$t" "$t" >> "$work/httpd.conf"
 done

@@ -1,0 +1,34 @@
+# Shared by the benchmarks (sourced): a private httpd's skeleton.
+#   port=$(bench_free_port)
+#   bench_conf_head WORK PORT BUILD >  WORK/httpd.conf
+# The skeleton: 127.0.0.1:PORT, logs under WORK/logs, User www-data when
+# run as root, event MPM, mod_dav, mod_dav_fs and BUILD/mod_iss.so,
+# WORK as document root.  Callers append their locations.
+
+bench_free_port() {
+  perl -MIO::Socket::INET -e 'print IO::Socket::INET->new(Listen=>1,LocalAddr=>"127.0.0.1",LocalPort=>0)->sockport'
+}
+
+bench_conf_head() {
+  local work=$1 port=$2 build=$3 mods=/usr/lib/apache2/modules
+  cat <<CONF
+ServerRoot "$work"
+Listen 127.0.0.1:$port
+ServerName 127.0.0.1
+PidFile logs/httpd.pid
+DefaultRuntimeDir logs
+ErrorLog logs/error_log
+$([ "$(id -u)" = 0 ] && printf 'User www-data\nGroup www-data')
+LoadModule mpm_event_module $mods/mod_mpm_event.so
+LoadModule authz_core_module $mods/mod_authz_core.so
+LoadModule alias_module $mods/mod_alias.so
+LoadModule dav_module $mods/mod_dav.so
+LoadModule dav_fs_module $mods/mod_dav_fs.so
+LoadModule iss_module $build/mod_iss.so
+DavLockDB logs/DavLock
+DocumentRoot "$work"
+<Directory "$work">
+    Require all granted
+</Directory>
+CONF
+}
