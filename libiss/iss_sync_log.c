@@ -499,12 +499,19 @@ static apr_status_t end_txn(void *baton, iss_store_txn_t *txn)
         const iss_sync_index_t *u = &APR_ARRAY_IDX(c->index, i,
                                                    iss_sync_index_t);
         const char *key = apr_pstrcat(c->pool, "f/", u->path, NULL);
+        const char *dkey = apr_pstrcat(c->pool, "d/", u->path, NULL);
 
         if (u->value) {
             txn_put_str(txn, key, u->value);
         }
         else {
             iss_store_txn_delete(txn, key, strlen(key));
+        }
+        if (u->digest) {
+            txn_put_str(txn, dkey, u->digest);
+        }
+        else {
+            iss_store_txn_delete(txn, dkey, strlen(dkey));
         }
     }
     if (c->key) {
@@ -614,8 +621,10 @@ static apr_status_t recover_txn(void *baton, iss_store_txn_t *txn)
         for (j = 0; j < changes->nelts; j++) {
             const iss_change_t *ch = &APR_ARRAY_IDX(changes, j, iss_change_t);
             const char *fk = apr_pstrcat(c->pool, "f/", ch->path, NULL);
+            const char *dk = apr_pstrcat(c->pool, "d/", ch->path, NULL);
 
             iss_store_txn_delete(txn, fk, strlen(fk));
+            iss_store_txn_delete(txn, dk, strlen(dk));
         }
         iss_store_txn_delete(txn, key, strlen(key));
         list = pending_without(list, id, c->pool);
@@ -758,6 +767,101 @@ apr_status_t iss_sync_log_read(iss_store_t *store, apr_uint64_t from,
         return APR_SUCCESS;
     }
     return iss_store_txn(store, read_txn, &c, pool);
+}
+
+/* ---- contention --------------------------------------------------------- */
+
+/* Whether @a changes names @a path or a folder above it. */
+static int names_path(const apr_array_header_t *changes, const char *path)
+{
+    apr_size_t plen = strlen(path);
+    int i;
+
+    for (i = 0; i < changes->nelts; i++) {
+        const char *c = APR_ARRAY_IDX(changes, i, iss_change_t).path;
+        apr_size_t clen = strlen(c);
+
+        if (clen == 0 || (clen == plen && memcmp(c, path, plen) == 0)
+            || (clen < plen && memcmp(c, path, clen) == 0
+                && path[clen] == '/')) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+typedef struct contended_ctx {
+    const char *id, *path;
+    apr_uint64_t since;
+    int contended;
+    apr_pool_t *pool;
+} contended_ctx;
+
+static apr_status_t contended_txn(void *baton, iss_store_txn_t *txn)
+{
+    contended_ctx *c = baton;
+    const char *list, *owner, *method, *word;
+    apr_array_header_t *changes;
+    apr_uint64_t seq, s;
+    apr_status_t rv;
+    char *words, *last;
+
+    if ((rv = pending_get(txn, &list, c->pool)) != APR_SUCCESS) {
+        return rv;
+    }
+    words = apr_pstrdup(c->pool, list);
+    for (word = apr_strtok(words, " ", &last); word && !c->contended;
+         word = apr_strtok(NULL, " ", &last)) {
+        const char *key = intent_key(word, c->pool);
+        apr_size_t vlen;
+        void *val;
+
+        if (strcmp(word, c->id) == 0) {
+            continue;
+        }
+        rv = iss_store_txn_get(txn, key, strlen(key), &val, &vlen, c->pool);
+        if (rv == APR_NOTFOUND) {
+            continue;
+        }
+        if (rv != APR_SUCCESS
+            || split_intent(val, vlen, &owner, &method, &changes, c->pool)
+               != APR_SUCCESS
+            || names_path(changes, c->path)) {
+            c->contended = 1;          /* unreadable: assume the worst */
+        }
+    }
+    if ((rv = txn_get_u64(txn, K_SEQ, 0, &seq, c->pool)) != APR_SUCCESS) {
+        return rv;
+    }
+    for (s = c->since + 1; s <= seq && !c->contended; s++) {
+        const char *key = entry_key(s, c->pool), *nl;
+        apr_size_t vlen;
+        void *val;
+
+        rv = iss_store_txn_get(txn, key, strlen(key), &val, &vlen, c->pool);
+        if (rv == APR_NOTFOUND) {
+            continue;                  /* compacted: long ago */
+        }
+        if (rv != APR_SUCCESS || !(nl = memchr(val, '\n', vlen))
+            || iss_change_decode(nl + 1,
+                                 vlen - (apr_size_t)(nl + 1 - (char *)val),
+                                 &method, &changes, c->pool) != APR_SUCCESS
+            || names_path(changes, c->path)) {
+            c->contended = 1;
+        }
+    }
+    return APR_SUCCESS;
+}
+
+apr_status_t iss_sync_log_contended(iss_store_t *store, const char *id,
+                                    apr_uint64_t since, const char *path,
+                                    int *contended, apr_pool_t *pool)
+{
+    contended_ctx c = { id ? id : "", path, since, 0, pool };
+    apr_status_t rv = iss_store_txn(store, contended_txn, &c, pool);
+
+    *contended = rv != APR_SUCCESS || c.contended;
+    return rv;
 }
 
 typedef struct compact_ctx {

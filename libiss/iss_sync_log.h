@@ -38,6 +38,8 @@
  *   log/pending    the ids of recorded intents, space separated
  *   intent/<id>    "ISI1 <owner>\n" + iss_change encoding
  *   f/<path>       stat index of a member (iss_scan), updated by entries
+ *   d/<path>       content digest of a member (iss_filedigest), written
+ *                  or removed with the entries (and removed by recovery)
  *   log/scan       "<time_us>" of the last completed reconciliation scan
  *
  * Paths are relative to the location's root: no leading slash, "" for
@@ -105,11 +107,14 @@ const char *iss_sync_log_owner_self(apr_pool_t *pool);
 /** Whether the process named by @a owner still runs (1) or not (0). */
 int iss_sync_log_owner_alive(const char *owner);
 
-/** One member's stat index record to write with an entry; @a value NULL
- *  removes it. */
+/** One member's index records to write with an entry: its stat index
+ *  `f/<path>` (@a value; NULL removes it) and its content digest
+ *  `d/<path>` (@a digest, an iss_filedigest record; NULL removes it, so
+ *  that a member changed by other means loses its old digest). */
 typedef struct iss_sync_index_t {
     const char *path;
     const char *value;
+    const char *digest;
 } iss_sync_index_t;
 
 /** Record the intent of @a method to change @a changes (iss_change_t,
@@ -155,6 +160,16 @@ typedef int iss_sync_log_entry_fn(void *baton, apr_uint64_t seq,
 apr_status_t iss_sync_log_read(iss_store_t *store, apr_uint64_t from,
                                apr_uint64_t to, iss_sync_log_entry_fn *fn,
                                void *baton, apr_pool_t *pool);
+
+/** Whether a write other than intent @a id may have changed @a path
+ *  (or a folder above it) after entry @a since: an intent of another
+ *  write still pending, or an entry after @a since, names it.  Used
+ *  before recording a digest computed from a body: if another write to
+ *  the path raced this one, the file on disk may be that write's.
+ *  Cost: the pending intents and the entries since @a since. */
+apr_status_t iss_sync_log_contended(iss_store_t *store, const char *id,
+                                    apr_uint64_t since, const char *path,
+                                    int *contended, apr_pool_t *pool);
 
 /** Remove entries past @a retention now (at most @a max_remove of them;
  *  0 = all).  *removed gets the count (may be NULL). */

@@ -12,7 +12,9 @@
 #include "mod_iss.h"
 #include "mod_iss_capture.h"
 #include "mod_iss_config.h"
+#include "mod_iss_digest.h"
 #include "mod_iss_options.h"
+#include "mod_iss_patch.h"
 #include "mod_iss_provider.h"
 #include "mod_iss_reports.h"
 #include "mod_iss_state.h"
@@ -63,6 +65,10 @@ static void register_hooks(apr_pool_t *p)
     iss_sync_register_hooks(p);
     iss_sync_prop_register_hooks(p);
     iss_sync_if_register_hooks(p);
+    iss_digest_register_hooks(p);
+    iss_etag_register_hooks(p);
+    iss_get_register_hooks(p);
+    iss_patch_register_hooks(p);
 }
 
 AP_DECLARE_MODULE(iss) = {

@@ -2,9 +2,11 @@
 
 #include "mod_iss_capture.h"
 #include "iss_change.h"
+#include "iss_filedigest.h"
 #include "iss_scan.h"
 #include "iss_sync_log.h"
 #include "mod_iss_config.h"
+#include "mod_iss_digest.h"
 #include "mod_iss_provider.h"
 #include "mod_iss_state.h"
 
@@ -22,6 +24,7 @@ typedef struct side_t {
     apr_array_header_t *changes;    /* iss_change_t, URI paths */
     apr_array_header_t *rel;        /* the same, relative to the root */
     const char *intent_id;
+    apr_uint64_t begin_seq;         /* the log's last entry before it */
 } side_t;
 
 typedef struct capture_t {
@@ -139,6 +142,7 @@ static dav_error *record_intent(capture_t *cap, side_t *side,
                                 const char *method)
 {
     request_rec *r = cap->r;
+    apr_uint64_t first;
     dav_error *err;
     apr_status_t rv;
 
@@ -146,8 +150,11 @@ static dav_error *record_intent(capture_t *cap, side_t *side,
         return err;
     }
     side->rel = relative(side->r, side->changes);
-    rv = iss_sync_log_begin(side->store, method, side->rel, &side->intent_id,
-                            r->pool);
+    rv = iss_sync_log_bounds(side->store, &side->begin_seq, &first, r->pool);
+    if (rv == APR_SUCCESS) {
+        rv = iss_sync_log_begin(side->store, method, side->rel,
+                                &side->intent_id, r->pool);
+    }
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, ISSLOGNO(01030)
                       "cannot record a %s of %s in the state store (%s); "
@@ -162,11 +169,50 @@ static dav_error *record_intent(capture_t *cap, side_t *side,
     return NULL;
 }
 
-/* What stat says now of each member, for the reconciliation scan to
- * compare with later. */
-static apr_array_header_t *index_of(request_rec *r,
-                                    const apr_array_header_t *rel)
+/* The digest record of a member the request wrote, when it is known to
+ * be of the bytes on disk now: PATCH knows the identity of the file it
+ * renamed into place; for a PUT, the body's digest is the file's if the
+ * size agrees and no other write to the path raced this one. */
+static const char *digest_of(const capture_t *cap, const side_t *side,
+                             const iss_change_t *uri_change,
+                             const iss_scan_entry_t *e, apr_pool_t *p)
 {
+    request_rec *r = cap->r;
+    iss_request_t *req = iss_provider_request(r);
+    const iss_digest_body_t *body;
+    iss_filedigest_t d;
+    int contended;
+
+    if (uri_change->collection || strcmp(uri_change->path, r->uri) != 0) {
+        return NULL;
+    }
+    if (req->written && req->written_uri
+        && strcmp(req->written_uri, r->uri) == 0) {
+        return iss_filedigest_encode(req->written, p);
+    }
+    body = iss_digest_put_body(r);
+    if (r->method_number != M_PUT || body == NULL || !body->whole
+        || e->type != 'f' || e->size != body->length) {
+        return NULL;
+    }
+    if (iss_sync_log_contended(side->store, side->intent_id, side->begin_seq,
+                               APR_ARRAY_IDX(side->rel, 0, iss_change_t).path,
+                               &contended, p) != APR_SUCCESS || contended) {
+        return NULL;
+    }
+    d.ino = e->ino;
+    d.size = e->size;
+    d.mtime = e->mtime_us;
+    memcpy(d.sha256, body->sha256, sizeof(d.sha256));
+    return iss_filedigest_encode(&d, p);
+}
+
+/* What stat says now of each member, for the reconciliation scan to
+ * compare with later, and the digest of what the request wrote. */
+static apr_array_header_t *index_of(const capture_t *cap, const side_t *side)
+{
+    request_rec *r = side->r;
+    const apr_array_header_t *rel = side->rel;
     const char *root = iss_state_root_fs(r);
     apr_array_header_t *index;
     apr_pool_t *iter;
@@ -186,11 +232,18 @@ static apr_array_header_t *index_of(request_rec *r,
         apr_pool_clear(iter);
         u->path = c->path;
         u->value = NULL;
+        u->digest = NULL;
         if (*c->path
             && iss_scan_stat(apr_pstrcat(iter, root, "/", c->path, NULL), &e,
                              iter) == APR_SUCCESS) {
             iss_scan_entry_encode(&e, buf);
             u->value = apr_pstrdup(r->pool, buf);
+            if (rel->nelts == 1 && side->changes->nelts == 1) {
+                u->digest = digest_of(cap, side,
+                                      &APR_ARRAY_IDX(side->changes, 0,
+                                                     iss_change_t),
+                                      &e, r->pool);
+            }
         }
     }
     apr_pool_destroy(iter);
@@ -240,7 +293,7 @@ static void capture_end(capture_t *cap, int status)
         recorded = !(status >= 400 && status < 500);
         rv = iss_sync_log_end(side->store, side->intent_id, cap->r->method,
                               recorded ? side->rel : NULL,
-                              recorded ? index_of(side->r, side->rel) : NULL,
+                              recorded ? index_of(cap, side) : NULL,
                               iss_config_retention(iss_config_dir(side->r)),
                               NULL, cap->r->pool);
         if (rv != APR_SUCCESS) {
@@ -300,6 +353,15 @@ static dav_error *begin(request_rec *r, side_t *sides, int nsides)
      * the destination side's store handle) are destroyed. */
     apr_pool_pre_cleanup_register(r->pool, cap, capture_cleanup);
     return NULL;
+}
+
+dav_error *iss_capture_modify(request_rec *r, const dav_resource *res)
+{
+    side_t side = { r, NULL, NULL, NULL, NULL, 0 };
+
+    side.changes = apr_array_make(r->pool, 1, sizeof(iss_change_t));
+    add_change(side.changes, ISS_CHANGE_MODIFIED, 0, res->uri);
+    return begin(r, &side, 1);
 }
 
 /* ---- mod_dav's method_precondition: the "before" of every DAV write ---- */
@@ -387,11 +449,11 @@ static int precondition(request_rec *r, dav_resource *src,
         return OK;
     }
     if (src_changes && src_changes->nelts) {
-        sides[nsides++] = (side_t){ r, NULL, src_changes, NULL, NULL };
+        sides[nsides++] = (side_t){ r, NULL, src_changes, NULL, NULL, 0 };
     }
     if (dst_changes) {
         sides[nsides++] = (side_t){ req->dest_r, NULL, dst_changes, NULL,
-                                    NULL };
+                                    NULL, 0 };
     }
     if (nsides == 0) {
         return DECLINED;

@@ -23,6 +23,9 @@ void *iss_config_create_dir(apr_pool_t *p, char *dir)
     conf->state_sync = -1;
     conf->max_results = -1;
     conf->reconcile = -1;
+    conf->digest_header = -1;
+    conf->patch_max_target = -1;
+    conf->patch_max_window = -1;
     return conf;
 }
 
@@ -41,6 +44,12 @@ void *iss_config_merge_dir(apr_pool_t *p, void *basev, void *addv)
     conf->max_results = add->max_results != -1 ? add->max_results
                                                : base->max_results;
     conf->reconcile = add->reconcile != -1 ? add->reconcile : base->reconcile;
+    conf->digest_header = add->digest_header != -1 ? add->digest_header
+                                                   : base->digest_header;
+    conf->patch_max_target = add->patch_max_target != -1
+        ? add->patch_max_target : base->patch_max_target;
+    conf->patch_max_window = add->patch_max_window != -1
+        ? add->patch_max_window : base->patch_max_window;
     conf->dbm_type = MERGE(dbm_type);
     conf->state_sync = add->state_sync != -1 ? add->state_sync
                                              : base->state_sync;
@@ -85,6 +94,23 @@ apr_int64_t iss_config_max_results(const iss_dir_conf_t *dconf)
 apr_int64_t iss_config_reconcile(const iss_dir_conf_t *dconf)
 {
     return dconf->reconcile != -1 ? dconf->reconcile : 0;
+}
+
+int iss_config_digest_always(const iss_dir_conf_t *dconf)
+{
+    return dconf->digest_header == 1;
+}
+
+apr_int64_t iss_config_patch_max_target(const iss_dir_conf_t *dconf)
+{
+    return dconf->patch_max_target != -1 ? dconf->patch_max_target
+                                         : ISS_DEFAULT_PATCH_MAX_TARGET;
+}
+
+apr_int64_t iss_config_patch_max_window(const iss_dir_conf_t *dconf)
+{
+    return dconf->patch_max_window != -1 ? dconf->patch_max_window
+                                         : ISS_DEFAULT_PATCH_MAX_WINDOW;
 }
 
 const char *iss_config_dbm_type(const iss_dir_conf_t *dconf)
@@ -159,6 +185,66 @@ static const char *set_reconcile(cmd_parms *cmd, void *dconf, const char *arg)
                       &((iss_dir_conf_t *)dconf)->reconcile);
 }
 
+/* A size: digits with an optional K, M, G or T (powers of 1024), from
+ * @a min to @a max bytes. */
+static const char *set_size(cmd_parms *cmd, const char *arg, apr_int64_t min,
+                            apr_int64_t max, apr_int64_t *out)
+{
+    char *end;
+    apr_int64_t n = apr_strtoi64(arg, &end, 10);
+    int shift = 0;
+
+    switch (*end) {
+    case 'k': case 'K': shift = 10; end++; break;
+    case 'm': case 'M': shift = 20; end++; break;
+    case 'g': case 'G': shift = 30; end++; break;
+    case 't': case 'T': shift = 40; end++; break;
+    }
+    if (*arg < '0' || *arg > '9' || *end || n < 0 || n > (max >> shift)
+        || (n << shift) < min) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a size from %"
+                            APR_INT64_T_FMT " to %" APR_INT64_T_FMT
+                            " bytes (digits, optionally followed by K, M, G "
+                            "or T)", cmd->cmd->name, arg, min, max);
+    }
+    *out = n << shift;
+    return NULL;
+}
+
+static const char *set_patch_max_target(cmd_parms *cmd, void *dconf,
+                                        const char *arg)
+{
+    return set_size(cmd, arg, 0, APR_INT64_C(1) << 50,
+                    &((iss_dir_conf_t *)dconf)->patch_max_target);
+}
+
+static const char *set_patch_max_window(cmd_parms *cmd, void *dconf,
+                                        const char *arg)
+{
+    /* The sections of a window may be twice its size: keep the sum of
+     * the decoder's buffers well inside 32 bits. */
+    return set_size(cmd, arg, 4096, APR_INT64_C(1) << 30,
+                    &((iss_dir_conf_t *)dconf)->patch_max_window);
+}
+
+static const char *set_digest_header(cmd_parms *cmd, void *dconf,
+                                     const char *arg)
+{
+    iss_dir_conf_t *conf = dconf;
+
+    if (strcasecmp(arg, "Always") == 0) {
+        conf->digest_header = 1;
+    }
+    else if (strcasecmp(arg, "OnRequest") == 0) {
+        conf->digest_header = 0;
+    }
+    else {
+        return apr_pstrcat(cmd->pool, "ISSDigestHeader: '", arg, "' is not "
+                           "Always or OnRequest", NULL);
+    }
+    return NULL;
+}
+
 static const char *set_dbm_type(cmd_parms *cmd, void *dconf, const char *arg)
 {
     iss_dir_conf_t *conf = dconf;
@@ -204,6 +290,19 @@ const command_rec iss_config_cmds[] = {
                   "Seconds between reconciliation scans for changes made "
                   "behind httpd's back, run by the next sync request "
                   "(default 0 = only on demand)"),
+    AP_INIT_TAKE1("ISSDigestHeader", set_digest_header, NULL,
+                  ACCESS_CONF | RSRC_CONF,
+                  "OnRequest (default): GET/HEAD send Repr-Digest when asked "
+                  "with Want-Repr-Digest; Always: with every file"),
+    AP_INIT_TAKE1("ISSPatchMaxTargetSize", set_patch_max_target, NULL,
+                  ACCESS_CONF | RSRC_CONF,
+                  "Largest file a PATCH may produce (default 16G; K, M, G, "
+                  "T suffixes); larger answers 413"),
+    AP_INIT_TAKE1("ISSPatchMaxWindow", set_patch_max_window, NULL,
+                  ACCESS_CONF | RSRC_CONF,
+                  "Largest VCDIFF target window a PATCH may use (default 8M, "
+                  "xdelta3's default); a PATCH holds about three windows of "
+                  "memory; larger answers 413"),
     { NULL }
 };
 

@@ -3,7 +3,8 @@
 /**
  * mod_iss_config — directives and their merging.
  *
- * Per directory: ISSStateDir, ISSDBMType, ISSStateSync.  Per server: the global mutex
+ * Per directory: ISSStateDir, ISSDBMType, ISSStateSync, ISSSync*,
+ * ISSReconcileInterval, ISSDigestHeader, ISSPatch*.  Per server: the global mutex
  * shared by all state stores of the server process tree.
  */
 #ifndef MOD_ISS_CONFIG_H
@@ -25,7 +26,17 @@ typedef struct iss_dir_conf_t {
     iss_sync_retention_t retention;
     apr_int64_t max_results; /* ISSSyncMaxResults; -1 not set here */
     apr_int64_t reconcile;   /* ISSReconcileInterval seconds; -1 not set */
+    int digest_header;       /* ISSDigestHeader: 1 Always, 0 OnRequest,
+                              * -1 not set here */
+    apr_int64_t patch_max_target;  /* ISSPatchMaxTargetSize; -1 not set */
+    apr_int64_t patch_max_window;  /* ISSPatchMaxWindow; -1 not set */
 } iss_dir_conf_t;
+
+/* Defaults: a PATCH may make a file of up to 16 GiB, from VCDIFF windows
+ * of up to 8 MiB (xdelta3's default; a PATCH holds one window and its
+ * sections, about three windows of memory). */
+#define ISS_DEFAULT_PATCH_MAX_TARGET (APR_INT64_C(16) << 30)
+#define ISS_DEFAULT_PATCH_MAX_WINDOW (APR_INT64_C(8) << 20)
 
 #define ISS_DEFAULT_MAX_RESULTS 10000
 
@@ -54,6 +65,15 @@ apr_int64_t iss_config_max_results(const iss_dir_conf_t *dconf);
 
 /** Seconds between automatic reconciliation scans (0 = never). */
 apr_int64_t iss_config_reconcile(const iss_dir_conf_t *dconf);
+
+/** Whether GET/HEAD send Repr-Digest unasked (ISSDigestHeader Always). */
+int iss_config_digest_always(const iss_dir_conf_t *dconf);
+
+/** Largest file a PATCH may produce (ISSPatchMaxTargetSize). */
+apr_int64_t iss_config_patch_max_target(const iss_dir_conf_t *dconf);
+
+/** Largest VCDIFF target window a PATCH may use (ISSPatchMaxWindow). */
+apr_int64_t iss_config_patch_max_window(const iss_dir_conf_t *dconf);
 
 /** The DBM type in force (ISSDBMType or the default). */
 const char *iss_config_dbm_type(const iss_dir_conf_t *dconf);

@@ -26,6 +26,13 @@ typedef struct iss_request_t {
     const char *root_uri;            /* mod_iss_state: the location's root */
     const char *root_fs;             /* ... and its directory (or NULL) */
     const char *sync_token;          /* mod_iss_sync_prop, once computed */
+    apr_hash_t *digests;             /* mod_iss_digest: URI -> known digest */
+    const struct iss_digest_body_t *put_body; /* PUT: the body's digest */
+    const struct iss_filedigest_t *written;   /* PATCH: what it renamed
+                                               * into place */
+    const char *written_uri;         /* ... and where */
+    int etag_injected;               /* mod_iss_etag set headers_out ETag */
+    int etag_filter;                 /* ... and added its output filter */
 } iss_request_t;
 
 /** The request that made @a resource, if our provider made it (live

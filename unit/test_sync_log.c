@@ -173,6 +173,7 @@ static void idx_add(apr_array_header_t *a, const char *path, const char *val)
 
     x->path = path;
     x->value = val;
+    x->digest = NULL;
 }
 
 /* ---- reading the log ---------------------------------------------------- */

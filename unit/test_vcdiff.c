@@ -5,7 +5,9 @@
  * whatever the chunking of the input; hand-built deltas cover RUN,
  * overlapping COPY, VCD_TARGET windows, NEAR/SAME addresses, the limits,
  * truncation at every offset, the refused features; random mutations
- * never crash (run it under ASan as well: scripts/build.sh asan). */
+ * never crash; test_edges() runs the issue's edge cases (empty source and
+ * target, boundaries, overlap, RUN, maximal sizes) with the delta cut in
+ * two at every offset (run it under ASan as well: scripts/build.sh asan). */
 
 #include "iss_vcdiff.h"
 #include "tap.h"
@@ -1035,6 +1037,681 @@ static void test_mutations(int rounds)
         buf_free(&deltas[i]);
 }
 
+/* ---- edge cases of the issue's list ----------------------------------------
+ * Empty source, empty target, windows at every boundary, COPY overlapping
+ * into the target, RUN, maximal sizes.  Every case is decoded with the
+ * delta fed in two parts cut at each of its offsets (0 and the end
+ * included) and must give exactly the same bytes, or the same error code
+ * with exactly the bytes of the windows before the bad one. */
+
+/* Decode @a delta fed as two chunks cut at @a split; with @a no_source the
+ * decoder gets source_size 0 and no read_source at all.  Like decode():
+ * errors must be sticky and come with a message.  *tsize gets
+ * iss_vcdiff_target_size() at the end. */
+static apr_status_t decode2(run_t *r, const unsigned char *delta,
+                            size_t dlen, size_t split, int no_source,
+                            apr_uint64_t *tsize)
+{
+    iss_vcdiff_opts_t o;
+    iss_vcdiff_t *dec;
+    apr_pool_t *p;
+    apr_status_t rv;
+
+    apr_pool_create(&p, gp);
+    memset(&o, 0, sizeof(o));
+    o.max_window = r->max_window ? r->max_window : 8 << 20;
+    o.max_target = r->max_target ? r->max_target : 1ULL << 32;
+    o.max_sections = r->max_sections;
+    if (!no_source) {
+        o.source_size = r->src_len;
+        o.read_source = rd_src;
+        o.source_baton = r;
+    }
+    o.read_target = rd_tgt;
+    o.target_baton = r;
+    o.write = wr;
+    o.write_baton = r;
+    r->out.len = 0;
+    r->writes = 0;
+    r->msg[0] = '\0';
+    *tsize = 0;
+    rv = iss_vcdiff_create(&dec, &o, p);
+    if (rv != APR_SUCCESS) {
+        apr_pool_destroy(p);
+        return rv;
+    }
+    rv = iss_vcdiff_feed(dec, delta, split);
+    if (rv == APR_SUCCESS)
+        rv = iss_vcdiff_feed(dec, delta + split, dlen - split);
+    r->feed_rv = rv;
+    if (rv == APR_SUCCESS)
+        rv = iss_vcdiff_finish(dec);
+    else if (iss_vcdiff_feed(dec, "", 0) != rv
+             || iss_vcdiff_finish(dec) != rv)   /* errors are sticky */
+        rv = APR_EGENERAL;
+    apr_cpystrn(r->msg, iss_vcdiff_error(dec), sizeof(r->msg));
+    if ((rv == APR_SUCCESS) != (r->msg[0] == '\0'))
+        rv = APR_EGENERAL;                  /* message iff error */
+    *tsize = iss_vcdiff_target_size(dec);
+    apr_pool_destroy(p);
+    return rv;
+}
+
+/* One test: at every cut of @a d, the result is @a want_rv, the write
+ * callback got exactly @a want (@a wlen bytes) in @a nwrites calls
+ * (-1: any number) and iss_vcdiff_target_size() says @a wlen. */
+static int expect(run_t *r, const buf_t *d, int no_source,
+                  apr_status_t want_rv, const void *want, size_t wlen,
+                  int nwrites, const char *name)
+{
+    size_t s, bad = 0;
+
+    for (s = 0; s <= d->len; s++) {
+        apr_uint64_t ts;
+        apr_status_t rv = decode2(r, d->p, d->len, s, no_source, &ts);
+
+        if (rv != want_rv || !same(&r->out, want, wlen) || ts != wlen
+            || (nwrites >= 0 && r->writes != nwrites)) {
+            if (bad++ == 0)
+                diag("%s: cut at %zu of %zu: rv %d (want %d), %zu bytes"
+                     " (want %zu) in %d writes, target size %" 
+                     APR_UINT64_T_FMT ": %s", name, s, d->len, rv,
+                     want_rv, r->out.len, wlen, r->writes, ts, r->msg);
+        }
+    }
+    return ok(bad == 0, "%s", name);
+}
+
+/* @a v in exactly @a n bytes (leading zero groups, 0x80). */
+static void buf_varint_n(buf_t *b, apr_uint64_t v, int n)
+{
+    int i;
+
+    for (i = n - 1; i >= 0; i--)
+        buf_byte(b, (unsigned)((i * 7 < 64 ? v >> (7 * i) : 0) & 0x7f)
+                    | (i ? 0x80 : 0));
+}
+
+/* window() with every varint of the header 10 bytes long: the largest
+ * window header there is (76 bytes with the checksum). */
+static void window_wide(buf_t *d, int ind, apr_uint64_t seg_len,
+                        apr_uint64_t seg_pos, apr_uint64_t tlen,
+                        const buf_t *data, const buf_t *inst,
+                        const buf_t *addr, long long adler)
+{
+    apr_uint64_t sect = data->len + inst->len + addr->len;
+
+    if (adler >= 0)
+        ind |= 0x04;
+    buf_byte(d, ind);
+    if (ind & 3) {
+        buf_varint_n(d, seg_len, 10);
+        buf_varint_n(d, seg_pos, 10);
+    }
+    buf_varint_n(d, 10 + 1 + 30 + (adler >= 0 ? 4 : 0) + sect, 10);
+    buf_varint_n(d, tlen, 10);
+    buf_byte(d, 0);
+    buf_varint_n(d, data->len, 10);
+    buf_varint_n(d, inst->len, 10);
+    buf_varint_n(d, addr->len, 10);
+    if (adler >= 0) {
+        buf_byte(d, (unsigned)(adler >> 24) & 0xff);
+        buf_byte(d, (unsigned)(adler >> 16) & 0xff);
+        buf_byte(d, (unsigned)(adler >> 8) & 0xff);
+        buf_byte(d, (unsigned)adler & 0xff);
+    }
+    buf_add(d, data->p, data->len);
+    buf_add(d, inst->p, inst->len);
+    buf_add(d, addr->p, addr->len);
+}
+
+/* A window with a single RUN of @a n bytes of @a c. */
+static void run_window(buf_t *d, apr_uint64_t n, int c)
+{
+    buf_t data = { 0 }, inst = { 0 }, addr = { 0 };
+
+    buf_byte(&inst, OP_RUN0);
+    buf_varint(&inst, n);
+    buf_byte(&data, (unsigned)c);
+    window(d, 0, 0, 0, n, &data, &inst, &addr, -1);
+    buf_free(&data);
+    buf_free(&inst);
+    buf_free(&addr);
+}
+
+static void test_edges(void)
+{
+    buf_t d = { 0 }, data = { 0 }, inst = { 0 }, addr = { 0 };
+    unsigned char src[64], want[256], *big;
+    run_t r;
+    int i;
+
+    for (i = 0; i < 64; i++)
+        src[i] = (unsigned char)(i * 37 + 11);
+    memset(&r, 0, sizeof(r));
+    r.src = src;
+    r.src_len = sizeof(src);
+
+#define START() (d.len = 0, sec_reset(&data, &inst, &addr), header(&d))
+
+    /* -- 1. empty source (source_size 0, read_source NULL) ------------- */
+    START();
+    buf_byte(&inst, OP_ADD(2));
+    buf_add(&data, "ab", 2);
+    buf_byte(&inst, OP_RUN0);
+    buf_varint(&inst, 5);
+    buf_byte(&data, 'x');
+    buf_byte(&inst, OP_COPY(10, 1));    /* HERE 7 -> T[0], overlapping */
+    buf_varint(&addr, 7);
+    window(&d, 0, 0, 0, 17, &data, &inst, &addr,
+           adler_of("abxxxxxabxxxxxabx", 17));
+    expect(&r, &d, 1, APR_SUCCESS, "abxxxxxabxxxxxabx", 17, 1,
+           "empty source, no read_source: ADD, RUN and a COPY of the"
+           " target decode");
+    START();
+    buf_byte(&inst, OP_ADD(1));
+    buf_byte(&data, 'a');
+    window(&d, 0x01, 1, 0, 1, &data, &inst, &addr, -1);
+    expect(&r, &d, 1, ISS_VCDIFF_EFORMAT, "", 0, 0,
+           "empty source: a VCD_SOURCE window of 1 byte at 0 is refused");
+    d.len = 0;                          /* the same ADD of 'a' */
+    header(&d);
+    window(&d, 0x01, 0, 1, 1, &data, &inst, &addr, -1);
+    expect(&r, &d, 1, ISS_VCDIFF_EFORMAT, "", 0, 0,
+           "empty source: an empty VCD_SOURCE segment at 1 is refused");
+    d.len = 0;
+    header(&d);
+    window(&d, 0x01, 0, 0, 1, &data, &inst, &addr, -1);
+    expect(&r, &d, 1, APR_SUCCESS, "a", 1, 1,
+           "empty source: an empty VCD_SOURCE segment at 0 is inside it"
+           " (accepted)");
+
+    /* -- 2. empty target ----------------------------------------------- */
+    START();
+    expect(&r, &d, 1, APR_SUCCESS, "", 0, 0,
+           "header without a window: empty target");
+    d.len = 0;
+    buf_add(&d, "\xd6\xc3\xc4\x00\x04\x03xd3", 9);
+    expect(&r, &d, 0, APR_SUCCESS, "", 0, 0,
+           "header with an application header, no window: empty target");
+    d.len = 4;
+    expect(&r, &d, 0, ISS_VCDIFF_ETRUNCATED, "", 0, 0,
+           "only the magic: truncated");
+    START();
+    window(&d, 0, 0, 0, 0, &data, &inst, &addr, -1);
+    window(&d, 0, 0, 0, 0, &data, &inst, &addr, adler_of("", 0));
+    window(&d, 0x01, 64, 0, 0, &data, &inst, &addr, -1);
+    expect(&r, &d, 0, APR_SUCCESS, "", 0, 0,
+           "windows of target length 0 (no sections, with a checksum,"
+           " with a source segment): empty target, no write");
+    START();
+    window(&d, 0, 0, 0, 0, &data, &inst, &addr, 2);
+    expect(&r, &d, 0, ISS_VCDIFF_ECHECKSUM, "", 0, 0,
+           "window of target length 0 with a wrong checksum");
+    START();
+    buf_byte(&inst, OP_ADD(1));
+    buf_byte(&data, 'a');
+    window(&d, 0, 0, 0, 0, &data, &inst, &addr, -1);
+    expect(&r, &d, 0, ISS_VCDIFF_EFORMAT, "", 0, 0,
+           "window of target length 0 with a 1-byte ADD");
+
+    /* -- 3. windows at every boundary (source of 64 bytes) ------------- */
+    START();
+    buf_byte(&inst, OP_COPY(0, 0));
+    buf_varint(&inst, 64);
+    buf_varint(&addr, 0);
+    window(&d, 0x01, 64, 0, 64, &data, &inst, &addr, adler_of(src, 64));
+    expect(&r, &d, 0, APR_SUCCESS, src, 64, 1,
+           "source segment 0..64 = the whole source");
+    {
+        static const struct {
+            apr_uint64_t len, pos;
+            const char *name;
+        } seg[] = {
+            { 65, 0, "source segment 0..65: one byte past the source" },
+            { 64, 1, "source segment 1..65: one byte past the source" },
+            { 1, 64, "source segment 64..65: one byte past the source" },
+            { 0, 65, "empty source segment at 65, past the source" },
+            { 1, UINT64_MAX, "source segment at 2^64-1: overflow" },
+            { UINT64_MAX, 1, "source segment of 2^64-1 bytes: overflow" },
+        };
+        size_t k;
+
+        for (k = 0; k < sizeof(seg) / sizeof(seg[0]); k++) {
+            START();
+            buf_byte(&inst, OP_ADD(1));
+            buf_byte(&data, 'k');
+            window(&d, 0x01, seg[k].len, seg[k].pos, 1, &data, &inst, &addr,
+                   -1);
+            expect(&r, &d, 0, ISS_VCDIFF_EFORMAT, "", 0, 0, seg[k].name);
+        }
+        START();
+        buf_byte(&inst, OP_ADD(1));
+        buf_byte(&data, 'k');
+        window(&d, 0x01, 0, 64, 1, &data, &inst, &addr, -1);
+        expect(&r, &d, 0, APR_SUCCESS, "k", 1, 1,
+               "empty source segment at 64, the end of the source");
+    }
+    /* COPY from the last byte of the source */
+    START();
+    buf_byte(&inst, OP_COPY(0, 0));
+    buf_varint(&inst, 1);
+    buf_varint(&addr, 63);
+    buf_byte(&inst, OP_COPY(5, 0));     /* src[63], then T[0..3] */
+    buf_varint(&addr, 63);
+    memset(want, src[63], 6);
+    window(&d, 0x01, 64, 0, 6, &data, &inst, &addr, adler_of(want, 6));
+    expect(&r, &d, 0, APR_SUCCESS, want, 6, 1,
+           "COPY from the last byte of the source (1 byte, then 5 running"
+           " into the target)");
+    START();
+    buf_byte(&inst, OP_COPY(4, 0));
+    buf_varint(&addr, 0);
+    window(&d, 0x01, 1, 63, 4, &data, &inst, &addr, -1);
+    expect(&r, &d, 0, APR_SUCCESS, want, 4, 1,
+           "source segment 63..64 (its last byte), COPY 4 from it");
+    /* COPY reaching exactly the end of source segment + target so far */
+    START();
+    buf_byte(&inst, OP_ADD(4));
+    buf_add(&data, "WXYZ", 4);
+    buf_byte(&inst, OP_COPY(0, 0));
+    buf_varint(&inst, 68);
+    buf_varint(&addr, 0);               /* 0 + 68 == here */
+    memcpy(want, "WXYZ", 4);
+    memcpy(want + 4, src, 64);
+    memcpy(want + 68, "WXYZ", 4);
+    window(&d, 0x01, 64, 0, 72, &data, &inst, &addr, adler_of(want, 72));
+    expect(&r, &d, 0, APR_SUCCESS, want, 72, 1,
+           "COPY of the whole source segment + target so far (ends at"
+           " here)");
+    START();
+    buf_byte(&inst, OP_ADD(4));
+    buf_add(&data, "WXYZ", 4);
+    buf_byte(&inst, OP_COPY(0, 0));
+    buf_varint(&inst, 1);
+    buf_varint(&addr, 67);              /* here - 1: the last byte so far */
+    buf_byte(&inst, OP_COPY(0, 0));
+    buf_varint(&inst, 1);
+    buf_varint(&addr, 69);              /* == here */
+    window(&d, 0x01, 64, 0, 6, &data, &inst, &addr, -1);
+    expect(&r, &d, 0, ISS_VCDIFF_EFORMAT, "", 0, 0,
+           "COPY from here - 1 then from here: refused at here");
+    sec_reset(&data, &inst, &addr);
+    d.len = 0;
+    header(&d);
+    buf_byte(&inst, OP_ADD(4));
+    buf_add(&data, "WXYZ", 4);
+    buf_byte(&inst, OP_COPY(0, 0));
+    buf_varint(&inst, 1);
+    buf_varint(&addr, 67);
+    window(&d, 0x01, 64, 0, 5, &data, &inst, &addr, adler_of("WXYZZ", 5));
+    expect(&r, &d, 0, APR_SUCCESS, "WXYZZ", 5, 1,
+           "COPY from here - 1 alone decodes");
+    /* VCD_TARGET segment ending exactly at the target so far, and past */
+    for (i = 0; i <= 1; i++) {
+        START();
+        buf_byte(&inst, OP_ADD(10));
+        buf_add(&data, "0123456789", 10);
+        window(&d, 0, 0, 0, 10, &data, &inst, &addr, -1);
+        sec_reset(&data, &inst, &addr);
+        buf_byte(&inst, OP_COPY(0, 0));
+        buf_varint(&inst, 10);
+        buf_varint(&addr, 0);
+        window(&d, 0x02, 10, (apr_uint64_t)i, 10, &data, &inst, &addr, -1);
+        if (i == 0)
+            expect(&r, &d, 0, APR_SUCCESS, "01234567890123456789", 20, 2,
+                   "VCD_TARGET segment 0..10 = all the target so far");
+        else
+            expect(&r, &d, 0, ISS_VCDIFF_EFORMAT, "0123456789", 10, 1,
+                   "VCD_TARGET segment 1..11, one byte past the target so"
+                   " far: refused after the first window");
+    }
+    /* Several windows, each target starting where the last one ended */
+    {
+        unsigned char t[160];
+        size_t n = 0;
+
+        START();
+        buf_byte(&inst, OP_ADD(10));
+        buf_add(&data, "0123456789", 10);
+        window(&d, 0, 0, 0, 10, &data, &inst, &addr,
+               adler_of("0123456789", 10));
+        memcpy(t, "0123456789", 10);
+        n = 10;
+        sec_reset(&data, &inst, &addr);
+        buf_byte(&inst, OP_COPY(0, 0));
+        buf_varint(&inst, 64);
+        buf_varint(&addr, 0);
+        buf_byte(&inst, OP_RUN0);
+        buf_varint(&inst, 3);
+        buf_byte(&data, '!');
+        window(&d, 0x01, 64, 0, 67, &data, &inst, &addr, -1);
+        memcpy(t + n, src, 64);
+        memset(t + n + 64, '!', 3);
+        n += 67;
+        sec_reset(&data, &inst, &addr);
+        window(&d, 0, 0, 0, 0, &data, &inst, &addr, adler_of("", 0));
+        buf_byte(&inst, OP_COPY(0, 0));
+        buf_varint(&inst, 77);          /* all of the target so far */
+        buf_varint(&addr, 0);
+        buf_byte(&inst, OP_COPY(5, 1));
+        buf_varint(&addr, 1);           /* here - 1, repeated */
+        memcpy(t + n, t, 77);
+        memset(t + n + 77, t[76], 5);
+        window(&d, 0x02, 77, 0, 82, &data, &inst, &addr,
+               adler_of(t + n, 82));
+        n += 82;
+        sec_reset(&data, &inst, &addr);
+        buf_byte(&inst, OP_RUN0);
+        buf_varint(&inst, 1);
+        buf_byte(&data, 'Z');
+        window(&d, 0, 0, 0, 1, &data, &inst, &addr, adler_of("Z", 1));
+        t[n++] = 'Z';
+        expect(&r, &d, 0, APR_SUCCESS, t, n, 4,
+               "5 windows (ADD; source; empty; VCD_TARGET over all the"
+               " target so far; RUN), cut anywhere");
+    }
+    /* The same with a real multi-window delta of xdelta3 */
+    {
+        unsigned char old[40000], new[44000];
+        buf_t xd = { 0 };
+
+        fill_text(old, sizeof(old));
+        memcpy(new, old, 20000);
+        fill_random(new + 20000, 4000);
+        memcpy(new + 24000, old + 20000, 20000);
+        new[100] ^= 1;
+        new[35000] ^= 1;
+        if (xdelta(old, sizeof(old), new, sizeof(new), 0, 16384, &xd)) {
+            run_t x;
+
+            memset(&x, 0, sizeof(x));
+            x.src = old;
+            x.src_len = sizeof(old);
+            expect(&x, &xd, 0, APR_SUCCESS, new, sizeof(new), -1,
+                   "xdelta3 delta (-W 16384) in two parts, cut anywhere");
+            ok(x.writes >= 3, "... it has several windows (%d)", x.writes);
+            buf_free(&x.out);
+        }
+        else {
+            ok(0, "edges: xdelta3 made a delta");
+            ok(0, "... it has several windows");
+        }
+        buf_free(&xd);
+    }
+
+    /* -- 4. COPY overlapping into the target --------------------------- */
+    START();
+    buf_byte(&inst, OP_ADD(1));
+    buf_byte(&data, 'a');
+    buf_byte(&inst, OP_COPY(0, 1));
+    buf_varint(&inst, 20);
+    buf_varint(&addr, 1);               /* distance 1 */
+    memset(want, 'a', 21);
+    window(&d, 0, 0, 0, 21, &data, &inst, &addr, -1);
+    expect(&r, &d, 1, APR_SUCCESS, want, 21, 1,
+           "COPY 20 at distance 1: one byte repeated");
+    START();
+    buf_byte(&inst, OP_ADD(3));
+    buf_add(&data, "xyz", 3);
+    buf_byte(&inst, OP_COPY(0, 1));
+    buf_varint(&inst, 3);
+    buf_varint(&addr, 3);               /* length == distance */
+    buf_byte(&inst, OP_COPY(4, 1));
+    buf_varint(&addr, 3);               /* length == distance + 1 */
+    window(&d, 0, 0, 0, 10, &data, &inst, &addr, -1);
+    expect(&r, &d, 1, APR_SUCCESS, "xyzxyzxyzx", 10, 1,
+           "COPY of length == distance, then distance + 1");
+    {
+        const unsigned char *s = src + 10;
+        unsigned char w[11] = { s[0], s[1], s[2], s[3], s[2], s[3], s[2],
+                                s[3], s[2], s[3], s[2] };
+
+        START();
+        buf_byte(&inst, OP_COPY(4, 0));
+        buf_varint(&addr, 0);
+        buf_byte(&inst, OP_COPY(7, 0));
+        buf_varint(&addr, 4 + 2);       /* SELF address in the target */
+        window(&d, 0x01, 4, 10, 11, &data, &inst, &addr, adler_of(w, 11));
+        expect(&r, &d, 0, APR_SUCCESS, w, 11, 1,
+               "COPY from a SELF address inside the target, distance 2");
+    }
+    {
+        const unsigned char *s = src + 60;
+        unsigned char w[10];
+
+        for (i = 0; i < 10; i++)
+            w[i] = s[2 + i % 2];
+        START();
+        buf_byte(&inst, OP_COPY(10, 0));
+        buf_varint(&addr, 2);           /* 2 bytes of source, then 8 own */
+        window(&d, 0x01, 4, 60, 10, &data, &inst, &addr, -1);
+        expect(&r, &d, 0, APR_SUCCESS, w, 10, 1,
+               "COPY from the source's last 2 bytes running 8 into its own"
+               " output");
+    }
+
+    /* -- 5. RUN --------------------------------------------------------- */
+    START();
+    buf_byte(&inst, OP_RUN0);
+    buf_varint(&inst, 1);
+    buf_byte(&data, 'q');
+    window(&d, 0, 0, 0, 1, &data, &inst, &addr, adler_of("q", 1));
+    expect(&r, &d, 1, APR_SUCCESS, "q", 1, 1, "RUN of 1 byte");
+    START();
+    buf_byte(&inst, OP_RUN0);
+    buf_varint(&inst, 2);
+    buf_byte(&data, 'a');
+    buf_byte(&inst, OP_RUN0);
+    buf_varint(&inst, 1);
+    buf_byte(&data, 'b');
+    window(&d, 0, 0, 0, 3, &data, &inst, &addr, -1);
+    expect(&r, &d, 1, APR_SUCCESS, "aab", 3, 1,
+           "two RUNs take one data byte each");
+    big = malloc((1 << 20) + 1);
+    if (big == NULL)
+        abort();
+    START();
+    buf_byte(&inst, OP_RUN0);
+    buf_varint(&inst, 100000);
+    buf_byte(&data, 'r');
+    buf_byte(&inst, OP_ADD(1));
+    buf_byte(&data, 'e');
+    memset(big, 'r', 100000);
+    big[100000] = 'e';
+    window(&d, 0, 0, 0, 100001, &data, &inst, &addr,
+           adler_of(big, 100001));
+    expect(&r, &d, 1, APR_SUCCESS, big, 100001, 1,
+           "RUN of 100000 bytes then ADD");
+    START();
+    run_window(&d, 1 << 20, 0xa5);
+    memset(big, 0xa5, 1 << 20);
+    r.max_window = 1 << 20;
+    expect(&r, &d, 1, APR_SUCCESS, big, 1 << 20, 1,
+           "RUN of max_window (1 MiB) bytes");
+    START();
+    run_window(&d, (1 << 20) + 1, 0xa5);
+    expect(&r, &d, 1, ISS_VCDIFF_ELIMIT, "", 0, 0,
+           "RUN of max_window + 1 bytes: refused, nothing written");
+    r.max_window = 0;
+    START();
+    buf_byte(&inst, OP_RUN0);
+    buf_varint(&inst, 6);
+    buf_byte(&data, 'q');
+    window(&d, 0, 0, 0, 5, &data, &inst, &addr, -1);
+    expect(&r, &d, 1, ISS_VCDIFF_EFORMAT, "", 0, 0,
+           "RUN longer than the target window");
+    data.len = 0;
+    d.len = 0;
+    header(&d);
+    window(&d, 0, 0, 0, 6, &data, &inst, &addr, -1);
+    expect(&r, &d, 1, ISS_VCDIFF_EFORMAT, "", 0, 0,
+           "RUN without its data byte");
+
+    /* -- 6. maximal sizes ----------------------------------------------- */
+    r.max_window = 1000;
+    START();
+    run_window(&d, 1001, 'q');
+    expect(&r, &d, 1, ISS_VCDIFF_ELIMIT, "", 0, 0,
+           "window of max_window + 1: ELIMIT, write never called");
+    ok(r.feed_rv == ISS_VCDIFF_ELIMIT, "... refused at feed");
+    START();
+    run_window(&d, 1000, 'q');
+    run_window(&d, 1001, 'q');
+    memset(big, 'q', 1000);
+    expect(&r, &d, 1, ISS_VCDIFF_ELIMIT, big, 1000, 1,
+           "window of max_window, then max_window + 1: only the first"
+           " written");
+    r.max_window = 2000;
+    r.max_target = 1200;
+    START();
+    run_window(&d, 1200, 'q');
+    memset(big, 'q', 1200);
+    expect(&r, &d, 1, APR_SUCCESS, big, 1200, 1,
+           "one window of exactly max_target");
+    START();
+    run_window(&d, 1201, 'q');
+    expect(&r, &d, 1, ISS_VCDIFF_ELIMIT, "", 0, 0,
+           "one window of max_target + 1: ELIMIT, nothing written");
+    START();
+    run_window(&d, 400, 'q');
+    run_window(&d, 800, 'q');
+    expect(&r, &d, 1, APR_SUCCESS, big, 1200, 2,
+           "windows totalling exactly max_target");
+    START();
+    run_window(&d, 400, 'q');
+    run_window(&d, 400, 'q');
+    run_window(&d, 401, 'q');
+    expect(&r, &d, 1, ISS_VCDIFF_ELIMIT, big, 800, 2,
+           "windows totalling max_target + 1: ELIMIT, the first two"
+           " written");
+    r.max_window = 0;
+    r.max_target = 0;
+
+    /* 10-byte varints: every header varint padded to 10 bytes (the
+     * largest window header, 76 bytes), 10-byte sizes and addresses in
+     * the instructions; values up to 2^64-1 fit, 2^64 does not. */
+    START();
+    buf_byte(&inst, OP_ADD(0));
+    buf_varint_n(&inst, 3, 10);
+    buf_add(&data, "abc", 3);
+    buf_byte(&inst, OP_COPY(0, 0));
+    buf_varint_n(&inst, 64, 10);
+    buf_varint_n(&addr, 0, 10);
+    memcpy(want, "abc", 3);
+    memcpy(want + 3, src, 64);
+    window_wide(&d, 0x01, 64, 0, 67, &data, &inst, &addr,
+                adler_of(want, 67));
+    ok(d.len == 5 + 76 + data.len + inst.len + addr.len,
+       "the widest window header is 76 bytes");
+    expect(&r, &d, 0, APR_SUCCESS, want, 67, 1,
+           "10-byte varints everywhere decode");
+    d.len = 0;
+    buf_add(&d, "\xd6\xc3\xc4\x00\x04", 5);
+    buf_varint_n(&d, UINT64_MAX, 10);
+    buf_add(&d, "skipped", 7);
+    expect(&r, &d, 0, ISS_VCDIFF_ETRUNCATED, "", 0, 0,
+           "application header of 2^64-1 bytes (10-byte varint): parsed,"
+           " truncated at finish");
+    {
+        static const struct {
+            apr_uint64_t hi;            /* first byte */
+            unsigned mid, last;         /* bytes 2..9, byte 10 */
+            apr_status_t want;
+            const char *name;
+        } v[] = {
+            { 0x81, 0xff, 0x7f, ISS_VCDIFF_ELIMIT,
+              "target window size 2^64-1 (10 bytes, fits): ELIMIT" },
+            { 0x81, 0x80, 0x00, ISS_VCDIFF_ELIMIT,
+              "target window size 2^63 (10 bytes, fits): ELIMIT" },
+            { 0x82, 0x80, 0x00, ISS_VCDIFF_EFORMAT,
+              "target window size 2^64 (10 bytes, overflows): EFORMAT" },
+            { 0xff, 0xff, 0x7f, ISS_VCDIFF_EFORMAT,
+              "target window size 2^70-1 (10 bytes, overflows): EFORMAT" },
+        };
+        size_t k;
+        int j;
+
+        for (k = 0; k < sizeof(v) / sizeof(v[0]); k++) {
+            d.len = 0;
+            header(&d);
+            buf_byte(&d, 0);
+            buf_varint(&d, 100);        /* enc_len */
+            buf_byte(&d, (unsigned)v[k].hi);
+            for (j = 0; j < 8; j++)
+                buf_byte(&d, v[k].mid);
+            buf_byte(&d, v[k].last);
+            buf_byte(&d, 0);
+            expect(&r, &d, 0, v[k].want, "", 0, 0, v[k].name);
+        }
+    }
+    START();
+    buf_byte(&inst, OP_ADD(0));
+    buf_byte(&inst, 0x82);              /* 2^64 */
+    for (i = 0; i < 8; i++)
+        buf_byte(&inst, 0x80);
+    buf_byte(&inst, 0x00);
+    window(&d, 0, 0, 0, 1, &data, &inst, &addr, -1);
+    expect(&r, &d, 0, ISS_VCDIFF_EFORMAT, "", 0, 0,
+           "ADD size overflowing 64 bits");
+    START();
+    buf_byte(&inst, OP_COPY(4, 0));
+    buf_byte(&addr, 0x82);              /* 2^64 */
+    for (i = 0; i < 8; i++)
+        buf_byte(&addr, 0x80);
+    buf_byte(&addr, 0x00);
+    window(&d, 0x01, 64, 0, 4, &data, &inst, &addr, -1);
+    expect(&r, &d, 0, ISS_VCDIFF_EFORMAT, "", 0, 0,
+           "COPY address overflowing 64 bits");
+
+    /* max_sections: data + instructions + addresses */
+    r.max_sections = 10;
+    START();
+    buf_byte(&inst, OP_ADD(9));
+    buf_add(&data, "abcdefghi", 9);
+    window(&d, 0, 0, 0, 9, &data, &inst, &addr, -1);
+    expect(&r, &d, 0, APR_SUCCESS, "abcdefghi", 9, 1,
+           "sections of exactly max_sections (10)");
+    START();
+    buf_byte(&inst, OP_ADD(10));
+    buf_add(&data, "abcdefghij", 10);
+    window(&d, 0, 0, 0, 10, &data, &inst, &addr, -1);
+    expect(&r, &d, 0, ISS_VCDIFF_ELIMIT, "", 0, 0,
+           "sections of max_sections + 1: ELIMIT, nothing written");
+    ok(r.feed_rv == ISS_VCDIFF_ELIMIT, "... refused at feed");
+    /* the default, 2 * max_window + 4096 */
+    r.max_sections = 0;
+    r.max_window = 10;
+    START();
+    buf_byte(&inst, OP_ADD(9));
+    buf_add(&data, "abcdefghi", 9);
+    buf_byte(&inst, OP_ADD(1));
+    buf_byte(&data, 'j');
+    for (i = 0; i < 2052; i++) {        /* 2052 empty ADDs */
+        buf_byte(&inst, OP_ADD(0));
+        buf_byte(&inst, 0);
+    }
+    window(&d, 0, 0, 0, 10, &data, &inst, &addr, -1);
+    ok(data.len + inst.len == 2 * 10 + 4096, "sections of 4116 bytes");
+    expect(&r, &d, 0, APR_SUCCESS, "abcdefghij", 10, 1,
+           "max_window 10: sections of 2 * 10 + 4096 accepted by default");
+    d.len = 0;
+    header(&d);
+    buf_byte(&inst, OP_ADD(0));
+    window(&d, 0, 0, 0, 10, &data, &inst, &addr, -1);
+    expect(&r, &d, 0, ISS_VCDIFF_ELIMIT, "", 0, 0,
+           "max_window 10: sections of 4117 bytes refused by default");
+    r.max_window = 0;
+
+#undef START
+    free(big);
+    buf_free(&r.out);
+    buf_free(&d);
+    buf_free(&data);
+    buf_free(&inst);
+    buf_free(&addr);
+}
+
 static void test_api(void)
 {
     iss_vcdiff_opts_t o;
@@ -1076,6 +1753,7 @@ int main(int argc, const char *const *argv)
         rng_state = strtoull(getenv("ISS_VCDIFF_SEED"), NULL, 0) | 1;
     test_mutations(getenv("ISS_VCDIFF_ROUNDS")
                    ? atoi(getenv("ISS_VCDIFF_ROUNDS")) : 20000);
+    test_edges();
 
     testfs_rm_rf(base, gp);
     apr_pool_destroy(gp);

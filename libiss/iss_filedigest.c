@@ -1,0 +1,229 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+
+#include "iss_filedigest.h"
+
+#include <apr_base64.h>
+#include <apr_file_io.h>
+#include <apr_strings.h>
+#include <stdio.h>
+#include <string.h>
+
+#define MAGIC "IFD1 "
+#define B64_LEN 44              /* padded base64 of 32 bytes */
+#define READ_BUF (64 * 1024)
+#define IDENT_WANTED (APR_FINFO_IDENT | APR_FINFO_SIZE | APR_FINFO_MTIME \
+                      | APR_FINFO_TYPE)
+
+void iss_filedigest_set_identity(iss_filedigest_t *d, const apr_finfo_t *finfo)
+{
+    d->ino = (apr_uint64_t)finfo->inode;
+    d->size = finfo->size;
+    d->mtime = finfo->mtime;
+}
+
+int iss_filedigest_matches(const iss_filedigest_t *d, const apr_finfo_t *finfo)
+{
+    return d->ino == (apr_uint64_t)finfo->inode && d->size == finfo->size
+           && d->mtime == finfo->mtime;
+}
+
+const char *iss_filedigest_encode(const iss_filedigest_t *d, apr_pool_t *pool)
+{
+    char b64[B64_LEN + 1];
+
+    apr_base64_encode_binary(b64, d->sha256, ISS_DIGEST_SHA256_LEN);
+    return apr_psprintf(pool, MAGIC "%" APR_UINT64_T_FMT " %" APR_OFF_T_FMT
+                        " %" APR_INT64_T_FMT " %s", d->ino, d->size,
+                        (apr_int64_t)d->mtime, b64);
+}
+
+/* One decimal field of canonical form (no sign unless @a neg_ok, no
+ * leading zero, no overflow) ending at a space. */
+static int parse_num(const char **p, const char *end, int neg_ok,
+                     apr_uint64_t *mag, int *neg)
+{
+    const char *s = *p;
+    apr_uint64_t v = 0;
+
+    *neg = 0;
+    if (neg_ok && s < end && *s == '-') {
+        *neg = 1;
+        s++;
+    }
+    if (s >= end || *s < '0' || *s > '9' || (*s == '0' && s + 1 < end
+                                             && s[1] != ' ')) {
+        return 0;
+    }
+    if (*neg && *s == '0') {
+        return 0;
+    }
+    while (s < end && *s >= '0' && *s <= '9') {
+        if (v > (APR_UINT64_MAX - (apr_uint64_t)(*s - '0')) / 10) {
+            return 0;
+        }
+        v = v * 10 + (apr_uint64_t)(*s - '0');
+        s++;
+    }
+    if (s >= end || *s != ' ') {
+        return 0;
+    }
+    *p = s + 1;
+    *mag = v;
+    return 1;
+}
+
+apr_status_t iss_filedigest_decode(const char *buf, apr_size_t len,
+                                   iss_filedigest_t *d)
+{
+    const char *p = buf, *end = buf + len;
+    apr_uint64_t ino, size, mtime;
+    unsigned char bin[ISS_DIGEST_SHA256_LEN + 3];
+    char b64[B64_LEN + 1];
+    int neg, nneg, i;
+
+    if (len < sizeof(MAGIC) - 1 || memcmp(buf, MAGIC, sizeof(MAGIC) - 1)) {
+        return APR_EINVAL;
+    }
+    p += sizeof(MAGIC) - 1;
+    if (!parse_num(&p, end, 0, &ino, &nneg)
+        || !parse_num(&p, end, 0, &size, &nneg)
+        || size > (apr_uint64_t)APR_INT64_MAX
+        || !parse_num(&p, end, 1, &mtime, &neg)
+        || mtime > (apr_uint64_t)APR_INT64_MAX
+        || end - p != B64_LEN) {
+        return APR_EINVAL;
+    }
+    for (i = 0; i < B64_LEN; i++) {
+        char c = p[i];
+
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')
+              || (c >= '0' && c <= '9') || c == '+' || c == '/'
+              || (c == '=' && i == B64_LEN - 1))) {
+            return APR_EINVAL;
+        }
+    }
+    memcpy(b64, p, B64_LEN);
+    b64[B64_LEN] = '\0';
+    if (apr_base64_decode_len(b64) > (int)sizeof(bin)
+        || apr_base64_decode_binary(bin, b64) != ISS_DIGEST_SHA256_LEN) {
+        return APR_EINVAL;
+    }
+    d->ino = ino;
+    d->size = (apr_off_t)size;
+    d->mtime = neg ? -(apr_time_t)mtime : (apr_time_t)mtime;
+    memcpy(d->sha256, bin, ISS_DIGEST_SHA256_LEN);
+    return APR_SUCCESS;
+}
+
+const char *iss_filedigest_key(const char *rel, apr_pool_t *pool)
+{
+    return apr_pstrcat(pool, ISS_FILEDIGEST_PREFIX, rel, NULL);
+}
+
+apr_status_t iss_filedigest_lookup(iss_store_t *store, const char *rel,
+                                   const apr_finfo_t *finfo,
+                                   unsigned char out[ISS_DIGEST_SHA256_LEN],
+                                   int *found, apr_pool_t *pool)
+{
+    const char *key = iss_filedigest_key(rel, pool);
+    iss_filedigest_t d;
+    apr_size_t vlen;
+    void *val;
+    apr_status_t rv;
+
+    *found = 0;
+    rv = iss_store_get(store, key, strlen(key), &val, &vlen, pool);
+    if (rv == APR_NOTFOUND) {
+        return APR_SUCCESS;
+    }
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    if (iss_filedigest_decode(val, vlen, &d) == APR_SUCCESS
+        && iss_filedigest_matches(&d, finfo)) {
+        memcpy(out, d.sha256, ISS_DIGEST_SHA256_LEN);
+        *found = 1;
+    }
+    return APR_SUCCESS;
+}
+
+apr_status_t iss_filedigest_save(iss_store_t *store, const char *rel,
+                                 const iss_filedigest_t *d, apr_pool_t *pool)
+{
+    const char *key = iss_filedigest_key(rel, pool);
+    const char *val = iss_filedigest_encode(d, pool);
+
+    return iss_store_put(store, key, strlen(key), val, strlen(val));
+}
+
+apr_status_t iss_filedigest_compute(const char *fspath, iss_filedigest_t *d,
+                                    apr_interval_time_t settle, int *stable,
+                                    apr_pool_t *pool)
+{
+    apr_time_t start = apr_time_now();
+    apr_finfo_t before, after;
+    iss_digest_t *sha;
+    apr_file_t *f;
+    char *buf;
+    apr_status_t rv;
+
+    *stable = 0;
+    rv = apr_file_open(&f, fspath, APR_FOPEN_READ | APR_FOPEN_BINARY, 0, pool);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    rv = apr_file_info_get(&before, IDENT_WANTED, f);
+    if (rv == APR_INCOMPLETE) {
+        rv = APR_ENOTIMPL;
+    }
+    if (rv == APR_SUCCESS && before.filetype != APR_REG) {
+        rv = APR_EINVAL;
+    }
+    if (rv == APR_SUCCESS) {
+        rv = iss_digest_create(&sha, pool);
+    }
+    buf = apr_palloc(pool, READ_BUF);
+    while (rv == APR_SUCCESS) {
+        apr_size_t n = READ_BUF;
+
+        rv = apr_file_read(f, buf, &n);
+        if (rv == APR_SUCCESS) {
+            iss_digest_update(sha, buf, n);
+        }
+    }
+    if (rv == APR_EOF) {
+        rv = apr_file_info_get(&after, IDENT_WANTED, f);
+        if (rv == APR_INCOMPLETE) {
+            rv = APR_ENOTIMPL;
+        }
+    }
+    apr_file_close(f);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    iss_digest_final(sha, d->sha256);
+    iss_filedigest_set_identity(d, &before);
+    *stable = iss_filedigest_matches(d, &after)
+              && before.ctime == after.ctime
+              && before.mtime + settle < start;
+    return APR_SUCCESS;
+}
+
+const char *iss_filedigest_etag(const unsigned char sha256[ISS_DIGEST_SHA256_LEN],
+                                apr_pool_t *pool)
+{
+    char b64[B64_LEN + 1];
+    char *etag = apr_palloc(pool, ISS_FILEDIGEST_ETAG_LEN + 1);
+    int i;
+
+    apr_base64_encode_binary(b64, sha256, ISS_DIGEST_SHA256_LEN);
+    etag[0] = '"';
+    for (i = 0; i < ISS_FILEDIGEST_ETAG_LEN - 2; i++) {
+        char c = b64[i];
+
+        etag[i + 1] = c == '+' ? '-' : c == '/' ? '_' : c;
+    }
+    etag[ISS_FILEDIGEST_ETAG_LEN - 1] = '"';
+    etag[ISS_FILEDIGEST_ETAG_LEN] = '\0';
+    return etag;
+}

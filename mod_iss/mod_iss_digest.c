@@ -1,0 +1,297 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+
+#include "mod_iss_digest.h"
+#include "mod_iss_config.h"
+#include "mod_iss_provider.h"
+#include "mod_iss_state.h"
+
+#include <apr_strings.h>
+#include <http_protocol.h>
+#include <http_request.h>
+#include <util_filter.h>
+
+#define DIGEST_IN_FILTER "ISS_DIGEST_IN"
+
+/* A digest computed from a file is cached only if the file was last
+ * modified longer ago than this before the read began: a writer in the
+ * same clock tick could change the bytes and keep size and mtime. */
+#define SETTLE apr_time_from_sec(1)
+
+/* What a request remembers per URI: a digest, or that there is none. */
+typedef struct known_t {
+    int found;
+    unsigned char sha256[ISS_DIGEST_SHA256_LEN];
+} known_t;
+
+static apr_hash_t *known_of(request_rec *r)
+{
+    iss_request_t *req = iss_provider_request(r);
+
+    if (req->digests == NULL) {
+        req->digests = apr_hash_make(r->pool);
+    }
+    return req->digests;
+}
+
+void iss_digest_remember(request_rec *r, const char *uri,
+                         const unsigned char *sha256)
+{
+    known_t *k = NULL;
+
+    if (sha256) {
+        k = apr_pcalloc(r->pool, sizeof(*k));
+        k->found = 1;
+        memcpy(k->sha256, sha256, ISS_DIGEST_SHA256_LEN);
+    }
+    apr_hash_set(known_of(r), apr_pstrdup(r->pool, uri), APR_HASH_KEY_STRING,
+                 k);
+}
+
+static void compute(request_rec *r, const char *uri, known_t *k)
+{
+    const char *rel = iss_state_rel_path(r, uri);
+    const char *root = iss_state_root_fs(r);
+    const char *path;
+    iss_store_t *store = NULL;
+    iss_filedigest_t d;
+    apr_finfo_t fi;
+    apr_status_t rv;
+    int stable;
+
+    if (rel == NULL || root == NULL) {
+        return;
+    }
+    path = *rel ? apr_pstrcat(r->pool, root, "/", rel, NULL) : root;
+    rv = apr_stat(&fi, path, APR_FINFO_IDENT | APR_FINFO_SIZE
+                  | APR_FINFO_MTIME | APR_FINFO_TYPE, r->pool);
+    if (rv != APR_SUCCESS || fi.filetype != APR_REG) {
+        return;
+    }
+    if (iss_state_store(r, &store) == NULL) {
+        rv = iss_filedigest_lookup(store, rel, &fi, k->sha256, &k->found,
+                                   r->pool);
+        if (rv != APR_SUCCESS) {
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, r, ISSLOGNO(01049)
+                          "cannot read the digest of %s from the state "
+                          "store (%s); computing it", uri,
+                          iss_store_last_error(store));
+            store = NULL;
+        }
+        else if (k->found) {
+            return;
+        }
+    }
+    else {
+        store = NULL;
+    }
+    rv = iss_filedigest_compute(path, &d, SETTLE, &stable, r->pool);
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, ISSLOGNO(01050)
+                      "cannot read %s to compute its digest", path);
+        return;
+    }
+    memcpy(k->sha256, d.sha256, ISS_DIGEST_SHA256_LEN);
+    k->found = 1;
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, ISSLOGNO(01051)
+                  "computed the digest of %s (%" APR_OFF_T_FMT " bytes, "
+                  "changed outside mod_iss)%s", uri, d.size,
+                  stable ? "" : "; not kept, it changed very recently");
+    if (store && stable
+        && (rv = iss_filedigest_save(store, rel, &d, r->pool))
+           != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, r, ISSLOGNO(01052)
+                      "cannot keep the digest of %s in the state store "
+                      "(%s); it will be computed again", uri,
+                      iss_store_last_error(store));
+    }
+}
+
+void iss_digest_of_uri(request_rec *r, const char *uri,
+                       unsigned char out[ISS_DIGEST_SHA256_LEN], int *found)
+{
+    apr_hash_t *known = known_of(r);
+    known_t *k = apr_hash_get(known, uri, APR_HASH_KEY_STRING);
+
+    if (k == NULL) {
+        k = apr_pcalloc(r->pool, sizeof(*k));
+        compute(r, uri, k);
+        apr_hash_set(known, apr_pstrdup(r->pool, uri), APR_HASH_KEY_STRING,
+                     k);
+    }
+    *found = k->found;
+    if (k->found) {
+        memcpy(out, k->sha256, ISS_DIGEST_SHA256_LEN);
+    }
+}
+
+const char *iss_digest_etag_of_uri(request_rec *r, const char *uri)
+{
+    unsigned char sha[ISS_DIGEST_SHA256_LEN];
+    int found;
+
+    iss_digest_of_uri(r, uri, sha, &found);
+    return found ? iss_filedigest_etag(sha, r->pool) : NULL;
+}
+
+int iss_digest_wanted_by(request_rec *r)
+{
+    return iss_config_digest_always(iss_config_dir(r))
+           || iss_digest_wanted(apr_table_get(r->headers_in,
+                                              "Want-Repr-Digest"));
+}
+
+/* ---- PUT: the body's digest, verified against what the client says ---- */
+
+typedef struct body_ctx {
+    iss_digest_t *sha;
+    iss_digest_body_t body;
+    int want_repr, want_content;      /* headers to check at the end */
+    unsigned char repr[ISS_DIGEST_SHA256_LEN];
+    unsigned char content[ISS_DIGEST_SHA256_LEN];
+    int done;
+} body_ctx;
+
+const iss_digest_body_t *iss_digest_put_body(request_rec *r)
+{
+    return iss_provider_request(r)->put_body;
+}
+
+/* Fail the body read: mod_dav answers 400 (the text of error-notes in
+ * its body) and drops its temporary file, so the old file stays. */
+static apr_status_t refuse(ap_filter_t *f, const char *why)
+{
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, f->r, ISSLOGNO(01053)
+                  "PUT %s refused: %s", f->r->uri, why);
+    apr_table_setn(f->r->notes, "error-notes",
+                   apr_pstrcat(f->r->pool, ap_escape_html(f->r->pool, why),
+                               " Nothing was stored.", NULL));
+    ap_remove_input_filter(f);
+    return APR_EGENERAL;
+}
+
+static apr_status_t body_filter(ap_filter_t *f, apr_bucket_brigade *bb,
+                                ap_input_mode_t mode,
+                                apr_read_type_e block,
+                                apr_off_t readbytes)
+{
+    body_ctx *ctx = f->ctx;
+    unsigned char sha[ISS_DIGEST_SHA256_LEN];
+    apr_bucket *b;
+    apr_status_t rv;
+
+    rv = ap_get_brigade(f->next, bb, mode, block, readbytes);
+    if (rv != APR_SUCCESS || mode != AP_MODE_READBYTES || ctx->done) {
+        return rv;
+    }
+    for (b = APR_BRIGADE_FIRST(bb); b != APR_BRIGADE_SENTINEL(bb);
+         b = APR_BUCKET_NEXT(b)) {
+        const char *data;
+        apr_size_t len;
+
+        if (APR_BUCKET_IS_EOS(b)) {
+            ctx->done = 1;
+            break;
+        }
+        if (APR_BUCKET_IS_METADATA(b)) {
+            continue;
+        }
+        if ((rv = apr_bucket_read(b, &data, &len, APR_BLOCK_READ))
+            != APR_SUCCESS) {
+            return rv;
+        }
+        iss_digest_update(ctx->sha, data, len);
+        ctx->body.length += (apr_off_t)len;
+    }
+    if (!ctx->done) {
+        return APR_SUCCESS;
+    }
+    iss_digest_final(ctx->sha, sha);
+    if (ctx->want_repr && memcmp(sha, ctx->repr, sizeof(sha))) {
+        return refuse(f, apr_pstrcat(f->r->pool, "The body does not match "
+                                      "its Repr-Digest header: its SHA-256 "
+                                      "is ", iss_digest_field(sha,
+                                                              f->r->pool),
+                                      ".", NULL));
+    }
+    if (ctx->want_content && memcmp(sha, ctx->content, sizeof(sha))) {
+        return refuse(f, apr_pstrcat(f->r->pool, "The body does not match "
+                                      "its Content-Digest header: its "
+                                      "SHA-256 is ",
+                                      iss_digest_field(sha, f->r->pool), ".",
+                                      NULL));
+    }
+    memcpy(ctx->body.sha256, sha, sizeof(sha));
+    iss_provider_request(f->r)->put_body = &ctx->body;
+    return APR_SUCCESS;
+}
+
+/* Parse one digest header; 0 and a message in *why if it is malformed. */
+static int parse_header(request_rec *r, const char *name,
+                        unsigned char out[ISS_DIGEST_SHA256_LEN], int *want,
+                        const char **why)
+{
+    const char *v = apr_table_get(r->headers_in, name);
+
+    *want = 0;
+    if (v == NULL) {
+        return 1;
+    }
+    if (iss_digest_parse(v, out, want) != APR_SUCCESS) {
+        *why = apr_pstrcat(r->pool, "The ", name, " header is malformed "
+                           "(expected sha-256=:<base64 of 32 bytes>:).",
+                           NULL);
+        return 0;
+    }
+    return 1;
+}
+
+/* A filter that fails the first read with @a why (a header that cannot
+ * be honoured: the PUT must not store anything). */
+static apr_status_t fail_filter(ap_filter_t *f, apr_bucket_brigade *bb,
+                                ap_input_mode_t mode,
+                                apr_read_type_e block,
+                                apr_off_t readbytes)
+{
+    return refuse(f, f->ctx);
+}
+
+static void insert_filter(request_rec *r)
+{
+    body_ctx *ctx;
+    const char *why = NULL;
+
+    if (r->method_number != M_PUT || r->main || !iss_is_enabled(r)) {
+        return;
+    }
+    ctx = apr_pcalloc(r->pool, sizeof(*ctx));
+    ctx->body.whole = apr_table_get(r->headers_in, "Content-Range") == NULL;
+    if (!parse_header(r, "Repr-Digest", ctx->repr, &ctx->want_repr, &why)
+        || !parse_header(r, "Content-Digest", ctx->content,
+                         &ctx->want_content, &why)) {
+        ap_add_input_filter("ISS_DIGEST_FAIL", (void *)why, r, r->connection);
+        return;
+    }
+    if (!ctx->body.whole && (ctx->want_repr || ctx->want_content)) {
+        ap_add_input_filter("ISS_DIGEST_FAIL", "A PUT with Content-Range "
+                            "writes in place, so its digest could only be "
+                            "checked after the file changed: send the whole "
+                            "file, or no digest header.", r, r->connection);
+        return;
+    }
+    if (iss_digest_create(&ctx->sha, r->pool) != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, ISSLOGNO(01054)
+                      "SHA-256 is not available from OpenSSL; PUT %s is "
+                      "stored without a digest", r->uri);
+        return;
+    }
+    ap_add_input_filter(DIGEST_IN_FILTER, ctx, r, r->connection);
+}
+
+void iss_digest_register_hooks(apr_pool_t *p)
+{
+    ap_register_input_filter(DIGEST_IN_FILTER, body_filter, NULL,
+                             AP_FTYPE_RESOURCE);
+    ap_register_input_filter("ISS_DIGEST_FAIL", fail_filter, NULL,
+                             AP_FTYPE_RESOURCE);
+    ap_hook_insert_filter(insert_filter, NULL, NULL, APR_HOOK_MIDDLE);
+}

@@ -1,0 +1,64 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+
+/**
+ * mod_iss_digest — content digests (RFC 9530) and strong ETags of the
+ * files of a `Dav iss` location.
+ *
+ * mod_iss knows the SHA-256 of every file it wrote (computed while the
+ * body streamed in: the PUT input filter below, the PATCH handler) and
+ * keeps it in the state store with the file's identity
+ * (iss_filedigest).  A file changed behind httpd's back gets its digest
+ * computed on first need, by reading it once.
+ *
+ * The strong ETag of a file is made from its digest (iss_filedigest_etag)
+ * and used everywhere mod_dav_fs's would be: GET/HEAD (mod_iss_get), the
+ * If-Match / If-None-Match of every WebDAV method (injected before mod_dav
+ * evaluates them), DAV:getetag, and the ETag of PUT and PATCH responses.
+ * Collections keep mod_dav_fs's ETags.
+ *
+ * PUT: an input filter hashes the body as mod_dav reads it; a
+ * Repr-Digest or Content-Digest that does not match makes the body read
+ * fail with 400 at its end, before mod_dav_fs renames its temporary file
+ * into place, so the old file stays.
+ */
+#ifndef MOD_ISS_DIGEST_H
+#define MOD_ISS_DIGEST_H
+
+#include "mod_iss.h"
+#include "iss_filedigest.h"
+
+/** The digest of the file at @a uri (a decoded URI path in @a r's
+ *  location), known or computed now.  *found is 0 when there is none to
+ *  give: not a regular file, or outside what mod_iss can map to disk.
+ *  Errors (I/O) are logged and count as not found.  Remembered for the
+ *  rest of the request. */
+void iss_digest_of_uri(request_rec *r, const char *uri,
+                       unsigned char out[ISS_DIGEST_SHA256_LEN], int *found);
+
+/** Forget what this request remembers of @a uri, or remember @a sha256
+ *  for it (NULL: forget); called when the request changed the file. */
+void iss_digest_remember(request_rec *r, const char *uri,
+                         const unsigned char *sha256);
+
+/** The strong ETag of the file at @a uri, or NULL if none. */
+const char *iss_digest_etag_of_uri(request_rec *r, const char *uri);
+
+/** Whether the response to @a r should carry Repr-Digest (asked with
+ *  Want-Repr-Digest, or ISSDigestHeader Always). */
+int iss_digest_wanted_by(request_rec *r);
+
+/** What the PUT input filter saw of the body, once it saw all of it
+ *  (NULL before, and for requests it does not watch). */
+typedef struct iss_digest_body_t {
+    unsigned char sha256[ISS_DIGEST_SHA256_LEN];
+    apr_off_t length;
+    int whole;            /* the body is the whole new file (no
+                           * Content-Range) */
+} iss_digest_body_t;
+const iss_digest_body_t *iss_digest_put_body(request_rec *r);
+
+void iss_digest_register_hooks(apr_pool_t *p);
+void iss_etag_register_hooks(apr_pool_t *p);
+void iss_get_register_hooks(apr_pool_t *p);
+
+#endif /* MOD_ISS_DIGEST_H */

@@ -1,0 +1,241 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+
+/*
+ * Strong, content-based ETags for the files of a `Dav iss` location, in
+ * every place mod_dav_fs would put its own (weak within the second of a
+ * change, so that a client's If-Match right after its PUT fails):
+ *
+ *  - before mod_dav evaluates If-Match / If-None-Match (its
+ *    dav_validate_request() takes the ETag from headers_out when one is
+ *    there), in method_precondition, which every method runs first;
+ *  - in the response of a PUT (the digest its body had) and of the
+ *    methods above (removed again where it would describe something gone);
+ *  - as DAV:getetag, by name (a live property provider asked first) and
+ *    in allprop (mod_dav_fs's value is replaced in the list it built);
+ *  - GET and HEAD: mod_iss_get.
+ * I:repr-digest (our namespace) gives the Repr-Digest value by name.
+ */
+
+#include "mod_iss_digest.h"
+#include "mod_iss_provider.h"
+
+#include <apr_strings.h>
+#include <http_protocol.h>
+#include <util_filter.h>
+
+#define ETAG_OUT_FILTER "ISS_ETAG_OUT"
+
+/* Unique among mod_dav's live property providers of this server. */
+#define ISS_PROPID_getetag 21003
+#define ISS_PROPID_repr_digest 21004
+
+static int is_file_here(request_rec *r, const dav_resource *res)
+{
+    return r && res && res->exists && !res->collection && iss_is_enabled(r);
+}
+
+/* ---- responses ------------------------------------------------------ */
+
+static apr_status_t etag_out(ap_filter_t *f, apr_bucket_brigade *bb)
+{
+    request_rec *r = f->r;
+    iss_request_t *req = iss_provider_request(r);
+    int ok = r->status >= 200 && r->status < 300;
+
+    ap_remove_output_filter(f);
+    if (r->method_number == M_PUT && ok) {
+        const iss_digest_body_t *body = iss_digest_put_body(r);
+
+        /* A whole body is the file's new content; after a Content-Range
+         * PUT the file is read again. */
+        iss_digest_remember(r, r->uri, body && body->whole ? body->sha256
+                                                           : NULL);
+        {
+            unsigned char sha[ISS_DIGEST_SHA256_LEN];
+            int found;
+
+            iss_digest_of_uri(r, r->uri, sha, &found);
+            if (found) {
+                apr_table_setn(r->headers_out, "ETag",
+                               iss_filedigest_etag(sha, r->pool));
+                if (iss_digest_wanted_by(r)) {
+                    apr_table_setn(r->headers_out, "Repr-Digest",
+                                   iss_digest_field(sha, r->pool));
+                }
+            }
+            else {
+                apr_table_unset(r->headers_out, "ETag");
+            }
+        }
+    }
+    else if (req->etag_injected
+             && (!ok || r->method_number == M_DELETE
+                 || r->method_number == M_COPY
+                 || r->method_number == M_MOVE)) {
+        /* It named the version a condition was tested against. */
+        apr_table_unset(r->headers_out, "ETag");
+    }
+    return ap_pass_brigade(f->next, bb);
+}
+
+static void add_etag_filter(request_rec *r)
+{
+    iss_request_t *req = iss_provider_request(r);
+
+    if (!req->etag_filter) {
+        req->etag_filter = 1;
+        ap_add_output_filter(ETAG_OUT_FILTER, NULL, r, r->connection);
+    }
+}
+
+static int precondition(request_rec *r, dav_resource *src,
+                        const dav_resource *dst, const apr_xml_doc *doc,
+                        dav_error **err)
+{
+    const char *etag;
+
+    if (src == NULL || dst != NULL || r->main || !iss_is_enabled(r)) {
+        return DECLINED;
+    }
+    if (r->method_number == M_PUT) {
+        add_etag_filter(r);
+    }
+    if (!src->exists || src->collection
+        || (!apr_table_get(r->headers_in, "If-Match")
+            && !apr_table_get(r->headers_in, "If-None-Match"))) {
+        return DECLINED;
+    }
+    if ((etag = iss_digest_etag_of_uri(r, src->uri)) != NULL) {
+        apr_table_setn(r->headers_out, "ETag", etag);
+        iss_provider_request(r)->etag_injected = 1;
+        add_etag_filter(r);
+    }
+    return DECLINED;
+}
+
+/* ---- DAV:getetag and I:repr-digest -------------------------------------- */
+
+static const char *const namespace_uris[] = { "DAV:", ISS_XML_NS, NULL };
+
+static const dav_liveprop_spec specs[] = {
+    { 0, "getetag", ISS_PROPID_getetag, 0 },
+    { 1, "repr-digest", ISS_PROPID_repr_digest, 0 },
+    { 0, NULL, 0, 0 }
+};
+
+static const dav_hooks_liveprop hooks;
+
+static const dav_liveprop_group group = { specs, namespace_uris, &hooks };
+
+static dav_prop_insert insert_prop(const dav_resource *resource, int propid,
+                                   dav_prop_insert what, apr_text_header *phdr)
+{
+    request_rec *r = iss_provider_resource_request(resource);
+    const dav_liveprop_spec *info;
+    unsigned char sha[ISS_DIGEST_SHA256_LEN];
+    const char *s, *value;
+    long ns;
+    int found;
+
+    if (!is_file_here(r, resource)) {
+        return DAV_PROP_INSERT_NOTDEF;
+    }
+    ns = dav_get_liveprop_info(propid, &group, &info);
+    if (what == DAV_PROP_INSERT_VALUE) {
+        iss_digest_of_uri(r, resource->uri, sha, &found);
+        if (!found) {
+            return DAV_PROP_INSERT_NOTDEF;
+        }
+        value = propid == ISS_PROPID_getetag
+            ? iss_filedigest_etag(sha, resource->pool)
+            : iss_digest_field(sha, resource->pool);
+        s = apr_psprintf(resource->pool, "<lp%ld:%s>%s</lp%ld:%s>" DEBUG_CR,
+                         ns, info->name,
+                         apr_xml_quote_string(resource->pool, value, 0), ns,
+                         info->name);
+    }
+    else if (what == DAV_PROP_INSERT_NAME) {
+        s = apr_psprintf(resource->pool, "<lp%ld:%s/>" DEBUG_CR, ns,
+                         info->name);
+    }
+    else {
+        s = apr_psprintf(resource->pool, "<D:supported-live-property "
+                         "D:name=\"%s\" D:namespace=\"%s\"/>" DEBUG_CR,
+                         info->name, namespace_uris[info->ns]);
+    }
+    apr_text_append(resource->pool, phdr, s);
+    return what;
+}
+
+static int is_writable(const dav_resource *resource, int propid)
+{
+    return 0;
+}
+
+static const dav_hooks_liveprop hooks = {
+    insert_prop,
+    is_writable,
+    namespace_uris,
+    NULL, NULL, NULL, NULL,
+    NULL
+};
+
+static int find_liveprop(const dav_resource *resource, const char *ns_uri,
+                         const char *name, const dav_hooks_liveprop **out)
+{
+    if (!is_file_here(iss_provider_resource_request(resource), resource)) {
+        return 0;
+    }
+    return dav_do_find_liveprop(ns_uri, name, &group, out);
+}
+
+/* allprop: mod_dav_fs has put its own DAV:getetag in the list (as
+ * "<lpN:getetag>...</lpN:getetag>", N its namespace index of DAV:);
+ * replace that value.  Runs after every other provider. */
+static void insert_all(request_rec *unused, const dav_resource *resource,
+                       dav_prop_insert what, apr_text_header *phdr)
+{
+    request_rec *r = iss_provider_resource_request(resource);
+    apr_text *t;
+    const char *etag;
+
+    if (what != DAV_PROP_INSERT_VALUE || !is_file_here(r, resource)) {
+        return;
+    }
+    for (t = phdr->first; t; t = t->next) {
+        const char *s = t->text;
+
+        if (strncmp(s, "<lp", 3) == 0) {
+            s += 3;
+            while (*s >= '0' && *s <= '9') {
+                s++;
+            }
+            if (s > t->text + 3 && strncmp(s, ":getetag>", 9) == 0) {
+                break;
+            }
+        }
+    }
+    if (t == NULL || (etag = iss_digest_etag_of_uri(r, resource->uri)) == NULL) {
+        return;
+    }
+    {
+        /* Keep mod_dav_fs's prefix: "<lpN". */
+        int plen = (int)(strstr(t->text, ":getetag>") - t->text);
+
+        t->text = apr_psprintf(resource->pool, "%.*s:getetag>%s</%.*s:"
+                               "getetag>" DEBUG_CR, plen, t->text,
+                               apr_xml_quote_string(resource->pool, etag, 0),
+                               plen - 1, t->text + 1);
+    }
+}
+
+void iss_etag_register_hooks(apr_pool_t *p)
+{
+    dav_register_liveprop_group(p, &group);
+    dav_hook_find_liveprop(find_liveprop, NULL, NULL, APR_HOOK_FIRST);
+    dav_hook_insert_all_liveprops(insert_all, NULL, NULL, APR_HOOK_LAST);
+    /* Before the capture point (APR_HOOK_MIDDLE), which may answer. */
+    dav_hook_method_precondition(precondition, NULL, NULL, APR_HOOK_FIRST);
+    ap_register_output_filter(ETAG_OUT_FILTER, etag_out, NULL,
+                              AP_FTYPE_CONTENT_SET);
+}

@@ -1,0 +1,105 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+
+/*
+ * GET and HEAD of the files of a `Dav iss` location.  mod_dav_fs leaves
+ * them to httpd's default handler, whose ETag is mod_dav_fs's (weak
+ * within the second of a change); this handler does what the default
+ * handler does for a file, with the strong ETag of mod_iss_digest, and
+ * adds Repr-Digest when asked for (Want-Repr-Digest) or configured
+ * (ISSDigestHeader Always).  It steps aside for anything else: files
+ * with a handler of their own, directories, path info, sub-requests of
+ * other modules' making are all left to whoever would serve them.
+ */
+
+#include "mod_iss_digest.h"
+
+#include <http_core.h>
+#include <http_protocol.h>
+#include <http_request.h>
+
+static int serves(request_rec *r)
+{
+    if (r->method_number != M_GET || r->finfo.filetype != APR_REG
+        || (r->path_info && *r->path_info) || !iss_is_enabled(r)) {
+        return 0;
+    }
+    /* No handler of its own: ap_invoke_handler() names such a request
+     * after its content type (or leaves "default-handler"). */
+    if (r->handler == NULL || strcmp(r->handler, "default-handler") == 0) {
+        return 1;
+    }
+    return r->content_type
+           && strncasecmp(r->handler, r->content_type,
+                          strlen(r->handler)) == 0
+           && strchr(r->handler, '/') != NULL;
+}
+
+static int get_handler(request_rec *r)
+{
+    core_dir_config *d = ap_get_core_module_config(r->per_dir_config);
+    unsigned char sha[ISS_DIGEST_SHA256_LEN];
+    apr_bucket_brigade *bb;
+    apr_bucket *e;
+    apr_file_t *fd;
+    apr_status_t rv;
+    int status, found;
+
+    if (!serves(r)) {
+        return DECLINED;
+    }
+    iss_digest_of_uri(r, r->uri, sha, &found);
+    if (!found) {
+        return DECLINED;           /* the default handler serves it */
+    }
+    ap_allow_standard_methods(r, MERGE_ALLOW, M_GET, M_OPTIONS, M_POST, -1);
+    if ((status = ap_discard_request_body(r)) != OK) {
+        return status;
+    }
+    rv = apr_file_open(&fd, r->filename, APR_READ | APR_BINARY
+#if APR_HAS_SENDFILE
+                       | AP_SENDFILE_ENABLED(d->enable_sendfile)
+#endif
+                       , 0, r->pool);
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, ISSLOGNO(01055)
+                      "cannot open %s", r->filename);
+        return HTTP_FORBIDDEN;
+    }
+    ap_update_mtime(r, r->finfo.mtime);
+    ap_set_last_modified(r);
+    apr_table_setn(r->headers_out, "ETag", iss_filedigest_etag(sha, r->pool));
+    if (iss_digest_wanted_by(r)) {
+        apr_table_setn(r->headers_out, "Repr-Digest",
+                       iss_digest_field(sha, r->pool));
+    }
+    ap_set_accept_ranges(r);
+    ap_set_content_length(r, r->finfo.size);
+
+    bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+    if ((status = ap_meets_conditions(r)) != OK) {
+        apr_file_close(fd);
+        r->status = status;
+    }
+    else {
+        e = apr_brigade_insert_file(bb, fd, 0, r->finfo.size, r->pool);
+#if APR_HAS_MMAP
+        if (d->enable_mmap == ENABLE_MMAP_OFF) {
+            (void)apr_bucket_file_enable_mmap(e, 0);
+        }
+#endif
+    }
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(r->connection
+                                                      ->bucket_alloc));
+    rv = ap_pass_brigade(r->output_filters, bb);
+    apr_brigade_cleanup(bb);
+    if (rv == APR_SUCCESS || r->status != HTTP_OK || r->connection->aborted) {
+        return OK;
+    }
+    return AP_FILTER_ERROR;
+}
+
+void iss_get_register_hooks(apr_pool_t *p)
+{
+    /* Handlers with a name of their own (cgi-script, ...) run first. */
+    ap_hook_handler(get_handler, NULL, NULL, APR_HOOK_LAST);
+}

@@ -1,0 +1,89 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+
+/**
+ * mod_iss_patch — PATCH (RFC 5789) of the files of a `Dav iss` location.
+ *
+ * mod_dav declines PATCH; this handler takes it.  Two patch formats:
+ *  - application/vcdiff: an RFC 3284 delta whose source is the file's
+ *    current content (mod_iss_patch_vcdiff, libiss/iss_vcdiff);
+ *  - application/x-sabredav-partialupdate with X-Update-Range, as
+ *    SabreDAV defines it (mod_iss_patch_range).
+ *
+ * Common to both (mod_iss_patch.c): conditions (If-Match, required for
+ * VCDIFF: 428; the strong ETags of mod_iss_digest; locks through
+ * mod_dav's dav_validate_request()), the capture of the change (same log
+ * entry as a PUT), the new content written once to a temporary file
+ * beside the old one (hashed as it is written: the digest needs no second
+ * read), checked, and renamed over the old file: a reader sees the old
+ * or the new file, never a mix; on any error the temporary file goes and
+ * the file and the state stay as they were.
+ */
+#ifndef MOD_ISS_PATCH_H
+#define MOD_ISS_PATCH_H
+
+#include "mod_iss.h"
+#include "iss_digest.h"
+
+#include <apr_file_io.h>
+
+/** Accept-Patch: what PATCH takes here. */
+#define ISS_PATCH_ACCEPT \
+    "application/vcdiff, application/x-sabredav-partialupdate"
+
+/** One PATCH being applied. */
+typedef struct iss_patch_t {
+    request_rec *r;
+    const char *path;           /* the file */
+    apr_file_t *src;            /* its current content */
+    apr_finfo_t src_info;
+    const char *tmp_path;       /* the new content, until renamed */
+    apr_file_t *out;            /* ... written through this */
+    apr_file_t *back;           /* ... read back through this */
+    iss_digest_t *sha;          /* of what was written */
+    apr_off_t written;
+    apr_off_t max_target;       /* ISSPatchMaxTargetSize */
+    apr_size_t max_window;      /* ISSPatchMaxWindow */
+    /* the error, once there is one */
+    int status;
+    const char *tag;            /* element of ISS_XML_NS in the body */
+    const char *msg;
+} iss_patch_t;
+
+/** Record an error (the first one wins) and return @a status. */
+int iss_patch_fail(iss_patch_t *p, int status, const char *tag,
+                   const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/** Record a failed write of the new content (507 when the disk or the
+ *  quota is full, else 500) and return its status. */
+int iss_patch_fail_write(iss_patch_t *p, apr_status_t rv);
+
+/** Append to the new content (hashed as it goes). */
+apr_status_t iss_patch_write(iss_patch_t *p, const void *buf, apr_size_t len);
+
+/** Read exactly @a len bytes at @a offset from @a f. */
+apr_status_t iss_patch_pread(apr_file_t *f, apr_off_t offset, apr_size_t len,
+                             void *buf);
+
+/** Called with each piece of the request body in order. */
+typedef apr_status_t iss_patch_body_fn(void *baton, const char *data,
+                                       apr_size_t len);
+
+/** Read the whole request body through @a fn.  Returns OK, or an HTTP
+ *  status with the error recorded (a read error, or an error of @a fn,
+ *  which must have recorded it already; AP_FILTER_ERROR when httpd has
+ *  answered already).  Checks a Content-Digest header against the body. */
+int iss_patch_read_body(iss_patch_t *p, iss_patch_body_fn *fn, void *baton);
+
+/** The formats: apply the body of @a p->r, writing the new content.
+ *  Return OK or an HTTP status with the error recorded. */
+int iss_patch_vcdiff(iss_patch_t *p);
+int iss_patch_range(iss_patch_t *p);
+
+/** Check the request headers of the SabreDAV format before anything is
+ *  read or opened: OK or an HTTP status with the error recorded. */
+int iss_patch_range_check(iss_patch_t *p);
+
+void iss_patch_register_hooks(apr_pool_t *p);
+
+#endif /* MOD_ISS_PATCH_H */
