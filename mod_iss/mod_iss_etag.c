@@ -137,11 +137,23 @@ static dav_prop_insert insert_prop(const dav_resource *resource, int propid,
     long ns;
     int found;
 
-    if (!is_file_here(r, resource)) {
+    if (r == NULL || !resource->exists
+        || (resource->collection && propid != ISS_PROPID_getetag)) {
         return DAV_PROP_INSERT_NOTDEF;
     }
     ns = dav_get_liveprop_info(propid, &group, &info);
-    if (what == DAV_PROP_INSERT_VALUE) {
+    if (what == DAV_PROP_INSERT_VALUE && resource->collection) {
+        /* Collections keep mod_dav_fs's ETag. */
+        value = (*resource->hooks->getetag)(resource);
+        if (value == NULL || *value == '\0') {
+            return DAV_PROP_INSERT_NOTDEF;
+        }
+        s = apr_psprintf(resource->pool, "<lp%ld:%s>%s</lp%ld:%s>" DEBUG_CR,
+                         ns, info->name,
+                         apr_xml_quote_string(resource->pool, value, 0), ns,
+                         info->name);
+    }
+    else if (what == DAV_PROP_INSERT_VALUE) {
         iss_digest_of_uri(r, resource->uri, sha, &found);
         if (!found) {
             return DAV_PROP_INSERT_NOTDEF;
@@ -180,10 +192,16 @@ static const dav_hooks_liveprop hooks = {
     NULL
 };
 
+/* mod_dav asks once per request and property, for the first resource,
+ * and keeps the answer for every other resource of the request: claim
+ * the properties for every resource of a `Dav iss` location (files and
+ * collections alike; insert_prop tells them apart). */
 static int find_liveprop(const dav_resource *resource, const char *ns_uri,
                          const char *name, const dav_hooks_liveprop **out)
 {
-    if (!is_file_here(iss_provider_resource_request(resource), resource)) {
+    request_rec *r = iss_provider_resource_request(resource);
+
+    if (r == NULL || !iss_is_enabled(r)) {
         return 0;
     }
     return dav_do_find_liveprop(ns_uri, name, &group, out);
