@@ -21,6 +21,7 @@
 
 #include <apr_strings.h>
 #include <http_protocol.h>
+#include <http_request.h>
 #include <util_filter.h>
 
 #define ETAG_OUT_FILTER "ISS_ETAG_OUT"
@@ -43,6 +44,9 @@ static apr_status_t etag_out(ap_filter_t *f, apr_bucket_brigade *bb)
     int ok = r->status >= 200 && r->status < 300;
 
     ap_remove_output_filter(f);
+    if (!req->etag_filter) {
+        return ap_pass_brigade(f->next, bb);
+    }
     if (r->method_number == M_PUT && ok) {
         const iss_digest_body_t *body = iss_digest_put_body(r);
 
@@ -78,14 +82,24 @@ static apr_status_t etag_out(ap_filter_t *f, apr_bucket_brigade *bb)
     return ap_pass_brigade(f->next, bb);
 }
 
+/* The filter is in place from the start of every request (see
+ * create_request below); this gives it something to do. */
 static void add_etag_filter(request_rec *r)
 {
-    iss_request_t *req = iss_provider_request(r);
+    iss_provider_request(r)->etag_filter = 1;
+}
 
-    if (!req->etag_filter) {
-        req->etag_filter = 1;
+/* A PUT that replaced a file answers 204 through ap_die(), which drops
+ * the headers the handler set and every content filter: only a protocol
+ * filter placed before HTTP_HEADER sees the response in time.  httpd adds
+ * HTTP_HEADER in its create_request hook (APR_HOOK_REALLY_LAST); ours
+ * runs earlier, so ours comes first among the protocol filters. */
+static int create_request(request_rec *r)
+{
+    if (!r->main && !r->prev) {
         ap_add_output_filter(ETAG_OUT_FILTER, NULL, r, r->connection);
     }
+    return OK;
 }
 
 static int precondition(request_rec *r, dav_resource *src,
@@ -255,5 +269,6 @@ void iss_etag_register_hooks(apr_pool_t *p)
     /* Before the capture point (APR_HOOK_MIDDLE), which may answer. */
     dav_hook_method_precondition(precondition, NULL, NULL, APR_HOOK_FIRST);
     ap_register_output_filter(ETAG_OUT_FILTER, etag_out, NULL,
-                              AP_FTYPE_CONTENT_SET);
+                              AP_FTYPE_PROTOCOL);
+    ap_hook_create_request(create_request, NULL, NULL, APR_HOOK_MIDDLE);
 }

@@ -24,8 +24,10 @@ static int serves(request_rec *r)
         return 0;
     }
     /* No handler of its own: ap_invoke_handler() names such a request
-     * after its content type (or leaves "default-handler"). */
-    if (r->handler == NULL || strcmp(r->handler, "default-handler") == 0) {
+     * after its content type, or "" (AP_DEFAULT_HANDLER_NAME) without
+     * one; "default-handler" is the core's own name. */
+    if (r->handler == NULL || *r->handler == '\0'
+        || strcmp(r->handler, "default-handler") == 0) {
         return 1;
     }
     return r->content_type

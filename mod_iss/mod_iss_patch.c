@@ -39,7 +39,9 @@ int iss_patch_fail_write(iss_patch_t *p, apr_status_t rv)
 {
     char buf[120];
 
-    if (APR_STATUS_IS_ENOSPC(rv)
+    /* A full disk or quota, or a file size limit (RLIMIT_FSIZE; httpd
+     * ignores SIGXFSZ, so write() fails with EFBIG). */
+    if (APR_STATUS_IS_ENOSPC(rv) || rv == APR_FROM_OS_ERROR(EFBIG)
 #ifdef EDQUOT
         || rv == APR_FROM_OS_ERROR(EDQUOT)
 #endif

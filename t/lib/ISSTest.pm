@@ -181,7 +181,8 @@ sub free_port {
     return $p;
 }
 
-# own_httpd_start(config => TEXT, mpm => 'event', dir => DIR, no_dav => 1)
+# own_httpd_start(config => TEXT, mpm => 'event', dir => DIR, no_dav => 1,
+#                 max_file_kb => N (ulimit -f: writes past N KiB fail))
 # -> { pid, port, dir, code (undef if running), log }
 sub own_httpd_start {
     my (%o) = @_;
@@ -217,8 +218,10 @@ CONF
         POSIX::setsid();
         open STDOUT, '>', "$dir/logs/stdout";
         open STDERR, '>&', \*STDOUT;
-        exec Apache::Test::vars('httpd'), '-f', "$dir/httpd.conf", '-DFOREGROUND'
-            or POSIX::_exit(127);
+        my @cmd = (Apache::Test::vars('httpd'), '-f', "$dir/httpd.conf", '-DFOREGROUND');
+        @cmd = ('/bin/sh', '-c', "ulimit -f $o{max_file_kb} && exec \"\$@\"", 'sh', @cmd)
+            if $o{max_file_kb};
+        exec @cmd or POSIX::_exit(127);
     }
     my $h = { pid => $pid, port => $port, dir => $dir };
     for (1 .. 200) {
