@@ -156,28 +156,27 @@ apr_status_t iss_filedigest_save(iss_store_t *store, const char *rel,
     return iss_store_put(store, key, strlen(key), val, strlen(val));
 }
 
-apr_status_t iss_filedigest_compute(const char *fspath, iss_filedigest_t *d,
-                                    apr_interval_time_t settle, int *stable,
-                                    apr_pool_t *pool)
+apr_status_t iss_filedigest_compute_file(apr_file_t *f, iss_filedigest_t *d,
+                                         apr_interval_time_t settle,
+                                         int *stable, apr_pool_t *pool)
 {
     apr_time_t start = apr_time_now();
     apr_finfo_t before, after;
+    apr_off_t pos = 0;
     iss_digest_t *sha;
-    apr_file_t *f;
     char *buf;
     apr_status_t rv;
 
     *stable = 0;
-    rv = apr_file_open(&f, fspath, APR_FOPEN_READ | APR_FOPEN_BINARY, 0, pool);
-    if (rv != APR_SUCCESS) {
-        return rv;
-    }
     rv = apr_file_info_get(&before, IDENT_WANTED, f);
     if (rv == APR_INCOMPLETE) {
         rv = APR_ENOTIMPL;
     }
     if (rv == APR_SUCCESS && before.filetype != APR_REG) {
         rv = APR_EINVAL;
+    }
+    if (rv == APR_SUCCESS) {
+        rv = apr_file_seek(f, APR_SET, &pos);
     }
     if (rv == APR_SUCCESS) {
         rv = iss_digest_create(&sha, pool);
@@ -192,12 +191,15 @@ apr_status_t iss_filedigest_compute(const char *fspath, iss_filedigest_t *d,
         }
     }
     if (rv == APR_EOF) {
+        pos = 0;
         rv = apr_file_info_get(&after, IDENT_WANTED, f);
         if (rv == APR_INCOMPLETE) {
             rv = APR_ENOTIMPL;
         }
+        if (rv == APR_SUCCESS) {
+            rv = apr_file_seek(f, APR_SET, &pos);
+        }
     }
-    apr_file_close(f);
     if (rv != APR_SUCCESS) {
         return rv;
     }
@@ -207,6 +209,23 @@ apr_status_t iss_filedigest_compute(const char *fspath, iss_filedigest_t *d,
               && before.ctime == after.ctime
               && before.mtime + settle < start;
     return APR_SUCCESS;
+}
+
+apr_status_t iss_filedigest_compute(const char *fspath, iss_filedigest_t *d,
+                                    apr_interval_time_t settle, int *stable,
+                                    apr_pool_t *pool)
+{
+    apr_file_t *f;
+    apr_status_t rv;
+
+    *stable = 0;
+    rv = apr_file_open(&f, fspath, APR_FOPEN_READ | APR_FOPEN_BINARY, 0, pool);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    rv = iss_filedigest_compute_file(f, d, settle, stable, pool);
+    apr_file_close(f);
+    return rv;
 }
 
 const char *iss_filedigest_etag(const unsigned char sha256[ISS_DIGEST_SHA256_LEN],

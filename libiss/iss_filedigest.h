@@ -29,6 +29,7 @@
 #define ISS_FILEDIGEST_H
 
 #include <apr_file_info.h>
+#include <apr_file_io.h>
 #include <apr_pools.h>
 
 #include "iss_digest.h"
@@ -100,6 +101,12 @@ apr_status_t iss_filedigest_save(iss_store_t *store, const char *rel,
 apr_status_t iss_filedigest_compute(const char *fspath, iss_filedigest_t *d,
                                     apr_interval_time_t settle, int *stable,
                                     apr_pool_t *pool);
+
+/** iss_filedigest_compute() of the open file @a f (read from its start;
+ *  left at its start afterwards). */
+apr_status_t iss_filedigest_compute_file(apr_file_t *f, iss_filedigest_t *d,
+                                         apr_interval_time_t settle,
+                                         int *stable, apr_pool_t *pool);
 
 /** The strong ETag of content with digest @a sha256 (quoted,
  *  ISS_FILEDIGEST_ETAG_LEN characters), allocated from @a pool. */

@@ -22,6 +22,7 @@ typedef struct ifhdr_cond_t {
     apr_size_t tag, taglen;      /* resource tag of the list */
     int tagged;                  /* 0: untagged list (tag unused) */
     int neg;                     /* preceded by "Not" */
+    int etag;                    /* an entity tag (tok: its text) */
     int truth;                   /* -1 foreign, else the Condition's value */
 } ifhdr_cond_t;
 
@@ -97,9 +98,12 @@ static int iss_ifhdr_parse_uri(const unsigned char *s, apr_size_t *i, int tag,
 }
 
 /* s[*i] == '['.  Parses "[" ["W/"] quoted-string "]"; *i just past ']'. */
-static int iss_ifhdr_parse_etag(const unsigned char *s, apr_size_t *i)
+static int iss_ifhdr_parse_etag(const unsigned char *s, apr_size_t *i,
+                                apr_size_t *tok, apr_size_t *toklen)
 {
     apr_size_t j = iss_ifhdr_skip_lws(s, *i + 1);
+
+    *tok = j;
 
     if ((s[j] == 'W' || s[j] == 'w') && s[j + 1] == '/')
         j += 2;
@@ -115,6 +119,7 @@ static int iss_ifhdr_parse_etag(const unsigned char *s, apr_size_t *i)
             return 0;            /* includes the terminating NUL */
         }
     }
+    *toklen = j + 1 - *tok;
     j = iss_ifhdr_skip_lws(s, j + 1);
     if (s[j] != ']')
         return 0;
@@ -165,13 +170,16 @@ static int iss_ifhdr_scan(const unsigned char *s, apr_array_header_t *conds)
                 neg = 1;
                 i = iss_ifhdr_skip_lws(s, i + 3);
             }
-            if (s[i] == '<') {
+            if (s[i] == '<' || s[i] == '[') {
                 ifhdr_cond_t *c;
                 apr_size_t tok, toklen;
+                int etag = s[i] == '[';
 
-                if (!iss_ifhdr_parse_uri(s, &i, 0, &tok, &toklen))
+                if (etag ? !iss_ifhdr_parse_etag(s, &i, &tok, &toklen)
+                         : !iss_ifhdr_parse_uri(s, &i, 0, &tok, &toklen))
                     return 0;
                 c = apr_array_push(conds);
+                c->etag = etag;
                 c->start = start;
                 c->end = i;
                 c->tok = tok;
@@ -181,10 +189,6 @@ static int iss_ifhdr_scan(const unsigned char *s, apr_array_header_t *conds)
                 c->tagged = tagged;
                 c->neg = neg;
                 c->truth = -1;
-            }
-            else if (s[i] == '[') {
-                if (!iss_ifhdr_parse_etag(s, &i))
-                    return 0;
             }
             else {
                 return 0;       /* stray character, NUL, or "Not" alone */
@@ -202,6 +206,14 @@ apr_status_t iss_ifhdr_rewrite(const char *in, iss_ifhdr_eval_fn *fn,
                                void *baton, const char **out, int *nours,
                                apr_pool_t *pool)
 {
+    return iss_ifhdr_rewrite_ex(in, fn, NULL, baton, out, nours, pool);
+}
+
+apr_status_t iss_ifhdr_rewrite_ex(const char *in, iss_ifhdr_eval_fn *fn,
+                                  iss_ifhdr_eval_fn *etag_fn, void *baton,
+                                  const char **out, int *nours,
+                                  apr_pool_t *pool)
+{
     const unsigned char *s = (const unsigned char *)in;
     apr_array_header_t *conds;
     ifhdr_cond_t *c;
@@ -217,7 +229,7 @@ apr_status_t iss_ifhdr_rewrite(const char *in, iss_ifhdr_eval_fn *fn,
     conds = apr_array_make(pool, 4, sizeof(ifhdr_cond_t));
     if (!iss_ifhdr_scan(s, conds))
         return APR_EINVAL;
-    if (fn == NULL || conds->nelts == 0)
+    if ((fn == NULL && etag_fn == NULL) || conds->nelts == 0)
         return APR_SUCCESS;
 
     inlen = strlen(in);
@@ -232,7 +244,10 @@ apr_status_t iss_ifhdr_rewrite(const char *in, iss_ifhdr_eval_fn *fn,
             tagdone = c[i].tag;
             havetag = 1;
         }
-        r = fn(baton, c[i].tagged ? tagstr : NULL, tok);
+        if (c[i].etag ? etag_fn == NULL : fn == NULL)
+            continue;
+        r = (c[i].etag ? etag_fn : fn)(baton, c[i].tagged ? tagstr : NULL,
+                                       tok);
         if (r < 0)
             continue;
         c[i].truth = (r > 0) != c[i].neg;

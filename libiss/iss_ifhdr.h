@@ -15,9 +15,9 @@
  *   a Condition that is FALSE  becomes  <DAV:no-lock>
  *
  * ("Not" included: for `Not <tok>` the truth is the negation of the
- * token's match.)  Every other byte of the header (foreign state tokens,
- * entity tags, resource tags, lists, order, whitespace) is copied
- * unchanged.
+ * token's match.)  iss_ifhdr_rewrite_ex() does the same for entity tags.
+ * Every other byte of the header (foreign state tokens, entity tags left
+ * alone, resource tags, lists, order, whitespace) is copied unchanged.
  *
  * The header is checked against RFC 4918 10.4.2 in full before any token
  * is evaluated:
@@ -74,6 +74,18 @@ typedef int iss_ifhdr_eval_fn(void *baton, const char *tag, const char *token);
 apr_status_t iss_ifhdr_rewrite(const char *in, iss_ifhdr_eval_fn *fn,
                                void *baton, const char **out, int *nours,
                                apr_pool_t *pool);
+
+/** iss_ifhdr_rewrite(), and entity-tag Conditions too: @a etag_fn (may
+ *  be NULL: entity tags are left alone) decides each `[entity-tag]`
+ *  Condition the same way @a fn decides state tokens (1 matches, 0 does
+ *  not, -1 leave it to mod_dav); it gets the entity tag as written,
+ *  quotes and any "W/" included, without the brackets and the white
+ *  space around it.  mod_iss uses it because mod_dav compares If-header
+ *  entity tags with the provider's ETag, not with mod_iss's. */
+apr_status_t iss_ifhdr_rewrite_ex(const char *in, iss_ifhdr_eval_fn *fn,
+                                  iss_ifhdr_eval_fn *etag_fn, void *baton,
+                                  const char **out, int *nours,
+                                  apr_pool_t *pool);
 
 #ifdef __cplusplus
 }

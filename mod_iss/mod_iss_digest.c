@@ -47,28 +47,19 @@ void iss_digest_remember(request_rec *r, const char *uri,
                  k);
 }
 
-static void compute(request_rec *r, const char *uri, known_t *k)
+/* Look up or compute the digest of the file @a f (open, described by
+ * @a fi) at @a uri.  @a path only names it in messages. */
+static void compute_file(request_rec *r, const char *uri, const char *rel,
+                         apr_file_t *f, const apr_finfo_t *fi,
+                         const char *path, known_t *k)
 {
-    const char *rel = iss_state_rel_path(r, uri);
-    const char *root = iss_state_root_fs(r);
-    const char *path;
     iss_store_t *store = NULL;
     iss_filedigest_t d;
-    apr_finfo_t fi;
     apr_status_t rv;
     int stable;
 
-    if (rel == NULL || root == NULL) {
-        return;
-    }
-    path = *rel ? apr_pstrcat(r->pool, root, "/", rel, NULL) : root;
-    rv = apr_stat(&fi, path, APR_FINFO_IDENT | APR_FINFO_SIZE
-                  | APR_FINFO_MTIME | APR_FINFO_TYPE, r->pool);
-    if (rv != APR_SUCCESS || fi.filetype != APR_REG) {
-        return;
-    }
-    if (iss_state_store(r, &store) == NULL) {
-        rv = iss_filedigest_lookup(store, rel, &fi, k->sha256, &k->found,
+    if (rel && iss_state_store(r, &store) == NULL) {
+        rv = iss_filedigest_lookup(store, rel, fi, k->sha256, &k->found,
                                    r->pool);
         if (rv != APR_SUCCESS) {
             ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, r, ISSLOGNO(01049)
@@ -84,7 +75,7 @@ static void compute(request_rec *r, const char *uri, known_t *k)
     else {
         store = NULL;
     }
-    rv = iss_filedigest_compute(path, &d, SETTLE, &stable, r->pool);
+    rv = iss_filedigest_compute_file(f, &d, SETTLE, &stable, r->pool);
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, ISSLOGNO(01050)
                       "cannot read %s to compute its digest", path);
@@ -103,6 +94,45 @@ static void compute(request_rec *r, const char *uri, known_t *k)
                       "cannot keep the digest of %s in the state store "
                       "(%s); it will be computed again", uri,
                       iss_store_last_error(store));
+    }
+}
+
+#define FILE_INFO (APR_FINFO_IDENT | APR_FINFO_SIZE | APR_FINFO_MTIME \
+                   | APR_FINFO_TYPE | APR_FINFO_CTIME)
+
+static void compute(request_rec *r, const char *uri, known_t *k)
+{
+    const char *rel = iss_state_rel_path(r, uri);
+    const char *root = iss_state_root_fs(r);
+    const char *path;
+    apr_file_t *f;
+    apr_finfo_t fi;
+
+    if (rel == NULL || root == NULL) {
+        return;
+    }
+    path = *rel ? apr_pstrcat(r->pool, root, "/", rel, NULL) : root;
+    if (apr_file_open(&f, path, APR_FOPEN_READ | APR_FOPEN_BINARY, 0,
+                      r->pool) != APR_SUCCESS) {
+        return;
+    }
+    if (apr_file_info_get(&fi, FILE_INFO, f) == APR_SUCCESS
+        && fi.filetype == APR_REG) {
+        compute_file(r, uri, rel, f, &fi, path, k);
+    }
+    apr_file_close(f);
+}
+
+void iss_digest_of_file(request_rec *r, const char *uri, apr_file_t *f,
+                        const apr_finfo_t *fi,
+                        unsigned char out[ISS_DIGEST_SHA256_LEN], int *found)
+{
+    known_t k = { 0 };
+
+    compute_file(r, uri, iss_state_rel_path(r, uri), f, fi, uri, &k);
+    *found = k.found;
+    if (k.found) {
+        memcpy(out, k.sha256, ISS_DIGEST_SHA256_LEN);
     }
 }
 

@@ -35,6 +35,14 @@
 void iss_digest_of_uri(request_rec *r, const char *uri,
                        unsigned char out[ISS_DIGEST_SHA256_LEN], int *found);
 
+/** The digest of the open regular file @a f (described by @a fi, as
+ *  apr_file_info_get() gives it) served at @a uri: what a GET sends is
+ *  then exactly what its ETag names, whatever renames happen meanwhile.
+ *  Not remembered for the request. */
+void iss_digest_of_file(request_rec *r, const char *uri, apr_file_t *f,
+                        const apr_finfo_t *fi,
+                        unsigned char out[ISS_DIGEST_SHA256_LEN], int *found);
+
 /** Forget what this request remembers of @a uri, or remember @a sha256
  *  for it (NULL: forget); called when the request changed the file. */
 void iss_digest_remember(request_rec *r, const char *uri,

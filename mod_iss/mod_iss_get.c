@@ -40,6 +40,7 @@ static int get_handler(request_rec *r)
 {
     core_dir_config *d = ap_get_core_module_config(r->per_dir_config);
     unsigned char sha[ISS_DIGEST_SHA256_LEN];
+    apr_finfo_t fi;
     apr_bucket_brigade *bb;
     apr_bucket *e;
     apr_file_t *fd;
@@ -49,25 +50,35 @@ static int get_handler(request_rec *r)
     if (!serves(r)) {
         return DECLINED;
     }
-    iss_digest_of_uri(r, r->uri, sha, &found);
-    if (!found) {
-        return DECLINED;           /* the default handler serves it */
-    }
-    ap_allow_standard_methods(r, MERGE_ALLOW, M_GET, M_OPTIONS, M_POST, -1);
-    if ((status = ap_discard_request_body(r)) != OK) {
-        return status;
-    }
+    /* Everything below describes the file this descriptor holds: a PUT
+     * or PATCH renaming another file into place meanwhile changes
+     * nothing of this answer. */
     rv = apr_file_open(&fd, r->filename, APR_READ | APR_BINARY
 #if APR_HAS_SENDFILE
                        | AP_SENDFILE_ENABLED(d->enable_sendfile)
 #endif
                        , 0, r->pool);
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, ISSLOGNO(01055)
-                      "cannot open %s", r->filename);
-        return HTTP_FORBIDDEN;
+        return DECLINED;           /* the default handler says why */
     }
-    ap_update_mtime(r, r->finfo.mtime);
+    rv = apr_file_info_get(&fi, APR_FINFO_IDENT | APR_FINFO_SIZE
+                           | APR_FINFO_MTIME | APR_FINFO_TYPE
+                           | APR_FINFO_CTIME, fd);
+    if (rv != APR_SUCCESS || fi.filetype != APR_REG) {
+        apr_file_close(fd);
+        return DECLINED;
+    }
+    iss_digest_of_file(r, r->uri, fd, &fi, sha, &found);
+    if (!found) {
+        apr_file_close(fd);
+        return DECLINED;           /* the default handler serves it */
+    }
+    ap_allow_standard_methods(r, MERGE_ALLOW, M_GET, M_OPTIONS, M_POST, -1);
+    if ((status = ap_discard_request_body(r)) != OK) {
+        apr_file_close(fd);
+        return status;
+    }
+    ap_update_mtime(r, fi.mtime);
     ap_set_last_modified(r);
     apr_table_setn(r->headers_out, "ETag", iss_filedigest_etag(sha, r->pool));
     if (iss_digest_wanted_by(r)) {
@@ -75,7 +86,7 @@ static int get_handler(request_rec *r)
                        iss_digest_field(sha, r->pool));
     }
     ap_set_accept_ranges(r);
-    ap_set_content_length(r, r->finfo.size);
+    ap_set_content_length(r, fi.size);
 
     bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
     if ((status = ap_meets_conditions(r)) != OK) {
@@ -83,7 +94,7 @@ static int get_handler(request_rec *r)
         r->status = status;
     }
     else {
-        e = apr_brigade_insert_file(bb, fd, 0, r->finfo.size, r->pool);
+        e = apr_brigade_insert_file(bb, fd, 0, fi.size, r->pool);
 #if APR_HAS_MMAP
         if (d->enable_mmap == ENABLE_MMAP_OFF) {
             (void)apr_bucket_file_enable_mmap(e, 0);

@@ -10,10 +10,15 @@
  * never matches (libiss/iss_ifhdr).  A token "matches" a collection when
  * it is still current for it: same store, not expired, and nothing in the
  * log changed at or below the collection since.
+ *
+ * Entity tags in the If header get the same treatment when they name a
+ * file: mod_dav compares them with mod_dav_fs's ETag, mod_iss's strong
+ * ETag is the one clients have.
  */
 
 #include "mod_iss_sync.h"
 #include "mod_iss_config.h"
+#include "mod_iss_digest.h"
 #include "mod_iss_state.h"
 #include "iss_ifhdr.h"
 #include "iss_sync_log.h"
@@ -76,24 +81,44 @@ int iss_sync_token_current(request_rec *r, const char *rel, const char *token)
     return !m.changed;
 }
 
-/* The resource a tagged list names (an absolute URI or a path), relative
- * to the location; NULL when it is elsewhere. */
-static const char *tag_rel(request_rec *r, const char *tag)
+/* The decoded URI path of the resource a tagged list names (an absolute
+ * URI or a path); the request's for an untagged list; NULL if invalid. */
+static const char *tag_uri(request_rec *r, const char *tag)
 {
     apr_uri_t uri;
     char *path;
 
     if (tag == NULL) {
-        return iss_state_rel_path(r, r->uri);
+        return r->uri;
     }
     if (apr_uri_parse(r->pool, tag, &uri) != APR_SUCCESS || !uri.path) {
         return NULL;
     }
     path = apr_pstrdup(r->pool, uri.path);
-    if (ap_unescape_url(path) != OK) {
-        return NULL;
+    return ap_unescape_url(path) == OK ? path : NULL;
+}
+
+/* ... relative to the location; NULL when it is elsewhere. */
+static const char *tag_rel(request_rec *r, const char *tag)
+{
+    const char *uri = tag_uri(r, tag);
+
+    return uri ? iss_state_rel_path(r, uri) : NULL;
+}
+
+/* An entity tag on a file of the location is compared with mod_iss's
+ * strong ETag (mod_dav would compare it with mod_dav_fs's); anything
+ * else is left to mod_dav. */
+static int eval_etag(void *baton, const char *tag, const char *etag)
+{
+    request_rec *r = baton;
+    const char *uri = tag_uri(r, tag), *ours;
+
+    if (uri == NULL || iss_state_rel_path(r, uri) == NULL
+        || (ours = iss_digest_etag_of_uri(r, uri)) == NULL) {
+        return -1;
     }
-    return iss_state_rel_path(r, path);
+    return strcmp(etag, ours) == 0;
 }
 
 static int eval(void *baton, const char *tag, const char *token)
@@ -113,16 +138,17 @@ static int fixups(request_rec *r)
     int nours = 0;
 
     if (in == NULL || r->main || !iss_is_enabled(r)
-        || !strstr(in, ISS_SYNC_TOKEN_BASE)) {
+        || (!strstr(in, ISS_SYNC_TOKEN_BASE) && !strchr(in, '['))) {
         return DECLINED;
     }
-    if (iss_ifhdr_rewrite(in, eval, r, &out, &nours, r->pool) != APR_SUCCESS) {
+    if (iss_ifhdr_rewrite_ex(in, eval, eval_etag, r, &out, &nours, r->pool)
+        != APR_SUCCESS) {
         return DECLINED;              /* malformed: mod_dav answers it */
     }
     if (nours) {
         ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r, ISSLOGNO(01045)
-                      "If header with %d sync token condition(s) became: %s",
-                      nours, out);
+                      "If header with %d sync token or ETag condition(s) "
+                      "became: %s", nours, out);
         apr_table_set(r->headers_in, "If", out);
     }
     return DECLINED;

@@ -6,7 +6,7 @@ use Apache::Test;
 use ISSTest;
 use File::Temp qw(tempdir);
 
-plan tests => 23;
+plan tests => 28;
 
 # Start an httpd of its own with this <Location /s/> body: (code, log).
 sub start_with {
@@ -59,7 +59,12 @@ for my $bad (['ISSSyncRetention age=5x', qr/ISSSyncRetention: unknown unit in 'a
              ['ISSSyncRetention count=-1', qr/ISSSyncRetention: 'count=-1' is not a positive count/],
              ['ISSSyncRetention keep=all', qr/ISSSyncRetention: 'keep=all': expected age=/],
              ['ISSSyncMaxResults -1', qr/ISSSyncMaxResults: '-1' is not a number from 0/],
-             ['ISSReconcileInterval soon', qr/ISSReconcileInterval: 'soon' is not a number from 0/]) {
+             ['ISSReconcileInterval soon', qr/ISSReconcileInterval: 'soon' is not a number from 0/],
+             ['ISSDigestHeader Sometimes', qr/ISSDigestHeader: 'Sometimes' is not Always or OnRequest/],
+             ['ISSPatchMaxTargetSize 12X', qr/ISSPatchMaxTargetSize: '12X' is not a size from 0 to/],
+             ['ISSPatchMaxTargetSize -1', qr/ISSPatchMaxTargetSize: '-1' is not a size/],
+             ['ISSPatchMaxWindow 1K', qr/ISSPatchMaxWindow: '1K' is not a size from 4096 to/],
+             ['ISSPatchMaxWindow 2G', qr/ISSPatchMaxWindow: '2G' is not a size from 4096 to 1073741824/]) {
     ($code, $log) = start_with("Dav iss\nISSStateDir $ro\n$bad->[0]");
     ok($code != 0 && $log =~ $bad->[1] ? 1 : 0, 1, "$bad->[0]: httpd does not start, and says why")
         or print "# $log\n";

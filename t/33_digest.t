@@ -12,7 +12,7 @@ use ISSTest;
 use Digest::SHA qw(sha256 sha256_base64);
 use MIME::Base64 qw(encode_base64);
 
-plan tests => 63;
+plan tests => 66;
 
 sub etag_of_bytes {
     (my $b = sha256_base64($_[0])) =~ tr{+/}{-_};
@@ -114,6 +114,17 @@ ok($r->code, 201, 'COPY with If-Match of the current ETag: 201');
 ok(dav(HEAD => "$base/g.txt")->header('ETag'), etag_of_bytes('v4'), '... the copy has the same content ETag');
 ok(dav(DELETE => "$base/g.txt", headers => { 'If-Match' => etag_of_bytes('v4') })->code, 204,
    'DELETE with If-Match of the current ETag: 204');
+
+# The If header's entity tags compare with the strong ETag too.
+ok(dav(PROPPATCH => "$base/f.txt", headers => { If => '(["other"])', 'Content-Type' => 'application/xml' },
+       body => '<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:z"><D:set><D:prop><Z:a>2</Z:a></D:prop></D:set></D:propertyupdate>')->code,
+   412, 'If: (["another ETag"]): 412');
+ok(dav(PROPPATCH => "$base/f.txt", headers => { If => '([' . etag_of_bytes('v4') . '])', 'Content-Type' => 'application/xml' },
+       body => '<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:z"><D:set><D:prop><Z:a>2</Z:a></D:prop></D:set></D:propertyupdate>')->code,
+   207, 'If: ([strong ETag]): accepted');
+ok(dav(PROPPATCH => "$base/f.txt", headers => { If => '<' . url("$base/f.txt") . '> (Not [' . etag_of_bytes('v4') . '])', 'Content-Type' => 'application/xml' },
+       body => '<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:z"><D:set><D:prop><Z:a>2</Z:a></D:prop></D:set></D:propertyupdate>')->code,
+   412, 'If: <tag> (Not [strong ETag]): 412');
 
 # ---- PROPFIND: DAV:getetag and I:repr-digest ---------------------------
 my $pf = dav(PROPFIND => "$base/", headers => { Depth => 1, 'Content-Type' => 'application/xml' },

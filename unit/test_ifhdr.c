@@ -61,6 +61,71 @@ static void ev_reset(ev_t *ev, apr_pool_t *p)
     ev->log = "";
 }
 
+/* Entity tags: "\"ours\"" matches, "\"other\"" does not, the rest
+ * (W/ included) is left alone; logs "E:tag|etag;". */
+static int eval_etag(void *baton, const char *tag, const char *etag)
+{
+    ev_t *ev = baton;
+
+    ev->calls++;
+    ev->log = apr_pstrcat(ev->pool, ev->log, "E:", tag ? tag : "-", "|",
+                          etag, ";", NULL);
+    if (strcmp(etag, "\"ours\"") == 0)
+        return 1;
+    if (strcmp(etag, "\"other\"") == 0)
+        return 0;
+    return -1;
+}
+
+static void good_ex(const char *in, const char *want, int want_n,
+                    const char *want_log, const char *name, apr_pool_t *p)
+{
+    ev_t ev;
+    const char *out = NULL;
+    int n = -1;
+
+    ev_reset(&ev, p);
+    is_int(iss_ifhdr_rewrite_ex(in, eval, eval_etag, &ev, &out, &n, p),
+           APR_SUCCESS, "%s: parses", name);
+    is_str(out, want, "%s: output", name);
+    is_int(n, want_n, "%s: conditions replaced", name);
+    is_str(ev.log, want_log, "%s: evaluated", name);
+}
+
+static void test_etags(apr_pool_t *p)
+{
+    ev_t ev;
+    const char *out = NULL;
+    int n = -1;
+
+    good_ex("([\"ours\"])", "(" T_TRUE ")", 1, "E:-|\"ours\";",
+            "etag, matches", p);
+    good_ex("([ \"other\" ])", "(" T_FALSE ")", 1, "E:-|\"other\";",
+            "etag with white space, does not match", p);
+    good_ex("(Not [\"ours\"])", "(" T_FALSE ")", 1, "E:-|\"ours\";",
+            "Not etag", p);
+    good_ex("([W/\"ours\"])", "([W/\"ours\"])", 0, "E:-|W/\"ours\";",
+            "a weak etag is passed as written (and left alone here)", p);
+    good_ex("</a/b> (<opaquelocktoken:x> [\"ours\"]) (<" SYNC "2>)",
+            "</a/b> (<opaquelocktoken:x> " T_TRUE ") (" T_FALSE ")", 2,
+            "/a/b|opaquelocktoken:x;E:/a/b|\"ours\";/a/b|" SYNC "2;",
+            "tagged: lock token kept, etag and sync token decided", p);
+    good_ex("([\"a\\\"b\"])", "([\"a\\\"b\"])", 0,
+            "E:-|\"a\\\"b\";", "escaped quote inside", p);
+    /* Without etag_fn (iss_ifhdr_rewrite), entity tags stay. */
+    ev_reset(&ev, p);
+    is_int(iss_ifhdr_rewrite("([\"ours\"])", eval, &ev, &out, &n, p),
+           APR_SUCCESS, "rewrite: parses");
+    is_str(out, "([\"ours\"])", "rewrite leaves entity tags alone");
+    is_int(ev.calls, 0, "... and asks nothing");
+    /* Only etag_fn: state tokens stay. */
+    ev_reset(&ev, p);
+    iss_ifhdr_rewrite_ex("(<" SYNC "1-match> [\"other\"])", NULL, eval_etag,
+                         &ev, &out, &n, p);
+    is_str(out, "(<" SYNC "1-match> " T_FALSE ")",
+           "etag_fn alone: state tokens stay");
+}
+
 /* 4 tests: status, output, count, what was evaluated. */
 static void good(const char *in, const char *want, int want_n,
                  const char *want_log, const char *name, apr_pool_t *p)
@@ -575,6 +640,7 @@ int main(int argc, const char *const *argv)
 
     long_headers(p);
     fuzz(p);
+    test_etags(p);
 
     apr_pool_destroy(p);
     apr_terminate();

@@ -1094,6 +1094,74 @@ static void test_damage(void)
     tmp_done(&t);
 }
 
+/* ---- digests with entries, and contention ------------------------------ */
+
+static void test_digest_index(void)
+{
+    tmp_t t = { 0 };
+    iss_store_t *s = fresh_store(&t, "digest index");
+    const iss_sync_retention_t ret = { 0, 0 };
+    apr_array_header_t *ix;
+    iss_sync_index_t *x;
+    const char *id = NULL, *id2 = NULL;
+    apr_uint64_t seq = 0, since;
+    int busy = -1;
+
+    if (!s)
+        return;
+    /* An entry writes the digest record given with the index... */
+    ix = idx_make();
+    x = apr_array_push(ix);
+    x->path = "a.bin";
+    x->value = NULL;
+    x->digest = "IFD1 1 2 3 DIGEST";
+    iss_sync_log_begin(s, "PATCH", chg("M0:a.bin"), &id, gp);
+    is_int(iss_sync_log_end(s, id, "PATCH", chg("M0:a.bin"), ix, &ret, &seq,
+                            gp), APR_SUCCESS, "end with a digest record");
+    is_str(get_s(s, "d/a.bin"), "IFD1 1 2 3 DIGEST",
+           "the entry wrote d/<path>");
+    /* ... and one without a digest removes the old record. */
+    x->digest = NULL;
+    iss_sync_log_begin(s, "PUT", chg("M0:a.bin"), &id, gp);
+    iss_sync_log_end(s, id, "PUT", chg("M0:a.bin"), ix, &ret, &seq, gp);
+    ok(get_s(s, "d/a.bin") == NULL, "an entry without a digest removes it");
+    /* And a later entry with one writes it again. */
+    x->digest = "IFD1 1 2 3 AGAIN";
+    iss_sync_log_begin(s, "PUT", chg("M0:a.bin"), &id, gp);
+    iss_sync_log_end(s, id, "PUT", chg("M0:a.bin"), ix, &ret, &seq, gp);
+    is_str(get_s(s, "d/a.bin"), "IFD1 1 2 3 AGAIN", "written again");
+
+    /* Contention: nothing else since -> not contended. */
+    iss_sync_log_bounds(s, &since, &seq, gp);
+    iss_sync_log_begin(s, "PUT", chg("M0:dir/f"), &id, gp);
+    is_int(iss_sync_log_contended(s, id, since, "dir/f", &busy, gp),
+           APR_SUCCESS, "contended: reads");
+    is_int(busy, 0, "alone: not contended");
+    /* Another pending intent on the same path. */
+    iss_sync_log_begin(s, "PUT", chg("M0:dir/f"), &id2, gp);
+    iss_sync_log_contended(s, id, since, "dir/f", &busy, gp);
+    is_int(busy, 1, "another pending write of the path: contended");
+    iss_sync_log_contended(s, id, since, "dir/g", &busy, gp);
+    is_int(busy, 0, "... but not for another path");
+    iss_sync_log_contended(s, id, since, "dir/ff", &busy, gp);
+    is_int(busy, 0, "... nor for a path that only starts the same");
+    /* It settles: now an entry since names the path. */
+    iss_sync_log_end(s, id2, "PUT", chg("M0:dir/f"), NULL, &ret, &seq, gp);
+    iss_sync_log_contended(s, id, since, "dir/f", &busy, gp);
+    is_int(busy, 1, "an entry since the begin names the path: contended");
+    iss_sync_log_contended(s, id, seq, "dir/f", &busy, gp);
+    is_int(busy, 0, "entries before 'since' do not count");
+    /* A pending write of a folder above. */
+    iss_sync_log_begin(s, "DELETE", chg("R1:dir"), &id2, gp);
+    iss_sync_log_contended(s, id, seq, "dir/f", &busy, gp);
+    is_int(busy, 1, "a pending write of the folder above: contended");
+    iss_sync_log_contended(s, id, seq, "other", &busy, gp);
+    is_int(busy, 0, "... not for a path elsewhere");
+    iss_sync_log_end(s, id2, "DELETE", chg("R1:dir"), NULL, &ret, &seq, gp);
+    iss_sync_log_end(s, id, "PUT", chg("M0:dir/f"), NULL, &ret, &seq, gp);
+    tmp_done(&t);
+}
+
 int main(void)
 {
     apr_initialize();
@@ -1108,5 +1176,6 @@ int main(void)
     test_retention_parse();
     test_retention();
     test_damage();
+    test_digest_index();
     return done_testing();
 }
