@@ -33,6 +33,9 @@ typedef struct iss_request_t {
     const char *written_uri;         /* ... and where */
     int etag_injected;               /* mod_iss_etag set headers_out ETag */
     int etag_filter;                 /* ... and added its output filter */
+    apr_hash_t *folders;             /* mod_iss_digest: folder -> records */
+    struct keep_t *keep;             /* mod_iss_digest: records to commit
+                                      * when the request ends */
 } iss_request_t;
 
 /** The request that made @a resource, if our provider made it (live
