@@ -272,11 +272,13 @@ static void compute_file(request_rec *r, const char *uri, const char *rel,
 #define FILE_INFO (APR_FINFO_IDENT | APR_FINFO_SIZE | APR_FINFO_MTIME \
                    | APR_FINFO_TYPE | APR_FINFO_CTIME)
 
+/* The store, opened once per main request (a sync answer makes one
+ * sub-request per member). */
 static iss_store_t *store_of(request_rec *r)
 {
     iss_store_t *store;
 
-    return iss_state_store(r, &store) == NULL ? store : NULL;
+    return iss_state_store(main_of(r), &store) == NULL ? store : NULL;
 }
 
 static void compute(request_rec *r, const char *uri, known_t *k)

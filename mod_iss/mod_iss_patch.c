@@ -301,8 +301,16 @@ static int check_conditions(iss_patch_t *p, dav_resource *res, format_e fmt)
     err = dav_validate_request(r, res, 0, NULL, NULL, DAV_VALIDATE_RESOURCE,
                                NULL);
     apr_table_unset(r->headers_out, "ETag");
+    if (err != NULL && err->status == HTTP_PRECONDITION_FAILED
+        && err->tagname == NULL) {
+        return iss_patch_fail(p, HTTP_PRECONDITION_FAILED, "etag-mismatch",
+                              "The file is not the version the request "
+                              "names (If-Match / If-None-Match / If); fetch "
+                              "its current ETag and make the patch from "
+                              "that version.");
+    }
     if (err != NULL) {
-        /* 412, 423 and friends, with mod_dav's own body. */
+        /* 423 (lock token missing) and friends, with mod_dav's body. */
         p->status = -1;
         return dav_handle_err(r, err, NULL);
     }
