@@ -138,13 +138,15 @@ static apr_status_t fetch_txn(void *baton, iss_store_txn_t *txn)
     apr_pool_create(&iter, c->pool);
     for (i = 0; i < c->names->nelts; i++) {
         const char *name = APR_ARRAY_IDX(c->names, i, const char *);
-        const char *key = iss_filedigest_key(*c->folder
-            ? apr_pstrcat(iter, c->folder, "/", name, NULL) : name, iter);
+        const char *key;
         iss_filedigest_t d, *dp;
         apr_size_t vlen;
         void *val;
 
         apr_pool_clear(iter);
+        key = iss_filedigest_key(*c->folder ? apr_pstrcat(iter, c->folder,
+                                                          "/", name, NULL)
+                                            : name, iter);
         if (iss_store_txn_get(txn, key, strlen(key), &val, &vlen, iter)
             == APR_SUCCESS
             && iss_filedigest_decode(val, vlen, &d) == APR_SUCCESS) {
