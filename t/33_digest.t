@@ -12,7 +12,7 @@ use ISSTest;
 use Digest::SHA qw(sha256 sha256_base64);
 use MIME::Base64 qw(encode_base64);
 
-plan tests => 66;
+plan tests => 69;
 
 sub etag_of_bytes {
     (my $b = sha256_base64($_[0])) =~ tr{+/}{-_};
@@ -140,6 +140,15 @@ ok(grep({ $_ eq 'repr-digest' } @{ $ms->{members}{"$base/"}{missing} || [] }) ? 
 my $all = dav(PROPFIND => "$base/f.txt", headers => { Depth => 0 })->content;
 my @etags = $all =~ m{<\w+:getetag>([^<]*)</}g;
 ok(join(' ', @etags), etag_of_bytes('v4'), 'allprop: one getetag, the strong one');
+
+# ... and in a sync-collection answer.
+{
+    my $p = sync_report('/patch/', token => '', level => 'infinite',
+                        raw => '<D:getetag/><I:repr-digest xmlns:I="https://mod-iss.org/ns/iss/1"/>');
+    ok($p->{code}, 207, 'sync-collection asking for getetag and I:repr-digest');
+    ok($p->{members}{"$base/f.txt"}{props}{'repr-digest'} // '', repr('v4'), '... I:repr-digest of a file');
+    ok($p->{members}{"$base/f.txt"}{props}{getetag} // '', etag_of_bytes('v4'), '... and its strong ETag');
+}
 
 # ---- files changed behind httpd's back --------------------------------
 {
