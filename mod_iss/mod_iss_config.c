@@ -414,12 +414,51 @@ static void check_section(check_ctx *c, const ap_directive_t *dav)
     }
 }
 
+/* Whether the method list @a args of a <Limit> names @a method. */
+static int names_method(const char *args, const char *method,
+                        apr_pool_t *p)
+{
+    const char *w;
+
+    while (*(w = ap_getword_conf(p, &args)) != '\0') {
+        apr_size_t n = strlen(w);
+
+        if (w[n - 1] == '>') {
+            w = apr_pstrmemdup(p, w, n - 1);
+        }
+        if (strcasecmp(w, method) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* A <Limit PUT ...> in a `Dav iss` section that does not name PATCH
+ * leaves PATCH, a write method too, to the section's other rules. */
+static void check_limits(check_ctx *c, const ap_directive_t *dav)
+{
+    const ap_directive_t *d;
+
+    for (d = dav->parent ? dav->parent->first_child : NULL; d; d = d->next) {
+        if (strcasecmp(d->directive, "<Limit") == 0 && d->args
+            && names_method(d->args, "PUT", c->p)
+            && !names_method(d->args, "PATCH", c->p)) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, c->s, ISSLOGNO(01062)
+                         "<Limit %s in %s (line %d) limits PUT but not "
+                         "PATCH: with `Dav iss`, PATCH writes files too; "
+                         "add PATCH to that <Limit> (or use <LimitExcept>)",
+                         d->args, d->filename, d->line_num);
+        }
+    }
+}
+
 static void walk_tree(check_ctx *c, const ap_directive_t *d)
 {
     for (; d; d = d->next) {
         if (strcasecmp(d->directive, "Dav") == 0 && d->args
             && strcasecmp(d->args, ISS_PROVIDER_NAME) == 0) {
             check_section(c, d);
+            check_limits(c, d);
         }
         if (d->first_child) {
             walk_tree(c, d->first_child);

@@ -6,7 +6,7 @@ use Apache::Test;
 use ISSTest;
 use File::Temp qw(tempdir);
 
-plan tests => 28;
+plan tests => 30;
 
 # Start an httpd of its own with this <Location /s/> body: (code, log).
 sub start_with {
@@ -82,3 +82,13 @@ ok($log =~ /mod_iss\.so.*(undefined symbol: dav_|mod_dav)/ ? 1 : 0, 1, 'and says
 ($code, $log) = start_with("Dav iss\nISSStateDir $ro");
 ok($code, 0, 'a valid configuration starts') or print "# $log\n";
 ok($log =~ m{mod_iss/0\.1\.0} ? 1 : 0, 1, 'and names mod_iss in its startup line') or print "# $log\n";
+
+# A <Limit PUT> that forgets PATCH: httpd starts, with a warning that
+# names the section's line.
+{
+    my $st = tempdir(CLEANUP => 1);
+    ($code, $log) = start_with("Dav iss\nISSStateDir $st\n<Limit PUT DELETE>\n    Require all denied\n</Limit>");
+    ok($code, 0, '<Limit PUT DELETE> in a Dav iss section: httpd starts');
+    ok($log =~ m{ISS01062: <Limit PUT DELETE> in \S+ \(line \d+\) limits PUT but not PATCH} ? 1 : 0, 1,
+       '... and warns that PATCH is not limited') or print "# $log\n";
+}
