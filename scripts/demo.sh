@@ -102,6 +102,15 @@ the next one with that token lists only what changed since:
   curl -s -X REPORT -H 'Depth: 0' http://127.0.0.1:$port/dav/ --data \\
     '<sync-collection xmlns="DAV:"><sync-token>TOKEN</sync-token><sync-level>infinite</sync-level><prop><getetag/></prop></sync-collection>'
 
+Upload only what changed (RFC 5789 PATCH with a VCDIFF delta; the ETag
+of the PUT names the version the delta applies to):
+  ETAG=\$(curl -s -T README.md -D - -o /dev/null http://127.0.0.1:$port/dav/README.md | sed -n 's/^ETag: //ip' | tr -d '\\r')
+  sed 's/mod_iss/MOD_ISS/' README.md > /tmp/README.new
+  xdelta3 -e -f -D -S none -A -s README.md /tmp/README.new /tmp/README.vcdiff
+  curl -si -X PATCH -H 'Content-Type: application/vcdiff' -H "If-Match: \$ETAG" \\
+    --data-binary @/tmp/README.vcdiff http://127.0.0.1:$port/dav/README.md
+  curl -sI -H 'Want-Repr-Digest: sha-256=1' http://127.0.0.1:$port/dav/README.md
+
 Stop it with:
   scripts/demo.sh stop
 MSG
