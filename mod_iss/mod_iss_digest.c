@@ -229,9 +229,27 @@ static apr_status_t lookup(request_rec *r, iss_store_t *store,
                                  r->pool);
 }
 
-/* Look up or compute the digest of the file @a f (open, described by
- * @a fi) at @a uri; @a store NULL: no lookup (done already, or no
- * store).  @a path only names it in messages. */
+/* lookup(), with a store error logged and turned into "not found";
+ * *store becomes NULL then (nothing is kept in a store that fails). */
+static void lookup_logged(request_rec *r, iss_store_t **store,
+                          const char *uri, const char *rel, const char *path,
+                          const apr_finfo_t *fi, known_t *k)
+{
+    apr_status_t rv = lookup(r, *store, rel, path, fi, k);
+
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, r, ISSLOGNO(01049)
+                      "cannot read the digest of %s from the state store "
+                      "(%s); computing it", uri,
+                      iss_store_last_error(*store));
+        k->found = 0;
+        *store = NULL;
+    }
+}
+
+/* Look up (unless @a looked) or compute the digest of the file @a f
+ * (open, described by @a fi) at @a uri; @a store NULL: no store.
+ * @a path only names it in messages. */
 static void compute_file(request_rec *r, const char *uri, const char *rel,
                          apr_file_t *f, const apr_finfo_t *fi,
                          const char *path, iss_store_t *store, int looked,
@@ -242,15 +260,8 @@ static void compute_file(request_rec *r, const char *uri, const char *rel,
     int stable;
 
     if (store && !looked) {
-        rv = lookup(r, store, rel, path, fi, k);
-        if (rv != APR_SUCCESS) {
-            ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, r, ISSLOGNO(01049)
-                          "cannot read the digest of %s from the state "
-                          "store (%s); computing it", uri,
-                          iss_store_last_error(store));
-            store = NULL;
-        }
-        else if (k->found) {
+        lookup_logged(r, &store, uri, rel, path, fi, k);
+        if (k->found) {
             return;
         }
     }
@@ -290,8 +301,7 @@ static void compute(request_rec *r, const char *uri, known_t *k)
     iss_store_t *store;
     const char *path;
     apr_file_t *f;
-    apr_finfo_t fi;
-    apr_status_t rv;
+    apr_finfo_t fi, opened;
 
     if (rel == NULL || root == NULL || *rel == '\0') {
         return;
@@ -301,28 +311,23 @@ static void compute(request_rec *r, const char *uri, known_t *k)
         || fi.filetype != APR_REG) {
         return;
     }
-    /* The usual case: a record for the file as it is. */
+    /* The usual case: a record for the file as it is (no open). */
     if ((store = store_of(r)) != NULL) {
-        rv = lookup(r, store, rel, path, &fi, k);
-        if (rv == APR_SUCCESS && k->found) {
+        lookup_logged(r, &store, uri, rel, path, &fi, k);
+        if (k->found) {
             return;
-        }
-        if (rv != APR_SUCCESS) {
-            ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, r, ISSLOGNO(01049)
-                          "cannot read the digest of %s from the state "
-                          "store (%s); computing it", uri,
-                          iss_store_last_error(store));
-            store = NULL;
         }
     }
     if (apr_file_open(&f, path, APR_FOPEN_READ | APR_FOPEN_BINARY, 0,
                       r->pool) != APR_SUCCESS) {
         return;
     }
-    /* What was opened may differ from what was looked up: look again. */
-    if (apr_file_info_get(&fi, FILE_INFO, f) == APR_SUCCESS
-        && fi.filetype == APR_REG) {
-        compute_file(r, uri, rel, f, &fi, path, store, 0, k);
+    /* Look again only if what was opened is not what was looked up. */
+    if (apr_file_info_get(&opened, FILE_INFO, f) == APR_SUCCESS
+        && opened.filetype == APR_REG) {
+        compute_file(r, uri, rel, f, &opened, path, store,
+                     opened.inode == fi.inode && opened.size == fi.size
+                     && opened.mtime == fi.mtime, k);
     }
     apr_file_close(f);
 }

@@ -6,7 +6,6 @@ use strict;
 use warnings FATAL => 'all';
 use Apache::Test;
 use ISSTest;
-use Digest::SHA qw(sha256_base64);
 
 plan tests => 27;
 
@@ -26,8 +25,7 @@ ok($x =~ m{<lp1:getcontentlength>14</lp1:getcontentlength>}
 my ($etag) = $x =~ m{a\.txt</D:href>.*?getetag[^>]*>([^<]+)<}s;
 my ($petag) = dav(PROPFIND => '/plain/w/', headers => { Depth => 1 })->content
               =~ m{a\.txt</D:href>.*?getetag[^>]*>([^<]+)<}s;
-(my $want = sha256_base64($body)) =~ tr{+/}{-_};
-ok($etag // 'none', qq{"$want"}, 'getetag in PROPFIND: the strong ETag of the content');
+ok($etag // 'none', strong_etag($body), 'getetag in PROPFIND: the strong ETag of the content');
 ok(defined $petag && $petag ne $etag ? 1 : 0, 1, 'Dav On keeps mod_dav_fs\'s ETag: ' . ($petag // 'none'));
 ok($x =~ m{<D:href>/iss/w/a\.txt</D:href>} ? 1 : 0, 1, 'member listed with its href');
 

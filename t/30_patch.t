@@ -9,33 +9,11 @@ use strict;
 use warnings FATAL => 'all';
 use Apache::Test;
 use ISSTest;
-use Digest::SHA qw(sha256 sha256_base64);
 use File::Temp qw(tempdir);
-use MIME::Base64 qw(encode_base64);
 use IO::Socket::INET;
 
 plan tests => 124;
 
-my $tmp = tempdir(CLEANUP => 1);
-my $n = 0;
-
-sub etag_of_bytes {
-    (my $b = sha256_base64($_[0])) =~ tr{+/}{-_};
-    return qq{"$b"};
-}
-sub repr_of_bytes { 'sha-256=:' . encode_base64(sha256($_[0]), '') . ':' }
-
-# xdelta3 -e: a delta from OLD to NEW (bytes), with extra flags.
-sub xdelta {
-    my ($old, $new, @flags) = @_;
-    $n++;
-    spew("$tmp/o$n", $old);
-    spew("$tmp/n$n", $new);
-    system('xdelta3', '-e', '-f', '-D', '-S', 'none', '-A', @flags, '-s',
-           "$tmp/o$n", "$tmp/n$n", "$tmp/d$n") == 0
-        or die "xdelta3 failed (is it installed? scripts/deps.sh installs it)\n";
-    return slurp("$tmp/d$n");
-}
 
 sub rnd { join '', map { chr int rand 256 } 1 .. $_[0] }
 
@@ -60,7 +38,7 @@ my $disk = sub { slurp(files_dir() =~ s{files$}{files-patch}r . "/v/$_[0]") };
 srand(42);
 my $v0 = rnd(200_000);
 my $etag = put("$base/a.bin", $v0);
-ok($etag, etag_of_bytes($v0), 'PUT answers the strong ETag of the content');
+ok($etag, strong_etag($v0), 'PUT answers the strong ETag of the content');
 ok($etag !~ m{^W/} ? 1 : 0, 1, 'not weak, although the file changed this second');
 my $head = dav(HEAD => "$base/a.bin");
 ok($head->header('ETag'), $etag, 'HEAD gives the same ETag');
@@ -68,10 +46,10 @@ my $cur = $v0;
 for my $i (1 .. 4) {
     my $new = $cur;
     substr($new, 1000 * $i, 5) = "EDIT$i";
-    my $r = patch("$base/a.bin", xdelta($cur, $new), 'If-Match' => $etag);
+    my $r = patch("$base/a.bin", xdelta3_delta($cur, $new), 'If-Match' => $etag);
     ok($r->code, 204, "PATCH $i right after the previous write: 204");
-    ok($r->header('ETag'), etag_of_bytes($new), "PATCH $i: the new strong ETag");
-    ok($r->header('Repr-Digest'), repr_of_bytes($new), "PATCH $i: Repr-Digest of the new content");
+    ok($r->header('ETag'), strong_etag($new), "PATCH $i: the new strong ETag");
+    ok($r->header('Repr-Digest'), repr_digest($new), "PATCH $i: Repr-Digest of the new content");
     ok($disk->('a.bin') eq $new ? 1 : 0, 1, "PATCH $i: the file holds the new content");
     $etag = $r->header('ETag');
     $cur = $new;
@@ -92,18 +70,18 @@ for my $c (@cases) {
     my $old = rnd($size);
     my $new = $edit->($old);
     my $e = put("$base/c.bin", $old);
-    my $d = xdelta($old, $new, @$flags);
+    my $d = xdelta3_delta($old, $new, @$flags);
     my $r = patch("$base/c.bin", $d, 'If-Match' => $e);
     ok($r->code, 204, "$name: 204");
     ok($disk->('c.bin') eq $new ? 1 : 0, 1, "$name: exact result (" . length($new) . ' bytes)');
-    ok($r->header('ETag'), etag_of_bytes($new), "$name: ETag");
+    ok($r->header('ETag'), strong_etag($new), "$name: ETag");
 }
 
 # ---- refusals: status, a body that says why, nothing changed ----------
 my $old = rnd(100_000);
 my $new = $old;
 substr($new, 50_000, 100) = 'x' x 100;
-my $good = xdelta($old, $new);
+my $good = xdelta3_delta($old, $new);
 $etag = put("$base/r.bin", $old);
 
 sub refused {
@@ -151,7 +129,7 @@ for my $cut (3, 12, length($good) - 1) {
 }
 refused('a delta cut after its header, with the Repr-Digest of the whole result', 409,
         'repr-digest-mismatch', patch("$base/r.bin", substr($good, 0, 5), 'If-Match' => $etag,
-                                      'Repr-Digest' => repr_of_bytes($new)));
+                                      'Repr-Digest' => repr_digest($new)));
 {
     # The connection ends before the Content-Length it announced.
     my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1:' . Apache::Test::vars('port'))
@@ -168,16 +146,16 @@ refused('a delta cut after its header, with the Repr-Digest of the whole result'
 }
 {
     my $other = rnd(100_000);      # same length, other bytes
-    my $d = xdelta($other, $other =~ s/^(.{10})/0123456789/sr);
+    my $d = xdelta3_delta($other, $other =~ s/^(.{10})/0123456789/sr);
     refused('a delta made from another version (Adler-32)', 409, 'delta-conflict',
             patch("$base/r.bin", $d, 'If-Match' => $etag));
 }
 refused('Repr-Digest of another result', 409, 'repr-digest-mismatch',
-        patch("$base/r.bin", $good, 'If-Match' => $etag, 'Repr-Digest' => repr_of_bytes('something else')));
+        patch("$base/r.bin", $good, 'If-Match' => $etag, 'Repr-Digest' => repr_digest('something else')));
 refused('a malformed Repr-Digest', 400, 'invalid-digest',
         patch("$base/r.bin", $good, 'If-Match' => $etag, 'Repr-Digest' => 'sha-256=:abc:'));
 refused('Content-Digest of another body', 400, 'digest-mismatch',
-        patch("$base/r.bin", $good, 'If-Match' => $etag, 'Content-Digest' => repr_of_bytes('other')));
+        patch("$base/r.bin", $good, 'If-Match' => $etag, 'Content-Digest' => repr_digest('other')));
 {
     my $sec = $good;
     substr($sec, 4, 1) = chr(ord(substr($sec, 4, 1)) | 1);
@@ -191,8 +169,8 @@ refused('Content-Digest of another body', 400, 'digest-mismatch',
 ok(sync_token_of('/patch/'), $token, 'no refused PATCH entered the change log');
 
 # The right Repr-Digest and Content-Digest are accepted.
-$r = patch("$base/r.bin", $good, 'If-Match' => $etag, 'Repr-Digest' => repr_of_bytes($new),
-           'Content-Digest' => repr_of_bytes($good));
+$r = patch("$base/r.bin", $good, 'If-Match' => $etag, 'Repr-Digest' => repr_digest($new),
+           'Content-Digest' => repr_digest($good));
 ok($r->code, 204, 'matching Repr-Digest and Content-Digest: 204');
 ok($disk->('r.bin') eq $new ? 1 : 0, 1, '... applied');
 
@@ -203,7 +181,7 @@ ok($disk->('r.bin') eq $new ? 1 : 0, 1, '... applied');
     my $p = sync_report('/patch/', token => $token, level => 'infinite');
     my @hrefs = @{ $p->{order} };
     ok(join(' ', @hrefs), '/patch/v/r.bin', 'a sync from before lists the patched file, once');
-    ok($p->{members}{'/patch/v/r.bin'}{props}{getetag} // '', etag_of_bytes($new),
+    ok($p->{members}{'/patch/v/r.bin'}{props}{getetag} // '', strong_etag($new),
        '... with the ETag the PATCH answered');
 }
 
@@ -214,16 +192,16 @@ my $ldisk = sub { slurp(files_dir() =~ s{files$}{files-patchlim}r . "/v/$_[0]") 
     my $small = rnd(3000);
     my $e = put('/patchlim/v/l.bin', $small);
     my $big = $small . rnd(70_000);
-    my $r = patch('/patchlim/v/l.bin', xdelta($small, $big, '-W', '16384'), 'If-Match' => $e);
+    my $r = patch('/patchlim/v/l.bin', xdelta3_delta($small, $big, '-W', '16384'), 'If-Match' => $e);
     ok($r->code, 413, 'a result past ISSPatchMaxTargetSize: 413');
     ok($r->content =~ m{<I:patch-too-large/>} ? 1 : 0, 1, '... named patch-too-large');
     ok($ldisk->('l.bin') eq $small ? 1 : 0, 1, '... the file is byte-identical');
     my $wide = rnd(20_000);      # one window of 20000 bytes
-    $r = patch('/patchlim/v/l.bin', xdelta($small, $wide), 'If-Match' => $e);
+    $r = patch('/patchlim/v/l.bin', xdelta3_delta($small, $wide), 'If-Match' => $e);
     ok($r->code, 413, 'a window past ISSPatchMaxWindow: 413');
     ok($ldisk->('l.bin') eq $small ? 1 : 0, 1, '... the file is byte-identical');
     my $fits = rnd(20_000);      # windows of 16384 and 3616 bytes
-    $r = patch('/patchlim/v/l.bin', xdelta($small, $fits, '-W', '16384'), 'If-Match' => $e);
+    $r = patch('/patchlim/v/l.bin', xdelta3_delta($small, $fits, '-W', '16384'), 'If-Match' => $e);
     ok($r->code, 204, 'within both limits: 204');
     ok($ldisk->('l.bin') eq $fits ? 1 : 0, 1, '... applied');
 }
@@ -277,7 +255,7 @@ CONF
     my $e = $pr->header('ETag');
     my $r = $ua->request(HTTP::Request->new(PATCH => $u,
         [ 'Content-Type' => 'application/vcdiff', 'If-Match' => $e ],
-        xdelta($small, $small . rnd(300_000))));
+        xdelta3_delta($small, $small . rnd(300_000))));
     ok($r->code, 507, 'a 400 KB result: 507 Insufficient Storage');
     ok($r->content =~ m{<I:insufficient-storage/>} ? 1 : 0, 1, '... named insufficient-storage');
     ok((slurp("$dir/files/full.bin") // '') eq $small ? 1 : 0, 1, '... the file is byte-identical');

@@ -39,9 +39,7 @@ my $t_start = time;
 sub took { printf "# %s took %.1f s\n", $_[0], time - $t_start; $t_start = time }
 my $L = '/patch/race';
 my $dir = files_dir() =~ s{files$}{files-patch}r . '/race';
-my $deltas = 0;
 
-sub etag_of { '"' . encode_base64url(sha256($_[0])) . '"' }
 # $n random bytes (from srand's seed), made in small pieces: one list of
 # half a million numbers costs seconds when the ASan runtime is preloaded.
 sub rnd {
@@ -49,17 +47,6 @@ sub rnd {
     my $s = '';
     $s .= pack 'N*', map { int rand 4294967296 } 1 .. 1024 while length $s < $n;
     return substr($s, 0, $n);
-}
-
-sub xdelta {
-    my ($old, $new, @flags) = @_;
-    my $n = ++$deltas;
-    spew("$tmp/o$n", $old);
-    spew("$tmp/n$n", $new);
-    system('xdelta3', '-e', '-f', '-D', '-S', 'none', '-A', @flags, '-s',
-           "$tmp/o$n", "$tmp/n$n", "$tmp/d$n") == 0
-        or die "xdelta3 -e failed: $?\n";
-    return slurp("$tmp/d$n");
 }
 
 sub ua { LWP::UserAgent->new(keep_alive => 0, timeout => 30) }
@@ -129,7 +116,7 @@ sub atomicity {
             print "# PATCH $i: ", $r->status_line, ' ', $r->content, "\n";
             last;
         }
-        $bad_etag++ if ($r->header('ETag') // '') ne etag_of($versions->{$to});
+        $bad_etag++ if ($r->header('ETag') // '') ne strong_etag($versions->{$to});
         $etag = $r->header('ETag') // '';
         last if @codes > 5000;
     }
@@ -152,13 +139,13 @@ sub atomicity {
             $reads++;
             my $v = $name{$sha};
             if ($code != 200 || !$v || $how ne 'ok') {
-                my $like = join ', ', map { "ETag of $_" } grep { etag_of($versions->{$_}) eq $tag } sort keys %$versions;
+                my $like = join ', ', map { "ETag of $_" } grep { strong_etag($versions->{$_}) eq $tag } sort keys %$versions;
                 push @mixed, "GET $code, $len bytes, Content-Length $cl, $how, ETag $tag"
                            . ($like ? " ($like)" : '') . ", neither " . join(' nor ', sort keys %$versions);
                 next;
             }
             $seen{$v}++;
-            push @bad_tag, "GET of $v with ETag $tag" if $tag ne etag_of($versions->{$v});
+            push @bad_tag, "GET of $v with ETag $tag" if $tag ne strong_etag($versions->{$v});
         }
     }
     print "# $what: $reads GETs saw ", join(', ', map { "$_ x$seen{$_}" } sort keys %seen), "\n";
@@ -170,7 +157,7 @@ sub atomicity {
     (my $rel = $path) =~ s{^\Q$L\E/}{};
     my $final = slurp("$dir/$rel");
     my $g = dav(GET => $path);
-    ok(($g->content eq $final && ($g->header('ETag') // '') eq etag_of($final)) ? 1 : 0, 1,
+    ok(($g->content eq $final && ($g->header('ETag') // '') eq strong_etag($final)) ? 1 : 0, 1,
        "$what: afterwards GET gives the file on disk and its ETag");
     opendir(my $dh, $dir) or die "$dir: $!";
     my @left = grep { /^\.davfs\.tmp/ } readdir $dh;
@@ -184,7 +171,7 @@ my $B = $A;
 substr($B, $MiB, 65536) = rnd(65536);
 my $B2 = $A;
 substr($B2, $MiB, 0) = rnd($MiB);
-my @cycle = (['B', xdelta($A, $B)], ['A', xdelta($B, $A)], ["B'", xdelta($A, $B2)], ['A', xdelta($B2, $A)]);
+my @cycle = (['B', xdelta3_delta($A, $B)], ['A', xdelta3_delta($B, $A)], ["B'", xdelta3_delta($A, $B2)], ['A', xdelta3_delta($B2, $A)]);
 atomicity('2 MiB', "$L/big.bin", { A => $A, B => $B, "B'" => $B2 }, \@cycle, 3, 1);
 took('atomicity, 2 MiB');
 
@@ -195,7 +182,7 @@ took('atomicity, 2 MiB');
     my $sb = $sa;
     substr($sb, 500, 0) = rnd(3000);
     atomicity('1000/4000 bytes', "$L/small.bin", { A => $sa, B => $sb },
-              [['B', xdelta($sa, $sb)], ['A', xdelta($sb, $sa)]], 1.5, 2);
+              [['B', xdelta3_delta($sa, $sb)], ['A', xdelta3_delta($sb, $sa)]], 1.5, 2);
     took('atomicity, 1000/4000 bytes');
 }
 
@@ -251,7 +238,7 @@ took('atomicity, 2 MiB');
         delete $ok{B} if $xc == 412;                   # a refused PATCH wrote nothing
         ok($ok{$what} ? 1 : 0, 1, "round $round: the file is exactly " . join(' or ', sort keys %ok) . " (it is $what)");
         ok(slurp("$dir/race.bin") eq $got ? 1 : 0, 1, "round $round: GET returns the file on disk");
-        ok($g->header('ETag') // '<none>', etag_of($got), "round $round: the GET ETag names what GET returns");
+        ok($g->header('ETag') // '<none>', strong_etag($got), "round $round: the GET ETag names what GET returns");
     }
     print "# outcomes: ", join('; ', map { "$_ x$outcome{$_}" } sort keys %outcome), "\n";
     took('PATCH racing PUT');
@@ -264,7 +251,7 @@ took('atomicity, 2 MiB');
     substr($N, 10_000, 500) = rnd(500);
     substr($N, 60_000, 0) = rnd(2000);
     substr($N, 90_000, 300) = '';
-    my $good = xdelta($O, $N);
+    my $good = xdelta3_delta($O, $N);
     my $eO = put("$L/h.bin", $O);
     my $r = dav(PATCH => "$L/h.bin", body => $good,
                 headers => { 'Content-Type' => 'application/vcdiff', 'If-Match' => $eO });
@@ -341,7 +328,7 @@ took('atomicity, 2 MiB');
     # A delta from another source of the same length: the window's Adler-32
     # of xdelta3 does not match the result.
     my $other = rnd(100_000);
-    my $d = xdelta($other, substr($other, 0, 50_000) . 'x' x 1000 . substr($other, 50_000));
+    my $d = xdelta3_delta($other, substr($other, 0, 50_000) . 'x' x 1000 . substr($other, 50_000));
     my $res = dav(PATCH => "$L/h.bin", body => $d,
                   headers => { 'Content-Type' => 'application/vcdiff', 'If-Match' => $eO });
     ok($res->code, 409, 'a delta made from another source of the same length: 409');

@@ -12,7 +12,7 @@ use Exporter 'import';
 our @EXPORT = qw(dav url t_dir files_dir slurp spew log_mark log_since
                  captures own_httpd_start own_httpd_stop own_httpd_kill9
                  iss_state sync_report sync_body parse_multistatus
-                 sync_token_of);
+                 sync_token_of strong_etag repr_digest xdelta3_delta);
 
 sub url { Apache::TestRequest::resolve_url($_[0]) }
 
@@ -159,6 +159,34 @@ sub sync_token_of {
                   body => '<D:propfind xmlns:D="DAV:"><D:prop><D:sync-token/></D:prop></D:propfind>');
     my ($t) = $res->content =~ m{<[\w-]+:sync-token>([^<]*)</}s;
     return $t;
+}
+
+# ---- digests, ETags and deltas (issue 4) ----------------------------------
+
+use Digest::SHA ();
+use MIME::Base64 ();
+
+# The strong ETag mod_iss gives a file with these bytes.
+sub strong_etag { '"' . MIME::Base64::encode_base64url(Digest::SHA::sha256($_[0])) . '"' }
+
+# Their Repr-Digest / Content-Digest field value.
+sub repr_digest { 'sha-256=:' . MIME::Base64::encode_base64(Digest::SHA::sha256($_[0]), '') . ':' }
+
+# A VCDIFF delta from OLD to NEW (bytes) made by xdelta3 as the protocol
+# says (-D -S none -A), with extra flags (-n, -W 16384, ...).
+my ($xd_dir, $xd_n);
+sub xdelta3_delta {
+    my ($old, $new, @flags) = @_;
+    $xd_dir //= File::Temp::tempdir(CLEANUP => 1);
+    my $n = ++$xd_n;
+    spew("$xd_dir/o$n", $old);
+    spew("$xd_dir/n$n", $new);
+    system('xdelta3', '-e', '-f', '-D', '-S', 'none', '-A', @flags, '-s',
+           "$xd_dir/o$n", "$xd_dir/n$n", "$xd_dir/d$n") == 0
+        or die "xdelta3 -e failed ($?): is it installed? scripts/deps.sh installs it\n";
+    my $d = slurp("$xd_dir/d$n");
+    unlink "$xd_dir/o$n", "$xd_dir/n$n", "$xd_dir/d$n";
+    return $d;
 }
 
 # ---- httpd servers of a test's own ---------------------------------------
