@@ -11,6 +11,7 @@
 #include "iss_cdc.h"
 #include "iss_digest.h"
 #include "tap.h"
+#include "testdata.h"
 
 #include <apr_general.h>
 #include <apr_strings.h>
@@ -22,41 +23,6 @@
 
 /* Test data: SplitMix64 from a seed, word i giving bytes 8i .. 8i+7 least
  * significant byte first (so the bytes are the same on every host). */
-static apr_uint64_t splitmix64(apr_uint64_t *s)
-{
-    apr_uint64_t z = (*s += APR_UINT64_C(0x9e3779b97f4a7c15));
-
-    z = (z ^ (z >> 30)) * APR_UINT64_C(0xbf58476d1ce4e5b9);
-    z = (z ^ (z >> 27)) * APR_UINT64_C(0x94d049bb133111eb);
-    return z ^ (z >> 31);
-}
-
-static unsigned char *random_bytes(apr_uint64_t seed, apr_size_t len)
-{
-    unsigned char *b = malloc(len + 8);
-    apr_size_t i;
-    int j;
-
-    for (i = 0; i < len; i += 8) {
-        apr_uint64_t w = splitmix64(&seed);
-
-        for (j = 0; j < 8; j++)
-            b[i + j] = (unsigned char)(w >> (8 * j));
-    }
-    return b;
-}
-
-static const char *hex(const unsigned char *b, apr_size_t n, apr_pool_t *p)
-{
-    char *s = apr_palloc(p, 2 * n + 1);
-    apr_size_t i;
-
-    for (i = 0; i < n; i++)
-        apr_snprintf(s + 2 * i, 3, "%02x", b[i]);
-    s[2 * n] = '\0';
-    return s;
-}
-
 static void sha256(const unsigned char *b, apr_size_t n,
                    unsigned char out[SHA_LEN], apr_pool_t *p)
 {
@@ -126,10 +92,10 @@ static void test_gear(apr_pool_t *p)
         for (j = 0; j < 8; j++)
             ser[8 * i + j] = (unsigned char)(g[i] >> (56 - 8 * j));
     sha256(ser, sizeof(ser), out, p);
-    is_str(hex(out, SHA_LEN, p), GEAR_SHA256,
+    is_str(testdata_hex(out, SHA_LEN, p), GEAR_SHA256,
            "SHA-256 of the GEAR table (big-endian)");
     for (i = 0; i < 256; i++)
-        if (g[i] != splitmix64(&s)) {
+        if (g[i] != testdata_splitmix64(&s)) {
             diag("  GEAR[%d] differs from SplitMix64(\"iss-gear\")", i);
             same = 0;
             break;
@@ -173,7 +139,7 @@ static void test_masks(void)
 
 /* ---- test vectors ------------------------------------------------------ */
 
-/* Chunk lengths of the first 4 MiB of random_bytes(1) with the default
+/* Chunk lengths of the first 4 MiB of testdata_random(1) with the default
  * parameters, and of its first 64 KiB with 256 / 1024 / 4096 (the last
  * length is the unterminated rest); computed by an independent Python
  * implementation of the rule as iss_cdc.h states it, not from iss_cdc.c
@@ -220,11 +186,11 @@ static const iss_cdc_params_t small_params = { 256, 1024, 4096 };
 static void test_vectors(apr_pool_t *p)
 {
     iss_cdc_params_t def = ISS_CDC_PARAMS_DEFAULT;
-    unsigned char *d = random_bytes(1, 4 * MIB), out[SHA_LEN];
+    unsigned char *d = testdata_random(1, 4 * MIB), out[SHA_LEN];
     apr_size_t *lens, n;
 
     sha256(d, 4 * MIB, out, p);
-    is_str(hex(out, SHA_LEN, p), DATA4M_SHA256, "test data (SplitMix64 seed 1)");
+    is_str(testdata_hex(out, SHA_LEN, p), DATA4M_SHA256, "test data (SplitMix64 seed 1)");
 
     lens = chunk_all(&def, d, 4 * MIB, &n);
     same_lengths(lens, n, vec_default,
@@ -280,7 +246,7 @@ static void test_bounds(void)
         { 1000, 4096, 8192 }, { 100000, 1u << 20, 3u << 20 }
     };
     apr_size_t len = 16 * MIB + 12345, i, j;
-    unsigned char *r = random_bytes(7, len);
+    unsigned char *r = testdata_random(7, len);
     unsigned char *z = calloc(1, len);
     unsigned char *pat = malloc(len);
     static const char motif[] = "iss-cdc ";
@@ -315,7 +281,7 @@ static void test_cut(void)
 {
     iss_cdc_params_t def = ISS_CDC_PARAMS_DEFAULT;
     iss_cdc_params_t bad = { 100, 1000, 4000 };
-    unsigned char *d = random_bytes(1, 4 * MIB);
+    unsigned char *d = testdata_random(1, 4 * MIB);
     unsigned char *z = calloc(1, 2 * ISS_CDC_MAX_DEFAULT);
     apr_size_t first = vec_default[0];
 
@@ -352,7 +318,7 @@ static void stream_check(iss_cdc_t *c, const unsigned char *b,
     apr_uint64_t rs = 99;
 
     while (off < len) {
-        apr_size_t sz = piece ? piece : 1 + splitmix64(&rs) % 200000;
+        apr_size_t sz = piece ? piece : 1 + testdata_splitmix64(&rs) % 200000;
         const unsigned char *q;
         int cut;
 
@@ -395,7 +361,7 @@ static void test_stream(apr_pool_t *p)
 {
     iss_cdc_params_t def = ISS_CDC_PARAMS_DEFAULT;
     apr_size_t len = 4 * MIB, n, ns, i;
-    unsigned char *d = random_bytes(1, len), *g = random_bytes(5, 5000);
+    unsigned char *d = testdata_random(1, len), *g = testdata_random(5, 5000);
     unsigned char *z = calloc(1, 3000);
     apr_size_t *want = chunk_all(&def, d, len, &n);
     apr_size_t *wants = chunk_all(&small_params, d, len, &ns);
@@ -484,7 +450,7 @@ static void test_edits(apr_pool_t *p)
     apr_size_t len = 64 * MIB, mid = len / 2 + 12345, nold, n, fresh;
     apr_size_t i, worst = 0, least = (apr_size_t)-1, sum = 0;
     apr_uint64_t rs = 3;
-    unsigned char *a = random_bytes(2, len);
+    unsigned char *a = testdata_random(2, len);
     unsigned char *b = malloc(len + 64);
     unsigned char *old = chunk_ids(&def, a, len, &nold, p);
 
@@ -519,8 +485,8 @@ static void test_edits(apr_pool_t *p)
 
     /* Inserts of 1 to 64 bytes at 8 pseudo-random places. */
     for (i = 0; i < 8; i++) {
-        apr_size_t at = (apr_size_t)(splitmix64(&rs) % len);
-        apr_size_t k = 1 + (apr_size_t)(splitmix64(&rs) % 64);
+        apr_size_t at = (apr_size_t)(testdata_splitmix64(&rs) % len);
+        apr_size_t k = 1 + (apr_size_t)(testdata_splitmix64(&rs) % 64);
 
         memcpy(b, a, at);
         memset(b + at, 'x', k);

@@ -7,6 +7,7 @@
 
 #include "iss_digest.h"
 #include "tap.h"
+#include "testdata.h"
 
 #include <apr_general.h>
 #include <apr_strings.h>
@@ -14,17 +15,6 @@
 #include <string.h>
 
 #define LEN ISS_DIGEST_SHA256_LEN
-
-static const char *hex(const unsigned char *b, apr_size_t n, apr_pool_t *p)
-{
-    char *s = apr_palloc(p, 2 * n + 1);
-    apr_size_t i;
-
-    for (i = 0; i < n; i++)
-        apr_snprintf(s + 2 * i, 3, "%02x", b[i]);
-    s[2 * n] = '\0';
-    return s;
-}
 
 static void unhex(const char *h, unsigned char *out)
 {
@@ -60,22 +50,22 @@ static void test_sha(apr_pool_t *p)
 
     ok(iss_digest_create(&d, p) == APR_SUCCESS, "create");
     iss_digest_final(d, out);
-    is_str(hex(out, LEN, p), SHA_EMPTY, "sha256(\"\")");
+    is_str(testdata_hex(out, LEN, p), SHA_EMPTY, "sha256(\"\")");
     iss_digest_update(d, "abc", 3);
     iss_digest_final(d, out);
-    is_str(hex(out, LEN, p), SHA_ABC, "sha256(\"abc\"), context reused after final");
+    is_str(testdata_hex(out, LEN, p), SHA_ABC, "sha256(\"abc\"), context reused after final");
     iss_digest_update(d, "a", 1);
     iss_digest_update(d, NULL, 0);
     iss_digest_update(d, "bc", 2);
     iss_digest_final(d, out);
-    is_str(hex(out, LEN, p), SHA_ABC, "sha256(\"abc\") in two pieces");
+    is_str(testdata_hex(out, LEN, p), SHA_ABC, "sha256(\"abc\") in two pieces");
 
     big = malloc(n);
     for (i = 0; i < n; i++)
         big[i] = (unsigned char)((i * 7 + i / 251) & 0xff);
     iss_digest_update(d, big, n);
     iss_digest_final(d, one);
-    is_str(hex(one, LEN, p), SHA_MIB, "1 MiB one-shot");
+    is_str(testdata_hex(one, LEN, p), SHA_MIB, "1 MiB one-shot");
     for (i = 0, step = 1; i < n; i += step, step = step * 3 % 7919 + 1)
         iss_digest_update(d, big + i, i + step > n ? n - i : step);
     iss_digest_final(d, out);
@@ -115,7 +105,7 @@ static void parses(const char *v, const char *want_hex, apr_pool_t *p)
     rv = iss_digest_parse(v, out, &found);
     if (want_hex)
         ok(rv == APR_SUCCESS && found == 1
-           && strcmp(hex(out, LEN, p), want_hex) == 0,
+           && strcmp(testdata_hex(out, LEN, p), want_hex) == 0,
            "valid, sha-256 found: '%s'", v);
     else
         ok(rv == APR_SUCCESS && found == 0, "valid, no sha-256: '%s'", v);

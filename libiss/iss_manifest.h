@@ -1,0 +1,214 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+
+/**
+ * iss_manifest — chunk manifests (chunk dedup, issue 5).
+ *
+ * A manifest describes one file content as the ordered list of its
+ * chunks (iss_cdc.h), each named by its SHA-256 (the chunk id) and its
+ * length, plus the SHA-256 and size of the whole file.  This header is
+ * the specification of the binary form, media type
+ *
+ *     application/vnd.mod-iss.manifest
+ *
+ * which a client author can implement from it alone.
+ *
+ * Format ("ISM1").  All integers are unsigned, big-endian (network
+ * order), with no padding and no alignment:
+ *
+ *     offset  size     field
+ *          0     4     magic: the ASCII bytes "ISM1" (49 53 4d 31)
+ *          4     4     min_size  } the chunking parameters the file was
+ *          8     4     avg_size  } chunked with (iss_cdc_params_t); they
+ *         12     4     max_size  } must pass iss_cdc_params_check()
+ *         16     8     file size in bytes
+ *         24    32     SHA-256 of the whole file
+ *         56     4     count: the number of entries
+ *         60  36 x count entries, in file order, each:
+ *                 +0  32   SHA-256 of the chunk (its id)
+ *                 +32  4   length of the chunk in bytes
+ *
+ * So a manifest is exactly 60 + 36 * count bytes; nothing may follow
+ * the last entry.  A manifest is valid iff, besides that length rule:
+ *  - every chunk length is from 1 to max_size;
+ *  - the chunk lengths add up to the file size exactly;
+ *  - the parameters pass iss_cdc_params_check().
+ * Chunk i starts at offset(i) = length(0) + ... + length(i-1) of the
+ * file; the offsets are not transmitted (parse and the builder compute
+ * them, iss_manifest_entry_t.offset).  An empty file has count 0 and the
+ * SHA-256 of nothing (e3b0c442...b855).  Ids may repeat (a file that
+ * holds the same chunk twice lists it twice).  Nothing checks in the
+ * manifest that the chunks follow the cut rule of iss_cdc.h, nor that
+ * the ids are right: only the bytes can tell (the server verifies every
+ * chunk against its id and the file against its digest when it
+ * assembles it).
+ *
+ * Size: 36 bytes per chunk; a 1 GiB file of random content at the
+ * default parameters (mean chunk ~73 KiB, ~14.4k chunks) has a manifest
+ * of about 0.5 MB.
+ *
+ * Hostile input.  iss_manifest_parse() checks the header and the count
+ * against the limits and the input length before it allocates anything,
+ * so what it allocates is proportional to the input it was given (about
+ * 48 bytes per 36 of input); it never reads outside its buffer and
+ * reports one specific code per fault (ISS_MANIFEST_E*).  Order of the
+ * checks, first failure wins: header (length, magic), parameters
+ * (valid, then equal to the required ones), file size limit, count
+ * limit, total length, then the entries in order (chunk length), then
+ * the sum.
+ *
+ * Building.  iss_manifest_builder_t takes the content in pieces of any
+ * size, in one pass: the same bytes go to the chunker, the chunk's
+ * SHA-256 and the whole-file SHA-256, so a PUT body or a file is read
+ * once.  Pieces of any sizes give the same manifest.
+ *
+ * Pure code: APR and OpenSSL (through iss_digest) only.
+ */
+#ifndef ISS_MANIFEST_H
+#define ISS_MANIFEST_H
+
+#include <apr_pools.h>
+#include <apr_errno.h>
+
+#include "iss_cdc.h"
+#include "iss_digest.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** The media type of the binary form. */
+#define ISS_MANIFEST_MEDIA_TYPE "application/vnd.mod-iss.manifest"
+/** The 4 magic bytes. */
+#define ISS_MANIFEST_MAGIC      "ISM1"
+/** Bytes before the first entry. */
+#define ISS_MANIFEST_HEADER_LEN 60
+/** Bytes per entry. */
+#define ISS_MANIFEST_ENTRY_LEN  36
+
+/** Shorter than the 60-byte header, or the magic is not "ISM1". */
+#define ISS_MANIFEST_EHEADER   (APR_OS_START_USERERR + 60)
+/** The bytes after the header are not exactly 36 x count: truncated
+ *  entries or trailing bytes. */
+#define ISS_MANIFEST_ELENGTH   (APR_OS_START_USERERR + 61)
+/** count is above iss_manifest_limits_t.max_entries. */
+#define ISS_MANIFEST_ECOUNT    (APR_OS_START_USERERR + 62)
+/** A chunk length is 0 or above the manifest's max_size. */
+#define ISS_MANIFEST_ECHUNK    (APR_OS_START_USERERR + 63)
+/** The chunk lengths do not add up to the file size. */
+#define ISS_MANIFEST_ESUM      (APR_OS_START_USERERR + 64)
+/** The chunking parameters are refused by iss_cdc_params_check(). */
+#define ISS_MANIFEST_EPARAMS   (APR_OS_START_USERERR + 65)
+/** The file size is above iss_manifest_limits_t.max_file_size. */
+#define ISS_MANIFEST_ETOOBIG   (APR_OS_START_USERERR + 66)
+/** The chunking parameters are valid but not those the caller requires
+ *  (iss_manifest_limits_t.params). */
+#define ISS_MANIFEST_EMISMATCH (APR_OS_START_USERERR + 67)
+
+/** One chunk of a manifest. */
+typedef struct iss_manifest_entry_t {
+    /** SHA-256 of the chunk's bytes: the chunk id. */
+    unsigned char sha256[ISS_DIGEST_SHA256_LEN];
+    /** Length in bytes (1 .. params.max_size). */
+    apr_uint32_t length;
+    /** Where the chunk starts in the file: the sum of the lengths of the
+     *  entries before it.  Derived, not encoded (set by parse and the
+     *  builder; iss_manifest_encode() ignores it). */
+    apr_uint64_t offset;
+} iss_manifest_entry_t;
+
+/** A manifest. */
+typedef struct iss_manifest_t {
+    iss_cdc_params_t params;
+    apr_uint64_t file_size;
+    unsigned char file_sha256[ISS_DIGEST_SHA256_LEN];
+    apr_uint32_t count;
+    /** count entries in file order (NULL when count is 0). */
+    iss_manifest_entry_t *entries;
+} iss_manifest_t;
+
+/** What iss_manifest_parse() accepts beyond the format. */
+typedef struct iss_manifest_limits_t {
+    /** Largest count; a caller reading a manifest from the network can
+     *  stop reading after iss_manifest_encoded_len(max_entries) bytes. */
+    apr_uint32_t max_entries;
+    /** Largest file size. */
+    apr_uint64_t max_file_size;
+    /** If not NULL, the manifest's parameters must equal these (a store
+     *  accepts manifests made with its own parameters only: other
+     *  boundaries would not dedup, and a client-chosen max_size would
+     *  let it choose how much a server holds per chunk). */
+    const iss_cdc_params_t *params;
+} iss_manifest_limits_t;
+
+/** Bytes of the binary form of a manifest of @a count entries
+ *  (60 + 36 * count; 64-bit, so it cannot overflow). */
+apr_uint64_t iss_manifest_encoded_len(apr_uint32_t count);
+
+/**
+ * Parse the @a len bytes at @a buf (untrusted) as a manifest.
+ * On success *out is a new manifest allocated from @a pool (nothing
+ * points into @a buf), with the offsets of the entries filled in.
+ * Otherwise *out is NULL and the code says what is wrong: one of the
+ * ISS_MANIFEST_E* codes above, or APR_EINVAL if @a out or @a lim is NULL
+ * (or @a buf is NULL with a non-zero @a len).  @a buf may be NULL when
+ * @a len is 0 (then ISS_MANIFEST_EHEADER).  Nothing is allocated before
+ * the header, the count and the total length have been checked.
+ */
+apr_status_t iss_manifest_parse(const void *buf, apr_size_t len,
+                                const iss_manifest_limits_t *lim,
+                                iss_manifest_t **out, apr_pool_t *pool);
+
+/**
+ * The binary form of @a m in *buf (allocated from @a pool) and *len.
+ * @a m must be valid as parse defines it (limits aside): otherwise the
+ * ISS_MANIFEST_E* code parse would give (EPARAMS, ECHUNK, ESUM), and
+ * APR_EINVAL if @a m is NULL or has count > 0 with no entries; APR_ENOMEM
+ * if the form does not fit in an apr_size_t.  So encode(parse(x)) is x.
+ * The entries' offsets are ignored.
+ */
+apr_status_t iss_manifest_encode(const iss_manifest_t *m, unsigned char **buf,
+                                 apr_size_t *len, apr_pool_t *pool);
+
+/** A static English message for an ISS_MANIFEST_E* code (for logs and
+ *  error bodies), NULL for any other code. */
+const char *iss_manifest_error_text(apr_status_t rv);
+
+/** A one-pass manifest builder. */
+typedef struct iss_manifest_builder_t iss_manifest_builder_t;
+
+/**
+ * Create a builder for content chunked with @a p (copied) in @a pool.
+ * APR_EINVAL if iss_cdc_params_check(@a p) fails; an error of
+ * iss_digest_create() if SHA-256 is unavailable.  Memory: a constant
+ * (chunker, two SHA-256 contexts) plus the entries array, which doubles
+ * when full (the outgrown arrays stay in @a pool: at most about 4 x 48
+ * bytes per chunk in all).  A builder is not thread-safe.
+ */
+apr_status_t iss_manifest_builder_create(iss_manifest_builder_t **b,
+                                         const iss_cdc_params_t *p,
+                                         apr_pool_t *pool);
+
+/**
+ * Add the next @a len bytes of the content (@a buf may be NULL when
+ * @a len is 0).  APR_EINVAL after iss_manifest_builder_finish();
+ * ISS_MANIFEST_ECOUNT should the content have more than 2^32 - 1 chunks
+ * (the builder is then unusable).
+ */
+apr_status_t iss_manifest_builder_feed(iss_manifest_builder_t *b,
+                                       const void *buf, apr_size_t len);
+
+/**
+ * End the content: close the last chunk (if any bytes are pending) and
+ * set *m to the manifest, allocated from the builder's pool.  An empty
+ * content gives count 0 and the SHA-256 of nothing.  Call it once
+ * (APR_EINVAL the second time, and *m is then NULL); the builder cannot
+ * be fed afterwards.
+ */
+apr_status_t iss_manifest_builder_finish(iss_manifest_builder_t *b,
+                                         iss_manifest_t **m);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ISS_MANIFEST_H */
