@@ -17,6 +17,7 @@
  */
 
 #include "mod_iss_digest.h"
+#include "mod_iss_liveprop.h"
 #include "mod_iss_provider.h"
 
 #include <apr_strings.h>
@@ -40,11 +41,13 @@ static int is_file_here(request_rec *r, const dav_resource *res)
 static apr_status_t etag_out(ap_filter_t *f, apr_bucket_brigade *bb)
 {
     request_rec *r = f->r;
-    iss_request_t *req = iss_provider_request(r);
+    /* Every request of the server passes here once: look, do not create. */
+    iss_request_t *req = ap_get_module_config(r->request_config,
+                                              &iss_module);
     int ok = r->status >= 200 && r->status < 300;
 
     ap_remove_output_filter(f);
-    if (!req->etag_filter) {
+    if (req == NULL || !req->etag_filter) {
         return ap_pass_brigade(f->next, bb);
     }
     if (r->method_number == M_PUT && ok) {
@@ -145,62 +148,37 @@ static dav_prop_insert insert_prop(const dav_resource *resource, int propid,
                                    dav_prop_insert what, apr_text_header *phdr)
 {
     request_rec *r = iss_provider_resource_request(resource);
-    const dav_liveprop_spec *info;
     unsigned char sha[ISS_DIGEST_SHA256_LEN];
-    const char *s, *value;
-    long ns;
+    const char *value = NULL;
     int found;
 
     if (r == NULL || !resource->exists
         || (resource->collection && propid != ISS_PROPID_getetag)) {
         return DAV_PROP_INSERT_NOTDEF;
     }
-    ns = dav_get_liveprop_info(propid, &group, &info);
-    if (what == DAV_PROP_INSERT_VALUE && resource->collection) {
-        /* Collections keep mod_dav_fs's ETag. */
-        value = (*resource->hooks->getetag)(resource);
+    if (what == DAV_PROP_INSERT_VALUE) {
+        if (resource->collection) {
+            /* Collections keep mod_dav_fs's ETag. */
+            value = (*resource->hooks->getetag)(resource);
+        }
+        else {
+            iss_digest_of_uri(r, resource->uri, sha, &found);
+            value = !found ? NULL
+                : propid == ISS_PROPID_getetag
+                ? iss_filedigest_etag(sha, resource->pool)
+                : iss_digest_field(sha, resource->pool);
+        }
         if (value == NULL || *value == '\0') {
             return DAV_PROP_INSERT_NOTDEF;
         }
-        s = apr_psprintf(resource->pool, "<lp%ld:%s>%s</lp%ld:%s>" DEBUG_CR,
-                         ns, info->name,
-                         apr_xml_quote_string(resource->pool, value, 0), ns,
-                         info->name);
+        value = apr_xml_quote_string(resource->pool, value, 0);
     }
-    else if (what == DAV_PROP_INSERT_VALUE) {
-        iss_digest_of_uri(r, resource->uri, sha, &found);
-        if (!found) {
-            return DAV_PROP_INSERT_NOTDEF;
-        }
-        value = propid == ISS_PROPID_getetag
-            ? iss_filedigest_etag(sha, resource->pool)
-            : iss_digest_field(sha, resource->pool);
-        s = apr_psprintf(resource->pool, "<lp%ld:%s>%s</lp%ld:%s>" DEBUG_CR,
-                         ns, info->name,
-                         apr_xml_quote_string(resource->pool, value, 0), ns,
-                         info->name);
-    }
-    else if (what == DAV_PROP_INSERT_NAME) {
-        s = apr_psprintf(resource->pool, "<lp%ld:%s/>" DEBUG_CR, ns,
-                         info->name);
-    }
-    else {
-        s = apr_psprintf(resource->pool, "<D:supported-live-property "
-                         "D:name=\"%s\" D:namespace=\"%s\"/>" DEBUG_CR,
-                         info->name, namespace_uris[info->ns]);
-    }
-    apr_text_append(resource->pool, phdr, s);
-    return what;
-}
-
-static int is_writable(const dav_resource *resource, int propid)
-{
-    return 0;
+    return iss_liveprop_insert(resource, &group, propid, what, value, phdr);
 }
 
 static const dav_hooks_liveprop hooks = {
     insert_prop,
-    is_writable,
+    iss_liveprop_protected,
     namespace_uris,
     NULL, NULL, NULL, NULL,
     NULL

@@ -9,6 +9,7 @@
 
 #include "mod_iss_sync.h"
 #include "mod_iss_config.h"
+#include "mod_iss_liveprop.h"
 #include "mod_iss_provider.h"
 #include "mod_iss_state.h"
 #include "iss_sync_log.h"
@@ -99,50 +100,27 @@ static dav_prop_insert insert_prop(const dav_resource *resource, int propid,
                                    dav_prop_insert what, apr_text_header *phdr)
 {
     request_rec *r = iss_provider_resource_request(resource);
-    const dav_liveprop_spec *info;
-    const char *token, *s;
-    long ns;
+    const char *value = NULL, *token;
 
     if (r == NULL || !resource->collection) {
         return DAV_PROP_INSERT_NOTDEF;
     }
-    ns = dav_get_liveprop_info(propid, &group, &info);
     if (what == DAV_PROP_INSERT_VALUE
         && propid == ISS_PROPID_supported_report_set) {
-        s = apr_psprintf(resource->pool, "<lp%ld:%s>%s</lp%ld:%s>" DEBUG_CR,
-                         ns, info->name, report_set(r, resource), ns,
-                         info->name);
+        value = report_set(r, resource);
     }
     else if (what == DAV_PROP_INSERT_VALUE) {
         if (iss_sync_current_token(r, &token) != NULL) {
             return DAV_PROP_INSERT_NOTDEF;
         }
-        s = apr_psprintf(resource->pool, "<lp%ld:%s>%s</lp%ld:%s>" DEBUG_CR,
-                         ns, info->name,
-                         apr_xml_quote_string(resource->pool, token, 0), ns,
-                         info->name);
+        value = apr_xml_quote_string(resource->pool, token, 0);
     }
-    else if (what == DAV_PROP_INSERT_NAME) {
-        s = apr_psprintf(resource->pool, "<lp%ld:%s/>" DEBUG_CR, ns,
-                         info->name);
-    }
-    else {
-        s = apr_psprintf(resource->pool, "<D:supported-live-property "
-                         "D:name=\"%s\" D:namespace=\"DAV:\"/>" DEBUG_CR,
-                         info->name);
-    }
-    apr_text_append(resource->pool, phdr, s);
-    return what;
-}
-
-static int is_writable(const dav_resource *resource, int propid)
-{
-    return 0;                          /* protected (RFC 6578 section 4) */
+    return iss_liveprop_insert(resource, &group, propid, what, value, phdr);
 }
 
 static const dav_hooks_liveprop hooks = {
     insert_prop,
-    is_writable,
+    iss_liveprop_protected,     /* protected (RFC 6578 section 4) */
     namespace_uris,
     NULL, NULL, NULL, NULL,
     NULL
