@@ -466,10 +466,9 @@ static apr_status_t body_filter(ap_filter_t *f, apr_bucket_brigade *bb,
     return APR_SUCCESS;
 }
 
-/* Parse one digest header; 0 and a message in *why if it is malformed. */
-static int parse_header(request_rec *r, const char *name,
-                        unsigned char out[ISS_DIGEST_SHA256_LEN], int *want,
-                        const char **why)
+int iss_digest_request_field(request_rec *r, const char *name,
+                             unsigned char out[ISS_DIGEST_SHA256_LEN],
+                             int *want, const char **why)
 {
     const char *v = apr_table_get(r->headers_in, name);
 
@@ -506,8 +505,8 @@ static void insert_filter(request_rec *r)
     }
     ctx = apr_pcalloc(r->pool, sizeof(*ctx));
     ctx->body.whole = apr_table_get(r->headers_in, "Content-Range") == NULL;
-    if (!parse_header(r, "Repr-Digest", ctx->repr, &ctx->want_repr, &why)
-        || !parse_header(r, "Content-Digest", ctx->content,
+    if (!iss_digest_request_field(r, "Repr-Digest", ctx->repr, &ctx->want_repr, &why)
+        || !iss_digest_request_field(r, "Content-Digest", ctx->content,
                          &ctx->want_content, &why)) {
         ap_add_input_filter("ISS_DIGEST_FAIL", (void *)why, r, r->connection);
         return;

@@ -55,6 +55,14 @@ const char *iss_digest_etag_of_uri(request_rec *r, const char *uri);
  *  Want-Repr-Digest, or ISSDigestHeader Always). */
 int iss_digest_wanted_by(request_rec *r);
 
+/** The sha-256 member of request header @a name (Repr-Digest or
+ *  Content-Digest): 1 with *want = 1 and @a out filled, 1 with *want = 0
+ *  when the header or its sha-256 member is absent, 0 with a message for
+ *  the client in *why when the header is malformed. */
+int iss_digest_request_field(request_rec *r, const char *name,
+                             unsigned char out[ISS_DIGEST_SHA256_LEN],
+                             int *want, const char **why);
+
 /** What the PUT input filter saw of the body, once it saw all of it
  *  (NULL before, and for requests it does not watch). */
 typedef struct iss_digest_body_t {

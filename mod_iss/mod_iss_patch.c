@@ -115,19 +115,13 @@ apr_status_t iss_patch_pread(apr_file_t *f, apr_off_t offset, apr_size_t len,
 int iss_patch_read_body(iss_patch_t *p, iss_patch_body_fn *fn, void *baton)
 {
     request_rec *r = p->r;
-    const char *cd = apr_table_get(r->headers_in, "Content-Digest");
-    unsigned char want[ISS_DIGEST_SHA256_LEN], got[ISS_DIGEST_SHA256_LEN];
+    unsigned char got[ISS_DIGEST_SHA256_LEN];
     apr_bucket_brigade *bb;
     iss_digest_t *sha = NULL;
-    int check = 0, eos = 0;
+    int eos = 0;
     apr_status_t rv;
 
-    if (cd && iss_digest_parse(cd, want, &check) != APR_SUCCESS) {
-        return iss_patch_fail(p, HTTP_BAD_REQUEST, "invalid-digest",
-                              "The Content-Digest header is malformed "
-                              "(expected sha-256=:<base64 of 32 bytes>:).");
-    }
-    if (check && iss_digest_create(&sha, r->pool) != APR_SUCCESS) {
+    if (p->want_content && iss_digest_create(&sha, r->pool) != APR_SUCCESS) {
         return iss_patch_fail(p, HTTP_INTERNAL_SERVER_ERROR, "no-sha256",
                               "SHA-256 is not available.");
     }
@@ -177,7 +171,7 @@ int iss_patch_read_body(iss_patch_t *p, iss_patch_body_fn *fn, void *baton)
     }
     if (sha) {
         iss_digest_final(sha, got);
-        if (memcmp(got, want, sizeof(got)) != 0) {
+        if (memcmp(got, p->content, sizeof(got)) != 0) {
             return iss_patch_fail(p, HTTP_BAD_REQUEST, "digest-mismatch",
                                   "The body does not match its "
                                   "Content-Digest header (its SHA-256 is "
@@ -228,7 +222,7 @@ static apr_status_t remove_tmp(void *data)
 }
 
 #define IDENT (APR_FINFO_IDENT | APR_FINFO_SIZE | APR_FINFO_MTIME \
-               | APR_FINFO_TYPE | APR_FINFO_PROT)
+               | APR_FINFO_TYPE | APR_FINFO_PROT | APR_FINFO_CTIME)
 
 static int same_file(const apr_finfo_t *a, const apr_finfo_t *b)
 {
@@ -280,12 +274,14 @@ static int open_tmp(iss_patch_t *p)
                          "SHA-256 is not available.");
 }
 
-/* Conditions, in RFC 9110 order, before anything is read or written. */
+/* Conditions, in RFC 9110 order, before anything is read or written:
+ * against the ETag of the file held open, the one the patch will read. */
 static int check_conditions(iss_patch_t *p, dav_resource *res, format_e fmt)
 {
     request_rec *r = p->r;
-    const char *etag;
+    unsigned char sha[ISS_DIGEST_SHA256_LEN];
     dav_error *err;
+    int found;
 
     if (fmt == FMT_VCDIFF && !apr_table_get(r->headers_in, "If-Match")) {
         return iss_patch_fail(p, HTTP_PRECONDITION_REQUIRED,
@@ -294,9 +290,10 @@ static int check_conditions(iss_patch_t *p, dav_resource *res, format_e fmt)
                               "with the ETag of the file (from GET, HEAD, "
                               "PROPFIND, or the PUT or PATCH that made it).");
     }
-    etag = iss_digest_etag_of_uri(r, r->uri);
-    if (etag) {
-        apr_table_setn(r->headers_out, "ETag", etag);
+    iss_digest_of_file(r, r->uri, p->src, &p->src_info, sha, &found);
+    if (found) {
+        apr_table_setn(r->headers_out, "ETag",
+                       iss_filedigest_etag(sha, r->pool));
     }
     err = dav_validate_request(r, res, 0, NULL, NULL, DAV_VALIDATE_RESOURCE,
                                NULL);
@@ -314,11 +311,6 @@ static int check_conditions(iss_patch_t *p, dav_resource *res, format_e fmt)
         p->status = -1;
         return dav_handle_err(r, err, NULL);
     }
-    if (!unchanged(p)) {
-        return iss_patch_fail(p, HTTP_PRECONDITION_FAILED, "changed",
-                              "The file changed while the conditions were "
-                              "checked; fetch its new ETag and try again.");
-    }
     return OK;
 }
 
@@ -328,15 +320,11 @@ static int commit(iss_patch_t *p)
     request_rec *r = p->r;
     iss_request_t *req = iss_provider_request(r);
     iss_filedigest_t *d = apr_pcalloc(r->pool, sizeof(*d));
-    const char *want = apr_table_get(r->headers_in, "Repr-Digest");
-    unsigned char expect[ISS_DIGEST_SHA256_LEN];
     apr_finfo_t fi;
     apr_status_t rv;
-    int check = 0;
 
     iss_digest_final(p->sha, d->sha256);
-    if (want && iss_digest_parse(want, expect, &check) == APR_SUCCESS
-        && check && memcmp(expect, d->sha256, sizeof(expect)) != 0) {
+    if (p->want_repr && memcmp(p->repr, d->sha256, sizeof(p->repr)) != 0) {
         return iss_patch_fail(p, HTTP_CONFLICT, "repr-digest-mismatch",
                               "The patch applied to the current content "
                               "gives content whose SHA-256 is %s, not the "
@@ -377,12 +365,11 @@ static int patch(iss_patch_t *p, format_e fmt)
 {
     request_rec *r = p->r;
     iss_dir_conf_t *dconf = iss_config_dir(r);
-    const char *rd = apr_table_get(r->headers_in, "Repr-Digest");
-    unsigned char scratch[ISS_DIGEST_SHA256_LEN];
+    const char *why;
     dav_resource *res;
     dav_error *err;
     apr_status_t rv;
-    int st, found;
+    int st;
 
     p->max_target = (apr_off_t)iss_config_patch_max_target(dconf);
     p->max_window = (apr_size_t)iss_config_patch_max_window(dconf);
@@ -391,10 +378,12 @@ static int patch(iss_patch_t *p, format_e fmt)
                               "unsupported-patch-format", "PATCH here takes "
                               "a body of type %s.", ISS_PATCH_ACCEPT);
     }
-    if (rd && iss_digest_parse(rd, scratch, &found) != APR_SUCCESS) {
-        return iss_patch_fail(p, HTTP_BAD_REQUEST, "invalid-digest",
-                              "The Repr-Digest header is malformed "
-                              "(expected sha-256=:<base64 of 32 bytes>:).");
+    if (!iss_digest_request_field(r, "Repr-Digest", p->repr, &p->want_repr,
+                                  &why)
+        || !iss_digest_request_field(r, "Content-Digest", p->content,
+                                     &p->want_content, &why)) {
+        return iss_patch_fail(p, HTTP_BAD_REQUEST, "invalid-digest", "%s",
+                              why);
     }
     if (fmt == FMT_RANGE && (st = iss_patch_range_check(p)) != OK) {
         return st;

@@ -41,6 +41,10 @@ typedef struct iss_patch_t {
     apr_file_t *back;           /* ... read back through this */
     iss_digest_t *sha;          /* of what was written */
     apr_off_t written;
+    int want_repr;              /* Repr-Digest of the result given */
+    unsigned char repr[ISS_DIGEST_SHA256_LEN];
+    int want_content;           /* Content-Digest of the body given */
+    unsigned char content[ISS_DIGEST_SHA256_LEN];
     apr_off_t max_target;       /* ISSPatchMaxTargetSize */
     apr_size_t max_window;      /* ISSPatchMaxWindow */
     /* the error, once there is one */
@@ -72,7 +76,8 @@ typedef apr_status_t iss_patch_body_fn(void *baton, const char *data,
 /** Read the whole request body through @a fn.  Returns OK, or an HTTP
  *  status with the error recorded (a read error, or an error of @a fn,
  *  which must have recorded it already; AP_FILTER_ERROR when httpd has
- *  answered already).  Checks a Content-Digest header against the body. */
+ *  answered already).  Checks the body against @a p->content when the
+ *  request gave a Content-Digest. */
 int iss_patch_read_body(iss_patch_t *p, iss_patch_body_fn *fn, void *baton);
 
 /** The formats: apply the body of @a p->r, writing the new content.
