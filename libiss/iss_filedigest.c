@@ -147,13 +147,13 @@ apr_status_t iss_filedigest_lookup(iss_store_t *store, const char *rel,
     return APR_SUCCESS;
 }
 
-apr_status_t iss_filedigest_save(iss_store_t *store, const char *rel,
-                                 const iss_filedigest_t *d, apr_pool_t *pool)
+void iss_filedigest_stage(iss_store_batch_t *batch, const char *rel,
+                          const iss_filedigest_t *d, apr_pool_t *pool)
 {
     const char *key = iss_filedigest_key(rel, pool);
     const char *val = iss_filedigest_encode(d, pool);
 
-    return iss_store_put(store, key, strlen(key), val, strlen(val));
+    iss_store_batch_put(batch, key, strlen(key), val, strlen(val));
 }
 
 apr_status_t iss_filedigest_compute_file(apr_file_t *f, iss_filedigest_t *d,
@@ -209,23 +209,6 @@ apr_status_t iss_filedigest_compute_file(apr_file_t *f, iss_filedigest_t *d,
               && before.ctime == after.ctime
               && before.mtime + settle < start;
     return APR_SUCCESS;
-}
-
-apr_status_t iss_filedigest_compute(const char *fspath, iss_filedigest_t *d,
-                                    apr_interval_time_t settle, int *stable,
-                                    apr_pool_t *pool)
-{
-    apr_file_t *f;
-    apr_status_t rv;
-
-    *stable = 0;
-    rv = apr_file_open(&f, fspath, APR_FOPEN_READ | APR_FOPEN_BINARY, 0, pool);
-    if (rv != APR_SUCCESS) {
-        return rv;
-    }
-    rv = iss_filedigest_compute_file(f, d, settle, stable, pool);
-    apr_file_close(f);
-    return rv;
 }
 
 const char *iss_filedigest_etag(const unsigned char sha256[ISS_DIGEST_SHA256_LEN],

@@ -11,7 +11,7 @@
  * anything that replaces or rewrites the file (a PUT or PATCH renames a
  * new inode into place, a MOVE brings another inode, an editor writing in
  * place changes the mtime) makes it stale, and the digest is computed
- * again from the file when next needed (iss_filedigest_compute()).
+ * again from the file when next needed (iss_filedigest_compute_file()).
  *
  * Writes through mod_iss record the digest of what they wrote, computed
  * while the bytes streamed by (never by reading the file again), in the
@@ -86,24 +86,19 @@ apr_status_t iss_filedigest_lookup(iss_store_t *store, const char *rel,
                                    unsigned char out[ISS_DIGEST_SHA256_LEN],
                                    int *found, apr_pool_t *pool);
 
-/** Store @a d as @a rel's record (one store commit). */
-apr_status_t iss_filedigest_save(iss_store_t *store, const char *rel,
-                                 const iss_filedigest_t *d, apr_pool_t *pool);
+/** Add @a d as @a rel's record to @a batch (committed with it: records
+ *  of many files in one store commit). */
+void iss_filedigest_stage(iss_store_batch_t *batch, const char *rel,
+                          const iss_filedigest_t *d, apr_pool_t *pool);
 
-/** Read the regular file @a fspath once and compute its digest, with the
- *  identity it had.  *stable is 1 when the file kept that identity while
- *  it was read and was last modified more than @a settle before the read
- *  began (a file modified within the same clock tick after the read
- *  could keep its identity with other bytes: such a digest is right for
- *  this answer but must not be cached), else 0.  APR_EINVAL if @a fspath
- *  is not a regular file; I/O errors as they come.  Memory: one 64 KiB
- *  buffer from @a pool. */
-apr_status_t iss_filedigest_compute(const char *fspath, iss_filedigest_t *d,
-                                    apr_interval_time_t settle, int *stable,
-                                    apr_pool_t *pool);
-
-/** iss_filedigest_compute() of the open file @a f (read from its start;
- *  left at its start afterwards). */
+/** Read the open regular file @a f once, from its start (left at its
+ *  start afterwards), and compute its digest, with the identity it had.
+ *  *stable is 1 when the file kept that identity while it was read and
+ *  was last modified more than @a settle before the read began (a file
+ *  modified within the same clock tick after the read could keep its
+ *  identity with other bytes: such a digest is right for this answer but
+ *  must not be kept), else 0.  APR_EINVAL if @a f is not a regular file;
+ *  I/O errors as they come.  Memory: one 64 KiB buffer from @a pool. */
 apr_status_t iss_filedigest_compute_file(apr_file_t *f, iss_filedigest_t *d,
                                          apr_interval_time_t settle,
                                          int *stable, apr_pool_t *pool);

@@ -203,16 +203,9 @@ static int iss_ifhdr_scan(const unsigned char *s, apr_array_header_t *conds)
 }
 
 apr_status_t iss_ifhdr_rewrite(const char *in, iss_ifhdr_eval_fn *fn,
-                               void *baton, const char **out, int *nours,
+                               iss_ifhdr_eval_fn *etag_fn, void *baton,
+                               const char **out, int *nours,
                                apr_pool_t *pool)
-{
-    return iss_ifhdr_rewrite_ex(in, fn, NULL, baton, out, nours, pool);
-}
-
-apr_status_t iss_ifhdr_rewrite_ex(const char *in, iss_ifhdr_eval_fn *fn,
-                                  iss_ifhdr_eval_fn *etag_fn, void *baton,
-                                  const char **out, int *nours,
-                                  apr_pool_t *pool)
 {
     const unsigned char *s = (const unsigned char *)in;
     apr_array_header_t *conds;

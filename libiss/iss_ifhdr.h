@@ -15,7 +15,7 @@
  *   a Condition that is FALSE  becomes  <DAV:no-lock>
  *
  * ("Not" included: for `Not <tok>` the truth is the negation of the
- * token's match.)  iss_ifhdr_rewrite_ex() does the same for entity tags.
+ * token's match.)  Entity tags get the same treatment when asked.
  * Every other byte of the header (foreign state tokens, entity tags left
  * alone, resource tags, lists, order, whitespace) is copied unchanged.
  *
@@ -67,25 +67,20 @@ typedef int iss_ifhdr_eval_fn(void *baton, const char *tag, const char *token);
 
 /** Rewrite If header @a in (the field value, without "If:").  *out = the
  *  new header (allocated from @a pool), or @a in itself if nothing was
- *  ours; *nours = number of conditions replaced.
+ *  decided; *nours = number of conditions replaced.  @a fn decides state
+ *  tokens; @a etag_fn decides `[entity-tag]` Conditions the same way (1
+ *  matches, 0 does not, -1 leave it to mod_dav): it gets the entity tag
+ *  as written, quotes and any "W/" included, without the brackets and
+ *  the white space around them.  Either may be NULL (those Conditions
+ *  stay).  mod_iss decides entity tags because mod_dav compares them
+ *  with the provider's ETag, not with mod_iss's.
  *  APR_EINVAL if @a in is not a syntactically valid If header, or NULL
  *  (then *out = in, *nours = 0, nothing evaluated); never crashes on any
- *  input.  A NULL @a fn treats every token as foreign. */
+ *  input. */
 apr_status_t iss_ifhdr_rewrite(const char *in, iss_ifhdr_eval_fn *fn,
-                               void *baton, const char **out, int *nours,
+                               iss_ifhdr_eval_fn *etag_fn, void *baton,
+                               const char **out, int *nours,
                                apr_pool_t *pool);
-
-/** iss_ifhdr_rewrite(), and entity-tag Conditions too: @a etag_fn (may
- *  be NULL: entity tags are left alone) decides each `[entity-tag]`
- *  Condition the same way @a fn decides state tokens (1 matches, 0 does
- *  not, -1 leave it to mod_dav); it gets the entity tag as written,
- *  quotes and any "W/" included, without the brackets and the white
- *  space around it.  mod_iss uses it because mod_dav compares If-header
- *  entity tags with the provider's ETag, not with mod_iss's. */
-apr_status_t iss_ifhdr_rewrite_ex(const char *in, iss_ifhdr_eval_fn *fn,
-                                  iss_ifhdr_eval_fn *etag_fn, void *baton,
-                                  const char **out, int *nours,
-                                  apr_pool_t *pool);
 
 #ifdef __cplusplus
 }

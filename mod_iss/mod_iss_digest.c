@@ -89,7 +89,6 @@ static void keep(request_rec *r, const char *rel, const iss_filedigest_t *d)
     request_rec *main = main_of(r);
     iss_request_t *mreq = iss_provider_request(main);
     keep_t *kp;
-    const char *key, *val;
 
     if ((kp = mreq->keep) == NULL) {
         iss_store_t *store;
@@ -105,9 +104,7 @@ static void keep(request_rec *r, const char *rel, const iss_filedigest_t *d)
          * handle's among them) are destroyed. */
         apr_pool_pre_cleanup_register(main->pool, kp, keep_flush);
     }
-    key = iss_filedigest_key(rel, main->pool);
-    val = iss_filedigest_encode(d, main->pool);
-    iss_store_batch_put(kp->batch, key, strlen(key), val, strlen(val));
+    iss_filedigest_stage(kp->batch, rel, d, main->pool);
     kp->n++;
 }
 

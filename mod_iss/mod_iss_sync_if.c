@@ -141,7 +141,7 @@ static int fixups(request_rec *r)
         || (!strstr(in, ISS_SYNC_TOKEN_BASE) && !strchr(in, '['))) {
         return DECLINED;
     }
-    if (iss_ifhdr_rewrite_ex(in, eval, eval_etag, r, &out, &nours, r->pool)
+    if (iss_ifhdr_rewrite(in, eval, eval_etag, r, &out, &nours, r->pool)
         != APR_SUCCESS) {
         return DECLINED;              /* malformed: mod_dav answers it */
     }

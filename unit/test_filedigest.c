@@ -90,6 +90,20 @@ static void test_records(void)
     is_str(iss_filedigest_key("a/b c", gp), "d/a/b c", "key");
 }
 
+/* iss_filedigest_compute_file() of the file at @a path. */
+static apr_status_t compute(const char *path, iss_filedigest_t *d,
+                            apr_interval_time_t settle, int *stable)
+{
+    apr_file_t *f;
+    apr_status_t rv = apr_file_open(&f, path, APR_FOPEN_READ, 0, gp);
+
+    if (rv != APR_SUCCESS)
+        return rv;
+    rv = iss_filedigest_compute_file(f, d, settle, stable, gp);
+    apr_file_close(f);
+    return rv;
+}
+
 static void test_identity_and_store(const char *dir)
 {
     const char *path = apr_pstrcat(gp, dir, "/f", NULL);
@@ -100,8 +114,7 @@ static void test_identity_and_store(const char *dir)
     int found = -1, stable = -1;
 
     testfs_put(path, "abc", gp);
-    is_int(iss_filedigest_compute(path, &d, apr_time_from_sec(1), &stable,
-                                  gp), APR_SUCCESS, "compute");
+    is_int(compute(path, &d, apr_time_from_sec(1), &stable), APR_SUCCESS, "compute");
     ok(!memcmp(d.sha256, ABC, 32), "the digest of \"abc\"");
     is_int(stable, 0, "a file written just now: not to be kept");
     apr_stat(&fi, path, APR_FINFO_IDENT | APR_FINFO_SIZE | APR_FINFO_MTIME,
@@ -118,8 +131,7 @@ static void test_identity_and_store(const char *dir)
     ok(!iss_filedigest_matches(&d, &other), "another inode: no match");
 
     apr_file_mtime_set(path, apr_time_now() - apr_time_from_sec(10), gp);
-    is_int(iss_filedigest_compute(path, &d, apr_time_from_sec(1), &stable,
-                                  gp), APR_SUCCESS, "compute again");
+    is_int(compute(path, &d, apr_time_from_sec(1), &stable), APR_SUCCESS, "compute again");
     is_int(stable, 1, "a file last changed 10 s ago: may be kept");
 
     testfs_mkdir(apr_pstrcat(gp, dir, "/state", NULL), gp);
@@ -133,7 +145,12 @@ static void test_identity_and_store(const char *dir)
     is_int(iss_filedigest_lookup(s, "f", &fi, out, &found, gp), APR_SUCCESS,
            "lookup without a record");
     is_int(found, 0, "... not found");
-    is_int(iss_filedigest_save(s, "f", &d, gp), APR_SUCCESS, "save");
+    {
+        iss_store_batch_t *b = iss_store_batch_make(s, gp);
+
+        iss_filedigest_stage(b, "f", &d, gp);
+        is_int(iss_store_batch_commit(b), APR_SUCCESS, "stage and commit");
+    }
     ok(teststore_get(s, "d/f", gp) != NULL, "d/f written");
     is_int(iss_filedigest_lookup(s, "f", &fi, out, &found, gp), APR_SUCCESS,
            "lookup");
@@ -148,10 +165,10 @@ static void test_identity_and_store(const char *dir)
     iss_filedigest_lookup(s, "f", &fi, out, &found, gp);
     is_int(found, 0, "an unreadable record counts as absent");
 
-    is_int(iss_filedigest_compute(dir, &d, 0, &stable, gp), APR_EINVAL,
+    is_int(compute(dir, &d, 0, &stable), APR_EINVAL,
            "a directory: APR_EINVAL");
-    ok(APR_STATUS_IS_ENOENT(iss_filedigest_compute(
-           apr_pstrcat(gp, dir, "/none", NULL), &d, 0, &stable, gp)),
+    ok(APR_STATUS_IS_ENOENT(compute(
+           apr_pstrcat(gp, dir, "/none", NULL), &d, 0, &stable)),
        "a missing file: ENOENT");
     {
         /* Bigger than the read buffer. */
@@ -169,7 +186,7 @@ static void test_identity_and_store(const char *dir)
         iss_digest_create(&sha, gp);
         iss_digest_update(sha, data, 200000);
         iss_digest_final(sha, want);
-        iss_filedigest_compute(big, &d, 0, &stable, gp);
+        compute(big, &d, 0, &stable);
         ok(!memcmp(d.sha256, want, 32) && d.size == 200000,
            "a 200000-byte file: the right digest and size");
         free(data);

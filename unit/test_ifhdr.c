@@ -85,7 +85,7 @@ static void good_ex(const char *in, const char *want, int want_n,
     int n = -1;
 
     ev_reset(&ev, p);
-    is_int(iss_ifhdr_rewrite_ex(in, eval, eval_etag, &ev, &out, &n, p),
+    is_int(iss_ifhdr_rewrite(in, eval, eval_etag, &ev, &out, &n, p),
            APR_SUCCESS, "%s: parses", name);
     is_str(out, want, "%s: output", name);
     is_int(n, want_n, "%s: conditions replaced", name);
@@ -112,15 +112,15 @@ static void test_etags(apr_pool_t *p)
             "tagged: lock token kept, etag and sync token decided", p);
     good_ex("([\"a\\\"b\"])", "([\"a\\\"b\"])", 0,
             "E:-|\"a\\\"b\";", "escaped quote inside", p);
-    /* Without etag_fn (iss_ifhdr_rewrite), entity tags stay. */
+    /* Without etag_fn, entity tags stay. */
     ev_reset(&ev, p);
-    is_int(iss_ifhdr_rewrite("([\"ours\"])", eval, &ev, &out, &n, p),
+    is_int(iss_ifhdr_rewrite("([\"ours\"])", eval, NULL, &ev, &out, &n, p),
            APR_SUCCESS, "rewrite: parses");
-    is_str(out, "([\"ours\"])", "rewrite leaves entity tags alone");
+    is_str(out, "([\"ours\"])", "without etag_fn, entity tags stay");
     is_int(ev.calls, 0, "... and asks nothing");
     /* Only etag_fn: state tokens stay. */
     ev_reset(&ev, p);
-    iss_ifhdr_rewrite_ex("(<" SYNC "1-match> [\"other\"])", NULL, eval_etag,
+    iss_ifhdr_rewrite("(<" SYNC "1-match> [\"other\"])", NULL, eval_etag,
                          &ev, &out, &n, p);
     is_str(out, "(<" SYNC "1-match> " T_FALSE ")",
            "etag_fn alone: state tokens stay");
@@ -135,7 +135,7 @@ static void good(const char *in, const char *want, int want_n,
     int n = -1;
 
     ev_reset(&ev, p);
-    is_int(iss_ifhdr_rewrite(in, eval, &ev, &out, &n, p), APR_SUCCESS,
+    is_int(iss_ifhdr_rewrite(in, eval, NULL, &ev, &out, &n, p), APR_SUCCESS,
            "%s: accepted", name);
     is_str(out, want, "%s: rewritten", name);
     is_int(n, want_n, "%s: %d replaced", name, want_n);
@@ -152,7 +152,7 @@ static void bad(const char *in, const char *name, apr_pool_t *p)
     apr_status_t rv;
 
     ev_reset(&ev, p);
-    rv = iss_ifhdr_rewrite(in, eval, &ev, &out, &n, p);
+    rv = iss_ifhdr_rewrite(in, eval, NULL, &ev, &out, &n, p);
     if (!ok(rv == APR_EINVAL && out == in && n == 0 && ev.calls == 0,
             "refused: %s", name))
         diag("rv %d, out %s, n %d, calls %d", rv,
@@ -297,7 +297,7 @@ static int invariants(const char *src, apr_size_t len, apr_pool_t *p,
     in[len] = '\0';
     ev_reset(&ev, p);
     ev.keep_log = 0;
-    rv = iss_ifhdr_rewrite(in, eval, &ev, &out, &n, p);
+    rv = iss_ifhdr_rewrite(in, eval, NULL, &ev, &out, &n, p);
     if (rv == APR_EINVAL) {
         good = out == in && n == 0 && ev.calls == 0;
     }
@@ -314,7 +314,7 @@ static int invariants(const char *src, apr_size_t len, apr_pool_t *p,
         (*valid)++;
         ev_reset(&ev2, p);
         ev2.keep_log = 0;
-        good = iss_ifhdr_rewrite(out, eval, &ev2, &out2, &n2, p)
+        good = iss_ifhdr_rewrite(out, eval, NULL, &ev2, &out2, &n2, p)
                    == APR_SUCCESS
                && n2 == 0 && out2 == out && ev2.calls == ev.calls
                && count_no_lock(out) == count_no_lock(in) + n;
@@ -348,7 +348,7 @@ static void fuzz(apr_pool_t *parent)
         ev_reset(&ev, p);
         ev.keep_log = 0;
         ev.check_tags = 1;
-        if (iss_ifhdr_rewrite(in->b, eval, &ev, &out, &n, p) != APR_SUCCESS
+        if (iss_ifhdr_rewrite(in->b, eval, NULL, &ev, &out, &n, p) != APR_SUCCESS
             || n != want || strcmp(out, exp->b) != 0
             || (want == 0 && out != in->b)) {
             if (gen_ok)
@@ -440,7 +440,7 @@ static void long_headers(apr_pool_t *p)
     }
     ev_reset(&ev, p);
     ev.keep_log = 0;
-    ok(iss_ifhdr_rewrite(in, eval, &ev, &out, &n, p) == APR_SUCCESS
+    ok(iss_ifhdr_rewrite(in, eval, NULL, &ev, &out, &n, p) == APR_SUCCESS
        && n == lists && strcmp(out, want) == 0 && ev.calls == lists,
        "%d untagged lists (%zu bytes) rewritten", lists, a);
 
@@ -452,7 +452,7 @@ static void long_headers(apr_pool_t *p)
     }
     ev_reset(&ev, p);
     ev.keep_log = 0;
-    ok(iss_ifhdr_rewrite(in, eval, &ev, &out, &n, p) == APR_SUCCESS
+    ok(iss_ifhdr_rewrite(in, eval, NULL, &ev, &out, &n, p) == APR_SUCCESS
        && n == lists && strcmp(out, want) == 0,
        "%d lists under one tag rewritten", lists);
 
@@ -553,16 +553,16 @@ int main(int argc, const char *const *argv)
     ev_reset(&ev, p);
     out = NULL;
     n = -1;
-    ok(iss_ifhdr_rewrite(in, eval, &ev, &out, &n, p) == APR_SUCCESS
+    ok(iss_ifhdr_rewrite(in, eval, NULL, &ev, &out, &n, p) == APR_SUCCESS
        && out == in && n == 0, "no ours: out is in, nours 0");
     is_str(ev.log, "-|opaquelocktoken:1;-|DAV:no-lock;",
            "no ours: foreign tokens were asked about, entity tags not");
     in = "<http://h/> ([\"x\"])";
     ev_reset(&ev, p);
-    ok(iss_ifhdr_rewrite(in, eval, &ev, &out, &n, p) == APR_SUCCESS
+    ok(iss_ifhdr_rewrite(in, eval, NULL, &ev, &out, &n, p) == APR_SUCCESS
        && out == in && n == 0 && ev.calls == 0,
        "entity tags only: nothing evaluated, out is in");
-    ok(iss_ifhdr_rewrite("(<" SYNC "1>)", NULL, NULL, &out, &n, p)
+    ok(iss_ifhdr_rewrite("(<" SYNC "1>)", NULL, NULL, NULL, &out, &n, p)
        == APR_SUCCESS && n == 0 && strcmp(out, "(<" SYNC "1>)") == 0,
        "NULL evaluator: nothing is ours");
 
