@@ -32,6 +32,7 @@ typedef struct capture_t {
     side_t side[2];
     int nsides;
     int done;
+    int unchanged;                  /* the writer knows it changed nothing */
 } capture_t;
 
 /* ---- listing what a method touches -------------------------------------- */
@@ -289,8 +290,9 @@ static void capture_end(capture_t *cap, int status)
         }
         /* A 4xx is mod_dav refusing before it touched anything: settle
          * without an entry.  Anything else may have changed members
-         * (207 and 5xx included): record them as possibly changed. */
-        recorded = !(status >= 400 && status < 500);
+         * (207 and 5xx included): record them as possibly changed,
+         * unless the writer said it changed nothing. */
+        recorded = !cap->unchanged && !(status >= 400 && status < 500);
         rv = iss_sync_log_end(side->store, side->intent_id, cap->r->method,
                               recorded ? side->rel : NULL,
                               recorded ? index_of(cap, side) : NULL,
@@ -332,6 +334,7 @@ static dav_error *begin(request_rec *r, side_t *sides, int nsides)
 
     cap = apr_pcalloc(r->pool, sizeof(*cap));
     cap->r = r;
+    iss_provider_request(r)->capture = cap;
     for (i = 0; i < nsides; i++) {
         /* Source and destination in one location share one record. */
         if (cap->nsides == 1
@@ -362,6 +365,15 @@ dav_error *iss_capture_modify(request_rec *r, const dav_resource *res)
     side.changes = apr_array_make(r->pool, 1, sizeof(iss_change_t));
     add_change(side.changes, ISS_CHANGE_MODIFIED, 0, res->uri);
     return begin(r, &side, 1);
+}
+
+void iss_capture_unchanged(request_rec *r)
+{
+    capture_t *cap = iss_provider_request(r)->capture;
+
+    if (cap) {
+        cap->unchanged = 1;
+    }
 }
 
 /* ---- mod_dav's method_precondition: the "before" of every DAV write ---- */

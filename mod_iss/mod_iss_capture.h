@@ -31,4 +31,9 @@ void iss_capture_register_hooks(apr_pool_t *p);
  *  write must then not happen). */
 dav_error *iss_capture_modify(request_rec *r, const dav_resource *res);
 
+/** A write mod_iss makes itself failed without touching anything (its
+ *  temporary file is gone): settle without a log entry whatever the
+ *  status (a 507 or 500 included). */
+void iss_capture_unchanged(request_rec *r);
+
 #endif /* MOD_ISS_CAPTURE_H */

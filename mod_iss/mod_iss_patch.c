@@ -447,6 +447,8 @@ static int patch_handler(request_rec *r)
         return st;                      /* answered by mod_dav's error */
     }
     if (st != OK) {
+        /* Whatever went wrong, the file was not replaced. */
+        iss_capture_unchanged(r);
         return send_error(p);
     }
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, ISSLOGNO(01059)

@@ -31,6 +31,7 @@ typedef struct iss_request_t {
     const struct iss_filedigest_t *written;   /* PATCH: what it renamed
                                                * into place */
     const char *written_uri;         /* ... and where */
+    struct capture_t *capture;       /* mod_iss_capture, once begun */
     int etag_injected;               /* mod_iss_etag set headers_out ETag */
     int etag_filter;                 /* ... and added its output filter */
     apr_hash_t *folders;             /* mod_iss_digest: folder -> records */

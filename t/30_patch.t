@@ -12,7 +12,7 @@ use ISSTest;
 use File::Temp qw(tempdir);
 use IO::Socket::INET;
 
-plan tests => 124;
+plan tests => 127;
 
 
 sub rnd { join '', map { chr int rand 256 } 1 .. $_[0] }
@@ -191,6 +191,7 @@ my $ldisk = sub { slurp(files_dir() =~ s{files$}{files-patchlim}r . "/v/$_[0]") 
 {
     my $small = rnd(3000);
     my $e = put('/patchlim/v/l.bin', $small);
+    my $lt0 = sync_token_of('/patchlim/');
     my $big = $small . rnd(70_000);
     my $r = patch('/patchlim/v/l.bin', xdelta3_delta($small, $big, '-W', '16384'), 'If-Match' => $e);
     ok($r->code, 413, 'a result past ISSPatchMaxTargetSize: 413');
@@ -200,6 +201,7 @@ my $ldisk = sub { slurp(files_dir() =~ s{files$}{files-patchlim}r . "/v/$_[0]") 
     $r = patch('/patchlim/v/l.bin', xdelta3_delta($small, $wide), 'If-Match' => $e);
     ok($r->code, 413, 'a window past ISSPatchMaxWindow: 413');
     ok($ldisk->('l.bin') eq $small ? 1 : 0, 1, '... the file is byte-identical');
+    ok(sync_token_of('/patchlim/'), $lt0, 'neither 413 entered the change log');
     my $fits = rnd(20_000);      # windows of 16384 and 3616 bytes
     $r = patch('/patchlim/v/l.bin', xdelta3_delta($small, $fits, '-W', '16384'), 'If-Match' => $e);
     ok($r->code, 204, 'within both limits: 204');
@@ -214,9 +216,11 @@ my $ldisk = sub { slurp(files_dir() =~ s{files$}{files-patchlim}r . "/v/$_[0]") 
                          . '<D:locktype><D:write/></D:locktype></D:lockinfo>');
     ok($lock->code, 200, 'LOCK the file');
     my $lt = $lock->header('Lock-Token') // '';
+    my $t0 = sync_token_of('/patch/');
     my $r = patch("$base/k.bin", $good, 'If-Match' => $e);
     ok($r->code, 423, 'PATCH of a locked file without its token: 423');
     ok($disk->('k.bin') eq $old ? 1 : 0, 1, '... the file is byte-identical');
+    ok(sync_token_of('/patch/'), $t0, '... and the change log untouched');
     $r = patch("$base/k.bin", $good, 'If-Match' => $e, If => "($lt)");
     ok($r->code, 204, 'with the lock token in If: 204');
     ok($disk->('k.bin') eq $new ? 1 : 0, 1, '... applied');
@@ -253,6 +257,13 @@ CONF
     my $pr = $ua->request(HTTP::Request->new(PUT => $u, [], $small));
     ok($pr->code, 201, 'PUT 100 KB there');
     my $e = $pr->header('ETag');
+    my $token = sub {
+        my $res = $ua->request(HTTP::Request->new(PROPFIND => "http://127.0.0.1:$h->{port}/s/",
+            [ Depth => 0, 'Content-Type' => 'application/xml' ],
+            '<D:propfind xmlns:D="DAV:"><D:prop><D:sync-token/></D:prop></D:propfind>'));
+        return ($res->content =~ m{sync-token>([^<]+)<})[0] // 'none';
+    };
+    my $t0 = $token->();
     my $r = $ua->request(HTTP::Request->new(PATCH => $u,
         [ 'Content-Type' => 'application/vcdiff', 'If-Match' => $e ],
         xdelta3_delta($small, $small . rnd(300_000))));
@@ -262,5 +273,6 @@ CONF
     opendir(my $dh, "$dir/files");
     my @left = grep { /^\.davfs\.tmp/ } readdir $dh;
     ok(scalar(@left), 0, '... and no temporary file is left behind');
+    ok($token->(), $t0, '... and the change log is untouched');
     own_httpd_stop($h);
 }
