@@ -187,8 +187,7 @@ static const char *digest_of(const capture_t *cap, const side_t *side,
     if (uri_change->collection || strcmp(uri_change->path, r->uri) != 0) {
         return NULL;
     }
-    if (req->written && req->written_uri
-        && strcmp(req->written_uri, r->uri) == 0) {
+    if (req->written) {
         return iss_filedigest_encode(req->written, p);
     }
     body = iss_digest_put_body(r);

@@ -352,7 +352,6 @@ static int commit(iss_patch_t *p)
     }
     p->tmp_path = NULL;                 /* nothing to remove */
     req->written = d;
-    req->written_uri = r->uri;
     iss_digest_remember(r, r->uri, d->sha256);
     apr_table_setn(r->headers_out, "ETag",
                    iss_filedigest_etag(d->sha256, r->pool));

@@ -29,8 +29,7 @@ typedef struct iss_request_t {
     apr_hash_t *digests;             /* mod_iss_digest: URI -> known digest */
     const struct iss_digest_body_t *put_body; /* PUT: the body's digest */
     const struct iss_filedigest_t *written;   /* PATCH: what it renamed
-                                               * into place */
-    const char *written_uri;         /* ... and where */
+                                               * into place at r->uri */
     struct capture_t *capture;       /* mod_iss_capture, once begun */
     int etag_injected;               /* mod_iss_etag set headers_out ETag */
     int etag_filter;                 /* ... and added its output filter */
