@@ -89,6 +89,7 @@ static apr_status_t commit(iss_store_t *store, commit_ctx *c)
         x->path = u->path;
         x->value = NULL;
         x->digest = NULL;
+        x->manifest = NULL;
         if (u->entry) {
             char *buf = apr_palloc(c->pool, ISS_SCAN_ENTRY_MAX);
 

@@ -1,6 +1,7 @@
 /* Licensed under the Apache License, Version 2.0 (see LICENSE). */
 
 #include "iss_sync_log.h"
+#include "iss_chunkidx.h"
 
 #include <apr_general.h>
 #include <apr_lib.h>
@@ -513,6 +514,17 @@ static apr_status_t end_txn(void *baton, iss_store_txn_t *txn)
         else {
             iss_store_txn_delete(txn, dkey, strlen(dkey));
         }
+        if (u->manifest) {
+            if ((rv = iss_chunkidx_txn_put(txn, u->manifest, c->pool))
+                != APR_SUCCESS) {
+                return rv;
+            }
+        }
+        else {
+            const char *mkey = iss_chunkidx_manifest_key(u->path, c->pool);
+
+            iss_store_txn_delete(txn, mkey, strlen(mkey));
+        }
     }
     if (c->key) {
         txn_put_str(txn, c->key, c->val);
@@ -622,9 +634,11 @@ static apr_status_t recover_txn(void *baton, iss_store_txn_t *txn)
             const iss_change_t *ch = &APR_ARRAY_IDX(changes, j, iss_change_t);
             const char *fk = apr_pstrcat(c->pool, "f/", ch->path, NULL);
             const char *dk = apr_pstrcat(c->pool, "d/", ch->path, NULL);
+            const char *mk = iss_chunkidx_manifest_key(ch->path, c->pool);
 
             iss_store_txn_delete(txn, fk, strlen(fk));
             iss_store_txn_delete(txn, dk, strlen(dk));
+            iss_store_txn_delete(txn, mk, strlen(mk));
         }
         iss_store_txn_delete(txn, key, strlen(key));
         list = pending_without(list, id, c->pool);

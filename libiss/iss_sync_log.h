@@ -115,6 +115,9 @@ typedef struct iss_sync_index_t {
     const char *path;
     const char *value;
     const char *digest;
+    /** The file's manifest records (iss_chunkidx_records(): `m/<path>`
+     *  first, then `c/` records), or NULL: the `m/` record goes. */
+    const apr_array_header_t *manifest;
 } iss_sync_index_t;
 
 /** Record the intent of @a method to change @a changes (iss_change_t,

@@ -69,6 +69,7 @@ static void register_hooks(apr_pool_t *p)
     iss_etag_register_hooks(p);
     iss_get_register_hooks(p);
     iss_patch_register_hooks(p);
+    iss_upload_register_hooks(p);
 }
 
 AP_DECLARE_MODULE(iss) = {

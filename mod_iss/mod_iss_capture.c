@@ -2,6 +2,7 @@
 
 #include "mod_iss_capture.h"
 #include "iss_change.h"
+#include "iss_chunkidx.h"
 #include "iss_filedigest.h"
 #include "iss_scan.h"
 #include "iss_sync_log.h"
@@ -170,25 +171,31 @@ static dav_error *record_intent(capture_t *cap, side_t *side,
     return NULL;
 }
 
-/* The digest record of a member the request wrote, when it is known to
- * be of the bytes on disk now: PATCH knows the identity of the file it
- * renamed into place; for a PUT, the body's digest is the file's if the
- * size agrees and no other write to the path raced this one. */
-static const char *digest_of(const capture_t *cap, const side_t *side,
-                             const iss_change_t *uri_change,
-                             const iss_scan_entry_t *e, apr_pool_t *p)
+/* The digest of a member the request wrote, with the identity of the
+ * file it is of, when it is known to be of the bytes on disk now: PATCH
+ * knows the identity of the file it renamed into place; for a PUT, the
+ * body's digest is the file's if the size agrees and no other write to
+ * the path raced this one.  *m: the manifest made with it, if any. */
+static const iss_filedigest_t *digest_of(const capture_t *cap,
+                                         const side_t *side,
+                                         const iss_change_t *uri_change,
+                                         const iss_scan_entry_t *e,
+                                         const iss_manifest_t **m,
+                                         apr_pool_t *p)
 {
     request_rec *r = cap->r;
     iss_request_t *req = iss_provider_request(r);
     const iss_digest_body_t *body;
-    iss_filedigest_t d;
+    iss_filedigest_t *d;
     int contended;
 
+    *m = NULL;
     if (uri_change->collection || strcmp(uri_change->path, r->uri) != 0) {
         return NULL;
     }
     if (req->written) {
-        return iss_filedigest_encode(req->written, p);
+        *m = req->written_manifest;
+        return req->written;
     }
     body = iss_digest_put_body(r);
     if (r->method_number != M_PUT || body == NULL || !body->whole
@@ -200,11 +207,30 @@ static const char *digest_of(const capture_t *cap, const side_t *side,
                                &contended, p) != APR_SUCCESS || contended) {
         return NULL;
     }
-    d.ino = e->ino;
-    d.size = e->size;
-    d.mtime = e->mtime_us;
-    memcpy(d.sha256, body->sha256, sizeof(d.sha256));
-    return iss_filedigest_encode(&d, p);
+    d = apr_palloc(p, sizeof(*d));
+    d->ino = e->ino;
+    d->size = e->size;
+    d->mtime = e->mtime_us;
+    memcpy(d->sha256, body->sha256, sizeof(d->sha256));
+    *m = body->manifest;
+    return d;
+}
+
+/* The records of the digest and the manifest of index entry @a u. */
+static void digest_records(request_rec *r, iss_sync_index_t *u,
+                           const iss_filedigest_t *d,
+                           const iss_manifest_t *m)
+{
+    apr_array_header_t *kvs;
+
+    if (d == NULL) {
+        return;
+    }
+    u->digest = iss_filedigest_encode(d, r->pool);
+    if (m && iss_chunkidx_records(u->path, d, m, &kvs, r->pool)
+        == APR_SUCCESS) {
+        u->manifest = kvs;
+    }
 }
 
 /* What stat says now of each member, for the reconciliation scan to
@@ -233,16 +259,20 @@ static apr_array_header_t *index_of(const capture_t *cap, const side_t *side)
         u->path = c->path;
         u->value = NULL;
         u->digest = NULL;
+        u->manifest = NULL;
         if (*c->path
             && iss_scan_stat(apr_pstrcat(iter, root, "/", c->path, NULL), &e,
                              iter) == APR_SUCCESS) {
             iss_scan_entry_encode(&e, buf);
             u->value = apr_pstrdup(r->pool, buf);
             if (rel->nelts == 1 && side->changes->nelts == 1) {
-                u->digest = digest_of(cap, side,
-                                      &APR_ARRAY_IDX(side->changes, 0,
-                                                     iss_change_t),
-                                      &e, r->pool);
+                const iss_manifest_t *m;
+                const iss_filedigest_t *d;
+
+                d = digest_of(cap, side, &APR_ARRAY_IDX(side->changes, 0,
+                                                        iss_change_t),
+                              &e, &m, r->pool);
+                digest_records(r, u, d, m);
             }
         }
     }
@@ -362,7 +392,8 @@ dav_error *iss_capture_modify(request_rec *r, const dav_resource *res)
     side_t side = { r, NULL, NULL, NULL, NULL, 0 };
 
     side.changes = apr_array_make(r->pool, 1, sizeof(iss_change_t));
-    add_change(side.changes, ISS_CHANGE_MODIFIED, 0, res->uri);
+    add_change(side.changes, res->exists ? ISS_CHANGE_MODIFIED
+                                         : ISS_CHANGE_CREATED, 0, res->uri);
     return begin(r, &side, 1);
 }
 

@@ -25,8 +25,8 @@
 
 void iss_capture_register_hooks(apr_pool_t *p);
 
-/** The "before" of a write mod_iss makes itself (PATCH): @a res, an
- *  existing file, is about to be modified.  The "after" follows as for
+/** The "before" of a write mod_iss makes itself (PATCH): @a res, a
+ *  file, is about to be modified (or created, if it does not exist).  The "after" follows as for
  *  every method.  A dav_error if the intent cannot be recorded (the
  *  write must then not happen). */
 dav_error *iss_capture_modify(request_rec *r, const dav_resource *res);

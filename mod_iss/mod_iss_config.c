@@ -26,6 +26,11 @@ void *iss_config_create_dir(apr_pool_t *p, char *dir)
     conf->digest_header = -1;
     conf->patch_max_target = -1;
     conf->patch_max_window = -1;
+    conf->chunking = -1;
+    conf->dedup_scope = -1;
+    conf->upload_timeout = -1;
+    conf->upload_max_size = -1;
+    conf->upload_staging = -1;
     return conf;
 }
 
@@ -50,6 +55,16 @@ void *iss_config_merge_dir(apr_pool_t *p, void *basev, void *addv)
         ? add->patch_max_target : base->patch_max_target;
     conf->patch_max_window = add->patch_max_window != -1
         ? add->patch_max_window : base->patch_max_window;
+#define MERGE_SET(f) (add->f != -1 ? add->f : base->f)
+    conf->chunking = MERGE_SET(chunking);
+    conf->chunk_sizes_set = add->chunk_sizes_set || base->chunk_sizes_set;
+    conf->chunk_sizes = add->chunk_sizes_set ? add->chunk_sizes
+                                             : base->chunk_sizes;
+    conf->dedup_scope = MERGE_SET(dedup_scope);
+    conf->upload_timeout = MERGE_SET(upload_timeout);
+    conf->upload_max_size = MERGE_SET(upload_max_size);
+    conf->upload_staging = MERGE_SET(upload_staging);
+#undef MERGE_SET
     conf->dbm_type = MERGE(dbm_type);
     conf->state_sync = add->state_sync != -1 ? add->state_sync
                                              : base->state_sync;
@@ -111,6 +126,42 @@ apr_int64_t iss_config_patch_max_window(const iss_dir_conf_t *dconf)
 {
     return dconf->patch_max_window != -1 ? dconf->patch_max_window
                                          : ISS_DEFAULT_PATCH_MAX_WINDOW;
+}
+
+int iss_config_chunking(const iss_dir_conf_t *dconf)
+{
+    return dconf->chunking != 0;
+}
+
+const iss_cdc_params_t *iss_config_chunk_sizes(const iss_dir_conf_t *dconf)
+{
+    static const iss_cdc_params_t dflt = ISS_CDC_PARAMS_DEFAULT;
+
+    return dconf->chunk_sizes_set ? &dconf->chunk_sizes : &dflt;
+}
+
+iss_dedup_scope_e iss_config_dedup_scope(const iss_dir_conf_t *dconf)
+{
+    return dconf->dedup_scope != -1 ? (iss_dedup_scope_e)dconf->dedup_scope
+                                    : ISS_DEDUP_READABLE;
+}
+
+apr_int64_t iss_config_upload_timeout(const iss_dir_conf_t *dconf)
+{
+    return dconf->upload_timeout != -1 ? dconf->upload_timeout
+                                       : ISS_DEFAULT_UPLOAD_TIMEOUT;
+}
+
+apr_int64_t iss_config_upload_max_size(const iss_dir_conf_t *dconf)
+{
+    return dconf->upload_max_size != -1 ? dconf->upload_max_size
+                                        : ISS_DEFAULT_UPLOAD_MAX_SIZE;
+}
+
+apr_int64_t iss_config_upload_staging(const iss_dir_conf_t *dconf)
+{
+    return dconf->upload_staging != -1 ? dconf->upload_staging
+                                       : ISS_DEFAULT_UPLOAD_STAGING;
 }
 
 const char *iss_config_dbm_type(const iss_dir_conf_t *dconf)
@@ -245,6 +296,85 @@ static const char *set_digest_header(cmd_parms *cmd, void *dconf,
     return NULL;
 }
 
+static const char *set_chunking(cmd_parms *cmd, void *dconf, int on)
+{
+    ((iss_dir_conf_t *)dconf)->chunking = on;
+    return NULL;
+}
+
+static const char *set_chunk_sizes(cmd_parms *cmd, void *dconf,
+                                   const char *min, const char *avg,
+                                   const char *max)
+{
+    iss_dir_conf_t *conf = dconf;
+    apr_int64_t v[3];
+    const char *err, *args[3] = { min, avg, max };
+    int i;
+
+    for (i = 0; i < 3; i++) {
+        if ((err = set_size(cmd, args[i], ISS_CDC_MIN_LOWEST,
+                            ISS_CDC_MAX_HIGHEST, &v[i])) != NULL) {
+            return err;
+        }
+    }
+    conf->chunk_sizes.min_size = (apr_uint32_t)v[0];
+    conf->chunk_sizes.avg_size = (apr_uint32_t)v[1];
+    conf->chunk_sizes.max_size = (apr_uint32_t)v[2];
+    if ((err = iss_cdc_params_check(&conf->chunk_sizes)) != NULL) {
+        return apr_pstrcat(cmd->pool, "ISSChunkSizes: ", err, NULL);
+    }
+    conf->chunk_sizes_set = 1;
+    return NULL;
+}
+
+static const char *set_dedup_scope(cmd_parms *cmd, void *dconf,
+                                   const char *arg)
+{
+    iss_dir_conf_t *conf = dconf;
+
+    if (strcasecmp(arg, "Off") == 0) {
+        conf->dedup_scope = ISS_DEDUP_OFF;
+    }
+    else if (strcasecmp(arg, "File") == 0) {
+        conf->dedup_scope = ISS_DEDUP_FILE;
+    }
+    else if (strcasecmp(arg, "Readable") == 0) {
+        conf->dedup_scope = ISS_DEDUP_READABLE;
+    }
+    else {
+        return apr_pstrcat(cmd->pool, "ISSDedupScope: '", arg, "' is not "
+                           "Off, File or Readable", NULL);
+    }
+    return NULL;
+}
+
+static const char *set_upload_timeout(cmd_parms *cmd, void *dconf,
+                                      const char *arg)
+{
+    iss_dir_conf_t *conf = dconf;
+    const char *err = set_number(cmd, arg, 365 * 86400,
+                                 &conf->upload_timeout);
+
+    if (err == NULL && conf->upload_timeout < 1) {
+        return "ISSUploadTimeout: at least 1 second";
+    }
+    return err;
+}
+
+static const char *set_upload_max_size(cmd_parms *cmd, void *dconf,
+                                       const char *arg)
+{
+    return set_size(cmd, arg, 0, APR_INT64_C(1) << 50,
+                    &((iss_dir_conf_t *)dconf)->upload_max_size);
+}
+
+static const char *set_upload_staging(cmd_parms *cmd, void *dconf,
+                                      const char *arg)
+{
+    return set_size(cmd, arg, 0, APR_INT64_C(1) << 50,
+                    &((iss_dir_conf_t *)dconf)->upload_staging);
+}
+
 static const char *set_dbm_type(cmd_parms *cmd, void *dconf, const char *arg)
 {
     iss_dir_conf_t *conf = dconf;
@@ -303,6 +433,32 @@ const command_rec iss_config_cmds[] = {
                   "Largest VCDIFF target window a PATCH may use (default 8M, "
                   "xdelta3's default); a PATCH holds about three windows of "
                   "memory; larger answers 413"),
+    AP_INIT_FLAG("ISSChunking", set_chunking, NULL, ACCESS_CONF | RSRC_CONF,
+                 "On (default): files get chunk manifests as they are "
+                 "written, and the chunk upload protocol is on; Off: "
+                 "neither"),
+    AP_INIT_TAKE3("ISSChunkSizes", set_chunk_sizes, NULL,
+                  ACCESS_CONF | RSRC_CONF,
+                  "Smallest, average and largest chunk of the store's "
+                  "content-defined chunking (default 16K 64K 256K)"),
+    AP_INIT_TAKE1("ISSDedupScope", set_dedup_scope, NULL,
+                  ACCESS_CONF | RSRC_CONF,
+                  "Where an upload by manifest may take chunks it does not "
+                  "send: Off (its own session), File (+ the file's current "
+                  "version) or Readable (default: + every file of the "
+                  "store the user may GET)"),
+    AP_INIT_TAKE1("ISSUploadTimeout", set_upload_timeout, NULL,
+                  ACCESS_CONF | RSRC_CONF,
+                  "Seconds the staged chunks of an unfinished upload are "
+                  "kept after its last request (default 86400)"),
+    AP_INIT_TAKE1("ISSUploadMaxSize", set_upload_max_size, NULL,
+                  ACCESS_CONF | RSRC_CONF,
+                  "Largest file an upload by manifest may make (default "
+                  "16G; K, M, G, T suffixes); larger answers 413"),
+    AP_INIT_TAKE1("ISSUploadStagingLimit", set_upload_staging, NULL,
+                  ACCESS_CONF | RSRC_CONF,
+                  "Most bytes the staged chunks of all unfinished uploads "
+                  "of a store may take (default 4G); more answers 507"),
     { NULL }
 };
 
@@ -448,6 +604,16 @@ static void check_limits(check_ctx *c, const ap_directive_t *dav)
                          "PATCH: with `Dav iss`, PATCH writes files too; "
                          "add PATCH to that <Limit> (or use <LimitExcept>)",
                          d->args, d->filename, d->line_num);
+        }
+        if (strcasecmp(d->directive, "<Limit") == 0 && d->args
+            && names_method(d->args, "PUT", c->p)
+            && !names_method(d->args, "POST", c->p)) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, c->s, ISSLOGNO(01063)
+                         "<Limit %s in %s (line %d) limits PUT but not "
+                         "POST: with `Dav iss`, POST stages the chunks of "
+                         "an upload; add POST to that <Limit> (or use "
+                         "<LimitExcept>)", d->args, d->filename,
+                         d->line_num);
         }
     }
 }

@@ -4,7 +4,8 @@
  * mod_iss_config — directives and their merging.
  *
  * Per directory: ISSStateDir, ISSDBMType, ISSStateSync, ISSSync*,
- * ISSReconcileInterval, ISSDigestHeader, ISSPatch*.  Per server: the global mutex
+ * ISSReconcileInterval, ISSDigestHeader, ISSPatch*, ISSChunking,
+ * ISSChunkSizes, ISSDedupScope, ISSUpload*.  Per server: the global mutex
  * shared by all state stores of the server process tree.
  */
 #ifndef MOD_ISS_CONFIG_H
@@ -12,6 +13,7 @@
 
 #include "mod_iss.h"
 #include "iss_sync_log.h"
+#include "iss_cdc.h"
 #include <apr_global_mutex.h>
 
 #define ISS_DEFAULT_DBM_TYPE "sdbm"
@@ -30,7 +32,30 @@ typedef struct iss_dir_conf_t {
                               * -1 not set here */
     apr_int64_t patch_max_target;  /* ISSPatchMaxTargetSize; -1 not set */
     apr_int64_t patch_max_window;  /* ISSPatchMaxWindow; -1 not set */
+    int chunking;                  /* ISSChunking: 1/0, -1 not set */
+    int chunk_sizes_set;           /* ISSChunkSizes given here */
+    iss_cdc_params_t chunk_sizes;
+    int dedup_scope;               /* ISSDedupScope (iss_dedup_scope_e),
+                                    * -1 not set here */
+    apr_int64_t upload_timeout;    /* ISSUploadTimeout seconds; -1 */
+    apr_int64_t upload_max_size;   /* ISSUploadMaxSize; -1 not set */
+    apr_int64_t upload_staging;    /* ISSUploadStagingLimit; -1 */
 } iss_dir_conf_t;
+
+/** Where an upload by manifest may take chunks it does not receive. */
+typedef enum {
+    ISS_DEDUP_OFF = 0,      /* only chunks uploaded in its own session */
+    ISS_DEDUP_FILE = 1,     /* + the current version of the file itself */
+    ISS_DEDUP_READABLE = 2  /* + every file of the store the user may GET */
+} iss_dedup_scope_e;
+
+/* Defaults of the chunk directives: staged chunks of an upload session
+ * live a day after its last use; an upload by manifest may make a file
+ * of up to 16 GiB; staged chunks of all sessions of a store take at
+ * most 4 GiB. */
+#define ISS_DEFAULT_UPLOAD_TIMEOUT  86400
+#define ISS_DEFAULT_UPLOAD_MAX_SIZE (APR_INT64_C(16) << 30)
+#define ISS_DEFAULT_UPLOAD_STAGING  (APR_INT64_C(4) << 30)
 
 /* Defaults: a PATCH may make a file of up to 16 GiB, from VCDIFF windows
  * of up to 8 MiB (xdelta3's default; a PATCH holds one window and its
@@ -74,6 +99,26 @@ apr_int64_t iss_config_patch_max_target(const iss_dir_conf_t *dconf);
 
 /** Largest VCDIFF target window a PATCH may use (ISSPatchMaxWindow). */
 apr_int64_t iss_config_patch_max_window(const iss_dir_conf_t *dconf);
+
+/** Whether files get manifests and the chunk protocol is on
+ *  (ISSChunking, default on). */
+int iss_config_chunking(const iss_dir_conf_t *dconf);
+
+/** The chunker parameters of the store (ISSChunkSizes or the default). */
+const iss_cdc_params_t *iss_config_chunk_sizes(const iss_dir_conf_t *dconf);
+
+/** ISSDedupScope (default readable). */
+iss_dedup_scope_e iss_config_dedup_scope(const iss_dir_conf_t *dconf);
+
+/** Seconds an upload session lives after its last use (ISSUploadTimeout). */
+apr_int64_t iss_config_upload_timeout(const iss_dir_conf_t *dconf);
+
+/** Largest file an upload by manifest may make (ISSUploadMaxSize). */
+apr_int64_t iss_config_upload_max_size(const iss_dir_conf_t *dconf);
+
+/** Most bytes staged by all upload sessions of a store
+ *  (ISSUploadStagingLimit). */
+apr_int64_t iss_config_upload_staging(const iss_dir_conf_t *dconf);
 
 /** The DBM type in force (ISSDBMType or the default). */
 const char *iss_config_dbm_type(const iss_dir_conf_t *dconf);

@@ -381,7 +381,8 @@ int iss_digest_wanted_by(request_rec *r)
 /* ---- PUT: the body's digest, verified against what the client says ---- */
 
 typedef struct body_ctx {
-    iss_digest_t *sha;
+    iss_digest_t *sha;                /* or: */
+    iss_manifest_builder_t *builder;  /* the chunks' and the body's */
     iss_digest_body_t body;
     int want_repr, want_content;      /* headers to check at the end */
     unsigned char repr[ISS_DIGEST_SHA256_LEN];
@@ -437,13 +438,31 @@ static apr_status_t body_filter(ap_filter_t *f, apr_bucket_brigade *bb,
             != APR_SUCCESS) {
             return rv;
         }
-        iss_digest_update(ctx->sha, data, len);
+        if (ctx->builder) {
+            if ((rv = iss_manifest_builder_feed(ctx->builder, data, len))
+                != APR_SUCCESS) {
+                return rv;
+            }
+        }
+        else {
+            iss_digest_update(ctx->sha, data, len);
+        }
         ctx->body.length += (apr_off_t)len;
     }
     if (!ctx->done) {
         return APR_SUCCESS;
     }
-    iss_digest_final(ctx->sha, sha);
+    if (ctx->builder) {
+        if ((rv = iss_manifest_builder_finish(ctx->builder,
+                                              &ctx->body.manifest))
+            != APR_SUCCESS) {
+            return rv;
+        }
+        memcpy(sha, ctx->body.manifest->file_sha256, sizeof(sha));
+    }
+    else {
+        iss_digest_final(ctx->sha, sha);
+    }
     if (ctx->want_repr && memcmp(sha, ctx->repr, sizeof(sha))) {
         return refuse(f, apr_pstrcat(f->r->pool, "The body does not match "
                                       "its Repr-Digest header: its SHA-256 "
@@ -513,6 +532,14 @@ static void insert_filter(request_rec *r)
                             "writes in place, so its digest could only be "
                             "checked after the file changed: send the whole "
                             "file, or no digest header.", r, r->connection);
+        return;
+    }
+    if (ctx->body.whole && iss_config_chunking(iss_config_dir(r))
+        && iss_manifest_builder_create(&ctx->builder,
+                                       iss_config_chunk_sizes(
+                                           iss_config_dir(r)),
+                                       r->pool) == APR_SUCCESS) {
+        ap_add_input_filter(DIGEST_IN_FILTER, ctx, r, r->connection);
         return;
     }
     if (iss_digest_create(&ctx->sha, r->pool) != APR_SUCCESS) {

@@ -26,6 +26,7 @@
 
 #include "mod_iss.h"
 #include "iss_filedigest.h"
+#include "iss_manifest.h"
 
 /** The digest of the file at @a uri (a decoded URI path in @a r's
  *  location), known or computed now.  *found is 0 when there is none to
@@ -70,6 +71,8 @@ typedef struct iss_digest_body_t {
     apr_off_t length;
     int whole;            /* the body is the whole new file (no
                            * Content-Range) */
+    iss_manifest_t *manifest;  /* its chunk manifest, made in the same
+                                * pass (ISSChunking; whole bodies) */
 } iss_digest_body_t;
 const iss_digest_body_t *iss_digest_put_body(request_rec *r);
 

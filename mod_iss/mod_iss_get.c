@@ -11,7 +11,10 @@
  * other modules' making are all left to whoever would serve them.
  */
 
+#include "mod_iss_chunk.h"
+#include "mod_iss_config.h"
 #include "mod_iss_digest.h"
+#include "mod_iss_state.h"
 
 #include <http_core.h>
 #include <http_protocol.h>
@@ -34,6 +37,57 @@ static int serves(request_rec *r)
            && strncasecmp(r->handler, r->content_type,
                           strlen(r->handler)) == 0
            && strchr(r->handler, '/') != NULL;
+}
+
+/* The file's manifest instead of its content, for a client that asked
+ * for it (Accept: application/vnd.mod-iss.manifest). */
+static int send_manifest(request_rec *r, apr_file_t *fd,
+                         const apr_finfo_t *fi)
+{
+    const char *rel = iss_state_rel_path(r, r->uri);
+    apr_bucket_brigade *bb;
+    iss_manifest_t *m;
+    unsigned char *buf;
+    apr_size_t len;
+    apr_status_t rv;
+    int status;
+
+    if (rel == NULL
+        || (rv = iss_chunk_manifest_of_file(r, rel, fd, fi, 1, &m))
+           != APR_SUCCESS
+        || (rv = iss_manifest_encode(m, &buf, &len, r->pool))
+           != APR_SUCCESS) {
+        apr_file_close(fd);
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, ISSLOGNO(01067)
+                      "cannot make the manifest of %s%s", r->filename,
+                      rel == NULL ? "" : " (it changed while read, or it "
+                      "could not be read)");
+        apr_table_setn(r->headers_out, "Retry-After", "1");
+        return HTTP_SERVICE_UNAVAILABLE;
+    }
+    apr_file_close(fd);
+    if ((status = ap_discard_request_body(r)) != OK) {
+        return status;
+    }
+    iss_digest_remember(r, r->uri, m->file_sha256);
+    ap_set_content_type(r, ISS_MANIFEST_MEDIA_TYPE);
+    apr_table_setn(r->headers_out, "ETag",
+                   iss_chunk_manifest_etag(m->file_sha256, r->pool));
+    ap_update_mtime(r, fi->mtime);
+    ap_set_last_modified(r);
+    ap_set_content_length(r, (apr_off_t)len);
+    bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+    if ((status = ap_meets_conditions(r)) != OK) {
+        r->status = status;
+    }
+    else if (!r->header_only) {
+        apr_brigade_write(bb, NULL, NULL, (const char *)buf, len);
+    }
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(r->connection
+                                                      ->bucket_alloc));
+    rv = ap_pass_brigade(r->output_filters, bb);
+    return rv == APR_SUCCESS || r->connection->aborted ? OK
+                                                       : AP_FILTER_ERROR;
 }
 
 static int get_handler(request_rec *r)
@@ -67,6 +121,13 @@ static int get_handler(request_rec *r)
     if (rv != APR_SUCCESS || fi.filetype != APR_REG) {
         apr_file_close(fd);
         return DECLINED;
+    }
+    if (iss_config_chunking(iss_config_dir(r))) {
+        /* The answer depends on Accept (the manifest or the content). */
+        apr_table_mergen(r->headers_out, "Vary", "Accept");
+        if (iss_chunk_wants_manifest(r)) {
+            return send_manifest(r, fd, &fi);
+        }
     }
     iss_digest_of_file(r, r->uri, fd, &fi, sha, &found);
     if (!found) {

@@ -1,6 +1,8 @@
 /* Licensed under the Apache License, Version 2.0 (see LICENSE). */
 
 #include "mod_iss_options.h"
+#include "mod_iss_chunk.h"
+#include "mod_iss_config.h"
 #include "mod_iss_patch.h"
 
 /* The DAV header names what `Dav iss` adds (and SabreDAV's partial
@@ -12,7 +14,12 @@ static dav_error *dav_header(request_rec *r, const dav_resource *resource,
     if (iss_is_enabled(r)) {
         apr_text_append(r->pool, phdr, ISS_DAV_TOKEN);
         apr_text_append(r->pool, phdr, "sabredav-partialupdate");
-        apr_table_setn(r->headers_out, "Accept-Patch", ISS_PATCH_ACCEPT);
+        apr_table_setn(r->headers_out, "Accept-Patch", iss_patch_accept(r));
+        if (iss_config_chunking(iss_config_dir(r))) {
+            /* The store's chunker: clients chunk files the same way. */
+            apr_table_setn(r->headers_out, "ISS-Chunking",
+                           iss_chunk_params_header(r));
+        }
     }
     return NULL;
 }

@@ -5,6 +5,7 @@
 #include "mod_iss_config.h"
 #include "mod_iss_digest.h"
 #include "mod_iss_provider.h"
+#include "mod_iss_state.h"
 #include "iss_filedigest.h"
 
 #include <apr_strings.h>
@@ -16,7 +17,6 @@
 
 #define BODY_READ (64 * 1024)
 
-typedef enum { FMT_NONE, FMT_VCDIFF, FMT_RANGE } format_e;
 
 /* ---- errors ---------------------------------------------------------- */
 
@@ -62,7 +62,7 @@ int iss_patch_fail_write(iss_patch_t *p, apr_status_t rv)
 /* The answer to a refused PATCH: the status, and a body that says why
  * (RFC 4918 section 16 style: an element naming the condition and a
  * message for people). */
-static int send_error(iss_patch_t *p)
+int iss_patch_send_error(iss_patch_t *p)
 {
     request_rec *r = p->r;
     apr_bucket_brigade *bb;
@@ -71,11 +71,11 @@ static int send_error(iss_patch_t *p)
         return AP_FILTER_ERROR;        /* httpd has answered already */
     }
     ap_log_rerror(APLOG_MARK, p->status >= 500 ? APLOG_ERR : APLOG_INFO, 0,
-                  r, ISSLOGNO(01057) "PATCH %s refused with %d: %s", r->uri,
-                  p->status, p->msg);
+                  r, ISSLOGNO(01057) "%s %s refused with %d: %s", r->method,
+                  r->uri, p->status, p->msg);
     r->status = p->status;
     if (p->status == HTTP_UNSUPPORTED_MEDIA_TYPE) {
-        apr_table_setn(r->headers_out, "Accept-Patch", ISS_PATCH_ACCEPT);
+        apr_table_setn(r->headers_out, "Accept-Patch", iss_patch_accept(r));
     }
     /* The rest of a refused body is not worth reading. */
     r->connection->keepalive = AP_CONN_CLOSE;
@@ -83,8 +83,8 @@ static int send_error(iss_patch_t *p)
     bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
     ap_fputstrs(r->output_filters, bb, DAV_XML_HEADER DEBUG_CR
                 "<D:error xmlns:D=\"DAV:\" xmlns:I=\"" ISS_XML_NS "\">"
-                DEBUG_CR "<I:", p->tag, "/>" DEBUG_CR "<I:message>",
-                apr_xml_quote_string(r->pool, p->msg, 0),
+                DEBUG_CR "<I:", p->tag, "/>" DEBUG_CR, p->xml ? p->xml : "",
+                "<I:message>", apr_xml_quote_string(r->pool, p->msg, 0),
                 "</I:message>" DEBUG_CR "</D:error>" DEBUG_CR, NULL);
     APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(bb->bucket_alloc));
     ap_pass_brigade(r->output_filters, bb);
@@ -98,10 +98,78 @@ apr_status_t iss_patch_write(iss_patch_t *p, const void *buf, apr_size_t len)
     apr_status_t rv = apr_file_write_full(p->out, buf, len, NULL);
 
     if (rv == APR_SUCCESS) {
-        iss_digest_update(p->sha, buf, len);
+        if (p->builder) {
+            rv = iss_manifest_builder_feed(p->builder, buf, len);
+        }
+        else {
+            iss_digest_update(p->sha, buf, len);
+        }
         p->written += (apr_off_t)len;
     }
     return rv;
+}
+
+/* The body kept in memory: grown as it comes, never beyond limit. */
+typedef struct collect_t {
+    iss_patch_t *p;
+    char *buf;
+    apr_size_t len, size, limit;
+} collect_t;
+
+static apr_status_t collect(void *baton, const char *data, apr_size_t len)
+{
+    collect_t *c = baton;
+
+    if (len > c->limit - c->len) {
+        iss_patch_fail(c->p, HTTP_REQUEST_ENTITY_TOO_LARGE,
+                       "manifest-too-large", "The body is larger than the "
+                       "largest manifest of this location (%" APR_SIZE_T_FMT
+                       " bytes, from ISSUploadMaxSize); the file was not "
+                       "changed.", c->limit);
+        return APR_ENOSPC;
+    }
+    if (len > c->size - c->len) {
+        apr_size_t size = c->size;
+        char *grown;
+
+        while (len > size - c->len) {
+            size = size > c->limit / 2 ? c->limit : size * 2;
+        }
+        grown = apr_palloc(c->p->r->pool, size);
+        memcpy(grown, c->buf, c->len);
+        c->buf = grown;
+        c->size = size;
+    }
+    memcpy(c->buf + c->len, data, len);
+    c->len += len;
+    return APR_SUCCESS;
+}
+
+int iss_patch_read_all(iss_patch_t *p, apr_size_t max, char **buf,
+                       apr_size_t *len)
+{
+    request_rec *r = p->r;
+    const char *cl = apr_table_get(r->headers_in, "Content-Length");
+    collect_t c = { p, NULL, 0, 64 * 1024, max };
+    apr_off_t n = -1;
+    int st;
+
+    /* httpd has checked Content-Length's syntax already. */
+    if (cl && apr_strtoff(&n, cl, NULL, 10) == APR_SUCCESS && n >= 0) {
+        if ((apr_uint64_t)n > max) {
+            collect(&c, NULL, max + 1);     /* records the 413 */
+            return p->status;
+        }
+        c.size = (apr_size_t)n;
+    }
+    if (c.size > max) {
+        c.size = max;
+    }
+    c.buf = apr_palloc(r->pool, c.size ? c.size : 1);
+    st = iss_patch_read_body(p, collect, &c);
+    *buf = c.buf;
+    *len = c.len;
+    return st;
 }
 
 apr_status_t iss_patch_pread(apr_file_t *f, apr_off_t offset, apr_size_t len,
@@ -184,24 +252,40 @@ int iss_patch_read_body(iss_patch_t *p, iss_patch_body_fn *fn, void *baton)
 
 /* ---- the handler ------------------------------------------------------- */
 
-static format_e format_of(request_rec *r)
+const char *iss_patch_accept(request_rec *r)
+{
+    return iss_config_chunking(iss_config_dir(r)) ? ISS_PATCH_ACCEPT
+                                                  : ISS_PATCH_ACCEPT_DELTAS;
+}
+
+static int media_type_is(const char *ct, apr_size_t n, const char *type)
+{
+    return n == strlen(type) && strncasecmp(ct, type, n) == 0;
+}
+
+static iss_patch_format_e format_of(request_rec *r)
 {
     const char *ct = apr_table_get(r->headers_in, "Content-Type");
+    int chunks = iss_config_chunking(iss_config_dir(r));
     apr_size_t n;
 
     if (ct == NULL) {
-        return FMT_NONE;
+        return ISS_PATCH_NONE;
     }
     n = strcspn(ct, "; \t");
-    if (n == sizeof("application/vcdiff") - 1
-        && strncasecmp(ct, "application/vcdiff", n) == 0) {
-        return FMT_VCDIFF;
+    if (media_type_is(ct, n, "application/vcdiff")) {
+        return ISS_PATCH_VCDIFF;
     }
-    if (n == sizeof("application/x-sabredav-partialupdate") - 1
-        && strncasecmp(ct, "application/x-sabredav-partialupdate", n) == 0) {
-        return FMT_RANGE;
+    if (media_type_is(ct, n, "application/x-sabredav-partialupdate")) {
+        return ISS_PATCH_RANGE;
     }
-    return FMT_NONE;
+    if (chunks && media_type_is(ct, n, ISS_MANIFEST_MEDIA_TYPE)) {
+        return ISS_PATCH_MANIFEST;
+    }
+    if (chunks && media_type_is(ct, n, ISS_MANIFEST_DELTA_MEDIA_TYPE)) {
+        return ISS_PATCH_MANIFEST_DELTA;
+    }
+    return ISS_PATCH_NONE;
 }
 
 static apr_status_t remove_tmp(void *data)
@@ -259,7 +343,13 @@ static int open_tmp(iss_patch_t *p)
     }
     p->tmp_path = templ;
     apr_pool_cleanup_register(r->pool, p, remove_tmp, apr_pool_cleanup_null);
-    if ((rv = apr_file_perms_set(templ, p->src_info.protection))
+    /* The old file's permissions; a new file's: rw-r--r-- (mkstemp's
+     * are rw-------). */
+    if ((rv = apr_file_perms_set(templ, p->src
+                                        ? p->src_info.protection
+                                        : APR_FPROT_UREAD | APR_FPROT_UWRITE
+                                          | APR_FPROT_GREAD
+                                          | APR_FPROT_WREAD))
         != APR_SUCCESS && rv != APR_ENOTIMPL) {
         return iss_patch_fail_write(p, rv);
     }
@@ -267,6 +357,15 @@ static int open_tmp(iss_patch_t *p)
                        r->pool);
     if (rv != APR_SUCCESS) {
         return iss_patch_fail_write(p, rv);
+    }
+    /* The new content's manifest is made as it is written (an upload by
+     * manifest has it already). */
+    if (p->manifest == NULL && iss_config_chunking(iss_config_dir(r))
+        && iss_manifest_builder_create(&p->builder,
+                                       iss_config_chunk_sizes(
+                                           iss_config_dir(r)),
+                                       r->pool) == APR_SUCCESS) {
+        return OK;
     }
     return iss_digest_create(&p->sha, r->pool) == APR_SUCCESS
         ? OK
@@ -276,21 +375,26 @@ static int open_tmp(iss_patch_t *p)
 
 /* Conditions, in RFC 9110 order, before anything is read or written:
  * against the ETag of the file held open, the one the patch will read. */
-static int check_conditions(iss_patch_t *p, dav_resource *res, format_e fmt)
+static int check_conditions(iss_patch_t *p, dav_resource *res)
 {
     request_rec *r = p->r;
     unsigned char sha[ISS_DIGEST_SHA256_LEN];
     dav_error *err;
-    int found;
+    int found = 0;
 
-    if (fmt == FMT_VCDIFF && !apr_table_get(r->headers_in, "If-Match")) {
+    if ((p->format == ISS_PATCH_VCDIFF
+         || p->format == ISS_PATCH_MANIFEST_DELTA)
+        && !apr_table_get(r->headers_in, "If-Match")) {
         return iss_patch_fail(p, HTTP_PRECONDITION_REQUIRED,
-                              "if-match-required", "A VCDIFF PATCH must say "
-                              "which version it applies to: send If-Match "
+                              "if-match-required", "A VCDIFF or manifest-delta "
+                              "PATCH must say which version it applies to: "
+                              "send If-Match "
                               "with the ETag of the file (from GET, HEAD, "
                               "PROPFIND, or the PUT or PATCH that made it).");
     }
-    iss_digest_of_file(r, r->uri, p->src, &p->src_info, sha, &found);
+    if (p->src) {
+        iss_digest_of_file(r, r->uri, p->src, &p->src_info, sha, &found);
+    }
     if (found) {
         apr_table_setn(r->headers_out, "ETag",
                        iss_filedigest_etag(sha, r->pool));
@@ -314,7 +418,80 @@ static int check_conditions(iss_patch_t *p, dav_resource *res, format_e fmt)
     return OK;
 }
 
-/* Rename the new content into place, if the old file is still there. */
+/* The last check and the rename, under the store's lock: two PATCHes of
+ * one store (and uploads by manifest) cannot both pass the check and
+ * rename one after the other.  A new file is linked into place, which
+ * fails if another request made one meanwhile. */
+typedef struct place_t {
+    iss_patch_t *p;
+    int changed;
+    apr_status_t rv;
+} place_t;
+
+static apr_status_t place_txn(void *baton, iss_store_txn_t *txn)
+{
+    place_t *pl = baton;
+    iss_patch_t *p = pl->p;
+
+    (void)txn;
+    if (p->src ? !unchanged(p) : 0) {
+        pl->changed = 1;
+        return APR_SUCCESS;
+    }
+    if (p->src) {
+        pl->rv = apr_file_rename(p->tmp_path, p->path, p->r->pool);
+    }
+    else {
+        pl->rv = apr_file_link(p->tmp_path, p->path);
+        if (APR_STATUS_IS_EEXIST(pl->rv)) {
+            pl->changed = 1;
+            pl->rv = APR_SUCCESS;
+            return APR_SUCCESS;
+        }
+        if (pl->rv == APR_SUCCESS) {
+            apr_file_remove(p->tmp_path, p->r->pool);
+        }
+    }
+    return APR_SUCCESS;
+}
+
+static int place(iss_patch_t *p)
+{
+    place_t pl = { p, 0, APR_SUCCESS };
+    iss_store_t *store;
+    apr_status_t rv;
+
+    if (iss_state_store(p->r, &store) != NULL) {
+        return iss_patch_fail(p, HTTP_SERVICE_UNAVAILABLE,
+                              "state-unavailable", "The state store is not "
+                              "available; the file was not changed.");
+    }
+    if ((rv = iss_store_txn(store, place_txn, &pl, p->r->pool))
+        != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, p->r, ISSLOGNO(01075)
+                      "%s %s: cannot take the state store's lock (%s)",
+                      p->r->method, p->r->uri, iss_store_last_error(store));
+        return iss_patch_fail(p, HTTP_SERVICE_UNAVAILABLE,
+                              "state-unavailable", "The state store is not "
+                              "available; the file was not changed.");
+    }
+    if (pl.changed) {
+        return iss_patch_fail(p, HTTP_PRECONDITION_FAILED, "changed",
+                              p->src ? "The file was replaced while the "
+                              "new content was written; the other change "
+                              "stays.  Fetch the new ETag and try again."
+                              : "Another request created the file while "
+                              "the new content was written; that one "
+                              "stays.  Fetch its ETag and try again.");
+    }
+    if (pl.rv != APR_SUCCESS) {
+        return iss_patch_fail_write(p, pl.rv);
+    }
+    p->tmp_path = NULL;                 /* nothing to remove */
+    return OK;
+}
+
+/* Check the new content and put it into place. */
 static int commit(iss_patch_t *p)
 {
     request_rec *r = p->r;
@@ -322,36 +499,43 @@ static int commit(iss_patch_t *p)
     iss_filedigest_t *d = apr_pcalloc(r->pool, sizeof(*d));
     apr_finfo_t fi;
     apr_status_t rv;
+    int st;
 
-    iss_digest_final(p->sha, d->sha256);
+    if (p->builder) {
+        iss_manifest_t *m;
+
+        if ((rv = iss_manifest_builder_finish(p->builder, &m))
+            != APR_SUCCESS) {
+            return iss_patch_fail(p, HTTP_INTERNAL_SERVER_ERROR, "failed",
+                                  "The new content could not be hashed.");
+        }
+        p->manifest = m;
+        memcpy(d->sha256, m->file_sha256, sizeof(d->sha256));
+    }
+    else {
+        iss_digest_final(p->sha, d->sha256);
+    }
     if (p->want_repr && memcmp(p->repr, d->sha256, sizeof(p->repr)) != 0) {
         return iss_patch_fail(p, HTTP_CONFLICT, "repr-digest-mismatch",
                               "The patch applied to the current content "
                               "gives content whose SHA-256 is %s, not the "
-                              "Repr-Digest of the request; the file was not "
-                              "changed.", iss_digest_field(d->sha256,
-                                                           r->pool));
+                              "Repr-Digest of the request (or of the "
+                              "manifest); the file was not changed.",
+                              iss_digest_field(d->sha256, r->pool));
     }
     if ((rv = apr_file_info_get(&fi, IDENT, p->out)) != APR_SUCCESS) {
         return iss_patch_fail_write(p, rv);
     }
     iss_filedigest_set_identity(d, &fi);
-    if (!unchanged(p)) {
-        return iss_patch_fail(p, HTTP_PRECONDITION_FAILED, "changed",
-                              "The file was replaced while the patch was "
-                              "applied; the other change stays.  Fetch the "
-                              "new ETag and try again.");
-    }
     apr_file_close(p->back);
     p->back = NULL;
     apr_file_close(p->out);
     p->out = NULL;
-    if ((rv = apr_file_rename(p->tmp_path, p->path, r->pool))
-        != APR_SUCCESS) {
-        return iss_patch_fail_write(p, rv);
+    if ((st = place(p)) != OK) {
+        return st;
     }
-    p->tmp_path = NULL;                 /* nothing to remove */
     req->written = d;
+    req->written_manifest = p->manifest;
     iss_digest_remember(r, r->uri, d->sha256);
     apr_table_setn(r->headers_out, "ETag",
                    iss_filedigest_etag(d->sha256, r->pool));
@@ -360,10 +544,28 @@ static int commit(iss_patch_t *p)
     return OK;
 }
 
-static int patch(iss_patch_t *p, format_e fmt)
+/* Whether the folder a new file would go into exists: httpd's walk
+ * stops at the first missing part of the path (r->filename), the rest
+ * is path info. */
+static int parent_exists(request_rec *r)
+{
+    const char *slash = strrchr(r->filename, '/');
+    apr_finfo_t fi;
+
+    return (r->path_info == NULL || *r->path_info == '\0') && slash
+           && apr_stat(&fi, apr_pstrmemdup(r->pool, r->filename,
+                                           (apr_size_t)(slash
+                                                        - r->filename)),
+                       APR_FINFO_TYPE, r->pool) == APR_SUCCESS
+           && fi.filetype == APR_DIR;
+}
+
+static int patch(iss_patch_t *p)
 {
     request_rec *r = p->r;
     iss_dir_conf_t *dconf = iss_config_dir(r);
+    int chunked = p->format == ISS_PATCH_MANIFEST
+                  || p->format == ISS_PATCH_MANIFEST_DELTA;
     const char *why;
     dav_resource *res;
     dav_error *err;
@@ -372,10 +574,10 @@ static int patch(iss_patch_t *p, format_e fmt)
 
     p->max_target = (apr_off_t)iss_config_patch_max_target(dconf);
     p->max_window = (apr_size_t)iss_config_patch_max_window(dconf);
-    if (fmt == FMT_NONE) {
+    if (p->format == ISS_PATCH_NONE) {
         return iss_patch_fail(p, HTTP_UNSUPPORTED_MEDIA_TYPE,
                               "unsupported-patch-format", "PATCH here takes "
-                              "a body of type %s.", ISS_PATCH_ACCEPT);
+                              "a body of type %s.", iss_patch_accept(r));
     }
     if (!iss_digest_request_field(r, "Repr-Digest", p->repr, &p->want_repr,
                                   &why)
@@ -384,16 +586,22 @@ static int patch(iss_patch_t *p, format_e fmt)
         return iss_patch_fail(p, HTTP_BAD_REQUEST, "invalid-digest", "%s",
                               why);
     }
-    if (fmt == FMT_RANGE && (st = iss_patch_range_check(p)) != OK) {
+    if (p->format == ISS_PATCH_RANGE
+        && (st = iss_patch_range_check(p)) != OK) {
         return st;
     }
     if ((err = dav_get_resource(r, 0, 0, &res)) != NULL) {
         p->status = -1;
         return dav_handle_err(r, err, NULL);
     }
-    if (!res->exists) {
+    if (!res->exists && !chunked) {
         return iss_patch_fail(p, HTTP_NOT_FOUND, "not-found", "There is no "
                               "file here to patch (create it with PUT).");
+    }
+    if (!res->exists && p->format == ISS_PATCH_MANIFEST_DELTA) {
+        return iss_patch_fail(p, HTTP_NOT_FOUND, "not-found", "There is no "
+                              "file here whose manifest the delta could "
+                              "change (send a whole manifest).");
     }
     if (res->collection) {
         apr_table_setn(r->headers_out, "Allow", "OPTIONS, GET, HEAD, POST, "
@@ -403,18 +611,28 @@ static int patch(iss_patch_t *p, format_e fmt)
                               "PATCH applies to files, not to collections.");
     }
     p->path = r->filename;
-    rv = apr_file_open(&p->src, p->path, APR_FOPEN_READ | APR_FOPEN_BINARY, 0,
-                       r->pool);
-    if (rv == APR_SUCCESS) {
-        rv = apr_file_info_get(&p->src_info, IDENT, p->src);
+    if (res->exists) {
+        rv = apr_file_open(&p->src, p->path, APR_FOPEN_READ
+                           | APR_FOPEN_BINARY, 0, r->pool);
+        if (rv == APR_SUCCESS) {
+            rv = apr_file_info_get(&p->src_info, IDENT, p->src);
+        }
+        if (rv != APR_SUCCESS || p->src_info.filetype != APR_REG) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, ISSLOGNO(01058)
+                          "PATCH %s: cannot open %s", r->uri, p->path);
+            return iss_patch_fail(p, HTTP_INTERNAL_SERVER_ERROR,
+                                  "read-failed", "The file cannot be read.");
+        }
     }
-    if (rv != APR_SUCCESS || p->src_info.filetype != APR_REG) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, ISSLOGNO(01058)
-                      "PATCH %s: cannot open %s", r->uri, p->path);
-        return iss_patch_fail(p, HTTP_INTERNAL_SERVER_ERROR, "read-failed",
-                              "The file cannot be read.");
+    else if (!parent_exists(r)) {
+        return iss_patch_fail(p, HTTP_CONFLICT, "no-parent", "The folder "
+                              "the new file would go into does not exist.");
     }
-    if ((st = check_conditions(p, res, fmt)) != OK) {
+    if ((st = check_conditions(p, res)) != OK) {
+        return st;
+    }
+    /* An upload by manifest finds every chunk before anything changes. */
+    if (chunked && (st = iss_upload_prepare(p)) != OK) {
         return st;
     }
     if ((err = iss_capture_modify(r, res)) != NULL) {
@@ -424,7 +642,17 @@ static int patch(iss_patch_t *p, format_e fmt)
     if ((st = open_tmp(p)) != OK) {
         return st;
     }
-    st = fmt == FMT_VCDIFF ? iss_patch_vcdiff(p) : iss_patch_range(p);
+    switch (p->format) {
+    case ISS_PATCH_VCDIFF:
+        st = iss_patch_vcdiff(p);
+        break;
+    case ISS_PATCH_RANGE:
+        st = iss_patch_range(p);
+        break;
+    default:
+        st = iss_upload_assemble(p);
+        break;
+    }
     if (st != OK) {
         return st;
     }
@@ -441,19 +669,21 @@ static int patch_handler(request_rec *r)
     }
     p = apr_pcalloc(r->pool, sizeof(*p));
     p->r = r;
-    st = patch(p, format_of(r));
+    p->format = format_of(r);
+    st = patch(p);
     if (p->status == -1) {
         return st;                      /* answered by mod_dav's error */
     }
     if (st != OK) {
         /* Whatever went wrong, the file was not replaced. */
         iss_capture_unchanged(r);
-        return send_error(p);
+        return iss_patch_send_error(p);
     }
+    iss_upload_done(p);
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, ISSLOGNO(01059)
                   "PATCH %s: %" APR_OFF_T_FMT " bytes became %"
                   APR_OFF_T_FMT, r->uri, p->src_info.size, p->written);
-    r->status = HTTP_NO_CONTENT;
+    r->status = p->src ? HTTP_NO_CONTENT : HTTP_CREATED;
     {
         apr_bucket_brigade *bb = apr_brigade_create(r->pool,
                                                     r->connection

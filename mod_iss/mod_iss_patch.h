@@ -23,23 +23,41 @@
 
 #include "mod_iss.h"
 #include "iss_digest.h"
+#include "iss_manifest.h"
 
 #include <apr_file_io.h>
 
-/** Accept-Patch: what PATCH takes here. */
-#define ISS_PATCH_ACCEPT \
+/** Accept-Patch: what PATCH takes here (the manifests with ISSChunking
+ *  on). */
+#define ISS_PATCH_ACCEPT_DELTAS \
     "application/vcdiff, application/x-sabredav-partialupdate"
+#define ISS_PATCH_ACCEPT ISS_PATCH_ACCEPT_DELTAS ", " \
+    ISS_MANIFEST_MEDIA_TYPE ", " ISS_MANIFEST_DELTA_MEDIA_TYPE
+const char *iss_patch_accept(request_rec *r);
+
+/** The patch formats. */
+typedef enum {
+    ISS_PATCH_NONE, ISS_PATCH_VCDIFF, ISS_PATCH_RANGE,
+    ISS_PATCH_MANIFEST, ISS_PATCH_MANIFEST_DELTA
+} iss_patch_format_e;
+
+struct iss_upload_ctx_t;
 
 /** One PATCH being applied. */
 typedef struct iss_patch_t {
     request_rec *r;
+    iss_patch_format_e format;
     const char *path;           /* the file */
-    apr_file_t *src;            /* its current content */
+    apr_file_t *src;            /* its current content (NULL: the file
+                                 * does not exist yet; manifests only) */
     apr_finfo_t src_info;
     const char *tmp_path;       /* the new content, until renamed */
     apr_file_t *out;            /* ... written through this */
     apr_file_t *back;           /* ... read back through this */
-    iss_digest_t *sha;          /* of what was written */
+    iss_digest_t *sha;          /* of what was written, or: */
+    iss_manifest_builder_t *builder;  /* its manifest and digest */
+    const iss_manifest_t *manifest;   /* the new content's manifest */
+    struct iss_upload_ctx_t *up;      /* an upload by manifest */
     apr_off_t written;
     int want_repr;              /* Repr-Digest of the result given */
     unsigned char repr[ISS_DIGEST_SHA256_LEN];
@@ -51,6 +69,7 @@ typedef struct iss_patch_t {
     int status;
     const char *tag;            /* element of ISS_XML_NS in the body */
     const char *msg;
+    const char *xml;            /* more of the body (or NULL) */
 } iss_patch_t;
 
 /** Record an error (the first one wins) and return @a status. */
@@ -61,6 +80,15 @@ int iss_patch_fail(iss_patch_t *p, int status, const char *tag,
 /** Record a failed write of the new content (507 when the disk or the
  *  quota is full, else 500) and return its status. */
 int iss_patch_fail_write(iss_patch_t *p, apr_status_t rv);
+
+/** Answer @a p's error: its status and an XML body naming it. */
+int iss_patch_send_error(iss_patch_t *p);
+
+/** Read at most @a max bytes of request body into memory (413 beyond,
+ *  checked against Content-Length before reading).  OK or an HTTP
+ *  status with the error recorded. */
+int iss_patch_read_all(iss_patch_t *p, apr_size_t max, char **buf,
+                       apr_size_t *len);
 
 /** Append to the new content (hashed as it goes). */
 apr_status_t iss_patch_write(iss_patch_t *p, const void *buf, apr_size_t len);
@@ -89,6 +117,18 @@ int iss_patch_range(iss_patch_t *p);
  *  read or opened: OK or an HTTP status with the error recorded. */
 int iss_patch_range_check(iss_patch_t *p);
 
+/** Upload by manifest (mod_iss_upload): read the manifest (or delta)
+ *  and find every chunk, before anything is changed (409 with the list
+ *  of missing chunks and an upload session if some are not here). */
+int iss_upload_prepare(iss_patch_t *p);
+
+/** ... then write the new content from the chunks found. */
+int iss_upload_assemble(iss_patch_t *p);
+
+/** ... and once it is in place: the session is done. */
+void iss_upload_done(iss_patch_t *p);
+
 void iss_patch_register_hooks(apr_pool_t *p);
+void iss_upload_register_hooks(apr_pool_t *p);
 
 #endif /* MOD_ISS_PATCH_H */

@@ -30,6 +30,7 @@ typedef struct iss_request_t {
     const struct iss_digest_body_t *put_body; /* PUT: the body's digest */
     const struct iss_filedigest_t *written;   /* PATCH: what it renamed
                                                * into place at r->uri */
+    const struct iss_manifest_t *written_manifest; /* ... its manifest */
     struct capture_t *capture;       /* mod_iss_capture, once begun */
     int etag_injected;               /* mod_iss_etag set headers_out ETag */
     int etag_filter;                 /* ... and added its output filter */

@@ -33,12 +33,13 @@ fi
 cp -a "$top/t" "$top/conf" "$work/"
 cp "$module" "$work/mod_iss.so"
 cp "$build/tools/iss-state" "$work/iss-state"
+cp "$build/tools/iss-chunk" "$work/iss-chunk"
 chmod 755 "$work"; chown -R "$user:" "$work"
 
 # A free port on 127.0.0.1, fixed for the whole run (Apache::Test's own
 # "select" picks again in every test process).
 port=$(perl -MIO::Socket::INET -e 'my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => "127.0.0.1", LocalPort => 0) or die; print $s->sockport')
-envs=(ISS_MODULE_PATH="$work/mod_iss.so" ISS_STATE_TOOL="$work/iss-state" APACHE_TEST_PORT="$port"
+envs=(ISS_MODULE_PATH="$work/mod_iss.so" ISS_STATE_TOOL="$work/iss-state" ISS_CHUNK_TOOL="$work/iss-chunk" APACHE_TEST_PORT="$port"
       ISS_TOP="$top" ISS_MODE="$mode" PATH="$PATH")
 if [ "$mode" = asan ]; then
   # httpd itself is not instrumented: the ASan runtime must come first.

@@ -230,8 +230,9 @@ my $ldisk = sub { slurp(files_dir() =~ s{files$}{files-patchlim}r . "/v/$_[0]") 
 # ---- OPTIONS advertises PATCH ------------------------------------------
 {
     my $o = dav(OPTIONS => "$base/r.bin");
-    ok(($o->header('Accept-Patch') // ''), 'application/vcdiff, application/x-sabredav-partialupdate',
-       'OPTIONS: Accept-Patch');
+    ok(($o->header('Accept-Patch') // ''), 'application/vcdiff, application/x-sabredav-partialupdate, '
+       . 'application/vnd.mod-iss.manifest, application/vnd.mod-iss.manifest-delta',
+       'OPTIONS: Accept-Patch (the deltas, and the manifests of uploads by manifest)');
     ok(($o->header('Allow') // '') =~ /\bPATCH\b/ ? 1 : 0, 1, 'OPTIONS: PATCH in Allow');
     ok(join(',', $o->header('DAV')) =~ /sabredav-partialupdate/ ? 1 : 0, 1, 'OPTIONS: sabredav-partialupdate in DAV');
     ok(dav(PATCH => '/plain/nothing.txt', body => 'x')->code =~ /^(405|501)$/ ? 1 : 0, 1,

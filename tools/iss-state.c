@@ -15,16 +15,25 @@
  *   iss-state DIR compact age=..|count=..    drop log entries past that
  *   iss-state DIR recover                    log the writes of dead httpd
  *                                            processes now
+ *   iss-state DIR uploads                    the chunk upload sessions in
+ *                                            DIR/uploads: id, user, path,
+ *                                            chunks, bytes, idle seconds
+ *   iss-state DIR gc-uploads SECONDS         remove upload sessions idle
+ *                                            longer than SECONDS (and
+ *                                            leftovers of dead writers)
  *
  * The DBM type is read from the store unless -t insists on one.  It never
- * creates a store; run as root, it takes on the state directory's owner.  Safe while httpd runs: the store serialises with httpd
- * through its lock file.  Exit status: 0 fine, 1 damaged or not found,
- * 2 usage.
+ * creates a store (the upload commands do not open it at all); run as
+ * root, it takes on the state directory's owner.  Safe while httpd runs:
+ * the store serialises with httpd through its lock file, upload sessions
+ * are removed by renaming them away first (iss_upload.h).  Exit status:
+ * 0 fine, 1 damaged or not found, 2 usage.
  */
 
 #include "iss_reconcile.h"
 #include "iss_store.h"
 #include "iss_sync_log.h"
+#include "iss_upload.h"
 #include "iss_version.h"
 
 #include <apr_general.h>
@@ -44,6 +53,7 @@ static void usage(void)
             "usage: iss-state [-t DBMTYPE] DIR info|verify|list [PREFIX]\n"
             "       iss-state DIR log [FROM] | scan DIRECTORY | recover\n"
             "       iss-state DIR compact age=<n>[smhdw]|count=<n> ...\n"
+            "       iss-state DIR uploads | gc-uploads SECONDS\n"
             "  DBMTYPE: insist on this apr_dbm type (default: the store's)\n");
 }
 
@@ -212,6 +222,95 @@ static int log_command(iss_store_t *store, const char *dir, const char *cmd,
     return -1;
 }
 
+/* The upload session commands (DIR/uploads; no store needed); -1 when
+ * @a cmd is none of them. */
+static int upload_command(const char *dir, const char *cmd, int argc,
+                          const char *const *argv, apr_pool_t *pool)
+{
+    const char *root = apr_pstrcat(pool, dir, "/uploads", NULL);
+    apr_array_header_t *infos;
+    apr_uint64_t bytes = 0, freed;
+    apr_uint32_t removed;
+    apr_time_t now = apr_time_now();
+    apr_status_t rv;
+    apr_finfo_t fi;
+    char err[256];
+    int i;
+
+    if (strcmp(cmd, "uploads") != 0 && strcmp(cmd, "gc-uploads") != 0) {
+        return -1;
+    }
+    /* A missing DIR/uploads is no session; a missing DIR is a typo. */
+    if ((rv = apr_stat(&fi, dir, APR_FINFO_TYPE, pool)) != APR_SUCCESS
+        || fi.filetype != APR_DIR) {
+        fprintf(stderr, "iss-state: %s: %s\n", dir, rv != APR_SUCCESS
+                ? apr_strerror(rv, err, sizeof(err)) : "not a directory");
+        return 1;
+    }
+    if (strcmp(cmd, "uploads") == 0) {
+        if (argc != 0) {
+            usage();
+            return 2;
+        }
+        if ((rv = iss_upload_list(root, &infos, pool)) != APR_SUCCESS) {
+            fprintf(stderr, "iss-state: %s: %s\n", root,
+                    apr_strerror(rv, err, sizeof(err)));
+            return 1;
+        }
+        for (i = 0; i < infos->nelts; i++) {
+            const iss_upload_info_t *in = &APR_ARRAY_IDX(infos, i,
+                                                         iss_upload_info_t);
+            apr_time_t idle = now > in->touched ? now - in->touched : 0;
+
+            printf("%s\t", in->id);
+            if (in->user[0]) {
+                print_escaped((const unsigned char *)in->user,
+                              strlen(in->user));
+            }
+            else {
+                putchar('-');
+            }
+            putchar('\t');
+            print_escaped((const unsigned char *)in->path, strlen(in->path));
+            printf("\t%lu chunks\t%" APR_UINT64_T_FMT " bytes\t%"
+                   APR_TIME_T_FMT " s idle\n", (unsigned long)in->chunks,
+                   in->bytes, apr_time_sec(idle));
+            bytes += in->bytes;
+        }
+        printf("total: %d sessions, %" APR_UINT64_T_FMT " bytes\n",
+               infos->nelts, bytes);
+        return 0;
+    }
+    if (strcmp(cmd, "gc-uploads") == 0) {
+        const apr_int64_t max = APR_INT64_MAX / APR_USEC_PER_SEC;
+        const char *s = argc == 1 ? argv[0] : "";
+        apr_int64_t secs = 0;
+
+        /* decimal seconds, nothing else (no sign, no suffix) */
+        for (i = 0; s[i] >= '0' && s[i] <= '9'; i++) {
+            if (secs > (max - (s[i] - '0')) / 10) {
+                break;              /* too large: s[i] is no NUL */
+            }
+            secs = secs * 10 + (s[i] - '0');
+        }
+        if (argc != 1 || i == 0 || s[i] != '\0') {
+            usage();
+            return 2;
+        }
+        rv = iss_upload_gc(root, apr_time_from_sec(secs), now, &removed,
+                           &freed, pool);
+        printf("removed %lu sessions, freed %" APR_UINT64_T_FMT " bytes\n",
+               (unsigned long)removed, freed);
+        if (rv != APR_SUCCESS) {
+            fprintf(stderr, "iss-state: %s: %s\n", root,
+                    apr_strerror(rv, err, sizeof(err)));
+            return 1;
+        }
+        return 0;
+    }
+    return -1;                      /* not reached */
+}
+
 static void log_cb(void *baton, int level, apr_status_t rv, const char *msg)
 {
     fprintf(stderr, "iss-state: %s\n", msg);
@@ -251,6 +350,11 @@ int main(int argc, const char *const *argv)
 
     if (become_owner(dir) != 0) {
         return 1;
+    }
+    rc = upload_command(dir, cmd, argc - opt->ind - 2, argv + opt->ind + 2,
+                        pool);
+    if (rc >= 0) {
+        return rc;
     }
     rv = iss_store_open(&store, dir, type, NULL, log_cb, NULL, pool);
     if (rv != APR_SUCCESS) {

@@ -174,6 +174,7 @@ static void idx_add(apr_array_header_t *a, const char *path, const char *val)
     x->path = path;
     x->value = val;
     x->digest = NULL;
+    x->manifest = NULL;
 }
 
 /* ---- reading the log ---------------------------------------------------- */
@@ -1122,6 +1123,7 @@ static void test_digest_index(void)
            "the entry wrote d/<path>");
     /* ... and one without a digest removes the old record. */
     x->digest = NULL;
+    x->manifest = NULL;
     iss_sync_log_begin(s, "PUT", chg("M0:a.bin"), &id, gp);
     iss_sync_log_end(s, id, "PUT", chg("M0:a.bin"), ix, &ret, &seq, gp);
     ok(get_s(s, "d/a.bin") == NULL, "an entry without a digest removes it");

@@ -12,7 +12,10 @@ use Exporter 'import';
 our @EXPORT = qw(dav url t_dir files_dir slurp spew log_mark log_since
                  captures own_httpd_start own_httpd_stop own_httpd_kill9
                  iss_state sync_report sync_body parse_multistatus
-                 sync_token_of strong_etag repr_digest xdelta3_delta);
+                 sync_token_of strong_etag repr_digest xdelta3_delta
+                 iss_chunk manifest_of frames_of manifest_parse
+                 manifest_pack missing_of MANIFEST_TYPE DELTA_TYPE
+                 CHUNKS_TYPE);
 
 sub url { Apache::TestRequest::resolve_url($_[0]) }
 
@@ -287,6 +290,65 @@ sub own_httpd_kill9 {
         last unless kill 0, -$h->{pid};
         select(undef, undef, undef, 0.05);
     }
+}
+
+# ---- chunk dedup -----------------------------------------------------------
+
+use constant MANIFEST_TYPE => 'application/vnd.mod-iss.manifest';
+use constant DELTA_TYPE    => 'application/vnd.mod-iss.manifest-delta';
+use constant CHUNKS_TYPE   => 'application/vnd.mod-iss.chunks';
+
+# Run build/tools/iss-chunk with files made of the given byte strings:
+# iss_chunk('manifest', \$bytes) -> its stdout (dies if it fails).
+sub iss_chunk {
+    my ($cmd, @args) = @_;
+    my $tool = $ENV{ISS_CHUNK_TOOL} or die "ISS_CHUNK_TOOL not set\n";
+    my $dir = File::Temp::tempdir(CLEANUP => 1);
+    my $n = 0;
+    my @paths = map {
+        my $a = $_;
+        if (ref $a eq 'SCALAR') { my $f = "$dir/in" . $n++; spew($f, $$a); $f } else { $a }
+    } @args;
+    my $out = `'$tool' '$cmd' @{[ map { "'$_'" } @paths ]}`;
+    die "iss-chunk $cmd failed ($?)\n" if $?;
+    return $out;
+}
+
+# The manifest of $bytes (as the store's default chunker, or with
+# params => 'MIN,AVG,MAX').
+sub manifest_of {
+    my ($bytes, %o) = @_;
+    return $o{params} ? iss_chunk('manifest', '--params', $o{params}, \$bytes)
+                      : iss_chunk('manifest', \$bytes);
+}
+
+# The POST body carrying the chunks of $bytes whose hex ids are listed.
+sub frames_of {
+    my ($bytes, $manifest, @ids) = @_;
+    return iss_chunk('frames', \$bytes, \$manifest, \join('', map { "$_\n" } @ids));
+}
+
+# { min, avg, max, size, sha, entries => [[id, len], ...] }
+sub manifest_parse {
+    my ($m) = @_;
+    my ($magic, $min, $avg, $max, $size, $sha, $count) = unpack 'a4 N N N Q> a32 N', $m;
+    my @e = map { [unpack 'a32 N', substr($m, 60 + 36 * $_, 36)] } 0 .. $count - 1;
+    return { magic => $magic, min => $min, avg => $avg, max => $max,
+             size => $size, sha => $sha, entries => \@e };
+}
+
+sub manifest_pack {
+    my ($h) = @_;
+    return pack('a4 N N N Q> a32 N', $h->{magic} // 'ISM1', @$h{qw(min avg max size sha)},
+                scalar @{ $h->{entries} })
+         . join('', map { pack 'a32 N', @$_ } @{ $h->{entries} });
+}
+
+# The missing chunk ids (hex) and the session of a 409 missing-chunks.
+sub missing_of {
+    my ($r) = @_;
+    my @ids = $r->content =~ m{<I:chunk>([0-9a-f]{64})</I:chunk>}g;
+    return ($r->header('ISS-Upload-Session'), @ids);
 }
 
 # Run the iss-state admin tool: (exit code, output).
