@@ -155,6 +155,9 @@ int iss_chunk_may_read(request_rec *r, const char *rel)
      * whose configuration is the server's, and httpd asks every access
      * module, for GET, for this user (authentication included). */
     parent.per_dir_config = r->server->lookup_defaults;
+    /* (A "no" shows in the error log as mod_authz_core's "authorization
+     * failure" of the file's URI: httpd logs every denial at error level,
+     * and module log levels cannot lower that.  Documented.) */
     rr = ap_sub_req_method_uri("GET", uri, &parent, NULL);
     ok = rr->status == HTTP_OK;
     ap_log_rerror(APLOG_MARK, APLOG_TRACE2, 0, r, "dedup: may %s read %s? "

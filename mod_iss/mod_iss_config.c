@@ -352,13 +352,12 @@ static const char *set_upload_timeout(cmd_parms *cmd, void *dconf,
                                       const char *arg)
 {
     iss_dir_conf_t *conf = dconf;
-    const char *err = set_number(cmd, arg, 365 * 86400,
-                                 &conf->upload_timeout);
-
-    if (err == NULL && conf->upload_timeout < 1) {
-        return "ISSUploadTimeout: at least 1 second";
+    if (set_number(cmd, arg, 365 * 86400, &conf->upload_timeout) != NULL
+        || conf->upload_timeout < 1) {
+        return apr_pstrcat(cmd->pool, "ISSUploadTimeout: '", arg, "' is not "
+                           "a number of seconds from 1 to 31536000", NULL);
     }
-    return err;
+    return NULL;
 }
 
 static const char *set_upload_max_size(cmd_parms *cmd, void *dconf,

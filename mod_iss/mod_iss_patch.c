@@ -70,7 +70,11 @@ int iss_patch_send_error(iss_patch_t *p)
     if (p->status == AP_FILTER_ERROR) {
         return AP_FILTER_ERROR;        /* httpd has answered already */
     }
-    ap_log_rerror(APLOG_MARK, p->status >= 500 ? APLOG_ERR : APLOG_INFO, 0,
+    /* A full disk or staging area is the admin's to know, not an
+     * error of the server. */
+    ap_log_rerror(APLOG_MARK, p->status == HTTP_INSUFFICIENT_STORAGE
+                  ? APLOG_WARNING : p->status >= 500 ? APLOG_ERR
+                  : APLOG_INFO, 0,
                   r, ISSLOGNO(01057) "%s %s refused with %d: %s", r->method,
                   r->uri, p->status, p->msg);
     r->status = p->status;

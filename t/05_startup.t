@@ -6,7 +6,7 @@ use Apache::Test;
 use ISSTest;
 use File::Temp qw(tempdir);
 
-plan tests => 30;
+plan tests => 49;
 
 # Start an httpd of its own with this <Location /s/> body: (code, log).
 sub start_with {
@@ -91,4 +91,49 @@ ok($log =~ m{mod_iss/0\.1\.0} ? 1 : 0, 1, 'and names mod_iss in its startup line
     ok($code, 0, '<Limit PUT DELETE> in a Dav iss section: httpd starts');
     ok($log =~ m{ISS01062: <Limit PUT DELETE> in \S+ \(line \d+\) limits PUT but not PATCH} ? 1 : 0, 1,
        '... and warns that PATCH is not limited') or print "# $log\n";
+}
+
+# The chunk dedup directives: bad values stop httpd with a message that
+# names the directive; good ones start.
+for my $bad (['ISSChunkSizes 128K 64K 256K', qr/ISSChunkSizes: the minimum chunk size must be less than the average/],
+             ['ISSChunkSizes 16K lots 256K', qr/ISSChunkSizes: 'lots' is not a size from 64 to 67108864 bytes/],
+             ['ISSChunkSizes 16K 64K 65M', qr/ISSChunkSizes: '65M' is not a size from 64 to 67108864 bytes/],
+             ['ISSDedupScope Everyone', qr/ISSDedupScope: 'Everyone' is not Off, File or Readable/],
+             ['ISSUploadTimeout 0', qr/ISSUploadTimeout: '0' is not a number of seconds from 1 to 31536000/],
+             ['ISSUploadTimeout abc', qr/ISSUploadTimeout: 'abc' is not a number of seconds from 1/],
+             ['ISSUploadMaxSize -1', qr/ISSUploadMaxSize: '-1' is not a size from 0 to/],
+             ['ISSUploadStagingLimit 12Q', qr/ISSUploadStagingLimit: '12Q' is not a size from 0 to/],
+             ['ISSChunking maybe', qr/ISSChunking must be On or Off/]) {
+    ($code, $log) = start_with("Dav iss\nISSStateDir $ro\n$bad->[0]");
+    ok($code != 0 && $log =~ $bad->[1] ? 1 : 0, 1, "$bad->[0]: httpd does not start, and says why")
+        or print "# $log\n";
+}
+
+for my $good ("ISSChunking On\nISSChunkSizes 8K 32K 128K\nISSDedupScope File\nISSUploadTimeout 3600\n"
+              . "ISSUploadMaxSize 1G\nISSUploadStagingLimit 512M",
+              "ISSChunking off\nISSChunkSizes 64 256 512\nISSDedupScope readable\nISSUploadTimeout 1\n"
+              . "ISSUploadMaxSize 0\nISSUploadStagingLimit 0\nISSDedupScope Off") {
+    my $st = tempdir(CLEANUP => 1);
+    (my $what = $good) =~ s/\n/; /g;
+    ($code, $log) = start_with("Dav iss\nISSStateDir $st\n$good");
+    ok($code, 0, "valid chunk directives start ($what)") or print "# $log\n";
+    ok($log =~ /AH00489: .* resuming normal operations/ && $log !~ /Syntax error|ISS\d+:.*(?:ISSChunk|ISSDedup|ISSUpload)/ ? 1 : 0, 1,
+       '... cleanly, with no message about them') or print "# $log\n";
+}
+
+# A <Limit> with PUT and PATCH but not POST: httpd starts, with a warning
+# that POST (which stages upload chunks) is not limited; with POST, none.
+{
+    my $st = tempdir(CLEANUP => 1);
+    ($code, $log) = start_with("Dav iss\nISSStateDir $st\n<Limit PUT PATCH>\n    Require all denied\n</Limit>");
+    ok($code, 0, '<Limit PUT PATCH> in a Dav iss section: httpd starts') or print "# $log\n";
+    ok($log =~ m{ISS01063: <Limit PUT PATCH> in \S+ \(line \d+\) limits PUT but not POST} ? 1 : 0, 1,
+       '... and warns that POST is not limited') or print "# $log\n";
+    ok($log =~ /ISS01062/ ? 1 : 0, 0, '... and not about PATCH, which it limits') or print "# $log\n";
+
+    ($code, $log) = start_with("Dav iss\nISSStateDir $st\n<Limit PUT PATCH POST>\n    Require all denied\n</Limit>");
+    ok($code == 0 && $log =~ /AH00489: .* resuming normal operations/ ? 1 : 0, 1,
+       '<Limit PUT PATCH POST>: httpd starts') or print "# $log\n";
+    ok($log =~ /ISS01063/ ? 1 : 0, 0, '... without a warning about POST') or print "# $log\n";
+    ok($log =~ /ISS01062/ ? 1 : 0, 0, '... or about PATCH') or print "# $log\n";
 }

@@ -11,7 +11,7 @@ use Apache::Test;
 use ISSTest;
 use MIME::Base64 qw(encode_base64);
 
-plan tests => 21;
+plan tests => 22;
 
 sub rnd { join '', map { chr int rand 256 } 1 .. $_[0] }
 sub as { my ($user) = @_; ('Authorization' => 'Basic ' . encode_base64("$user:pw-$user", '')) }
@@ -31,8 +31,12 @@ my $man = manifest_of($secret);
 my $n = scalar @{ manifest_parse($man)->{entries} };
 
 # bob: the manifest of alice's file, uploaded into his own folder
+my $mark = log_mark();
 $r = dav(PATCH => '/dedup/bob/guess.bin', body => $man,
          headers => { as('bob'), 'Content-Type' => MANIFEST_TYPE });
+my $log = log_since($mark);
+ok($log =~ /may bob read \/dedup\/alice\/secret\.bin\? no/ ? 1 : 0, 1,
+   '... httpd was asked whether bob may read alice\'s file: no');
 ok($r->code, 409, 'bob uploads the manifest of alice\'s file: 409');
 my ($sid, @miss) = missing_of($r);
 ok(scalar @miss, $n, "... every one of its $n chunks is asked of him: the server does not confirm it has them");
