@@ -169,6 +169,14 @@ static int read_manifest(iss_patch_t *p, iss_upload_ctx_t *up)
                                 (iss_manifest_t **)&p->manifest, p->r->pool);
         return rv == APR_SUCCESS ? OK : manifest_error(p, rv);
     }
+    /* A delta's unchanged entries are the file's: the 409 would list
+     * them to a user who may write the file but not read it. */
+    if (!iss_chunk_may_read(p->r, up->rel)) {
+        return iss_patch_fail(p, HTTP_FORBIDDEN, "read-required",
+                              "A manifest delta is relative to the file's "
+                              "content, which you may not read; send a "
+                              "whole manifest.");
+    }
     if ((st = self_source(p, up, 1)) != OK) {
         return st;
     }
@@ -386,8 +394,7 @@ int iss_upload_prepare(iss_patch_t *p)
         && (st = self_source(p, up, 0)) != OK) {
         return st;
     }
-    if (up->self && (up->scope == ISS_DEDUP_OFF
-                     || !iss_chunk_may_read(r, up->rel))) {
+    if (up->self && up->scope == ISS_DEDUP_OFF) {
         up->self = NULL;        /* a delta needed it to be read; no more */
     }
     missing = apr_array_make(r->pool, 16, sizeof(const unsigned char *));

@@ -11,7 +11,7 @@ use Apache::Test;
 use ISSTest;
 use MIME::Base64 qw(encode_base64);
 
-plan tests => 22;
+plan tests => 29;
 
 sub rnd { join '', map { chr int rand 256 } 1 .. $_[0] }
 sub as { my ($user) = @_; ('Authorization' => 'Basic ' . encode_base64("$user:pw-$user", '')) }
@@ -96,3 +96,25 @@ ok(dav(PUT => '/dedup/shared.bin', body => $shared, headers => { as('alice') })-
 $r = dav(PATCH => '/dedup/bob/shared-copy.bin', body => manifest_of($shared),
          headers => { as('bob'), 'Content-Type' => MANIFEST_TYPE });
 ok($r->code, 201, 'bob, who may read it, dedups against it: 201');
+
+# a drop box: bob may write there but not read; what is in it stays hidden
+ok(dav(MKCOL => '/dedup/drop/', headers => { as('alice') })->code, 201, 'MKCOL /dedup/drop/ (everyone writes, alice reads)');
+my $letter = rnd(200_000);
+$r = dav(PUT => '/dedup/drop/letter.bin', body => $letter, headers => { as('bob') });
+ok($r->code, 201, 'bob drops a file');
+my $letter_etag = $r->header('ETag');
+ok(dav(GET => '/dedup/drop/letter.bin', headers => { as('bob') })->code, 401, '... and may not read it back');
+my $letter2 = $letter; substr($letter2, 1000, 5) = 'EDIT!';
+$r = dav(PATCH => '/dedup/drop/letter.bin', body => iss_chunk('delta', \manifest_of($letter), \manifest_of($letter2)),
+         headers => { as('bob'), 'Content-Type' => DELTA_TYPE, 'If-Match' => $letter_etag });
+ok($r->code . ' ' . element($r), '403 read-required', 'a manifest delta of a file he may not read: 403 read-required');
+$r = dav(PATCH => '/dedup/drop/letter.bin', body => manifest_of($letter2),
+         headers => { as('bob'), 'Content-Type' => MANIFEST_TYPE, 'If-Match' => $letter_etag });
+my (undef, @m4) = missing_of($r);
+ok(scalar @m4, scalar @{ manifest_parse(manifest_of($letter2))->{entries} },
+   'a whole manifest: every chunk asked, none taken from the version he may not read');
+ok(dav(GET => '/dedup/drop/letter.bin', headers => { as('alice') })->content eq $letter ? 1 : 0, 1, '... the file unchanged');
+$r = dav(PATCH => '/dedup/drop/copy.bin', body => manifest_of($letter2),
+         headers => { as('alice'), 'Content-Type' => MANIFEST_TYPE });
+my (undef, @m5) = missing_of($r);
+ok(scalar @m5, 1, 'alice, who may read it, gets all but the edited chunk from it');
