@@ -12,7 +12,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 secs=${1:-60}
 out="$top/build-fuzz"
 mkdir -p "$out"
-flags=(-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+flags=(-g -O1 -Wall -Werror -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
        -I"$top/libiss" $(apr-1-config --includes --cppflags))
 libs=($(apr-1-config --link-ld --libs) -lz)
 
