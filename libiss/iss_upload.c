@@ -227,6 +227,101 @@ static apr_status_t read_session(const char *dir, const char **user,
     return APR_SUCCESS;
 }
 
+/* Record @a rv in *first unless an error is there already (success and
+ * ENOENT, something gone already, are no errors here). */
+static void keep_first(apr_status_t *first, apr_status_t rv)
+{
+    if (rv != APR_SUCCESS && !APR_STATUS_IS_ENOENT(rv)
+        && *first == APR_SUCCESS) {
+        *first = rv;
+    }
+}
+
+/* What walk_dir() calls for the entry @a name of the directory, @a path
+ * being "<directory>/@a name"; @a name, @a path and what @a pool holds
+ * last until the next entry only. */
+typedef apr_status_t entry_fn(void *baton, const char *name,
+                              const char *path, apr_pool_t *pool);
+
+/* Call @a fn for every entry of @a dir but "." and "..", with a sub-pool
+ * of @a pool cleared per entry; the walk stops at the first status other
+ * than APR_SUCCESS @a fn returns.  Returns APR_SUCCESS (the walk done or
+ * stopped by an ENOENT status), the error that stopped it (@a fn's or
+ * reading @a dir's), or an error of creating a pool or opening @a dir as
+ * is (ENOENT included): then *opened, when @a opened is not NULL, is 0
+ * (otherwise 1). */
+static apr_status_t walk_dir(const char *dir, entry_fn *fn, void *baton,
+                             int *opened, apr_pool_t *pool)
+{
+    apr_pool_t *p, *ep;
+    apr_dir_t *d;
+    apr_finfo_t fi;
+    apr_status_t rv;
+
+    if (opened) {
+        *opened = 0;
+    }
+    if ((rv = apr_pool_create(&p, pool)) != APR_SUCCESS) {
+        return rv;
+    }
+    if ((rv = apr_dir_open(&d, dir, p)) != APR_SUCCESS) {
+        apr_pool_destroy(p);
+        return rv;
+    }
+    if ((rv = apr_pool_create(&ep, p)) != APR_SUCCESS) {
+        apr_dir_close(d);
+        apr_pool_destroy(p);
+        return rv;
+    }
+    if (opened) {
+        *opened = 1;
+    }
+    while ((rv = apr_dir_read(&fi, APR_FINFO_NAME, d)) == APR_SUCCESS
+           || rv == APR_INCOMPLETE) {
+        if (is_dot(fi.name)) {
+            continue;
+        }
+        apr_pool_clear(ep);
+        rv = fn(baton, fi.name, apr_pstrcat(ep, dir, "/", fi.name, NULL), ep);
+        if (rv != APR_SUCCESS) {
+            break;
+        }
+    }
+    apr_dir_close(d);
+    apr_pool_destroy(p);
+    return APR_STATUS_IS_ENOENT(rv) ? APR_SUCCESS : rv;
+}
+
+typedef struct rm_t {
+    int depth;
+    apr_uint64_t *freed;
+    apr_status_t first;
+} rm_t;
+
+static apr_status_t rm_tree(const char *path, int depth, apr_uint64_t *freed,
+                            apr_pool_t *pool);
+
+static apr_status_t rm_entry(void *baton, const char *name, const char *path,
+                             apr_pool_t *pool)
+{
+    rm_t *t = baton;
+    apr_finfo_t st;
+    apr_status_t rv;
+
+    if ((rv = lstat_path(&st, path, pool)) != APR_SUCCESS) {
+        /* vanished meanwhile, or cannot be looked at */
+    }
+    else if (st.filetype == APR_DIR) {
+        rv = t->depth > 0 ? rm_tree(path, t->depth - 1, t->freed, pool)
+                          : APR_ENOTEMPTY;
+    }
+    else if ((rv = apr_file_remove(path, pool)) == APR_SUCCESS) {
+        *t->freed += (apr_uint64_t)st.size;
+    }
+    keep_first(&t->first, rv);
+    return APR_SUCCESS;
+}
+
 /* Delete @a path (a file, or a directory with what it holds, down to
  * @a depth levels of subdirectories), adding the sizes of the files
  * deleted to *freed.  Entries already gone are fine; the first other
@@ -234,10 +329,10 @@ static apr_status_t read_session(const char *dir, const char **user,
 static apr_status_t rm_tree(const char *path, int depth, apr_uint64_t *freed,
                             apr_pool_t *pool)
 {
-    apr_pool_t *p, *ep;
-    apr_dir_t *d;
-    apr_finfo_t fi, st;
-    apr_status_t rv, first = APR_SUCCESS;
+    rm_t t;
+    apr_finfo_t st;
+    apr_status_t rv;
+    int opened;
 
     if ((rv = lstat_path(&st, path, pool)) != APR_SUCCESS) {
         return APR_STATUS_IS_ENOENT(rv) ? APR_SUCCESS : rv;
@@ -249,54 +344,16 @@ static apr_status_t rm_tree(const char *path, int depth, apr_uint64_t *freed,
         }
         return APR_STATUS_IS_ENOENT(rv) ? APR_SUCCESS : rv;
     }
-    if ((rv = apr_pool_create(&p, pool)) != APR_SUCCESS) {
-        return rv;
-    }
-    rv = apr_dir_open(&d, path, p);
-    if (rv != APR_SUCCESS) {
-        apr_pool_destroy(p);
+    t.depth = depth;
+    t.freed = freed;
+    t.first = APR_SUCCESS;
+    rv = walk_dir(path, rm_entry, &t, &opened, pool);
+    if (!opened) {
         return APR_STATUS_IS_ENOENT(rv) ? APR_SUCCESS : rv;
     }
-    if ((rv = apr_pool_create(&ep, p)) != APR_SUCCESS) {
-        apr_dir_close(d);
-        apr_pool_destroy(p);
-        return rv;
-    }
-    while ((rv = apr_dir_read(&fi, APR_FINFO_NAME, d)) == APR_SUCCESS
-           || rv == APR_INCOMPLETE) {
-        const char *sub;
-
-        if (is_dot(fi.name)) {
-            continue;
-        }
-        apr_pool_clear(ep);
-        sub = apr_pstrcat(ep, path, "/", fi.name, NULL);
-        if ((rv = lstat_path(&st, sub, ep)) != APR_SUCCESS) {
-            /* vanished meanwhile, or cannot be looked at */
-        }
-        else if (st.filetype == APR_DIR) {
-            rv = depth > 0 ? rm_tree(sub, depth - 1, freed, ep)
-                           : APR_ENOTEMPTY;
-        }
-        else if ((rv = apr_file_remove(sub, ep)) == APR_SUCCESS) {
-            *freed += (apr_uint64_t)st.size;
-        }
-        if (rv != APR_SUCCESS && !APR_STATUS_IS_ENOENT(rv)
-            && first == APR_SUCCESS) {
-            first = rv;
-        }
-    }
-    if (!APR_STATUS_IS_ENOENT(rv) && first == APR_SUCCESS) {
-        first = rv;
-    }
-    apr_dir_close(d);
-    rv = apr_dir_remove(path, p);
-    if (rv != APR_SUCCESS && !APR_STATUS_IS_ENOENT(rv)
-        && first == APR_SUCCESS) {
-        first = rv;
-    }
-    apr_pool_destroy(p);
-    return first;
+    keep_first(&t.first, rv);
+    keep_first(&t.first, apr_dir_remove(path, pool));
+    return t.first;
 }
 
 /* Remove @a root/@a name: first renamed to a .dead.* name (from then on
@@ -579,241 +636,196 @@ apr_status_t iss_upload_remove(iss_upload_t *u)
 
 /* ---- scans over ROOT --------------------------------------------------- */
 
-/* Sizes of a session's chunks and manifest. */
-static apr_status_t scan_session(const char *dir, apr_uint32_t *chunks,
-                                 apr_uint64_t *bytes, apr_pool_t *pool)
+static apr_status_t size_entry(void *baton, const char *name,
+                               const char *path, apr_pool_t *pool)
 {
-    apr_pool_t *p, *ep;
-    apr_dir_t *d;
-    apr_finfo_t fi, st;
+    iss_upload_info_t *info = baton;
+    int chunk = is_hex(name, CHUNK_NAME_LEN);
+    apr_finfo_t st;
     apr_status_t rv;
 
-    *chunks = 0;
-    *bytes = 0;
-    if ((rv = apr_pool_create(&p, pool)) != APR_SUCCESS) {
-        return rv;
+    if (!chunk && strcmp(name, MANIFEST_NAME) != 0) {
+        return APR_SUCCESS;
     }
-    if ((rv = apr_dir_open(&d, dir, p)) != APR_SUCCESS) {
-        apr_pool_destroy(p);
-        return gone(rv);
+    if ((rv = lstat_path(&st, path, pool)) != APR_SUCCESS) {
+        return APR_STATUS_IS_ENOENT(rv) ? APR_SUCCESS : rv;
     }
-    if ((rv = apr_pool_create(&ep, p)) != APR_SUCCESS) {
-        apr_dir_close(d);
-        apr_pool_destroy(p);
-        return rv;
+    if (st.filetype == APR_REG) {
+        info->chunks += chunk;
+        info->bytes += (apr_uint64_t)st.size;
     }
-    while ((rv = apr_dir_read(&fi, APR_FINFO_NAME, d)) == APR_SUCCESS
-           || rv == APR_INCOMPLETE) {
-        int chunk = is_hex(fi.name, CHUNK_NAME_LEN);
+    return APR_SUCCESS;
+}
 
-        if (!chunk && strcmp(fi.name, MANIFEST_NAME) != 0) {
-            continue;
-        }
-        apr_pool_clear(ep);
-        rv = lstat_path(&st, apr_pstrcat(ep, dir, "/", fi.name, NULL), ep);
-        if (rv != APR_SUCCESS) {
-            if (APR_STATUS_IS_ENOENT(rv)) {
-                continue;
-            }
-            break;
-        }
-        if (st.filetype == APR_REG) {
-            *chunks += chunk;
-            *bytes += (apr_uint64_t)st.size;
-        }
+/* Sizes of a session's chunks and manifest into @a info. */
+static apr_status_t scan_session(const char *dir, iss_upload_info_t *info,
+                                 apr_pool_t *pool)
+{
+    apr_status_t rv;
+    int opened;
+
+    info->chunks = 0;
+    info->bytes = 0;
+    rv = walk_dir(dir, size_entry, info, &opened, pool);
+    return opened ? rv : gone(rv);
+}
+
+/* rm_tree() @a path if it was last modified before @a cutoff. */
+static apr_status_t rm_if_older(const char *path, apr_time_t cutoff,
+                                int depth, apr_uint64_t *freed,
+                                apr_pool_t *pool)
+{
+    apr_finfo_t st;
+    apr_status_t rv = lstat_path(&st, path, pool);
+
+    if (rv == APR_SUCCESS && st.mtime < cutoff) {
+        rv = rm_tree(path, depth, freed, pool);
     }
-    apr_dir_close(d);
-    apr_pool_destroy(p);
-    return APR_STATUS_IS_ENOENT(rv) ? APR_SUCCESS : rv;
+    return rv;
+}
+
+typedef struct sweep_t {
+    apr_time_t cutoff;
+    apr_uint64_t *freed;
+    apr_status_t first;
+} sweep_t;
+
+static apr_status_t sweep_entry(void *baton, const char *name,
+                                const char *path, apr_pool_t *pool)
+{
+    sweep_t *s = baton;
+
+    if (has_prefix(name, TMP_PREFIX)) {
+        keep_first(&s->first, rm_if_older(path, s->cutoff, 0, s->freed,
+                                          pool));
+    }
+    return APR_SUCCESS;
 }
 
 /* Delete the .tmp.* files of @a dir last modified before @a cutoff. */
 static apr_status_t sweep_tmp(const char *dir, apr_time_t cutoff,
                               apr_uint64_t *freed, apr_pool_t *pool)
 {
-    apr_pool_t *p, *ep;
-    apr_dir_t *d;
-    apr_finfo_t fi, st;
-    apr_status_t rv, first = APR_SUCCESS;
+    sweep_t s;
 
-    if ((rv = apr_pool_create(&p, pool)) != APR_SUCCESS) {
-        return rv;
-    }
-    if ((rv = apr_dir_open(&d, dir, p)) != APR_SUCCESS) {
-        apr_pool_destroy(p);
-        return APR_STATUS_IS_ENOENT(rv) ? APR_SUCCESS : rv;
-    }
-    if ((rv = apr_pool_create(&ep, p)) != APR_SUCCESS) {
-        apr_dir_close(d);
-        apr_pool_destroy(p);
-        return rv;
-    }
-    while ((rv = apr_dir_read(&fi, APR_FINFO_NAME, d)) == APR_SUCCESS
-           || rv == APR_INCOMPLETE) {
-        const char *sub;
-        apr_status_t r;
+    s.cutoff = cutoff;
+    s.freed = freed;
+    s.first = APR_SUCCESS;
+    keep_first(&s.first, walk_dir(dir, sweep_entry, &s, NULL, pool));
+    return s.first;
+}
 
-        if (!has_prefix(fi.name, TMP_PREFIX)) {
-            continue;
+typedef struct gc_t {
+    const char *root;
+    apr_time_t cutoff;
+    apr_uint32_t removed;
+    apr_uint64_t freed;
+    apr_status_t first;
+} gc_t;
+
+static apr_status_t gc_entry(void *baton, const char *name, const char *path,
+                             apr_pool_t *pool)
+{
+    gc_t *g = baton;
+    const char *user, *target;
+    apr_finfo_t st;
+    apr_time_t touched;
+    apr_status_t rv = APR_SUCCESS;
+    int buried;
+
+    if (has_prefix(name, DEAD_PREFIX)) {
+        rv = rm_tree(path, TREE_DEPTH, &g->freed, pool);
+    }
+    else if (has_prefix(name, TMP_PREFIX)) {
+        rv = rm_if_older(path, g->cutoff, TREE_DEPTH, &g->freed, pool);
+    }
+    else if (is_hex(name, ISS_UPLOAD_ID_LEN)) {
+        rv = lstat_path(&st, path, pool);
+        if (rv != APR_SUCCESS || st.filetype != APR_DIR) {
+            /* vanished, or not ours */
         }
-        apr_pool_clear(ep);
-        sub = apr_pstrcat(ep, dir, "/", fi.name, NULL);
-        r = lstat_path(&st, sub, ep);
-        if (r == APR_SUCCESS && st.mtime < cutoff) {
-            r = rm_tree(sub, 0, freed, ep);
+        else if ((rv = read_session(path, &user, &target, &touched, pool))
+                 == APR_SUCCESS) {
+            if (touched < g->cutoff) {
+                rv = bury(g->root, name, &buried, &g->freed, pool);
+                g->removed += buried;
+            }
+            else {
+                rv = sweep_tmp(path, g->cutoff, &g->freed, pool);
+            }
         }
-        if (r != APR_SUCCESS && !APR_STATUS_IS_ENOENT(r)
-            && first == APR_SUCCESS) {
-            first = r;
+        else if (rv == APR_NOTFOUND) {
+            /* not (or no longer) a session: a create that died */
+            rv = st.mtime < g->cutoff
+                 ? bury(g->root, name, &buried, &g->freed, pool)
+                 : APR_SUCCESS;
         }
     }
-    if (!APR_STATUS_IS_ENOENT(rv) && first == APR_SUCCESS) {
-        first = rv;
-    }
-    apr_dir_close(d);
-    apr_pool_destroy(p);
-    return first;
+    keep_first(&g->first, rv);
+    return APR_SUCCESS;
 }
 
 apr_status_t iss_upload_gc(const char *root, apr_interval_time_t max_idle,
                            apr_time_t now, apr_uint32_t *removed,
                            apr_uint64_t *freed, apr_pool_t *pool)
 {
-    const apr_time_t cutoff = now - max_idle;
-    apr_pool_t *p, *ep;
-    apr_dir_t *d;
-    apr_finfo_t fi, st;
-    apr_uint32_t nremoved = 0;
-    apr_uint64_t nfreed = 0;
-    apr_status_t rv, first = APR_SUCCESS;
+    gc_t g;
 
-    if ((rv = apr_pool_create(&p, pool)) != APR_SUCCESS) {
-        return rv;
-    }
-    rv = apr_dir_open(&d, root, p);
-    if (rv != APR_SUCCESS) {
-        apr_pool_destroy(p);
-        if (APR_STATUS_IS_ENOENT(rv)) {
-            rv = APR_SUCCESS;
-        }
-        goto out;
-    }
-    if ((rv = apr_pool_create(&ep, p)) != APR_SUCCESS) {
-        apr_dir_close(d);
-        apr_pool_destroy(p);
-        goto out;
-    }
-    while ((rv = apr_dir_read(&fi, APR_FINFO_NAME, d)) == APR_SUCCESS
-           || rv == APR_INCOMPLETE) {
-        const char *name = fi.name, *sub, *user, *path;
-        apr_time_t touched;
-        apr_status_t r = APR_SUCCESS;
-        int buried;
-
-        if (is_dot(name)) {
-            continue;
-        }
-        apr_pool_clear(ep);
-        sub = apr_pstrcat(ep, root, "/", name, NULL);
-        if (has_prefix(name, DEAD_PREFIX)) {
-            r = rm_tree(sub, TREE_DEPTH, &nfreed, ep);
-        }
-        else if (has_prefix(name, TMP_PREFIX)) {
-            r = lstat_path(&st, sub, ep);
-            if (r == APR_SUCCESS && st.mtime < cutoff) {
-                r = rm_tree(sub, TREE_DEPTH, &nfreed, ep);
-            }
-        }
-        else if (is_hex(name, ISS_UPLOAD_ID_LEN)) {
-            r = lstat_path(&st, sub, ep);
-            if (r != APR_SUCCESS || st.filetype != APR_DIR) {
-                /* vanished, or not ours */
-            }
-            else if ((r = read_session(sub, &user, &path, &touched, ep))
-                     == APR_SUCCESS) {
-                if (touched < cutoff) {
-                    r = bury(root, name, &buried, &nfreed, ep);
-                    nremoved += buried;
-                }
-                else {
-                    r = sweep_tmp(sub, cutoff, &nfreed, ep);
-                }
-            }
-            else if (r == APR_NOTFOUND) {
-                /* not (or no longer) a session: a create that died */
-                r = st.mtime < cutoff ? bury(root, name, &buried, &nfreed, ep)
-                                      : APR_SUCCESS;
-            }
-        }
-        if (r != APR_SUCCESS && !APR_STATUS_IS_ENOENT(r)
-            && first == APR_SUCCESS) {
-            first = r;
-        }
-    }
-    if (!APR_STATUS_IS_ENOENT(rv) && first == APR_SUCCESS) {
-        first = rv;
-    }
-    apr_dir_close(d);
-    apr_pool_destroy(p);
-    rv = first;
-out:
+    g.root = root;
+    g.cutoff = now - max_idle;
+    g.removed = 0;
+    g.freed = 0;
+    g.first = APR_SUCCESS;
+    keep_first(&g.first, walk_dir(root, gc_entry, &g, NULL, pool));
     if (removed) {
-        *removed = nremoved;
+        *removed = g.removed;
     }
     if (freed) {
-        *freed = nfreed;
+        *freed = g.freed;
     }
-    return rv;
+    return g.first;
 }
 
 typedef apr_status_t session_fn(void *baton, const iss_upload_info_t *info);
+
+typedef struct each_t {
+    session_fn *fn;
+    void *baton;
+} each_t;
+
+static apr_status_t session_entry(void *baton, const char *name,
+                                  const char *path, apr_pool_t *pool)
+{
+    each_t *e = baton;
+    iss_upload_info_t info;
+    apr_status_t rv;
+
+    if (!is_hex(name, ISS_UPLOAD_ID_LEN)) {
+        return APR_SUCCESS;
+    }
+    info.id = name;
+    rv = read_session(path, &info.user, &info.path, &info.touched, pool);
+    if (rv == APR_SUCCESS) {
+        rv = scan_session(path, &info, pool);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = e->fn(e->baton, &info);
+    }
+    /* APR_NOTFOUND: not a session (now) */
+    return rv == APR_NOTFOUND ? APR_SUCCESS : rv;
+}
 
 /* Call @a fn for every session of @a root, memory from a sub-pool
  * cleared per entry (so @a fn copies what it keeps). */
 static apr_status_t each_session(const char *root, session_fn *fn,
                                  void *baton, apr_pool_t *pool)
 {
-    apr_pool_t *p, *ep;
-    apr_dir_t *d;
-    apr_finfo_t fi;
+    each_t e;
     apr_status_t rv;
 
-    if ((rv = apr_pool_create(&p, pool)) != APR_SUCCESS) {
-        return rv;
-    }
-    if ((rv = apr_dir_open(&d, root, p)) != APR_SUCCESS) {
-        apr_pool_destroy(p);
-        return APR_STATUS_IS_ENOENT(rv) ? APR_SUCCESS : rv;
-    }
-    if ((rv = apr_pool_create(&ep, p)) != APR_SUCCESS) {
-        apr_dir_close(d);
-        apr_pool_destroy(p);
-        return rv;
-    }
-    while ((rv = apr_dir_read(&fi, APR_FINFO_NAME, d)) == APR_SUCCESS
-           || rv == APR_INCOMPLETE) {
-        iss_upload_info_t info;
-        const char *dir;
-
-        if (!is_hex(fi.name, ISS_UPLOAD_ID_LEN)) {
-            continue;
-        }
-        apr_pool_clear(ep);
-        dir = apr_pstrcat(ep, root, "/", fi.name, NULL);
-        info.id = fi.name;
-        rv = read_session(dir, &info.user, &info.path, &info.touched, ep);
-        if (rv == APR_SUCCESS) {
-            rv = scan_session(dir, &info.chunks, &info.bytes, ep);
-        }
-        if (rv == APR_SUCCESS) {
-            rv = fn(baton, &info);
-        }
-        if (rv != APR_SUCCESS && rv != APR_NOTFOUND) {
-            break;                  /* APR_NOTFOUND: not a session (now) */
-        }
-    }
-    apr_dir_close(d);
-    apr_pool_destroy(p);
+    e.fn = fn;
+    e.baton = baton;
+    rv = walk_dir(root, session_entry, &e, NULL, pool);
     return APR_STATUS_IS_ENOENT(rv) ? APR_SUCCESS : rv;
 }
 

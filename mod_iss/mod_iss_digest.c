@@ -4,6 +4,7 @@
 #include "mod_iss_config.h"
 #include "mod_iss_provider.h"
 #include "mod_iss_state.h"
+#include "iss_manifest_bg.h"
 #include "iss_scan.h"
 
 #include <apr_strings.h>
@@ -382,7 +383,8 @@ int iss_digest_wanted_by(request_rec *r)
 
 typedef struct body_ctx {
     iss_digest_t *sha;                /* or: */
-    iss_manifest_builder_t *builder;  /* the chunks' and the body's */
+    iss_manifest_bg_t *builder;       /* the chunks' and the body's, on
+                                       * a second thread */
     iss_digest_body_t body;
     int want_repr, want_content;      /* headers to check at the end */
     unsigned char repr[ISS_DIGEST_SHA256_LEN];
@@ -439,7 +441,7 @@ static apr_status_t body_filter(ap_filter_t *f, apr_bucket_brigade *bb,
             return rv;
         }
         if (ctx->builder) {
-            if ((rv = iss_manifest_builder_feed(ctx->builder, data, len))
+            if ((rv = iss_manifest_bg_feed(ctx->builder, data, len))
                 != APR_SUCCESS) {
                 return rv;
             }
@@ -453,8 +455,7 @@ static apr_status_t body_filter(ap_filter_t *f, apr_bucket_brigade *bb,
         return APR_SUCCESS;
     }
     if (ctx->builder) {
-        if ((rv = iss_manifest_builder_finish(ctx->builder,
-                                              &ctx->body.manifest))
+        if ((rv = iss_manifest_bg_finish(ctx->builder, &ctx->body.manifest))
             != APR_SUCCESS) {
             return rv;
         }
@@ -535,10 +536,9 @@ static void insert_filter(request_rec *r)
         return;
     }
     if (ctx->body.whole && iss_config_chunking(iss_config_dir(r))
-        && iss_manifest_builder_create(&ctx->builder,
-                                       iss_config_chunk_sizes(
-                                           iss_config_dir(r)),
-                                       r->pool) == APR_SUCCESS) {
+        && iss_manifest_bg_create(&ctx->builder,
+                                  iss_config_chunk_sizes(iss_config_dir(r)),
+                                  r->pool) == APR_SUCCESS) {
         ap_add_input_filter(DIGEST_IN_FILTER, ctx, r, r->connection);
         return;
     }

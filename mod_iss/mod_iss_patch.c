@@ -7,6 +7,7 @@
 #include "mod_iss_provider.h"
 #include "mod_iss_state.h"
 #include "iss_filedigest.h"
+#include "iss_manifest_bg.h"
 
 #include <apr_strings.h>
 #include <http_protocol.h>
@@ -103,7 +104,7 @@ apr_status_t iss_patch_write(iss_patch_t *p, const void *buf, apr_size_t len)
 
     if (rv == APR_SUCCESS) {
         if (p->builder) {
-            rv = iss_manifest_builder_feed(p->builder, buf, len);
+            rv = iss_manifest_bg_feed(p->builder, buf, len);
         }
         else {
             iss_digest_update(p->sha, buf, len);
@@ -365,10 +366,9 @@ static int open_tmp(iss_patch_t *p)
     /* The new content's manifest is made as it is written (an upload by
      * manifest has it already). */
     if (p->manifest == NULL && iss_config_chunking(iss_config_dir(r))
-        && iss_manifest_builder_create(&p->builder,
-                                       iss_config_chunk_sizes(
-                                           iss_config_dir(r)),
-                                       r->pool) == APR_SUCCESS) {
+        && iss_manifest_bg_create(&p->builder,
+                                  iss_config_chunk_sizes(iss_config_dir(r)),
+                                  r->pool) == APR_SUCCESS) {
         return OK;
     }
     return iss_digest_create(&p->sha, r->pool) == APR_SUCCESS
@@ -508,7 +508,7 @@ static int commit(iss_patch_t *p)
     if (p->builder) {
         iss_manifest_t *m;
 
-        if ((rv = iss_manifest_builder_finish(p->builder, &m))
+        if ((rv = iss_manifest_bg_finish(p->builder, &m))
             != APR_SUCCESS) {
             return iss_patch_fail(p, HTTP_INTERNAL_SERVER_ERROR, "failed",
                                   "The new content could not be hashed.");

@@ -251,6 +251,17 @@ static int cmd_ids(int argc, const char *const *argv, apr_pool_t *pool)
     return flush_out();
 }
 
+/* The start of the commands taking BASE.ism and one more file: checks
+ * that there are two arguments and loads the first.  0, or the exit
+ * status to return. */
+static int load_base(int argc, const char *const *argv, iss_manifest_t **base,
+                     apr_pool_t *pool)
+{
+    if (argc != 2)
+        return usage();
+    return load_manifest(argv[0], base, pool);
+}
+
 static int cmd_delta(int argc, const char *const *argv, apr_pool_t *pool)
 {
     iss_manifest_t *base, *nm;
@@ -259,9 +270,7 @@ static int cmd_delta(int argc, const char *const *argv, apr_pool_t *pool)
     apr_status_t rv;
     int r;
 
-    if (argc != 2)
-        return usage();
-    if ((r = load_manifest(argv[0], &base, pool)) != 0
+    if ((r = load_base(argc, argv, &base, pool)) != 0
         || (r = load_manifest(argv[1], &nm, pool)) != 0)
         return r;
     rv = iss_manifest_delta_make(base, nm, &buf, &len, pool);
@@ -283,9 +292,7 @@ static int cmd_apply(int argc, const char *const *argv, apr_pool_t *pool)
     apr_status_t rv;
     int r;
 
-    if (argc != 2)
-        return usage();
-    if ((r = load_manifest(argv[0], &base, pool)) != 0)
+    if ((r = load_base(argc, argv, &base, pool)) != 0)
         return r;
     if ((rv = read_all(argv[1], &buf, &len, pool)) != APR_SUCCESS)
         return fail(argv[1], rv);
