@@ -111,6 +111,15 @@ of the PUT names the version the delta applies to):
     --data-binary @/tmp/README.vcdiff http://127.0.0.1:$port/dav/README.md
   curl -sI -H 'Want-Repr-Digest: sha-256=1' http://127.0.0.1:$port/dav/README.md
 
+Upload by manifest (chunk dedup): a copy of a file the server has costs
+its manifest only (201 at once); new content answers 409 with the chunks
+to POST (docs/protocol.md section 5):
+  $top/build/tools/iss-chunk manifest /tmp/README.new > /tmp/README.ism
+  curl -si -X PATCH -H 'Content-Type: application/vnd.mod-iss.manifest' \\
+    --data-binary @/tmp/README.ism http://127.0.0.1:$port/dav/copy-of-README.md
+  curl -s -H 'Accept: application/vnd.mod-iss.manifest' http://127.0.0.1:$port/dav/README.md \\
+    | $top/build/tools/iss-chunk ids /dev/stdin
+
 Stop it with:
   scripts/demo.sh stop
 MSG
