@@ -41,10 +41,16 @@
 /* Missing chunks listed in one 409 at most (the client asks again). */
 #define MAX_LISTED 100000
 
+/* Most files of the store one upload takes chunks from (each holds its
+ * manifest in memory while the request runs); chunks of others count as
+ * missing. */
+#define MAX_SOURCES 1000
+
 /* A file chunks may be copied from. */
 typedef struct source_t {
     const char *rel;
-    apr_file_t *f;
+    const char *path;               /* NULL: the file's own version */
+    apr_file_t *f;                  /* open while chunks are copied */
     iss_manifest_t *m;
     apr_hash_t *ids;                /* id -> its iss_manifest_entry_t */
 } source_t;
@@ -64,7 +70,9 @@ typedef struct iss_upload_ctx_t {
     iss_store_t *store;
     iss_upload_t *session;          /* the request's, if it named one */
     apr_hash_t *sources;            /* rel -> source_t, or &no_source */
+    int nsources;
     source_t *self;                 /* the file's current version */
+    source_t *open;                 /* the other file open now, if any */
     apr_hash_t *where;              /* id -> where_t */
     char *buf;                      /* one chunk */
     iss_digest_t *csha;             /* ... its SHA-256 */
@@ -202,23 +210,32 @@ static source_t *other_source(iss_patch_t *p, iss_upload_ctx_t *up,
         return s == &no_source ? NULL : s;
     }
     apr_hash_set(up->sources, rel, APR_HASH_KEY_STRING, &no_source);
-    if (root == NULL || !iss_chunk_may_read(r, rel)) {
+    if (root == NULL || up->nsources >= MAX_SOURCES
+        || !iss_chunk_may_read(r, rel)) {
         return NULL;
     }
     s = apr_pcalloc(r->pool, sizeof(*s));
     s->rel = rel;
-    if (apr_file_open(&s->f, apr_pstrcat(r->pool, root, "/", rel, NULL),
-                      APR_FOPEN_READ | APR_FOPEN_BINARY, 0, r->pool)
+    s->path = apr_pstrcat(r->pool, root, "/", rel, NULL);
+    /* Its manifest, if the store has one of the file as it is now (the
+     * file is closed again: it is opened when its chunks are copied). */
+    if (apr_file_open(&s->f, s->path, APR_FOPEN_READ | APR_FOPEN_BINARY, 0,
+                      r->pool) != APR_SUCCESS) {
+        return NULL;
+    }
+    if (apr_file_info_get(&fi, APR_FINFO_IDENT | APR_FINFO_SIZE
+                          | APR_FINFO_MTIME | APR_FINFO_TYPE, s->f)
         != APR_SUCCESS
-        || apr_file_info_get(&fi, APR_FINFO_IDENT | APR_FINFO_SIZE
-                             | APR_FINFO_MTIME | APR_FINFO_TYPE, s->f)
-           != APR_SUCCESS
         || fi.filetype != APR_REG
         || iss_chunk_manifest_of_file(r, rel, s->f, &fi, 0, &s->m)
            != APR_SUCCESS) {
+        apr_file_close(s->f);
         return NULL;
     }
+    apr_file_close(s->f);
+    s->f = NULL;
     s->ids = index_ids(s->m, r->pool);
+    up->nsources++;
     apr_hash_set(up->sources, rel, APR_HASH_KEY_STRING, s);
     return s;
 }
@@ -447,6 +464,20 @@ static int fetch(iss_patch_t *p, iss_upload_ctx_t *up,
         apr_file_close(f);
     }
     else {
+        /* One other file open at a time (uploads may draw on many). */
+        if (w->src->f == NULL) {
+            if (up->open) {
+                apr_file_close(up->open->f);
+                up->open->f = NULL;
+            }
+            if (apr_file_open(&w->src->f, w->src->path, APR_FOPEN_READ
+                              | APR_FOPEN_BINARY, 0, p->r->pool)
+                != APR_SUCCESS) {
+                w->src->f = NULL;
+                return 0;
+            }
+            up->open = w->src;
+        }
         rv = w->at->length == e->length
              ? iss_patch_pread(w->src->f, (apr_off_t)w->at->offset,
                                e->length, up->buf)
