@@ -446,6 +446,8 @@ static apr_status_t place_txn(void *baton, iss_store_txn_t *txn)
         pl->rv = apr_file_rename(p->tmp_path, p->path, p->r->pool);
     }
     else {
+        apr_finfo_t fi;
+
         pl->rv = apr_file_link(p->tmp_path, p->path);
         if (APR_STATUS_IS_EEXIST(pl->rv)) {
             pl->changed = 1;
@@ -454,6 +456,16 @@ static apr_status_t place_txn(void *baton, iss_store_txn_t *txn)
         }
         if (pl->rv == APR_SUCCESS) {
             apr_file_remove(p->tmp_path, p->r->pool);
+        }
+        else if (apr_stat(&fi, p->path, APR_FINFO_TYPE, p->r->pool)
+                 == APR_SUCCESS) {
+            pl->changed = 1;            /* (no hard links here) */
+            pl->rv = APR_SUCCESS;
+        }
+        else {
+            /* A file system without hard links: under the store's lock,
+             * no other upload or PATCH can create the file meanwhile. */
+            pl->rv = apr_file_rename(p->tmp_path, p->path, p->r->pool);
         }
     }
     return APR_SUCCESS;
