@@ -89,6 +89,59 @@ apr_status_t iss_chunkidx_where(iss_store_t *store,
                                 const unsigned char id[ISS_DIGEST_SHA256_LEN],
                                 apr_array_header_t **rels, apr_pool_t *pool);
 
+/**
+ * Drop the stale hints of the `c/` records: a path stays in `c/<id>`
+ * only if `m/<path>` exists, decodes (any chunking parameters) and its
+ * manifest lists @a id; a record left without a path, or whose value is
+ * damaged (holds a NUL byte) or whose key is no chunk id, is deleted.
+ * The order of the remaining paths is kept.  *kept gets the number of
+ * paths left in the records looked at, *dropped_paths the paths
+ * removed (those of a damaged value are not counted), *dropped_records
+ * the records deleted (any of the three may be NULL).
+ *
+ * Safe while httpd writes: the `c/` records are read in passes (one
+ * iteration of the `c/` prefix each, holding at most about 32 MB of
+ * records: a larger store is split by a hash of the key into as many
+ * passes as needed), the manifests are read outside the store's lock
+ * (their id sets cached up to about 64 MB, then the cache starts over),
+ * and the changes are applied in transactions of at most 5000 keys
+ * that re-read each `c/` record and remove a path only if it is one
+ * found dead and its `m/` record is still the one that was read (absent
+ * or the same bytes): a path httpd added or re-recorded meanwhile stays.
+ * Errors are the store's; the transactions committed before an error
+ * stay (each leaves a consistent index).
+ */
+apr_status_t iss_chunkidx_compact(iss_store_t *store, apr_uint64_t *kept,
+                                  apr_uint64_t *dropped_paths,
+                                  apr_uint64_t *dropped_records,
+                                  apr_pool_t *pool);
+
+/** The bounds of iss_chunkidx_compact_tuned() and what it did (tests). */
+typedef struct iss_chunkidx_compact_tune_t {
+    /** Bytes of `c/` records held per pass (approximately). */
+    apr_size_t pass_bytes;
+    /** Bytes of cached manifest id sets (approximately). */
+    apr_size_t cache_bytes;
+    /** `c/` keys changed per transaction (at least 1). */
+    int txn_keys;
+    /** If not NULL, called with @a baton before each transaction,
+     *  outside the store's lock (tests change the store there). */
+    void (*before_txn)(void *baton);
+    void *baton;
+    /** Out: iterations of the `c/` prefix, transactions committed, times
+     *  the manifest cache was emptied. */
+    apr_uint64_t passes, txns, cache_drops;
+} iss_chunkidx_compact_tune_t;
+
+/** iss_chunkidx_compact() with the bounds of @a tune (its outputs are
+ *  set); iss_chunkidx_compact() is this with 32 MB, 64 MB and 5000. */
+apr_status_t iss_chunkidx_compact_tuned(iss_store_t *store,
+                                        iss_chunkidx_compact_tune_t *tune,
+                                        apr_uint64_t *kept,
+                                        apr_uint64_t *dropped_paths,
+                                        apr_uint64_t *dropped_records,
+                                        apr_pool_t *pool);
+
 /** Lowercase hex of a chunk id (64 characters). */
 const char *iss_chunkidx_hex(const unsigned char id[ISS_DIGEST_SHA256_LEN],
                              apr_pool_t *pool);

@@ -15,6 +15,8 @@
  *   iss-state DIR compact age=..|count=..    drop log entries past that
  *   iss-state DIR recover                    log the writes of dead httpd
  *                                            processes now
+ *   iss-state DIR compact-chunks             drop the stale paths of the
+ *                                            chunk index (iss_chunkidx.h)
  *   iss-state DIR uploads                    the chunk upload sessions in
  *                                            DIR/uploads: id, user, path,
  *                                            chunks, bytes, idle seconds
@@ -30,6 +32,7 @@
  * 0 fine, 1 damaged or not found, 2 usage.
  */
 
+#include "iss_chunkidx.h"
 #include "iss_reconcile.h"
 #include "iss_store.h"
 #include "iss_sync_log.h"
@@ -53,6 +56,7 @@ static void usage(void)
             "usage: iss-state [-t DBMTYPE] DIR info|verify|list [PREFIX]\n"
             "       iss-state DIR log [FROM] | scan DIRECTORY | recover\n"
             "       iss-state DIR compact age=<n>[smhdw]|count=<n> ...\n"
+            "       iss-state DIR compact-chunks\n"
             "       iss-state DIR uploads | gc-uploads SECONDS\n"
             "  DBMTYPE: insist on this apr_dbm type (default: the store's)\n");
 }
@@ -368,6 +372,22 @@ int main(int argc, const char *const *argv)
                      argv + opt->ind + 2, pool);
     if (rc >= 0) {
         return rc;
+    }
+    if (strcmp(cmd, "compact-chunks") == 0) {
+        apr_uint64_t kept, paths, records;
+
+        if (argc - opt->ind != 2) {
+            usage();
+            return 2;
+        }
+        if (iss_chunkidx_compact(store, &kept, &paths, &records, pool)
+            != APR_SUCCESS) {
+            return fail(store, dir);
+        }
+        printf("kept %" APR_UINT64_T_FMT " paths, dropped %" APR_UINT64_T_FMT
+               " paths, deleted %" APR_UINT64_T_FMT " records\n", kept,
+               paths, records);
+        return 0;
     }
     if (strcmp(cmd, "verify") == 0) {
         rv = iss_store_verify(store, pool);

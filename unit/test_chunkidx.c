@@ -5,7 +5,10 @@
  * transaction and back by lookup for the same file identity only and
  * the same chunking parameters only, damaged m/ records (absent for
  * lookup, APR_EINVAL for decode), the paths per chunk id (newest first,
- * each once, at most ISS_CHUNKIDX_PATHS), and the hex form of ids. */
+ * each once, at most ISS_CHUNKIDX_PATHS), the hex form of ids, and the
+ * compaction of the c/ records (dead paths dropped, live ones kept in
+ * order, changes made meanwhile respected, many records in passes and
+ * transactions). */
 
 #include "iss_chunkidx.h"
 #include "iss_manifest.h"
@@ -670,6 +673,376 @@ static void test_where(iss_store_t *s)
     }
 }
 
+/* ---- compaction ---------------------------------------------------------- */
+
+/* Index @a m as @a rel (an identity of the manifest's size). */
+static apr_status_t index_m(iss_store_t *s, const char *rel,
+                            const iss_manifest_t *m)
+{
+    iss_filedigest_t ident;
+
+    memset(&ident, 0, sizeof(ident));
+    ident.ino = 9;
+    ident.size = (apr_off_t)m->file_size;
+    ident.mtime = 2;
+    return index_file(s, rel, &ident, m);
+}
+
+static int lists(const iss_manifest_t *m, const unsigned char id[ID_LEN])
+{
+    apr_uint32_t i;
+
+    for (i = 0; i < m->count; i++) {
+        if (!memcmp(m->entries[i].sha256, id, ID_LEN))
+            return 1;
+    }
+    return 0;
+}
+
+/* Distinct ids of @a m that @a other (may be NULL) does not list. */
+static apr_uint32_t only_in(const iss_manifest_t *m,
+                            const iss_manifest_t *other)
+{
+    apr_uint32_t i, j, n = 0;
+
+    for (i = 0; i < m->count; i++) {
+        for (j = 0; j < i; j++) {
+            if (!memcmp(m->entries[i].sha256, m->entries[j].sha256, ID_LEN))
+                break;
+        }
+        if (j == i && !(other && lists(other, m->entries[i].sha256)))
+            n++;
+    }
+    return n;
+}
+
+/* where() of every id of @a m that @a other (may be NULL) does not
+ * list, and of every one it does, against the answers wanted. */
+static int where_split(iss_store_t *s, const iss_manifest_t *m,
+                       const iss_manifest_t *other, const char *want_only,
+                       const char *want_both)
+{
+    apr_uint32_t i;
+
+    for (i = 0; i < m->count; i++) {
+        int both = other && lists(other, m->entries[i].sha256);
+        const char *want = both ? want_both : want_only;
+        const char *got = where(s, m->entries[i].sha256);
+
+        if (strcmp(got, want) != 0) {
+            diag("id %u (%s): '%s', expected '%s'", (unsigned)i,
+                 both ? "in both" : "in the first only", got, want);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int snap_one(void *baton, const void *key, apr_size_t klen,
+                    const void *val, apr_size_t vlen)
+{
+    apr_array_header_t *a = baton;
+    char *v = apr_pstrmemdup(gp, val, vlen);
+    apr_size_t i;
+
+    for (i = 0; i < vlen; i++) {
+        if (v[i] == '\0')
+            v[i] = '@';
+    }
+    APR_ARRAY_PUSH(a, const char *) =
+        apr_pstrcat(gp, apr_pstrmemdup(gp, key, klen), "=", v, NULL);
+    return 0;
+}
+
+static int strptrcmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Every c/ record, sorted, as one string. */
+static const char *snapshot(iss_store_t *s)
+{
+    apr_array_header_t *a = apr_array_make(gp, 64, sizeof(const char *));
+
+    if (iss_store_iterate(s, "c/", 2, snap_one, a, gp) != APR_SUCCESS)
+        return "<error>";
+    qsort(a->elts, (size_t)a->nelts, sizeof(const char *), strptrcmp);
+    return apr_array_pstrcat(gp, a, '\n');
+}
+
+static const char *ckey(const unsigned char id[ID_LEN])
+{
+    return apr_pstrcat(gp, "c/", iss_chunkidx_hex(id, gp), NULL);
+}
+
+static void test_compact(iss_store_t *s)
+{
+    iss_manifest_t *ma = build(content(20, 3000, 0, 0), 3000);
+    unsigned char *bdata = content(21, 3000, 0, 0);
+    unsigned char *b2data = apr_pmemdup(gp, bdata, 3000);
+    iss_manifest_t *mb, *mb2, *mp = build(content(23, 3000, 0, 0), 3000);
+    iss_manifest_t *me = build(content(24, 3000, 0, 0), 3000);
+    unsigned char damaged_id[ID_LEN], empty_id[ID_LEN];
+    apr_uint64_t kept = 99, dpaths = 99, drecs = 99;
+    apr_uint32_t da, db_only, db2, dp, de;
+    const char *k, *before;
+
+    memcpy(b2data + 1500, content(22, 1500, 0, 0), 1500);
+    mb = build(bdata, 3000);
+    mb2 = build(b2data, 3000);
+    if (!ok(ma && mb && mb2 && mp && me, "build the manifests"))
+        return;
+    da = only_in(ma, NULL);
+    db_only = only_in(mb, mb2);
+    db2 = only_in(mb2, NULL);
+    dp = only_in(mp, NULL);
+    de = only_in(me, NULL);
+    ok(db_only > 0 && db2 > db_only && only_in(mb2, mb) > 0,
+       "b's two versions share some ids, not all (precondition)");
+
+    is_int(iss_chunkidx_compact(s, &kept, &dpaths, &drecs, gp), APR_SUCCESS,
+           "compact an empty store");
+    ok(kept == 0 && dpaths == 0 && drecs == 0, "... nothing to count");
+
+    /* a: indexed, then its m/ record removed (a DELETE) */
+    is_int(index_m(s, "a", ma), APR_SUCCESS, "index a");
+    iss_store_delete(s, "m/a", 3);
+    /* b: indexed, then rewritten with other content */
+    is_int(index_m(s, "b", mb), APR_SUCCESS, "index b");
+    is_int(index_m(s, "b", mb2), APR_SUCCESS, "index b's new version");
+    /* p1 .. p4 of one content; p2 and p3 deleted */
+    index_m(s, "p1", mp);
+    index_m(s, "p2", mp);
+    index_m(s, "p3", mp);
+    is_int(index_m(s, "p4", mp), APR_SUCCESS, "index p1 .. p4");
+    iss_store_delete(s, "m/p2", 4);
+    iss_store_delete(s, "m/p3", 4);
+    ok(where_all(s, mp, "p4|p3|p2|p1"), "p4|p3|p2|p1 before");
+    /* e: its m/ record damaged */
+    is_int(index_m(s, "e", me), APR_SUCCESS, "index e");
+    iss_store_put(s, "m/e", 3, "IMR1 junk", 9);
+    /* records of no use: a NUL in the value, a key that is no id, an
+     * empty value */
+    memset(damaged_id, 0xd0, ID_LEN);
+    memset(empty_id, 0xe0, ID_LEN);
+    k = ckey(damaged_id);
+    iss_store_put(s, k, strlen(k), "p1\0p4", 5);
+    iss_store_put(s, "c/zz", 4, "p1", 2);
+    k = ckey(empty_id);
+    iss_store_put(s, k, strlen(k), "", 0);
+
+    is_int(iss_chunkidx_compact(s, &kept, &dpaths, &drecs, gp), APR_SUCCESS,
+           "compact");
+    is_int(kept, db2 + 2 * dp, "kept: b in its new ids, p4 and p1");
+    is_int(dpaths, da + db_only + 2 * dp + de + 1,
+           "dropped paths: a, b in its old ids, p2, p3, e, the one of c/zz");
+    is_int(drecs, da + db_only + de + 3,
+           "dropped records: a's, b's old ones, e's, the damaged, the "
+           "keyless, the empty");
+    ok(where_split(s, ma, NULL, "<none>", ""),
+       "a path whose m/ record is gone: dropped, its records deleted");
+    ok(where_split(s, mb, mb2, "<none>", "b"),
+       "a manifest that lists the id no more: dropped; the ids it lists "
+       "keep it");
+    ok(where_split(s, mb2, mb, "b", "b"), "b's new ids: b");
+    ok(where_all(s, mp, "p4|p1"), "live paths stay, in their order");
+    ok(where_split(s, me, NULL, "<none>", ""),
+       "a damaged m/ record: its path dropped");
+    ok(teststore_get(s, ckey(damaged_id), gp) == NULL,
+       "a value holding a NUL: deleted");
+    ok(teststore_get(s, "c/zz", gp) == NULL, "a key that is no id: deleted");
+    ok(teststore_get(s, ckey(empty_id), gp) == NULL, "an empty value: deleted");
+    ok(teststore_get(s, "m/b", gp) && teststore_get(s, "m/p1", gp)
+       && teststore_get(s, "m/e", gp), "m/ records are left alone");
+
+    before = snapshot(s);
+    kept = dpaths = drecs = 99;
+    is_int(iss_chunkidx_compact(s, &kept, &dpaths, &drecs, gp), APR_SUCCESS,
+           "compact again");
+    ok(kept == db2 + 2 * dp && dpaths == 0 && drecs == 0,
+       "... the same paths kept, nothing dropped");
+    is_str(snapshot(s), before, "... no c/ record changed");
+
+    {
+        iss_chunkidx_compact_tune_t t;
+
+        memset(&t, 0, sizeof(t));
+        t.pass_bytes = 1;
+        t.cache_bytes = 1;
+        is_int(iss_chunkidx_compact_tuned(s, &t, &kept, NULL, NULL, gp),
+               APR_EINVAL, "txn_keys 0: APR_EINVAL");
+        t.txn_keys = 1;
+        t.pass_bytes = 0;
+        is_int(iss_chunkidx_compact_tuned(s, &t, NULL, NULL, NULL, gp),
+               APR_EINVAL, "pass_bytes 0: APR_EINVAL");
+    }
+}
+
+/* Changes made between the reading and the transaction. */
+typedef struct {
+    iss_store_t *s;
+    const iss_manifest_t *mq, *mr, *ms2;
+    const void *s_rec;
+    apr_size_t s_len;
+    int calls;
+} race_t;
+
+static void race_hook(void *baton)
+{
+    race_t *r = baton;
+
+    if (r->calls++)
+        return;
+    index_m(r->s, "q1", r->mq);     /* q1 recorded again */
+    index_m(r->s, "q3", r->mq);     /* a new path for the same ids */
+    index_m(r->s, "r", r->mr);      /* r back to the content it had */
+    iss_store_put(r->s, "m/s", 3, r->s_rec, r->s_len);  /* the same bytes */
+}
+
+static void test_compact_race(iss_store_t *s)
+{
+    iss_manifest_t *mq = build(content(40, 3000, 0, 0), 3000);
+    iss_manifest_t *mr = build(content(41, 3000, 0, 0), 3000);
+    iss_manifest_t *mr2 = build(content(42, 3000, 0, 0), 3000);
+    iss_manifest_t *ms = build(content(43, 3000, 0, 0), 3000);
+    iss_manifest_t *ms2 = build(content(44, 3000, 0, 0), 3000);
+    iss_chunkidx_compact_tune_t t;
+    race_t r;
+    apr_uint64_t kept, dpaths, drecs;
+    apr_uint32_t dq, dr, ds;
+    const char *rec;
+
+    if (!ok(mq && mr && mr2 && ms && ms2, "build the manifests"))
+        return;
+    dq = only_in(mq, NULL);
+    dr = only_in(mr, NULL);
+    ds = only_in(ms, NULL);
+    index_m(s, "q1", mq);
+    index_m(s, "q2", mq);
+    iss_store_delete(s, "m/q1", 4);
+    iss_store_delete(s, "m/q2", 4);
+    index_m(s, "r", mr);
+    index_m(s, "r", mr2);
+    index_m(s, "s", ms);
+    index_m(s, "s", ms2);
+    rec = teststore_get(s, "m/s", gp);
+    if (!ok(rec != NULL, "m/s is there"))
+        return;
+    memset(&r, 0, sizeof(r));
+    r.s = s;
+    r.mq = mq;
+    r.mr = mr;
+    r.ms2 = ms2;
+    {
+        void *v;
+        apr_size_t vl;
+
+        iss_store_get(s, "m/s", 3, &v, &vl, gp);
+        r.s_rec = v;
+        r.s_len = vl;
+    }
+    memset(&t, 0, sizeof(t));
+    t.pass_bytes = 32 * 1024 * 1024;
+    t.cache_bytes = 64 * 1024 * 1024;
+    t.txn_keys = 5000;
+    t.before_txn = race_hook;
+    t.baton = &r;
+    is_int(iss_chunkidx_compact_tuned(s, &t, &kept, &dpaths, &drecs, gp),
+           APR_SUCCESS, "compact while the store changes");
+    is_int(r.calls, 1, "... one transaction");
+    ok(where_all(s, mq, "q3|q1"),
+       "a path recorded again meanwhile stays, a new one stays, the dead "
+       "one goes");
+    ok(where_all(s, mr, "r"),
+       "a path whose m/ record changed meanwhile stays");
+    ok(where_split(s, ms, NULL, "<none>", ""),
+       "a path whose m/ record was put again with the same bytes goes");
+    ok(where_all(s, ms2, "s"), "... its live ids keep it");
+    is_int(kept, 2 * dq + dr + only_in(mr2, NULL) + only_in(ms2, NULL),
+           "kept counts what is left (r's other ids: live when read)");
+    is_int(dpaths, dq + ds, "dropped: q2 and s's old ids");
+    is_int(drecs, ds, "records deleted: s's old ids'");
+    ok(where_all(s, mr2, "r"), "r's other ids are untouched");
+}
+
+/* Many records: 6000 of a path never recorded, and the ids of "live",
+ * whose records also name "old", recorded no more. */
+static int many_setup(iss_store_t *s, const iss_manifest_t *ml,
+                      const unsigned char *ids, int n)
+{
+    iss_store_batch_t *b = iss_store_batch_make(s, gp);
+    int i;
+
+    if (index_m(s, "old", ml) != APR_SUCCESS
+        || iss_store_delete(s, "m/old", 5) != APR_SUCCESS)
+        return 0;
+    for (i = 0; i < n; i++) {
+        const char *k = ckey(ids + (apr_size_t)i * ID_LEN);
+
+        iss_store_batch_put(b, k, strlen(k), "gone", 4);
+    }
+    return iss_store_batch_commit(b) == APR_SUCCESS;
+}
+
+static void test_compact_many(iss_store_t *s)
+{
+    enum { N = 6000 };
+    unsigned char *ids = testdata_random(50, (apr_size_t)N * ID_LEN);
+    iss_manifest_t *ml = build(content(51, 100000, 0, 0), 100000);
+    iss_chunkidx_compact_tune_t t;
+    apr_uint64_t kept, dpaths, drecs;
+    apr_uint32_t dl;
+    const char *after;
+
+    if (!ok(ml != NULL, "build a manifest of many chunks"))
+        goto out;
+    dl = only_in(ml, NULL);
+    diag("live: %u distinct ids", (unsigned)dl);
+    if (!is_int(index_m(s, "live", ml), APR_SUCCESS, "index live")
+        || !ok(many_setup(s, ml, ids, N), "%d records of a path never "
+               "recorded, old recorded and removed", N))
+        goto out;
+    ok(where_all(s, ml, "old|live"), "old|live before");
+
+    memset(&t, 0, sizeof(t));
+    t.pass_bytes = 32 * 1024 * 1024;
+    t.cache_bytes = 64 * 1024 * 1024;
+    t.txn_keys = 5000;
+    is_int(iss_chunkidx_compact_tuned(s, &t, &kept, &dpaths, &drecs, gp),
+           APR_SUCCESS, "compact with the default bounds");
+    is_int(kept, dl, "kept: live");
+    is_int(dpaths, N + dl, "dropped paths: gone and old");
+    is_int(drecs, N, "dropped records: gone's");
+    is_int(t.passes, 1, "... in one pass");
+    is_int(t.txns, (N + dl + 4999) / 5000, "... in transactions of 5000");
+    ok(t.txns >= 2, "... several");
+    ok(where_all(s, ml, "live"), "live stays");
+    ok(teststore_get(s, ckey(ids), gp) == NULL
+       && teststore_get(s, ckey(ids + (apr_size_t)(N - 1) * ID_LEN), gp)
+       == NULL, "gone's records are deleted");
+    after = snapshot(s);
+
+    /* Again, with tiny bounds: many passes, small transactions, the
+     * manifest cache emptied again and again; the same result. */
+    if (!ok(many_setup(s, ml, ids, N), "the same records again"))
+        goto out;
+    t.pass_bytes = 64 * 1024;
+    t.cache_bytes = 8000;
+    t.txn_keys = 1000;
+    is_int(iss_chunkidx_compact_tuned(s, &t, &kept, &dpaths, &drecs, gp),
+           APR_SUCCESS, "compact with tiny bounds");
+    ok(kept == dl && dpaths == N + dl && drecs == N, "... the same counts");
+    is_str(snapshot(s), after, "... the same records");
+    diag("tiny bounds: %" APR_UINT64_T_FMT " passes, %" APR_UINT64_T_FMT
+         " transactions, %" APR_UINT64_T_FMT " cache drops", t.passes,
+         t.txns, t.cache_drops);
+    ok(t.passes > 2, "... in several passes");
+    ok(t.txns >= (N + dl + 999) / 1000, "... transactions of at most 1000");
+    ok(t.cache_drops > 0, "... the cache emptied");
+out:
+    free(ids);
+}
+
 int main(void)
 {
     char base[] = "/tmp/iss-chunkidx-test-XXXXXX";
@@ -694,6 +1067,24 @@ int main(void)
         test_damaged(s);
         test_where(s);
         iss_store_close(s);
+    }
+    {
+        /* Each compaction test on a store of its own. */
+        static void (*const tests[])(iss_store_t *) = {
+            test_compact, test_compact_race, test_compact_many };
+        size_t i;
+
+        for (i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
+            state = apr_psprintf(gp, "%s/compact%d", base, (int)i);
+            if (ok(testfs_mkdir(state, gp), "mkdir %s", state)
+                && is_int(iss_store_open(&s, state, "sdbm", NULL, NULL, NULL,
+                                         gp), APR_SUCCESS,
+                          "open a store for compaction")) {
+                iss_store_set_sync(s, 0);
+                tests[i](s);
+                iss_store_close(s);
+            }
+        }
     }
     testfs_rm_rf(base, gp);
     return done_testing();
