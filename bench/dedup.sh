@@ -68,17 +68,7 @@ if [ "$avail_mib" -lt "$need_mib" ]; then
   exit 1
 fi
 
-work=$(mktemp -d "$tmp/iss-bench-dedup.XXXXXX")
-started=
-cleanup() {
-  if [ -n "$started" ]; then
-    /usr/sbin/apache2 -f "$work/httpd.conf" -k stop || true
-    for _ in $(seq 100); do [ -f "$work/logs/httpd.pid" ] || break; sleep 0.1; done
-  fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
+bench_work iss-bench-dedup
 mkdir -p "$work"/{logs,plain,iss,issnc,state-iss,state-issnc,f}
 f=$work/f
 size=$((size_mib * 1048576))
@@ -86,11 +76,7 @@ half=$((size / 2))
 put_size=$((put_mib * 1048576))
 commit=$(git -C "$top" describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)
 
-now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN {printf "%.3f", b - a}'; }
-median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
-# The ETag mod_iss gives a file: base64url of its SHA-256, no padding.
-etag_of() { printf '"%s"' "$(openssl dgst -sha256 -binary "$1" | base64 -w0 | tr '+/' '-_' | tr -d '=')"; }
 pf() { if [ "${1:-0}" = 1 ]; then echo PASS; else echo MISS; fi; }
 
 # ---- 1. the chunker on one core -------------------------------------------

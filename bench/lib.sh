@@ -32,3 +32,24 @@ DocumentRoot "$work"
 </Directory>
 CONF
 }
+
+# A private work folder and the trap that stops its httpd (once the
+# caller has set started=1) and removes it:   bench_work PREFIX
+bench_work() {
+  work=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")
+  started=
+  trap bench_cleanup EXIT
+  trap 'exit 130' INT TERM HUP
+}
+bench_cleanup() {
+  if [ -n "$started" ]; then
+    /usr/sbin/apache2 -f "$work/httpd.conf" -k stop || true
+    for _ in $(seq 100); do [ -f "$work/logs/httpd.pid" ] || break; sleep 0.1; done
+  fi
+  rm -rf "$work"
+}
+
+now() { date +%s.%N; }
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
+# The ETag mod_iss gives a file: base64url of its SHA-256, no padding.
+etag_of() { printf '"%s"' "$(openssl dgst -sha256 -binary "$1" | base64 -w0 | tr '+/' '-_' | tr -d '=')"; }

@@ -46,27 +46,13 @@ make -s -C "$build" bench/vcdiff_apply >&2
 apply=$build/bench/vcdiff_apply
 . "$top/bench/lib.sh"
 
-work=$(mktemp -d /tmp/iss-bench-patch.XXXXXX)
-started=
-cleanup() {
-  if [ -n "$started" ]; then
-    /usr/sbin/apache2 -f "$work/httpd.conf" -k stop || true
-    for _ in $(seq 100); do [ -f "$work/logs/httpd.pid" ] || break; sleep 0.1; done
-  fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
+bench_work iss-bench-patch
 mkdir -p "$work"/{logs,dav,state,f}
 f=$work/f
 size=$((size_mib * 1048576))
 half=$((size / 2))
 commit=$(git -C "$top" describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)
 
-now() { date +%s.%N; }
-median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
-# The ETag mod_iss gives a file: base64url of its SHA-256, no padding.
-etag_of() { printf '"%s"' "$(openssl dgst -sha256 -binary "$1" | base64 -w0 | tr '+/' '-_' | tr -d '=')"; }
 digest_of() { printf 'sha-256=:%s:' "$(openssl dgst -sha256 -binary "$1" | base64 -w0)"; }
 
 echo "writing a ${size_mib} MiB file, three new versions and their deltas ..." >&2

@@ -12,7 +12,7 @@ use IO::Socket::INET;
 use POSIX ();
 use Digest::SHA qw(sha256 sha256_hex);
 
-plan tests => 129;
+plan tests => 132;
 
 sub rnd { join '', map { chr int rand 256 } 1 .. $_[0] }
 
@@ -92,6 +92,19 @@ ok(log_since($mark) =~ /ISS01066: made the manifest of oob.bin/ ? 1 : 0, 1, '...
 $mark = log_mark();
 dav(GET => '/chunks/oob.bin', headers => { Accept => MANIFEST_TYPE });
 ok(log_since($mark) =~ /ISS01066/ ? 1 : 0, 0, '... and kept: not made again');
+
+# ---- chunk download: ranges of the manifest's version ---------------------
+{
+    my $e = manifest_parse($man_a)->{entries};
+    my ($o1, $l1) = ($e->[0][1] + $e->[1][1], $e->[2][1]);        # chunk 2
+    my $r = dav(GET => '/chunks/a.bin', headers => { Range => "bytes=$o1-" . ($o1 + $l1 - 1),
+                                                      'If-Range' => $etag_a });
+    ok($r->code, 206, 'GET of one chunk by Range with If-Range: 206');
+    ok(sha256($r->content) eq $e->[2][0] ? 1 : 0, 1, '... its bytes hash to the chunk id');
+    $r = dav(GET => '/chunks/a.bin', headers => { Range => "bytes=$o1-" . ($o1 + $l1 - 1),
+                                                   'If-Range' => strong_etag('another version') });
+    ok($r->code . ' ' . length($r->content), '200 ' . length($a), '... If-Range of another version: the whole file');
+}
 
 # ---- a copy costs no data -------------------------------------------------
 my $tok = token_of('chunks');
