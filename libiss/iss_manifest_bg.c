@@ -11,6 +11,9 @@
 
 #define NBUF ISS_MANIFEST_BG_BUFFERS
 #define BUFSZ ISS_MANIFEST_BG_BUFFER
+/* Bodies up to this size are hashed inline: starting a thread costs more
+ * than it saves on them. */
+#define INLINE_MAX ((apr_uint64_t)NBUF * BUFSZ)
 
 struct iss_manifest_bg_t {
     apr_pool_t *pool;               /* the caller's */
@@ -26,6 +29,9 @@ struct iss_manifest_bg_t {
     apr_thread_mutex_t *lock;
     apr_thread_cond_t *cond;        /* "a buffer is full" / "one is free" */
 #endif
+    apr_uint64_t fed;               /* bytes fed so far */
+    int threads;                    /* a thread may be started */
+    int started;                    /* one was */
     int done;                       /* no more buffers will come */
     int stop;                       /* leave now (pool cleanup) */
     apr_status_t status;            /* the builder's first error */
@@ -108,31 +114,44 @@ apr_status_t iss_manifest_bg_create(iss_manifest_bg_t **out,
     }
     *out = bg;
 #if APR_HAS_THREADS
+    bg->threads = 1;
+#endif
+    (void)i;
+    return APR_SUCCESS;
+}
+
+#if APR_HAS_THREADS
+/* Start the worker (once the body is larger than INLINE_MAX); if it
+ * cannot be started, the rest is hashed inline. */
+static void start_worker(iss_manifest_bg_t *bg)
+{
+    int i;
+
+    bg->threads = 0;
     for (i = 0; i < NBUF; i++) {
-        bg->buf[i] = apr_palloc(pool, BUFSZ);
+        bg->buf[i] = apr_palloc(bg->pool, BUFSZ);
     }
-    if (apr_thread_mutex_create(&bg->lock, APR_THREAD_MUTEX_DEFAULT, pool)
-        != APR_SUCCESS
-        || apr_thread_cond_create(&bg->cond, pool) != APR_SUCCESS) {
-        return APR_SUCCESS;             /* inline, then */
+    if (apr_thread_mutex_create(&bg->lock, APR_THREAD_MUTEX_DEFAULT,
+                                bg->pool) != APR_SUCCESS
+        || apr_thread_cond_create(&bg->cond, bg->pool) != APR_SUCCESS) {
+        return;
     }
     /* Registered before the thread exists: it runs before the pool's
      * sub-pools (the worker's among them) are destroyed. */
-    apr_pool_pre_cleanup_register(pool, bg, stop_worker);
-    if (apr_thread_create(&bg->thread, NULL, worker, bg, pool)
+    apr_pool_pre_cleanup_register(bg->pool, bg, stop_worker);
+    if (apr_thread_create(&bg->thread, NULL, worker, bg, bg->pool)
         != APR_SUCCESS) {
-        bg->thread = NULL;              /* inline, then */
+        bg->thread = NULL;
+        return;
     }
-#else
-    (void)i;
-#endif
-    return APR_SUCCESS;
+    bg->started = 1;
 }
+#endif
 
 int iss_manifest_bg_threaded(const iss_manifest_bg_t *bg)
 {
 #if APR_HAS_THREADS
-    return bg->thread != NULL;
+    return bg->started;
 #else
     (void)bg;
     return 0;
@@ -160,7 +179,16 @@ apr_status_t iss_manifest_bg_feed(iss_manifest_bg_t *bg, const void *buf,
 {
     const unsigned char *p = buf;
 
-    if (!iss_manifest_bg_threaded(bg)) {
+#if APR_HAS_THREADS
+    if (bg->threads && bg->fed + len > INLINE_MAX) {
+        start_worker(bg);
+    }
+#endif
+    bg->fed += len;
+#if APR_HAS_THREADS
+    if (bg->thread == NULL)
+#endif
+    {
         if (bg->status == APR_SUCCESS) {
             bg->status = iss_manifest_builder_feed(bg->b, buf, len);
         }

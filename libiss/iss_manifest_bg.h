@@ -12,7 +12,8 @@
  * byte for byte.
  *
  * Memory: ISS_MANIFEST_BG_BUFFERS buffers of ISS_MANIFEST_BG_BUFFER bytes,
- * plus the builder's.  Where threads are not available (or cannot be
+ * plus the builder's.  The first that many bytes are hashed inline; the
+ * thread starts with the byte after them.  Where threads are not available (or cannot be
  * made), the builder runs inline in feed() instead: slower, same result.
  *
  * One producer: feed() and finish() are called from one thread.  The
@@ -50,7 +51,10 @@ apr_status_t iss_manifest_bg_feed(iss_manifest_bg_t *bg, const void *buf,
 apr_status_t iss_manifest_bg_finish(iss_manifest_bg_t *bg,
                                     iss_manifest_t **m);
 
-/** Whether a second thread does the work (0: inline). */
+/** Whether a second thread was started (it is, once more than
+ *  ISS_MANIFEST_BG_BUFFERS * ISS_MANIFEST_BG_BUFFER bytes were fed:
+ *  smaller bodies are hashed inline, where a thread would cost more than
+ *  it saves); 0: all inline so far. */
 int iss_manifest_bg_threaded(const iss_manifest_bg_t *bg);
 
 #ifdef __cplusplus
