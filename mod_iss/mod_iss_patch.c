@@ -396,7 +396,11 @@ static int check_conditions(iss_patch_t *p, dav_resource *res)
                               "with the ETag of the file (from GET, HEAD, "
                               "PROPFIND, or the PUT or PATCH that made it).");
     }
-    if (p->src) {
+    if (iss_upload_current_digest(p)) {
+        memcpy(sha, iss_upload_current_digest(p), sizeof(sha));
+        found = 1;
+    }
+    else if (p->src) {
         iss_digest_of_file(r, r->uri, p->src, &p->src_info, sha, &found);
     }
     if (found) {
@@ -643,6 +647,9 @@ static int patch(iss_patch_t *p)
     else if (!parent_exists(r)) {
         return iss_patch_fail(p, HTTP_CONFLICT, "no-parent", "The folder "
                               "the new file would go into does not exist.");
+    }
+    if (chunked && (st = iss_upload_begin(p)) != OK) {
+        return st;
     }
     if ((st = check_conditions(p, res)) != OK) {
         return st;

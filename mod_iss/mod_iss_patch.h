@@ -117,7 +117,16 @@ int iss_patch_range(iss_patch_t *p);
  *  read or opened: OK or an HTTP status with the error recorded. */
 int iss_patch_range_check(iss_patch_t *p);
 
-/** Upload by manifest (mod_iss_upload): read the manifest (or delta)
+/** Upload by manifest (mod_iss_upload), before the conditions: its
+ *  context, and the manifest of the file's current version (made now if
+ *  the store has none: it is needed, and gives the digest too). */
+int iss_upload_begin(iss_patch_t *p);
+
+/** The SHA-256 of the file's current version, if iss_upload_begin()
+ *  knows it (NULL otherwise). */
+const unsigned char *iss_upload_current_digest(const iss_patch_t *p);
+
+/** ... after the conditions: read the manifest (or delta)
  *  and find every chunk, before anything is changed (409 with the list
  *  of missing chunks and an upload session if some are not here). */
 int iss_upload_prepare(iss_patch_t *p);

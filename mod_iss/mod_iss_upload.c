@@ -185,8 +185,9 @@ static int read_manifest(iss_patch_t *p, iss_upload_ctx_t *up)
                               "content, which you may not read; send a "
                               "whole manifest.");
     }
-    if ((st = self_source(p, up, 1)) != OK) {
-        return st;
+    if (up->self == NULL) {
+        return iss_patch_fail(p, HTTP_INTERNAL_SERVER_ERROR, "read-failed",
+                              "The file's current version cannot be read.");
     }
     rv = iss_manifest_delta_apply(up->self->m, body, len, &up->lim,
                                   (iss_manifest_t **)&p->manifest,
@@ -348,18 +349,13 @@ static int missing_chunks(iss_patch_t *p, iss_upload_ctx_t *up,
                           iss_upload_id(up->session));
 }
 
-int iss_upload_prepare(iss_patch_t *p)
+int iss_upload_begin(iss_patch_t *p)
 {
     request_rec *r = p->r;
     iss_dir_conf_t *dconf = iss_config_dir(r);
     iss_upload_ctx_t *up = apr_pcalloc(r->pool, sizeof(*up));
-    const char *sid = apr_table_get(r->headers_in, SESSION_HEADER);
-    apr_array_header_t *missing;
-    apr_uint64_t bytes = 0;
-    apr_uint32_t i;
+    int delta = p->format == ISS_PATCH_MANIFEST_DELTA;
     dav_error *err;
-    apr_status_t rv;
-    int st;
 
     p->up = up;
     iss_chunk_limits(r, &up->lim);
@@ -378,6 +374,34 @@ int iss_upload_prepare(iss_patch_t *p)
         return iss_patch_fail(p, err->status, "state-unavailable", "%s",
                               err->desc);
     }
+    /* The current version's manifest (a delta's base, and chunks of the
+     * new version) also gives its digest for the conditions: one read of
+     * a file changed behind httpd's back, not two. */
+    if (delta && !apr_table_get(r->headers_in, "If-Match")) {
+        return OK;                      /* 428 follows */
+    }
+    if (p->src && (delta || up->scope != ISS_DEDUP_OFF)) {
+        return self_source(p, up, delta);
+    }
+    return OK;
+}
+
+const unsigned char *iss_upload_current_digest(const iss_patch_t *p)
+{
+    return p->up && p->up->self ? p->up->self->m->file_sha256 : NULL;
+}
+
+int iss_upload_prepare(iss_patch_t *p)
+{
+    request_rec *r = p->r;
+    iss_upload_ctx_t *up = p->up;
+    const char *sid = apr_table_get(r->headers_in, SESSION_HEADER);
+    apr_array_header_t *missing;
+    apr_uint64_t bytes = 0;
+    apr_uint32_t i;
+    apr_status_t rv;
+    int st;
+
     if (sid) {
         rv = iss_upload_open(&up->session, up->root, sid, r->pool);
         if (rv == APR_EINVAL) {
@@ -405,14 +429,11 @@ int iss_upload_prepare(iss_patch_t *p)
     }
     /* The file's own chunks, unless the scope or the user's rights
      * exclude them (a user who may write a file but not read it must
-     * not learn what it holds). */
-    if (up->self == NULL && up->scope != ISS_DEDUP_OFF && p->src
-        && iss_chunk_may_read(r, up->rel)
-        && (st = self_source(p, up, 0)) != OK) {
-        return st;
-    }
-    if (up->self && up->scope == ISS_DEDUP_OFF) {
-        up->self = NULL;        /* a delta needed it to be read; no more */
+     * not learn what it holds; a delta checked that already). */
+    if (up->self && (up->scope == ISS_DEDUP_OFF
+                     || (p->format != ISS_PATCH_MANIFEST_DELTA
+                         && !iss_chunk_may_read(r, up->rel)))) {
+        up->self = NULL;
     }
     missing = apr_array_make(r->pool, 16, sizeof(const unsigned char *));
     for (i = 0; i < p->manifest->count; i++) {
