@@ -121,16 +121,21 @@ typedef struct collect_t {
     apr_size_t len, size, limit;
 } collect_t;
 
+static int too_large(iss_patch_t *p, apr_size_t limit)
+{
+    return iss_patch_fail(p, HTTP_REQUEST_ENTITY_TOO_LARGE,
+                          "manifest-too-large", "The body is larger than "
+                          "the largest manifest of this location (%"
+                          APR_SIZE_T_FMT " bytes, from ISSUploadMaxSize); "
+                          "the file was not changed.", limit);
+}
+
 static apr_status_t collect(void *baton, const char *data, apr_size_t len)
 {
     collect_t *c = baton;
 
     if (len > c->limit - c->len) {
-        iss_patch_fail(c->p, HTTP_REQUEST_ENTITY_TOO_LARGE,
-                       "manifest-too-large", "The body is larger than the "
-                       "largest manifest of this location (%" APR_SIZE_T_FMT
-                       " bytes, from ISSUploadMaxSize); the file was not "
-                       "changed.", c->limit);
+        too_large(c->p, c->limit);
         return APR_ENOSPC;
     }
     if (len > c->size - c->len) {
@@ -162,8 +167,7 @@ int iss_patch_read_all(iss_patch_t *p, apr_size_t max, char **buf,
     /* httpd has checked Content-Length's syntax already. */
     if (cl && apr_strtoff(&n, cl, NULL, 10) == APR_SUCCESS && n >= 0) {
         if ((apr_uint64_t)n > max) {
-            collect(&c, NULL, max + 1);     /* records the 413 */
-            return p->status;
+            return too_large(p, max);
         }
         c.size = (apr_size_t)n;
     }

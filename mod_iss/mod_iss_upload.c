@@ -620,6 +620,7 @@ static apr_status_t post_body(void *baton, const char *data, apr_size_t len)
     iss_patch_t *p = c->p;
 
     while (len) {
+        const iss_manifest_entry_t *e;
         apr_size_t n;
 
         if (c->have < FRAME_HEAD) {
@@ -632,8 +633,6 @@ static apr_status_t post_body(void *baton, const char *data, apr_size_t len)
             if (c->have < FRAME_HEAD) {
                 break;
             }
-            const iss_manifest_entry_t *e;
-
             memcpy(c->id, c->head, ID_LEN);
             c->len = ((apr_uint32_t)c->head[ID_LEN] << 24)
                      | ((apr_uint32_t)c->head[ID_LEN + 1] << 16)

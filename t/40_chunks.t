@@ -12,7 +12,7 @@ use IO::Socket::INET;
 use POSIX ();
 use Digest::SHA qw(sha256 sha256_hex);
 
-plan tests => 133;
+plan tests => 137;
 
 # Pseudo-random bytes, fast even under the ASan run's preloaded runtime
 # (a byte at a time from rand() took minutes there): SHA-256 in counter
@@ -307,6 +307,13 @@ ok(sessions('chunks'), $s_before, 'bad manifests: no upload session made');
     ok($r->code . ' ' . element($r), '400 invalid-session', 'a session id that is a path: 400 invalid-session');
     $r = post_chunks('/chunks/v.bin', 'f' x 32, 'x');
     ok($r->code . ' ' . element($r), '409 unknown-session', 'a session that does not exist: 409 unknown-session');
+    # a session of /chunks/ used outside it: another location, another store
+    $r = post_chunks('/chunklim/v.bin', $sid, frames_of($new, $m, @miss));
+    ok($r->code . ' ' . element($r), '409 unknown-session', 'the session used in another location: 409 unknown-session');
+    ok(scalar(grep { !m{/(session|manifest)$} } glob("$state{chunks}/uploads/$sid/*")), 0, '... nothing staged in it');
+    $r = upload('/chunklim/v.bin', manifest_of($new, params => '1024,4096,16384'), 'ISS-Upload-Session' => $sid);
+    ok($r->code . ' ' . element($r), '409 missing-chunks', '... a PATCH there naming it: 409 missing-chunks');
+    ok(($r->header('ISS-Upload-Session') // $sid) ne $sid ? 1 : 0, 1, '... with a session of that location, not this one\'s');
     $r = upload('/chunks/v.bin', $m, 'If-Match' => $etag_v, 'ISS-Upload-Session' => '../x');
     refused('PATCH with a session id that is a path', $r, 400, 'invalid-session');
     $r = upload('/chunks/nodir/x.bin', $m);

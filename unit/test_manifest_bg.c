@@ -11,6 +11,7 @@
 #include "testdata.h"
 
 #include <apr_general.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -139,10 +140,28 @@ static void test_equal(void)
     }
 }
 
+/* The threads of this process (Linux: /proc/self/status), -1 if unknown. */
+static int threads_now(void)
+{
+    char line[256];
+    int n = -1;
+    FILE *f = fopen("/proc/self/status", "r");
+
+    while (f && fgets(line, sizeof(line), f)) {
+        if (sscanf(line, "Threads: %d", &n) == 1) {
+            break;
+        }
+    }
+    if (f) {
+        fclose(f);
+    }
+    return n;
+}
+
 static void test_abandon(void)
 {
     unsigned char *data = testdata_random(9, 2 * 1024 * 1024);
-    int round;
+    int round, before = threads_now(), started = 0;
 
     for (round = 0; round < 20; round++) {
         apr_pool_t *p;
@@ -151,10 +170,14 @@ static void test_abandon(void)
         apr_pool_create(&p, gp);
         iss_manifest_bg_create(&bg, &SMALL, p);
         iss_manifest_bg_feed(bg, data, (apr_size_t)round * 100000);
+        started += iss_manifest_bg_threaded(bg);
         apr_pool_destroy(p);            /* no finish(): a client gone */
     }
-    ok(1, "20 builders abandoned mid-way (inline and threaded): their pools "
-       "went without a hang (and, in the ASan build, without a leak)");
+    ok(started >= 5, "builders abandoned mid-way, %d of 20 with a thread",
+       started);
+    ok(before > 0 && threads_now() == before, "... their pools took their "
+       "threads with them (%d threads before, %d after; no leak: ASan "
+       "build)", before, threads_now());
     free(data);
 }
 
@@ -174,7 +197,7 @@ int main(void)
 {
     apr_initialize();
     apr_pool_create(&gp, NULL);
-    plan(36);
+    plan(37);
     test_equal();
     test_abandon();
     test_bad_params();
