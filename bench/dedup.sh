@@ -139,24 +139,16 @@ started=1
 for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
 base=http://127.0.0.1:$port
 
-# req NAME PATH CURL_ARGS...: one request; sets code, secs, wire (request
-# headers + body + response headers + body) and resp_etag; curl's -v
-# trace is kept in $work/NAME.trace, the response body in $work/NAME.body.
+# req NAME PATH CURL_ARGS...: one request (bench_curl); sets code, secs,
+# wire (request headers + body + response headers + body), resp_etag and
+# resp_session; the response body is kept in $work/NAME.body.
 req() {
-  local name=$1 path=$2 w up_h up_b down_h down_b req_h
+  local name=$1 path=$2
   shift 2
-  w=$(curl -sS -v -o "$work/$name.body" -D "$work/$name.hdr" \
-        -w '%{http_code} %{time_total} %{size_request} %{size_upload} %{size_header} %{size_download}' \
-        "$@" "$base$path" 2>"$work/$name.trace") || { cat "$work/$name.trace" >&2; echo "curl failed ($name)" >&2; exit 1; }
-  read -r code secs up_h up_b down_h down_b <<<"$w"
-  req_h=$(tr -d '\r' < "$work/$name.trace" | awk '/^> / {n += length($0)} END {print n + 0}')
-  if [ "$up_h" != "$req_h" ] && [ "$up_h" != $((req_h + up_b)) ]; then
-    echo "cannot account for the request bytes of $name: size_request $up_h, headers $req_h, body $up_b" >&2
-    exit 1
-  fi
-  wire=$((req_h + up_b + down_h + down_b))
-  resp_etag=$(tr -d '\r' < "$work/$name.hdr" | sed -n 's/^[Ee][Tt][Aa][Gg]: *//p' | tail -n 1)
-  resp_session=$(tr -d '\r' < "$work/$name.hdr" | sed -n 's/^[Ii][Ss][Ss]-[Uu][Pp][Ll][Oo][Aa][Dd]-[Ss][Ee][Ss][Ss][Ii][Oo][Nn]: *//p' | tail -n 1)
+  bench_curl "$name" "$work/$name.body" "$base$path" "$@"
+  wire=$((up + down))
+  resp_etag=$(bench_header "$name" ETag)
+  resp_session=$(bench_header "$name" ISS-Upload-Session)
 }
 # fail NAME MESSAGE: the wrong answer, with curl's trace of the request.
 fail() {

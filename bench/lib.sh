@@ -53,3 +53,31 @@ now() { date +%s.%N; }
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 # The ETag mod_iss gives a file: base64url of its SHA-256, no padding.
 etag_of() { printf '"%s"' "$(openssl dgst -sha256 -binary "$1" | base64 -w0 | tr '+/' '-_' | tr -d '=')"; }
+
+# bench_curl NAME BODY_FILE URL CURL_ARGS...: one request with curl; sets
+# code, secs, up (request headers + body) and down (response headers +
+# body) as bytes on the wire; curl's -v trace in $work/NAME.trace, the
+# response headers in $work/NAME.hdr.  curl counts a small body sent in
+# one piece with the headers in size_request as well as in size_upload:
+# the request headers come from the trace ("> " lines, each with its
+# CRLF), checked against size_request with or without the body.
+bench_curl() {
+  local name=$1 body=$2 url=$3 w up_h up_b down_h down_b req_h
+  shift 3
+  w=$(curl -sS -v -o "$body" -D "$work/$name.hdr" \
+        -w '%{http_code} %{time_total} %{size_request} %{size_upload} %{size_header} %{size_download}' \
+        "$@" "$url" 2>"$work/$name.trace") || { cat "$work/$name.trace" >&2; echo "curl failed ($name)" >&2; exit 1; }
+  read -r code secs up_h up_b down_h down_b <<<"$w"
+  req_h=$(tr -d '\r' < "$work/$name.trace" | awk '/^> / {n += length($0)} END {print n + 0}')
+  if [ "$up_h" != "$req_h" ] && [ "$up_h" != $((req_h + up_b)) ]; then
+    echo "cannot account for the request bytes of $name: size_request $up_h, headers $req_h, body $up_b" >&2
+    exit 1
+  fi
+  up=$((req_h + up_b)) down=$((down_h + down_b))
+}
+
+# bench_header NAME FIELD: the last value of FIELD in NAME's response.
+bench_header() {
+  tr -d '\r' < "$work/$1.hdr" | awk -v f="$(printf '%s' "$2" | tr 'A-Z' 'a-z')" \
+    'index(tolower($0), f ":") == 1 {v = substr($0, length(f) + 2); sub(/^ */, "", v)} END {print v}'
+}

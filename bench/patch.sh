@@ -121,28 +121,14 @@ started=1
 for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
 url=http://127.0.0.1:$port/dav/file
 
-# req NAME CURL_ARGS...: one request; sets code, secs, up (request
-# headers + body), down (response headers + body), resp_etag and
-# resp_digest; curl's -v trace is kept in $work/NAME.trace.
+# req NAME CURL_ARGS...: one request (bench_curl); sets code, secs, up,
+# down, resp_etag and resp_digest.
 req() {
-  local name=$1 w
+  local name=$1
   shift
-  w=$(curl -sS -v -o "$work/body" -D "$work/$name.hdr" \
-        -w '%{http_code} %{time_total} %{size_request} %{size_upload} %{size_header} %{size_download}' \
-        "$@" "$url" 2>"$work/$name.trace") || { cat "$work/$name.trace" >&2; echo "curl failed ($name)" >&2; exit 1; }
-  read -r code secs up_h up_b down_h down_b <<<"$w"
-  # curl counts a small body sent in one piece with the headers in
-  # size_request as well as in size_upload: take the request headers
-  # from the trace ("> " lines, each with its CRLF) and check that
-  # size_request is those headers, with or without the body.
-  req_h=$(tr -d '\r' < "$work/$name.trace" | awk '/^> / {n += length($0)} END {print n + 0}')
-  if [ "$up_h" != "$req_h" ] && [ "$up_h" != $((req_h + up_b)) ]; then
-    echo "cannot account for the request bytes of $name: size_request $up_h, headers $req_h, body $up_b" >&2
-    exit 1
-  fi
-  up=$((req_h + up_b)) down=$((down_h + down_b))
-  resp_etag=$(tr -d '\r' < "$work/$name.hdr" | sed -n 's/^[Ee][Tt][Aa][Gg]: *//p' | tail -n 1)
-  resp_digest=$(tr -d '\r' < "$work/$name.hdr" | sed -n 's/^[Rr][Ee][Pp][Rr]-[Dd][Ii][Gg][Ee][Ss][Tt]: *//p' | tail -n 1)
+  bench_curl "$name" "$work/body" "$url" "$@"
+  resp_etag=$(bench_header "$name" ETag)
+  resp_digest=$(bench_header "$name" Repr-Digest)
 }
 # fail NAME MESSAGE: the wrong answer, with curl's trace of the request.
 fail() {
