@@ -26,6 +26,7 @@
  */
 
 #include "iss_cdc.h"
+#include "iss_chunkidx.h"
 #include "iss_digest.h"
 #include "iss_manifest.h"
 
@@ -236,17 +237,16 @@ static int cmd_ids(int argc, const char *const *argv, apr_pool_t *pool)
 {
     iss_manifest_t *m;
     apr_uint32_t i;
-    int r, k;
+    int r;
 
     if (argc != 1)
         return usage();
     if ((r = load_manifest(argv[0], &m, pool)) != 0)
         return r;
     for (i = 0; i < m->count; i++) {
-        for (k = 0; k < SHA_LEN; k++)
-            printf("%02x", m->entries[i].sha256[k]);
-        printf(" %u %" APR_UINT64_T_FMT "\n", m->entries[i].length,
-               m->entries[i].offset);
+        printf("%s %u %" APR_UINT64_T_FMT "\n",
+               iss_chunkidx_hex(m->entries[i].sha256, pool),
+               m->entries[i].length, m->entries[i].offset);
     }
     return flush_out();
 }
@@ -302,17 +302,6 @@ static int cmd_apply(int argc, const char *const *argv, apr_pool_t *pool)
     return write_manifest(m, pool);
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* The ids listed in @a path (64 hex digits a line; blank lines and a
  * CR before the LF are allowed) as a set of 32-byte keys. */
 static int load_ids(const char *path, apr_hash_t **ids, apr_pool_t *pool)
@@ -328,7 +317,6 @@ static int load_ids(const char *path, apr_hash_t **ids, apr_pool_t *pool)
     while (pos < len) {
         apr_size_t end = pos, n;
         unsigned char *id;
-        int k;
 
         while (end < len && buf[end] != '\n')
             end++;
@@ -337,22 +325,11 @@ static int load_ids(const char *path, apr_hash_t **ids, apr_pool_t *pool)
         if (n > 0 && buf[pos + n - 1] == '\r')
             n--;
         if (n > 0) {
-            if (n != 2 * SHA_LEN) {
+            id = apr_palloc(pool, SHA_LEN);
+            if (!iss_chunkidx_unhex((const char *)buf + pos, n, id)) {
                 fprintf(stderr, "iss-chunk: %s line %u: not a chunk id "
                         "(64 hex digits)\n", path, line);
                 return 1;
-            }
-            id = apr_palloc(pool, SHA_LEN);
-            for (k = 0; k < SHA_LEN; k++) {
-                int hi = hexval((char)buf[pos + 2 * k]);
-                int lo = hexval((char)buf[pos + 2 * k + 1]);
-
-                if (hi < 0 || lo < 0) {
-                    fprintf(stderr, "iss-chunk: %s line %u: not a chunk id "
-                            "(64 hex digits)\n", path, line);
-                    return 1;
-                }
-                id[k] = (unsigned char)(hi << 4 | lo);
             }
             apr_hash_set(*ids, id, SHA_LEN, id);
         }
