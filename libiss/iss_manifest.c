@@ -733,3 +733,36 @@ apr_status_t iss_manifest_delta_apply(const iss_manifest_t *base,
     *out = m;
     return APR_SUCCESS;
 }
+
+apr_status_t iss_manifest_of_file(apr_file_t *f, const iss_cdc_params_t *p,
+                                  iss_manifest_t **m, apr_pool_t *pool)
+{
+    enum { PIECE = 1024 * 1024 };
+    iss_manifest_builder_t *b;
+    apr_off_t at = 0;
+    apr_pool_t *tmp;
+    char *buf;
+    apr_status_t rv;
+
+    if ((rv = iss_manifest_builder_create(&b, p, pool)) != APR_SUCCESS
+        || (rv = apr_file_seek(f, APR_SET, &at)) != APR_SUCCESS
+        || (rv = apr_pool_create(&tmp, pool)) != APR_SUCCESS) {
+        return rv;
+    }
+    buf = apr_palloc(tmp, PIECE);
+    for (;;) {
+        apr_size_t n = PIECE;
+
+        rv = apr_file_read(f, buf, &n);
+        if (rv == APR_EOF || (rv == APR_SUCCESS && n == 0)) {
+            rv = APR_SUCCESS;
+            break;
+        }
+        if (rv != APR_SUCCESS
+            || (rv = iss_manifest_builder_feed(b, buf, n)) != APR_SUCCESS) {
+            break;
+        }
+    }
+    apr_pool_destroy(tmp);
+    return rv == APR_SUCCESS ? iss_manifest_builder_finish(b, m) : rv;
+}

@@ -119,6 +119,7 @@
 
 #include <apr_pools.h>
 #include <apr_errno.h>
+#include <apr_file_io.h>
 
 #include "iss_cdc.h"
 #include "iss_digest.h"
@@ -320,6 +321,12 @@ apr_status_t iss_manifest_builder_feed(iss_manifest_builder_t *b,
  */
 apr_status_t iss_manifest_builder_finish(iss_manifest_builder_t *b,
                                          iss_manifest_t **m);
+
+/** The manifest of the open file @a f with parameters @a p: read once,
+ *  from its start to its end, in pieces of 1 MiB (the buffer is freed
+ *  before return).  Read errors are returned as they are. */
+apr_status_t iss_manifest_of_file(apr_file_t *f, const iss_cdc_params_t *p,
+                                  iss_manifest_t **m, apr_pool_t *pool);
 
 #ifdef __cplusplus
 }

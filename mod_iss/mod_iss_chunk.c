@@ -13,7 +13,6 @@
 
 #include <stdlib.h>
 
-#define READ_PIECE (1024 * 1024)
 /* A file modified less than this before it was read may still be being
  * written: its manifest is served but not kept (as for digests). */
 #define SETTLE apr_time_from_sec(1)
@@ -77,12 +76,9 @@ apr_status_t iss_chunk_manifest_of_file(request_rec *r, const char *rel,
                                         iss_manifest_t **m)
 {
     iss_manifest_limits_t lim;
-    iss_manifest_builder_t *b;
     iss_filedigest_t d;
     iss_store_t *store;
     apr_finfo_t after;
-    apr_off_t at = 0;
-    char *buf;
     apr_status_t rv;
 
     iss_chunk_limits(r, &lim);
@@ -100,25 +96,8 @@ apr_status_t iss_chunk_manifest_of_file(request_rec *r, const char *rel,
     if (!compute) {
         return APR_NOTFOUND;
     }
-    if ((rv = iss_manifest_builder_create(&b, lim.params, r->pool))
+    if ((rv = iss_manifest_of_file(f, lim.params, m, r->pool))
         != APR_SUCCESS
-        || (rv = apr_file_seek(f, APR_SET, &at)) != APR_SUCCESS) {
-        return rv;
-    }
-    buf = apr_palloc(r->pool, READ_PIECE);
-    for (;;) {
-        apr_size_t n = READ_PIECE;
-
-        rv = apr_file_read(f, buf, &n);
-        if (rv == APR_EOF || (rv == APR_SUCCESS && n == 0)) {
-            break;
-        }
-        if (rv != APR_SUCCESS
-            || (rv = iss_manifest_builder_feed(b, buf, n)) != APR_SUCCESS) {
-            return rv;
-        }
-    }
-    if ((rv = iss_manifest_builder_finish(b, m)) != APR_SUCCESS
         || (rv = apr_file_info_get(&after, IDENT, f)) != APR_SUCCESS) {
         return rv;
     }

@@ -185,10 +185,8 @@ static int parse_params(const char *s, iss_cdc_params_t *p)
 static int cmd_manifest(int argc, const char *const *argv, apr_pool_t *pool)
 {
     iss_cdc_params_t prm = ISS_CDC_PARAMS_DEFAULT;
-    iss_manifest_builder_t *b;
     iss_manifest_t *m;
     const char *path, *why;
-    unsigned char *buf;
     apr_file_t *f;
     apr_status_t rv;
 
@@ -206,30 +204,12 @@ static int cmd_manifest(int argc, const char *const *argv, apr_pool_t *pool)
                 prm.avg_size, prm.max_size, why);
         return 1;
     }
-    if ((rv = iss_manifest_builder_create(&b, &prm, pool)) != APR_SUCCESS)
-        return fail("creating the builder", rv);
     if ((rv = apr_file_open(&f, path, APR_FOPEN_READ, APR_OS_DEFAULT, pool))
         != APR_SUCCESS)
         return fail(path, rv);
-    buf = apr_palloc(pool, PIECE);
-    for (;;) {
-        apr_size_t n = 0;
-
-        rv = apr_file_read_full(f, buf, PIECE, &n);
-        if (n > 0) {
-            apr_status_t brv = iss_manifest_builder_feed(b, buf, n);
-
-            if (brv != APR_SUCCESS)
-                return fail(path, brv);
-        }
-        if (rv == APR_EOF)
-            break;
-        if (rv != APR_SUCCESS)
-            return fail(path, rv);
-    }
-    apr_file_close(f);
-    if ((rv = iss_manifest_builder_finish(b, &m)) != APR_SUCCESS)
+    if ((rv = iss_manifest_of_file(f, &prm, &m, pool)) != APR_SUCCESS)
         return fail(path, rv);
+    apr_file_close(f);
     return write_manifest(m, pool);
 }
 

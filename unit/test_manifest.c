@@ -142,6 +142,49 @@ static int ok_check(const char *why, const char *name)
 
 /* ---- builder ----------------------------------------------------------- */
 
+/* iss_manifest_of_file: the same manifest as the builder fed the bytes,
+ * read from the start whatever the offset, for empty and multi-piece
+ * files. */
+static void test_of_file(apr_pool_t *pool)
+{
+    static const iss_cdc_params_t prm = { 256, 1024, 4096 };
+    apr_size_t sizes[] = { 0, 5000, 3 * 1024 * 1024 + 7 };
+    unsigned int i;
+
+    for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        unsigned char *data = testdata_random(50 + i, sizes[i]);
+        iss_manifest_builder_t *b;
+        iss_manifest_t *want = NULL, *got = NULL;
+        unsigned char *ew, *eg;
+        apr_size_t lw = 0, lg = 1;
+        char templ[] = "/tmp/iss-test-manifest-XXXXXX";
+        apr_file_t *f;
+        apr_off_t off = 17;
+
+        if (apr_file_mktemp(&f, templ, APR_FOPEN_CREATE | APR_FOPEN_READ
+                            | APR_FOPEN_WRITE | APR_FOPEN_EXCL
+                            | APR_FOPEN_DELONCLOSE, pool) != APR_SUCCESS
+            || (sizes[i] && apr_file_write_full(f, data, sizes[i], NULL)
+                != APR_SUCCESS)) {
+            ok(0, "temporary file");
+            free(data);
+            continue;
+        }
+        apr_file_seek(f, APR_SET, &off);      /* of_file starts at 0 */
+        if (iss_manifest_builder_create(&b, &prm, pool) == APR_SUCCESS
+            && iss_manifest_builder_feed(b, data, sizes[i]) == APR_SUCCESS) {
+            iss_manifest_builder_finish(b, &want);
+        }
+        ok(iss_manifest_of_file(f, &prm, &got, pool) == APR_SUCCESS
+           && want && iss_manifest_encode(want, &ew, &lw, pool) == APR_SUCCESS
+           && iss_manifest_encode(got, &eg, &lg, pool) == APR_SUCCESS
+           && lw == lg && memcmp(ew, eg, lw) == 0,
+           "of_file of %zu bytes: the builder's manifest", sizes[i]);
+        apr_file_close(f);
+        free(data);
+    }
+}
+
 static void test_builder(apr_pool_t *pool)
 {
     static const apr_size_t pieces[] = { 1, 4093, MIB };
@@ -1769,6 +1812,7 @@ int main(int argc, const char *const *argv)
     test_golden(pool);
     test_empty(pool);
     test_builder(pool);
+    test_of_file(pool);
     test_parse(pool);
     test_mutations(pool);
     test_misuse(pool);
