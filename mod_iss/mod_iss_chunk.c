@@ -175,7 +175,7 @@ int iss_chunk_wants_manifest(request_rec *r)
 const char *iss_chunk_manifest_etag(const unsigned char *sha256,
                                     apr_pool_t *pool)
 {
-    const char *etag = iss_filedigest_etag(sha256, pool);
+    const char *etag = iss_digest_etag(sha256, pool);
 
     /* "<digest>.ism": another representation, another ETag. */
     return apr_pstrcat(pool, apr_pstrmemdup(pool, etag, strlen(etag) - 1),

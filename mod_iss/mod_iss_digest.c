@@ -369,7 +369,7 @@ const char *iss_digest_etag_of_uri(request_rec *r, const char *uri)
     int found;
 
     iss_digest_of_uri(r, uri, sha, &found);
-    return found ? iss_filedigest_etag(sha, r->pool) : NULL;
+    return found ? iss_digest_etag(sha, r->pool) : NULL;
 }
 
 int iss_digest_wanted_by(request_rec *r)

@@ -64,7 +64,7 @@ static apr_status_t etag_out(ap_filter_t *f, apr_bucket_brigade *bb)
             iss_digest_of_uri(r, r->uri, sha, &found);
             if (found) {
                 apr_table_setn(r->headers_out, "ETag",
-                               iss_filedigest_etag(sha, r->pool));
+                               iss_digest_etag(sha, r->pool));
                 if (iss_digest_wanted_by(r)) {
                     apr_table_setn(r->headers_out, "Repr-Digest",
                                    iss_digest_field(sha, r->pool));
@@ -165,7 +165,7 @@ static dav_prop_insert insert_prop(const dav_resource *resource, int propid,
             iss_digest_of_uri(r, resource->uri, sha, &found);
             value = !found ? NULL
                 : propid == ISS_PROPID_getetag
-                ? iss_filedigest_etag(sha, resource->pool)
+                ? iss_digest_etag(sha, resource->pool)
                 : iss_digest_field(sha, resource->pool);
         }
         if (value == NULL || *value == '\0') {

@@ -141,7 +141,7 @@ static int get_handler(request_rec *r)
     }
     ap_update_mtime(r, fi.mtime);
     ap_set_last_modified(r);
-    apr_table_setn(r->headers_out, "ETag", iss_filedigest_etag(sha, r->pool));
+    apr_table_setn(r->headers_out, "ETag", iss_digest_etag(sha, r->pool));
     if (iss_digest_wanted_by(r)) {
         apr_table_setn(r->headers_out, "Repr-Digest",
                        iss_digest_field(sha, r->pool));

@@ -409,7 +409,7 @@ static int check_conditions(iss_patch_t *p, dav_resource *res)
     }
     if (found) {
         apr_table_setn(r->headers_out, "ETag",
-                       iss_filedigest_etag(sha, r->pool));
+                       iss_digest_etag(sha, r->pool));
     }
     err = dav_validate_request(r, res, 0, NULL, NULL, DAV_VALIDATE_RESOURCE,
                                NULL);
@@ -562,7 +562,7 @@ static int commit(iss_patch_t *p)
     req->written_manifest = p->manifest;
     iss_digest_remember(r, r->uri, d->sha256);
     apr_table_setn(r->headers_out, "ETag",
-                   iss_filedigest_etag(d->sha256, r->pool));
+                   iss_digest_etag(d->sha256, r->pool));
     apr_table_setn(r->headers_out, "Repr-Digest",
                    iss_digest_field(d->sha256, r->pool));
     return OK;

@@ -335,7 +335,7 @@ static int missing_chunks(iss_patch_t *p, iss_upload_ctx_t *up,
         iss_upload_id(up->session));
     for (i = 0; i < missing->nelts && i < MAX_LISTED; i++) {
         APR_ARRAY_PUSH(xml, const char *) = apr_pstrcat(r->pool,
-            "<I:chunk>", iss_chunkidx_hex(APR_ARRAY_IDX(missing, i,
+            "<I:chunk>", iss_hex_id(APR_ARRAY_IDX(missing, i,
                                                         const unsigned char *),
                                           r->pool),
             "</I:chunk>" DEBUG_CR, NULL);
@@ -534,7 +534,7 @@ int iss_upload_assemble(iss_patch_t *p)
             ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, ISSLOGNO(01072)
                           "%s %s: chunk %s is not what %s holds now; it "
                           "is asked of the client", r->method, r->uri,
-                          iss_chunkidx_hex(e->sha256, r->pool),
+                          iss_hex_id(e->sha256, r->pool),
                           w->src ? w->src->rel : "the upload session");
             APR_ARRAY_PUSH(bad, const unsigned char *) = e->sha256;
             bytes += e->length;
@@ -601,7 +601,7 @@ static apr_status_t post_frame(post_t *c)
         iss_patch_fail(p, HTTP_BAD_REQUEST, "chunk-digest-mismatch",
                        "The bytes sent for chunk %s do not hash to its id; "
                        "it was not kept (%d chunk(s) before it were).",
-                       iss_chunkidx_hex(c->id, p->r->pool), c->stored);
+                       iss_hex_id(c->id, p->r->pool), c->stored);
         return rv;
     }
     if (rv != APR_SUCCESS) {
@@ -634,17 +634,14 @@ static apr_status_t post_body(void *baton, const char *data, apr_size_t len)
                 break;
             }
             memcpy(c->id, c->head, ID_LEN);
-            c->len = ((apr_uint32_t)c->head[ID_LEN] << 24)
-                     | ((apr_uint32_t)c->head[ID_LEN + 1] << 16)
-                     | ((apr_uint32_t)c->head[ID_LEN + 2] << 8)
-                     | c->head[ID_LEN + 3];
+            c->len = iss_be32_get(c->head + ID_LEN);
             e = apr_hash_get(c->ids, c->id, ID_LEN);
             if (e == NULL) {
                 iss_patch_fail(p, HTTP_BAD_REQUEST, "chunk-not-in-manifest",
                                "Chunk %s is not in the manifest of upload "
                                "session %s; it was not kept (%d chunk(s) "
                                "before it were).",
-                               iss_chunkidx_hex(c->id, p->r->pool),
+                               iss_hex_id(c->id, p->r->pool),
                                iss_upload_id(c->session), c->stored);
                 return APR_EGENERAL;
             }
@@ -652,7 +649,7 @@ static apr_status_t post_body(void *baton, const char *data, apr_size_t len)
                 iss_patch_fail(p, HTTP_BAD_REQUEST, "chunk-length-mismatch",
                                "Chunk %s is %u bytes long in the manifest, "
                                "not %u; it was not kept (%d chunk(s) before "
-                               "it were).", iss_chunkidx_hex(c->id,
+                               "it were).", iss_hex_id(c->id,
                                                              p->r->pool),
                                e->length, c->len, c->stored);
                 return APR_EGENERAL;

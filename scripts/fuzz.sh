@@ -13,14 +13,14 @@ secs=${1:-60}
 out="$top/build-fuzz"
 mkdir -p "$out"
 flags=(-g -O1 -Wall -Werror -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-       -I"$top/libiss" $(apr-1-config --includes --cppflags))
+       -I"$top/libiss/core" $(apr-1-config --includes --cppflags))
 libs=($(apr-1-config --link-ld --libs) -lz)
 
 clang "${flags[@]}" -o "$out/fuzz_vcdiff" "$top/fuzz/fuzz_vcdiff.c" \
-      "$top/libiss/iss_vcdiff.c" "${libs[@]}"
+      "$top/libiss/core/iss_vcdiff.c" "$top/libiss/core/iss_bytes.c" "${libs[@]}"
 clang "${flags[@]}" -o "$out/fuzz_manifest" "$top/fuzz/fuzz_manifest.c" \
-      "$top/libiss/iss_manifest.c" "$top/libiss/iss_cdc.c" \
-      "$top/libiss/iss_digest.c" "${libs[@]}" -lcrypto
+      "$top/libiss/core/iss_manifest.c" "$top/libiss/core/iss_cdc.c" "$top/libiss/core/iss_bytes.c" \
+      "$top/libiss/core/iss_digest.c" "${libs[@]}" -lcrypto
 
 # Seeds: real deltas (with and without xdelta3's checksum, one and many
 # windows); the first byte of each input picks the chunk size.

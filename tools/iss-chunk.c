@@ -26,7 +26,7 @@
  */
 
 #include "iss_cdc.h"
-#include "iss_chunkidx.h"
+#include "iss_bytes.h"
 #include "iss_digest.h"
 #include "iss_manifest.h"
 
@@ -225,7 +225,7 @@ static int cmd_ids(int argc, const char *const *argv, apr_pool_t *pool)
         return r;
     for (i = 0; i < m->count; i++) {
         printf("%s %u %" APR_UINT64_T_FMT "\n",
-               iss_chunkidx_hex(m->entries[i].sha256, pool),
+               iss_hex_id(m->entries[i].sha256, pool),
                m->entries[i].length, m->entries[i].offset);
     }
     return flush_out();
@@ -306,7 +306,7 @@ static int load_ids(const char *path, apr_hash_t **ids, apr_pool_t *pool)
             n--;
         if (n > 0) {
             id = apr_palloc(pool, SHA_LEN);
-            if (!iss_chunkidx_unhex((const char *)buf + pos, n, id)) {
+            if (!iss_hex_id_decode((const char *)buf + pos, n, id)) {
                 fprintf(stderr, "iss-chunk: %s line %u: not a chunk id "
                         "(64 hex digits)\n", path, line);
                 return 1;
@@ -377,10 +377,7 @@ static int cmd_frames(int argc, const char *const *argv, apr_pool_t *pool)
             return 1;
         }
         memcpy(head, e->sha256, SHA_LEN);
-        head[SHA_LEN] = (unsigned char)(e->length >> 24);
-        head[SHA_LEN + 1] = (unsigned char)(e->length >> 16);
-        head[SHA_LEN + 2] = (unsigned char)(e->length >> 8);
-        head[SHA_LEN + 3] = (unsigned char)e->length;
+        iss_be32_put(head + SHA_LEN, e->length);
         if (write_out(head, sizeof(head)) || write_out(buf, e->length))
             return 1;
     }

@@ -113,30 +113,30 @@ static void test_hex(void)
 
     for (i = 0; i < ID_LEN; i++)
         id[i] = (unsigned char)(i * 8 + 7);   /* 07 0f 17 ... ff */
-    hex = iss_chunkidx_hex(id, gp);
+    hex = iss_hex_id(id, gp);
     is_str(hex, "070f171f272f373f474f575f676f777f878f979fa7afb7bfc7cfd7dfe7eff7ff",
            "hex: lower case, two digits per byte, in order");
     memset(back, 0, sizeof(back));
-    is_int(iss_chunkidx_unhex(hex, strlen(hex), back), 1, "unhex of hex");
+    is_int(iss_hex_id_decode(hex, strlen(hex), back), 1, "unhex of hex");
     ok(!memcmp(back, id, ID_LEN), "... gives the id back");
 
     memset(back, 0, sizeof(back));
-    is_int(iss_chunkidx_unhex("070F171F272F373F474F575F676F777F878F979FA7AFB7BFC7CFD7DFE7EFF7FF",
+    is_int(iss_hex_id_decode("070F171F272F373F474F575F676F777F878F979FA7AFB7BFC7CFD7DFE7EFF7FF",
                               64, back), 1, "unhex accepts upper case");
     ok(!memcmp(back, id, ID_LEN), "... with the same id");
     memset(back, 0, sizeof(back));
-    is_int(iss_chunkidx_unhex("070f171f272f373f474f575f676f777F878F979FA7AFB7BFC7CFD7DFE7EFF7FF",
+    is_int(iss_hex_id_decode("070f171f272f373f474f575f676f777F878F979FA7AFB7BFC7CFD7DFE7EFF7FF",
                               64, back), 1, "unhex accepts mixed case");
     ok(!memcmp(back, id, ID_LEN), "... with the same id");
 
-    is_int(iss_chunkidx_unhex(hex, 63, back), 0, "unhex refuses 63 characters");
-    is_int(iss_chunkidx_unhex(apr_pstrcat(gp, hex, "0", NULL), 65, back), 0,
+    is_int(iss_hex_id_decode(hex, 63, back), 0, "unhex refuses 63 characters");
+    is_int(iss_hex_id_decode(apr_pstrcat(gp, hex, "0", NULL), 65, back), 0,
            "unhex refuses 65 characters");
-    is_int(iss_chunkidx_unhex(apr_pstrcat(gp, hex, "00", NULL), 66, back), 0,
+    is_int(iss_hex_id_decode(apr_pstrcat(gp, hex, "00", NULL), 66, back), 0,
            "unhex refuses 66 characters (a whole byte too many)");
-    is_int(iss_chunkidx_unhex(hex, 62, back), 0,
+    is_int(iss_hex_id_decode(hex, 62, back), 0,
            "unhex refuses 62 characters (a whole byte too few)");
-    is_int(iss_chunkidx_unhex("", 0, back), 0, "unhex refuses nothing");
+    is_int(iss_hex_id_decode("", 0, back), 0, "unhex refuses nothing");
     {
         static const char *const nonhex = "gG:/@`x \n-";
         const char *c;
@@ -144,17 +144,17 @@ static void test_hex(void)
         for (c = nonhex; *c; c++) {
             bad = apr_pstrdup(gp, hex);
             bad[0] = *c;
-            is_int(iss_chunkidx_unhex(bad, 64, back), 0,
+            is_int(iss_hex_id_decode(bad, 64, back), 0,
                    "unhex refuses 0x%02x as a high digit", (unsigned)*c);
             bad = apr_pstrdup(gp, hex);
             bad[63] = *c;
-            is_int(iss_chunkidx_unhex(bad, 64, back), 0,
+            is_int(iss_hex_id_decode(bad, 64, back), 0,
                    "unhex refuses 0x%02x as a low digit", (unsigned)*c);
         }
     }
     bad = apr_pstrdup(gp, hex);
     bad[30] = '\0';
-    is_int(iss_chunkidx_unhex(bad, 64, back), 0,
+    is_int(iss_hex_id_decode(bad, 64, back), 0,
            "unhex refuses a NUL inside the 64 characters");
 }
 
@@ -225,8 +225,8 @@ static void test_records(void)
         int k;
 
         if (strncmp(c->key, "c/", 2) != 0 || strlen(c->key) != 66
-            || !iss_chunkidx_unhex(c->key + 2, 64, id)
-            || strcmp(c->key + 2, iss_chunkidx_hex(id, gp)) != 0) {
+            || !iss_hex_id_decode(c->key + 2, 64, id)
+            || strcmp(c->key + 2, iss_hex_id(id, gp)) != 0) {
             all_c = 0;
             continue;
         }
@@ -246,7 +246,7 @@ static void test_records(void)
     }
     for (i = 0; i < m->count; i++) {
         const char *want = apr_pstrcat(gp, "c/",
-                                       iss_chunkidx_hex(m->entries[i].sha256,
+                                       iss_hex_id(m->entries[i].sha256,
                                                         gp), NULL);
 
         for (j = 1; j < kvs->nelts; j++) {
@@ -380,7 +380,7 @@ static void test_lookup(iss_store_t *s, const char *dir)
     is_int(index_file(s, "f", &ident, m), APR_SUCCESS,
            "records put in a store transaction");
     ok(teststore_get(s, "m/f", gp) != NULL, "m/f is in the store");
-    is_str(teststore_get(s, apr_pstrcat(gp, "c/", iss_chunkidx_hex(
+    is_str(teststore_get(s, apr_pstrcat(gp, "c/", iss_hex_id(
                              m->entries[0].sha256, gp), NULL), gp),
            "f", "c/<first id> names f");
 
@@ -601,7 +601,7 @@ static void test_where(iss_store_t *s)
     is_int(index_file(s, "w/three", &ident, m), APR_SUCCESS, "index w/three");
     is_str(where(s, rep_id), "w/three|w/two|w/one", "newest first");
     ok(where_all(s, m, "w/three|w/two|w/one"), "... for every id");
-    is_str(teststore_get(s, apr_pstrcat(gp, "c/", iss_chunkidx_hex(rep_id,
+    is_str(teststore_get(s, apr_pstrcat(gp, "c/", iss_hex_id(rep_id,
                                                                    gp), NULL),
                          gp),
            "w/three\nw/two\nw/one", "the c/ record: one path a line");
@@ -662,7 +662,7 @@ static void test_where(iss_store_t *s)
 
     /* A c/ record without a path. */
     {
-        const char *k = apr_pstrcat(gp, "c/", iss_chunkidx_hex(absent, gp),
+        const char *k = apr_pstrcat(gp, "c/", iss_hex_id(absent, gp),
                                     NULL);
 
         iss_store_put(s, k, strlen(k), "", 0);
@@ -772,7 +772,7 @@ static const char *snapshot(iss_store_t *s)
 
 static const char *ckey(const unsigned char id[ID_LEN])
 {
-    return apr_pstrcat(gp, "c/", iss_chunkidx_hex(id, gp), NULL);
+    return apr_pstrcat(gp, "c/", iss_hex_id(id, gp), NULL);
 }
 
 static void test_compact(iss_store_t *s)

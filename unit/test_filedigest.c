@@ -28,12 +28,12 @@ static const unsigned char ABC[32] = {
 
 static void test_etag(void)
 {
-    const char *e = iss_filedigest_etag(EMPTY, gp);
+    const char *e = iss_digest_etag(EMPTY, gp);
 
     is_str(e, "\"47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU\"",
            "ETag of the empty content (base64url, no padding, quoted)");
-    is_int((long long)strlen(e), ISS_FILEDIGEST_ETAG_LEN, "ETag length");
-    is_str(iss_filedigest_etag(ABC, gp),
+    is_int((long long)strlen(e), ISS_DIGEST_ETAG_LEN, "ETag length");
+    is_str(iss_digest_etag(ABC, gp),
            "\"ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0\"",
            "ETag of \"abc\" (uses - and _)");
 }

@@ -12,6 +12,7 @@
 #define ISS_STORE_PRIVATE_H
 
 #include "iss_store.h"
+#include "iss_bytes.h"
 
 #include <apr_dbm.h>
 #include <apr_file_io.h>
@@ -169,14 +170,9 @@ apr_status_t iss_store__iter_next(iter_t *it, apr_pool_t *p, const char **dk,
 
 /* ---- iss_store_record.c: the record format ------------------------------ */
 
-void iss_store__put32(unsigned char *p, apr_uint32_t v);
-apr_uint32_t iss_store__get32(const unsigned char *p);
-void iss_store__put64(unsigned char *p, apr_uint64_t v);
-apr_uint64_t iss_store__get64(const unsigned char *p);
 void iss_store__copy_bytes(void *dst, const void *src, apr_size_t n);
 const char *iss_store__show_bytes(char *buf, apr_size_t size, const void *data,
                                   apr_size_t len);
-void iss_store__hex_of(char *out, const unsigned char *p, apr_size_t n);
 const char *iss_store__show_dk(char *buf, apr_size_t size, const char *dk,
                                apr_size_t dklen);
 apr_status_t iss_store__sha_new(iss_store_t *s, apr_pool_t *p,

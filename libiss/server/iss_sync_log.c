@@ -1,6 +1,7 @@
 /* Licensed under the Apache License, Version 2.0 (see LICENSE). */
 
 #include "iss_sync_log.h"
+#include "iss_bytes.h"
 #include "iss_chunkidx.h"
 
 #include <apr_general.h>
@@ -119,14 +120,6 @@ static const char *pct_encode(const char *s, apr_pool_t *p)
     return out;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
 static apr_status_t pct_decode(const char *s, const char **out, apr_pool_t *p)
 {
     apr_size_t n = strlen(s), i, o = 0;
@@ -139,8 +132,8 @@ static apr_status_t pct_decode(const char *s, const char **out, apr_pool_t *p)
             if (i + 2 >= n) {
                 return APR_EINVAL;
             }
-            hi = hexval(s[i + 1]);
-            lo = hi < 0 ? -1 : hexval(s[i + 2]);
+            hi = iss_hex_digit((unsigned char)s[i + 1]);
+            lo = hi < 0 ? -1 : iss_hex_digit((unsigned char)s[i + 2]);
             if (lo < 0 || (hi == 0 && lo == 0)) {
                 return APR_EINVAL;
             }
@@ -356,14 +349,11 @@ apr_status_t iss_sync_log_begin(iss_store_t *store, const char *method,
     apr_size_t elen;
     begin_ctx c;
     apr_status_t rv;
-    int i;
 
     if ((rv = apr_generate_random_bytes(rnd, sizeof(rnd))) != APR_SUCCESS) {
         return rv;
     }
-    for (i = 0; i < 8; i++) {
-        apr_snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
-    }
+    iss_hex_encode(hex, rnd, sizeof(rnd));
     iss_change_encode(method, changes, &enc, &elen, pool);
     c.id = apr_pstrdup(pool, hex);
     c.value = apr_pstrcat(pool, INTENT_MAGIC, iss_sync_log_owner_self(pool),

@@ -1,6 +1,7 @@
 /* Licensed under the Apache License, Version 2.0 (see LICENSE). */
 
 #include "iss_upload.h"
+#include "iss_bytes.h"
 
 #include "iss_digest.h"
 
@@ -32,35 +33,6 @@ struct iss_upload_t {
 
 /* ---- small helpers ----------------------------------------------------- */
 
-static void to_hex(char *out, const unsigned char *in, apr_size_t n)
-{
-    static const char digits[] = "0123456789abcdef";
-    apr_size_t i;
-
-    for (i = 0; i < n; i++) {
-        out[2 * i] = digits[in[i] >> 4];
-        out[2 * i + 1] = digits[in[i] & 0xf];
-    }
-    out[2 * n] = '\0';
-}
-
-/* Whether @a s is exactly @a n lowercase hex digits (a NUL inside stops
- * the check, being no hex digit). */
-static int is_hex(const char *s, apr_size_t n)
-{
-    apr_size_t i;
-
-    if (s == NULL) {
-        return 0;
-    }
-    for (i = 0; i < n; i++) {
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) {
-            return 0;
-        }
-    }
-    return s[n] == '\0';
-}
-
 static int has_prefix(const char *s, const char *prefix)
 {
     return strncmp(s, prefix, strlen(prefix)) == 0;
@@ -88,7 +60,7 @@ static apr_status_t random_name(const char **name, const char *prefix,
     apr_status_t rv = apr_generate_random_bytes(r, sizeof(r));
 
     if (rv == APR_SUCCESS) {
-        to_hex(hex, r, sizeof(r));
+        iss_hex_encode(hex, r, sizeof(r));
         *name = apr_pstrcat(pool, prefix, hex, NULL);
     }
     return rv;
@@ -387,7 +359,7 @@ static const char *chunk_path(const iss_upload_t *u,
 {
     char hex[CHUNK_NAME_LEN + 1];
 
-    to_hex(hex, sha, ISS_DIGEST_SHA256_LEN);
+    iss_hex_encode(hex, sha, ISS_DIGEST_SHA256_LEN);
     return apr_pstrcat(pool, u->dir, "/", hex, NULL);
 }
 
@@ -466,7 +438,7 @@ apr_status_t iss_upload_open(iss_upload_t **u, const char *root,
     const char *dir, *user, *path;
     apr_status_t rv;
 
-    if (root == NULL || !is_hex(id, ISS_UPLOAD_ID_LEN)) {
+    if (root == NULL || !iss_hex_is_lower(id, ISS_UPLOAD_ID_LEN)) {
         return APR_EINVAL;
     }
     dir = apr_pstrcat(pool, root, "/", id, NULL);
@@ -583,7 +555,7 @@ apr_status_t iss_upload_put(iss_upload_t *u, const unsigned char sha[32],
         /* A session removed before this point: the temporary file cannot
          * be created (ENOENT); removed while it is written: the rename
          * fails (ENOENT), the session's path being gone. */
-        to_hex(hex, sha, ISS_DIGEST_SHA256_LEN);
+        iss_hex_encode(hex, sha, ISS_DIGEST_SHA256_LEN);
         rv = gone(write_atomic(u->dir, hex, data, len, p));
     }
     apr_pool_destroy(p);
@@ -640,7 +612,7 @@ static apr_status_t size_entry(void *baton, const char *name,
                                const char *path, apr_pool_t *pool)
 {
     iss_upload_info_t *info = baton;
-    int chunk = is_hex(name, CHUNK_NAME_LEN);
+    int chunk = iss_hex_is_lower(name, CHUNK_NAME_LEN);
     apr_finfo_t st;
     apr_status_t rv;
 
@@ -739,7 +711,7 @@ static apr_status_t gc_entry(void *baton, const char *name, const char *path,
     else if (has_prefix(name, TMP_PREFIX)) {
         rv = rm_if_older(path, g->cutoff, TREE_DEPTH, &g->freed, pool);
     }
-    else if (is_hex(name, ISS_UPLOAD_ID_LEN)) {
+    else if (iss_hex_is_lower(name, ISS_UPLOAD_ID_LEN)) {
         rv = lstat_path(&st, path, pool);
         if (rv != APR_SUCCESS || st.filetype != APR_DIR) {
             /* vanished, or not ours */
@@ -800,7 +772,7 @@ static apr_status_t session_entry(void *baton, const char *name,
     iss_upload_info_t info;
     apr_status_t rv;
 
-    if (!is_hex(name, ISS_UPLOAD_ID_LEN)) {
+    if (!iss_hex_is_lower(name, ISS_UPLOAD_ID_LEN)) {
         return APR_SUCCESS;
     }
     info.id = name;

@@ -22,6 +22,7 @@
  */
 
 #include "iss_vcdiff.h"
+#include "iss_bytes.h"
 
 #include <apr_strings.h>
 #include <stdarg.h>
@@ -388,8 +389,7 @@ static int parse_whdr(iss_vcdiff_t *d, apr_size_t *used)
     if (ind & VCD_ADLER32) {
         if (end - p < 4)
             return 0;
-        d->adler = ((apr_uint32_t)p[0] << 24) | ((apr_uint32_t)p[1] << 16)
-            | ((apr_uint32_t)p[2] << 8) | p[3];
+        d->adler = iss_be32_get(p);
         p += 4;
     }
     sect = dlen + ilen + alen;

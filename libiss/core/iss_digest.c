@@ -80,16 +80,14 @@ static int iss_digest_b64val(unsigned char c)
     return -1;
 }
 
-const char *iss_digest_field(const unsigned char sha256[ISS_DIGEST_SHA256_LEN],
-                             apr_pool_t *pool)
+/* The 44 characters of the padded base64 of a SHA-256 at @a o (no NUL);
+ * @a url: the base64url alphabet ("-" and "_" for "+" and "/"). */
+static void b64_sha256(char *o, const unsigned char sha256[ISS_DIGEST_SHA256_LEN],
+                       int url)
 {
-    static const char pre[] = "sha-256=:";
-    /* 32 bytes -> 44 characters (one "="). */
-    char *buf = apr_palloc(pool, sizeof(pre) - 1 + 44 + 2), *o;
     apr_size_t i;
+    int k;
 
-    memcpy(buf, pre, sizeof(pre) - 1);
-    o = buf + sizeof(pre) - 1;
     for (i = 0; i + 3 <= ISS_DIGEST_SHA256_LEN; i += 3) {
         unsigned long v = ((unsigned long)sha256[i] << 16)
                           | ((unsigned long)sha256[i + 1] << 8) | sha256[i + 2];
@@ -107,9 +105,38 @@ const char *iss_digest_field(const unsigned char sha256[ISS_DIGEST_SHA256_LEN],
         *o++ = iss_digest_b64[(v >> 6) & 63];
         *o++ = '=';
     }
-    *o++ = ':';
-    *o = '\0';
+    if (url) {
+        for (k = 0, o -= 44; k < 44; k++, o++) {
+            *o = *o == '+' ? '-' : *o == '/' ? '_' : *o;
+        }
+    }
+}
+
+const char *iss_digest_field(const unsigned char sha256[ISS_DIGEST_SHA256_LEN],
+                             apr_pool_t *pool)
+{
+    static const char pre[] = "sha-256=:";
+    /* 32 bytes -> 44 characters (one "="). */
+    char *buf = apr_palloc(pool, sizeof(pre) - 1 + 44 + 2);
+
+    memcpy(buf, pre, sizeof(pre) - 1);
+    b64_sha256(buf + sizeof(pre) - 1, sha256, 0);
+    buf[sizeof(pre) - 1 + 44] = ':';
+    buf[sizeof(pre) - 1 + 45] = '\0';
     return buf;
+}
+
+const char *iss_digest_etag(const unsigned char sha256[ISS_DIGEST_SHA256_LEN],
+                            apr_pool_t *pool)
+{
+    char *etag = apr_palloc(pool, 1 + 44 + 1);
+
+    /* base64url without its padding "=": 43 characters in quotes. */
+    etag[0] = '"';
+    b64_sha256(etag + 1, sha256, 1);
+    etag[ISS_DIGEST_ETAG_LEN - 1] = '"';
+    etag[ISS_DIGEST_ETAG_LEN] = '\0';
+    return etag;
 }
 
 /* Check the base64 text [s, s+len) (see iss_digest.h for the rules).

@@ -6,7 +6,7 @@
  * Groundwork for verifying and sending digests of PUT / PATCH bodies:
  *  - a streaming SHA-256 (OpenSSL EVP) freed with its pool;
  *  - the field value "sha-256=:<base64>:" for Repr-Digest and
- *    Content-Digest;
+ *    Content-Digest, and the strong ETag text made from a digest;
  *  - a parser for those fields and for Want-Repr-Digest /
  *    Want-Content-Digest.
  *
@@ -73,6 +73,15 @@ void iss_digest_final(iss_digest_t *d,
  *  Repr-Digest or Content-Digest header, allocated from @a pool. */
 const char *iss_digest_field(const unsigned char sha256[ISS_DIGEST_SHA256_LEN],
                              apr_pool_t *pool);
+
+/** Length of an ETag made by iss_digest_etag() (quotes included). */
+#define ISS_DIGEST_ETAG_LEN 45
+
+/** The strong ETag of content whose SHA-256 is @a sha256: the base64url
+ *  of the digest without padding, in quotes (ISS_DIGEST_ETAG_LEN
+ *  characters), allocated from @a pool (docs/protocol.md section 2.1). */
+const char *iss_digest_etag(const unsigned char sha256[ISS_DIGEST_SHA256_LEN],
+                            apr_pool_t *pool);
 
 /** Parse a Repr-Digest or Content-Digest field value @a value.
  *  APR_EINVAL (and *found, @a out untouched) if @a value is NULL or not a

@@ -11,72 +11,6 @@
 #define HEAD_LEN  (MAGIC_LEN + 24)
 #define ID_LEN    ISS_DIGEST_SHA256_LEN
 
-static void put64(unsigned char *p, apr_uint64_t v)
-{
-    int i;
-
-    for (i = 7; i >= 0; i--, v >>= 8) {
-        p[i] = (unsigned char)v;
-    }
-}
-
-static apr_uint64_t get64(const unsigned char *p)
-{
-    apr_uint64_t v = 0;
-    int i;
-
-    for (i = 0; i < 8; i++) {
-        v = (v << 8) | p[i];
-    }
-    return v;
-}
-
-const char *iss_chunkidx_hex(const unsigned char id[ID_LEN], apr_pool_t *pool)
-{
-    static const char digits[] = "0123456789abcdef";
-    char *s = apr_palloc(pool, 2 * ID_LEN + 1);
-    int i;
-
-    for (i = 0; i < ID_LEN; i++) {
-        s[2 * i] = digits[id[i] >> 4];
-        s[2 * i + 1] = digits[id[i] & 15];
-    }
-    s[2 * ID_LEN] = '\0';
-    return s;
-}
-
-static int nibble(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
-int iss_chunkidx_unhex(const char *hex, apr_size_t len, unsigned char id[ID_LEN])
-{
-    apr_size_t i;
-
-    if (len != 2 * ID_LEN) {
-        return 0;
-    }
-    for (i = 0; i < ID_LEN; i++) {
-        int hi = nibble(hex[2 * i]), lo = nibble(hex[2 * i + 1]);
-
-        if (hi < 0 || lo < 0) {
-            return 0;
-        }
-        id[i] = (unsigned char)(hi << 4 | lo);
-    }
-    return 1;
-}
-
 const char *iss_chunkidx_manifest_key(const char *rel, apr_pool_t *pool)
 {
     return apr_pstrcat(pool, ISS_CHUNKIDX_MANIFEST_PREFIX, rel, NULL);
@@ -85,7 +19,7 @@ const char *iss_chunkidx_manifest_key(const char *rel, apr_pool_t *pool)
 static const char *chunk_key(const unsigned char id[ID_LEN], apr_pool_t *pool)
 {
     return apr_pstrcat(pool, ISS_CHUNKIDX_CHUNK_PREFIX,
-                       iss_chunkidx_hex(id, pool), NULL);
+                       iss_hex_id(id, pool), NULL);
 }
 
 apr_status_t iss_chunkidx_records(const char *rel,
@@ -107,9 +41,9 @@ apr_status_t iss_chunkidx_records(const char *rel,
     }
     rec = apr_palloc(pool, HEAD_LEN + ilen);
     memcpy(rec, MAGIC, MAGIC_LEN);
-    put64(rec + MAGIC_LEN, ident->ino);
-    put64(rec + MAGIC_LEN + 8, (apr_uint64_t)ident->size);
-    put64(rec + MAGIC_LEN + 16, (apr_uint64_t)ident->mtime);
+    iss_be64_put(rec + MAGIC_LEN, ident->ino);
+    iss_be64_put(rec + MAGIC_LEN + 8, (apr_uint64_t)ident->size);
+    iss_be64_put(rec + MAGIC_LEN + 16, (apr_uint64_t)ident->mtime);
     memcpy(rec + HEAD_LEN, ism, ilen);
     kv = apr_array_push(kvs);
     kv->key = iss_chunkidx_manifest_key(rel, pool);
@@ -200,13 +134,13 @@ apr_status_t iss_chunkidx_decode(const void *val, apr_size_t vlen,
     const unsigned char *p = val;
 
     if (vlen < HEAD_LEN || memcmp(p, MAGIC, MAGIC_LEN) != 0
-        || get64(p + MAGIC_LEN + 8) > (apr_uint64_t)APR_INT64_MAX) {
+        || iss_be64_get(p + MAGIC_LEN + 8) > (apr_uint64_t)APR_INT64_MAX) {
         return APR_EINVAL;
     }
     memset(ident, 0, sizeof(*ident));
-    ident->ino = get64(p + MAGIC_LEN);
-    ident->size = (apr_off_t)get64(p + MAGIC_LEN + 8);
-    ident->mtime = (apr_time_t)get64(p + MAGIC_LEN + 16);
+    ident->ino = iss_be64_get(p + MAGIC_LEN);
+    ident->size = (apr_off_t)iss_be64_get(p + MAGIC_LEN + 8);
+    ident->mtime = (apr_time_t)iss_be64_get(p + MAGIC_LEN + 16);
     if (iss_manifest_parse(p + HEAD_LEN, vlen - HEAD_LEN, lim, m, pool)
         != APR_SUCCESS || (apr_uint64_t)ident->size != (*m)->file_size) {
         return APR_EINVAL;

@@ -493,7 +493,7 @@ static apr_status_t new_id(iss_store_t *s)
 
     if (rv != APR_SUCCESS)
         return iss_store__fail(s, rv, "cannot generate a store id: %pm", &rv);
-    iss_store__hex_of(h, r, sizeof(r));
+    iss_hex_encode(h, r, sizeof(r));
     apr_snprintf(s->id, sizeof(s->id), "%.8s-%.4s-%.4s-%.4s-%.12s", h, h + 8,
                  h + 12, h + 16, h + 20);
     return APR_SUCCESS;

@@ -19,31 +19,6 @@
 
 /* ---- small helpers ------------------------------------------------------ */
 
-void iss_store__put32(unsigned char *p, apr_uint32_t v)
-{
-    p[0] = (unsigned char)(v >> 24);
-    p[1] = (unsigned char)(v >> 16);
-    p[2] = (unsigned char)(v >> 8);
-    p[3] = (unsigned char)v;
-}
-
-apr_uint32_t iss_store__get32(const unsigned char *p)
-{
-    return ((apr_uint32_t)p[0] << 24) | ((apr_uint32_t)p[1] << 16)
-           | ((apr_uint32_t)p[2] << 8) | (apr_uint32_t)p[3];
-}
-
-void iss_store__put64(unsigned char *p, apr_uint64_t v)
-{
-    iss_store__put32(p, (apr_uint32_t)(v >> 32));
-    iss_store__put32(p + 4, (apr_uint32_t)v);
-}
-
-apr_uint64_t iss_store__get64(const unsigned char *p)
-{
-    return ((apr_uint64_t)iss_store__get32(p) << 32) | iss_store__get32(p + 4);
-}
-
 void iss_store__copy_bytes(void *dst, const void *src, apr_size_t n)
 {
     if (n)
@@ -54,7 +29,6 @@ void iss_store__copy_bytes(void *dst, const void *src, apr_size_t n)
 const char *iss_store__show_bytes(char *buf, apr_size_t size, const void *data,
                                   apr_size_t len)
 {
-    static const char hex[] = "0123456789abcdef";
     const unsigned char *p = data;
     apr_size_t i, o = 0;
 
@@ -66,8 +40,8 @@ const char *iss_store__show_bytes(char *buf, apr_size_t size, const void *data,
         else {
             buf[o++] = '\\';
             buf[o++] = 'x';
-            buf[o++] = hex[p[i] >> 4];
-            buf[o++] = hex[p[i] & 15];
+            iss_hex_encode(buf + o, p + i, 1);
+            o += 2;
         }
     }
     if (i < len) {
@@ -80,18 +54,6 @@ const char *iss_store__show_bytes(char *buf, apr_size_t size, const void *data,
     return buf;
 }
 
-void iss_store__hex_of(char *out, const unsigned char *p, apr_size_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    apr_size_t i;
-
-    for (i = 0; i < n; i++) {
-        out[2 * i] = hex[p[i] >> 4];
-        out[2 * i + 1] = hex[p[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
 /* Human-readable name of a DBM key (user key, hashed key or segment). */
 const char *iss_store__show_dk(char *buf, apr_size_t size, const char *dk,
                                apr_size_t dklen)
@@ -101,14 +63,14 @@ const char *iss_store__show_dk(char *buf, apr_size_t size, const char *dk,
     if (dklen >= 1 && dk[0] == KEY_SHORT)
         return iss_store__show_bytes(buf, size, dk + 1, dklen - 1);
     if (dklen == 1 + SHA_LEN && dk[0] == KEY_HASHED) {
-        iss_store__hex_of(h, (const unsigned char *)dk + 1, 8);
+        iss_hex_encode(h, (const unsigned char *)dk + 1, 8);
         apr_snprintf(buf, size, "<long key sha256:%s...>", h);
         return buf;
     }
     if (dklen == SEGKEY_LEN && dk[0] == KEY_SEGMENT) {
-        iss_store__hex_of(h, (const unsigned char *)dk + 1, 8);
+        iss_hex_encode(h, (const unsigned char *)dk + 1, 8);
         apr_snprintf(buf, size, "<segment %u of sha256:%s...>",
-                     iss_store__get32((const unsigned char *)dk + 1 + SHA_LEN),
+                     iss_be32_get((const unsigned char *)dk + 1 + SHA_LEN),
                      h);
         return buf;
     }
@@ -190,7 +152,7 @@ static apr_uint32_t rec_crc(const char *dk, apr_size_t dklen, const char *rec,
 static void rec_seal(const char *dk, apr_size_t dklen, char *rec,
                      apr_size_t reclen)
 {
-    iss_store__put32((unsigned char *)rec + 1,
+    iss_be32_put((unsigned char *)rec + 1,
                      rec_crc(dk, dklen, rec, reclen));
 }
 
@@ -198,7 +160,7 @@ int iss_store__rec_ok(const char *dk, apr_size_t dklen, const char *rec,
                       apr_size_t reclen)
 {
     return reclen >= REC_HDR
-           && iss_store__get32((const unsigned char *)rec + 1)
+           && iss_be32_get((const unsigned char *)rec + 1)
               == rec_crc(dk, dklen, rec, reclen);
 }
 
@@ -236,7 +198,7 @@ static void seg_key(char out[SEGKEY_LEN], const unsigned char id[SHA_LEN],
 {
     out[0] = KEY_SEGMENT;
     memcpy(out + 1, id, SHA_LEN);
-    iss_store__put32((unsigned char *)out + 1 + SHA_LEN, i);
+    iss_be32_put((unsigned char *)out + 1 + SHA_LEN, i);
 }
 
 static apr_size_t seg_size(iss_store_t *s)
@@ -289,8 +251,8 @@ static apr_status_t load_body(db_t *db, const char *dk, apr_size_t dklen,
                                   "layout",
                                   iss_store__show_dk(kb, sizeof(kb), dk,
                                                      dklen), db->path);
-    total = iss_store__get64(pay);
-    n = iss_store__get32(pay + 8);
+    total = iss_be64_get(pay);
+    n = iss_be32_get(pay + 8);
     memcpy(want, pay + 12, SHA_LEN);
     if (total > MAX_BODY || n == 0 || n > total)
         return iss_store__damaged(s, "record %s in %s has an invalid segment "
@@ -374,7 +336,7 @@ static apr_status_t split_body(db_t *db, const char *dk, apr_size_t dklen,
         *vlen = blen;
         return APR_SUCCESS;
     }
-    kl = blen >= 4 ? iss_store__get32((unsigned char *)body) : 0;
+    kl = blen >= 4 ? iss_be32_get((unsigned char *)body) : 0;
     if (blen < 4 || kl > blen - 4 || kl <= SHORT_KEY_MAX)
         return iss_store__damaged(db->s, "record %s in %s has an invalid key "
                                   "part",
@@ -491,7 +453,7 @@ static apr_status_t old_nseg(db_t *db, const char *dk, apr_size_t dklen,
                         db->path);
     }
     else if (rec[0] == REC_HEAD) {
-        *n = iss_store__get32((unsigned char *)rec + REC_HDR + 8);
+        *n = iss_be32_get((unsigned char *)rec + REC_HDR + 8);
     }
     return APR_SUCCESS;
 }
@@ -558,7 +520,7 @@ apr_status_t iss_store__apply_put(db_t *db, const op_t *op, apr_pool_t *p)
     if (dk[0] == KEY_HASHED) {
         plen = 4 + op->klen;
         pre = apr_palloc(p, plen);
-        iss_store__put32((unsigned char *)pre, (apr_uint32_t)op->klen);
+        iss_be32_put((unsigned char *)pre, (apr_uint32_t)op->klen);
         memcpy(pre + 4, op->key, op->klen);
     }
     blen = plen + op->vlen;
@@ -598,8 +560,8 @@ apr_status_t iss_store__apply_put(db_t *db, const op_t *op, apr_pool_t *p)
             rec = apr_palloc(p, REC_HDR + HEAD_LEN);
             rec[0] = REC_HEAD;
             h = (unsigned char *)rec + REC_HDR;
-            iss_store__put64(h, blen);
-            iss_store__put32(h + 8, n);
+            iss_be64_put(h, blen);
+            iss_be32_put(h + 8, n);
             memcpy(h + 12, sum, SHA_LEN);
             rec_seal(dk, dklen, rec, REC_HDR + HEAD_LEN);
             rv = iss_store__db_store(db, dk, dklen, rec, REC_HDR + HEAD_LEN);

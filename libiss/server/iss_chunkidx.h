@@ -25,6 +25,7 @@
 #include <apr_pools.h>
 #include <apr_tables.h>
 
+#include "iss_bytes.h"
 #include "iss_filedigest.h"
 #include "iss_manifest.h"
 #include "iss_store.h"
@@ -141,14 +142,6 @@ apr_status_t iss_chunkidx_compact_tuned(iss_store_t *store,
                                         apr_uint64_t *dropped_paths,
                                         apr_uint64_t *dropped_records,
                                         apr_pool_t *pool);
-
-/** Lowercase hex of a chunk id (64 characters). */
-const char *iss_chunkidx_hex(const unsigned char id[ISS_DIGEST_SHA256_LEN],
-                             apr_pool_t *pool);
-
-/** Parse 64 hex characters (either case) into @a id: 1 if well-formed. */
-int iss_chunkidx_unhex(const char *hex, apr_size_t len,
-                       unsigned char id[ISS_DIGEST_SHA256_LEN]);
 
 #ifdef __cplusplus
 }

@@ -394,7 +394,7 @@ static apr_status_t compact_check(compact_t *ctx, const crec_t *r,
 {
     unsigned char id[ID_LEN];
     int valid = r->klen == sizeof(ISS_CHUNKIDX_CHUNK_PREFIX) - 1 + 2 * ID_LEN
-                && iss_chunkidx_unhex(r->key + r->klen - 2 * ID_LEN,
+                && iss_hex_id_decode(r->key + r->klen - 2 * ID_LEN,
                                       2 * ID_LEN, id);
     const char *line = r->val, *end = r->val + r->vlen;
     apr_uint64_t npaths = 0;

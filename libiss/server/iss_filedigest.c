@@ -210,22 +210,3 @@ apr_status_t iss_filedigest_compute_file(apr_file_t *f, iss_filedigest_t *d,
               && before.mtime + settle < start;
     return APR_SUCCESS;
 }
-
-const char *iss_filedigest_etag(const unsigned char sha256[ISS_DIGEST_SHA256_LEN],
-                                apr_pool_t *pool)
-{
-    char b64[B64_LEN + 1];
-    char *etag = apr_palloc(pool, ISS_FILEDIGEST_ETAG_LEN + 1);
-    int i;
-
-    apr_base64_encode_binary(b64, sha256, ISS_DIGEST_SHA256_LEN);
-    etag[0] = '"';
-    for (i = 0; i < ISS_FILEDIGEST_ETAG_LEN - 2; i++) {
-        char c = b64[i];
-
-        etag[i + 1] = c == '+' ? '-' : c == '/' ? '_' : c;
-    }
-    etag[ISS_FILEDIGEST_ETAG_LEN - 1] = '"';
-    etag[ISS_FILEDIGEST_ETAG_LEN] = '\0';
-    return etag;
-}

@@ -8,6 +8,7 @@
  * functions. */
 
 #include "iss_manifest.h"
+#include "iss_bytes.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -24,30 +25,6 @@
 #define OFF_SHA    24
 #define OFF_COUNT  56
 
-static apr_uint32_t get32(const unsigned char *p)
-{
-    return ((apr_uint32_t)p[0] << 24) | ((apr_uint32_t)p[1] << 16)
-           | ((apr_uint32_t)p[2] << 8) | (apr_uint32_t)p[3];
-}
-
-static apr_uint64_t get64(const unsigned char *p)
-{
-    return ((apr_uint64_t)get32(p) << 32) | get32(p + 4);
-}
-
-static void put32(unsigned char *p, apr_uint32_t v)
-{
-    p[0] = (unsigned char)(v >> 24);
-    p[1] = (unsigned char)(v >> 16);
-    p[2] = (unsigned char)(v >> 8);
-    p[3] = (unsigned char)v;
-}
-
-static void put64(unsigned char *p, apr_uint64_t v)
-{
-    put32(p, (apr_uint32_t)(v >> 32));
-    put32(p + 4, (apr_uint32_t)v);
-}
 
 apr_uint64_t iss_manifest_encoded_len(apr_uint32_t count)
 {
@@ -117,15 +94,15 @@ apr_status_t iss_manifest_parse(const void *buf, apr_size_t len,
 
     if (len < HEADER_LEN || memcmp(p, ISS_MANIFEST_MAGIC, 4) != 0)
         return ISS_MANIFEST_EHEADER;
-    params.min_size = get32(p + OFF_MIN);
-    params.avg_size = get32(p + OFF_AVG);
-    params.max_size = get32(p + OFF_MAX);
+    params.min_size = iss_be32_get(p + OFF_MIN);
+    params.avg_size = iss_be32_get(p + OFF_AVG);
+    params.max_size = iss_be32_get(p + OFF_MAX);
     if ((rv = check_params(&params, lim->params)) != APR_SUCCESS)
         return rv;
-    file_size = get64(p + OFF_SIZE);
+    file_size = iss_be64_get(p + OFF_SIZE);
     if (file_size > lim->max_file_size)
         return ISS_MANIFEST_ETOOBIG;
-    count = get32(p + OFF_COUNT);
+    count = iss_be32_get(p + OFF_COUNT);
     if (count > lim->max_entries)
         return ISS_MANIFEST_ECOUNT;
     if ((apr_uint64_t)(len - HEADER_LEN) != (apr_uint64_t)ENTRY_LEN * count)
@@ -133,7 +110,7 @@ apr_status_t iss_manifest_parse(const void *buf, apr_size_t len,
 
     /* Check the entries before allocating for them. */
     for (i = 0; i < count; i++) {
-        apr_uint32_t n = get32(p + HEADER_LEN + (apr_size_t)i * ENTRY_LEN
+        apr_uint32_t n = iss_be32_get(p + HEADER_LEN + (apr_size_t)i * ENTRY_LEN
                                + SHA_LEN);
 
         if ((rv = check_entry(&params, n, i, count)) != APR_SUCCESS)
@@ -156,7 +133,7 @@ apr_status_t iss_manifest_parse(const void *buf, apr_size_t len,
             const unsigned char *e = p + HEADER_LEN + (apr_size_t)i * ENTRY_LEN;
 
             memcpy(m->entries[i].sha256, e, SHA_LEN);
-            m->entries[i].length = get32(e + SHA_LEN);
+            m->entries[i].length = iss_be32_get(e + SHA_LEN);
             m->entries[i].offset = sum;
             sum += m->entries[i].length;
         }
@@ -184,15 +161,15 @@ apr_status_t iss_manifest_encode(const iss_manifest_t *m, unsigned char **buf,
 
     b = apr_palloc(pool, (apr_size_t)total);
     memcpy(b, ISS_MANIFEST_MAGIC, 4);
-    put32(b + OFF_MIN, m->params.min_size);
-    put32(b + OFF_AVG, m->params.avg_size);
-    put32(b + OFF_MAX, m->params.max_size);
-    put64(b + OFF_SIZE, m->file_size);
+    iss_be32_put(b + OFF_MIN, m->params.min_size);
+    iss_be32_put(b + OFF_AVG, m->params.avg_size);
+    iss_be32_put(b + OFF_MAX, m->params.max_size);
+    iss_be64_put(b + OFF_SIZE, m->file_size);
     memcpy(b + OFF_SHA, m->file_sha256, SHA_LEN);
-    put32(b + OFF_COUNT, m->count);
+    iss_be32_put(b + OFF_COUNT, m->count);
     for (i = 0, e = b + HEADER_LEN; i < m->count; i++, e += ENTRY_LEN) {
         memcpy(e, m->entries[i].sha256, SHA_LEN);
-        put32(e + SHA_LEN, m->entries[i].length);
+        iss_be32_put(e + SHA_LEN, m->entries[i].length);
     }
     *buf = b;
     *len = (apr_size_t)total;
@@ -558,21 +535,21 @@ apr_status_t iss_manifest_delta_make(const iss_manifest_t *base,
     b = apr_palloc(pool, (apr_size_t)total);
     memcpy(b, ISS_MANIFEST_DELTA_MAGIC, 4);
     memcpy(b + DOFF_BASE, base->file_sha256, SHA_LEN);
-    put64(b + DOFF_SIZE, new_m->file_size);
+    iss_be64_put(b + DOFF_SIZE, new_m->file_size);
     memcpy(b + DOFF_SHA, new_m->file_sha256, SHA_LEN);
-    put32(b + DOFF_COUNT, (apr_uint32_t)nedits);
+    iss_be32_put(b + DOFF_COUNT, (apr_uint32_t)nedits);
     w = b + DHEADER_LEN;
     for (k = 0; k < nedits; k++) {
         const edit_t *ed = &edits[k];
         apr_uint32_t n;
 
-        put32(w, ed->old_start);
-        put32(w + 4, ed->old_count);
-        put32(w + 8, ed->new_count);
+        iss_be32_put(w, ed->old_start);
+        iss_be32_put(w + 4, ed->old_count);
+        iss_be32_put(w + 8, ed->new_count);
         w += EDIT_LEN;
         for (n = 0; n < ed->new_count; n++, w += ENTRY_LEN) {
             memcpy(w, ne[ed->new_start + n].sha256, SHA_LEN);
-            put32(w + SHA_LEN, ne[ed->new_start + n].length);
+            iss_be32_put(w + SHA_LEN, ne[ed->new_start + n].length);
         }
     }
     apr_pool_destroy(scratch);
@@ -624,9 +601,9 @@ static apr_status_t delta_walk(delta_walk_t *w, const iss_manifest_t *base,
         apr_uint32_t until = base->count, old_count = 0, new_count = 0;
 
         if (k < nedits) {
-            until = get32(p);
-            old_count = get32(p + 4);
-            new_count = get32(p + 8);
+            until = iss_be32_get(p);
+            old_count = iss_be32_get(p + 4);
+            new_count = iss_be32_get(p + 8);
             p += EDIT_LEN;
         }
         for (; pos < until; pos++)
@@ -634,7 +611,7 @@ static apr_status_t delta_walk(delta_walk_t *w, const iss_manifest_t *base,
                                  base->entries[pos].length)) != APR_SUCCESS)
                 return rv;
         for (n = 0; n < new_count; n++, p += ENTRY_LEN)
-            if ((rv = walk_entry(w, p, get32(p + SHA_LEN))) != APR_SUCCESS)
+            if ((rv = walk_entry(w, p, iss_be32_get(p + SHA_LEN))) != APR_SUCCESS)
                 return rv;
         pos = until + old_count; /* checked: <= base->count */
     }
@@ -667,13 +644,13 @@ apr_status_t iss_manifest_delta_apply(const iss_manifest_t *base,
         return ISS_MANIFEST_EBASE;
     if ((rv = check_params(&base->params, lim->params)) != APR_SUCCESS)
         return rv;
-    file_size = get64(p + DOFF_SIZE);
+    file_size = iss_be64_get(p + DOFF_SIZE);
     if (file_size > lim->max_file_size)
         return ISS_MANIFEST_ETOOBIG;
 
     /* The edits' structure; the result's count.  rest is what is left of
      * the input; every length is compared with it before it is used. */
-    nedits = get32(p + DOFF_COUNT);
+    nedits = iss_be32_get(p + DOFF_COUNT);
     rest = len - DHEADER_LEN;
     if ((apr_uint64_t)nedits * EDIT_LEN > rest)
         return ISS_MANIFEST_EDLENGTH;
@@ -684,9 +661,9 @@ apr_status_t iss_manifest_delta_apply(const iss_manifest_t *base,
 
         if (rest < EDIT_LEN)
             return ISS_MANIFEST_EDLENGTH;
-        old_start = get32(e);
-        old_count = get32(e + 4);
-        new_count = get32(e + 8);
+        old_start = iss_be32_get(e);
+        old_count = iss_be32_get(e + 4);
+        new_count = iss_be32_get(e + 8);
         if (old_start < prev_end
             || (apr_uint64_t)old_start + old_count > base->count)
             return ISS_MANIFEST_EDEDIT;

@@ -45,9 +45,6 @@ extern "C" {
 /** Longest record iss_filedigest_encode() writes (NUL included). */
 #define ISS_FILEDIGEST_RECORD_MAX 128
 
-/** Length of an ETag made by iss_filedigest_etag() (quotes included). */
-#define ISS_FILEDIGEST_ETAG_LEN 45
-
 /** A file's digest and the identity of the file it belongs to. */
 typedef struct iss_filedigest_t {
     apr_uint64_t ino;
@@ -103,10 +100,6 @@ apr_status_t iss_filedigest_compute_file(apr_file_t *f, iss_filedigest_t *d,
                                          apr_interval_time_t settle,
                                          int *stable, apr_pool_t *pool);
 
-/** The strong ETag of content with digest @a sha256 (quoted,
- *  ISS_FILEDIGEST_ETAG_LEN characters), allocated from @a pool. */
-const char *iss_filedigest_etag(const unsigned char sha256[ISS_DIGEST_SHA256_LEN],
-                                apr_pool_t *pool);
 
 #ifdef __cplusplus
 }

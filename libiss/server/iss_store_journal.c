@@ -175,15 +175,15 @@ static apr_status_t journal_write(iss_store_t *s, const opset_t *ops,
         goto cleanup;
     }
     memcpy(hdr, JRN_MAGIC, 8);
-    iss_store__put64(hdr + 8, s->gen);
-    iss_store__put64(hdr + 16, blen);
+    iss_be64_put(hdr + 8, s->gen);
+    iss_be64_put(hdr + 16, blen);
     if ((rv = write_bytes(s, f, ctx, hdr, JRN_HDR, tmp)) != APR_SUCCESS)
         goto cleanup;
     for (i = 0; i < ops->list->nelts; i++) {
         const op_t *op = APR_ARRAY_IDX(ops->list, i, const op_t *);
         unsigned char t = op->del ? OP_DELETE : OP_PUT;
 
-        iss_store__put32(b, (apr_uint32_t)op->klen);
+        iss_be32_put(b, (apr_uint32_t)op->klen);
         if ((rv = write_bytes(s, f, ctx, &t, 1, tmp)) != APR_SUCCESS
             || (rv = write_bytes(s, f, ctx, b, 4, tmp)) != APR_SUCCESS
             || (rv = write_bytes(s, f, ctx, op->key, op->klen, tmp))
@@ -191,7 +191,7 @@ static apr_status_t journal_write(iss_store_t *s, const opset_t *ops,
             goto cleanup;
         if (op->del)
             continue;
-        iss_store__put32(b, (apr_uint32_t)op->vlen);
+        iss_be32_put(b, (apr_uint32_t)op->vlen);
         if ((rv = write_bytes(s, f, ctx, b, 4, tmp)) != APR_SUCCESS
             || (rv = write_bytes(s, f, ctx, op->val, op->vlen, tmp))
                != APR_SUCCESS)
@@ -256,7 +256,7 @@ apr_status_t iss_store__journal_read(iss_store_t *s, const char *path,
         *why = "it is truncated or not a journal";
         return APR_SUCCESS;
     }
-    blen = iss_store__get64(buf + 16);
+    blen = iss_be64_get(buf + 16);
     if (blen != (apr_uint64_t)(size - JRN_HDR - SHA_LEN)) {
         *why = "it is incomplete";
         return APR_SUCCESS;
@@ -267,7 +267,7 @@ apr_status_t iss_store__journal_read(iss_store_t *s, const char *path,
         *why = "its checksum does not match";
         return APR_SUCCESS;
     }
-    *gen = iss_store__get64(buf + 8);
+    *gen = iss_be64_get(buf + 8);
     *ops = iss_store__opset_make(p);
     d = buf + JRN_HDR;
     end = buf + size - SHA_LEN;
@@ -278,7 +278,7 @@ apr_status_t iss_store__journal_read(iss_store_t *s, const char *path,
 
         if (end - d < 5 || (t != OP_PUT && t != OP_DELETE))
             break;
-        kl = iss_store__get32(d + 1);
+        kl = iss_be32_get(d + 1);
         d += 5;
         if (kl > ISS_STORE_MAX_KEY || (apr_size_t)(end - d) < kl)
             break;
@@ -287,7 +287,7 @@ apr_status_t iss_store__journal_read(iss_store_t *s, const char *path,
         if (t == OP_PUT) {
             if (end - d < 4)
                 break;
-            vl = iss_store__get32(d);
+            vl = iss_be32_get(d);
             d += 4;
             if (vl > ISS_STORE_MAX_VALUE || (apr_size_t)(end - d) < vl)
                 break;

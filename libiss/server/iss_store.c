@@ -754,7 +754,7 @@ apr_status_t iss_store_verify(iss_store_t *store, apr_pool_t *pool)
         const char *sk = APR_ARRAY_IDX(segs, i, const char *);
         const apr_uint32_t *n = apr_hash_get(heads, sk + 1, SHA_LEN);
 
-        if (!n || iss_store__get32((const unsigned char *)sk + 1 + SHA_LEN)
+        if (!n || iss_be32_get((const unsigned char *)sk + 1 + SHA_LEN)
                   >= *n) {
             rv = iss_store__damaged(store, "%s in %s belongs to no record",
                                     iss_store__show_dk(kb, sizeof(kb), sk,
