@@ -1,0 +1,155 @@
+#!/bin/bash
+# Benchmark (issue 13): small writes and reads through `Dav iss` against
+# plain `Dav On`, in one server and run, with many clients at once.
+#   bench/small_ops.sh [BUILD_DIR]          (default: build)
+# Locations, each on its own folder (same disk): /plain/ (Dav On), /iss/
+# (Dav iss, ISSStateSync On, the default) and /issoff/ (Dav iss,
+# ISSStateSync Off).  For each of ISS_BENCH_RUNS runs (default 3) and each
+# location in turn:
+#   MKCOL      N new folders                      (8 clients)
+#   PUT new    N new 4 KiB files                  (8 clients)
+#   PUT over   N overwrites of those files        (8 connections)
+#   GET        4 KiB files, wrk -t2 -c8 for ISS_BENCH_GET_SECS (default 5)
+#              seconds over 100 of them
+#   DELETE     the N files                        (8 clients)
+# then, on a tree of ISS_BENCH_TREE files (default 100,000, in 1,000
+# folders) written to disk before httpd starts and served by all three
+# locations (one Alias each), after one untimed walk (which lets mod_iss
+# compute and keep the digests of files it never saw written):
+#   PROPFIND   Depth 1 on the tree's root and every folder (1,001 requests,
+#              one connection; getetag, getcontentlength, getlastmodified,
+#              resourcetype), ISS_BENCH_RUNS times.
+# N is ISS_BENCH_N (default 2,000).  Prints the median rate per location
+# and the ratios iss/plain and issoff/plain (higher is better; the targets
+# of issue 13 are >= 0.8, GET >= 0.95).  Requests go through
+# build/bench/http_load (a C client: a few us per request) and wrk (GET;
+# installed with apt-get if missing).  Exits 1 if an answer had an
+# unexpected status.  ISS_BENCH_DBM sets ISSDBMType (default sdbm).
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+build=$(cd "${1:-$top/build}" && pwd)
+n=${ISS_BENCH_N:-2000}
+runs=${ISS_BENCH_RUNS:-3}
+get_secs=${ISS_BENCH_GET_SECS:-5}
+tree=${ISS_BENCH_TREE:-100000}
+dbm=${ISS_BENCH_DBM:-sdbm}
+[ -f "$build/mod_iss.so" ] || { echo "no $build/mod_iss.so: run scripts/build.sh first" >&2; exit 2; }
+make -s -C "$build" bench/http_load >/dev/null
+load="$build/bench/http_load"
+command -v wrk >/dev/null || { apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }; }
+. "$top/bench/lib.sh"
+bench_work iss-small
+port=$(bench_free_port)
+locs=(plain iss issoff)
+mkdir -p "$work"/{logs,plain,iss,issoff,state-iss,state-issoff,tree}
+
+# The tree: ISS_BENCH_TREE files of 100 bytes in 1,000 folders.
+folders=1000
+perl -e 'my ($d, $n, $f) = @ARGV; for my $i (0 .. $f - 1) { mkdir sprintf("%s/d%03d", $d, $i) or die }
+  for my $i (0 .. $n - 1) { my $p = sprintf("%s/d%03d/f%06d", $d, $i % $f, $i);
+    open my $o, ">", $p or die; print $o sprintf("%-99s\n", "file $i"); close $o }' \
+  "$work/tree" "$tree" "$folders"
+
+{ bench_conf_head "$work" "$port" "$build"; cat <<CONF
+MaxKeepAliveRequests 0
+<Location /plain/>
+    Dav On
+</Location>
+<Location /iss/>
+    Dav iss
+    ISSStateDir "$work/state-iss"
+    ISSDBMType $dbm
+</Location>
+<Location /issoff/>
+    Dav iss
+    ISSStateDir "$work/state-issoff"
+    ISSDBMType $dbm
+    ISSStateSync Off
+</Location>
+Alias /tplain "$work/tree"
+Alias /tiss "$work/tree"
+Alias /tissoff "$work/tree"
+<Location /tplain/>
+    Dav On
+</Location>
+<Location /tiss/>
+    Dav iss
+    ISSStateDir "$work/state-tiss"
+    ISSDBMType $dbm
+</Location>
+<Location /tissoff/>
+    Dav iss
+    ISSStateDir "$work/state-tissoff"
+    ISSDBMType $dbm
+    ISSStateSync Off
+</Location>
+CONF
+} > "$work/httpd.conf"
+mkdir -p "$work/state-tiss" "$work/state-tissoff"
+[ "$(id -u)" = 0 ] && chown -R www-data: "$work"
+${ISS_BENCH_PRELOAD:+env LD_PRELOAD=$ISS_BENCH_PRELOAD} /usr/sbin/apache2 -f "$work/httpd.conf" -k start
+started=1
+for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
+
+fail=0
+# rate LOC OP: one timed operation, prints requests/s.
+declare -A res
+record() { res["$1 $2"]+="$3 "; }
+hl() {   # hl LOC OP http_load-args...: run, record the rate
+  local loc=$1 op=$2 out
+  shift 2
+  if ! out=$("$load" "$@"); then fail=1; echo "unexpected answers: $loc $op" >&2; fi
+  record "$loc" "$op" "$(awk '{print $6}' <<<"$out")"
+}
+propfind_body="$work/propfind.xml"
+cat > "$propfind_body" <<'XML'
+<?xml version="1.0" encoding="utf-8"?>
+<D:propfind xmlns:D="DAV:"><D:prop><D:getetag/><D:getcontentlength/><D:getlastmodified/><D:resourcetype/></D:prop></D:propfind>
+XML
+cat > "$work/get.lua" <<'LUA'
+local prefix = os.getenv("ISS_WRK_PREFIX")
+local i = 0
+request = function()
+  i = i + 1
+  return wrk.format("GET", prefix .. (i % 100))
+end
+LUA
+
+for run in $(seq "$runs"); do
+  for loc in "${locs[@]}"; do
+    "$load" -c 1 -n 1 -m MKCOL 127.0.0.1 "$port" "/$loc/m$run/" >/dev/null
+    "$load" -c 1 -n 1 -m MKCOL 127.0.0.1 "$port" "/$loc/p$run/" >/dev/null
+    hl "$loc" MKCOL -c 8 -n "$n" -m MKCOL 127.0.0.1 "$port" "/$loc/m$run/d%d/"
+    hl "$loc" "PUT new" -c 8 -n "$n" -m PUT -b 4096 -s 201 127.0.0.1 "$port" "/$loc/p$run/f%d"
+    hl "$loc" "PUT over" -c 8 -n "$n" -m PUT -b 4096 -s 204 127.0.0.1 "$port" "/$loc/p$run/f%d"
+    out=$(ISS_WRK_PREFIX="/$loc/p$run/f" wrk -t2 -c8 -d"${get_secs}s" -s "$work/get.lua" "http://127.0.0.1:$port")
+    if grep -q "Non-2xx" <<<"$out"; then fail=1; echo "unexpected answers: $loc GET" >&2; echo "$out" >&2; fi
+    record "$loc" GET "$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")"
+    hl "$loc" DELETE -c 8 -n "$n" -m DELETE -s 204 127.0.0.1 "$port" "/$loc/p$run/f%d"
+  done
+done
+
+# PROPFIND Depth 1 walks of the tree.
+for loc in "${locs[@]}"; do
+  { echo "/t$loc/"; for i in $(seq 0 $((folders - 1))); do printf '/t%s/d%03d/\n' "$loc" "$i"; done; } > "$work/walk-$loc"
+  "$load" -c 1 -n $((folders + 1)) -m PROPFIND -H 'Depth: 1' -H 'Content-Type: application/xml' \
+    -B "$propfind_body" -s 207 -f "$work/walk-$loc" 127.0.0.1 "$port" - >/dev/null || { fail=1; echo "unexpected answers: $loc walk" >&2; }
+done
+for run in $(seq "$runs"); do
+  for loc in "${locs[@]}"; do
+    out=$("$load" -c 1 -n $((folders + 1)) -m PROPFIND -H 'Depth: 1' -H 'Content-Type: application/xml' \
+      -B "$propfind_body" -s 207 -f "$work/walk-$loc" 127.0.0.1 "$port" -) || { fail=1; echo "unexpected answers: $loc walk" >&2; }
+    # files per second
+    record "$loc" "PROPFIND walk" "$(awk -v f="$tree" '{printf "%.1f", f / $4}' <<<"$out")"
+  done
+done
+
+printf '%-14s %10s %10s %10s %10s %10s\n' operation plain/s iss/s issoff/s iss/plain off/plain
+for op in MKCOL "PUT new" "PUT over" GET DELETE "PROPFIND walk"; do
+  p=$(median ${res["plain $op"]}); i=$(median ${res["iss $op"]}); o=$(median ${res["issoff $op"]})
+  printf '%-14s %10.0f %10.0f %10.0f %10.2f %10.2f\n' "$op" "$p" "$i" "$o" \
+    "$(echo "$i / $p" | bc -l)" "$(echo "$o / $p" | bc -l)"
+done
+echo "(PROPFIND walk: files listed per second; runs: $runs, N=$n, tree=$tree files, dbm=$dbm)"
+if grep -E "\[(error|crit|alert|emerg)\]" "$work/logs/error_log" | head -5; then fail=1; fi
+exit $fail
