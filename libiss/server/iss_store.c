@@ -160,7 +160,7 @@ apr_status_t iss_store__fail(iss_store_t *s, apr_status_t rv, const char *fmt,
     va_list ap;
 
     va_start(ap, fmt);
-    apr_vsnprintf(s->err, sizeof(s->err), fmt, ap);
+    apr_vsnprintf(iss_store__err, sizeof(iss_store__err), fmt, ap);
     va_end(ap);
     return rv;
 }
@@ -171,69 +171,72 @@ apr_status_t iss_store__damaged(iss_store_t *s, const char *fmt, ...)
     va_list ap;
 
     va_start(ap, fmt);
-    apr_vsnprintf(s->err, sizeof(s->err), fmt, ap);
+    apr_vsnprintf(iss_store__err, sizeof(iss_store__err), fmt, ap);
     va_end(ap);
     if (s->log)
-        s->log(s->log_baton, LOG_ERR, ISS_STORE_EDAMAGED, s->err);
+        s->log(s->log_baton, LOG_ERR, ISS_STORE_EDAMAGED, iss_store__err);
     return ISS_STORE_EDAMAGED;
 }
 
-/* ---- opening ------------------------------------------------------------ */
+/* ---- opening, locks ------------------------------------------------------ */
+
+_Thread_local char iss_store__err[ISS_STORE_ERR_MAX];
 
 static apr_status_t store_cleanup(void *data)
 {
     iss_store_t *s = data;
 
     s->closed = 1;
+    iss_store__wal_close(s);
     return APR_SUCCESS;
 }
 
-/* The store's lock: the caller's global mutex (httpd's processes and
- * threads), then an exclusive lock on iss-store.lock, so that a process
- * without that mutex (the iss-state tool) is serialised with httpd too. */
+#if APR_HAS_THREADS
+#define MLOCK(m)   apr_thread_mutex_lock(m)
+#define MUNLOCK(m) apr_thread_mutex_unlock(m)
+#else
+#define MLOCK(m)   ((void)0)
+#define MUNLOCK(m) ((void)0)
+#endif
+
+/* The writers' lock: this process's writer mutex, the exclusive lock on
+ * iss-store.lock (every process, httpd's and the iss-state tool's), then
+ * the overlay's mutex. */
 static apr_status_t lock_store(iss_store_t *s)
 {
-    const char *path;
     apr_status_t rv;
 
     if (s->closed)
         return APR_EINVAL;              /* keep the reason of a failed open */
-    if (s->mutex && (rv = apr_global_mutex_lock(s->mutex)) != APR_SUCCESS)
-        return iss_store__fail(s, rv, "cannot lock the state store mutex: %pm",
-                               &rv);
-    path = apr_pstrcat(s->lock_pool, s->dir, "/" LOCK_NAME, NULL);
-    rv = apr_file_open(&s->lock_file, path, APR_FOPEN_WRITE | APR_FOPEN_CREATE,
-                       FILE_PERMS, s->lock_pool);
-    if (rv == APR_SUCCESS
-        && (rv = apr_file_lock(s->lock_file, APR_FLOCK_EXCLUSIVE))
-           != APR_SUCCESS) {
-        apr_file_close(s->lock_file);
+    MLOCK(s->wmutex);
+    if ((rv = apr_file_lock(s->lock_file, APR_FLOCK_EXCLUSIVE))
+        != APR_SUCCESS) {
+        MUNLOCK(s->wmutex);
+        return iss_store__fail(s, rv, "cannot lock %s/" LOCK_NAME ": %pm",
+                               s->dir, &rv);
     }
-    if (rv != APR_SUCCESS) {
-        s->lock_file = NULL;
-        apr_pool_clear(s->lock_pool);
-        if (s->mutex)
-            apr_global_mutex_unlock(s->mutex);
-        return iss_store__fail(s, rv, "cannot lock %s: %pm", path, &rv);
-    }
+    MLOCK(s->omutex);
     return APR_SUCCESS;
 }
 
 static void unlock_store(iss_store_t *s)
 {
-    apr_status_t rv;
+    iss_store__dbm_unlock(s);
+    MUNLOCK(s->omutex);
+    apr_file_unlock(s->lock_file);
+    MUNLOCK(s->wmutex);
+}
 
-    if (s->lock_file) {
-        apr_file_unlock(s->lock_file);
-        apr_file_close(s->lock_file);
-        s->lock_file = NULL;
-    }
-    apr_pool_clear(s->lock_pool);
-    if (!s->mutex)
-        return;
-    rv = apr_global_mutex_unlock(s->mutex);
+static apr_status_t open_lock_file(iss_store_t *s, const char *name,
+                                   apr_file_t **f)
+{
+    const char *path = apr_pstrcat(s->pool, s->dir, "/", name, NULL);
+    apr_status_t rv = apr_file_open(f, path, APR_FOPEN_WRITE
+                                    | APR_FOPEN_CREATE, FILE_PERMS, s->pool);
+
     if (rv != APR_SUCCESS)
-        iss_store__note(s, LOG_ERR, rv, "cannot unlock the state store mutex");
+        return iss_store__fail(s, rv, "cannot open %s: %pm", path, &rv);
+    return APR_SUCCESS;
 }
 
 /* Resolve the configured type name; "default" is found by a probe, so
@@ -292,27 +295,60 @@ apr_status_t iss_store_open(iss_store_t **store, const char *dir,
 {
     iss_store_t *s;
     apr_pool_t *p = NULL;
+    apr_allocator_t *al = NULL;
     apr_finfo_t fi;
     meta_t m;
     int missing, locked = 0, i;
     apr_status_t rv;
 
+    (void)mutex;                        /* see iss_store.h */
     if (!store || !dir || !pool)
         return APR_EINVAL;
     s = apr_pcalloc(pool, sizeof(*s));
-    s->pool = pool;
     s->dir = apr_pstrdup(pool, dir);
     s->type_asked = dbm_type ? apr_pstrdup(pool, dbm_type) : NULL;
     s->type = s->type_asked;
-    s->mutex = mutex;
     s->log = log;
     s->log_baton = log_baton;
-    apr_cpystrn(s->err, "no error", sizeof(s->err));
-    apr_pool_cleanup_register(pool, s, store_cleanup, apr_pool_cleanup_null);
+    apr_cpystrn(iss_store__err, "no error", sizeof(iss_store__err));
     *store = s;
 
-    if ((rv = apr_pool_create(&p, pool)) != APR_SUCCESS
-        || (rv = apr_pool_create(&s->lock_pool, pool)) != APR_SUCCESS) {
+    /* The handle's pool has an allocator of its own with a mutex: every
+     * thread of the process may use the handle. */
+    if ((rv = apr_allocator_create(&al)) != APR_SUCCESS
+        || (rv = apr_pool_create_ex(&s->pool, pool, NULL, al))
+           != APR_SUCCESS) {
+        if (al)
+            apr_allocator_destroy(al);
+        s->closed = 1;
+        return iss_store__fail(s, rv, "cannot create a pool: %pm", &rv);
+    }
+    apr_allocator_owner_set(al, s->pool);
+#if APR_HAS_THREADS
+    {
+        apr_thread_mutex_t *am;
+
+        if ((rv = apr_thread_mutex_create(&am, APR_THREAD_MUTEX_DEFAULT,
+                                          s->pool)) != APR_SUCCESS
+            || (rv = apr_thread_mutex_create(&s->wmutex,
+                                             APR_THREAD_MUTEX_DEFAULT,
+                                             s->pool)) != APR_SUCCESS
+            || (rv = apr_thread_mutex_create(&s->omutex,
+                                             APR_THREAD_MUTEX_DEFAULT,
+                                             s->pool)) != APR_SUCCESS
+            || (rv = apr_thread_mutex_create(&s->smutex,
+                                             APR_THREAD_MUTEX_DEFAULT,
+                                             s->pool)) != APR_SUCCESS) {
+            s->closed = 1;
+            return iss_store__fail(s, rv, "cannot create a mutex: %pm", &rv);
+        }
+        apr_allocator_mutex_set(al, am);
+    }
+#endif
+    apr_pool_cleanup_register(s->pool, s, store_cleanup,
+                              apr_pool_cleanup_null);
+
+    if ((rv = apr_pool_create(&p, s->pool)) != APR_SUCCESS) {
         p = NULL;
         rv = iss_store__fail(s, rv, "cannot create a pool: %pm", &rv);
         goto cleanup;
@@ -328,6 +364,12 @@ apr_status_t iss_store_open(iss_store_t **store, const char *dir,
                              "a directory", s->dir);
         goto cleanup;
     }
+    if ((rv = open_lock_file(s, LOCK_NAME, &s->lock_file)) != APR_SUCCESS
+        || (rv = open_lock_file(s, DBMLOCK_NAME, &s->dbm_lock))
+           != APR_SUCCESS
+        || (rv = open_lock_file(s, SYNCLOCK_NAME, &s->sync_lock))
+           != APR_SUCCESS)
+        goto cleanup;
     if ((rv = lock_store(s)) != APR_SUCCESS)
         goto cleanup;
     locked = 1;
@@ -345,19 +387,22 @@ apr_status_t iss_store_open(iss_store_t **store, const char *dir,
     if ((rv = resolve_type(s, p)) != APR_SUCCESS)
         goto cleanup;
     s->pair_max = strcmp(s->type, "sdbm") == 0 ? SDBM_PAIR_MAX : BIG_PAIR_MAX;
-    if ((rv = iss_store__meta_read(s, p, &m, &missing)) != APR_SUCCESS)
+    if ((rv = iss_store__dbm_lock(s, 1)) != APR_SUCCESS
+        || (rv = iss_store__meta_read(s, p, &m, &missing)) != APR_SUCCESS)
         goto cleanup;
     if (missing) {
-        rv = iss_store__create(s, p);
-        goto cleanup;
+        if ((rv = iss_store__create(s, p)) != APR_SUCCESS)
+            goto cleanup;
     }
-    if ((rv = iss_store__check_meta(s, p, &m)) != APR_SUCCESS)
-        goto cleanup;
-    apr_cpystrn(s->id, m.id, sizeof(s->id));
-    s->gen = m.gen;
-    if ((rv = iss_store__recover(s, p)) != APR_SUCCESS
-        || (rv = iss_store__sweep(s, p)) != APR_SUCCESS)
-        goto cleanup;
+    else {
+        if ((rv = iss_store__check_meta(s, p, &m)) != APR_SUCCESS)
+            goto cleanup;
+        apr_cpystrn(s->id, m.id, sizeof(s->id));
+        s->gen = m.gen;
+        if ((rv = iss_store__recover(s, p)) != APR_SUCCESS
+            || (rv = iss_store__sweep(s, p)) != APR_SUCCESS)
+            goto cleanup;
+    }
     for (i = 0; i < 2; i++) {
         db_t *db;
 
@@ -367,6 +412,8 @@ apr_status_t iss_store_open(iss_store_t **store, const char *dir,
             goto cleanup;
         iss_store__db_close(db);
     }
+    iss_store__dbm_unlock(s);
+    rv = iss_store__wal_open(s, p);
 cleanup:
     if (locked)
         unlock_store(s);
@@ -376,14 +423,14 @@ cleanup:
         s->closed = 1;                  /* only good for last_error */
         if (rv != ISS_STORE_EDAMAGED)
             iss_store__note(s, LOG_ERR, rv, "cannot open the state store: %s",
-                            s->err);
+                            iss_store__err);
     }
     return rv;
 }
 
 const char *iss_store_last_error(iss_store_t *store)
 {
-    return store ? store->err : "no state store handle";
+    return store ? iss_store__err : "no state store handle";
 }
 
 const char *iss_store_id(iss_store_t *store)
@@ -403,15 +450,17 @@ void iss_store_set_sync(iss_store_t *store, int on)
 
 apr_status_t iss_store_close(iss_store_t *store)
 {
-    if (!store)
+    if (!store || !store->pool)
         return APR_EINVAL;
+    if (store->closed && !store->shm)
+        return APR_SUCCESS;
     return apr_pool_cleanup_run(store->pool, store, store_cleanup);
 }
 
 /* ---- operations --------------------------------------------------------- */
 
-/* Lock, create the operation's pool (child of @a parent, or of the store's
- * pool, which is only touched under the lock) and refresh. */
+/* The writers' lock, the operation's pool (child of @a parent, or of the
+ * store's pool), the shared header checked and the overlay in sync. */
 static apr_status_t op_begin(iss_store_t *s, apr_pool_t *parent,
                              apr_pool_t **p)
 {
@@ -426,7 +475,9 @@ static apr_status_t op_begin(iss_store_t *s, apr_pool_t *parent,
         unlock_store(s);
         return iss_store__fail(s, rv, "cannot create a pool: %pm", &rv);
     }
-    return iss_store__refresh(s, *p);
+    if ((rv = iss_store__wal_check(s, *p)) != APR_SUCCESS)
+        return rv;
+    return iss_store__ov_sync(s, 1, *p);
 }
 
 static void op_end(iss_store_t *s, apr_pool_t *p)
@@ -437,46 +488,135 @@ static void op_end(iss_store_t *s, apr_pool_t *p)
     }
 }
 
+/* Re-read the DBM generation from the meta file when the shared header
+ * says another process rebuilt the DBM.  Under the DBM lock. */
+static apr_status_t dbm_current(iss_store_t *s, apr_pool_t *p)
+{
+    meta_t m;
+    int missing;
+    apr_status_t rv;
+
+    if (__atomic_load_n(&s->shm->dbm_gen, __ATOMIC_ACQUIRE) == s->gen)
+        return APR_SUCCESS;
+    if ((rv = iss_store__meta_read(s, p, &m, &missing)) != APR_SUCCESS)
+        return rv;
+    if (missing)
+        return iss_store__damaged(s, "%s has disappeared: the state store was "
+                                  "removed while in use",
+                                  iss_store__fpath(s, p, META_NAME));
+    s->gen = m.gen;
+    return APR_SUCCESS;
+}
+
+static apr_status_t copy_out(const ov_ent_t *e, void **val, apr_size_t *vlen,
+                             apr_pool_t *pool)
+{
+    char *v;
+
+    if (e->del)
+        return APR_NOTFOUND;
+    v = apr_palloc(pool, e->vlen + 1);
+    iss_store__copy_bytes(v, e->val, e->vlen + 1);
+    *val = v;
+    *vlen = e->vlen;
+    return APR_SUCCESS;
+}
+
+/*
+ * A read takes no lock that writers wait for: the overlay is brought up to
+ * the committed end of the WAL (records are read without a lock: what is
+ * before the committed end never changes), and only a key the overlay
+ * does not hold is read from the DBM, under the shared DBM lock that a
+ * checkpoint must wait for.  Threads of one process share the overlay
+ * under omutex.
+ */
+/* The writers' lock, taken and given back: op_begin() rebuilds a shared
+ * header left half-changed by a process that died. */
+static apr_status_t repair(iss_store_t *s, apr_pool_t *pool)
+{
+    apr_pool_t *p;
+    apr_status_t rv = op_begin(s, pool, &p);
+
+    if (p)
+        op_end(s, p);
+    return rv;
+}
+
 apr_status_t iss_store_get(iss_store_t *store, const void *key,
                            apr_size_t klen, void **val, apr_size_t *vlen,
                            apr_pool_t *pool)
 {
-    apr_pool_t *p;
+    iss_store_t *s = store;
+    apr_pool_t *p = NULL;
+    const ov_ent_t *e;
     db_t *db = NULL;
     char kb[128];
+    int tries, found = 0;
     apr_status_t rv;
 
-    if (!store || !val || !vlen || !pool || (!key && klen))
+    if (!store || !val || !vlen || !pool || (!key && klen) || s->closed)
         return APR_EINVAL;
-    if ((rv = op_begin(store, pool, &p)) != APR_SUCCESS)
-        goto cleanup;
-    if (klen > ISS_STORE_MAX_KEY) {
-        rv = iss_store__fail(store, ISS_STORE_ETOOBIG,
-                             "key of %" APR_SIZE_T_FMT " bytes is larger than "
-                             "the limit of %d bytes", klen, ISS_STORE_MAX_KEY);
-        goto cleanup;
+    if (klen > ISS_STORE_MAX_KEY)
+        return iss_store__fail(s, ISS_STORE_ETOOBIG, "key of %" APR_SIZE_T_FMT
+                               " bytes is larger than the limit of %d bytes",
+                               klen, ISS_STORE_MAX_KEY);
+    if (!key)
+        key = "";
+    for (tries = 0;; tries++) {
+        MLOCK(s->omutex);
+        if ((rv = apr_pool_create(&p, pool)) != APR_SUCCESS) {
+            MUNLOCK(s->omutex);
+            return iss_store__fail(s, rv, "cannot create a pool: %pm", &rv);
+        }
+        rv = iss_store__ov_sync(s, 0, p);
+        if (rv == APR_SUCCESS && (e = iss_store__ov_get(s, key, klen))) {
+            rv = copy_out(e, val, vlen, pool);
+            found = 1;
+            break;
+        }
+        /* The DBM, under its shared lock: no checkpoint meanwhile. */
+        if ((rv == APR_SUCCESS || rv == NEED_LOCK)
+            && (rv = iss_store__dbm_lock(s, 0)) == APR_SUCCESS)
+            rv = iss_store__ov_sync(s, 1, p);
+        if (rv != NEED_REPAIR)
+            break;
+        iss_store__dbm_unlock(s);
+        apr_pool_destroy(p);
+        MUNLOCK(s->omutex);
+        if (tries > 0)
+            return iss_store__damaged(s, "the shared header %s/" SHM_NAME
+                                      " stays inconsistent", s->dir);
+        if ((rv = repair(s, pool)) != APR_SUCCESS)
+            return rv;
     }
-    rv = iss_store__db_open(store,
-                            iss_store__gen_path(store, p, store->gen, 0),
-                            APR_DBM_READONLY, p, &db);
-    if (rv == APR_SUCCESS)
-        rv = iss_store__read_entry(db, key ? key : "", klen, pool, p, val,
-                                   vlen);
+    if (rv == APR_SUCCESS && !found) {
+        if ((e = iss_store__ov_get(s, key, klen)) != NULL) {
+            rv = copy_out(e, val, vlen, pool);
+        }
+        else if ((rv = dbm_current(s, p)) == APR_SUCCESS) {
+            rv = iss_store__db_open(s, iss_store__gen_path(s, p, s->gen, 0),
+                                    APR_DBM_READONLY, p, &db);
+            if (rv == APR_SUCCESS)
+                rv = iss_store__read_entry(db, key, klen, pool, p, val,
+                                           vlen);
+            iss_store__db_close(db);
+        }
+    }
     if (rv == APR_NOTFOUND)
-        iss_store__fail(store, rv, "key %s not found",
-                        iss_store__show_bytes(kb, sizeof(kb), key ? key : "",
-                                              klen));
-cleanup:
-    iss_store__db_close(db);
-    op_end(store, p);
+        iss_store__fail(s, rv, "key %s not found",
+                        iss_store__show_bytes(kb, sizeof(kb), key, klen));
+    iss_store__dbm_unlock(s);
+    apr_pool_destroy(p);
+    MUNLOCK(s->omutex);
     return rv;
 }
 
 static apr_status_t run_txn(iss_store_t *s, iss_store_txn_fn *fn, void *baton,
-                            opset_t *preset, apr_pool_t *pool)
+                            opset_t *preset, int flags, apr_pool_t *pool)
 {
     struct iss_store_txn_t txn;
     apr_pool_t *p;
+    apr_uint64_t gen = 0, end = 0;
     apr_status_t rv;
 
     memset(&txn, 0, sizeof(txn));
@@ -501,9 +641,23 @@ static apr_status_t run_txn(iss_store_t *s, iss_store_txn_fn *fn, void *baton,
                              txn.ops->why);
         goto cleanup;
     }
-    rv = iss_store__commit(s, txn.ops, p);
+    if (txn.ops->list->nelts) {
+        if ((rv = iss_store__wal_append(s, txn.ops, &gen, &end, p))
+            != APR_SUCCESS)
+            goto cleanup;
+        /* Committed.  A checkpoint that fails keeps the WAL (and says so):
+         * not this commit's failure. */
+        (void)iss_store__checkpoint(s, 0, p);
+    }
+    else {
+        iss_store__wal_position(s, &gen, &end);
+    }
 cleanup:
     op_end(s, p);
+    if (rv == APR_SUCCESS && !(flags & ISS_STORE_LAZY)) {
+        /* Durable before it returns: what it wrote and what it read. */
+        rv = iss_store__wal_durable(s, gen, end);
+    }
     return rv;
 }
 
@@ -512,7 +666,15 @@ apr_status_t iss_store_txn(iss_store_t *store, iss_store_txn_fn *fn,
 {
     if (!store || !fn)
         return APR_EINVAL;
-    return run_txn(store, fn, baton, NULL, pool);
+    return run_txn(store, fn, baton, NULL, 0, pool);
+}
+
+apr_status_t iss_store_txn_ex(iss_store_t *store, iss_store_txn_fn *fn,
+                              void *baton, int flags, apr_pool_t *pool)
+{
+    if (!store || !fn)
+        return APR_EINVAL;
+    return run_txn(store, fn, baton, NULL, flags, pool);
 }
 
 apr_status_t iss_store_txn_get(iss_store_txn_t *txn, const void *key,
@@ -521,6 +683,7 @@ apr_status_t iss_store_txn_get(iss_store_txn_t *txn, const void *key,
 {
     iss_store_t *s = txn->s;
     const op_t *op;
+    const ov_ent_t *e;
     apr_status_t rv;
 
     if (!key)
@@ -544,6 +707,8 @@ apr_status_t iss_store_txn_get(iss_store_txn_t *txn, const void *key,
         *vlen = op->vlen;
         return APR_SUCCESS;
     }
+    if ((e = iss_store__ov_get(s, key, klen)) != NULL)
+        return copy_out(e, val, vlen, pool);
     if (!txn->db) {
         rv = iss_store__db_open(s,
                                 iss_store__gen_path(s, txn->pool, s->gen, 0),
@@ -594,9 +759,15 @@ void iss_store_batch_delete(iss_store_batch_t *batch, const void *key,
 
 apr_status_t iss_store_batch_commit(iss_store_batch_t *batch)
 {
+    return iss_store_batch_commit_ex(batch, 0);
+}
+
+apr_status_t iss_store_batch_commit_ex(iss_store_batch_t *batch, int flags)
+{
     if (!batch || !batch->store)
         return APR_EINVAL;
-    return run_txn(batch->store, NULL, NULL, batch->ops, batch->ops->pool);
+    return run_txn(batch->store, NULL, NULL, batch->ops, flags,
+                   batch->ops->pool);
 }
 
 typedef struct {
@@ -622,7 +793,7 @@ apr_status_t iss_store_put(iss_store_t *store, const void *key,
 
     if (!store || (!key && klen) || (!val && vlen))
         return APR_EINVAL;
-    return run_txn(store, stage_one, &o, NULL, NULL);
+    return run_txn(store, stage_one, &o, NULL, 0, NULL);
 }
 
 apr_status_t iss_store_delete(iss_store_t *store, const void *key,
@@ -632,7 +803,20 @@ apr_status_t iss_store_delete(iss_store_t *store, const void *key,
 
     if (!store || (!key && klen))
         return APR_EINVAL;
-    return run_txn(store, stage_one, &o, NULL, NULL);
+    return run_txn(store, stage_one, &o, NULL, 0, NULL);
+}
+
+apr_status_t iss_store_checkpoint(iss_store_t *store, apr_pool_t *pool)
+{
+    apr_pool_t *p;
+    apr_status_t rv;
+
+    if (!store || !pool)
+        return APR_EINVAL;
+    if ((rv = op_begin(store, pool, &p)) == APR_SUCCESS)
+        rv = iss_store__checkpoint(store, 1, p);
+    op_end(store, p);
+    return rv;
 }
 
 /* Begin an operation and open a walk over the primary DBM (the read-only
@@ -655,6 +839,7 @@ apr_status_t iss_store_iterate(iss_store_t *store, const void *prefix,
                                void *baton, apr_pool_t *pool)
 {
     apr_pool_t *p, *ip = NULL;
+    apr_hash_index_t *hi;
     db_t *db = NULL;
     iter_t *it = NULL;
     apr_status_t rv;
@@ -663,6 +848,7 @@ apr_status_t iss_store_iterate(iss_store_t *store, const void *prefix,
         return APR_EINVAL;
     if ((rv = walk_primary(store, pool, &p, &db, &it, &ip)) != APR_SUCCESS)
         goto cleanup;
+    /* The DBM's keys, except those the overlay holds (it is newer)... */
     for (;;) {
         const char *dk, *key;
         apr_size_t dklen, klen, vlen;
@@ -678,12 +864,35 @@ apr_status_t iss_store_iterate(iss_store_t *store, const void *prefix,
         if (plen && dk[0] == KEY_SHORT
             && (dklen - 1 < plen || memcmp(dk + 1, prefix, plen) != 0))
             continue;
+        if (dk[0] == KEY_SHORT && iss_store__ov_get(store, dk + 1, dklen - 1))
+            continue;
         if ((rv = iss_store__load_iterated(db, dk, dklen, ip, &key, &klen,
                                            &val, &vlen, NULL)) != APR_SUCCESS)
             break;
         if (plen && (klen < plen || memcmp(key, prefix, plen) != 0))
             continue;
+        if (dk[0] != KEY_SHORT && iss_store__ov_get(store, key, klen))
+            continue;
         if ((stop = fn(baton, key, klen, val, vlen)) != 0) {
+            rv = stop;
+            break;
+        }
+    }
+    /* ... then the overlay's. */
+    for (hi = rv == APR_SUCCESS ? apr_hash_first(p, store->ov) : NULL; hi;
+         hi = apr_hash_next(hi)) {
+        const void *k;
+        apr_ssize_t kl;
+        void *v;
+        const ov_ent_t *e;
+        int stop;
+
+        apr_hash_this(hi, &k, &kl, &v);
+        e = v;
+        if (e->del || (plen && ((apr_size_t)kl < plen
+                                || memcmp(k, prefix, plen) != 0)))
+            continue;
+        if ((stop = fn(baton, k, (apr_size_t)kl, e->val, e->vlen)) != 0) {
             rv = stop;
             break;
         }
@@ -711,7 +920,8 @@ apr_status_t iss_store_verify(iss_store_t *store, apr_pool_t *pool)
 
     if (!store || !pool)
         return APR_EINVAL;
-    if ((rv = walk_primary(store, pool, &p, &db, &it, &ip)) != APR_SUCCESS)
+    if ((rv = walk_primary(store, pool, &p, &db, &it, &ip)) != APR_SUCCESS
+        || (rv = iss_store__wal_verify(store, p)) != APR_SUCCESS)
         goto cleanup;
     heads = apr_hash_make(p);
     segs = apr_array_make(p, 16, sizeof(char *));

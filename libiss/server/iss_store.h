@@ -12,10 +12,14 @@
  *    all of a batch or none of it, and it still opens;
  *  - damage is detected (every record carries a checksum) and reported as
  *    ISS_STORE_EDAMAGED, never returned as data;
- *  - safety between processes and threads: every operation holds an
- *    apr_global_mutex_t (created by the caller before fork, reopened in
- *    each child) for its duration; the DBM files are opened and closed
- *    inside that critical section, so no process caches stale pages.
+ *  - safety between processes and threads: one handle may be shared by
+ *    every thread of a process; writers of all processes are serialised
+ *    by a file lock in the store's directory (one per store); readers take
+ *    no lock writers wait for;
+ *  - a commit is one record appended to a write-ahead log; concurrent
+ *    writers share one fdatasync (group commit); the DBM is brought up to
+ *    date from the log in large batches (checkpoints), so it stays the
+ *    store's long-term home and what tools read.
  *
  * The store keeps two copies of its DBM (a primary and a mirror, updated
  * one after the other through a journal), so that recovery never has to
@@ -67,16 +71,16 @@ typedef void iss_store_log_fn(void *baton, int level, apr_status_t rv,
  * Open (creating it if needed) the store that lives in directory @a dir,
  * which must exist.  @a dbm_type is an apr_dbm type name ("default",
  * "sdbm", "gdbm", "db"); NULL opens an existing store with the type it
- * was made with and fails with APR_ENOENT if there is none (tools).  @a mutex may be NULL when the caller guarantees
- * a single thread in a single process (tools, tests); otherwise every
- * operation takes it.  The store remembers its DBM type: opening it with
+ * was made with and fails with APR_ENOENT if there is none (tools).
+ * @a mutex is not used (the store's own file locks serialise processes
+ * and threads, see above); it stays for source compatibility and may be
+ * NULL.  The store remembers its DBM type: opening it with
  * another type fails with ISS_STORE_EDAMAGED and a message saying so.
  * If a previous writer died in the middle of a batch, open (and every
  * later operation) first completes recovery.
- * Besides @a mutex, every operation holds an exclusive lock on the file
- * iss-store.lock in @a dir, which serialises processes that do not share
- * the mutex (tools run beside httpd).
- * Allocations for the handle come from @a pool; closing happens through a
+ * The handle may be used by every thread of the process that opened it
+ * (not by a child forked after the open).  Allocations for the handle
+ * come from a sub-pool of @a pool; closing happens through a
  * pool cleanup or iss_store_close().  On failure *store is still set when
  * the handle could be allocated, so that iss_store_last_error() can say
  * why; do not use it for anything else.
@@ -86,10 +90,9 @@ apr_status_t iss_store_open(iss_store_t **store, const char *dir,
                             iss_store_log_fn *log, void *log_baton,
                             apr_pool_t *pool);
 
-/** A human-readable description of the last error on @a store
- *  (allocated in the store's pool; never NULL).  With several threads
- *  sharing one handle, read it right after the failing call: another
- *  thread's failure may replace it. */
+/** A human-readable description of the last error of the calling thread
+ *  (never NULL; kept per thread, so threads sharing a handle do not see
+ *  each other's errors).  Read it right after the failing call. */
 const char *iss_store_last_error(iss_store_t *store);
 
 /** The store's identity: a random UUID-like string chosen when the store
@@ -102,11 +105,15 @@ const char *iss_store_dbm_type(iss_store_t *store);
 /** Whether commits fsync (the default) or not.  Without fsync every
  *  guarantee against the death of processes (kill -9 included) holds,
  *  because the kernel keeps what they wrote; after a power loss or kernel
- *  crash the store may be damaged or lose its last commits. */
+ *  crash the store may be damaged or lose its last commits.  A setting of
+ *  the handle: every thread using it shares it. */
 void iss_store_set_sync(iss_store_t *store, int on);
 
 /** Fetch @a key.  APR_NOTFOUND if absent.  The value (NUL-terminated
- *  for convenience; *vlen excludes the NUL) is allocated in @a pool. */
+ *  for convenience; *vlen excludes the NUL) is allocated in @a pool.
+ *  Sees every commit that returned before it was called (also one that
+ *  is not yet durable, see ISS_STORE_LAZY); takes no lock writers wait
+ *  for. */
 apr_status_t iss_store_get(iss_store_t *store, const void *key,
                            apr_size_t klen, void **val, apr_size_t *vlen,
                            apr_pool_t *pool);
@@ -129,6 +136,19 @@ void iss_store_batch_delete(iss_store_batch_t *batch, const void *key,
                             apr_size_t klen);
 apr_status_t iss_store_batch_commit(iss_store_batch_t *batch);
 
+/** Flag for iss_store_txn_ex() and iss_store_batch_commit_ex(): return
+ *  as soon as the commit is visible to every reader and survives the death
+ *  of any process, without waiting until it is durable (fsync): it is,
+ *  once any later commit without this flag (or any transaction) returned.
+ *  Without the flag a commit returns when it is durable (unless
+ *  iss_store_set_sync(store, 0)); so does every transaction, for what it
+ *  read: a value read inside iss_store_txn() never vanishes with a power
+ *  loss after the call returned.  (An SQL backend: synchronous_commit off
+ *  for that transaction.) */
+#define ISS_STORE_LAZY 1
+
+apr_status_t iss_store_batch_commit_ex(iss_store_batch_t *batch, int flags);
+
 /** A read-modify-write transaction: iss_store_txn() takes the store's
  *  lock, calls @a fn, and commits what @a fn put or deleted all-or-nothing
  *  if it returns APR_SUCCESS; any other return aborts (nothing written)
@@ -138,6 +158,8 @@ typedef struct iss_store_txn_t iss_store_txn_t;
 typedef apr_status_t iss_store_txn_fn(void *baton, iss_store_txn_t *txn);
 apr_status_t iss_store_txn(iss_store_t *store, iss_store_txn_fn *fn,
                            void *baton, apr_pool_t *pool);
+apr_status_t iss_store_txn_ex(iss_store_t *store, iss_store_txn_fn *fn,
+                              void *baton, int flags, apr_pool_t *pool);
 apr_status_t iss_store_txn_get(iss_store_txn_t *txn, const void *key,
                                apr_size_t klen, void **val, apr_size_t *vlen,
                                apr_pool_t *pool);
@@ -163,6 +185,12 @@ apr_status_t iss_store_iterate(iss_store_t *store, const void *prefix,
  *  APR_SUCCESS or ISS_STORE_EDAMAGED with iss_store_last_error() saying
  *  what is wrong.  Cost: proportional to the store's size. */
 apr_status_t iss_store_verify(iss_store_t *store, apr_pool_t *pool);
+
+/** Bring the long-term copy of the store up to date now (the DBM files,
+ *  from the write-ahead log; otherwise that happens by itself as the log
+ *  grows).  Tools call it before they stop, tests to reach a known state.
+ *  Changes nothing that any other call can observe. */
+apr_status_t iss_store_checkpoint(iss_store_t *store, apr_pool_t *pool);
 
 /** Close the store now (otherwise the pool cleanup does it). */
 apr_status_t iss_store_close(iss_store_t *store);

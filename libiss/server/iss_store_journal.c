@@ -383,7 +383,7 @@ static apr_status_t read_back(iss_store_t *s, const char *path,
                                                    op->klen),
                              r == APR_SUCCESS ? "other value"
                              : r == APR_NOTFOUND ? "not found"
-                             : apr_pstrdup(ip, s->err));
+                             : apr_pstrdup(ip, iss_store__err));
     }
     apr_pool_destroy(ip);
     iss_store__db_close(db);
@@ -462,11 +462,11 @@ static apr_status_t undo(iss_store_t *s, apr_pool_t *p, apr_status_t rv,
                          int touched)
 {
     const char *jp = iss_store__fpath(s, p, JOURNAL_NAME);
-    char why[sizeof(s->err)];
+    char why[sizeof(iss_store__err)];
     apr_file_t *f;
     apr_status_t rv2;
 
-    apr_cpystrn(why, s->err, sizeof(why));
+    apr_cpystrn(why, iss_store__err, sizeof(why));
     if (!touched && apr_file_remove(jp, p) == APR_SUCCESS)
         return iss_store__fail(s, rv, "%s; nothing was written", why);
     /* The primary may be half-updated.  An invalid journal makes recovery
@@ -482,7 +482,7 @@ static apr_status_t undo(iss_store_t *s, apr_pool_t *p, apr_status_t rv,
     if (rv2 != APR_SUCCESS)
         iss_store__note(s, LOG_ERR, rv2, "state store in %s: undoing a failed "
                         "batch failed too (%s); the next operation will retry",
-                        s->dir, s->err);
+                        s->dir, iss_store__err);
     return iss_store__fail(s, rv, "%s; nothing was written", why);
 }
 
@@ -498,7 +498,7 @@ apr_status_t iss_store__commit(iss_store_t *s, const opset_t *ops,
                *mp = iss_store__fpath(s, p, JOURNAL_MIRROR);
     const char *primary = iss_store__gen_path(s, p, s->gen, 0);
     const char *mirror = iss_store__gen_path(s, p, s->gen, 1);
-    char why[sizeof(s->err)];
+    char why[sizeof(iss_store__err)];
     apr_status_t rv, rv2;
     int touched = 0;
 
@@ -523,7 +523,7 @@ apr_status_t iss_store__commit(iss_store_t *s, const opset_t *ops,
     if (rv == APR_SUCCESS)
         rv = iss_store__remove_file(s, mp, p);
     if (rv != APR_SUCCESS) {
-        apr_cpystrn(why, s->err, sizeof(why));
+        apr_cpystrn(why, iss_store__err, sizeof(why));
         rv2 = iss_store__recover(s, p);
         iss_store__note(s, LOG_ERR, rv, "state store in %s: a batch was "
                         "committed, but updating the mirror copy failed (%s); "

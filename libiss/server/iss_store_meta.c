@@ -259,11 +259,11 @@ apr_status_t iss_store__sweep(iss_store_t *s, apr_pool_t *p)
 /* Remove a DBM on an error path, keeping the error message. */
 static void discard_dbm(iss_store_t *s, apr_pool_t *p, const char *path)
 {
-    char keep[sizeof(s->err)];
+    char keep[sizeof(iss_store__err)];
 
-    apr_cpystrn(keep, s->err, sizeof(keep));
+    apr_cpystrn(keep, iss_store__err, sizeof(keep));
     (void)iss_store__remove_dbm(s, p, path);
-    apr_cpystrn(s->err, keep, sizeof(s->err));
+    apr_cpystrn(iss_store__err, keep, sizeof(iss_store__err));
 }
 
 /* Build generation N+1 from the primary or the mirror of generation N,
@@ -519,6 +519,19 @@ apr_status_t iss_store__create(iss_store_t *s, apr_pool_t *p)
             return iss_store__damaged(s, "%s holds %s but no %s: refusing to "
                                       "start a new state store over it",
                                       s->dir, name, META_NAME);
+        if (strncmp(name, WAL_PREFIX, strlen(WAL_PREFIX)) == 0) {
+            apr_finfo_t fi;
+
+            if (apr_stat(&fi, iss_store__fpath(s, p, name), APR_FINFO_SIZE, p)
+                    == APR_SUCCESS && fi.size > WAL_HDR)
+                return iss_store__damaged(s, "%s holds the write-ahead log "
+                                          "%s but no %s: refusing to start a "
+                                          "new state store over it", s->dir,
+                                          name, META_NAME);
+            if ((rv = iss_store__remove_file(s, iss_store__fpath(s, p, name),
+                                             p)) != APR_SUCCESS)
+                return rv;
+        }
         if (g)
             APR_ARRAY_PUSH(gens, apr_uint64_t) = g;
     }
@@ -543,7 +556,7 @@ apr_status_t iss_store__create(iss_store_t *s, apr_pool_t *p)
             iss_store__iter_close(it);
             iss_store__db_close(db);
             if (rv != APR_SUCCESS) {
-                const char *why = apr_pstrdup(p, s->err);
+                const char *why = apr_pstrdup(p, iss_store__err);
 
                 return iss_store__damaged(s, "%s holds DBM file %s but no %s, "
                                           "and it cannot be read as DBM type "

@@ -19,6 +19,7 @@
 #include <apr_hash.h>
 #include <apr_sdbm.h>
 #include <apr_tables.h>
+#include <apr_thread_mutex.h>
 
 #include <openssl/evp.h>
 #include <zlib.h>
@@ -30,7 +31,11 @@
 #define JOURNAL_MIRROR "iss-store.journal.mirror"
 #define JOURNAL_TMP    "iss-store.journal.tmp"
 #define PROBE_NAME     "iss-store.probe"
-#define LOCK_NAME      "iss-store.lock"
+#define LOCK_NAME      "iss-store.lock"      /* writers: exclusive */
+#define DBMLOCK_NAME   "iss-store.dbmlock"   /* DBM readers shared, checkpoint exclusive */
+#define SYNCLOCK_NAME  "iss-store.synclock"  /* the group commit's leader */
+#define SHM_NAME       "iss-store.shm"       /* the shared header (mmap) */
+#define WAL_PREFIX     "iss-store.wal."      /* + generation: the write-ahead log */
 #define BDB_TMP_PREFIX "__db."      /* Berkeley DB's name while creating */
 #define GEN_PREFIX     "iss-store.g"
 #define MIRROR_SUFFIX  ".mirror"
@@ -66,23 +71,77 @@
 #define LOG_WARNING 4
 #define LOG_INFO    6
 
+/* The shared header (iss-store.shm, mapped by every process using the
+ * store; see iss_store_wal.c).  Every field is one 64-bit word read and
+ * written with atomic operations; lo, gen and end change together only
+ * under the seqlock rot (odd while they change). */
+typedef struct {
+    apr_uint64_t magic;         /* SHM_MAGIC */
+    apr_uint64_t boot;          /* hash of the kernel's boot id */
+    apr_uint64_t store;         /* hash of the store id */
+    apr_uint64_t rot;           /* seqlock over lo, gen, end, synced */
+    apr_uint64_t lo;            /* oldest WAL generation still needed */
+    apr_uint64_t gen;           /* the WAL generation appended to */
+    apr_uint64_t end;           /* committed end of that generation */
+    apr_uint64_t synced;        /* durable end of that generation */
+    apr_uint64_t epoch;         /* changes when the header is rebuilt */
+    apr_uint64_t dbm_gen;       /* the DBM generation (meta file) */
+    apr_uint64_t dbm_busy;      /* a checkpoint is writing the DBM (set
+                                 * while it may be half-applied) */
+    apr_uint64_t pad[5];
+} shm_t;
+
+/* One key of the overlay: the net effect of the WAL records not yet
+ * applied to the DBM. */
+typedef struct {
+    char *val;
+    apr_size_t vlen;
+    int del;
+} ov_ent_t;
+
 struct iss_store_t {
-    apr_pool_t *pool;
+    apr_pool_t *pool;           /* own allocator with a mutex: threads */
     const char *dir;
     const char *type_asked;     /* as configured, for messages */
     const char *type;           /* resolved apr_dbm type name */
-    apr_global_mutex_t *mutex;
     int nosync;                 /* iss_store_set_sync(store, 0) */
-    apr_pool_t *lock_pool;      /* holds the lock file while locked */
-    apr_file_t *lock_file;
     iss_store_log_fn *log;
     void *log_baton;
     apr_size_t pair_max;
-    apr_uint64_t gen;
-    int closed;
+    apr_uint64_t gen;           /* DBM generation (meta file) */
+    volatile int closed;
     char id[40];
-    char err[1024];
+
+    /* ---- per process: locks (lock order: wmutex, lock_file, omutex,
+     * dbm_lock; the sync leader takes smutex, sync_lock alone) ---- */
+#if APR_HAS_THREADS
+    apr_thread_mutex_t *wmutex; /* this process's writers */
+    apr_thread_mutex_t *omutex; /* the overlay and the fields below */
+    apr_thread_mutex_t *smutex; /* this process's group-commit leader */
+#endif
+    apr_file_t *lock_file;      /* LOCK_NAME */
+    apr_file_t *dbm_lock;       /* DBMLOCK_NAME */
+    apr_file_t *sync_lock;      /* SYNCLOCK_NAME */
+    int dbm_locked;             /* dbm_lock held shared (1) or exclusive (2) */
+    shm_t *shm;
+    apr_size_t shm_size;
+    apr_ino_t shm_ino;
+
+    /* ---- per process: the overlay (under omutex) ---- */
+    apr_pool_t *ov_pool;
+    apr_hash_t *ov;             /* key -> ov_ent_t */
+    apr_uint64_t ov_epoch, ov_lo, ov_gen, ov_off;
+    apr_file_t *wal;            /* WAL generation ov_gen, for appends and
+                                 * reading (pread-style: offsets given) */
+    apr_pool_t *wal_pool;
+    apr_uint64_t ckpt_bytes;    /* checkpoint when the WAL passes this */
+    apr_uint64_t ckpt_retry;    /* after a failed checkpoint: not before */
+    apr_interval_time_t test_sync_delay;   /* ISS_TEST_SYNC_DELAY_MS */
 };
+
+#define ISS_STORE_ERR_MAX 1024
+/* The last error of the calling thread (iss_store_last_error()). */
+extern _Thread_local char iss_store__err[ISS_STORE_ERR_MAX];
 
 typedef struct {
     const char *key;
@@ -220,6 +279,34 @@ apr_status_t iss_store__count_copy(iss_store_t *s, const char *path,
                                    apr_size_t expect, apr_pool_t *p);
 apr_status_t iss_store__commit(iss_store_t *s, const opset_t *ops,
                                apr_pool_t *p);
+
+/* ---- iss_store_wal.c: shared header, WAL, overlay, group commit --------- */
+
+/* What the overlay needs before it can answer (iss_store__ov_sync());
+ * never returned by the public functions. */
+#define NEED_LOCK   (APR_OS_START_USERERR + 101)
+#define NEED_REPAIR (APR_OS_START_USERERR + 102)
+
+/* Size of a WAL file's header; records start there. */
+#define WAL_HDR 64
+
+apr_status_t iss_store__wal_open(iss_store_t *s, apr_pool_t *p);
+void iss_store__wal_close(iss_store_t *s);
+apr_status_t iss_store__wal_check(iss_store_t *s, apr_pool_t *p);
+apr_status_t iss_store__ov_sync(iss_store_t *s, int locked, apr_pool_t *p);
+const ov_ent_t *iss_store__ov_get(iss_store_t *s, const void *key,
+                                  apr_size_t klen);
+apr_status_t iss_store__dbm_lock(iss_store_t *s, int exclusive);
+void iss_store__dbm_unlock(iss_store_t *s);
+apr_status_t iss_store__wal_append(iss_store_t *s, const opset_t *ops,
+                                   apr_uint64_t *gen, apr_uint64_t *end,
+                                   apr_pool_t *p);
+apr_status_t iss_store__wal_durable(iss_store_t *s, apr_uint64_t gen,
+                                    apr_uint64_t end);
+void iss_store__wal_position(iss_store_t *s, apr_uint64_t *gen,
+                             apr_uint64_t *end);
+apr_status_t iss_store__checkpoint(iss_store_t *s, int force, apr_pool_t *p);
+apr_status_t iss_store__wal_verify(iss_store_t *s, apr_pool_t *p);
 
 /* ---- iss_store_meta.c: meta file, generations, recovery ----------------- */
 
