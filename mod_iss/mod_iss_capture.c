@@ -11,10 +11,15 @@
 #include "mod_iss_provider.h"
 #include "mod_iss_state.h"
 
+#include <apr_portable.h>
 #include <apr_strings.h>
 #include <http_protocol.h>
 #include <http_request.h>
 #include <util_filter.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #define CAPTURE_FILTER "ISS_CAPTURE"
 
@@ -144,7 +149,6 @@ static dav_error *record_intent(capture_t *cap, side_t *side,
                                 const char *method)
 {
     request_rec *r = cap->r;
-    apr_uint64_t first;
     dav_error *err;
     apr_status_t rv;
 
@@ -152,11 +156,8 @@ static dav_error *record_intent(capture_t *cap, side_t *side,
         return err;
     }
     side->rel = relative(side->r, side->changes);
-    rv = iss_sync_log_bounds(side->store, &side->begin_seq, &first, r->pool);
-    if (rv == APR_SUCCESS) {
-        rv = iss_sync_log_begin(side->store, method, side->rel,
-                                &side->intent_id, r->pool);
-    }
+    rv = iss_sync_log_begin_at(side->store, method, side->rel,
+                               &side->intent_id, &side->begin_seq, r->pool);
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, ISSLOGNO(01030)
                       "cannot record a %s of %s in the state store (%s); "
@@ -175,21 +176,21 @@ static dav_error *record_intent(capture_t *cap, side_t *side,
  * file it is of, when it is known to be of the bytes on disk now: PATCH
  * knows the identity of the file it renamed into place; for a PUT, the
  * body's digest is the file's if the size agrees and no other write to
- * the path raced this one.  *m: the manifest made with it, if any. */
+ * the path raced this one, which the settling transaction checks
+ * (*guarded).  *m: the manifest made with it, if any. */
 static const iss_filedigest_t *digest_of(const capture_t *cap,
-                                         const side_t *side,
                                          const iss_change_t *uri_change,
                                          const iss_scan_entry_t *e,
                                          const iss_manifest_t **m,
-                                         apr_pool_t *p)
+                                         int *guarded, apr_pool_t *p)
 {
     request_rec *r = cap->r;
     iss_request_t *req = iss_provider_request(r);
     const iss_digest_body_t *body;
     iss_filedigest_t *d;
-    int contended;
 
     *m = NULL;
+    *guarded = 0;
     if (uri_change->collection || strcmp(uri_change->path, r->uri) != 0) {
         return NULL;
     }
@@ -202,11 +203,7 @@ static const iss_filedigest_t *digest_of(const capture_t *cap,
         || e->type != 'f' || e->size != body->length) {
         return NULL;
     }
-    if (iss_sync_log_contended(side->store, side->intent_id, side->begin_seq,
-                               APR_ARRAY_IDX(side->rel, 0, iss_change_t).path,
-                               &contended, p) != APR_SUCCESS || contended) {
-        return NULL;
-    }
+    *guarded = 1;
     d = apr_palloc(p, sizeof(*d));
     d->ino = e->ino;
     d->size = e->size;
@@ -260,6 +257,7 @@ static apr_array_header_t *index_of(const capture_t *cap, const side_t *side)
         u->value = NULL;
         u->digest = NULL;
         u->manifest = NULL;
+        u->guarded = 0;
         if (*c->path
             && iss_scan_stat(apr_pstrcat(iter, root, "/", c->path, NULL), &e,
                              iter) == APR_SUCCESS) {
@@ -269,9 +267,9 @@ static apr_array_header_t *index_of(const capture_t *cap, const side_t *side)
                 const iss_manifest_t *m;
                 const iss_filedigest_t *d;
 
-                d = digest_of(cap, side, &APR_ARRAY_IDX(side->changes, 0,
-                                                        iss_change_t),
-                              &e, &m, r->pool);
+                d = digest_of(cap, &APR_ARRAY_IDX(side->changes, 0,
+                                                  iss_change_t),
+                              &e, &m, &u->guarded, r->pool);
                 digest_records(r, u, d, m);
             }
         }
@@ -322,11 +320,12 @@ static void capture_end(capture_t *cap, int status)
          * (207 and 5xx included): record them as possibly changed,
          * unless the writer said it changed nothing. */
         recorded = !cap->unchanged && !(status >= 400 && status < 500);
-        rv = iss_sync_log_end(side->store, side->intent_id, cap->r->method,
-                              recorded ? side->rel : NULL,
-                              recorded ? index_of(cap, side) : NULL,
-                              iss_config_retention(iss_config_dir(side->r)),
-                              NULL, cap->r->pool);
+        rv = iss_sync_log_settle(side->store, side->intent_id,
+                                 cap->r->method,
+                                 recorded ? side->rel : NULL,
+                                 recorded ? index_of(cap, side) : NULL,
+                                 iss_config_retention(iss_config_dir(side->r)),
+                                 side->begin_seq, NULL, cap->r->pool);
         if (rv != APR_SUCCESS) {
             ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, cap->r, ISSLOGNO(01033)
                           "cannot settle the record of %s %s (%s); it stays "
@@ -406,6 +405,67 @@ void iss_capture_unchanged(request_rec *r)
     }
 }
 
+/* ---- parallel MKCOLs of one folder ---------------------------------------
+ * mod_dav finds that a MKCOL's folder does not exist when it resolves the
+ * resource, and mod_dav_fs answers 403 (and logs an error) when its mkdir
+ * then fails because another MKCOL made the folder meanwhile.  Plain
+ * mod_dav_fs leaves microseconds between the two; the intent recorded in
+ * between (an fsync) widens that, and the group commit wakes parallel
+ * MKCOLs at the same moment.  So MKCOLs of one path are serialised by a
+ * lock on one byte of <ISSStateDir>/iss-mkcol.lock, chosen by a hash of
+ * the path (an open-file-description lock: threads exclude each other
+ * too), taken before the intent and held until the request ends; under
+ * it, a folder that exists by now gets plain mod_dav_fs's answer, 405,
+ * with nothing recorded and nothing logged. */
+
+#define MKCOL_LOCK_NAME  "iss-mkcol.lock"
+#define MKCOL_LOCK_SLOTS 65536
+
+/* Whether @a res (a MKCOL's folder) exists now, after taking its lock. */
+static int mkcol_exists_now(request_rec *r, const dav_resource *res)
+{
+    const char *dir = iss_config_dir(r)->state_dir, *root, *rel, *path;
+    apr_file_t *f;
+    apr_finfo_t fi;
+    unsigned int h = 5381;
+    const char *c;
+
+    root = iss_state_root_fs(r);
+    rel = iss_state_rel_path(r, res->uri);
+    if (dir == NULL || root == NULL || rel == NULL || *rel == '\0') {
+        return 0;
+    }
+    path = apr_pstrcat(r->pool, root, "/", rel, NULL);
+#ifdef F_OFD_SETLKW
+    if (apr_file_open(&f, apr_pstrcat(r->pool, dir, "/" MKCOL_LOCK_NAME,
+                                      NULL),
+                      APR_FOPEN_READ | APR_FOPEN_WRITE | APR_FOPEN_CREATE,
+                      APR_FPROT_UREAD | APR_FPROT_UWRITE, r->pool)
+        == APR_SUCCESS) {
+        apr_os_file_t fd;
+        struct flock fl;
+
+        for (c = rel; *c; c++) {
+            h = h * 33 + (unsigned char)*c;
+        }
+        apr_os_file_get(&fd, f);
+        memset(&fl, 0, sizeof(fl));
+        fl.l_type = F_WRLCK;
+        fl.l_whence = SEEK_SET;
+        fl.l_start = (off_t)(h % MKCOL_LOCK_SLOTS);
+        fl.l_len = 1;
+        /* Released when the request's pool closes the file. */
+        while (fcntl(fd, F_OFD_SETLKW, &fl) != 0 && errno == EINTR) {
+        }
+    }
+#else
+    (void)f;
+    (void)c;
+    (void)h;
+#endif
+    return apr_stat(&fi, path, APR_FINFO_TYPE, r->pool) == APR_SUCCESS;
+}
+
 /* ---- mod_dav's method_precondition: the "before" of every DAV write ---- */
 
 static int precondition(request_rec *r, dav_resource *src,
@@ -453,6 +513,12 @@ static int precondition(request_rec *r, dav_resource *src,
                        0, src->uri);
             break;
         case M_MKCOL:
+            if (mkcol_exists_now(r, src)) {
+                /* No description: mod_dav logs none, as for its own 405. */
+                *err = dav_new_error(r->pool, HTTP_METHOD_NOT_ALLOWED, 0, 0,
+                                     NULL);
+                return OK;
+            }
             add_change(src_changes, ISS_CHANGE_CREATED, 1, src->uri);
             break;
         case M_PROPPATCH:

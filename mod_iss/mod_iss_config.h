@@ -67,7 +67,7 @@ typedef enum {
 
 
 typedef struct iss_server_conf_t {
-    apr_global_mutex_t *mutex;   /* guards every state store; post_config */
+    int unused;                  /* nothing per server (yet) */
 } iss_server_conf_t;
 
 extern const command_rec iss_config_cmds[];

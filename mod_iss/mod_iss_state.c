@@ -7,6 +7,9 @@
 #include <apr_strings.h>
 #include <util_mutex.h>
 
+/* The `iss-state` mutex type stays registered so that configurations
+ * naming it in httpd's Mutex directive still load; the state stores no
+ * longer use a global mutex (each store locks its own files). */
 int iss_state_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
                          apr_pool_t *ptemp)
 {
@@ -18,60 +21,100 @@ int iss_state_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
 int iss_state_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                           apr_pool_t *ptemp, server_rec *s)
 {
-    apr_global_mutex_t *mutex;
-    apr_status_t rv;
-    server_rec *vs;
-
-    rv = ap_global_mutex_create(&mutex, NULL, ISS_STATE_MUTEX_TYPE, NULL,
-                                s, pconf, 0);
-    if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, ISSLOGNO(01020)
-                     "cannot create the mod_iss state mutex");
-        return HTTP_INTERNAL_SERVER_ERROR;
-    }
-    for (vs = s; vs; vs = vs->next) {
-        iss_config_server(vs)->mutex = mutex;
-    }
     return OK;
 }
 
+/* The stores this process has opened, by state directory: every request
+ * of every thread uses the same handle (it keeps the overlay of the
+ * write-ahead log and the open lock files), opened by the first request
+ * that needs it and kept until the process ends. */
+static struct {
+    apr_pool_t *pool;
+#if APR_HAS_THREADS
+    apr_thread_mutex_t *mutex;
+#endif
+    apr_hash_t *stores;
+    server_rec *server;
+} registry;
+
 void iss_state_child_init(apr_pool_t *p, server_rec *s)
 {
-    iss_server_conf_t *sconf = iss_config_server(s);
-    apr_global_mutex_t *mutex = sconf->mutex;
-    apr_status_t rv;
-    server_rec *vs;
-
-    if (mutex == NULL) {
+    if (apr_pool_create(&registry.pool, p) != APR_SUCCESS) {
+        registry.pool = NULL;
         return;
     }
-    rv = apr_global_mutex_child_init(&mutex,
-                                     apr_global_mutex_lockfile(mutex), p);
-    if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, ISSLOGNO(01021)
-                     "cannot reopen the mod_iss state mutex in a child; "
-                     "writes to Dav iss locations will fail");
-        mutex = NULL;
+#if APR_HAS_THREADS
+    if (apr_thread_mutex_create(&registry.mutex, APR_THREAD_MUTEX_DEFAULT,
+                                registry.pool) != APR_SUCCESS) {
+        registry.pool = NULL;
+        return;
     }
-    for (vs = s; vs; vs = vs->next) {
-        iss_config_server(vs)->mutex = mutex;
-    }
+#endif
+    registry.stores = apr_hash_make(registry.pool);
+    registry.server = s;
 }
 
 static void log_store(void *baton, int level, apr_status_t rv,
                       const char *msg)
 {
-    request_rec *r = baton;
+    server_rec *s = baton;
 
-    ap_log_rerror(APLOG_MARK, level, rv, r, ISSLOGNO(01022) "state store: %s",
-                  msg);
+    ap_log_error(APLOG_MARK, level, rv, s, ISSLOGNO(01022) "state store: %s",
+                 msg);
+}
+
+/* Open the store of @a dconf for the whole process, or find it open. */
+static apr_status_t shared_store(request_rec *r, iss_dir_conf_t *dconf,
+                                 iss_store_t **store)
+{
+    apr_status_t rv = APR_SUCCESS;
+    iss_store_t *s;
+
+#if APR_HAS_THREADS
+    apr_thread_mutex_lock(registry.mutex);
+#endif
+    s = apr_hash_get(registry.stores, dconf->state_dir, APR_HASH_KEY_STRING);
+    if (s != NULL && iss_store_replaced(s)) {
+        /* Moved aside, overwritten, rebuilt elsewhere: open it again.  The
+         * old handle may still serve requests in flight; it is not freed
+         * (this happens when an administrator steps in, not in use). */
+        apr_hash_set(registry.stores, dconf->state_dir, APR_HASH_KEY_STRING,
+                     NULL);
+        s = NULL;
+    }
+    if (s == NULL) {
+        apr_pool_t *p;
+
+        apr_pool_create(&p, registry.pool);
+        rv = iss_store_open(&s, dconf->state_dir, iss_config_dbm_type(dconf),
+                            NULL, log_store, registry.server, p);
+        if (rv == APR_SUCCESS) {
+            iss_store_set_sync(s, iss_config_state_sync(dconf));
+            apr_hash_set(registry.stores, apr_pstrdup(registry.pool,
+                                                      dconf->state_dir),
+                         APR_HASH_KEY_STRING, s);
+        }
+        else {
+            /* Keep the reason for the caller, then let it go: the next
+             * request tries again. */
+            const char *why = apr_pstrdup(r->pool, iss_store_last_error(s));
+
+            apr_pool_destroy(p);
+            apr_table_setn(r->notes, "iss-store-error", why);
+        }
+    }
+#if APR_HAS_THREADS
+    apr_thread_mutex_unlock(registry.mutex);
+#endif
+    *store = s;
+    return rv;
 }
 
 dav_error *iss_state_store(request_rec *r, iss_store_t **store)
 {
     iss_request_t *req = iss_provider_request(r);
     iss_dir_conf_t *dconf = iss_config_dir(r);
-    iss_server_conf_t *sconf = iss_config_server(r->server);
+    const char *why;
     apr_status_t rv;
 
     if (req->store) {
@@ -87,21 +130,27 @@ dav_error *iss_state_store(request_rec *r, iss_store_t **store)
                              "mod_iss is not configured for this location "
                              "(no ISSStateDir)");
     }
-    if (sconf->mutex == NULL) {
-        return dav_new_error(r->pool, HTTP_INTERNAL_SERVER_ERROR, 0, 0,
-                             "mod_iss state mutex unavailable");
+    if (registry.pool) {
+        rv = shared_store(r, dconf, &req->store);
+        why = rv == APR_SUCCESS ? NULL
+                                : apr_table_get(r->notes, "iss-store-error");
     }
-    rv = iss_store_open(&req->store, dconf->state_dir,
-                        iss_config_dbm_type(dconf), sconf->mutex, log_store,
-                        r, r->pool);
+    else {
+        /* No child_init (a tool embedding the module): one per request. */
+        rv = iss_store_open(&req->store, dconf->state_dir,
+                            iss_config_dbm_type(dconf), NULL, log_store,
+                            r->server, r->pool);
+        why = req->store ? iss_store_last_error(req->store) : "";
+        if (rv == APR_SUCCESS)
+            iss_store_set_sync(req->store, iss_config_state_sync(dconf));
+    }
     if (rv == ISS_STORE_EDAMAGED) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, ISSLOGNO(01024)
                       "the mod_iss state in %s is damaged: %s. Writes to "
                       "this location are refused (reads go on) until an "
                       "administrator repairs or moves it aside; see "
                       "docs/admin-guide.md, 'Damaged state'",
-                      dconf->state_dir,
-                      req->store ? iss_store_last_error(req->store) : "");
+                      dconf->state_dir, why ? why : "");
         req->store = NULL;
         return dav_new_error(r->pool, HTTP_SERVICE_UNAVAILABLE, 0, 0,
                              "The synchronisation state of this location is "
@@ -111,14 +160,12 @@ dav_error *iss_state_store(request_rec *r, iss_store_t **store)
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, ISSLOGNO(01025)
                       "cannot open the mod_iss state in %s: %s",
-                      dconf->state_dir,
-                      req->store ? iss_store_last_error(req->store) : "");
+                      dconf->state_dir, why ? why : "");
         req->store = NULL;
         return dav_new_error(r->pool, HTTP_INTERNAL_SERVER_ERROR, 0, rv,
                              "The synchronisation state of this location "
                              "cannot be opened.");
     }
-    iss_store_set_sync(req->store, iss_config_state_sync(dconf));
     *store = req->store;
     return NULL;
 }

@@ -3,10 +3,11 @@
 /**
  * mod_iss_state — the state store of each `Dav iss` location.
  *
- * One global mutex (Mutex name `iss-state`, configurable with httpd's
- * Mutex directive) guards every store of the server; it is created in
- * post_config and reopened in each child.  A request opens its
- * location's store at most once (cached in its iss_request_t).
+ * Each process opens a location's store once and shares the handle among
+ * its threads (a registry made in child_init); the store serialises
+ * writers with file locks of its own, one set per store.  The Mutex type
+ * `iss-state` stays registered (configurations that name it still load)
+ * but is no longer used.
  */
 #ifndef MOD_ISS_STATE_H
 #define MOD_ISS_STATE_H

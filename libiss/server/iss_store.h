@@ -192,6 +192,14 @@ apr_status_t iss_store_verify(iss_store_t *store, apr_pool_t *pool);
  *  Changes nothing that any other call can observe. */
 apr_status_t iss_store_checkpoint(iss_store_t *store, apr_pool_t *pool);
 
+/** Whether the store's files were replaced or removed by something else
+ *  than a store handle since this handle last saw them (an administrator
+ *  moved the state aside, or overwrote it): then the handle should be
+ *  given up and the store opened again, which re-checks or re-creates it.
+ *  Also true after another process rebuilt the DBM (a recovery), which
+ *  reopening follows too.  Cost: two stat() calls. */
+int iss_store_replaced(iss_store_t *store);
+
 /** Close the store now (otherwise the pool cleanup does it). */
 apr_status_t iss_store_close(iss_store_t *store);
 

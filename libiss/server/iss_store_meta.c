@@ -91,6 +91,16 @@ apr_status_t iss_store__meta_read(iss_store_t *s, apr_pool_t *p, meta_t *m,
         return iss_store__fail(s, rv, "cannot open %s: %pm", path, &rv);
     buf = apr_palloc(p, META_MAX + 2);
     rv = apr_file_read_full(f, buf, META_MAX + 1, &n);
+    {
+        apr_finfo_t fi;
+
+        if (apr_file_info_get(&fi, APR_FINFO_IDENT | APR_FINFO_MTIME
+                              | APR_FINFO_SIZE, f) == APR_SUCCESS) {
+            s->meta_ino = fi.inode;
+            s->meta_mtime = fi.mtime;
+            s->meta_size = fi.size;
+        }
+    }
     apr_file_close(f);
     if (rv != APR_SUCCESS && !APR_STATUS_IS_EOF(rv))
         return iss_store__fail(s, rv, "cannot read %s: %pm", path, &rv);
@@ -173,6 +183,16 @@ static apr_status_t meta_write(iss_store_t *s, apr_pool_t *p, apr_uint64_t gen)
     if (rv != APR_SUCCESS) {
         apr_file_remove(tmp, p);
         return rv;
+    }
+    {
+        apr_finfo_t fi;
+
+        if (apr_stat(&fi, dst, APR_FINFO_IDENT | APR_FINFO_MTIME
+                     | APR_FINFO_SIZE, p) == APR_SUCCESS) {
+            s->meta_ino = fi.inode;
+            s->meta_mtime = fi.mtime;
+            s->meta_size = fi.size;
+        }
     }
     return iss_store__sync_dir(s, p);
 }

@@ -111,6 +111,9 @@ struct iss_store_t {
     apr_uint64_t gen;           /* DBM generation (meta file) */
     volatile int closed;
     char id[40];
+    apr_ino_t meta_ino;         /* the meta file as last read or written */
+    apr_time_t meta_mtime;
+    apr_off_t meta_size;
 
     /* ---- per process: locks (lock order: wmutex, lock_file, omutex,
      * dbm_lock; the sync leader takes smutex, sync_lock alone) ---- */

@@ -322,6 +322,7 @@ typedef struct begin_ctx {
     const char *id;
     const char *value;
     apr_size_t vlen;
+    apr_uint64_t last;
     apr_pool_t *pool;
 } begin_ctx;
 
@@ -331,7 +332,8 @@ static apr_status_t begin_txn(void *baton, iss_store_txn_t *txn)
     const char *key = intent_key(c->id, c->pool), *list;
     apr_status_t rv;
 
-    if ((rv = pending_get(txn, &list, c->pool)) != APR_SUCCESS) {
+    if ((rv = txn_get_u64(txn, K_SEQ, 0, &c->last, c->pool)) != APR_SUCCESS
+        || (rv = pending_get(txn, &list, c->pool)) != APR_SUCCESS) {
         return rv;
     }
     iss_store_txn_put(txn, key, strlen(key), c->value, c->vlen);
@@ -343,6 +345,16 @@ static apr_status_t begin_txn(void *baton, iss_store_txn_t *txn)
 apr_status_t iss_sync_log_begin(iss_store_t *store, const char *method,
                                 const apr_array_header_t *changes,
                                 const char **id, apr_pool_t *pool)
+{
+    apr_uint64_t last;
+
+    return iss_sync_log_begin_at(store, method, changes, id, &last, pool);
+}
+
+apr_status_t iss_sync_log_begin_at(iss_store_t *store, const char *method,
+                                   const apr_array_header_t *changes,
+                                   const char **id, apr_uint64_t *last,
+                                   apr_pool_t *pool)
 {
     unsigned char rnd[8];
     char hex[17], *enc;
@@ -361,9 +373,12 @@ apr_status_t iss_sync_log_begin(iss_store_t *store, const char *method,
     c.vlen = strlen(c.value);
     c.value = apr_pstrcat(pool, c.value, apr_pstrmemdup(pool, enc, elen), NULL);
     c.vlen += elen;
+    c.last = 0;
     c.pool = pool;
+    /* Durable before the write touches anything (not lazy). */
     if ((rv = iss_store_txn(store, begin_txn, &c, pool)) == APR_SUCCESS) {
         *id = c.id;
+        *last = c.last;
     }
     return rv;
 }
@@ -461,7 +476,13 @@ typedef struct end_ctx {
     const char *key, *val;
     apr_uint64_t seq;
     apr_pool_t *pool;
+    apr_uint64_t since;         /* guarded index entries */
+    int *raced;                 /* per index entry: keep no digest */
 } end_ctx;
+
+static apr_status_t contended_in(iss_store_txn_t *txn, const char *id,
+                                 apr_uint64_t since, const char *path,
+                                 int *contended, apr_pool_t *p);
 
 static apr_status_t end_txn(void *baton, iss_store_txn_t *txn)
 {
@@ -472,7 +493,26 @@ static apr_status_t end_txn(void *baton, iss_store_txn_t *txn)
     c->seq = 0;
     if (c->id) {
         const char *key = intent_key(c->id, c->pool), *list;
+        int j;
 
+        /* Whether another write raced the guarded members, before this
+         * write's own entry is appended. */
+        for (j = 0; c->changes && c->index && j < c->index->nelts; j++) {
+            const iss_sync_index_t *u = &APR_ARRAY_IDX(c->index, j,
+                                                       iss_sync_index_t);
+
+            if (!u->guarded || (!u->digest && !u->manifest)) {
+                continue;
+            }
+            if (!c->raced) {
+                c->raced = apr_pcalloc(c->pool, sizeof(int)
+                                       * (apr_size_t)c->index->nelts);
+            }
+            if ((rv = contended_in(txn, c->id, c->since, u->path,
+                                   &c->raced[j], c->pool)) != APR_SUCCESS) {
+                return rv;
+            }
+        }
         if ((rv = pending_get(txn, &list, c->pool)) != APR_SUCCESS) {
             return rv;
         }
@@ -491,6 +531,7 @@ static apr_status_t end_txn(void *baton, iss_store_txn_t *txn)
                                                    iss_sync_index_t);
         const char *key = apr_pstrcat(c->pool, "f/", u->path, NULL);
         const char *dkey = apr_pstrcat(c->pool, "d/", u->path, NULL);
+        int raced = c->raced && c->raced[i];
 
         if (u->value) {
             txn_put_str(txn, key, u->value);
@@ -498,13 +539,13 @@ static apr_status_t end_txn(void *baton, iss_store_txn_t *txn)
         else {
             iss_store_txn_delete(txn, key, strlen(key));
         }
-        if (u->digest) {
+        if (u->digest && !raced) {
             txn_put_str(txn, dkey, u->digest);
         }
         else {
             iss_store_txn_delete(txn, dkey, strlen(dkey));
         }
-        if (u->manifest) {
+        if (u->manifest && !raced) {
             if ((rv = iss_chunkidx_txn_put(txn, u->manifest, c->pool))
                 != APR_SUCCESS) {
                 return rv;
@@ -529,8 +570,28 @@ apr_status_t iss_sync_log_end(iss_store_t *store, const char *id,
                               const iss_sync_retention_t *retention,
                               apr_uint64_t *seq, apr_pool_t *pool)
 {
-    end_ctx c = { id, method, changes, index, retention, NULL, NULL, 0, pool };
+    end_ctx c = { id, method, changes, index, retention, NULL, NULL, 0, pool,
+                  0, NULL };
     apr_status_t rv = iss_store_txn(store, end_txn, &c, pool);
+
+    if (seq) {
+        *seq = rv == APR_SUCCESS ? c.seq : 0;
+    }
+    return rv;
+}
+
+apr_status_t iss_sync_log_settle(iss_store_t *store, const char *id,
+                                 const char *method,
+                                 const apr_array_header_t *changes,
+                                 const apr_array_header_t *index,
+                                 const iss_sync_retention_t *retention,
+                                 apr_uint64_t since, apr_uint64_t *seq,
+                                 apr_pool_t *pool)
+{
+    end_ctx c = { id, method, changes, index, retention, NULL, NULL, 0, pool,
+                  since, NULL };
+    apr_status_t rv = iss_store_txn_ex(store, end_txn, &c, ISS_STORE_LAZY,
+                                       pool);
 
     if (seq) {
         *seq = rv == APR_SUCCESS ? c.seq : 0;
@@ -545,7 +606,8 @@ apr_status_t iss_sync_log_append(iss_store_t *store, const char *method,
                                  const char *key, const char *val,
                                  apr_uint64_t *seq, apr_pool_t *pool)
 {
-    end_ctx c = { NULL, method, changes, index, retention, key, val, 0, pool };
+    end_ctx c = { NULL, method, changes, index, retention, key, val, 0, pool,
+                  0, NULL };
     apr_status_t rv = iss_store_txn(store, end_txn, &c, pool);
 
     if (seq) {
@@ -801,60 +863,70 @@ typedef struct contended_ctx {
     apr_pool_t *pool;
 } contended_ctx;
 
-static apr_status_t contended_txn(void *baton, iss_store_txn_t *txn)
+static apr_status_t contended_in(iss_store_txn_t *txn, const char *id,
+                                 apr_uint64_t since, const char *path,
+                                 int *contended, apr_pool_t *p)
 {
-    contended_ctx *c = baton;
     const char *list, *owner, *method, *word;
     apr_array_header_t *changes;
     apr_uint64_t seq, s;
     apr_status_t rv;
     char *words, *last;
 
-    if ((rv = pending_get(txn, &list, c->pool)) != APR_SUCCESS) {
+    *contended = 0;
+    if ((rv = pending_get(txn, &list, p)) != APR_SUCCESS) {
         return rv;
     }
-    words = apr_pstrdup(c->pool, list);
-    for (word = apr_strtok(words, " ", &last); word && !c->contended;
+    words = apr_pstrdup(p, list);
+    for (word = apr_strtok(words, " ", &last); word && !*contended;
          word = apr_strtok(NULL, " ", &last)) {
-        const char *key = intent_key(word, c->pool);
+        const char *key = intent_key(word, p);
         apr_size_t vlen;
         void *val;
 
-        if (strcmp(word, c->id) == 0) {
+        if (strcmp(word, id) == 0) {
             continue;
         }
-        rv = iss_store_txn_get(txn, key, strlen(key), &val, &vlen, c->pool);
+        rv = iss_store_txn_get(txn, key, strlen(key), &val, &vlen, p);
         if (rv == APR_NOTFOUND) {
             continue;
         }
         if (rv != APR_SUCCESS
-            || split_intent(val, vlen, &owner, &method, &changes, c->pool)
+            || split_intent(val, vlen, &owner, &method, &changes, p)
                != APR_SUCCESS
-            || names_path(changes, c->path)) {
-            c->contended = 1;          /* unreadable: assume the worst */
+            || names_path(changes, path)) {
+            *contended = 1;            /* unreadable: assume the worst */
         }
     }
-    if ((rv = txn_get_u64(txn, K_SEQ, 0, &seq, c->pool)) != APR_SUCCESS) {
+    if ((rv = txn_get_u64(txn, K_SEQ, 0, &seq, p)) != APR_SUCCESS) {
         return rv;
     }
-    for (s = c->since + 1; s <= seq && !c->contended; s++) {
-        const char *key = entry_key(s, c->pool), *nl;
+    for (s = since + 1; s <= seq && !*contended; s++) {
+        const char *key = entry_key(s, p), *nl;
         apr_size_t vlen;
         void *val;
 
-        rv = iss_store_txn_get(txn, key, strlen(key), &val, &vlen, c->pool);
+        rv = iss_store_txn_get(txn, key, strlen(key), &val, &vlen, p);
         if (rv == APR_NOTFOUND) {
             continue;                  /* compacted: long ago */
         }
         if (rv != APR_SUCCESS || !(nl = memchr(val, '\n', vlen))
             || iss_change_decode(nl + 1,
                                  vlen - (apr_size_t)(nl + 1 - (char *)val),
-                                 &method, &changes, c->pool) != APR_SUCCESS
-            || names_path(changes, c->path)) {
-            c->contended = 1;
+                                 &method, &changes, p) != APR_SUCCESS
+            || names_path(changes, path)) {
+            *contended = 1;
         }
     }
     return APR_SUCCESS;
+}
+
+static apr_status_t contended_txn(void *baton, iss_store_txn_t *txn)
+{
+    contended_ctx *c = baton;
+
+    return contended_in(txn, c->id, c->since, c->path, &c->contended,
+                        c->pool);
 }
 
 apr_status_t iss_sync_log_contended(iss_store_t *store, const char *id,

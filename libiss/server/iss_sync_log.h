@@ -118,6 +118,11 @@ typedef struct iss_sync_index_t {
     /** The file's manifest records (iss_chunkidx_records(): `m/<path>`
      *  first, then `c/` records), or NULL: the `m/` record goes. */
     const apr_array_header_t *manifest;
+    /** iss_sync_log_settle() only: @a digest and @a manifest are of the
+     *  bytes this write sent, which are the file's only if no other write
+     *  raced it: they are kept only if iss_sync_log_contended() would say
+     *  no (checked inside the settling transaction); otherwise both go. */
+    int guarded;
 } iss_sync_index_t;
 
 /** Record the intent of @a method to change @a changes (iss_change_t,
@@ -125,6 +130,14 @@ typedef struct iss_sync_index_t {
 apr_status_t iss_sync_log_begin(iss_store_t *store, const char *method,
                                 const apr_array_header_t *changes,
                                 const char **id, apr_pool_t *pool);
+
+/** iss_sync_log_begin(), and *last gets the number of the log's last
+ *  entry when the intent was recorded (for iss_sync_log_settle()'s
+ *  @a since), read in the same transaction. */
+apr_status_t iss_sync_log_begin_at(iss_store_t *store, const char *method,
+                                   const apr_array_header_t *changes,
+                                   const char **id, apr_uint64_t *last,
+                                   apr_pool_t *pool);
 
 /** Settle intent @a id (NULL: none).  If @a changes is non-NULL, append
  *  one entry for @a method with them and apply @a index (may be NULL),
@@ -136,6 +149,22 @@ apr_status_t iss_sync_log_end(iss_store_t *store, const char *id,
                               const apr_array_header_t *index,
                               const iss_sync_retention_t *retention,
                               apr_uint64_t *seq, apr_pool_t *pool);
+
+/** iss_sync_log_end() for the capture point: the index entries marked
+ *  guarded keep their digest and manifest only if no other write than
+ *  intent @a id named their path since entry @a since (see
+ *  iss_sync_log_contended()).  The commit is lazy (ISS_STORE_LAZY):
+ *  visible to every reader at once, durable with the next durable commit
+ *  or transaction (every token is handed out by one).  The intent, which
+ *  was durable before the write touched anything, covers a settlement
+ *  lost with the power: recovery turns it into an entry. */
+apr_status_t iss_sync_log_settle(iss_store_t *store, const char *id,
+                                 const char *method,
+                                 const apr_array_header_t *changes,
+                                 const apr_array_header_t *index,
+                                 const iss_sync_retention_t *retention,
+                                 apr_uint64_t since, apr_uint64_t *seq,
+                                 apr_pool_t *pool);
 
 /** Append one entry without an intent (a reconciliation scan), apply
  *  @a index, and put @a key = @a val (if @a key) in the same transaction. */
