@@ -62,7 +62,9 @@ static void keep(request_rec *r, const char *rel, const iss_filedigest_t *d,
         || iss_chunkidx_records(rel, d, m, &k.kvs, r->pool) != APR_SUCCESS) {
         return;
     }
-    if ((rv = iss_store_txn(store, keep_txn, &k, r->pool)) != APR_SUCCESS) {
+    /* Lazy: a manifest lost with the power is made again. */
+    if ((rv = iss_store_txn_ex(store, keep_txn, &k, ISS_STORE_LAZY, r->pool))
+        != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, r, ISSLOGNO(01064)
                       "cannot keep the manifest of %s in the state store "
                       "(%s); it will be made again", rel,

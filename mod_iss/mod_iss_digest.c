@@ -62,7 +62,8 @@ typedef struct keep_t {
 static apr_status_t keep_flush(void *data)
 {
     keep_t *kp = data;
-    apr_status_t rv = iss_store_batch_commit(kp->batch);
+    /* Lazy: a digest lost with the power is computed again. */
+    apr_status_t rv = iss_store_batch_commit_ex(kp->batch, ISS_STORE_LAZY);
 
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, kp->r, ISSLOGNO(01052)
@@ -176,7 +177,8 @@ static apr_hash_t *fetch_folder(request_rec *main, iss_store_t *store,
         }
     }
     apr_dir_close(d);
-    if (iss_store_txn(store, fetch_txn, &c, main->pool) != APR_SUCCESS) {
+    if (iss_store_view(store, fetch_txn, &c, ISS_STORE_LAZY, main->pool)
+        != APR_SUCCESS) {
         apr_hash_clear(c.records);
     }
     return c.records;

@@ -490,8 +490,10 @@ static int place(iss_patch_t *p)
                               "state-unavailable", "The state store is not "
                               "available; the file was not changed.");
     }
-    if ((rv = iss_store_txn(store, place_txn, &pl, p->r->pool))
-        != APR_SUCCESS) {
+    /* The store's lock serialises the last check and the rename; nothing
+     * is written, nothing to wait for. */
+    if ((rv = iss_store_txn_ex(store, place_txn, &pl, ISS_STORE_LAZY,
+                               p->r->pool)) != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, p->r, ISSLOGNO(01075)
                       "%s %s: cannot take the state store's lock (%s)",
                       p->r->method, p->r->uri, iss_store_last_error(store));

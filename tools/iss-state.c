@@ -3,7 +3,9 @@
 /*
  * iss-state — look into a mod_iss state directory.
  *
- *   iss-state [-t DBMTYPE] DIR info          store id, DBM type, key count
+ *   iss-state [-t DBMTYPE] DIR info          store id, DBM type, key count,
+ *                                            write-ahead log and group
+ *                                            commit counters
  *   iss-state [-t DBMTYPE] DIR verify        check every record
  *   iss-state [-t DBMTYPE] DIR list [PREFIX] keys (escaped) and value sizes
  *   iss-state DIR log [FROM]                 the sync log: bounds, pending
@@ -409,10 +411,21 @@ int main(int argc, const char *const *argv)
             return 1;
         }
         if (!c.list) {
+            iss_store_stats_t st;
+
             printf("store id: %s\ndbm type: %s\nkeys: %" APR_SIZE_T_FMT
                    "\nvalue bytes: %" APR_SIZE_T_FMT "\n",
                    iss_store_id(store), iss_store_dbm_type(store), c.keys,
                    c.bytes);
+            if (iss_store_stats(store, &st) == APR_SUCCESS) {
+                printf("write-ahead log: generation %" APR_UINT64_T_FMT
+                       ", %" APR_UINT64_T_FMT " bytes not yet in the DBM\n"
+                       "group commit: %" APR_UINT64_T_FMT " commits waited "
+                       "for %" APR_UINT64_T_FMT " fsyncs\n"
+                       "checkpoints: %" APR_UINT64_T_FMT "\n",
+                       st.wal_generation, st.wal_bytes, st.durable_waits,
+                       st.fsyncs, st.checkpoints);
+            }
         }
         return 0;
     }

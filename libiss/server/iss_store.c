@@ -388,9 +388,18 @@ apr_status_t iss_store_open(iss_store_t **store, const char *dir,
     if ((rv = resolve_type(s, p)) != APR_SUCCESS)
         goto cleanup;
     s->pair_max = strcmp(s->type, "sdbm") == 0 ? SDBM_PAIR_MAX : BIG_PAIR_MAX;
-    if ((rv = iss_store__dbm_lock(s, 1)) != APR_SUCCESS
+    /* Shared: readers of other processes go on; exclusive only to create
+     * the store or to finish a dead writer's journal. */
+    if ((rv = iss_store__dbm_lock(s, 0)) != APR_SUCCESS
         || (rv = iss_store__meta_read(s, p, &m, &missing)) != APR_SUCCESS)
         goto cleanup;
+    if (missing || iss_store__journal_left(s, p)) {
+        iss_store__dbm_unlock(s);
+        if ((rv = iss_store__dbm_lock(s, 1)) != APR_SUCCESS
+            || (rv = iss_store__meta_read(s, p, &m, &missing))
+               != APR_SUCCESS)
+            goto cleanup;
+    }
     if (missing) {
         if ((rv = iss_store__create(s, p)) != APR_SUCCESS)
             goto cleanup;
@@ -400,7 +409,8 @@ apr_status_t iss_store_open(iss_store_t **store, const char *dir,
             goto cleanup;
         apr_cpystrn(s->id, m.id, sizeof(s->id));
         s->gen = m.gen;
-        if ((rv = iss_store__recover(s, p)) != APR_SUCCESS
+        if ((s->dbm_locked == 2
+             && (rv = iss_store__recover(s, p)) != APR_SUCCESS)
             || (rv = iss_store__sweep(s, p)) != APR_SUCCESS)
             goto cleanup;
     }
@@ -447,6 +457,15 @@ const char *iss_store_dbm_type(iss_store_t *store)
 void iss_store_set_sync(iss_store_t *store, int on)
 {
     store->nosync = !on;
+}
+
+apr_status_t iss_store_stats(iss_store_t *store, iss_store_stats_t *st)
+{
+    if (!store || !st || store->closed || !store->shm)
+        return APR_EINVAL;
+    memset(st, 0, sizeof(*st));
+    iss_store__wal_stats(store, st);
+    return APR_SUCCESS;
 }
 
 int iss_store_replaced(iss_store_t *store)
@@ -621,6 +640,11 @@ apr_status_t iss_store_get(iss_store_t *store, const void *key,
                 rv = iss_store__read_entry(db, key, klen, pool, p, val,
                                            vlen);
             iss_store__db_close(db);
+            if (rv == APR_SUCCESS || rv == APR_NOTFOUND)
+                iss_store__ov_cache(s, key, klen, rv == APR_SUCCESS ? *val
+                                                                    : NULL,
+                                    rv == APR_SUCCESS ? *vlen : 0,
+                                    rv == APR_NOTFOUND);
         }
     }
     if (rv == APR_NOTFOUND)
@@ -698,6 +722,66 @@ apr_status_t iss_store_txn_ex(iss_store_t *store, iss_store_txn_fn *fn,
     return run_txn(store, fn, baton, NULL, flags, pool);
 }
 
+/*
+ * A read-only transaction without the writers' lock: the overlay, frozen
+ * under omutex, and the DBM, under its shared lock (no checkpoint
+ * meanwhile), are one consistent state; writers go on appending.
+ */
+apr_status_t iss_store_view(iss_store_t *store, iss_store_txn_fn *fn,
+                            void *baton, int flags, apr_pool_t *pool)
+{
+    iss_store_t *s = store;
+    struct iss_store_txn_t txn;
+    apr_pool_t *p = NULL;
+    apr_uint64_t gen = 0, end = 0;
+    int tries;
+    apr_status_t rv;
+
+    if (!store || !fn || !pool || s->closed)
+        return APR_EINVAL;
+    for (tries = 0;; tries++) {
+        MLOCK(s->omutex);
+        if ((rv = apr_pool_create(&p, pool)) != APR_SUCCESS) {
+            MUNLOCK(s->omutex);
+            return iss_store__fail(s, rv, "cannot create a pool: %pm", &rv);
+        }
+        if ((rv = iss_store__dbm_lock(s, 0)) == APR_SUCCESS)
+            rv = iss_store__ov_sync(s, 1, p);
+        if (rv != NEED_REPAIR)
+            break;
+        iss_store__dbm_unlock(s);
+        apr_pool_destroy(p);
+        MUNLOCK(s->omutex);
+        if (tries > 0)
+            return iss_store__damaged(s, "the shared header %s/" SHM_NAME
+                                      " stays inconsistent", s->dir);
+        if ((rv = repair(s, pool)) != APR_SUCCESS)
+            return rv;
+    }
+    if (rv == APR_SUCCESS)
+        rv = dbm_current(s, p);
+    if (rv == APR_SUCCESS) {
+        memset(&txn, 0, sizeof(txn));
+        txn.s = s;
+        txn.pool = p;
+        txn.ops = iss_store__opset_make(p);
+        rv = fn(baton, &txn);
+        iss_store__db_close(txn.db);
+        if (rv == APR_SUCCESS && txn.ops->list->nelts)
+            rv = iss_store__fail(s, APR_EINVAL, "a view of the state store "
+                                 "cannot write; nothing was written");
+        else if (rv != APR_SUCCESS && !txn.failed)
+            iss_store__fail(s, rv, "the view was aborted (%pm)", &rv);
+        iss_store__wal_position(s, &gen, &end);
+    }
+    iss_store__dbm_unlock(s);
+    apr_pool_destroy(p);
+    MUNLOCK(s->omutex);
+    if (rv == APR_SUCCESS && !(flags & ISS_STORE_LAZY))
+        rv = iss_store__wal_durable(s, gen, end);
+    return rv;
+}
+
 apr_status_t iss_store_txn_get(iss_store_txn_t *txn, const void *key,
                                apr_size_t klen, void **val, apr_size_t *vlen,
                                apr_pool_t *pool)
@@ -740,7 +824,11 @@ apr_status_t iss_store_txn_get(iss_store_txn_t *txn, const void *key,
         }
     }
     rv = iss_store__read_entry(txn->db, key, klen, pool, pool, val, vlen);
-    if (rv != APR_SUCCESS && rv != APR_NOTFOUND)
+    if (rv == APR_SUCCESS || rv == APR_NOTFOUND)
+        iss_store__ov_cache(s, key, klen, rv == APR_SUCCESS ? *val : NULL,
+                            rv == APR_SUCCESS ? *vlen : 0,
+                            rv == APR_NOTFOUND);
+    else
         txn->failed = 1;
     return rv;
 }
@@ -861,6 +949,7 @@ apr_status_t iss_store_iterate(iss_store_t *store, const void *prefix,
 {
     apr_pool_t *p, *ip = NULL;
     apr_hash_index_t *hi;
+    const ov_ent_t *e;
     db_t *db = NULL;
     iter_t *it = NULL;
     apr_status_t rv;
@@ -885,14 +974,16 @@ apr_status_t iss_store_iterate(iss_store_t *store, const void *prefix,
         if (plen && dk[0] == KEY_SHORT
             && (dklen - 1 < plen || memcmp(dk + 1, prefix, plen) != 0))
             continue;
-        if (dk[0] == KEY_SHORT && iss_store__ov_get(store, dk + 1, dklen - 1))
+        if (dk[0] == KEY_SHORT
+            && (e = iss_store__ov_get(store, dk + 1, dklen - 1)) && !e->cached)
             continue;
         if ((rv = iss_store__load_iterated(db, dk, dklen, ip, &key, &klen,
                                            &val, &vlen, NULL)) != APR_SUCCESS)
             break;
         if (plen && (klen < plen || memcmp(key, prefix, plen) != 0))
             continue;
-        if (dk[0] != KEY_SHORT && iss_store__ov_get(store, key, klen))
+        if (dk[0] != KEY_SHORT && (e = iss_store__ov_get(store, key, klen))
+            && !e->cached)
             continue;
         if ((stop = fn(baton, key, klen, val, vlen)) != 0) {
             rv = stop;
@@ -905,12 +996,11 @@ apr_status_t iss_store_iterate(iss_store_t *store, const void *prefix,
         const void *k;
         apr_ssize_t kl;
         void *v;
-        const ov_ent_t *e;
         int stop;
 
         apr_hash_this(hi, &k, &kl, &v);
         e = v;
-        if (e->del || (plen && ((apr_size_t)kl < plen
+        if (e->del || e->cached || (plen && ((apr_size_t)kl < plen
                                 || memcmp(k, prefix, plen) != 0)))
             continue;
         if ((stop = fn(baton, k, (apr_size_t)kl, e->val, e->vlen)) != 0) {

@@ -160,6 +160,15 @@ apr_status_t iss_store_txn(iss_store_t *store, iss_store_txn_fn *fn,
                            void *baton, apr_pool_t *pool);
 apr_status_t iss_store_txn_ex(iss_store_t *store, iss_store_txn_fn *fn,
                               void *baton, int flags, apr_pool_t *pool);
+/** A read-only transaction: @a fn reads (iss_store_txn_get()) one
+ *  consistent state, without the lock writers take (they go on; what
+ *  they commit meanwhile is not seen).  @a fn must not write.  Like
+ *  iss_store_txn(), it returns once what it read is durable, unless
+ *  @a flags has ISS_STORE_LAZY.  (An SQL backend: a read-only
+ *  transaction.) */
+apr_status_t iss_store_view(iss_store_t *store, iss_store_txn_fn *fn,
+                            void *baton, int flags, apr_pool_t *pool);
+
 apr_status_t iss_store_txn_get(iss_store_txn_t *txn, const void *key,
                                apr_size_t klen, void **val, apr_size_t *vlen,
                                apr_pool_t *pool);
@@ -191,6 +200,19 @@ apr_status_t iss_store_verify(iss_store_t *store, apr_pool_t *pool);
  *  grows).  Tools call it before they stop, tests to reach a known state.
  *  Changes nothing that any other call can observe. */
 apr_status_t iss_store_checkpoint(iss_store_t *store, apr_pool_t *pool);
+
+/** What the store's machinery has done: counters kept by every process
+ *  using the store together, since the shared header was (re)made (the
+ *  first open after a boot).  An SQL backend may leave them 0. */
+typedef struct iss_store_stats_t {
+    apr_uint64_t wal_generation;    /* the write-ahead log's generation */
+    apr_uint64_t wal_bytes;         /* of it, not yet in the DBM (about) */
+    apr_uint64_t durable_waits;     /* commits that waited for an fsync */
+    apr_uint64_t fsyncs;            /* fsyncs of the log made for them:
+                                     * waits / fsyncs writers per fsync */
+    apr_uint64_t checkpoints;       /* log applied to the DBM */
+} iss_store_stats_t;
+apr_status_t iss_store_stats(iss_store_t *store, iss_store_stats_t *st);
 
 /** Whether the store's files were replaced or removed by something else
  *  than a store handle since this handle last saw them (an administrator

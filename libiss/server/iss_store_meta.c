@@ -407,6 +407,15 @@ cleanup:
     return rv;
 }
 
+/* Whether a dead writer left a journal (or its scratch file). */
+int iss_store__journal_left(iss_store_t *s, apr_pool_t *p)
+{
+    return iss_store__file_exists(iss_store__fpath(s, p, JOURNAL_NAME), p)
+           || iss_store__file_exists(iss_store__fpath(s, p, JOURNAL_MIRROR),
+                                     p)
+           || iss_store__file_exists(iss_store__fpath(s, p, JOURNAL_TMP), p);
+}
+
 /* Finish or undo the batch of a writer that died.  Under the lock. */
 apr_status_t iss_store__recover(iss_store_t *s, apr_pool_t *p)
 {

@@ -88,15 +88,23 @@ typedef struct {
     apr_uint64_t dbm_gen;       /* the DBM generation (meta file) */
     apr_uint64_t dbm_busy;      /* a checkpoint is writing the DBM (set
                                  * while it may be half-applied) */
-    apr_uint64_t pad[5];
+    apr_uint32_t sync_seq;      /* +1 after every sync (a futex word) */
+    apr_uint32_t pad32;
+    apr_uint64_t waits;         /* durable commits that waited for a sync */
+    apr_uint64_t syncs;         /* fdatasyncs of the WAL for them */
+    apr_uint64_t checkpoints;
+    apr_uint64_t pad;
 } shm_t;
 
 /* One key of the overlay: the net effect of the WAL records not yet
- * applied to the DBM. */
+ * applied to the DBM, or (cached) what the DBM holds, read since the last
+ * checkpoint (the DBM changes only in checkpoints, which reset the
+ * overlay).  del: absent. */
 typedef struct {
     char *val;
     apr_size_t vlen;
     int del;
+    int cached;
 } ov_ent_t;
 
 struct iss_store_t {
@@ -134,9 +142,14 @@ struct iss_store_t {
     apr_pool_t *ov_pool;
     apr_hash_t *ov;             /* key -> ov_ent_t */
     apr_uint64_t ov_epoch, ov_lo, ov_gen, ov_off;
+    apr_size_t ov_cached, ov_cache_max;     /* DBM reads kept */
     apr_file_t *wal;            /* WAL generation ov_gen, for appends and
                                  * reading (pread-style: offsets given) */
     apr_pool_t *wal_pool;
+    apr_file_t *sync_file;      /* the WAL generation sync_gen, for the
+                                 * group commit's fdatasync (smutex) */
+    apr_uint64_t sync_gen;
+    apr_pool_t *sync_pool;
     apr_uint64_t ckpt_bytes;    /* checkpoint when the WAL passes this */
     apr_uint64_t ckpt_retry;    /* after a failed checkpoint: not before */
     apr_interval_time_t test_sync_delay;   /* ISS_TEST_SYNC_DELAY_MS */
@@ -299,6 +312,8 @@ apr_status_t iss_store__wal_check(iss_store_t *s, apr_pool_t *p);
 apr_status_t iss_store__ov_sync(iss_store_t *s, int locked, apr_pool_t *p);
 const ov_ent_t *iss_store__ov_get(iss_store_t *s, const void *key,
                                   apr_size_t klen);
+void iss_store__ov_cache(iss_store_t *s, const void *key, apr_size_t klen,
+                         const void *val, apr_size_t vlen, int absent);
 apr_status_t iss_store__dbm_lock(iss_store_t *s, int exclusive);
 void iss_store__dbm_unlock(iss_store_t *s);
 apr_status_t iss_store__wal_append(iss_store_t *s, const opset_t *ops,
@@ -310,6 +325,7 @@ void iss_store__wal_position(iss_store_t *s, apr_uint64_t *gen,
                              apr_uint64_t *end);
 apr_status_t iss_store__checkpoint(iss_store_t *s, int force, apr_pool_t *p);
 apr_status_t iss_store__wal_verify(iss_store_t *s, apr_pool_t *p);
+void iss_store__wal_stats(iss_store_t *s, iss_store_stats_t *st);
 
 /* ---- iss_store_meta.c: meta file, generations, recovery ----------------- */
 
@@ -320,6 +336,7 @@ apr_status_t iss_store__meta_read(iss_store_t *s, apr_pool_t *p, meta_t *m,
                                   int *missing);
 apr_status_t iss_store__sweep(iss_store_t *s, apr_pool_t *p);
 apr_status_t iss_store__recover(iss_store_t *s, apr_pool_t *p);
+int iss_store__journal_left(iss_store_t *s, apr_pool_t *p);
 apr_status_t iss_store__check_meta(iss_store_t *s, apr_pool_t *p,
                                    const meta_t *m);
 apr_status_t iss_store__refresh(iss_store_t *s, apr_pool_t *p);

@@ -23,6 +23,10 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#endif
 
 #define SHM_MAGIC   0x31304d4853535349ULL       /* "ISSSHM01" */
 #define WAL_MAGIC   "ISSWAL01"
@@ -32,6 +36,8 @@
 #define OP_DELETE   'D'
 /* Checkpoint when the live WAL passes this many bytes (default). */
 #define CKPT_BYTES_DEFAULT (4 * 1024 * 1024)
+/* DBM reads a process keeps between two checkpoints (default). */
+#define CACHE_KEYS_DEFAULT 100000
 
 #define LOAD(x)     __atomic_load_n(&(x), __ATOMIC_ACQUIRE)
 #define STORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELEASE)
@@ -167,6 +173,7 @@ static void ov_reset(iss_store_t *s, apr_uint64_t epoch, apr_uint64_t lo)
 {
     apr_pool_clear(s->ov_pool);
     s->ov = apr_hash_make(s->ov_pool);
+    s->ov_cached = 0;
     s->ov_epoch = epoch;
     s->ov_lo = lo;
     s->ov_gen = 0;                      /* no file open yet */
@@ -177,8 +184,7 @@ static void ov_reset(iss_store_t *s, apr_uint64_t epoch, apr_uint64_t lo)
     }
 }
 
-static void ov_apply(iss_store_t *s, const char *key, apr_size_t klen,
-                     const char *val, apr_size_t vlen, int del)
+static ov_ent_t *ov_entry(iss_store_t *s, const char *key, apr_size_t klen)
 {
     ov_ent_t *e = apr_hash_get(s->ov, key, (apr_ssize_t)klen);
 
@@ -187,9 +193,21 @@ static void ov_apply(iss_store_t *s, const char *key, apr_size_t klen,
 
         iss_store__copy_bytes(k, key, klen);
         k[klen] = '\0';
-        e = apr_palloc(s->ov_pool, sizeof(*e));
+        e = apr_pcalloc(s->ov_pool, sizeof(*e));
         apr_hash_set(s->ov, k, (apr_ssize_t)klen, e);
     }
+    else if (e->cached) {
+        s->ov_cached--;
+    }
+    return e;
+}
+
+static void ov_apply(iss_store_t *s, const char *key, apr_size_t klen,
+                     const char *val, apr_size_t vlen, int del)
+{
+    ov_ent_t *e = ov_entry(s, key, klen);
+
+    e->cached = 0;
     e->del = del;
     e->vlen = del ? 0 : vlen;
     e->val = NULL;
@@ -204,6 +222,30 @@ const ov_ent_t *iss_store__ov_get(iss_store_t *s, const void *key,
                                   apr_size_t klen)
 {
     return apr_hash_get(s->ov, key ? key : "", (apr_ssize_t)klen);
+}
+
+/* Keep what the DBM said of @a key (@a absent: nothing), while the
+ * overlay is in sync with the DBM read (under the DBM lock or the
+ * writers' lock).  At most ov_cache_max keys, until the next checkpoint. */
+void iss_store__ov_cache(iss_store_t *s, const void *key, apr_size_t klen,
+                         const void *val, apr_size_t vlen, int absent)
+{
+    ov_ent_t *e;
+
+    if (!s->ov || s->ov_cached >= s->ov_cache_max
+        || apr_hash_get(s->ov, key, (apr_ssize_t)klen))
+        return;
+    e = ov_entry(s, key, klen);
+    e->cached = 1;
+    e->del = absent;
+    e->vlen = absent ? 0 : vlen;
+    e->val = NULL;
+    if (!absent) {
+        e->val = apr_palloc(s->ov_pool, vlen + 1);
+        iss_store__copy_bytes(e->val, val, vlen);
+        e->val[vlen] = '\0';
+    }
+    s->ov_cached++;
 }
 
 /* Open WAL generation @a gen as the overlay's file. */
@@ -742,6 +784,7 @@ apr_status_t iss_store__wal_check(iss_store_t *s, apr_pool_t *p)
 apr_status_t iss_store__wal_open(iss_store_t *s, apr_pool_t *p)
 {
     const char *v = getenv("ISS_STORE_CHECKPOINT_BYTES");
+    const char *c = getenv("ISS_STORE_CACHE_KEYS");
     const char *d = getenv("ISS_TEST_SYNC_DELAY_MS");
     apr_status_t rv;
 
@@ -750,6 +793,9 @@ apr_status_t iss_store__wal_open(iss_store_t *s, apr_pool_t *p)
         s->ckpt_bytes = (apr_uint64_t)apr_atoi64(v);
     if (d && *d)
         s->test_sync_delay = (apr_interval_time_t)apr_atoi64(d) * 1000;
+    s->ov_cache_max = CACHE_KEYS_DEFAULT;
+    if (c && *c)
+        s->ov_cache_max = (apr_size_t)apr_atoi64(c);
     if ((rv = apr_pool_create(&s->ov_pool, s->pool)) != APR_SUCCESS
         || (rv = apr_pool_create(&s->wal_pool, s->pool)) != APR_SUCCESS)
         return iss_store__fail(s, rv, "cannot create a pool: %pm", &rv);
@@ -830,66 +876,116 @@ void iss_store__wal_position(iss_store_t *s, apr_uint64_t *gen,
     *end = s->ov_off;
 }
 
+/* Wait (at most @a usec) until sync_seq is no longer @a seen; wake every
+ * waiter.  A futex on the shared header across processes where there is
+ * one, else a short sleep. */
+static void seq_wait(iss_store_t *s, apr_uint32_t seen, long usec)
+{
+#ifdef __linux__
+    struct timespec ts = { 0, usec * 1000 };
+
+    syscall(SYS_futex, &s->shm->sync_seq, FUTEX_WAIT, seen, &ts, NULL, 0);
+#else
+    (void)seen;
+    apr_sleep(usec < 200 ? usec : 200);
+#endif
+}
+
+static void seq_wake(iss_store_t *s)
+{
+    __atomic_add_fetch(&s->shm->sync_seq, 1, __ATOMIC_RELEASE);
+#ifdef __linux__
+    syscall(SYS_futex, &s->shm->sync_seq, FUTEX_WAKE, 0x7fffffff, NULL, NULL,
+            0);
+#endif
+}
+
+/* The fdatasync of generation @a gen, through a descriptor kept for it.
+ * Under smutex. */
+static apr_status_t sync_gen(iss_store_t *s, apr_uint64_t gen)
+{
+    apr_status_t rv;
+
+    if (s->sync_file == NULL || s->sync_gen != gen) {
+        if (s->sync_pool == NULL
+            && (rv = apr_pool_create(&s->sync_pool, s->pool)) != APR_SUCCESS)
+            return iss_store__fail(s, rv, "cannot create a pool: %pm", &rv);
+        apr_pool_clear(s->sync_pool);
+        s->sync_file = NULL;
+        rv = apr_file_open(&s->sync_file, wal_path(s, s->sync_pool, gen),
+                           APR_FOPEN_READ, APR_OS_DEFAULT, s->sync_pool);
+        if (rv != APR_SUCCESS) {
+            s->sync_file = NULL;
+            return iss_store__fail(s, rv, "cannot open %s: %pm",
+                                   wal_path(s, s->sync_pool, gen), &rv);
+        }
+        s->sync_gen = gen;
+    }
+    if ((rv = fd_sync(os_fd(s->sync_file))) != APR_SUCCESS)
+        return iss_store__fail(s, rv, "fdatasync of the write-ahead log %s "
+                               "failed: %pm", wal_path(s, s->sync_pool, gen),
+                               &rv);
+    return APR_SUCCESS;
+}
+
 /*
- * Return once the WAL is durable up to @a end of generation @a gen.  The
- * first writer to get here takes the sync lock and fdatasyncs everything
- * appended so far; the writers that arrive meanwhile find their records
- * covered when they get the lock, without a sync of their own.  A later
- * generation means a checkpoint put the records into the (fsynced) DBM.
+ * Return once the WAL is durable up to @a end of generation @a gen.
+ * Whoever gets the sync lock first (without waiting for it) is the
+ * leader: it fdatasyncs everything appended so far, publishes the new
+ * durable end and wakes the others; writers whose records that covered
+ * return, the others elect the next leader.  No one waits on the lock
+ * itself, so a record covered by a sync never waits behind the next one.
+ * A later generation means a checkpoint put the records into the
+ * (fsynced) DBM.  A leader that dies releases the lock with its file;
+ * waiters also look again every few milliseconds.
  */
 apr_status_t iss_store__wal_durable(iss_store_t *s, apr_uint64_t gen,
                                     apr_uint64_t end)
 {
     shm_t *h = s->shm;
-    apr_pool_t *p = NULL;
-    apr_file_t *f = NULL;
-    apr_uint64_t e;
     apr_status_t rv = APR_SUCCESS;
 
     if (s->nosync)
         return APR_SUCCESS;
-    if (LOAD(h->gen) != gen || LOAD(h->synced) >= end)
-        return APR_SUCCESS;
+    if (LOAD(h->gen) == gen && LOAD(h->synced) < end)
+        __atomic_add_fetch(&h->waits, 1, __ATOMIC_RELAXED);
+    for (;;) {
+        apr_uint32_t seen = __atomic_load_n(&h->sync_seq, __ATOMIC_ACQUIRE);
+        int led = 0;
+
+        if (LOAD(h->gen) != gen || LOAD(h->synced) >= end)
+            return APR_SUCCESS;
 #if APR_HAS_THREADS
-    apr_thread_mutex_lock(s->smutex);
+        if (apr_thread_mutex_trylock(s->smutex) == APR_SUCCESS) {
+#else
+        {
 #endif
-    if ((rv = apr_file_lock(s->sync_lock, APR_FLOCK_EXCLUSIVE))
-        != APR_SUCCESS) {
-        rv = iss_store__fail(s, rv, "cannot lock %s/" SYNCLOCK_NAME ": %pm",
-                             s->dir, &rv);
-        goto unlock;
-    }
-    if (LOAD(h->gen) != gen || LOAD(h->synced) >= end)
-        goto done;
-    if (s->test_sync_delay)
-        apr_sleep(s->test_sync_delay);
-    e = LOAD(h->end);
-    if ((rv = apr_pool_create(&p, s->pool)) != APR_SUCCESS) {
-        p = NULL;
-        goto done;
-    }
-    rv = apr_file_open(&f, wal_path(s, p, gen), APR_FOPEN_READ,
-                       APR_OS_DEFAULT, p);
-    if (rv == APR_SUCCESS)
-        rv = fd_sync(os_fd(f));
-    if (rv != APR_SUCCESS) {
-        rv = iss_store__fail(s, rv, "fdatasync of the write-ahead log %s "
-                             "failed: %pm", wal_path(s, p, gen), &rv);
-        goto done;
-    }
-    if (LOAD(h->synced) < e)
-        STORE(h->synced, e);
-done:
-    if (f)
-        apr_file_close(f);
-    if (p)
-        apr_pool_destroy(p);
-    apr_file_unlock(s->sync_lock);
-unlock:
+            if (apr_file_lock(s->sync_lock, APR_FLOCK_EXCLUSIVE
+                              | APR_FLOCK_NONBLOCK) == APR_SUCCESS) {
+                led = 1;
+                if (LOAD(h->gen) == gen && LOAD(h->synced) < end) {
+                    apr_uint64_t e;
+
+                    if (s->test_sync_delay)
+                        apr_sleep(s->test_sync_delay);
+                    e = LOAD(h->end);
+                    __atomic_add_fetch(&h->syncs, 1, __ATOMIC_RELAXED);
+                    rv = sync_gen(s, gen);
+                    if (rv == APR_SUCCESS && LOAD(h->synced) < e)
+                        STORE(h->synced, e);
+                }
+                seq_wake(s);
+                apr_file_unlock(s->sync_lock);
+            }
 #if APR_HAS_THREADS
-    apr_thread_mutex_unlock(s->smutex);
+            apr_thread_mutex_unlock(s->smutex);
 #endif
-    return rv;
+        }
+        if (rv != APR_SUCCESS)
+            return rv;
+        if (!led)
+            seq_wait(s, seen, 2000);
+    }
 }
 
 /* ---- checkpoint ----------------------------------------------------------- */
@@ -931,7 +1027,8 @@ apr_status_t iss_store__checkpoint(iss_store_t *s, int force, apr_pool_t *p)
 
         apr_hash_this(hi, &k, &kl, &v);
         e = v;
-        stage_to_opset(ops, k, (apr_size_t)kl, e->val, e->vlen, e->del);
+        if (!e->cached)
+            stage_to_opset(ops, k, (apr_size_t)kl, e->val, e->vlen, e->del);
     }
     STORE(h->dbm_busy, (apr_uint64_t)1);
     rv = iss_store__commit(s, ops, p);
@@ -973,10 +1070,12 @@ apr_status_t iss_store__checkpoint(iss_store_t *s, int force, apr_pool_t *p)
     STORE(h->synced, (apr_uint64_t)WAL_HDR);
     STORE(h->dbm_gen, s->gen);
     STORE(h->rot, r + 2);
+    seq_wake(s);
     apr_file_unlock(s->sync_lock);
 #if APR_HAS_THREADS
     apr_thread_mutex_unlock(s->smutex);
 #endif
+    __atomic_add_fetch(&h->checkpoints, 1, __ATOMIC_RELAXED);
     for (; old_lo < g; old_lo++)
         apr_file_remove(wal_path(s, p, old_lo), p);
     s->ckpt_retry = 0;
@@ -985,6 +1084,20 @@ apr_status_t iss_store__checkpoint(iss_store_t *s, int force, apr_pool_t *p)
 cleanup:
     iss_store__dbm_unlock(s);
     return rv;
+}
+
+void iss_store__wal_stats(iss_store_t *s, iss_store_stats_t *st)
+{
+    shm_t *h = s->shm;
+    apr_uint64_t lo = LOAD(h->lo), gen = LOAD(h->gen), end = LOAD(h->end);
+
+    st->wal_generation = gen;
+    st->wal_bytes = end > WAL_HDR ? end - WAL_HDR : 0;
+    if (gen > lo)
+        st->wal_bytes += (gen - lo) * s->ckpt_bytes;    /* about */
+    st->durable_waits = LOAD(h->waits);
+    st->fsyncs = LOAD(h->syncs);
+    st->checkpoints = LOAD(h->checkpoints);
 }
 
 /* Every record of the live WAL reads and checks (iss_store_verify()).

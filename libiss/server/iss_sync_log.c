@@ -771,7 +771,8 @@ apr_status_t iss_sync_log_bounds(iss_store_t *store, apr_uint64_t *last,
                                  apr_uint64_t *first, apr_pool_t *pool)
 {
     bounds_ctx c = { 0, 1, pool };
-    apr_status_t rv = iss_store_txn(store, bounds_txn, &c, pool);
+    /* A view: no writer waits for it; durable before a token is made. */
+    apr_status_t rv = iss_store_view(store, bounds_txn, &c, 0, pool);
 
     *last = c.last;
     *first = c.first;
@@ -832,7 +833,7 @@ apr_status_t iss_sync_log_read(iss_store_t *store, apr_uint64_t from,
     if (from > to) {
         return APR_SUCCESS;
     }
-    return iss_store_txn(store, read_txn, &c, pool);
+    return iss_store_view(store, read_txn, &c, ISS_STORE_LAZY, pool);
 }
 
 /* ---- contention --------------------------------------------------------- */
@@ -934,7 +935,8 @@ apr_status_t iss_sync_log_contended(iss_store_t *store, const char *id,
                                     int *contended, apr_pool_t *pool)
 {
     contended_ctx c = { id ? id : "", path, since, 0, pool };
-    apr_status_t rv = iss_store_txn(store, contended_txn, &c, pool);
+    apr_status_t rv = iss_store_view(store, contended_txn, &c, ISS_STORE_LAZY,
+                                     pool);
 
     *contended = rv != APR_SUCCESS || c.contended;
     return rv;
