@@ -49,6 +49,7 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog,
 static void child_init(apr_pool_t *p, server_rec *s)
 {
     iss_state_child_init(p, s);
+    iss_digest_child_init(p, s);
 }
 
 static void register_hooks(apr_pool_t *p)

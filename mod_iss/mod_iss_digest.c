@@ -110,6 +110,106 @@ static void keep(request_rec *r, const char *rel, const iss_filedigest_t *d)
     kp->n++;
 }
 
+/* ---- the process's digest cache -----------------------------------------
+ * A digest record names the file it is of (inode, size, mtime), so one
+ * that matches the file as it is now is right however it was found: each
+ * process keeps the records it read, computed or wrote, by state
+ * directory and path, and asks the store only when it holds none for the
+ * file as it is.  No invalidation is needed; a record for another version
+ * of a file just does not match.  Bounded: emptied when full. */
+
+#define DCACHE_MAX 200000
+
+static struct {
+    apr_pool_t *pool;
+#if APR_HAS_THREADS
+    apr_thread_mutex_t *mutex;
+#endif
+    apr_hash_t *map;                /* "dir\npath" -> iss_filedigest_t */
+    apr_size_t n;
+} dcache;
+
+void iss_digest_child_init(apr_pool_t *p, server_rec *s)
+{
+    if (apr_pool_create(&dcache.pool, p) != APR_SUCCESS) {
+        dcache.pool = NULL;
+        return;
+    }
+#if APR_HAS_THREADS
+    if (apr_thread_mutex_create(&dcache.mutex, APR_THREAD_MUTEX_DEFAULT, p)
+        != APR_SUCCESS) {
+        dcache.pool = NULL;
+        return;
+    }
+#endif
+    dcache.map = apr_hash_make(dcache.pool);
+}
+
+static void dcache_lock(void)
+{
+#if APR_HAS_THREADS
+    apr_thread_mutex_lock(dcache.mutex);
+#endif
+}
+
+static void dcache_unlock(void)
+{
+#if APR_HAS_THREADS
+    apr_thread_mutex_unlock(dcache.mutex);
+#endif
+}
+
+/* The cached record of @a rel in the store of @a r, if it is of @a fi. */
+static int dcache_get(request_rec *r, const char *rel, const apr_finfo_t *fi,
+                      unsigned char sha[ISS_DIGEST_SHA256_LEN])
+{
+    const char *dir = iss_config_dir(r)->state_dir;
+    const iss_filedigest_t *d;
+    char *key;
+    int found = 0;
+
+    if (dcache.pool == NULL || dir == NULL) {
+        return 0;
+    }
+    key = apr_pstrcat(r->pool, dir, "\n", rel, NULL);
+    dcache_lock();
+    d = apr_hash_get(dcache.map, key, APR_HASH_KEY_STRING);
+    if (d && iss_filedigest_matches(d, fi)) {
+        memcpy(sha, d->sha256, ISS_DIGEST_SHA256_LEN);
+        found = 1;
+    }
+    dcache_unlock();
+    return found;
+}
+
+static void dcache_put(request_rec *r, const char *rel,
+                       const iss_filedigest_t *rec)
+{
+    const char *dir = iss_config_dir(r)->state_dir;
+    iss_filedigest_t *d;
+    char *key;
+
+    if (dcache.pool == NULL || dir == NULL) {
+        return;
+    }
+    key = apr_pstrcat(r->pool, dir, "\n", rel, NULL);
+    dcache_lock();
+    d = apr_hash_get(dcache.map, key, APR_HASH_KEY_STRING);
+    if (d == NULL) {
+        if (dcache.n >= DCACHE_MAX) {
+            apr_pool_clear(dcache.pool);
+            dcache.map = apr_hash_make(dcache.pool);
+            dcache.n = 0;
+        }
+        d = apr_palloc(dcache.pool, sizeof(*d));
+        apr_hash_set(dcache.map, apr_pstrdup(dcache.pool, key),
+                     APR_HASH_KEY_STRING, d);
+        dcache.n++;
+    }
+    *d = *rec;
+    dcache_unlock();
+}
+
 /* ---- looking records up -------------------------------------------------
  * One store read per file costs a DBM open (about 80 us): a PROPFIND of a
  * folder of 100,000 files would spend 8 s on them.  From the second file
@@ -199,6 +299,10 @@ static apr_status_t lookup(request_rec *r, iss_store_t *store,
     const char *name = slash ? slash + 1 : rel;
     folder_t *fo;
 
+    if (dcache_get(r, rel, fi, k->sha256)) {
+        k->found = 1;
+        return APR_SUCCESS;
+    }
     mreq = iss_provider_request(main);
     if (mreq->folders == NULL) {
         mreq->folders = apr_hash_make(main->pool);
@@ -222,11 +326,24 @@ static apr_status_t lookup(request_rec *r, iss_store_t *store,
         k->found = d && iss_filedigest_matches(d, fi);
         if (k->found) {
             memcpy(k->sha256, d->sha256, ISS_DIGEST_SHA256_LEN);
+            dcache_put(r, rel, d);
         }
         return APR_SUCCESS;
     }
-    return iss_filedigest_lookup(store, rel, fi, k->sha256, &k->found,
-                                 r->pool);
+    {
+        apr_status_t rv = iss_filedigest_lookup(store, rel, fi, k->sha256,
+                                                &k->found, r->pool);
+
+        if (rv == APR_SUCCESS && k->found) {
+            iss_filedigest_t d;
+
+            memset(&d, 0, sizeof(d));
+            iss_filedigest_set_identity(&d, fi);
+            memcpy(d.sha256, k->sha256, ISS_DIGEST_SHA256_LEN);
+            dcache_put(r, rel, &d);
+        }
+        return rv;
+    }
 }
 
 /* lookup(), with a store error logged and turned into "not found";
@@ -279,6 +396,7 @@ static void compute_file(request_rec *r, const char *uri, const char *rel,
                   stable ? "" : "; not kept, it changed very recently");
     if (store && stable) {
         keep(r, rel, &d);
+        dcache_put(r, rel, &d);
     }
 }
 
@@ -294,10 +412,12 @@ static iss_store_t *store_of(request_rec *r)
     return iss_state_store(main_of(r), &store) == NULL ? store : NULL;
 }
 
-static void compute(request_rec *r, const char *uri, known_t *k)
+static void compute(request_rec *r, const char *uri,
+                    const dav_resource *res, known_t *k)
 {
     const char *rel = iss_state_rel_path(r, uri);
     const char *root = iss_state_root_fs(r);
+    const apr_finfo_t *walked;
     iss_store_t *store;
     const char *path;
     apr_file_t *f;
@@ -307,8 +427,16 @@ static void compute(request_rec *r, const char *uri, known_t *k)
         return;
     }
     path = apr_pstrcat(r->pool, root, "/", rel, NULL);
-    if (apr_stat(&fi, path, FILE_INFO, r->pool) != APR_SUCCESS
-        || fi.filetype != APR_REG) {
+    /* A PROPFIND member: what mod_dav_fs's walk found (the same stat its
+     * other properties come from); otherwise a stat of our own. */
+    if ((walked = iss_provider_fs_finfo(res, path)) != NULL
+        && walked->filetype == APR_REG) {
+        fi = *walked;
+    }
+    else if (apr_stat(&fi, path, FILE_INFO, r->pool) != APR_SUCCESS) {
+        return;
+    }
+    if (fi.filetype != APR_REG) {
         return;
     }
     /* The usual case: a record for the file as it is (no open). */
@@ -350,12 +478,20 @@ void iss_digest_of_file(request_rec *r, const char *uri, apr_file_t *f,
 void iss_digest_of_uri(request_rec *r, const char *uri,
                        unsigned char out[ISS_DIGEST_SHA256_LEN], int *found)
 {
+    iss_digest_of_resource(r, uri, NULL, out, found);
+}
+
+void iss_digest_of_resource(request_rec *r, const char *uri,
+                            const dav_resource *res,
+                            unsigned char out[ISS_DIGEST_SHA256_LEN],
+                            int *found)
+{
     apr_hash_t *known = known_of(r);
     known_t *k = apr_hash_get(known, uri, APR_HASH_KEY_STRING);
 
     if (k == NULL) {
         k = apr_pcalloc(r->pool, sizeof(*k));
-        compute(r, uri, k);
+        compute(r, uri, res, k);
         apr_hash_set(known, apr_pstrdup(r->pool, uri), APR_HASH_KEY_STRING,
                      k);
     }

@@ -36,6 +36,17 @@
 void iss_digest_of_uri(request_rec *r, const char *uri,
                        unsigned char out[ISS_DIGEST_SHA256_LEN], int *found);
 
+/** iss_digest_of_uri() for @a res, a resource mod_dav made for @a uri
+ *  (a PROPFIND member): what mod_dav_fs's walk found of the file stands
+ *  for a stat of our own.  @a res may be NULL. */
+void iss_digest_of_resource(request_rec *r, const char *uri,
+                            const dav_resource *res,
+                            unsigned char out[ISS_DIGEST_SHA256_LEN],
+                            int *found);
+
+/** Each process's cache of digest records (child_init). */
+void iss_digest_child_init(apr_pool_t *p, server_rec *s);
+
 /** The digest of the open regular file @a f (described by @a fi, as
  *  apr_file_info_get() gives it) served at @a uri: what a GET sends is
  *  then exactly what its ETag names, whatever renames happen meanwhile.

@@ -162,7 +162,7 @@ static dav_prop_insert insert_prop(const dav_resource *resource, int propid,
             value = (*resource->hooks->getetag)(resource);
         }
         else {
-            iss_digest_of_uri(r, resource->uri, sha, &found);
+            iss_digest_of_resource(r, resource->uri, resource, sha, &found);
             value = !found ? NULL
                 : propid == ISS_PROPID_getetag
                 ? iss_digest_etag(sha, resource->pool)
@@ -225,8 +225,18 @@ static void insert_all(request_rec *unused, const dav_resource *resource,
             }
         }
     }
-    if (t == NULL || (etag = iss_digest_etag_of_uri(r, resource->uri)) == NULL) {
+    if (t == NULL) {
         return;
+    }
+    {
+        unsigned char sha[ISS_DIGEST_SHA256_LEN];
+        int found;
+
+        iss_digest_of_resource(r, resource->uri, resource, sha, &found);
+        if (!found) {
+            return;
+        }
+        etag = iss_digest_etag(sha, r->pool);
     }
     {
         /* Keep mod_dav_fs's prefix: "<lpN". */

@@ -11,6 +11,17 @@
  * load, before any child exists, and only read afterwards. */
 static dav_hooks_repository repos_hooks;
 static dav_provider provider;
+static const dav_hooks_repository *fs_repos;    /* mod_dav_fs's own table */
+
+/* The leading fields of mod_dav_fs's private resource info, the same in
+ * every httpd 2.2 and 2.4 release (modules/dav/fs/repos.c; later ones
+ * append a field).  Read only for resources made by mod_dav_fs, and only
+ * after checking the path they name. */
+typedef struct fs_info_head {
+    apr_pool_t *pool;
+    const char *pathname;
+    apr_finfo_t finfo;
+} fs_info_head;
 static dav_error *(*fs_get_resource)(request_rec *, const char *,
                                      const char *, int, dav_resource **);
 
@@ -75,11 +86,34 @@ const char *iss_provider_init(void)
                "a2enmod dav_fs)";
     }
     repos_hooks = *fs->repos;
+    fs_repos = fs->repos;
     fs_get_resource = fs->repos->get_resource;
     repos_hooks.get_resource = get_resource;
     provider = *fs;
     provider.repos = &repos_hooks;
     return NULL;
+}
+
+const apr_finfo_t *iss_provider_fs_finfo(const dav_resource *resource,
+                                         const char *path)
+{
+    const fs_info_head *info;
+
+    if (resource == NULL || resource->hooks != fs_repos || fs_repos == NULL
+        || resource->info == NULL || !resource->exists) {
+        return NULL;
+    }
+    info = (const fs_info_head *)resource->info;
+    if (info->pathname == NULL || strcmp(info->pathname, path) != 0) {
+        return NULL;
+    }
+    if ((info->finfo.valid & (APR_FINFO_TYPE | APR_FINFO_INODE
+                              | APR_FINFO_SIZE | APR_FINFO_MTIME))
+        != (APR_FINFO_TYPE | APR_FINFO_INODE | APR_FINFO_SIZE
+            | APR_FINFO_MTIME)) {
+        return NULL;
+    }
+    return &info->finfo;
 }
 
 int iss_is_enabled(request_rec *r)

@@ -53,4 +53,10 @@ const char *iss_provider_init(void);
 /** The request's state, created on first use (never NULL). */
 iss_request_t *iss_provider_request(request_rec *r);
 
+/** What mod_dav_fs found when it made @a resource (the stat of its walk
+ *  or lookup), if @a resource is mod_dav_fs's and names the file @a path;
+ *  else NULL.  Spares a second stat per member of a PROPFIND. */
+const apr_finfo_t *iss_provider_fs_finfo(const dav_resource *resource,
+                                         const char *path);
+
 #endif /* MOD_ISS_PROVIDER_H */

@@ -33,9 +33,14 @@ static struct {
 #if APR_HAS_THREADS
     apr_thread_mutex_t *mutex;
 #endif
-    apr_hash_t *stores;
+    apr_hash_t *stores;             /* state dir -> entry_t */
     server_rec *server;
 } registry;
+
+typedef struct entry_t {
+    iss_store_t *store;
+    apr_time_t checked;             /* iss_store_replaced() asked then */
+} entry_t;
 
 void iss_state_child_init(apr_pool_t *p, server_rec *s)
 {
@@ -68,21 +73,30 @@ static apr_status_t shared_store(request_rec *r, iss_dir_conf_t *dconf,
                                  iss_store_t **store)
 {
     apr_status_t rv = APR_SUCCESS;
-    iss_store_t *s;
+    iss_store_t *s = NULL;
+    entry_t *e;
+    apr_time_t now = apr_time_now();
 
 #if APR_HAS_THREADS
     apr_thread_mutex_lock(registry.mutex);
 #endif
-    s = apr_hash_get(registry.stores, dconf->state_dir, APR_HASH_KEY_STRING);
-    if (s != NULL && iss_store_replaced(s)) {
-        /* Moved aside, overwritten, rebuilt elsewhere: open it again.  The
-         * old handle may still serve requests in flight; it is not freed
-         * (this happens when an administrator steps in, not in use). */
-        apr_hash_set(registry.stores, dconf->state_dir, APR_HASH_KEY_STRING,
-                     NULL);
-        s = NULL;
+    e = apr_hash_get(registry.stores, dconf->state_dir, APR_HASH_KEY_STRING);
+    /* Whether the state was moved aside or rewritten (one stat()). */
+    if (e != NULL) {
+        e->checked = now;
+        if (iss_store_replaced(e->store)) {
+            /* Open it again.  The old handle may still serve requests in
+             * flight; it is not freed (this happens when an administrator
+             * steps in, not in normal use). */
+            apr_hash_set(registry.stores, dconf->state_dir,
+                         APR_HASH_KEY_STRING, NULL);
+            e = NULL;
+        }
     }
-    if (s == NULL) {
+    if (e != NULL) {
+        s = e->store;
+    }
+    else {
         apr_pool_t *p;
 
         apr_pool_create(&p, registry.pool);
@@ -90,9 +104,12 @@ static apr_status_t shared_store(request_rec *r, iss_dir_conf_t *dconf,
                             NULL, log_store, registry.server, p);
         if (rv == APR_SUCCESS) {
             iss_store_set_sync(s, iss_config_state_sync(dconf));
+            e = apr_palloc(registry.pool, sizeof(*e));
+            e->store = s;
+            e->checked = now;
             apr_hash_set(registry.stores, apr_pstrdup(registry.pool,
                                                       dconf->state_dir),
-                         APR_HASH_KEY_STRING, s);
+                         APR_HASH_KEY_STRING, e);
         }
         else {
             /* Keep the reason for the caller, then let it go: the next

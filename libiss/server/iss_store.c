@@ -470,20 +470,19 @@ apr_status_t iss_store_stats(iss_store_t *store, iss_store_stats_t *st)
 
 int iss_store_replaced(iss_store_t *store)
 {
-    struct stat m, h;
+    struct stat m;
     char path[1024];
     int replaced;
 
     if (!store || store->closed)
         return 1;
-    MLOCK(store->omutex);
     apr_snprintf(path, sizeof(path), "%s/" META_NAME, store->dir);
-    replaced = stat(path, &m) != 0 || m.st_ino != store->meta_ino
+    replaced = stat(path, &m) != 0;
+    MLOCK(store->omutex);
+    replaced = replaced || m.st_ino != store->meta_ino
                || (apr_off_t)m.st_size != store->meta_size
                || (apr_time_t)m.st_mtim.tv_sec * APR_USEC_PER_SEC
                   + m.st_mtim.tv_nsec / 1000 != store->meta_mtime;
-    apr_snprintf(path, sizeof(path), "%s/" SHM_NAME, store->dir);
-    replaced = replaced || stat(path, &h) != 0 || h.st_ino != store->shm_ino;
     MUNLOCK(store->omutex);
     return replaced;
 }

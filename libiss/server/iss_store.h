@@ -219,7 +219,7 @@ apr_status_t iss_store_stats(iss_store_t *store, iss_store_stats_t *st);
  *  moved the state aside, or overwrote it): then the handle should be
  *  given up and the store opened again, which re-checks or re-creates it.
  *  Also true after another process rebuilt the DBM (a recovery), which
- *  reopening follows too.  Cost: two stat() calls. */
+ *  reopening follows too.  Cost: one stat() call. */
 int iss_store_replaced(iss_store_t *store);
 
 /** Close the store now (otherwise the pool cleanup does it). */

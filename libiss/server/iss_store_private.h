@@ -137,6 +137,7 @@ struct iss_store_t {
     shm_t *shm;
     apr_size_t shm_size;
     apr_ino_t shm_ino;
+    apr_time_t shm_checked;     /* when the header file was last stat()ed */
 
     /* ---- per process: the overlay (under omutex) ---- */
     apr_pool_t *ov_pool;

@@ -742,13 +742,22 @@ apr_status_t iss_store__wal_check(iss_store_t *s, apr_pool_t *p)
     shm_t *h;
     apr_status_t rv;
 
-    if (stat(path, &st) != 0 || st.st_ino != s->shm_ino || !s->shm) {
+    /* The header file is looked at by name at most every second: an
+     * administrator who moved the state aside is noticed soon enough,
+     * and a write is spared a stat(). */
+    if (s->shm && apr_time_now() - s->shm_checked < apr_time_from_sec(1)) {
+        /* checked recently */
+    }
+    else if (stat(path, &st) != 0 || st.st_ino != s->shm_ino || !s->shm) {
         if (!iss_store__file_exists(iss_store__fpath(s, p, META_NAME), p))
             return iss_store__damaged(s, "%s has disappeared: the state "
                                       "store was removed while in use",
                                       iss_store__fpath(s, p, META_NAME));
         if ((rv = shm_map(s, p)) != APR_SUCCESS)
             return rv;
+    }
+    else {
+        s->shm_checked = apr_time_now();
     }
     h = s->shm;
     if (LOAD(h->magic) != SHM_MAGIC || LOAD(h->boot) != boot_hash()

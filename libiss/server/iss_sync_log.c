@@ -251,9 +251,16 @@ static apr_uint64_t proc_start(long pid)
 
 const char *iss_sync_log_owner_self(apr_pool_t *pool)
 {
+    /* Read /proc once per process (a fork gets a new pid: read again). */
+    static long cached_pid;
+    static apr_uint64_t cached_start;
     long pid = (long)getpid();
 
-    return apr_psprintf(pool, "%ld %" APR_UINT64_T_FMT, pid, proc_start(pid));
+    if (__atomic_load_n(&cached_pid, __ATOMIC_ACQUIRE) != pid) {
+        cached_start = proc_start(pid);
+        __atomic_store_n(&cached_pid, pid, __ATOMIC_RELEASE);
+    }
+    return apr_psprintf(pool, "%ld %" APR_UINT64_T_FMT, pid, cached_start);
 }
 
 int iss_sync_log_owner_alive(const char *owner)
