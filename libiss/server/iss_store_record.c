@@ -514,9 +514,9 @@ apr_status_t iss_store__apply_put(db_t *db, const op_t *op, apr_pool_t *p)
     apr_status_t rv;
 
     if ((rv = make_dk(s, p, op->key, op->klen, &dk, &dklen)) != APR_SUCCESS
-        || (rv = old_nseg(db, dk, dklen, p, &old, &present)) != APR_SUCCESS
-        || (rv = iss_store__seg_id(s, dk, dklen, id)) != APR_SUCCESS)
+        || (rv = old_nseg(db, dk, dklen, p, &old, &present)) != APR_SUCCESS)
         return rv;
+    (void)present;
     if (dk[0] == KEY_HASHED) {
         plen = 4 + op->klen;
         pre = apr_palloc(p, plen);
@@ -537,7 +537,8 @@ apr_status_t iss_store__apply_put(db_t *db, const op_t *op, apr_pool_t *p)
         EVP_MD_CTX *ctx;
         apr_uint32_t i;
 
-        if ((rv = iss_store__sha_new(s, p, &ctx)) != APR_SUCCESS)
+        if ((rv = iss_store__seg_id(s, dk, dklen, id)) != APR_SUCCESS
+            || (rv = iss_store__sha_new(s, p, &ctx)) != APR_SUCCESS)
             return rv;
         n = (apr_uint32_t)((blen + seg - 1) / seg);
         rec = apr_palloc(p, REC_HDR + seg);
@@ -567,7 +568,11 @@ apr_status_t iss_store__apply_put(db_t *db, const op_t *op, apr_pool_t *p)
             rv = iss_store__db_store(db, dk, dklen, rec, REC_HDR + HEAD_LEN);
         }
     }
-    if (rv == APR_SUCCESS && (old == NSEG_UNKNOWN || old > n))
+    /* Segments of the old value past the new count (the SHA-256 that
+     * names them only when there are any). */
+    if (rv == APR_SUCCESS && (old == NSEG_UNKNOWN || old > n)
+        && (n > 0 || (rv = iss_store__seg_id(s, dk, dklen, id))
+                     == APR_SUCCESS))
         rv = drop_segments(db, id, n, old);
     return rv;
 }
