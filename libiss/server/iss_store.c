@@ -339,6 +339,9 @@ apr_status_t iss_store_open(iss_store_t **store, const char *dir,
                                              s->pool)) != APR_SUCCESS
             || (rv = apr_thread_mutex_create(&s->smutex,
                                              APR_THREAD_MUTEX_DEFAULT,
+                                             s->pool)) != APR_SUCCESS
+            || (rv = apr_thread_mutex_create(&s->cmutex,
+                                             APR_THREAD_MUTEX_DEFAULT,
                                              s->pool)) != APR_SUCCESS) {
             s->closed = 1;
             return iss_store__fail(s, rv, "cannot create a mutex: %pm", &rv);
@@ -369,6 +372,8 @@ apr_status_t iss_store_open(iss_store_t **store, const char *dir,
         || (rv = open_lock_file(s, DBMLOCK_NAME, &s->dbm_lock))
            != APR_SUCCESS
         || (rv = open_lock_file(s, SYNCLOCK_NAME, &s->sync_lock))
+           != APR_SUCCESS
+        || (rv = open_lock_file(s, CKPTLOCK_NAME, &s->ckpt_lock))
            != APR_SUCCESS)
         goto cleanup;
     if ((rv = lock_store(s)) != APR_SUCCESS)
@@ -662,6 +667,7 @@ static apr_status_t run_txn(iss_store_t *s, iss_store_txn_fn *fn, void *baton,
     apr_pool_t *p;
     apr_uint64_t gen = 0, end = 0;
     apr_status_t rv;
+    int due = 0, sealed = 0;
 
     memset(&txn, 0, sizeof(txn));
     if ((rv = op_begin(s, pool, &p)) != APR_SUCCESS)
@@ -689,15 +695,22 @@ static apr_status_t run_txn(iss_store_t *s, iss_store_txn_fn *fn, void *baton,
         if ((rv = iss_store__wal_append(s, txn.ops, &gen, &end, p))
             != APR_SUCCESS)
             goto cleanup;
-        /* Committed.  A checkpoint that fails keeps the WAL (and says so):
-         * not this commit's failure. */
-        (void)iss_store__checkpoint(s, 0, p);
+        /* Committed.  Past the checkpoint size, seal the generation; it
+         * is applied below, after the locks are given back.  A failure
+         * there keeps the WAL (and says so): not this commit's failure. */
+        if ((due = iss_store__wal_due(s)))
+            (void)iss_store__wal_rotate(s, &sealed, p);
     }
     else {
         iss_store__wal_position(s, &gen, &end);
     }
 cleanup:
     op_end(s, p);
+    /* Whoever sealed a generation applies it (and waits for a
+     * checkpointer of another process to finish first); a generation a
+     * dead checkpointer left is tried now and then. */
+    if (due)
+        (void)iss_store__wal_apply(s, sealed, pool ? pool : s->pool);
     if (rv == APR_SUCCESS && !(flags & ISS_STORE_LAZY)) {
         /* Durable before it returns: what it wrote and what it read. */
         rv = iss_store__wal_durable(s, gen, end);
@@ -814,6 +827,13 @@ apr_status_t iss_store_txn_get(iss_store_txn_t *txn, const void *key,
     if ((e = iss_store__ov_get(s, key, klen)) != NULL)
         return copy_out(e, val, vlen, pool);
     if (!txn->db) {
+        /* A checkpoint's commits go on without the writers' lock: the
+         * shared DBM lock keeps them out while this reads. */
+        if ((rv = iss_store__dbm_lock(s, 0)) != APR_SUCCESS
+            || (rv = dbm_current(s, txn->pool)) != APR_SUCCESS) {
+            txn->failed = 1;
+            return rv;
+        }
         rv = iss_store__db_open(s,
                                 iss_store__gen_path(s, txn->pool, s->gen, 0),
                                 APR_DBM_READONLY, txn->pool, &txn->db);
@@ -919,11 +939,15 @@ apr_status_t iss_store_checkpoint(iss_store_t *store, apr_pool_t *pool)
     apr_pool_t *p;
     apr_status_t rv;
 
+    int sealed;
+
     if (!store || !pool)
         return APR_EINVAL;
     if ((rv = op_begin(store, pool, &p)) == APR_SUCCESS)
-        rv = iss_store__checkpoint(store, 1, p);
+        rv = iss_store__wal_rotate(store, &sealed, p);
     op_end(store, p);
+    if (rv == APR_SUCCESS)
+        rv = iss_store__wal_apply(store, 1, pool);
     return rv;
 }
 
@@ -935,7 +959,10 @@ static apr_status_t walk_primary(iss_store_t *store, apr_pool_t *pool,
 {
     apr_status_t rv = op_begin(store, pool, p);
 
-    if (rv != APR_SUCCESS)
+    /* A checkpoint's commits go on without the writers' lock. */
+    if (rv != APR_SUCCESS
+        || (rv = iss_store__dbm_lock(store, 0)) != APR_SUCCESS
+        || (rv = dbm_current(store, *p)) != APR_SUCCESS)
         return rv;
     return iss_store__walk_open(store,
                                 iss_store__gen_path(store, *p, store->gen, 0),
@@ -974,7 +1001,8 @@ apr_status_t iss_store_iterate(iss_store_t *store, const void *prefix,
             && (dklen - 1 < plen || memcmp(dk + 1, prefix, plen) != 0))
             continue;
         if (dk[0] == KEY_SHORT
-            && (e = iss_store__ov_get(store, dk + 1, dklen - 1)) && !e->cached)
+            && (e = iss_store__ov_get(store, dk + 1, dklen - 1))
+            && OV_LIVE(store, e))
             continue;
         if ((rv = iss_store__load_iterated(db, dk, dklen, ip, &key, &klen,
                                            &val, &vlen, NULL)) != APR_SUCCESS)
@@ -982,7 +1010,7 @@ apr_status_t iss_store_iterate(iss_store_t *store, const void *prefix,
         if (plen && (klen < plen || memcmp(key, prefix, plen) != 0))
             continue;
         if (dk[0] != KEY_SHORT && (e = iss_store__ov_get(store, key, klen))
-            && !e->cached)
+            && OV_LIVE(store, e))
             continue;
         if ((stop = fn(baton, key, klen, val, vlen)) != 0) {
             rv = stop;
@@ -999,7 +1027,7 @@ apr_status_t iss_store_iterate(iss_store_t *store, const void *prefix,
 
         apr_hash_this(hi, &k, &kl, &v);
         e = v;
-        if (e->del || e->cached || (plen && ((apr_size_t)kl < plen
+        if (e->del || !OV_LIVE(store, e) || (plen && ((apr_size_t)kl < plen
                                 || memcmp(k, prefix, plen) != 0)))
             continue;
         if ((stop = fn(baton, k, (apr_size_t)kl, e->val, e->vlen)) != 0) {

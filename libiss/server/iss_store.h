@@ -207,6 +207,7 @@ apr_status_t iss_store_checkpoint(iss_store_t *store, apr_pool_t *pool);
 typedef struct iss_store_stats_t {
     apr_uint64_t wal_generation;    /* the write-ahead log's generation */
     apr_uint64_t wal_bytes;         /* of it, not yet in the DBM (about) */
+    apr_uint64_t wal_sealed;        /* generations waiting to be applied */
     apr_uint64_t durable_waits;     /* commits that waited for an fsync */
     apr_uint64_t fsyncs;            /* fsyncs of the log made for them:
                                      * waits / fsyncs writers per fsync */

@@ -34,6 +34,7 @@
 #define LOCK_NAME      "iss-store.lock"      /* writers: exclusive */
 #define DBMLOCK_NAME   "iss-store.dbmlock"   /* DBM readers shared, checkpoint exclusive */
 #define SYNCLOCK_NAME  "iss-store.synclock"  /* the group commit's leader */
+#define CKPTLOCK_NAME  "iss-store.ckptlock"  /* the one applying the WAL */
 #define SHM_NAME       "iss-store.shm"       /* the shared header (mmap) */
 #define WAL_PREFIX     "iss-store.wal."      /* + generation: the write-ahead log */
 #define BDB_TMP_PREFIX "__db."      /* Berkeley DB's name while creating */
@@ -96,16 +97,21 @@ typedef struct {
     apr_uint64_t pad;
 } shm_t;
 
-/* One key of the overlay: the net effect of the WAL records not yet
- * applied to the DBM, or (cached) what the DBM holds, read since the last
- * checkpoint (the DBM changes only in checkpoints, which reset the
- * overlay).  del: absent. */
+/* One key of the overlay: its value as of the WAL records read so far
+ * (del: absent).  gen is the WAL generation of the record that set it; a
+ * key whose generation is below the oldest one still live (ov_lo, or 0
+ * for a value read from the DBM) holds what the DBM holds: kept as a
+ * cache, not part of a checkpoint. */
 typedef struct {
     char *val;
     apr_size_t vlen;
     int del;
-    int cached;
+    apr_uint64_t gen;
 } ov_ent_t;
+
+/* Whether overlay entry @a e is ahead of the DBM (from a live WAL
+ * generation) rather than a copy of what the DBM holds. */
+#define OV_LIVE(s, e) ((e)->gen != 0 && (e)->gen >= (s)->ov_lo)
 
 struct iss_store_t {
     apr_pool_t *pool;           /* own allocator with a mutex: threads */
@@ -129,6 +135,7 @@ struct iss_store_t {
     apr_thread_mutex_t *wmutex; /* this process's writers */
     apr_thread_mutex_t *omutex; /* the overlay and the fields below */
     apr_thread_mutex_t *smutex; /* this process's group-commit leader */
+    apr_thread_mutex_t *cmutex; /* this process's checkpointer */
 #endif
     apr_file_t *lock_file;      /* LOCK_NAME */
     apr_file_t *dbm_lock;       /* DBMLOCK_NAME */
@@ -144,6 +151,9 @@ struct iss_store_t {
     apr_hash_t *ov;             /* key -> ov_ent_t */
     apr_uint64_t ov_epoch, ov_lo, ov_gen, ov_off;
     apr_size_t ov_cached, ov_cache_max;     /* DBM reads kept */
+    apr_size_t ov_bytes;        /* allocated in ov_pool since its reset */
+    apr_file_t *ckpt_lock;      /* CKPTLOCK_NAME: one checkpointer */
+    apr_time_t ckpt_tried;      /* last try to apply (a busy checkpointer) */
     apr_file_t *wal;            /* WAL generation ov_gen, for appends and
                                  * reading (pread-style: offsets given) */
     apr_pool_t *wal_pool;
@@ -324,7 +334,10 @@ apr_status_t iss_store__wal_durable(iss_store_t *s, apr_uint64_t gen,
                                     apr_uint64_t end);
 void iss_store__wal_position(iss_store_t *s, apr_uint64_t *gen,
                              apr_uint64_t *end);
-apr_status_t iss_store__checkpoint(iss_store_t *s, int force, apr_pool_t *p);
+int iss_store__wal_due(iss_store_t *s);
+apr_status_t iss_store__wal_rotate(iss_store_t *s, int *sealed,
+                                   apr_pool_t *p);
+apr_status_t iss_store__wal_apply(iss_store_t *s, int wait, apr_pool_t *p);
 apr_status_t iss_store__wal_verify(iss_store_t *s, apr_pool_t *p);
 void iss_store__wal_stats(iss_store_t *s, iss_store_stats_t *st);
 

@@ -174,6 +174,7 @@ static void ov_reset(iss_store_t *s, apr_uint64_t epoch, apr_uint64_t lo)
     apr_pool_clear(s->ov_pool);
     s->ov = apr_hash_make(s->ov_pool);
     s->ov_cached = 0;
+    s->ov_bytes = 0;
     s->ov_epoch = epoch;
     s->ov_lo = lo;
     s->ov_gen = 0;                      /* no file open yet */
@@ -195,19 +196,18 @@ static ov_ent_t *ov_entry(iss_store_t *s, const char *key, apr_size_t klen)
         k[klen] = '\0';
         e = apr_pcalloc(s->ov_pool, sizeof(*e));
         apr_hash_set(s->ov, k, (apr_ssize_t)klen, e);
+        s->ov_bytes += klen + 1 + sizeof(*e) + 48;
     }
-    else if (e->cached) {
+    else if (e->gen == 0) {
         s->ov_cached--;
     }
     return e;
 }
 
-static void ov_apply(iss_store_t *s, const char *key, apr_size_t klen,
-                     const char *val, apr_size_t vlen, int del)
+static void ov_set(iss_store_t *s, ov_ent_t *e, const char *val,
+                   apr_size_t vlen, int del, apr_uint64_t gen)
 {
-    ov_ent_t *e = ov_entry(s, key, klen);
-
-    e->cached = 0;
+    e->gen = gen;
     e->del = del;
     e->vlen = del ? 0 : vlen;
     e->val = NULL;
@@ -215,7 +215,15 @@ static void ov_apply(iss_store_t *s, const char *key, apr_size_t klen,
         e->val = apr_palloc(s->ov_pool, vlen + 1);
         iss_store__copy_bytes(e->val, val, vlen);
         e->val[vlen] = '\0';
+        s->ov_bytes += vlen + 1;
     }
+}
+
+/* A record of generation ov_gen read or written: its value is the key's. */
+static void ov_apply(iss_store_t *s, const char *key, apr_size_t klen,
+                     const char *val, apr_size_t vlen, int del)
+{
+    ov_set(s, ov_entry(s, key, klen), val, vlen, del, s->ov_gen);
 }
 
 const ov_ent_t *iss_store__ov_get(iss_store_t *s, const void *key,
@@ -226,25 +234,16 @@ const ov_ent_t *iss_store__ov_get(iss_store_t *s, const void *key,
 
 /* Keep what the DBM said of @a key (@a absent: nothing), while the
  * overlay is in sync with the DBM read (under the DBM lock or the
- * writers' lock).  At most ov_cache_max keys, until the next checkpoint. */
+ * writers' lock): the DBM changes only through checkpoints, and the
+ * overlay holds every key a live WAL generation changed, so the value
+ * stays right until the overlay is rebuilt.  At most ov_cache_max keys. */
 void iss_store__ov_cache(iss_store_t *s, const void *key, apr_size_t klen,
                          const void *val, apr_size_t vlen, int absent)
 {
-    ov_ent_t *e;
-
     if (!s->ov || s->ov_cached >= s->ov_cache_max
         || apr_hash_get(s->ov, key, (apr_ssize_t)klen))
         return;
-    e = ov_entry(s, key, klen);
-    e->cached = 1;
-    e->del = absent;
-    e->vlen = absent ? 0 : vlen;
-    e->val = NULL;
-    if (!absent) {
-        e->val = apr_palloc(s->ov_pool, vlen + 1);
-        iss_store__copy_bytes(e->val, val, vlen);
-        e->val[vlen] = '\0';
-    }
+    ov_set(s, ov_entry(s, key, klen), val, vlen, absent, 0);
     s->ov_cached++;
 }
 
@@ -261,8 +260,9 @@ static apr_status_t ov_open_gen(iss_store_t *s, apr_uint64_t gen)
                        | APR_FOPEN_BINARY, APR_OS_DEFAULT, s->wal_pool);
     if (rv != APR_SUCCESS) {
         s->wal = NULL;
-        return iss_store__damaged(s, "cannot open the write-ahead log %s: "
-                                  "%pm", path, &rv);
+        s->ov_gen = 0;
+        return iss_store__fail(s, rv, "cannot open the write-ahead log %s: "
+                               "%pm", path, &rv);
     }
     s->ov_gen = gen;
     s->ov_off = WAL_HDR;
@@ -437,12 +437,23 @@ static apr_status_t snapshot(iss_store_t *s, apr_uint64_t *epoch,
     return NEED_REPAIR;
 }
 
+/* The overlay takes this much memory at most (records of generations a
+ * checkpoint applied stay as a cache); past it, it is rebuilt from the
+ * live generations. */
+#define OV_BYTES_MAX (64 * 1024 * 1024)
+
 /*
- * Bring the overlay up to the committed end of the WAL.  @a locked: the
- * caller holds the DBM lock (shared or exclusive) or the writers' lock,
- * so no checkpoint runs: then the overlay is rebuilt if a checkpoint
- * happened since it was built.  Without it only new records of the same
- * generation are read (NEED_LOCK otherwise).  Under omutex.
+ * Bring the overlay up to the committed end of the WAL: read the rest of
+ * every generation up to the current one (a sealed generation was cut at
+ * its committed end before the next began, so it is read to its end of
+ * file), then the current one up to the shared end.  Records before the
+ * committed end never change: no lock is needed to read them.  @a locked:
+ * the caller holds the DBM lock or the writers' lock (no checkpoint can
+ * finish meanwhile), so the overlay may be rebuilt from the files of the
+ * live generations; without it, NEED_LOCK says that is needed.  When a
+ * checkpoint finished (the oldest live generation moved up), the
+ * overlay's keys from applied generations stay, as what the DBM now
+ * holds.  Under omutex.
  */
 apr_status_t iss_store__ov_sync(iss_store_t *s, int locked, apr_pool_t *p)
 {
@@ -453,28 +464,36 @@ apr_status_t iss_store__ov_sync(iss_store_t *s, int locked, apr_pool_t *p)
         return rv;
     if (locked && s->dbm_locked == 1 && LOAD(s->shm->dbm_busy))
         return NEED_REPAIR;             /* the DBM may be half-written */
-    if (epoch != s->ov_epoch || lo != s->ov_lo || gen < s->ov_gen
-        || (gen == s->ov_gen && end < s->ov_off) || !s->ov) {
+    if (!s->ov || epoch != s->ov_epoch || lo < s->ov_lo || gen < s->ov_gen
+        || (gen == s->ov_gen && end < s->ov_off)
+        || (lo > s->ov_lo && s->ov_gen < lo)
+        || (locked && s->ov_bytes > OV_BYTES_MAX)) {
+        /* Never built, rebuilt elsewhere, or behind a checkpoint that
+         * removed generations it had not read. */
         if (!locked)
             return NEED_LOCK;
         ov_reset(s, epoch, lo);
     }
-    if (s->ov_gen == 0 || s->ov_gen < gen) {
+    s->ov_lo = lo;
+    if (s->ov_gen == 0) {
         if (!locked)
             return NEED_LOCK;
-        if (s->ov_gen == 0 && (rv = ov_open_gen(s, lo)) != APR_SUCCESS)
-            return rv;
-        /* Whole older generations (truncated to their end when the next
-         * one was started). */
-        while (s->ov_gen < gen) {
-            apr_uint64_t off = s->ov_off;
+        if ((rv = ov_open_gen(s, lo)) != APR_SUCCESS)
+            return iss_store__damaged(s, "%s", iss_store__err);
+    }
+    while (s->ov_gen < gen) {
+        apr_uint64_t off = s->ov_off;
 
-            rv = read_records(s, os_fd(s->wal), wal_path(s, p, s->ov_gen),
-                              &off, 0, apply_to_ov, s, p);
-            if (rv != APR_SUCCESS)
-                return rv;
-            if ((rv = ov_open_gen(s, s->ov_gen + 1)) != APR_SUCCESS)
-                return rv;
+        rv = read_records(s, os_fd(s->wal), wal_path(s, p, s->ov_gen), &off,
+                          0, apply_to_ov, s, p);
+        if (rv != APR_SUCCESS)
+            return rv;
+        if ((rv = ov_open_gen(s, s->ov_gen + 1)) != APR_SUCCESS) {
+            /* Gone: a checkpoint applied it meanwhile. */
+            s->ov_epoch = 0;
+            if (!locked)
+                return NEED_LOCK;
+            return iss_store__damaged(s, "%s", iss_store__err);
         }
     }
     if (s->ov_off < end) {
@@ -582,6 +601,32 @@ static apr_status_t wal_list(iss_store_t *s, apr_pool_t *p,
 }
 
 /*
+ * Remove the files of generations below @a lo (applied to the DBM), and
+ * make that durable before any later generation is retired: a file that
+ * came back after a power loss must never be applied after a later
+ * generation whose file is gone (older values over newer ones).  Files a
+ * dead checkpointer left below an earlier oldest generation go too.
+ */
+static void remove_below(iss_store_t *s, apr_uint64_t lo, apr_pool_t *p)
+{
+    apr_array_header_t *gens;
+    int i, n = 0;
+
+    if (wal_list(s, p, &gens) != APR_SUCCESS)
+        return;
+    for (i = 0; i < gens->nelts; i++) {
+        apr_uint64_t g = APR_ARRAY_IDX(gens, i, apr_uint64_t);
+
+        if (g < lo) {
+            apr_file_remove(wal_path(s, p, g), p);
+            n++;
+        }
+    }
+    if (n)
+        (void)iss_store__sync_dir(s, p);
+}
+
+/*
  * Rebuild the shared header from the files (a new boot, no header or a
  * damaged one, a rotation that died half way).  Under the writers' lock.
  * The DBM is recovered first; every WAL generation left is scanned for
@@ -603,6 +648,21 @@ static apr_status_t attach(iss_store_t *s, apr_pool_t *p)
     if ((rv = iss_store__refresh(s, p)) != APR_SUCCESS
         || (rv = wal_list(s, p, &gens)) != APR_SUCCESS)
         goto cleanup;
+    /* The generations to replay run without a gap up to the newest; one
+     * below a gap was applied and retired (its removal did not happen,
+     * or did not last): replaying it after the later ones would bring
+     * back older values. */
+    for (i = gens->nelts - 1; i > 0; i--) {
+        if (APR_ARRAY_IDX(gens, i - 1, apr_uint64_t)
+            != APR_ARRAY_IDX(gens, i, apr_uint64_t) - 1)
+            break;
+    }
+    if (i > 0) {
+        remove_below(s, APR_ARRAY_IDX(gens, i, apr_uint64_t), p);
+        memmove(gens->elts, gens->elts + (apr_size_t)i * sizeof(apr_uint64_t),
+                (apr_size_t)(gens->nelts - i) * sizeof(apr_uint64_t));
+        gens->nelts -= i;
+    }
     for (i = 0; i < gens->nelts; i++) {
         apr_uint64_t g = APR_ARRAY_IDX(gens, i, apr_uint64_t), off = WAL_HDR;
         const char *path = wal_path(s, p, g);
@@ -664,13 +724,6 @@ static apr_status_t attach(iss_store_t *s, apr_pool_t *p)
     else {
         lo = APR_ARRAY_IDX(gens, 0, apr_uint64_t);
         gen = APR_ARRAY_IDX(gens, gens->nelts - 1, apr_uint64_t);
-        if (gen - lo + 1 != (apr_uint64_t)gens->nelts) {
-            rv = iss_store__damaged(s, "write-ahead log generations %"
-                                    APR_UINT64_T_FMT " to %" APR_UINT64_T_FMT
-                                    " in %s are not all there", lo, gen,
-                                    s->dir);
-            goto cleanup;
-        }
     }
     r = LOAD(h->rot);
     STORE(h->rot, r | 1);
@@ -729,6 +782,30 @@ static apr_status_t shm_map(iss_store_t *s, apr_pool_t *p)
     return APR_SUCCESS;
 }
 
+/* Under the exclusive DBM lock: finish a dead checkpointer's commit and
+ * follow a DBM another process rebuilt.  A rebuild may have dropped
+ * damaged records, so every process drops what its overlay remembers of
+ * the DBM (a new epoch). */
+static apr_status_t dbm_catch_up(iss_store_t *s, apr_pool_t *p)
+{
+    shm_t *h = s->shm;
+    apr_uint64_t before = s->gen;
+    apr_status_t rv = iss_store__refresh(s, p);
+
+    if (rv != APR_SUCCESS)
+        return rv;
+    if (s->gen != before || LOAD(h->dbm_gen) != s->gen) {
+        apr_uint64_t r = LOAD(h->rot);
+
+        STORE(h->rot, r + 1);
+        STORE(h->dbm_gen, s->gen);
+        STORE(h->epoch, LOAD(h->epoch) + 1);
+        STORE(h->rot, r + 2);
+    }
+    STORE(h->dbm_busy, (apr_uint64_t)0);
+    return APR_SUCCESS;
+}
+
 /*
  * Under the writers' lock, at the start of every write: the shared header
  * is the one in the directory, valid for this boot and store, and not left
@@ -764,26 +841,12 @@ apr_status_t iss_store__wal_check(iss_store_t *s, apr_pool_t *p)
         || LOAD(h->store) != hash64(s->id, strlen(s->id))
         || (LOAD(h->rot) & 1))
         return attach(s, p);
-    if (LOAD(h->dbm_busy)) {
-        /* A checkpoint died while writing the DBM: recover it (the WAL
-         * still holds everything the checkpoint was applying). */
+    if (LOAD(h->dbm_busy) || LOAD(h->dbm_gen) != s->gen) {
+        /* A checkpoint died while writing the DBM (the WAL still holds
+         * everything it was applying), or another process rebuilt it. */
         if ((rv = iss_store__dbm_lock(s, 1)) != APR_SUCCESS)
             return rv;
-        rv = iss_store__refresh(s, p);
-        if (rv == APR_SUCCESS) {
-            STORE(h->dbm_gen, s->gen);
-            STORE(h->dbm_busy, (apr_uint64_t)0);
-        }
-        iss_store__dbm_unlock(s);
-        return rv;
-    }
-    if (LOAD(h->dbm_gen) != s->gen) {
-        /* Another process rebuilt the DBM (recovery). */
-        if ((rv = iss_store__dbm_lock(s, 1)) != APR_SUCCESS)
-            return rv;
-        rv = iss_store__refresh(s, p);
-        if (rv == APR_SUCCESS && LOAD(h->dbm_gen) != s->gen)
-            STORE(h->dbm_gen, s->gen);
+        rv = dbm_catch_up(s, p);
         iss_store__dbm_unlock(s);
         return rv;
     }
@@ -999,66 +1062,56 @@ apr_status_t iss_store__wal_durable(iss_store_t *s, apr_uint64_t gen,
 
 /* ---- checkpoint ----------------------------------------------------------- */
 
+/* Ops of a batch applied per DBM commit of a checkpoint: the DBM lock is
+ * held that long, and readers that need the DBM wait that long. */
+#define CKPT_CHUNK 2000
+
 static void stage_to_opset(void *baton, const char *key, apr_size_t klen,
                            const char *val, apr_size_t vlen, int del)
 {
     iss_store__opset_stage(baton, key, klen, val, vlen, del);
 }
 
-/*
- * Apply the overlay to the DBM (one journal commit: see COMMIT) and start
- * a new WAL generation.  Without @a force only when the live WAL has
- * passed the checkpoint size.  Under the writers' lock and omutex, with
- * the overlay in sync.  A checkpoint that fails leaves the WAL as it is
- * (nothing is lost; the next one tries again).
- */
-apr_status_t iss_store__checkpoint(iss_store_t *s, int force, apr_pool_t *p)
+/* Whether the WAL should be checkpointed: the current generation passed
+ * the checkpoint size, or a sealed one waits (a checkpointer died, or is
+ * under way). */
+int iss_store__wal_due(iss_store_t *s)
 {
     shm_t *h = s->shm;
-    apr_uint64_t live, g, old_lo, r;
-    apr_hash_index_t *hi;
-    opset_t *ops;
+
+    return LOAD(h->lo) < LOAD(h->gen)
+           || LOAD(h->end) - WAL_HDR >= s->ckpt_bytes;
+}
+
+/*
+ * Seal the current generation and start the next one: writers go on
+ * there while iss_store__wal_apply() puts the sealed ones into the DBM.
+ * The sealed file is cut at its committed end (an append that died may
+ * have left bytes after it) and fsynced (lazy commits in it are durable
+ * from then on).  Under the writers' lock and omutex, with the overlay
+ * in sync; only when no earlier sealed generation waits.
+ */
+apr_status_t iss_store__wal_rotate(iss_store_t *s, int *sealed,
+                                   apr_pool_t *p)
+{
+    shm_t *h = s->shm;
+    apr_uint64_t g = s->ov_gen, r;
     apr_status_t rv;
 
-    live = (s->ov_gen - s->ov_lo) * s->ckpt_bytes + s->ov_off - WAL_HDR;
-    if (!force && (live < s->ckpt_bytes || s->ov_off < s->ckpt_retry))
-        return APR_SUCCESS;
-    if (s->ov_lo == s->ov_gen && s->ov_off == WAL_HDR)
-        return APR_SUCCESS;             /* nothing to apply */
-    if ((rv = iss_store__dbm_lock(s, 1)) != APR_SUCCESS)
+    *sealed = 0;
+    if (LOAD(h->lo) != g || s->ov_off == WAL_HDR)
+        return APR_SUCCESS;             /* one at a time; nothing to seal */
+    if (ftruncate(os_fd(s->wal), (off_t)s->ov_off) != 0) {
+        rv = APR_FROM_OS_ERROR(errno);
+        return iss_store__fail(s, rv, "cannot cut %s at its end: %pm",
+                               wal_path(s, p, g), &rv);
+    }
+    if (!s->nosync && LOAD(h->synced) < s->ov_off
+        && (rv = fd_sync(os_fd(s->wal))) != APR_SUCCESS)
+        return iss_store__fail(s, rv, "fdatasync of %s failed: %pm",
+                               wal_path(s, p, g), &rv);
+    if ((rv = wal_create(s, g + 1, p)) != APR_SUCCESS)
         return rv;
-    ops = iss_store__opset_make(p);
-    for (hi = apr_hash_first(p, s->ov); hi; hi = apr_hash_next(hi)) {
-        const void *k;
-        apr_ssize_t kl;
-        void *v;
-        const ov_ent_t *e;
-
-        apr_hash_this(hi, &k, &kl, &v);
-        e = v;
-        if (!e->cached)
-            stage_to_opset(ops, k, (apr_size_t)kl, e->val, e->vlen, e->del);
-    }
-    STORE(h->dbm_busy, (apr_uint64_t)1);
-    rv = iss_store__commit(s, ops, p);
-    if (rv == APR_SUCCESS
-        || (!iss_store__file_exists(iss_store__fpath(s, p, JOURNAL_NAME), p)
-            && !iss_store__file_exists(iss_store__fpath(s, p, JOURNAL_MIRROR),
-                                       p)))
-        STORE(h->dbm_busy, (apr_uint64_t)0);
-    if (rv != APR_SUCCESS) {
-        iss_store__note(s, LOG_WARNING, rv, "state store in %s: applying "
-                        "the write-ahead log to the DBM failed (%s); the "
-                        "log keeps every change and it is tried again later",
-                        s->dir, iss_store__err);
-        s->ckpt_retry = s->ov_off + s->ckpt_bytes / 2;
-        STORE(h->dbm_gen, s->gen);     /* the undo may have rebuilt it */
-        goto cleanup;
-    }
-    g = s->ov_gen + 1;
-    old_lo = s->ov_lo;
-    if ((rv = wal_create(s, g, p)) != APR_SUCCESS)
-        goto cleanup;                   /* the DBM holds it all: harmless */
 #if APR_HAS_THREADS
     apr_thread_mutex_lock(s->smutex);
 #endif
@@ -1067,31 +1120,169 @@ apr_status_t iss_store__checkpoint(iss_store_t *s, int force, apr_pool_t *p)
 #if APR_HAS_THREADS
         apr_thread_mutex_unlock(s->smutex);
 #endif
-        rv = iss_store__fail(s, rv, "cannot lock %s/" SYNCLOCK_NAME ": %pm",
-                             s->dir, &rv);
-        goto cleanup;
+        apr_file_remove(wal_path(s, p, g + 1), p);
+        return iss_store__fail(s, rv, "cannot lock %s/" SYNCLOCK_NAME ": %pm",
+                               s->dir, &rv);
     }
     r = LOAD(h->rot);
     STORE(h->rot, r + 1);
-    STORE(h->lo, g);
-    STORE(h->gen, g);
+    STORE(h->gen, g + 1);
     STORE(h->end, (apr_uint64_t)WAL_HDR);
     STORE(h->synced, (apr_uint64_t)WAL_HDR);
-    STORE(h->dbm_gen, s->gen);
     STORE(h->rot, r + 2);
     seq_wake(s);
     apr_file_unlock(s->sync_lock);
 #if APR_HAS_THREADS
     apr_thread_mutex_unlock(s->smutex);
 #endif
-    __atomic_add_fetch(&h->checkpoints, 1, __ATOMIC_RELAXED);
-    for (; old_lo < g; old_lo++)
-        apr_file_remove(wal_path(s, p, old_lo), p);
-    s->ckpt_retry = 0;
-    ov_reset(s, LOAD(h->epoch), g);
-    rv = ov_open_gen(s, g);
+    /* The overlay keeps its keys: they are the same values. */
+    *sealed = 1;
+    return ov_open_gen(s, g + 1);
+}
+
+/*
+ * Apply the sealed generations to the DBM and retire them.  Takes no
+ * lock writers wait for while it works: one checkpointer at a time (the
+ * checkpoint lock; without @a wait, return at once if another has it);
+ * the records are read from the sealed files, the net change of each key
+ * applied in DBM commits of CKPT_CHUNK keys, each under the exclusive DBM
+ * lock.  Readers stay right meanwhile: their overlay holds every key of
+ * the live generations, and the DBM only changes keys it holds.  Then,
+ * under the writers' lock, the oldest live generation moves past them
+ * and their files go.  Applying a generation twice (a checkpointer died
+ * after some commits) changes nothing.  A failure (disk full) leaves the
+ * generations sealed and live; the next checkpoint tries again.
+ */
+apr_status_t iss_store__wal_apply(iss_store_t *s, int wait, apr_pool_t *p)
+{
+    shm_t *h = s->shm;
+    apr_uint64_t epoch, lo, gen, end, g;
+    opset_t *ops;
+    apr_pool_t *cp = NULL;
+    apr_status_t rv;
+    int i, n;
+
+    if (!wait && apr_time_now() - s->ckpt_tried < apr_time_from_msec(100))
+        return APR_SUCCESS;
+    s->ckpt_tried = apr_time_now();
+#if APR_HAS_THREADS
+    if (wait)
+        apr_thread_mutex_lock(s->cmutex);
+    else if (apr_thread_mutex_trylock(s->cmutex) != APR_SUCCESS)
+        return APR_SUCCESS;             /* another thread is at it */
+#endif
+    if (apr_file_lock(s->ckpt_lock, APR_FLOCK_EXCLUSIVE
+                      | (wait ? 0 : APR_FLOCK_NONBLOCK)) != APR_SUCCESS) {
+#if APR_HAS_THREADS
+        apr_thread_mutex_unlock(s->cmutex);
+#endif
+        return APR_SUCCESS;             /* another process is at it */
+    }
+    if ((rv = snapshot(s, &epoch, &lo, &gen, &end)) != APR_SUCCESS) {
+        rv = rv == NEED_REPAIR ? APR_SUCCESS : rv;
+        goto cleanup;
+    }
+    if (lo >= gen) {
+        rv = APR_SUCCESS;               /* nothing sealed */
+        goto cleanup;
+    }
+    if ((rv = apr_pool_create(&cp, p)) != APR_SUCCESS) {
+        cp = NULL;
+        rv = iss_store__fail(s, rv, "cannot create a pool: %pm", &rv);
+        goto cleanup;
+    }
+    ops = iss_store__opset_make(cp);
+    for (g = lo; g < gen; g++) {
+        const char *path = wal_path(s, cp, g);
+        apr_uint64_t off = WAL_HDR;
+        apr_finfo_t fi;
+        apr_file_t *f;
+
+        if ((rv = apr_file_open(&f, path, APR_FOPEN_READ | APR_FOPEN_BINARY,
+                                APR_OS_DEFAULT, cp)) != APR_SUCCESS) {
+            rv = iss_store__damaged(s, "cannot open the write-ahead log %s: "
+                                    "%pm", path, &rv);
+            goto cleanup;
+        }
+        rv = apr_file_info_get(&fi, APR_FINFO_SIZE, f);
+        if (rv == APR_SUCCESS && (apr_uint64_t)fi.size > WAL_HDR)
+            rv = read_records(s, os_fd(f), path, &off,
+                              (apr_uint64_t)fi.size, stage_to_opset, ops, cp);
+        apr_file_close(f);
+        if (rv != APR_SUCCESS)
+            goto cleanup;
+    }
+    n = ops->list->nelts;
+    for (i = 0; i < n && rv == APR_SUCCESS; i += CKPT_CHUNK) {
+        opset_t *chunk = iss_store__opset_make(cp);
+        int j;
+
+        for (j = i; j < n && j < i + CKPT_CHUNK; j++) {
+            const op_t *op = APR_ARRAY_IDX(ops->list, j, const op_t *);
+
+            APR_ARRAY_PUSH(chunk->list, const op_t *) = op;
+        }
+        if ((rv = iss_store__dbm_lock(s, 1)) != APR_SUCCESS)
+            break;
+        if (LOAD(h->dbm_busy) || LOAD(h->dbm_gen) != s->gen)
+            rv = dbm_catch_up(s, cp);   /* a dead checkpointer, a rebuild */
+        if (rv == APR_SUCCESS) {
+            apr_uint64_t before = s->gen;
+
+            STORE(h->dbm_busy, (apr_uint64_t)1);
+            rv = iss_store__commit(s, chunk, cp);
+            if (s->gen != before) {
+                /* An undo rebuilt the DBM from its mirror. */
+                apr_uint64_t r = LOAD(h->rot);
+
+                STORE(h->rot, r + 1);
+                STORE(h->dbm_gen, s->gen);
+                STORE(h->epoch, LOAD(h->epoch) + 1);
+                STORE(h->rot, r + 2);
+            }
+            if (rv == APR_SUCCESS || !iss_store__journal_left(s, cp))
+                STORE(h->dbm_busy, (apr_uint64_t)0);
+        }
+        iss_store__dbm_unlock(s);
+    }
+    if (rv != APR_SUCCESS) {
+        iss_store__note(s, LOG_WARNING, rv, "state store in %s: applying "
+                        "the write-ahead log to the DBM failed (%s); the "
+                        "log keeps every change and it is tried again later",
+                        s->dir, iss_store__err);
+        goto cleanup;
+    }
+    /* Retire them: under the writers' lock, so that no writer and no
+     * rebuild of an overlay sees the files go half way. */
+#if APR_HAS_THREADS
+    apr_thread_mutex_lock(s->wmutex);
+#endif
+    rv = apr_file_lock(s->lock_file, APR_FLOCK_EXCLUSIVE);
+    if (rv == APR_SUCCESS && (rv = iss_store__dbm_lock(s, 1))
+                             == APR_SUCCESS) {
+        apr_uint64_t r = LOAD(h->rot);
+
+        STORE(h->rot, r + 1);
+        STORE(h->lo, gen);
+        STORE(h->rot, r + 2);
+        remove_below(s, gen, cp);
+        __atomic_add_fetch(&h->checkpoints, 1, __ATOMIC_RELAXED);
+        iss_store__dbm_unlock(s);
+    }
+    if (rv == APR_SUCCESS)
+        apr_file_unlock(s->lock_file);
+    else
+        rv = iss_store__fail(s, rv, "cannot lock %s: %pm", s->dir, &rv);
+#if APR_HAS_THREADS
+    apr_thread_mutex_unlock(s->wmutex);
+#endif
 cleanup:
-    iss_store__dbm_unlock(s);
+    if (cp)
+        apr_pool_destroy(cp);
+    apr_file_unlock(s->ckpt_lock);
+#if APR_HAS_THREADS
+    apr_thread_mutex_unlock(s->cmutex);
+#endif
     return rv;
 }
 
@@ -1104,6 +1295,7 @@ void iss_store__wal_stats(iss_store_t *s, iss_store_stats_t *st)
     st->wal_bytes = end > WAL_HDR ? end - WAL_HDR : 0;
     if (gen > lo)
         st->wal_bytes += (gen - lo) * s->ckpt_bytes;    /* about */
+    st->wal_sealed = gen - lo;
     st->durable_waits = LOAD(h->waits);
     st->fsyncs = LOAD(h->syncs);
     st->checkpoints = LOAD(h->checkpoints);
