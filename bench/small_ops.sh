@@ -185,5 +185,8 @@ for op in MKCOL "PUT new" "PUT over" GET DELETE "PROPFIND walk"; do
     "$(echo "$p / $i" | bc -l)" "$(echo "$p / $o" | bc -l)"
 done
 echo "(microseconds of httpd CPU per request, per file for the walk; plain/iss: higher is better)"
+echo
+echo "/iss/ state store (ISSStateSync On):"
+"$build/tools/iss-state" "$work/state-iss" info | grep -E "^(write-ahead log|group commit|checkpoints):" | sed 's/^/  /'
 if grep -E "\[(error|crit|alert|emerg)\]" "$work/logs/error_log" | head -5; then fail=1; fi
 exit $fail

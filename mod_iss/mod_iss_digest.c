@@ -592,6 +592,24 @@ static apr_status_t body_filter(ap_filter_t *f, apr_bucket_brigade *bb,
     if (!ctx->done) {
         return APR_SUCCESS;
     }
+    {
+        /* The whole body is read; before mod_dav_fs may put the file in
+         * place, the write's intent (recorded lazily) must be durable. */
+        iss_request_t *req = iss_provider_request(f->r);
+
+        if (req->unsynced) {
+            iss_store_t *store = req->unsynced;
+
+            req->unsynced = NULL;
+            if ((rv = iss_store_sync(store)) != APR_SUCCESS) {
+                ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, f->r,
+                              ISSLOGNO(01076) "cannot make the record of PUT "
+                              "%s durable (%s); the file is not stored",
+                              f->r->uri, iss_store_last_error(store));
+                return rv;
+            }
+        }
+    }
     if (ctx->builder) {
         if ((rv = iss_manifest_bg_finish(ctx->builder, &ctx->body.manifest))
             != APR_SUCCESS) {
@@ -678,6 +696,7 @@ static void insert_filter(request_rec *r)
                                   iss_config_chunk_sizes(iss_config_dir(r)),
                                   r->pool) == APR_SUCCESS) {
         ap_add_input_filter(DIGEST_IN_FILTER, ctx, r, r->connection);
+        iss_provider_request(r)->body_filter = 1;
         return;
     }
     if (iss_digest_create(&ctx->sha, r->pool) != APR_SUCCESS) {
@@ -687,6 +706,7 @@ static void insert_filter(request_rec *r)
         return;
     }
     ap_add_input_filter(DIGEST_IN_FILTER, ctx, r, r->connection);
+    iss_provider_request(r)->body_filter = 1;
 }
 
 void iss_digest_register_hooks(apr_pool_t *p)

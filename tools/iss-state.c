@@ -421,10 +421,12 @@ int main(int argc, const char *const *argv)
                 printf("write-ahead log: generation %" APR_UINT64_T_FMT
                        ", %" APR_UINT64_T_FMT " bytes not yet in the DBM\n"
                        "group commit: %" APR_UINT64_T_FMT " commits waited "
-                       "for %" APR_UINT64_T_FMT " fsyncs\n"
+                       "for %" APR_UINT64_T_FMT " fsyncs (%.2f ms each)\n"
                        "checkpoints: %" APR_UINT64_T_FMT "\n",
                        st.wal_generation, st.wal_bytes, st.durable_waits,
-                       st.fsyncs, st.checkpoints);
+                       st.fsyncs, st.fsyncs ? st.fsync_usec / 1000.0
+                                              / (double)st.fsyncs : 0.0,
+                       st.checkpoints);
             }
         }
         return 0;

@@ -934,6 +934,31 @@ apr_status_t iss_store_delete(iss_store_t *store, const void *key,
     return run_txn(store, stage_one, &o, NULL, 0, NULL);
 }
 
+apr_status_t iss_store_sync(iss_store_t *store)
+{
+    apr_uint64_t epoch, lo, gen, end;
+    int i;
+
+    if (!store || store->closed || !store->shm)
+        return APR_EINVAL;
+    /* What was committed up to now: a consistent (gen, end). */
+    for (i = 0; i < 1000; i++) {
+        apr_uint64_t r1 = __atomic_load_n(&store->shm->rot, __ATOMIC_ACQUIRE);
+
+        epoch = __atomic_load_n(&store->shm->epoch, __ATOMIC_ACQUIRE);
+        lo = __atomic_load_n(&store->shm->lo, __ATOMIC_ACQUIRE);
+        gen = __atomic_load_n(&store->shm->gen, __ATOMIC_ACQUIRE);
+        end = __atomic_load_n(&store->shm->end, __ATOMIC_ACQUIRE);
+        if (!(r1 & 1)
+            && r1 == __atomic_load_n(&store->shm->rot, __ATOMIC_ACQUIRE))
+            break;
+        apr_sleep(100);
+    }
+    (void)epoch;
+    (void)lo;
+    return iss_store__wal_durable(store, gen, end);
+}
+
 apr_status_t iss_store_checkpoint(iss_store_t *store, apr_pool_t *pool)
 {
     apr_pool_t *p;

@@ -195,6 +195,11 @@ apr_status_t iss_store_iterate(iss_store_t *store, const void *prefix,
  *  what is wrong.  Cost: proportional to the store's size. */
 apr_status_t iss_store_verify(iss_store_t *store, apr_pool_t *pool);
 
+/** Return once every commit made so far (by any process) is durable:
+ *  what a lazy commit (ISS_STORE_LAZY) leaves for later.  A no-op with
+ *  iss_store_set_sync(store, 0). */
+apr_status_t iss_store_sync(iss_store_t *store);
+
 /** Bring the long-term copy of the store up to date now (the DBM files,
  *  from the write-ahead log; otherwise that happens by itself as the log
  *  grows).  Tools call it before they stop, tests to reach a known state.
@@ -211,6 +216,7 @@ typedef struct iss_store_stats_t {
     apr_uint64_t durable_waits;     /* commits that waited for an fsync */
     apr_uint64_t fsyncs;            /* fsyncs of the log made for them:
                                      * waits / fsyncs writers per fsync */
+    apr_uint64_t fsync_usec;        /* time those fsyncs took, in all */
     apr_uint64_t checkpoints;       /* log applied to the DBM */
 } iss_store_stats_t;
 apr_status_t iss_store_stats(iss_store_t *store, iss_store_stats_t *st);

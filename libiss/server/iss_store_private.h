@@ -94,7 +94,7 @@ typedef struct {
     apr_uint64_t waits;         /* durable commits that waited for a sync */
     apr_uint64_t syncs;         /* fdatasyncs of the WAL for them */
     apr_uint64_t checkpoints;
-    apr_uint64_t pad;
+    apr_uint64_t sync_usec;     /* time spent in those fdatasyncs */
 } shm_t;
 
 /* One key of the overlay: its value as of the WAL records read so far

@@ -1040,9 +1040,15 @@ apr_status_t iss_store__wal_durable(iss_store_t *s, apr_uint64_t gen,
 
                     if (s->test_sync_delay)
                         apr_sleep(s->test_sync_delay);
+                    apr_time_t t0;
+
                     e = LOAD(h->end);
                     __atomic_add_fetch(&h->syncs, 1, __ATOMIC_RELAXED);
+                    t0 = apr_time_now();
                     rv = sync_gen(s, gen);
+                    __atomic_add_fetch(&h->sync_usec,
+                                       (apr_uint64_t)(apr_time_now() - t0),
+                                       __ATOMIC_RELAXED);
                     if (rv == APR_SUCCESS && LOAD(h->synced) < e)
                         STORE(h->synced, e);
                 }
@@ -1298,6 +1304,7 @@ void iss_store__wal_stats(iss_store_t *s, iss_store_stats_t *st)
     st->wal_sealed = gen - lo;
     st->durable_waits = LOAD(h->waits);
     st->fsyncs = LOAD(h->syncs);
+    st->fsync_usec = LOAD(h->sync_usec);
     st->checkpoints = LOAD(h->checkpoints);
 }
 

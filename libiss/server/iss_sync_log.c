@@ -355,13 +355,13 @@ apr_status_t iss_sync_log_begin(iss_store_t *store, const char *method,
 {
     apr_uint64_t last;
 
-    return iss_sync_log_begin_at(store, method, changes, id, &last, pool);
+    return iss_sync_log_begin_at(store, method, changes, 0, id, &last, pool);
 }
 
 apr_status_t iss_sync_log_begin_at(iss_store_t *store, const char *method,
                                    const apr_array_header_t *changes,
-                                   const char **id, apr_uint64_t *last,
-                                   apr_pool_t *pool)
+                                   int flags, const char **id,
+                                   apr_uint64_t *last, apr_pool_t *pool)
 {
     unsigned char rnd[8];
     char hex[17], *enc;
@@ -382,8 +382,10 @@ apr_status_t iss_sync_log_begin_at(iss_store_t *store, const char *method,
     c.vlen += elen;
     c.last = 0;
     c.pool = pool;
-    /* Durable before the write touches anything (not lazy). */
-    if ((rv = iss_store_txn(store, begin_txn, &c, pool)) == APR_SUCCESS) {
+    /* Durable before the write touches anything: now, or (lazy) when the
+     * caller calls iss_store_sync(). */
+    if ((rv = iss_store_txn_ex(store, begin_txn, &c, flags, pool))
+        == APR_SUCCESS) {
         *id = c.id;
         *last = c.last;
     }

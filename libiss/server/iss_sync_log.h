@@ -133,11 +133,15 @@ apr_status_t iss_sync_log_begin(iss_store_t *store, const char *method,
 
 /** iss_sync_log_begin(), and *last gets the number of the log's last
  *  entry when the intent was recorded (for iss_sync_log_settle()'s
- *  @a since), read in the same transaction. */
+ *  @a since), read in the same transaction.  With @a flags
+ *  ISS_STORE_LAZY the intent is recorded but not yet durable: the caller
+ *  must call iss_store_sync() before the write touches anything (a PUT
+ *  does so once its body is read, overlapping the fsync with reading
+ *  it). */
 apr_status_t iss_sync_log_begin_at(iss_store_t *store, const char *method,
                                    const apr_array_header_t *changes,
-                                   const char **id, apr_uint64_t *last,
-                                   apr_pool_t *pool);
+                                   int flags, const char **id,
+                                   apr_uint64_t *last, apr_pool_t *pool);
 
 /** Settle intent @a id (NULL: none).  If @a changes is non-NULL, append
  *  one entry for @a method with them and apply @a index (may be NULL),
