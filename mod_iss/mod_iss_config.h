@@ -5,8 +5,7 @@
  *
  * Per directory: ISSStateDir, ISSDBMType, ISSStateSync, ISSSync*,
  * ISSReconcileInterval, ISSDigestHeader, ISSPatch*, ISSChunking,
- * ISSChunkSizes, ISSDedupScope, ISSUpload*.  Per server: the global mutex
- * shared by all state stores of the server process tree.
+ * ISSChunkSizes, ISSDedupScope, ISSUpload*.  Nothing per server yet.
  */
 #ifndef MOD_ISS_CONFIG_H
 #define MOD_ISS_CONFIG_H
