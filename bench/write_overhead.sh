@@ -3,9 +3,11 @@
 # after, in a crash-safe store) costs per write, against plain mod_dav_fs
 # in the same server and run.
 #   bench/write_overhead.sh [BUILD_DIR] [N]     (default: build, 300)
-# Prints requests per second for PUT (new small files), PUT (overwrite)
-# and DELETE on `Dav On` and `Dav iss` and the ratio iss/plain, for each
-# DBM type, and for sdbm with ISSStateSync Off ("nosync").  Run as root (httpd's children run as www-data) or as a user.
+# Prints requests per second for PUT (new small files), PUT (overwrite),
+# DELETE and MKCOL on `Dav On` and `Dav iss` and the ratio iss/plain, for
+# each DBM type, and for sdbm with ISSStateSync Off ("nosync").  One
+# client, one request at a time (bench/small_ops.sh: 8 clients).  The
+# MKCOL rows came with issue 13; the other rows are as before.  Run as root (httpd's children run as www-data) or as a user.
 # ISS_BENCH_PRELOAD=/usr/lib/x86_64-linux-gnu/libeatmydata.so (Debian
 # package eatmydata) turns fsync into a no-op, to see what it costs.
 set -euo pipefail
@@ -48,10 +50,14 @@ sub run {
 }
 printf "%-8s %-14s %10s %10s %8s\n", 'dbm', 'operation', 'plain/s', 'iss/s', 'iss/plain';
 for my $t (qw(sdbm gdbm db nosync)) {
-    for my $op (['PUT new', 'PUT', 'x' x 1000], ['PUT overwrite', 'PUT', 'y' x 1000], ['DELETE', 'DELETE', undef]) {
+    for my $op (['PUT new', 'PUT', 'x' x 1000], ['PUT overwrite', 'PUT', 'y' x 1000], ['DELETE', 'DELETE', undef],
+                ['MKCOL', 'MKCOL', undef]) {
         my $p = run('plain', $op->[1], $op->[2]);
         my $i = run($t, $op->[1], $op->[2]);
         printf "%-8s %-14s %10.0f %10.0f %8.2f\n", $t, $op->[0], $p, $i, $i / $p;
     }
+    # MKCOL made f1 .. fN as folders: remove them for the next type.
+    run('plain', 'DELETE', undef);
+    run($t, 'DELETE', undef);
 }
 PERL
