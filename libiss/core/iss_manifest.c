@@ -332,6 +332,12 @@ apr_status_t iss_manifest_builder_finish(iss_manifest_builder_t *b,
     return APR_SUCCESS;
 }
 
+void iss_manifest_builder_set_pool(iss_manifest_builder_t *b,
+                                   apr_pool_t *pool)
+{
+    b->pool = pool;
+}
+
 /* ---- delta (ISD1) ------------------------------------------------------ */
 
 #define DHEADER_LEN ISS_MANIFEST_DELTA_HEADER_LEN

@@ -322,6 +322,17 @@ apr_status_t iss_manifest_builder_feed(iss_manifest_builder_t *b,
 apr_status_t iss_manifest_builder_finish(iss_manifest_builder_t *b,
                                          iss_manifest_t **m);
 
+/**
+ * Allocate what the builder allocates from now on (the grown entries
+ * array, the manifest of iss_manifest_builder_finish()) from @a pool
+ * instead of the pool it was created in: for a builder handed to another
+ * thread, which must not share the creator's pool.  @a pool must live as
+ * long as the builder's use of it; the chunker and digests stay where
+ * they were made.
+ */
+void iss_manifest_builder_set_pool(iss_manifest_builder_t *b,
+                                   apr_pool_t *pool);
+
 /** The manifest of the open file @a f with parameters @a p: read once,
  *  from its start to its end, in pieces of 1 MiB (the buffer is freed
  *  before return).  Read errors are returned as they are. */

@@ -17,7 +17,8 @@
 
 struct iss_manifest_bg_t {
     apr_pool_t *pool;               /* the caller's */
-    apr_pool_t *wpool;              /* the worker's (own allocator) */
+    apr_pool_t *wpool;              /* the worker's (own allocator), made
+                                     * when it starts */
     iss_manifest_builder_t *b;
     unsigned char *buf[NBUF];
     apr_size_t len[NBUF];
@@ -94,21 +95,12 @@ apr_status_t iss_manifest_bg_create(iss_manifest_bg_t **out,
                                     apr_pool_t *pool)
 {
     iss_manifest_bg_t *bg = apr_pcalloc(pool, sizeof(*bg));
-    apr_allocator_t *alloc;
     apr_status_t rv;
-    int i;
 
     bg->pool = pool;
-    if ((rv = apr_allocator_create(&alloc)) != APR_SUCCESS) {
-        return rv;
-    }
-    if ((rv = apr_pool_create_ex(&bg->wpool, pool, NULL, alloc))
-        != APR_SUCCESS) {
-        apr_allocator_destroy(alloc);
-        return rv;
-    }
-    apr_allocator_owner_set(alloc, bg->wpool);
-    if ((rv = iss_manifest_builder_create(&bg->b, p, bg->wpool))
+    /* In the caller's pool: most bodies are hashed inline and never need
+     * the worker's pool (an allocator of its own costs a few mmaps). */
+    if ((rv = iss_manifest_builder_create(&bg->b, p, pool))
         != APR_SUCCESS) {
         return rv;
     }
@@ -116,7 +108,6 @@ apr_status_t iss_manifest_bg_create(iss_manifest_bg_t **out,
 #if APR_HAS_THREADS
     bg->threads = 1;
 #endif
-    (void)i;
     return APR_SUCCESS;
 }
 
@@ -125,9 +116,23 @@ apr_status_t iss_manifest_bg_create(iss_manifest_bg_t **out,
  * cannot be started, the rest is hashed inline. */
 static void start_worker(iss_manifest_bg_t *bg)
 {
+    apr_allocator_t *alloc;
     int i;
 
     bg->threads = 0;
+    /* The worker allocates (the builder's growing entries) from a pool
+     * of its own, with its own allocator: the caller's pool is not
+     * shared between threads. */
+    if (apr_allocator_create(&alloc) != APR_SUCCESS) {
+        return;
+    }
+    if (apr_pool_create_ex(&bg->wpool, bg->pool, NULL, alloc)
+        != APR_SUCCESS) {
+        apr_allocator_destroy(alloc);
+        bg->wpool = NULL;
+        return;
+    }
+    apr_allocator_owner_set(alloc, bg->wpool);
     for (i = 0; i < NBUF; i++) {
         bg->buf[i] = apr_palloc(bg->pool, BUFSZ);
     }
@@ -139,6 +144,7 @@ static void start_worker(iss_manifest_bg_t *bg)
     /* Registered before the thread exists: it runs before the pool's
      * sub-pools (the worker's among them) are destroyed. */
     apr_pool_pre_cleanup_register(bg->pool, bg, stop_worker);
+    iss_manifest_builder_set_pool(bg->b, bg->wpool);
     if (apr_thread_create(&bg->thread, NULL, worker, bg, bg->pool)
         != APR_SUCCESS) {
         bg->thread = NULL;
@@ -236,6 +242,10 @@ apr_status_t iss_manifest_bg_finish(iss_manifest_bg_t *bg,
     }
     if ((rv = iss_manifest_builder_finish(bg->b, &built)) != APR_SUCCESS) {
         return rv;
+    }
+    if (bg->wpool == NULL) {        /* all of it in the caller's pool */
+        *m = built;
+        return APR_SUCCESS;
     }
     /* Out of the worker's pool, into the caller's. */
     *m = apr_pmemdup(bg->pool, built, sizeof(*built));
