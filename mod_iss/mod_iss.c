@@ -43,13 +43,13 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog,
     if ((rc = iss_config_check(pconf, ptemp, s)) != OK) {
         return rc;
     }
+    iss_digest_post_config(s);
     return iss_state_post_config(pconf, plog, ptemp, s);
 }
 
 static void child_init(apr_pool_t *p, server_rec *s)
 {
     iss_state_child_init(p, s);
-    iss_digest_child_init(p, s);
 }
 
 static void register_hooks(apr_pool_t *p)

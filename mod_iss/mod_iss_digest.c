@@ -7,7 +7,9 @@
 #include "iss_manifest_bg.h"
 #include "iss_scan.h"
 
+#include <apr_shm.h>
 #include <apr_strings.h>
+#include <stdlib.h>
 #include <http_protocol.h>
 #include <http_request.h>
 #include <util_filter.h>
@@ -110,111 +112,244 @@ static void keep(request_rec *r, const char *rel, const iss_filedigest_t *d)
     kp->n++;
 }
 
-/* ---- the process's digest cache -----------------------------------------
- * A digest record names the file it is of (inode, size, mtime), so one
- * that matches the file as it is now is right however it was found: each
- * process keeps the records it read, computed or wrote, by state
- * directory and path, and asks the store only when it holds none for the
- * file as it is.  No invalidation is needed; a record for another version
- * of a file just does not match.  Bounded: emptied when full. */
+/* ---- the digest cache shared by httpd's processes -------------------------
+ * A table in shared memory made before httpd forks its children (so all
+ * processes, of every MPM, and every generation after a graceful restart
+ * see the same one), of slots naming a version of a file by its identity
+ * (device, inode, size, mtime and ctime: the ctime changes with any write
+ * and cannot be set, so no other content has it) with the SHA-256 of its
+ * bytes, found by device and inode.  A slot that matches the file as a
+ * request sees it is right however it got there: no invalidation, one
+ * for another version just does not match.  Filled from store lookups
+ * and computed digests (never from a write before its file is in place:
+ * a slot is only ever made from the identity of a file on disk).
+ *
+ * Each slot is a sequence lock of 64-bit words: a writer makes the
+ * sequence odd (compare-and-swap: two writers of one slot do not mix;
+ * the loser just does not cache), writes, and makes it even again; a
+ * reader takes the slot only if the sequence was even and unchanged
+ * around its copy.  A process killed while writing leaves that slot odd,
+ * unused; no lock is ever waited for.  Four slots per bucket, with a
+ * hint of which file each holds.  ISS_DIGEST_CACHE_SLOTS sets the number
+ * (a power of two, 0: none; default 262,144, 88 bytes each: 22 MiB of
+ * shared memory, only the touched pages used). */
 
-#define DCACHE_MAX 200000
+#define DC_SEQ   0
+#define DC_DEV   1
+#define DC_INO   2
+#define DC_SIZE  3
+#define DC_MTIME 4
+#define DC_CTIME 5
+#define DC_SHA   6                  /* 4 words */
+#define DC_WORDS 10
+#define DC_DEFAULT_SLOTS 262144
+#define DC_WAYS 4                   /* slots per bucket */
+
+typedef struct dc_slot {
+    apr_uint64_t w[DC_WORDS];
+} dc_slot;
+
+/* A bucket: a hint per slot (which file it holds, 0: none) in one cache
+ * line, so that a lookup reads one slot, not four. */
+typedef struct dc_bucket_t {
+    apr_uint64_t tag[DC_WAYS];
+    dc_slot slot[DC_WAYS];
+} dc_bucket_t;
 
 static struct {
-    apr_pool_t *pool;
-#if APR_HAS_THREADS
-    apr_thread_mutex_t *mutex;
-#endif
-    apr_hash_t *map;                /* "dir\npath" -> iss_filedigest_t */
-    apr_size_t n;
-} dcache;
+    dc_bucket_t *buckets;
+    apr_uint64_t mask;              /* buckets - 1 */
+} dc;
 
-void iss_digest_child_init(apr_pool_t *p, server_rec *s)
+static apr_uint64_t dc_mix(apr_uint64_t x)
 {
-    if (apr_pool_create(&dcache.pool, p) != APR_SUCCESS) {
-        dcache.pool = NULL;
-        return;
-    }
-#if APR_HAS_THREADS
-    if (apr_thread_mutex_create(&dcache.mutex, APR_THREAD_MUTEX_DEFAULT, p)
-        != APR_SUCCESS) {
-        dcache.pool = NULL;
-        return;
-    }
-#endif
-    dcache.map = apr_hash_make(dcache.pool);
+    x ^= x >> 33;
+    x *= APR_UINT64_C(0xff51afd7ed558ccd);
+    x ^= x >> 33;
+    x *= APR_UINT64_C(0xc4ceb9fe1a85ec53);
+    x ^= x >> 33;
+    return x;
 }
 
-static void dcache_lock(void)
+/* The identity words of @a fi; 0 if it lacks one. */
+static int dc_ident(const apr_finfo_t *fi, apr_uint64_t id[DC_SHA])
 {
-#if APR_HAS_THREADS
-    apr_thread_mutex_lock(dcache.mutex);
-#endif
-}
-
-static void dcache_unlock(void)
-{
-#if APR_HAS_THREADS
-    apr_thread_mutex_unlock(dcache.mutex);
-#endif
-}
-
-/* The cached record of @a rel in the store of @a r, if it is of @a fi. */
-static int dcache_get(request_rec *r, const char *rel, const apr_finfo_t *fi,
-                      unsigned char sha[ISS_DIGEST_SHA256_LEN])
-{
-    const char *dir = iss_config_dir(r)->state_dir;
-    const iss_filedigest_t *d;
-    char *key;
-    int found = 0;
-
-    if (dcache.pool == NULL || dir == NULL) {
+    if ((fi->valid & (APR_FINFO_IDENT | APR_FINFO_SIZE | APR_FINFO_MTIME
+                      | APR_FINFO_CTIME))
+        != (APR_FINFO_IDENT | APR_FINFO_SIZE | APR_FINFO_MTIME
+            | APR_FINFO_CTIME)
+        || fi->filetype != APR_REG) {
         return 0;
     }
-    key = apr_pstrcat(r->pool, dir, "\n", rel, NULL);
-    dcache_lock();
-    d = apr_hash_get(dcache.map, key, APR_HASH_KEY_STRING);
-    if (d && iss_filedigest_matches(d, fi)) {
-        memcpy(sha, d->sha256, ISS_DIGEST_SHA256_LEN);
-        found = 1;
-    }
-    dcache_unlock();
-    return found;
+    id[DC_DEV] = (apr_uint64_t)fi->device;
+    id[DC_INO] = (apr_uint64_t)fi->inode;
+    id[DC_SIZE] = (apr_uint64_t)fi->size;
+    id[DC_MTIME] = (apr_uint64_t)fi->mtime;
+    id[DC_CTIME] = (apr_uint64_t)fi->ctime;
+    return 1;
 }
 
-static void dcache_put(request_rec *r, const char *rel,
-                       const iss_filedigest_t *rec)
+/* The file's hash (never 0: the tag of an empty slot) and bucket. */
+static dc_bucket_t *dc_find(const apr_uint64_t id[DC_SHA], apr_uint64_t *tag)
 {
-    const char *dir = iss_config_dir(r)->state_dir;
-    iss_filedigest_t *d;
-    char *key;
+    apr_uint64_t h = dc_mix(id[DC_DEV] * APR_UINT64_C(0x9e3779b97f4a7c15)
+                            ^ id[DC_INO]);
 
-    if (dcache.pool == NULL || dir == NULL) {
+    *tag = h | 1;
+    return &dc.buckets[(h >> 8) & dc.mask];
+}
+
+/* A consistent copy of @a s (the sequence even and unchanged around it). */
+static int dc_read(dc_slot *s, apr_uint64_t out[DC_WORDS])
+{
+    apr_uint64_t seq = __atomic_load_n(&s->w[DC_SEQ], __ATOMIC_ACQUIRE);
+    int i;
+
+    if (seq == 0 || (seq & 1)) {
+        return 0;
+    }
+    for (i = 1; i < DC_WORDS; i++) {
+        out[i] = __atomic_load_n(&s->w[i], __ATOMIC_RELAXED);
+    }
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    return __atomic_load_n(&s->w[DC_SEQ], __ATOMIC_RELAXED) == seq;
+}
+
+/* The cached digest of the file @a fi is, if any. */
+static int dcache_get(const apr_finfo_t *fi,
+                      unsigned char sha[ISS_DIGEST_SHA256_LEN])
+{
+    apr_uint64_t id[DC_SHA], got[DC_WORDS], tag;
+    dc_bucket_t *b;
+    int i, j;
+
+    if (dc.buckets == NULL || !dc_ident(fi, id)) {
+        return 0;
+    }
+    b = dc_find(id, &tag);
+    for (i = 0; i < DC_WAYS; i++) {
+        /* The tag is a hint; the slot itself is checked. */
+        if (__atomic_load_n(&b->tag[i], __ATOMIC_RELAXED) != tag
+            || !dc_read(&b->slot[i], got)) {
+            continue;
+        }
+        for (j = DC_DEV; j < DC_SHA && got[j] == id[j]; j++) {
+        }
+        if (j == DC_SHA) {
+            memcpy(sha, &got[DC_SHA], ISS_DIGEST_SHA256_LEN);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Cache @a sha as the digest of the file @a fi is (on disk now). */
+static void dcache_put(const apr_finfo_t *fi,
+                       const unsigned char sha[ISS_DIGEST_SHA256_LEN])
+{
+    apr_uint64_t id[DC_WORDS], seq, tag;
+    dc_bucket_t *b;
+    int i, pick = -1;
+
+    if (dc.buckets == NULL || !dc_ident(fi, id)) {
         return;
     }
-    key = apr_pstrcat(r->pool, dir, "\n", rel, NULL);
-    dcache_lock();
-    d = apr_hash_get(dcache.map, key, APR_HASH_KEY_STRING);
-    if (d == NULL) {
-        if (dcache.n >= DCACHE_MAX) {
-            apr_pool_clear(dcache.pool);
-            dcache.map = apr_hash_make(dcache.pool);
-            dcache.n = 0;
+    memcpy(&id[DC_SHA], sha, ISS_DIGEST_SHA256_LEN);
+    b = dc_find(id, &tag);
+    /* The slot of this file (another version of it), else an empty one,
+     * else the one the ctime picks. */
+    for (i = 0; i < DC_WAYS; i++) {
+        apr_uint64_t t = __atomic_load_n(&b->tag[i], __ATOMIC_RELAXED);
+
+        if (t == tag) {
+            pick = i;
+            break;
         }
-        d = apr_palloc(dcache.pool, sizeof(*d));
-        apr_hash_set(dcache.map, apr_pstrdup(dcache.pool, key),
-                     APR_HASH_KEY_STRING, d);
-        dcache.n++;
+        if (t == 0 && pick < 0) {
+            pick = i;
+        }
     }
-    *d = *rec;
-    dcache_unlock();
+    if (pick < 0) {
+        pick = (int)(id[DC_CTIME] % DC_WAYS);
+    }
+    seq = __atomic_load_n(&b->slot[pick].w[DC_SEQ], __ATOMIC_RELAXED);
+    if ((seq & 1)
+        || !__atomic_compare_exchange_n(&b->slot[pick].w[DC_SEQ], &seq,
+                                        seq + 1, 0, __ATOMIC_ACQUIRE,
+                                        __ATOMIC_RELAXED)) {
+        return;                     /* being written (or dead): skip */
+    }
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    for (i = 1; i < DC_WORDS; i++) {
+        __atomic_store_n(&b->slot[pick].w[i], id[i], __ATOMIC_RELAXED);
+    }
+    __atomic_store_n(&b->tag[pick], tag, __ATOMIC_RELAXED);
+    __atomic_store_n(&b->slot[pick].w[DC_SEQ], seq + 2, __ATOMIC_RELEASE);
+}
+
+static void dcache_put_record(const apr_finfo_t *fi, const iss_filedigest_t *d)
+{
+    if (iss_filedigest_matches(d, fi)) {
+        dcache_put(fi, d->sha256);
+    }
+}
+
+void iss_digest_post_config(server_rec *s)
+{
+    static const char key[] = "mod_iss digest cache";
+    apr_pool_t *pool = s->process->pool;
+    const char *env = getenv("ISS_DIGEST_CACHE_SLOTS");
+    apr_uint64_t slots = DC_DEFAULT_SLOTS;
+    apr_shm_t *shm;
+    void *made;
+
+    /* Once per httpd, in the process pool: kept across restarts, which
+     * unload this module (and its statics) and load it again. */
+    apr_pool_userdata_get(&made, key, pool);
+    if (made) {
+        shm = made;
+        dc.buckets = apr_shm_baseaddr_get(shm);
+        dc.mask = apr_shm_size_get(shm) / sizeof(dc_bucket_t) - 1;
+        return;
+    }
+    dc.buckets = NULL;
+    if (env && *env) {
+        char *end;
+        apr_int64_t v = apr_strtoi64(env, &end, 10);
+
+        slots = v > 0 && *end == '\0' ? (apr_uint64_t)v : 0;
+        while (slots & (slots - 1)) {
+            slots &= slots - 1;     /* down to a power of two */
+        }
+        if (slots < DC_WAYS) {
+            slots = 0;
+        }
+    }
+    if (slots == 0) {
+        return;                     /* (asked again at each restart) */
+    }
+    if (apr_shm_create(&shm, (apr_size_t)(slots / DC_WAYS
+                                          * sizeof(dc_bucket_t)),
+                       NULL, pool) != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, ISSLOGNO(01077)
+                     "cannot make the shared digest cache (%" APR_UINT64_T_FMT
+                     " slots): digests are read from the state store each "
+                     "time", slots);
+        return;
+    }
+    apr_pool_userdata_set(shm, key, apr_pool_cleanup_null, pool);
+    /* New anonymous shared memory is zeroes (empty slots); not written
+     * here, so that only the pages used are ever backed. */
+    dc.buckets = apr_shm_baseaddr_get(shm);
+    dc.mask = slots / DC_WAYS - 1;
 }
 
 /* ---- looking records up -------------------------------------------------
- * One store read per file costs a DBM open (about 80 us): a PROPFIND of a
- * folder of 100,000 files would spend 8 s on them.  From the second file
- * of a folder a request asks about, it reads the records of every file
- * of the folder in one store transaction instead. */
+ * The shared cache first.  A store read per file costs a view of the
+ * store and a DBM lookup (10 to 50 us, the DBM's pages read from the page
+ * cache): from the eighth file of a folder the cache misses in one
+ * request (a cache still cold: the first walk after a start), it reads
+ * the records of every file of the folder in one view instead. */
 
 typedef struct folder_t {
     int misses;
@@ -299,7 +434,7 @@ static apr_status_t lookup(request_rec *r, iss_store_t *store,
     const char *name = slash ? slash + 1 : rel;
     folder_t *fo;
 
-    if (dcache_get(r, rel, fi, k->sha256)) {
+    if (dcache_get(fi, k->sha256)) {
         k->found = 1;
         return APR_SUCCESS;
     }
@@ -313,7 +448,9 @@ static apr_status_t lookup(request_rec *r, iss_store_t *store,
         apr_hash_set(mreq->folders, apr_pstrdup(main->pool, folder),
                      APR_HASH_KEY_STRING, fo);
     }
-    if (fo->records == NULL && ++fo->misses >= 2) {
+    /* Past a few misses (a cold cache) all the folder's records at once;
+     * a few misses in a folder mostly cached, one by one. */
+    if (fo->records == NULL && ++fo->misses >= 8) {
         fo->records = fetch_folder(main, store, folder,
                                    apr_pstrmemdup(r->pool, path,
                                                   strlen(path)
@@ -326,7 +463,7 @@ static apr_status_t lookup(request_rec *r, iss_store_t *store,
         k->found = d && iss_filedigest_matches(d, fi);
         if (k->found) {
             memcpy(k->sha256, d->sha256, ISS_DIGEST_SHA256_LEN);
-            dcache_put(r, rel, d);
+            dcache_put_record(fi, d);
         }
         return APR_SUCCESS;
     }
@@ -335,12 +472,7 @@ static apr_status_t lookup(request_rec *r, iss_store_t *store,
                                                 &k->found, r->pool);
 
         if (rv == APR_SUCCESS && k->found) {
-            iss_filedigest_t d;
-
-            memset(&d, 0, sizeof(d));
-            iss_filedigest_set_identity(&d, fi);
-            memcpy(d.sha256, k->sha256, ISS_DIGEST_SHA256_LEN);
-            dcache_put(r, rel, &d);
+            dcache_put(fi, k->sha256);
         }
         return rv;
     }
@@ -396,7 +528,7 @@ static void compute_file(request_rec *r, const char *uri, const char *rel,
                   stable ? "" : "; not kept, it changed very recently");
     if (store && stable) {
         keep(r, rel, &d);
-        dcache_put(r, rel, &d);
+        dcache_put_record(fi, &d);
     }
 }
 

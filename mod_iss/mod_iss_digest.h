@@ -44,8 +44,9 @@ void iss_digest_of_resource(request_rec *r, const char *uri,
                             unsigned char out[ISS_DIGEST_SHA256_LEN],
                             int *found);
 
-/** Each process's cache of digest records (child_init). */
-void iss_digest_child_init(apr_pool_t *p, server_rec *s);
+/** The digest cache shared by httpd's processes (post_config; made once
+ *  per httpd, kept across restarts). */
+void iss_digest_post_config(server_rec *s);
 
 /** The digest of the open regular file @a f (described by @a fi, as
  *  apr_file_info_get() gives it) served at @a uri: what a GET sends is
