@@ -437,6 +437,77 @@ static void reader_child(const char *dir, apr_time_t until)
     _exit(reads > 10 ? 0 : 7);
 }
 
+/* A reader thread sharing the committing thread's handle: the same
+ * checks as reader_child, with gets and views. */
+typedef struct {
+    iss_store_t *s;
+    apr_time_t until;
+    long reads;
+    char fail[256];
+} rthr_t;
+
+static apr_status_t counter_view(void *baton, iss_store_txn_t *txn)
+{
+    long *n = baton;
+    void *v;
+    apr_size_t vl;
+    apr_pool_t *p;
+    char k[32];
+    apr_status_t rv;
+
+    apr_pool_create(&p, NULL);
+    rv = iss_store_txn_get(txn, "counter", 7, &v, &vl, p);
+    n[0] = rv == APR_SUCCESS ? atol(v) : 0;
+    apr_snprintf(k, sizeof(k), "c/%ld", n[0]);
+    n[1] = n[0] == 0
+           || iss_store_txn_get(txn, k, strlen(k), &v, &vl, p) == APR_SUCCESS;
+    apr_pool_destroy(p);
+    return rv == APR_NOTFOUND ? APR_SUCCESS : rv;
+}
+
+static void *APR_THREAD_FUNC reader_thread(apr_thread_t *t, void *data)
+{
+    rthr_t *r = data;
+    apr_pool_t *p;
+    long last = 0;
+
+    apr_pool_create(&p, NULL);
+    while (!r->fail[0] && apr_time_now() < r->until) {
+        long got[2] = { 0, 0 };
+        const char *v;
+        char k[32];
+
+        apr_pool_clear(p);
+        if (r->reads & 1) {
+            if (iss_store_view(r->s, counter_view, got, ISS_STORE_LAZY, p)
+                != APR_SUCCESS)
+                apr_snprintf(r->fail, sizeof(r->fail), "view: %s",
+                             iss_store_last_error(r->s));
+            else if (!got[1])
+                apr_snprintf(r->fail, sizeof(r->fail), "view: c/%ld is "
+                             "missing", got[0]);
+        }
+        else {
+            v = get_s(r->s, "counter", p);
+            got[0] = v ? atol(v) : 0;
+            apr_snprintf(k, sizeof(k), "c/%ld", got[0]);
+            if (v && v[0] == '<')
+                apr_snprintf(r->fail, sizeof(r->fail), "get: %s", v);
+            else if (got[0] > 0 && get_s(r->s, k, p) == NULL)
+                apr_snprintf(r->fail, sizeof(r->fail), "get: %s is missing",
+                             k);
+        }
+        if (!r->fail[0] && got[0] < last)
+            apr_snprintf(r->fail, sizeof(r->fail), "the counter went back "
+                         "from %ld to %ld", last, got[0]);
+        last = got[0];
+        r->reads++;
+    }
+    apr_pool_destroy(p);
+    apr_thread_exit(t, APR_SUCCESS);
+    return NULL;
+}
+
 static apr_status_t bump_txn(void *baton, iss_store_txn_t *txn)
 {
     long *n = baton;
@@ -457,6 +528,8 @@ static apr_status_t bump_txn(void *baton, iss_store_txn_t *txn)
     return APR_SUCCESS;
 }
 
+#define NRTHR 3
+
 static void t_concurrent_checkpoints(apr_pool_t *pool)
 {
     apr_pool_t *p;
@@ -468,8 +541,11 @@ static void t_concurrent_checkpoints(apr_pool_t *pool)
     char *base = tmp_dir(pool);
     const char *dir;
     apr_time_t until;
-    int code, fails = 0;
-    long n = 0;
+    rthr_t rt[NRTHR];
+    apr_thread_t *rtid[NRTHR];
+    const char *fail = NULL;
+    int i, code, fails = 0;
+    long n = 0, reads = 0;
 
     log_init(&log);
     apr_pool_create(&p, pool);
@@ -488,9 +564,28 @@ static void t_concurrent_checkpoints(apr_pool_t *pool)
     fflush(stderr);
     if (apr_proc_fork(&rd, p) == APR_INCHILD)
         reader_child(dir, until);
+    /* Readers in this process too, on the handle the committing thread
+     * uses (and checkpoints with): the DBM lock is the process's, so its
+     * threads must take turns (they once shared it: a reader read a DBM
+     * being written, and its unlock dropped the checkpointer's lock, so
+     * another process took the checkpoint's journal for a dead writer's). */
+    for (i = 0; i < NRTHR; i++) {
+        memset(&rt[i], 0, sizeof(rt[i]));
+        rt[i].s = s;
+        rt[i].until = until;
+        apr_thread_create(&rtid[i], NULL, reader_thread, &rt[i], p);
+    }
     while (apr_time_now() < until) {
         if (iss_store_txn(s, bump_txn, &n, p) != APR_SUCCESS)
             fails++;
+    }
+    for (i = 0; i < NRTHR; i++) {
+        apr_status_t trv;
+
+        apr_thread_join(&trv, rtid[i]);
+        reads += rt[i].reads;
+        if (rt[i].fail[0] && !fail)
+            fail = rt[i].fail;
     }
     apr_proc_wait(&rd, &code, &why, APR_WAIT);
     unsetenv("ISS_STORE_CHECKPOINT_BYTES");
@@ -500,6 +595,13 @@ static void t_concurrent_checkpoints(apr_pool_t *pool)
     ok(st.checkpoints >= 3, "... several checkpoints");
     ok(why == APR_PROC_EXIT && code == 0, "a reader in another process never "
        "saw the counter go back nor a key it names missing (exit %d)", code);
+    ok(!fail && reads > 10, "%d reader threads on the committing handle "
+       "(%ld gets and views) never saw it either%s%s", NRTHR, reads,
+       fail ? ": " : "", fail ? fail : "");
+    ok(log.errors == 0 && log.warnings == 0, "no recovery, no failed "
+       "checkpoint (%d errors, %d warnings)%s%s", log.errors, log.warnings,
+       log.errors + log.warnings ? ": " : "",
+       log.errors + log.warnings ? log.last : "");
     ok(iss_store_verify(s, p) == APR_SUCCESS, "verify");
     apr_pool_destroy(p);
     testfs_rm_rf(base, pool);

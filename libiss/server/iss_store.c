@@ -342,6 +342,9 @@ apr_status_t iss_store_open(iss_store_t **store, const char *dir,
                                              s->pool)) != APR_SUCCESS
             || (rv = apr_thread_mutex_create(&s->cmutex,
                                              APR_THREAD_MUTEX_DEFAULT,
+                                             s->pool)) != APR_SUCCESS
+            || (rv = apr_thread_mutex_create(&s->dmutex,
+                                             APR_THREAD_MUTEX_DEFAULT,
                                              s->pool)) != APR_SUCCESS) {
             s->closed = 1;
             return iss_store__fail(s, rv, "cannot create a mutex: %pm", &rv);

@@ -17,6 +17,7 @@
 #include <apr_dbm.h>
 #include <apr_file_io.h>
 #include <apr_hash.h>
+#include <apr_portable.h>
 #include <apr_sdbm.h>
 #include <apr_tables.h>
 #include <apr_thread_mutex.h>
@@ -136,11 +137,17 @@ struct iss_store_t {
     apr_thread_mutex_t *omutex; /* the overlay and the fields below */
     apr_thread_mutex_t *smutex; /* this process's group-commit leader */
     apr_thread_mutex_t *cmutex; /* this process's checkpointer */
+    apr_thread_mutex_t *dmutex; /* held by the thread that holds dbm_lock:
+                                 * an flock belongs to the process, not to
+                                 * a thread (the checkpointer takes it
+                                 * without omutex) */
+    apr_os_thread_t dbm_owner;  /* that thread (dbm_locked != 0) */
 #endif
     apr_file_t *lock_file;      /* LOCK_NAME */
     apr_file_t *dbm_lock;       /* DBMLOCK_NAME */
     apr_file_t *sync_lock;      /* SYNCLOCK_NAME */
-    int dbm_locked;             /* dbm_lock held shared (1) or exclusive (2) */
+    int dbm_locked;             /* dbm_lock held shared (1) or exclusive (2),
+                                 * by dbm_owner */
     shm_t *shm;
     apr_size_t shm_size;
     apr_ino_t shm_ino;

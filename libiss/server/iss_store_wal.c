@@ -148,23 +148,56 @@ apr_status_t iss_store__dbm_lock(iss_store_t *s, int exclusive)
 {
     apr_status_t rv;
 
+    /* Taken again by the thread holding it: a no-op (as is the unlock of
+     * the inner call).  Another thread of the process waits for dmutex:
+     * the flock is the process's, so two threads must never share it
+     * (a reader would read a DBM a checkpointer is writing, and its
+     * unlock would drop the checkpointer's exclusive lock). */
+#if APR_HAS_THREADS
+    if (__atomic_load_n(&s->dbm_locked, __ATOMIC_ACQUIRE)
+        && apr_os_thread_equal(__atomic_load_n(&s->dbm_owner,
+                                               __ATOMIC_RELAXED),
+                               apr_os_thread_current()))
+        return APR_SUCCESS;
+    apr_thread_mutex_lock(s->dmutex);
+#else
     if (s->dbm_locked)
         return APR_SUCCESS;
+#endif
     rv = apr_file_lock(s->dbm_lock, exclusive ? APR_FLOCK_EXCLUSIVE
                                               : APR_FLOCK_SHARED);
-    if (rv != APR_SUCCESS)
+    if (rv != APR_SUCCESS) {
+#if APR_HAS_THREADS
+        apr_thread_mutex_unlock(s->dmutex);
+#endif
         return iss_store__fail(s, rv, "cannot lock %s/" DBMLOCK_NAME ": %pm",
                                s->dir, &rv);
-    s->dbm_locked = exclusive ? 2 : 1;
+    }
+#if APR_HAS_THREADS
+    __atomic_store_n(&s->dbm_owner, apr_os_thread_current(),
+                     __ATOMIC_RELAXED);
+#endif
+    __atomic_store_n(&s->dbm_locked, exclusive ? 2 : 1, __ATOMIC_RELEASE);
     return APR_SUCCESS;
 }
 
 void iss_store__dbm_unlock(iss_store_t *s)
 {
-    if (s->dbm_locked) {
-        apr_file_unlock(s->dbm_lock);
-        s->dbm_locked = 0;
-    }
+#if APR_HAS_THREADS
+    if (!__atomic_load_n(&s->dbm_locked, __ATOMIC_ACQUIRE)
+        || !apr_os_thread_equal(__atomic_load_n(&s->dbm_owner,
+                                                __ATOMIC_RELAXED),
+                                apr_os_thread_current()))
+        return;                         /* not this thread's */
+#else
+    if (!s->dbm_locked)
+        return;
+#endif
+    __atomic_store_n(&s->dbm_locked, 0, __ATOMIC_RELEASE);
+    apr_file_unlock(s->dbm_lock);
+#if APR_HAS_THREADS
+    apr_thread_mutex_unlock(s->dmutex);
+#endif
 }
 
 /* ---- the overlay ------------------------------------------------------------ */
