@@ -64,7 +64,7 @@ extern "C" {
 #define ISS_UPLOAD_ID_LEN 32
 
 /** The bytes given for a chunk do not hash to its id. */
-#define ISS_UPLOAD_EMISMATCH (APR_OS_START_USERERR + 80)
+#define ISS_UPLOAD_EMISMATCH (APR_OS_START_USERERR + 90)
 
 typedef struct iss_upload_t iss_upload_t;
 
