@@ -5,7 +5,6 @@
 #include "mod_iss_provider.h"
 #include "mod_iss_state.h"
 #include "iss_manifest_bg.h"
-#include "iss_scan.h"
 
 #include <apr_strings.h>
 #include <http_protocol.h>
@@ -170,7 +169,8 @@ static apr_hash_t *fetch_folder(request_rec *main, iss_store_t *store,
     }
     while (apr_dir_read(&fi, APR_FINFO_NAME | APR_FINFO_TYPE, d)
            == APR_SUCCESS) {
-        if (fi.filetype == APR_REG && !iss_scan_name_hidden(fi.name)) {
+        if (fi.filetype == APR_REG
+            && !iss_scan_ignored(iss_state_ignore(main), fi.name)) {
             APR_ARRAY_PUSH(c.names, const char *) = apr_pstrdup(main->pool,
                                                                 fi.name);
         }

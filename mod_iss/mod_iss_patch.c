@@ -6,6 +6,7 @@
 #include "mod_iss_digest.h"
 #include "mod_iss_provider.h"
 #include "mod_iss_state.h"
+#include "iss_davfs.h"
 #include "iss_filedigest.h"
 #include "iss_manifest_bg.h"
 
@@ -341,7 +342,7 @@ static int open_tmp(iss_patch_t *p)
     char *templ = apr_pstrcat(r->pool, apr_pstrmemdup(r->pool, p->path,
                                                       (apr_size_t)(slash
                                                                    - p->path)),
-                              "/.davfs.tmpXXXXXX", NULL);
+                              "/" ISS_DAVFS_TMP_PREFIX "XXXXXX", NULL);
     apr_status_t rv;
 
     rv = apr_file_mktemp(&p->out, templ, APR_FOPEN_CREATE | APR_FOPEN_READ

@@ -397,8 +397,9 @@ static dav_error *collect_listing(sync_t *s)
         }
         dir = *s->coll ? apr_pstrcat(s->r->pool, root, "/", s->coll, NULL)
                        : root;
-        rv = iss_scan_list(dir, s->infinite, after, (apr_size_t)s->limit,
-                           listed, s, &more, s->r->pool);
+        rv = iss_scan_list(dir, iss_state_ignore(s->r), s->infinite, after,
+                           (apr_size_t)s->limit, listed, s, &more,
+                           s->r->pool);
         if (rv != APR_SUCCESS) {
             ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, s->r, ISSLOGNO(01048)
                           "sync-collection on %s: cannot list %s", s->r->uri,

@@ -531,7 +531,6 @@ apr_status_t iss_upload_put(iss_upload_t *u, const unsigned char sha[32],
                             const void *data, apr_size_t len)
 {
     unsigned char got[ISS_DIGEST_SHA256_LEN];
-    char hex[CHUNK_NAME_LEN + 1];
     iss_digest_t *d;
     apr_pool_t *p;
     apr_status_t rv;
@@ -548,10 +547,28 @@ apr_status_t iss_upload_put(iss_upload_t *u, const unsigned char sha[32],
     }
     iss_digest_update(d, data, len);
     iss_digest_final(d, got);
+    apr_pool_destroy(p);
     if (memcmp(got, sha, ISS_DIGEST_SHA256_LEN) != 0) {
-        rv = ISS_UPLOAD_EMISMATCH;
+        return ISS_UPLOAD_EMISMATCH;
     }
-    else if (!iss_upload_has(u, sha)) {
+    return iss_upload_put_verified(u, sha, data, len);
+}
+
+apr_status_t iss_upload_put_verified(iss_upload_t *u,
+                                     const unsigned char sha[32],
+                                     const void *data, apr_size_t len)
+{
+    char hex[CHUNK_NAME_LEN + 1];
+    apr_pool_t *p;
+    apr_status_t rv;
+
+    if (data == NULL && len > 0) {
+        return APR_EINVAL;
+    }
+    if ((rv = apr_pool_create(&p, u->pool)) != APR_SUCCESS) {
+        return rv;
+    }
+    if (!iss_upload_has(u, sha)) {
         /* A session removed before this point: the temporary file cannot
          * be created (ENOENT); removed while it is written: the rename
          * fails (ENOENT), the session's path being gone. */
