@@ -546,7 +546,7 @@ static void remove_under(sync_ctx_t *ctx, const char *dir)
     }
 }
 
-static apr_status_t apply(sync_ctx_t *ctx, const ms_t *ms, int walk_dir_ok,
+static apr_status_t apply(sync_ctx_t *ctx, const ms_t *ms, const char *walked,
                           apr_array_header_t *dirs, apr_pool_t *pool)
 {
     int i;
@@ -577,8 +577,8 @@ static apr_status_t apply(sync_ctx_t *ctx, const ms_t *ms, int walk_dir_ok,
                           "\"%s\" cannot be right: %s", m->href, why);
             return APR_EINVAL;
         }
-        if (*rel == '\0') {
-            continue;                   /* the collection itself */
+        if (*rel == '\0' || (walked && strcmp(rel, walked) == 0)) {
+            continue;                   /* the collection asked about */
         }
         it = sync_item_get(ctx, rel);
         remote_from(ctx, &it->remote, m, is_dir);
@@ -587,7 +587,7 @@ static apr_status_t apply(sync_ctx_t *ctx, const ms_t *ms, int walk_dir_ok,
                 remove_under(ctx, it->path);
             }
         }
-        else if (it->remote.kind == SYNC_DIR && dirs && walk_dir_ok) {
+        else if (it->remote.kind == SYNC_DIR && dirs) {
             APR_ARRAY_PUSH(dirs, const char *) = it->path;
         }
     }
@@ -789,7 +789,7 @@ static apr_status_t list_report(sync_ctx_t *ctx, const char *token,
                 more = 1;
             }
         }
-        if ((rv = apply(ctx, &ms, 0, NULL, pool)) != APR_SUCCESS) {
+        if ((rv = apply(ctx, &ms, NULL, NULL, pool)) != APR_SUCCESS) {
             apr_pool_destroy(pool);
             return rv;
         }
@@ -870,7 +870,7 @@ static apr_status_t list_walk(sync_ctx_t *ctx)
                 return APR_EINVAL;
             }
         }
-        rv = apply(ctx, &ms, 1, dirs, pool);
+        rv = apply(ctx, &ms, dir, dirs, pool);
         /* Keep the folder names beyond this pool. */
         for (i = before; i < dirs->nelts; i++) {
             APR_ARRAY_IDX(dirs, i, const char *) =

@@ -7,6 +7,7 @@
 #include "iss_bytes.h"
 
 #include <apr_general.h>
+#include <apr_portable.h>
 #include <apr_strings.h>
 #include <apr_time.h>
 

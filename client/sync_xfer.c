@@ -9,6 +9,7 @@
 #include "iss_frames.h"
 
 #include <apr_lib.h>
+#include <apr_portable.h>
 #include <apr_strings.h>
 
 #include <errno.h>
