@@ -6,7 +6,7 @@ PKGS=(build-essential autoconf automake libtool pkg-config
       apache2 apache2-dev libapr1-dev libaprutil1-dev libssl-dev zlib1g-dev
       libcurl4-openssl-dev libsqlite3-dev rclone rsync
       libapache2-mod-perl2 libwww-perl litmus curl perl xdelta3 procps acl nodejs
-      clang libclang-rt-14-dev)
+      clang libclang-rt-14-dev fuse fusefat dosfstools)
 # npm: Debian's, unless the installed nodejs brings its own (NodeSource's
 # does, and conflicts with Debian's npm package).
 command -v npm >/dev/null 2>&1 || PKGS+=(npm)

@@ -17,8 +17,14 @@ if [ "$(id -u)" = 0 ]; then
   id -u "$user" >/dev/null 2>&1 || useradd --system --user-group --no-create-home --shell /usr/sbin/nologin "$user"
 fi
 work=$(mktemp -d /tmp/iss-apache-test.XXXXXX)
+fat=
 cleanup() {
   [ -f "$work/t/logs/httpd.pid" ] && kill "$(cat "$work/t/logs/httpd.pid")" 2>/dev/null || true
+  # the FAT folder of the client tests (unmounted before the rm below
+  # could walk into it)
+  if [ -n "$fat" ] && mountpoint -q "$fat"; then
+    fusermount -u "$fat" 2>/dev/null || umount "$fat" 2>/dev/null || umount -l "$fat" || true
+  fi
   if [ -z "${ISS_KEEP_TEST_DIR:-}" ]; then rm -rf "$work"; else echo "kept $work"; fi
 }
 trap cleanup EXIT
@@ -34,13 +40,41 @@ cp -a "$top/t" "$top/conf" "$work/"
 cp "$module" "$work/mod_iss.so"
 cp "$build/tools/iss-state" "$work/iss-state"
 cp "$build/tools/iss-chunk" "$work/iss-chunk"
+# iss-sync, for the client tests (t/5x_client_*.t): they fail (never skip)
+# when it is missing.
+if [ -f "$build/client/iss-sync" ]; then
+  cp "$build/client/iss-sync" "$work/iss-sync"
+else
+  echo "no $build/client/iss-sync: the client tests will fail" >&2
+fi
 chmod 755 "$work"; chown -R "$user:" "$work"
 
 # A free port on 127.0.0.1, fixed for the whole run (Apache::Test's own
 # "select" picks again in every test process).
 port=$(perl -MIO::Socket::INET -e 'my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => "127.0.0.1", LocalPort => 0) or die; print $s->sockport')
 envs=(ISS_MODULE_PATH="$work/mod_iss.so" ISS_STATE_TOOL="$work/iss-state" ISS_CHUNK_TOOL="$work/iss-chunk" APACHE_TEST_PORT="$port"
-      ISS_TOP="$top" ISS_MODE="$mode" PATH="$PATH")
+      ISS_SYNC_TOOL="$work/iss-sync" ISS_TOP="$top" ISS_MODE="$mode" PATH="$PATH")
+
+# A small FAT file system (case-insensitive, refuses ':' and more) for
+# t/52_client_guards.t's names the local file system cannot hold.  FUSE
+# needs root here (/dev/fuse is root's): mounted now, for the test user
+# (allow_other, files owned by it), unmounted by cleanup.  If it cannot be
+# mounted ISS_FAT_DIR stays unset and that test fails (it never skips).
+if command -v fusefat >/dev/null && command -v mkfs.vfat >/dev/null; then
+  truncate -s 16M "$work/fat.img" && mkfs.vfat "$work/fat.img" >/dev/null \
+    && mkdir "$work/fat" && chown "$user:" "$work/fat.img" "$work/fat" || true
+  opts=rw+
+  if [ "$(id -u)" = 0 ]; then opts="rw+,allow_other,uid=$(id -u "$user"),gid=$(id -g "$user")"; fi
+  if [ -d "$work/fat" ] && fusefat -o "$opts" "$work/fat.img" "$work/fat" >/dev/null 2>&1 \
+     && mountpoint -q "$work/fat"; then
+    fat="$work/fat"
+    envs+=(ISS_FAT_DIR="$fat")
+  else
+    echo "cannot mount a FAT folder with fusefat: t/52_client_guards.t will fail" >&2
+  fi
+else
+  echo "fusefat or mkfs.vfat missing (scripts/deps.sh installs them): t/52_client_guards.t will fail" >&2
+fi
 if [ "$mode" = asan ]; then
   # httpd itself is not instrumented: the ASan runtime must come first.
   envs+=(LD_PRELOAD="$(gcc -print-file-name=libasan.so)"
