@@ -23,7 +23,7 @@ use POSIX ();
 use Time::HiRes ();
 use Exporter 'import';
 
-our @EXPORT = qw(sync_tool new_case run_sync start_sync wait_sync
+our @EXPORT = qw(sync_tool new_case run_sync start_sync wait_sync pause_wait
                  local_tree server_tree tree_str tree_diff
                  srv_put srv_delete srv_move srv_mkcol srv_get srv_path srv_fill lfill
                  lput ldel lmkdir access_mark access_since wire_bytes
@@ -60,6 +60,8 @@ sub new_case {
               path => "/$loc/$id/", url => url("/$loc/$id/"),
               local => "$tmp/local", state => "$tmp/state",
               srv => loc_dir($loc) . "/$id" };
+    # another client of the same collection (a folder and state of its own)
+    @$c{qw(path url srv)} = @{ $o{same_as} }{qw(path url srv)} if $o{same_as};
     mkdir $c->{local} unless $o{no_local};
     if ($o{mkcol}) {
         my $r = dav_req(MKCOL => $c->{path});
@@ -99,9 +101,10 @@ sub wait_sync {
     my $deadline = Time::HiRes::time() + ($o{timeout} // 120);
     my $code;
     while (1) {
-        my $w = waitpid($h->{pid}, POSIX::WNOHANG());
+        my $w = defined $h->{status} ? $h->{pid} : waitpid($h->{pid}, POSIX::WNOHANG());
         if ($w == $h->{pid}) {
-            $code = ($? & 127) ? -($? & 127) : $? >> 8;
+            my $st = $h->{status} // $?;
+            $code = ($st & 127) ? -($st & 127) : $st >> 8;
             last;
         }
         if (Time::HiRes::time() > $deadline) {
@@ -114,22 +117,21 @@ sub wait_sync {
     }
     my $r = { code => $code, out => slurp($h->{out}->filename) // '',
               err => slurp($h->{err}->filename) // '',
-              secs => Time::HiRes::time() - $h->{start} };
+              secs => Time::HiRes::time() - $h->{start}, cmd => $h->{cmd} };
     $r->{lines} = [ split /\n/, $r->{out} ];
     $r->{err} = "TIMED OUT\n$r->{err}" if $code == -1;
+    if ($ENV{ISS_CLIENT_TRACE}) {           # the runs, in the test's output
+        print "# \$ @{ $r->{cmd} } -> $r->{code}\n";
+        print "# out: $_\n" for @{ $r->{lines} };
+        print "# err: $_\n" for split /\n/, $r->{err};
+    }
     return $r;
 }
 
 # run_sync(CASE, args => [...], env => {...}, timeout => S) -> as wait_sync.
 sub run_sync {
     my ($c, %o) = @_;
-    my $r = wait_sync(start_sync($c, %o), %o);
-    if ($ENV{ISS_CLIENT_TRACE}) {
-        print "# \$ @{ $r->{cmd} // [] } -> $r->{code}\n";
-        print "# out: $_\n" for @{ $r->{lines} };
-        print "# err: $_\n" for split /\n/, $r->{err};
-    }
-    return $r;
+    return wait_sync(start_sync($c, %o), %o);
 }
 
 # The action lines of a run's stdout (docs/client.md: "VERB PATH ...";
@@ -225,6 +227,19 @@ sub temp_leftovers {
         push @l, $_ =~ s{^\Q$dir\E/}{}r if m{/\.iss-sync-tmp[^/]*$};
     } }, $dir);
     return join ', ', sort @l;
+}
+
+# pause_wait(HANDLE, FILE): wait until a run paused by ISS_SYNC_TEST_PAUSE
+# created FILE (1), or ended first (0).
+sub pause_wait {
+    my ($h, $file, $secs) = @_;
+    my $deadline = Time::HiRes::time() + ($secs // 60);
+    while (Time::HiRes::time() < $deadline) {
+        return 1 if -e $file;
+        return 0 if waitpid($h->{pid}, POSIX::WNOHANG()) == $h->{pid} && do { $h->{status} = $?; 1 };
+        Time::HiRes::sleep(0.01);
+    }
+    return 0;
 }
 
 # ---- local changes --------------------------------------------------------------
