@@ -121,7 +121,7 @@ sub wait_sync {
     $r->{lines} = [ split /\n/, $r->{out} ];
     $r->{err} = "TIMED OUT\n$r->{err}" if $code == -1;
     if ($ENV{ISS_CLIENT_TRACE}) {           # the runs, in the test's output
-        print "# \$ @{ $r->{cmd} } -> $r->{code}\n";
+        printf "# \$ %s -> %s (%.2f s)\n", "@{ $r->{cmd} }", $r->{code}, $r->{secs};
         print "# out: $_\n" for @{ $r->{lines} };
         print "# err: $_\n" for split /\n/, $r->{err};
     }
