@@ -66,6 +66,9 @@ static void failed(run_t *run, sync_item_t *it, sync_xfer_e x,
     if (x == SYNC_XFER_GONE) {
         run->gone = 1;
     }
+    if (x == SYNC_XFER_BADANSWER) {
+        ctx->bad_answer = 1;
+    }
     if (x == SYNC_XFER_BADNAME) {
         ctx->stats.skipped++;
         sync_ui_warn(ctx->ui, "skipped %s: this folder's file system cannot "
@@ -140,6 +143,9 @@ static int upload_new(run_t *run, const char *rel, const sync_local_t *was,
     if (x != SYNC_XFER_OK) {
         if (x == SYNC_XFER_GONE) {
             run->gone = 1;
+        }
+        if (x == SYNC_XFER_BADANSWER) {
+            ctx->bad_answer = 1;
         }
         sync_ui_warn(ctx->ui, "%s: not uploaded yet (%s); the next run will",
                      rel, why ? why : "conflict");
@@ -910,6 +916,9 @@ int sync_run(sync_ctx_t *ctx)
     sync_ui_summary(ctx->ui, &ctx->stats);
     if (code != SYNC_EXIT_OK) {
         return code;
+    }
+    if (ctx->bad_answer) {
+        return SYNC_EXIT_SERVER;
     }
     if (ctx->stats.failed || ctx->stats.skipped) {
         return SYNC_EXIT_FAILED;

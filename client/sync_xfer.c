@@ -252,7 +252,7 @@ static sync_xfer_e get_whole(sync_ctx_t *ctx, const char *rel, int fd,
     }
     if (!repr_digest_ok(&resp, res->sha)) {
         *why = "the bytes received do not match the server's Repr-Digest";
-        return SYNC_XFER_FAILED;
+        return SYNC_XFER_BADANSWER;
     }
     res->etag = apr_table_get(resp.headers, "ETag");
     if (res->etag) {
@@ -588,7 +588,7 @@ static sync_xfer_e get_spans(sync_ctx_t *ctx, const char *rel,
              : resp.sink_rv ? errtext(resp.sink_rv, pool)
              : apr_psprintf(pool, "GET (ranges): %s",
                             sync_resp_describe(&resp, pool));
-        return SYNC_XFER_FAILED;
+        return r.why ? SYNC_XFER_BADANSWER : SYNC_XFER_FAILED;
     }
     *whole = r.mode == RM_WHOLE;
     if (*whole) {
@@ -598,7 +598,7 @@ static sync_xfer_e get_spans(sync_ctx_t *ctx, const char *rel,
         res->manifest = NULL;
         if (!repr_digest_ok(&resp, res->sha)) {
             *why = "the bytes received do not match the server's Repr-Digest";
-            return SYNC_XFER_FAILED;
+            return SYNC_XFER_BADANSWER;
         }
         if (ftruncate(fd, (off_t)r.whole.n) != 0) {
             return SYNC_XFER_FAILED;
@@ -611,11 +611,11 @@ static sync_xfer_e get_spans(sync_ctx_t *ctx, const char *rel,
     }
     if (r.mode == RM_MULTI && r.mp == MP_BODY && r.left) {
         *why = "the multipart answer ends inside a part";
-        return SYNC_XFER_FAILED;
+        return SYNC_XFER_BADANSWER;
     }
     if (r.mode == RM_SINGLE && r.left) {
         *why = "the answer ends inside its range";
-        return SYNC_XFER_FAILED;
+        return SYNC_XFER_BADANSWER;
     }
     return SYNC_XFER_OK;
 }
@@ -679,12 +679,12 @@ static sync_xfer_e fetch_by_manifest(sync_ctx_t *ctx, const char *rel,
         *why = apr_psprintf(pool, "the server's manifest does not add up: %s",
                             iss_manifest_error_text(rv)
                             ? iss_manifest_error_text(rv) : "?");
-        return SYNC_XFER_FAILED;
+        return SYNC_XFER_BADANSWER;
     }
     if (rem->has_sha && sync_etag_weak_eq(etag, rem->etag)
         && memcmp(m->file_sha256, rem->sha, SHA_LEN) != 0) {
         *why = "the server's manifest is not of the content it lists";
-        return SYNC_XFER_FAILED;
+        return SYNC_XFER_BADANSWER;
     }
     if (ftruncate(fd, (off_t)m->file_size) != 0) {
         *why = apr_psprintf(pool, "cannot size the temporary file: %s",
@@ -797,7 +797,7 @@ static sync_xfer_e fetch_by_manifest(sync_ctx_t *ctx, const char *rel,
             free(buf);
             *why = apr_psprintf(pool, "chunk %s from the server does not "
                                 "match its id", iss_hex_id(e->sha256, pool));
-            return SYNC_XFER_FAILED;
+            return SYNC_XFER_BADANSWER;
         }
     }
     for (i = 0; i < dups->nelts; i++) {
@@ -818,7 +818,7 @@ static sync_xfer_e fetch_by_manifest(sync_ctx_t *ctx, const char *rel,
     if (hash_fd(fd, m->file_size, got, pool) != APR_SUCCESS
         || memcmp(got, m->file_sha256, SHA_LEN) != 0) {
         *why = "the assembled file does not match the server's manifest";
-        return SYNC_XFER_FAILED;
+        return SYNC_XFER_BADANSWER;
     }
     memcpy(res->sha, got, SHA_LEN);
     res->has_sha = 1;
@@ -867,7 +867,7 @@ sync_xfer_e sync_xfer_fetch(sync_ctx_t *ctx, const char *rel,
         && sync_etag_weak_eq(out->res.etag, r->etag)
         && memcmp(out->res.sha, r->sha, SHA_LEN) != 0) {
         *why = "the bytes received do not match the server's digest";
-        x = SYNC_XFER_FAILED;
+        x = SYNC_XFER_BADANSWER;
     }
     apr_file_close(f);
     if (x != SYNC_XFER_OK) {
@@ -1090,7 +1090,7 @@ static sync_xfer_e post_chunks(sync_ctx_t *ctx, const char *rel, int fd,
             || (e = apr_hash_get(byid, id, SHA_LEN)) == NULL) {
             *why = apr_psprintf(pool, "the server asks for a chunk (%s) the "
                                 "file does not have", hex);
-            return SYNC_XFER_FAILED;
+            return SYNC_XFER_BADANSWER;
         }
         APR_ARRAY_PUSH(list, iss_manifest_entry_t *) = e;
     }
@@ -1250,7 +1250,7 @@ static sync_xfer_e upload_manifest(sync_ctx_t *ctx, const char *rel, int fd,
         ids = sync_dav_error_texts(&resp, SYNC_ISS_NS, "chunk", pool);
         if (sid == NULL || ids->nelts == 0) {
             *why = "the server lists missing chunks without a session";
-            return SYNC_XFER_FAILED;
+            return SYNC_XFER_BADANSWER;
         }
         session = apr_pstrdup(pool, sid);
         /* Kept at once: a run that dies while sending resumes it. */
