@@ -799,6 +799,24 @@ static int one_pass(sync_ctx_t *ctx, int pass)
         }
     }
 
+    if (pass == 0 && lstat(ctx->opts->local_root, &sb) == 0) {
+        apr_status_t rv = sync_local_lock(ctx);
+
+        if (APR_STATUS_IS_EAGAIN(rv) || rv == APR_FROM_OS_ERROR(EWOULDBLOCK)) {
+            sync_ui_error(ctx->ui, "another iss-sync is running on %s",
+                          ctx->opts->local_root);
+            return SYNC_EXIT_GUARD;
+        }
+        if (rv != APR_SUCCESS) {
+            char ebuf[120];
+
+            sync_ui_error(ctx->ui, "cannot lock the folder %s: %s",
+                          ctx->opts->local_root,
+                          apr_strerror(rv, ebuf, sizeof(ebuf)));
+            return SYNC_EXIT_USAGE;
+        }
+    }
+
     if (pass == 0) {
         int ec = SYNC_EXIT_SERVER;
 
@@ -913,7 +931,15 @@ int sync_run(sync_ctx_t *ctx)
         code = one_pass(ctx, 1);
     }
     sync_http_bytes(ctx->http, &ctx->stats.sent, &ctx->stats.received);
-    sync_ui_summary(ctx->ui, &ctx->stats);
+    if (code == SYNC_EXIT_OK
+        || ctx->stats.up + ctx->stats.down + ctx->stats.deleted_local
+           + ctx->stats.deleted_remote + ctx->stats.failed > 0) {
+        /* (A run stopped before it did anything has only its message.) */
+        sync_ui_summary(ctx->ui, &ctx->stats);
+    }
+    else {
+        sync_ui_finish(ctx->ui);
+    }
     if (code != SYNC_EXIT_OK) {
         return code;
     }

@@ -89,6 +89,18 @@ static apr_status_t pread_all(int fd, void *buf, apr_size_t len,
     return APR_SUCCESS;
 }
 
+/* Make the file @a fd @a size bytes long, calling ftruncate() only when
+ * its length differs: some file systems (FAT under FUSE) refuse it. */
+static int size_to(int fd, apr_uint64_t size)
+{
+    struct stat sb;
+
+    if (fstat(fd, &sb) == 0 && (apr_uint64_t)sb.st_size == size) {
+        return 0;
+    }
+    return ftruncate(fd, (off_t)size);
+}
+
 static int file_fd(apr_file_t *f)
 {
     apr_os_file_t fd;
@@ -214,7 +226,7 @@ static sync_xfer_e get_whole(sync_ctx_t *ctx, const char *rel, int fd,
 
     memset(&w, 0, sizeof(w));
     w.fd = fd;
-    if (ftruncate(fd, 0) != 0
+    if (size_to(fd, 0) != 0
         || iss_digest_create(&w.d, pool) != APR_SUCCESS
         || (ctx->server.chunking
             && iss_manifest_builder_create(&w.b, &ctx->server.params, pool)
@@ -294,7 +306,7 @@ static int copy_local_same(sync_ctx_t *ctx, const unsigned char sha[SHA_LEN],
         if (ctx->server.chunking) {
             iss_manifest_builder_create(&b, &ctx->server.params, pool);
         }
-        if (ftruncate(fd, 0) != 0) {
+        if (size_to(fd, 0) != 0) {
             ok = 0;
         }
         while (ok) {
@@ -459,7 +471,7 @@ static apr_status_t ranges_sink(void *baton, const char *data, apr_size_t len)
             /* The file changed, or the server ignored the ranges: this is
              * the whole (new) file. */
             r->mode = RM_WHOLE;
-            if (ftruncate(r->fd, 0) != 0) {
+            if (size_to(r->fd, 0) != 0) {
                 return APR_FROM_OS_ERROR(errno);
             }
         }
@@ -600,7 +612,7 @@ static sync_xfer_e get_spans(sync_ctx_t *ctx, const char *rel,
             *why = "the bytes received do not match the server's Repr-Digest";
             return SYNC_XFER_BADANSWER;
         }
-        if (ftruncate(fd, (off_t)r.whole.n) != 0) {
+        if (size_to(fd, r.whole.n) != 0) {
             return SYNC_XFER_FAILED;
         }
         res->etag = apr_table_get(resp.headers, "ETag");
@@ -686,10 +698,13 @@ static sync_xfer_e fetch_by_manifest(sync_ctx_t *ctx, const char *rel,
         *why = "the server's manifest is not of the content it lists";
         return SYNC_XFER_BADANSWER;
     }
-    if (ftruncate(fd, (off_t)m->file_size) != 0) {
-        *why = apr_psprintf(pool, "cannot size the temporary file: %s",
-                            strerror(errno));
-        return SYNC_XFER_FAILED;
+    if (size_to(fd, m->file_size) != 0) {
+        /* No sparse file here (FAT under FUSE refuses ftruncate): the
+         * chunks cannot go to their places out of order; the whole file
+         * then, written in order. */
+        sync_ui_info(ctx->ui, "  %s: cannot size a file here (%s); "
+                     "fetching it whole", rel, strerror(errno));
+        return get_whole(ctx, rel, fd, res, why, pool);
     }
     if ((buf = malloc(ctx->server.params.max_size)) == NULL) {
         return SYNC_XFER_FAILED;
