@@ -355,8 +355,9 @@ static void test_guards(void)
        && strstr(sync_plan_guard(ctx, 0, gp), "mounted") != NULL,
        "an empty folder that held files: stopped (unmounted?)");
     ctx->opts->allow_empty_root = 1;
-    ctx->opts->max_delete = 100;
-    ok(sync_plan_guard(ctx, 0, gp) == NULL, "--allow-empty-root: allowed");
+    ok(sync_plan_guard(ctx, 0, gp) == NULL,
+       "--allow-empty-root: allowed, its deletions not held against "
+       "--max-delete");
 
     /* An empty collection that held files. */
     ctx = new_ctx();
@@ -366,6 +367,10 @@ static void test_guards(void)
     decide(ctx);
     ok(sync_plan_guard(ctx, 2, gp) != NULL,
        "an empty collection that held files: stopped");
+    ctx->opts->allow_empty_root = 1;
+    ok(sync_plan_guard(ctx, 2, gp) == NULL,
+       "--allow-empty-root: the emptied collection's deletions go through");
+    ctx->opts->allow_empty_root = 0;
     ctx->recovery = 1;
     decide(ctx);
     ok(sync_plan_guard(ctx, 2, gp) == NULL,
