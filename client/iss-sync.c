@@ -202,20 +202,6 @@ int main(int argc, const char *const *argv)
         sync_ui_error(ctx->ui, "%s: %s", url, msg);
         return SYNC_EXIT_USAGE;
     }
-    rv = sync_state_lock(o->state_dir, o->local_root, o->dry_run, pool);
-    if (rv != APR_SUCCESS) {
-        char ebuf[120];
-
-        if (APR_STATUS_IS_EAGAIN(rv) || rv == APR_FROM_OS_ERROR(EWOULDBLOCK)
-            || rv == APR_FROM_OS_ERROR(EACCES) || rv == APR_FROM_OS_ERROR(EBUSY)) {
-            sync_ui_error(ctx->ui, "another iss-sync is running on %s",
-                          o->local_root);
-            return SYNC_EXIT_GUARD;
-        }
-        sync_ui_error(ctx->ui, "cannot lock the state in %s: %s",
-                      o->state_dir, apr_strerror(rv, ebuf, sizeof(ebuf)));
-        return SYNC_EXIT_USAGE;
-    }
     if (sync_state_open(&ctx->state, o->state_dir, o->local_root, url,
                         o->dry_run, &exists, &msg, pool) != APR_SUCCESS) {
         sync_ui_error(ctx->ui, "%s", msg);

@@ -175,6 +175,7 @@ typedef struct sync_ctx_t {
     const char *new_token;          /* to store when the run succeeded */
     int case_fold, norm_fold;       /* the local file system folds names */
     int renamed_conflicts;          /* a conflict renamed a local item */
+    int bad_answer;                 /* the server sent what cannot be right */
     sync_stats_t stats;
 } sync_ctx_t;
 

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -88,15 +89,41 @@ static int same_as_base(const sync_local_t *l, const sync_base_t *b)
            && l->ctime_ns == b->ctime_ns && l->inode == b->inode;
 }
 
+/* ---- the lock ------------------------------------------------------------------ */
+
+apr_status_t sync_local_lock(sync_ctx_t *ctx)
+{
+    /* flock() on the folder itself (a read-only descriptor: nothing is
+     * written into it), held until the process ends: whatever state
+     * directory or URL two runs use, they cannot work on one folder at
+     * once. */
+    int fd = open(ctx->opts->local_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+    if (fd < 0) {
+        return APR_FROM_OS_ERROR(errno);
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        apr_status_t rv = APR_FROM_OS_ERROR(errno);
+
+        close(fd);
+        return rv;
+    }
+    return APR_SUCCESS;                 /* fd stays open: the lock holds */
+}
+
 /* ---- name folding probe ------------------------------------------------------ */
 
+/* Whether the folder's file system finds name @a b after only @a a was
+ * created (random names: nothing else can answer to them).  Inode numbers
+ * are not compared: FUSE file systems without stable inodes hand out a
+ * new one per lookup. */
 static int probe_pair(sync_ctx_t *ctx, const char *a, const char *b)
 {
     apr_pool_t *pool = ctx->pool;
-    char rnd[2 * 3 + 1];
-    unsigned char r[3];
+    char rnd[2 * 4 + 1];
+    unsigned char r[4];
     const char *pa, *pb;
-    struct stat sa, sb;
+    struct stat sb;
     int fd, folds;
 
     if (apr_generate_random_bytes(r, sizeof(r)) != APR_SUCCESS) {
@@ -107,12 +134,15 @@ static int probe_pair(sync_ctx_t *ctx, const char *a, const char *b)
                      rnd, a, NULL);
     pb = apr_pstrcat(pool, ctx->opts->local_root, "/" SYNC_TMP_PREFIX "probe-",
                      rnd, b, NULL);
+    if (lstat(pb, &sb) == 0) {
+        return 0;
+    }
     fd = open(pa, O_CREAT | O_EXCL | O_WRONLY, 0600);
     if (fd < 0) {
         return 0;
     }
     close(fd);
-    folds = stat(pb, &sb) == 0 && stat(pa, &sa) == 0 && sa.st_ino == sb.st_ino;
+    folds = lstat(pb, &sb) == 0;
     unlink(pa);
     return folds;
 }

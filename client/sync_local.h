@@ -30,6 +30,11 @@
 const char *sync_local_path(const sync_ctx_t *ctx, const char *rel,
                             apr_pool_t *pool);
 
+/** Take the folder's lock (flock on the folder itself) without waiting:
+ *  APR_EAGAIN (EWOULDBLOCK) when another run holds it.  Held until the
+ *  process ends. */
+apr_status_t sync_local_lock(sync_ctx_t *ctx);
+
 /** Find out whether the folder's file system folds case or Unicode
  *  normalisation (a probe file, removed at once). */
 void sync_local_probe(sync_ctx_t *ctx);

@@ -373,6 +373,15 @@ const char *sync_plan_guard(sync_ctx_t *ctx, apr_uint64_t local_entries,
                                 ctx->opts->url, base_files);
         }
     }
+    if (ctx->opts->allow_empty_root) {
+        /* An emptied side, allowed: its deletions are what was asked. */
+        if (local_entries == 0) {
+            del_r = 0;
+        }
+        if (ctx->full_listing && remote_present == 0) {
+            del_l = 0;
+        }
+    }
     if (base_files > 0 && max < 100) {
         if (del_l * 100 > (apr_uint64_t)max * base_files) {
             return apr_psprintf(pool, "this run would delete %" APR_UINT64_T_FMT

@@ -66,6 +66,9 @@ static void failed(run_t *run, sync_item_t *it, sync_xfer_e x,
     if (x == SYNC_XFER_GONE) {
         run->gone = 1;
     }
+    if (x == SYNC_XFER_BADANSWER) {
+        ctx->bad_answer = 1;
+    }
     if (x == SYNC_XFER_BADNAME) {
         ctx->stats.skipped++;
         sync_ui_warn(ctx->ui, "skipped %s: this folder's file system cannot "
@@ -140,6 +143,9 @@ static int upload_new(run_t *run, const char *rel, const sync_local_t *was,
     if (x != SYNC_XFER_OK) {
         if (x == SYNC_XFER_GONE) {
             run->gone = 1;
+        }
+        if (x == SYNC_XFER_BADANSWER) {
+            ctx->bad_answer = 1;
         }
         sync_ui_warn(ctx->ui, "%s: not uploaded yet (%s); the next run will",
                      rel, why ? why : "conflict");
@@ -793,6 +799,24 @@ static int one_pass(sync_ctx_t *ctx, int pass)
         }
     }
 
+    if (pass == 0 && lstat(ctx->opts->local_root, &sb) == 0) {
+        apr_status_t rv = sync_local_lock(ctx);
+
+        if (APR_STATUS_IS_EAGAIN(rv) || rv == APR_FROM_OS_ERROR(EWOULDBLOCK)) {
+            sync_ui_error(ctx->ui, "another iss-sync is running on %s",
+                          ctx->opts->local_root);
+            return SYNC_EXIT_GUARD;
+        }
+        if (rv != APR_SUCCESS) {
+            char ebuf[120];
+
+            sync_ui_error(ctx->ui, "cannot lock the folder %s: %s",
+                          ctx->opts->local_root,
+                          apr_strerror(rv, ebuf, sizeof(ebuf)));
+            return SYNC_EXIT_USAGE;
+        }
+    }
+
     if (pass == 0) {
         int ec = SYNC_EXIT_SERVER;
 
@@ -907,9 +931,20 @@ int sync_run(sync_ctx_t *ctx)
         code = one_pass(ctx, 1);
     }
     sync_http_bytes(ctx->http, &ctx->stats.sent, &ctx->stats.received);
-    sync_ui_summary(ctx->ui, &ctx->stats);
+    if (code == SYNC_EXIT_OK
+        || ctx->stats.up + ctx->stats.down + ctx->stats.deleted_local
+           + ctx->stats.deleted_remote + ctx->stats.failed > 0) {
+        /* (A run stopped before it did anything has only its message.) */
+        sync_ui_summary(ctx->ui, &ctx->stats);
+    }
+    else {
+        sync_ui_finish(ctx->ui);
+    }
     if (code != SYNC_EXIT_OK) {
         return code;
+    }
+    if (ctx->bad_answer) {
+        return SYNC_EXIT_SERVER;
     }
     if (ctx->stats.failed || ctx->stats.skipped) {
         return SYNC_EXIT_FAILED;

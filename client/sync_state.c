@@ -182,30 +182,6 @@ apr_status_t sync_state_open(sync_state_t **stp, const char *dir,
     return APR_SUCCESS;
 }
 
-apr_status_t sync_state_lock(const char *dir, const char *local_root,
-                             int readonly, apr_pool_t *pool)
-{
-    const char *path;
-    apr_file_t *f;
-    apr_status_t rv;
-    struct stat sb;
-
-    if (readonly && stat(dir, &sb) != 0) {
-        return APR_SUCCESS;
-    }
-    if ((rv = mkdir_p(dir, pool)) != APR_SUCCESS) {
-        return rv;
-    }
-    path = apr_pstrcat(pool, dir, "/", pair_id(local_root, NULL, pool),
-                       ".lock", NULL);
-    rv = apr_file_open(&f, path, APR_FOPEN_CREATE | APR_FOPEN_WRITE,
-                       APR_FPROT_UREAD | APR_FPROT_UWRITE, pool);
-    if (rv != APR_SUCCESS) {
-        return rv;
-    }
-    return apr_file_lock(f, APR_FLOCK_EXCLUSIVE | APR_FLOCK_NONBLOCK);
-}
-
 /* ---- reading ---------------------------------------------------------------- */
 
 const char *sync_state_meta(sync_state_t *st, const char *key,

@@ -25,10 +25,6 @@
  *   uploads(path, session, sha)
  *                   an upload session under way: the next run resumes
  *                   it without sending again what arrived
- *
- * The lock: a file <state dir>/<folder id>.lock held with flock() for
- * the whole run, so two runs on one folder cannot overlap (the id is
- * of the folder alone, whatever the URL).
  */
 #ifndef SYNC_STATE_H
 #define SYNC_STATE_H
@@ -43,12 +39,6 @@ apr_status_t sync_state_open(sync_state_t **st, const char *dir,
                              const char *local_root, const char *url,
                              int readonly, int *exists, const char **msg,
                              apr_pool_t *pool);
-
-/** Take the folder's lock without waiting: APR_EAGAIN (EBUSY...) if
- *  another run holds it.  Held until the pool is destroyed.  A dry run
- *  without a state directory takes no lock. */
-apr_status_t sync_state_lock(const char *dir, const char *local_root,
-                             int readonly, apr_pool_t *pool);
 
 /** Load every record into ctx->items (has_base, base). */
 apr_status_t sync_state_load(sync_state_t *st, sync_ctx_t *ctx);

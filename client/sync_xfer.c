@@ -89,6 +89,18 @@ static apr_status_t pread_all(int fd, void *buf, apr_size_t len,
     return APR_SUCCESS;
 }
 
+/* Make the file @a fd @a size bytes long, calling ftruncate() only when
+ * its length differs: some file systems (FAT under FUSE) refuse it. */
+static int size_to(int fd, apr_uint64_t size)
+{
+    struct stat sb;
+
+    if (fstat(fd, &sb) == 0 && (apr_uint64_t)sb.st_size == size) {
+        return 0;
+    }
+    return ftruncate(fd, (off_t)size);
+}
+
 static int file_fd(apr_file_t *f)
 {
     apr_os_file_t fd;
@@ -214,7 +226,7 @@ static sync_xfer_e get_whole(sync_ctx_t *ctx, const char *rel, int fd,
 
     memset(&w, 0, sizeof(w));
     w.fd = fd;
-    if (ftruncate(fd, 0) != 0
+    if (size_to(fd, 0) != 0
         || iss_digest_create(&w.d, pool) != APR_SUCCESS
         || (ctx->server.chunking
             && iss_manifest_builder_create(&w.b, &ctx->server.params, pool)
@@ -252,7 +264,7 @@ static sync_xfer_e get_whole(sync_ctx_t *ctx, const char *rel, int fd,
     }
     if (!repr_digest_ok(&resp, res->sha)) {
         *why = "the bytes received do not match the server's Repr-Digest";
-        return SYNC_XFER_FAILED;
+        return SYNC_XFER_BADANSWER;
     }
     res->etag = apr_table_get(resp.headers, "ETag");
     if (res->etag) {
@@ -294,7 +306,7 @@ static int copy_local_same(sync_ctx_t *ctx, const unsigned char sha[SHA_LEN],
         if (ctx->server.chunking) {
             iss_manifest_builder_create(&b, &ctx->server.params, pool);
         }
-        if (ftruncate(fd, 0) != 0) {
+        if (size_to(fd, 0) != 0) {
             ok = 0;
         }
         while (ok) {
@@ -459,7 +471,7 @@ static apr_status_t ranges_sink(void *baton, const char *data, apr_size_t len)
             /* The file changed, or the server ignored the ranges: this is
              * the whole (new) file. */
             r->mode = RM_WHOLE;
-            if (ftruncate(r->fd, 0) != 0) {
+            if (size_to(r->fd, 0) != 0) {
                 return APR_FROM_OS_ERROR(errno);
             }
         }
@@ -588,7 +600,7 @@ static sync_xfer_e get_spans(sync_ctx_t *ctx, const char *rel,
              : resp.sink_rv ? errtext(resp.sink_rv, pool)
              : apr_psprintf(pool, "GET (ranges): %s",
                             sync_resp_describe(&resp, pool));
-        return SYNC_XFER_FAILED;
+        return r.why ? SYNC_XFER_BADANSWER : SYNC_XFER_FAILED;
     }
     *whole = r.mode == RM_WHOLE;
     if (*whole) {
@@ -598,9 +610,9 @@ static sync_xfer_e get_spans(sync_ctx_t *ctx, const char *rel,
         res->manifest = NULL;
         if (!repr_digest_ok(&resp, res->sha)) {
             *why = "the bytes received do not match the server's Repr-Digest";
-            return SYNC_XFER_FAILED;
+            return SYNC_XFER_BADANSWER;
         }
-        if (ftruncate(fd, (off_t)r.whole.n) != 0) {
+        if (size_to(fd, r.whole.n) != 0) {
             return SYNC_XFER_FAILED;
         }
         res->etag = apr_table_get(resp.headers, "ETag");
@@ -611,11 +623,11 @@ static sync_xfer_e get_spans(sync_ctx_t *ctx, const char *rel,
     }
     if (r.mode == RM_MULTI && r.mp == MP_BODY && r.left) {
         *why = "the multipart answer ends inside a part";
-        return SYNC_XFER_FAILED;
+        return SYNC_XFER_BADANSWER;
     }
     if (r.mode == RM_SINGLE && r.left) {
         *why = "the answer ends inside its range";
-        return SYNC_XFER_FAILED;
+        return SYNC_XFER_BADANSWER;
     }
     return SYNC_XFER_OK;
 }
@@ -679,17 +691,20 @@ static sync_xfer_e fetch_by_manifest(sync_ctx_t *ctx, const char *rel,
         *why = apr_psprintf(pool, "the server's manifest does not add up: %s",
                             iss_manifest_error_text(rv)
                             ? iss_manifest_error_text(rv) : "?");
-        return SYNC_XFER_FAILED;
+        return SYNC_XFER_BADANSWER;
     }
     if (rem->has_sha && sync_etag_weak_eq(etag, rem->etag)
         && memcmp(m->file_sha256, rem->sha, SHA_LEN) != 0) {
         *why = "the server's manifest is not of the content it lists";
-        return SYNC_XFER_FAILED;
+        return SYNC_XFER_BADANSWER;
     }
-    if (ftruncate(fd, (off_t)m->file_size) != 0) {
-        *why = apr_psprintf(pool, "cannot size the temporary file: %s",
-                            strerror(errno));
-        return SYNC_XFER_FAILED;
+    if (size_to(fd, m->file_size) != 0) {
+        /* No sparse file here (FAT under FUSE refuses ftruncate): the
+         * chunks cannot go to their places out of order; the whole file
+         * then, written in order. */
+        sync_ui_info(ctx->ui, "  %s: cannot size a file here (%s); "
+                     "fetching it whole", rel, strerror(errno));
+        return get_whole(ctx, rel, fd, res, why, pool);
     }
     if ((buf = malloc(ctx->server.params.max_size)) == NULL) {
         return SYNC_XFER_FAILED;
@@ -797,7 +812,7 @@ static sync_xfer_e fetch_by_manifest(sync_ctx_t *ctx, const char *rel,
             free(buf);
             *why = apr_psprintf(pool, "chunk %s from the server does not "
                                 "match its id", iss_hex_id(e->sha256, pool));
-            return SYNC_XFER_FAILED;
+            return SYNC_XFER_BADANSWER;
         }
     }
     for (i = 0; i < dups->nelts; i++) {
@@ -818,7 +833,7 @@ static sync_xfer_e fetch_by_manifest(sync_ctx_t *ctx, const char *rel,
     if (hash_fd(fd, m->file_size, got, pool) != APR_SUCCESS
         || memcmp(got, m->file_sha256, SHA_LEN) != 0) {
         *why = "the assembled file does not match the server's manifest";
-        return SYNC_XFER_FAILED;
+        return SYNC_XFER_BADANSWER;
     }
     memcpy(res->sha, got, SHA_LEN);
     res->has_sha = 1;
@@ -867,7 +882,7 @@ sync_xfer_e sync_xfer_fetch(sync_ctx_t *ctx, const char *rel,
         && sync_etag_weak_eq(out->res.etag, r->etag)
         && memcmp(out->res.sha, r->sha, SHA_LEN) != 0) {
         *why = "the bytes received do not match the server's digest";
-        x = SYNC_XFER_FAILED;
+        x = SYNC_XFER_BADANSWER;
     }
     apr_file_close(f);
     if (x != SYNC_XFER_OK) {
@@ -1090,7 +1105,7 @@ static sync_xfer_e post_chunks(sync_ctx_t *ctx, const char *rel, int fd,
             || (e = apr_hash_get(byid, id, SHA_LEN)) == NULL) {
             *why = apr_psprintf(pool, "the server asks for a chunk (%s) the "
                                 "file does not have", hex);
-            return SYNC_XFER_FAILED;
+            return SYNC_XFER_BADANSWER;
         }
         APR_ARRAY_PUSH(list, iss_manifest_entry_t *) = e;
     }
@@ -1250,7 +1265,7 @@ static sync_xfer_e upload_manifest(sync_ctx_t *ctx, const char *rel, int fd,
         ids = sync_dav_error_texts(&resp, SYNC_ISS_NS, "chunk", pool);
         if (sid == NULL || ids->nelts == 0) {
             *why = "the server lists missing chunks without a session";
-            return SYNC_XFER_FAILED;
+            return SYNC_XFER_BADANSWER;
         }
         session = apr_pstrdup(pool, sid);
         /* Kept at once: a run that dies while sending resumes it. */

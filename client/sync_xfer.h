@@ -35,7 +35,11 @@ typedef enum {
     SYNC_XFER_CONFLICT,     /* the server's version is not the expected one */
     SYNC_XFER_CHANGED,      /* the local file changed during the run */
     SYNC_XFER_BADNAME,      /* the folder's file system cannot hold it */
-    SYNC_XFER_GONE          /* the server stopped answering: stop the run */
+    SYNC_XFER_GONE,         /* the server stopped answering: stop the run */
+    SYNC_XFER_BADANSWER     /* the server sent what cannot be right (bytes
+                               that do not match their digest, a manifest
+                               that does not add up): this item fails,
+                               the run ends with exit code 5 */
 } sync_xfer_e;
 
 /** What a transfer leaves to record. */
