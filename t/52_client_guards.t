@@ -13,7 +13,7 @@ use ISSTest;
 use ISSClient;
 use File::Path ();
 
-my $PER_LOC = 79;
+my $PER_LOC = 83;
 plan tests => 1 + $PER_LOC * 2;
 
 my $FAT = $ENV{ISS_FAT_DIR} // '';
@@ -192,6 +192,23 @@ for my $loc (LOCATIONS) {
         ok_tree(server_tree($c), { %$st, %{ expect_tree('up.txt' => "new on FAT\n") } },
             "$L, FAT, next run: the skipped names are not deleted on the server, the new file is up");
         ok(temp_leftovers($c->{local}), '', "$L, FAT: no temporary file left");
+    }
+
+    # ---- a server name with the client's own temporary prefix ---------------------------
+    {
+        my $c = new_case('tmp-names', $loc, mkcol => 1);
+        # (with files enough that the mass-delete guard would not save them)
+        my %f = (%ten, '.iss-sync-tmp.evil' => "the server's file, not a temporary one\n",
+                 'sub/.iss-sync-tmp.x' => "another\n");
+        srv_fill($c, %f);
+        my $st = server_tree($c);
+        my $r1 = run_sync($c);
+        my $r2 = run_sync($c);
+        ok_tree(server_tree($c), $st, "$L, server names with the client's temporary prefix: never deleted on the server");
+        ok_run($r2, 2, "$L, ... they are skipped (exit 2)");
+        ok(join(',', map { $r2->{err} =~ /skipped \Q$_\E/ ? 1 : 0 } '.iss-sync-tmp.evil', 'sub/.iss-sync-tmp.x'), '1,1',
+           "$L, ... and reported") or print "# stderr: $r2->{err}\n";
+        ok_tree(local_tree($c), expect_tree(%ten, 'sub' => undef), "$L, ... the rest is synced");
     }
 
     # ---- two runs on one folder at once ----------------------------------------------------

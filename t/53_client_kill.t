@@ -44,16 +44,16 @@ for my $loc (LOCATIONS) {
     # the last sync: 100 files (3 of them over 1 MiB) in 4 folders
     my %base;
     for my $i (0 .. 99) {
-        my $size = $i < 3 ? 1_100_000 + 50_000 * $i : 200 + 97 * $i;
+        my $size = $i < 3 ? 1_100_000 + 1000 * $i : 200 + 97 * $i;
         $base{ sprintf('d%d/base-%02d.bin', $i % 4, $i) } = rnd_bytes($size, "base-$loc-$i");
     }
     lfill($c, %base);
     my $r = run_sync($c, timeout => 120);
     ok_run($r, 0, "$L: the initial sync");
 
-    # 200 changes: 55 new files here (2 over 1 MiB), 40 edits here (2 of
+    # 200 changes: 55 new files here (1 over 1 MiB), 40 edits here (2 of
     # the big ones by 100 bytes), 20 deletes here; 45 new files on the
-    # server (2 over 1 MiB), 25 edits there, 15 deletes there.
+    # server (1 over 1 MiB), 25 edits there (1 big), 15 deletes there.
     my @names = sort keys %base;
     my (%want, %versions) = (%base);
     push @{ $versions{$_} }, ISSClient::sha12($base{$_}) for keys %base;
@@ -66,7 +66,7 @@ for my $loc (LOCATIONS) {
     };
     for my $i (0 .. 54) {
         my $rel = sprintf('new-here/%s/n%02d.dat', $i % 3 ? 'a' : 'b/c', $i);
-        my $d = rnd_bytes($i < 2 ? 1_300_000 + $i : 100 + 31 * $i, "lnew-$loc-$i");
+        my $d = rnd_bytes($i < 1 ? 1_100_000 : 100 + 31 * $i, "lnew-$loc-$i");
         lput($c, $rel, $d); $change->($rel, $d);
     }
     my @big = ('d0/base-00.bin', 'd1/base-01.bin', 'd2/base-02.bin');
@@ -81,7 +81,7 @@ for my $loc (LOCATIONS) {
     for my $i (38 .. 57) { ldel($c, $small[$i]); $change->($small[$i], undef) }
     for my $i (0 .. 44) {
         my $rel = sprintf('d%d/new-there-%02d.dat', $i % 4, $i);
-        my $d = rnd_bytes($i < 2 ? 1_250_000 + $i : 150 + 29 * $i, "snew-$loc-$i");
+        my $d = rnd_bytes($i < 1 ? 1_100_000 : 150 + 29 * $i, "snew-$loc-$i");
         srv_put($c, $rel, $d); $change->($rel, $d);
     }
     for my $i (0 .. 24) {        # the big 2, small 58..81
