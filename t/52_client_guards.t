@@ -14,7 +14,7 @@ use ISSClient;
 use File::Path ();
 
 my $PER_LOC = 83;
-plan tests => 1 + $PER_LOC * 2;
+plan tests => 1 + $PER_LOC * 2 + 8;
 
 my $FAT = $ENV{ISS_FAT_DIR} // '';
 my $fat_ok = $FAT ne '' && -d $FAT && -w $FAT && `stat -f -c %T '$FAT' 2>/dev/null` =~ /fuse/;
@@ -235,4 +235,22 @@ for my $loc (LOCATIONS) {
         ok_run($r, 0, "$L, lock: the first run completes");
         ok_tree(server_tree($c), expect_tree(%f, 'new.txt' => "new\n"), "$L, lock: the first run's upload is done");
     }
+}
+
+# ---- a server that forgot our sync token (Dav iss: /cissret/ keeps 3 log entries) ----
+{
+    my $c = new_case('forgot', 'cissret');
+    my %f = map { ("$_.txt" => "$_ v1\n") } qw(a b c d e f g h);
+    lfill($c, %f);
+    synced($c, expect_tree(%f), 'forgotten token: initial sync');
+    ldel($c, 'a.txt');                       # deleted here
+    srv_delete($c, 'b.txt');                 # deleted there
+    srv_put($c, 'c.txt', "c v2 (server)\n");
+    lput($c, 'd.txt', "d v2 (here)\n");
+    srv_put($c, "n$_.txt", "new $_\n") for 1 .. 4;   # the token falls out of the log
+    my %g = (%f, 'c.txt' => "c v2 (server)\n", 'd.txt' => "d v2 (here)\n", map { ("n$_.txt" => "new $_\n") } 1 .. 4);
+    my $r = synced($c, expect_tree(%g), 'forgotten token: a full compare in which nothing is deleted (a.txt and b.txt come back)');
+    ok($r->{err} =~ /no longer knows our sync token/ ? 1 : 0, 1, 'forgotten token: said on stderr') or print "# stderr: $r->{err}\n";
+    $r = synced($c, expect_tree(%g), 'forgotten token: the next run');
+    ok(action_lines($r), '', 'forgotten token: the next run has nothing to do');
 }
