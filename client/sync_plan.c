@@ -364,7 +364,7 @@ const char *sync_plan_guard(sync_ctx_t *ctx, apr_uint64_t local_entries,
                                 "folder: it deletes them on the server)",
                                 ctx->opts->local_root, base_files);
         }
-        if (ctx->full_listing && remote_present == 0 && !ctx->recovery) {
+        if (remote_present == 0 && !ctx->recovery) {
             return apr_psprintf(pool, "the server collection %s is empty, "
                                 "but it held %" APR_UINT64_T_FMT " files at "
                                 "the last sync.  Nothing was done "
@@ -378,7 +378,7 @@ const char *sync_plan_guard(sync_ctx_t *ctx, apr_uint64_t local_entries,
         if (local_entries == 0) {
             del_r = 0;
         }
-        if (ctx->full_listing && remote_present == 0) {
+        if (remote_present == 0) {
             del_l = 0;
         }
     }

@@ -74,6 +74,12 @@ static void failed(run_t *run, sync_item_t *it, sync_xfer_e x,
         sync_ui_warn(ctx->ui, "skipped %s: this folder's file system cannot "
                      "hold its name (%s)", it->path, why ? why : "");
     }
+    else if (x == SYNC_XFER_BADANSWER) {
+        ctx->stats.failed++;
+        sync_ui_error(ctx->ui, "%s: %s; the server's answer cannot be right "
+                      "(nothing was changed here)", it->path,
+                      why ? why : "bad answer");
+    }
     else {
         ctx->stats.failed++;
         sync_ui_warn(ctx->ui, "%s: %s", it->path, why ? why : "failed");

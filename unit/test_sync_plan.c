@@ -376,6 +376,19 @@ static void test_guards(void)
     ok(sync_plan_guard(ctx, 2, gp) == NULL,
        "not in recovery (nothing is deleted then)");
 
+    /* The same with a change list (sync tokens): every file listed gone. */
+    ctx = new_ctx();
+    item(ctx, "a", 1, 1, 0);
+    item(ctx, "b", 2, 2, 0);
+    decide(ctx);
+    ok(sync_plan_guard(ctx, 2, gp) != NULL
+       && strstr(sync_plan_guard(ctx, 2, gp), "collection") != NULL,
+       "a collection emptied per its change list: stopped by the "
+       "empty-collection guard");
+    ctx->opts->allow_empty_root = 1;
+    ok(sync_plan_guard(ctx, 2, gp) == NULL,
+       "--allow-empty-root: allowed with a change list too");
+
     /* A first sync deletes nothing and is never stopped. */
     ctx = new_ctx();
     item(ctx, "a", 0, 1, 0);
