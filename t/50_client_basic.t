@@ -137,7 +137,9 @@ for my $loc (LOCATIONS) {
         my %f = (%base, 'l-edit.txt' => "old local\n", 'l-del.txt' => "delete me here\n",
                  'l-ren.txt' => "rename me here\n", 's-edit.txt' => "old server\n",
                  's-del.txt' => "delete me there\n", 's-ren.bin' => rnd_bytes(90_000, 'sren'),
-                 'ldir/x/y.txt' => 'in a folder deleted here', 'sdir/x/y.txt' => 'in a folder deleted there');
+                 'ldir/x/y.txt' => 'in a folder deleted here', 'sdir/x/y.txt' => 'in a folder deleted there',
+                 'lmv/one.txt' => 'folder renamed here 1', 'lmv/sub/two.txt' => 'folder renamed here 2',
+                 'smv/one.txt' => 'folder renamed there 1', 'smv/sub/two.bin' => rnd_bytes(50_000, 'smv2'));
         lfill($c, %f);
         synced($c, expect_tree(%f), "$L, changes: initial sync");
 
@@ -148,6 +150,7 @@ for my $loc (LOCATIONS) {
         ldel($c, 'l-del.txt');
         rename "$c->{local}/l-ren.txt", "$c->{local}/l-renamed.txt" or die;
         ldel($c, 'ldir');
+        rename "$c->{local}/lmv", "$c->{local}/lmv-renamed" or die;
         lput($c, "new $UTF8", '');
         # server side
         srv_put($c, 's-new.txt', "new there\n");
@@ -157,10 +160,12 @@ for my $loc (LOCATIONS) {
         srv_delete($c, 's-del.txt');
         srv_move($c, 's-ren.bin', 's-renamed.bin');
         srv_delete($c, 'sdir/');
+        srv_move($c, 'smv/', 'smv-renamed/');
         srv_put($c, "s-new $SPACE", '');
 
         my %g = %f;
         delete @g{qw(l-del.txt l-ren.txt s-del.txt s-ren.bin ldir/x/y.txt sdir/x/y.txt)};
+        for my $k (grep { m{^[ls]mv/} } keys %g) { $g{ $k =~ s{^([ls]mv)/}{$1-renamed/}r } = delete $g{$k} }
         %g = (%g, 'l-new.txt' => "new here\n", 'l-new/deep/er/file.txt' => "new here, 3 levels\n",
               'l-edit.txt' => "new local content, longer than before\n", 'l-renamed.txt' => $f{'l-ren.txt'},
               "new $UTF8" => '', 's-new.txt' => "new there\n", 's-new/deep/er/file.txt' => "new there, 3 levels\n",

@@ -15,7 +15,7 @@ use Sys::Hostname ();
 use Time::Local ();
 use Digest::SHA qw(sha256_hex);
 
-my $PER_LOC = 82;
+my $PER_LOC = 88;
 plan tests => $PER_LOC * 2;
 
 my $HOST = Sys::Hostname::hostname();
@@ -128,6 +128,20 @@ for my $loc (LOCATIONS) {
         my $acts = action_lines($r);
         ok(join(',', grep { $acts =~ /^$_$/m } 'download del-here.txt', 'upload del-there.txt'),
            'download del-here.txt,upload del-there.txt', "$L, the edits win: the server's comes here, ours goes back");
+    }
+
+    # ---- a file that became a folder here, a folder that became a file there --
+    {
+        my $c = new_case('type-change', $loc);
+        my %f = ('x' => "x was a file\n", 'y/in.txt' => "y was a folder\n", 'keep1.txt' => "k1\n", 'keep2.txt' => "k2\n");
+        lfill($c, %f);
+        synced($c, expect_tree(%f), "$L, type changes: initial sync");
+        ldel($c, 'x');
+        lput($c, 'x/inside.txt', "x is a folder now\n");
+        srv_delete($c, 'y/');
+        srv_put($c, 'y', "y is a file now\n");
+        my %g = ('x/inside.txt' => "x is a folder now\n", 'y' => "y is a file now\n", 'keep1.txt' => "k1\n", 'keep2.txt' => "k2\n");
+        my $r = synced($c, expect_tree(%g), "$L, a change of kind on one side only is carried over, no conflict", 0);
     }
 
     # ---- a folder deleted on one side, a new file in it on the other ----------
