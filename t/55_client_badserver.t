@@ -183,9 +183,7 @@ for my $case (@cases) {
         my $before = local_tree($c);
         $r = run_sync($c, timeout => 60);
         ok_run($r, 5, "$L: exit 5");
-        # (an answer about one file's content is reported as a warning on
-        # that file, and the run's exit code says the rest)
-        ok($r->{err} =~ /iss-sync: (?:error|warning): .*$why/ ? 1 : 0, 1, "$L: a clear error ($why)")
+        ok($r->{err} =~ /iss-sync: error: .*$why/ ? 1 : 0, 1, "$L: a clear error ($why)")
             or print "# stderr: $r->{err}\n";
         ok_tree(local_tree($c), $before, "$L: nothing changed here");
         ok(temp_leftovers($c->{local}), '', "$L: no temporary file left");
