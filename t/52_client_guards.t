@@ -14,7 +14,7 @@ use ISSClient;
 use File::Path ();
 
 my $PER_LOC = 83;
-plan tests => 1 + $PER_LOC * 2 + 8;
+plan tests => 1 + $PER_LOC * 2 + 11;
 
 my $FAT = $ENV{ISS_FAT_DIR} // '';
 my $fat_ok = $FAT ne '' && -d $FAT && -w $FAT && `stat -f -c %T '$FAT' 2>/dev/null` =~ /fuse/;
