@@ -41,9 +41,9 @@ for my $loc (LOCATIONS) {
     srand($seed++);
     my $c = new_case('kill', $loc);
 
-    # the last sync: 100 files (3 of them over 1 MiB) in 4 folders
+    # the last sync: 70 files (3 of them over 1 MiB) in 4 folders
     my %base;
-    for my $i (0 .. 99) {
+    for my $i (0 .. 69) {
         my $size = $i < 3 ? 1_100_000 + 1000 * $i : 200 + 97 * $i;
         $base{ sprintf('d%d/base-%02d.bin', $i % 4, $i) } = rnd_bytes($size, "base-$loc-$i");
     }
@@ -51,9 +51,9 @@ for my $loc (LOCATIONS) {
     my $r = run_sync($c, timeout => 120);
     ok_run($r, 0, "$L: the initial sync");
 
-    # 200 changes: 55 new files here (1 over 1 MiB), 40 edits here (2 of
-    # the big ones by 100 bytes), 20 deletes here; 45 new files on the
-    # server (1 over 1 MiB), 25 edits there (1 big), 15 deletes there.
+    # 200 changes: 70 new files here (1 over 1 MiB), 25 edits here (2 of
+    # the big ones by 100 bytes), 12 deletes here; 60 new files on the
+    # server (1 over 1 MiB), 20 edits there (1 big), 13 deletes there.
     my @names = sort keys %base;
     my (%want, %versions) = (%base);
     push @{ $versions{$_} }, ISSClient::sha12($base{$_}) for keys %base;
@@ -64,33 +64,33 @@ for my $loc (LOCATIONS) {
         else { delete $want{$rel} }
         $n++;
     };
-    for my $i (0 .. 54) {
+    for my $i (0 .. 69) {
         my $rel = sprintf('new-here/%s/n%02d.dat', $i % 3 ? 'a' : 'b/c', $i);
         my $d = rnd_bytes($i < 1 ? 1_100_000 : 100 + 31 * $i, "lnew-$loc-$i");
         lput($c, $rel, $d); $change->($rel, $d);
     }
     my @big = ('d0/base-00.bin', 'd1/base-01.bin', 'd2/base-02.bin');
     my %isbig = map { $_ => 1 } @big;
-    my @small = grep { !$isbig{$_} } @names;        # 97
-    for my $i (0 .. 39) {        # the big 0 and 1, small 0..37
+    my @small = grep { !$isbig{$_} } @names;        # 67
+    for my $i (0 .. 24) {        # the big 0 and 1, small 0..22
         my $rel = $i < 2 ? $big[$i] : $small[$i - 2];
         my $d = $base{$rel};
         if ($i < 2) { substr($d, 500_000, 100) = 'L' x 100 } else { $d = "edited here $i\n" . $d }
         lput($c, $rel, $d); $change->($rel, $d);
     }
-    for my $i (38 .. 57) { ldel($c, $small[$i]); $change->($small[$i], undef) }
-    for my $i (0 .. 44) {
+    for my $i (23 .. 34) { ldel($c, $small[$i]); $change->($small[$i], undef) }
+    for my $i (0 .. 59) {
         my $rel = sprintf('d%d/new-there-%02d.dat', $i % 4, $i);
         my $d = rnd_bytes($i < 1 ? 1_100_000 : 150 + 29 * $i, "snew-$loc-$i");
         srv_put($c, $rel, $d); $change->($rel, $d);
     }
-    for my $i (0 .. 24) {        # the big 2, small 58..81
-        my $rel = $i ? $small[57 + $i] : $big[2];
+    for my $i (0 .. 19) {        # the big 2, small 35..53
+        my $rel = $i ? $small[34 + $i] : $big[2];
         my $d = $base{$rel};
         if ($i == 0) { substr($d, 300_000, 100) = 'S' x 100 } else { $d .= "edited there $i\n" }
         srv_put($c, $rel, $d); $change->($rel, $d);
     }
-    for my $i (82 .. 96) { srv_delete($c, $small[$i]); $change->($small[$i], undef) }
+    for my $i (54 .. 66) { srv_delete($c, $small[$i]); $change->($small[$i], undef) }
     die "$n changes, not 200" unless $n == 200;
 
     # 10 runs killed after 10 to 400 ms
