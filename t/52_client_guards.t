@@ -170,7 +170,8 @@ for my $loc (LOCATIONS) {
     # ---- names the local file system cannot hold, or folds together (FAT) -------------------
     {
         my $c = new_case('names', $loc, mkcol => 1, no_local => 1);
-        $c->{local} = "$FAT/$loc-names";
+        # (no FAT folder: a path whose parent is missing, and the test fails)
+        $c->{local} = $fat_ok ? "$FAT/$loc-names" : "$c->{tmp}/no-FAT-folder/$loc-names";
         mkdir $c->{local} if $fat_ok;
         my %ok = ('ok.txt' => "fine\n", 'sub/fine.txt' => "fine too\n");
         my %bad = ('a:b.txt' => "a colon\n", 'Readme.txt' => "one readme\n", 'README.txt' => "ANOTHER README\n",
