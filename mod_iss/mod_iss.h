@@ -37,4 +37,14 @@ APLOG_USE_MODULE(iss);
 /** True when @a r is served by `Dav iss` (any method, any hook). */
 int iss_is_enabled(request_rec *r);
 
+/** Answer @a r with @a status and an RFC 4918 section 16 error body
+ *  (mod_iss_error.c, the one writer of the glue's error bodies):
+ *  <D:error> holding the condition element @a tag of namespace @a ns
+ *  (NULL: ISS_XML_NS; @a tag NULL: no element), then @a xml (more
+ *  elements of ISS_XML_NS with the prefix I:, or NULL), then
+ *  <I:message> with @a msg for people (quoted here).  Sends the body
+ *  and the end of the response. */
+void iss_send_error_body(request_rec *r, int status, const char *ns,
+                         const char *tag, const char *xml, const char *msg);
+
 #endif /* MOD_ISS_H */
