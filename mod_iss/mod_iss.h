@@ -3,11 +3,12 @@
 /**
  * mod_iss — shared declarations of the httpd glue.
  *
- * The glue is thin: config (mod_iss_config), the mod_dav provider that
- * wraps mod_dav_fs (mod_iss_provider), the per-location state store
- * (mod_iss_state), the single change-capture point (mod_iss_capture),
- * OPTIONS additions (mod_iss_options) and reports (mod_iss_reports).
- * Pure logic lives in libiss/ and never includes httpd headers.
+ * The glue is thin, one file per role (docs/design.md section 1 lists
+ * them all): config, the mod_dav provider that wraps mod_dav_fs, the
+ * per-location state store, the single change-capture point, the sync
+ * REPORT and its properties, digests and ETags, PATCH, chunk uploads,
+ * and the error bodies they answer with (mod_iss_error.c).  Pure logic
+ * lives in libiss/ (core/ and server/) and never includes httpd headers.
  */
 #ifndef MOD_ISS_H
 #define MOD_ISS_H
