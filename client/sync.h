@@ -104,6 +104,9 @@ typedef enum {
     ACT_RMDIR_REMOTE,       /* a folder gone locally, if empty there */
     ACT_CONFLICT,           /* both changed: keep both */
     ACT_MOVE_REMOTE,        /* a local rename: MOVE on the server */
+    ACT_REPLACE_REMOTE,     /* changed kind here only (a file became a
+                               folder, or back): the same on the server */
+    ACT_REPLACE_LOCAL,      /* changed kind on the server only */
     ACT_SKIP                /* reported, left alone (see skip_reason) */
 } sync_action_e;
 

@@ -1,6 +1,7 @@
 /* Licensed under the Apache License, Version 2.0 (see LICENSE). */
 
 #include "sync_dav.h"
+#include "sync_local.h"
 #include "sync_ui.h"
 #include "iss_bytes.h"
 #include "iss_version.h"
@@ -582,12 +583,25 @@ static apr_status_t apply(sync_ctx_t *ctx, const ms_t *ms, const char *walked,
         }
         it = sync_item_get(ctx, rel);
         remote_from(ctx, &it->remote, m, is_dir);
-        if (it->remote.kind == SYNC_NONE) {
-            if (is_dir || (it->has_base && it->base.kind == SYNC_DIR)) {
-                remove_under(ctx, it->path);
+        {
+            const char *base = strrchr(rel, '/');
+
+            base = base ? base + 1 : rel;
+            if (strncmp(base, SYNC_TMP_PREFIX, sizeof(SYNC_TMP_PREFIX) - 1)
+                == 0 && it->remote.kind != SYNC_NONE) {
+                /* The client's own temporary names: never synced (here
+                 * such a file would be taken for a dead run's leftover). */
+                it->skip_reason = "its name is reserved for iss-sync's "
+                                  "temporary files";
             }
         }
-        else if (it->remote.kind == SYNC_DIR && dirs) {
+        if (it->remote.kind != SYNC_DIR
+            && (is_dir || (it->has_base && it->base.kind == SYNC_DIR))) {
+            /* A folder is gone, or is a file now: so are its members
+             * (a change list names the folder alone). */
+            remove_under(ctx, it->path);
+        }
+        if (it->remote.kind == SYNC_DIR && dirs) {
             APR_ARRAY_PUSH(dirs, const char *) = it->path;
         }
     }

@@ -114,7 +114,10 @@ static sync_action_e decide_one(const sync_ctx_t *ctx, const sync_item_t *it)
             return b == SYNC_DIR ? ACT_RMDIR_REMOTE : ACT_DELETE_REMOTE;
         }
         if (r != SYNC_NONE && r != l) {
-            return ACT_CONFLICT;        /* a folder became a file, or back */
+            /* A file became a folder here (or back); the server still
+             * holds what we last synced: replace it there.  After a
+             * server forgot us, nothing is deleted: keep both. */
+            return ctx->recovery ? ACT_CONFLICT : ACT_REPLACE_REMOTE;
         }
         return l == SYNC_DIR ? ACT_MKDIR_REMOTE : ACT_UPLOAD;
     }
@@ -126,7 +129,7 @@ static sync_action_e decide_one(const sync_ctx_t *ctx, const sync_item_t *it)
             return b == SYNC_DIR ? ACT_RMDIR_LOCAL : ACT_DELETE_LOCAL;
         }
         if (l != SYNC_NONE && r != l) {
-            return ACT_CONFLICT;
+            return ctx->recovery ? ACT_CONFLICT : ACT_REPLACE_LOCAL;
         }
         return r == SYNC_DIR ? ACT_MKDIR_LOCAL : ACT_DOWNLOAD;
     }
@@ -253,7 +256,7 @@ static void after(const sync_item_t *it, int *loc, int *rem)
         *loc = 1; *rem = r; break;
     case ACT_UPLOAD: case ACT_MKDIR_REMOTE: case ACT_MOVE_REMOTE:
         *loc = l; *rem = 1; break;
-    case ACT_CONFLICT:
+    case ACT_CONFLICT: case ACT_REPLACE_REMOTE: case ACT_REPLACE_LOCAL:
         *loc = 1; *rem = 1; break;
     case ACT_DELETE_LOCAL: case ACT_RMDIR_LOCAL:
         *loc = 0; *rem = r; break;
@@ -289,6 +292,16 @@ static void settle_folders(sync_ctx_t *ctx)
         else if (it->action == ACT_RMDIR_LOCAL
                  && apr_hash_get(keep_l, it->path, APR_HASH_KEY_STRING)) {
             it->action = ACT_MKDIR_REMOTE;
+        }
+        else if ((it->action == ACT_REPLACE_REMOTE
+                  && it->remote.kind == SYNC_DIR
+                  && apr_hash_get(keep_r, it->path, APR_HASH_KEY_STRING))
+                 || (it->action == ACT_REPLACE_LOCAL
+                     && it->local.kind == SYNC_DIR
+                     && apr_hash_get(keep_l, it->path, APR_HASH_KEY_STRING))) {
+            /* The folder to be replaced by a file holds something new on
+             * its side: keep both. */
+            it->action = ACT_CONFLICT;
         }
         after(it, &loc, &rem);
         parent = sync_path_parent(it->path, ctx->pool);
@@ -413,6 +426,8 @@ const char *sync_plan_verb(sync_action_e a)
     case ACT_RMDIR_REMOTE: return "rmdir-remote";
     case ACT_CONFLICT: return "conflict";
     case ACT_MOVE_REMOTE: return "move-remote";
+    case ACT_REPLACE_REMOTE: return "replace-remote";
+    case ACT_REPLACE_LOCAL: return "replace-local";
     case ACT_SKIP: return "skip";
     default: return NULL;
     }

@@ -466,7 +466,8 @@ static void do_rmdir_local(run_t *run, sync_item_t *it, apr_pool_t *pool)
     sync_ui_action(ctx->ui, "rmdir-local", it->path, NULL);
 }
 
-static void do_rmdir_remote(run_t *run, sync_item_t *it, apr_pool_t *pool)
+/* 1 when the server's folder is gone (deleted now, or already). */
+static int rmdir_remote(run_t *run, sync_item_t *it, apr_pool_t *pool)
 {
     sync_ctx_t *ctx = run->ctx;
     sync_resp_t resp;
@@ -478,12 +479,12 @@ static void do_rmdir_remote(run_t *run, sync_item_t *it, apr_pool_t *pool)
         rv = sync_dav_dir_info(ctx, it->path, &members, &etag, &token, pool);
         if (rv == APR_NOTFOUND) {
             sync_state_del(ctx->state, it->path);
-            return;
+            return 1;
         }
         if (rv != APR_SUCCESS) {
             failed(run, it, SYNC_XFER_FAILED, "cannot list the folder on the "
                    "server");
-            return;
+            return 0;
         }
         if (members > 0) {
             /* Something we have not seen is there: it comes down next
@@ -492,7 +493,7 @@ static void do_rmdir_remote(run_t *run, sync_item_t *it, apr_pool_t *pool)
                          "folder holds %d new member(s); kept", it->path,
                          members);
             run->keep_token = 1;
-            return;
+            return 0;
         }
         if (token || (etag && !sync_etag_is_weak(etag))) {
             break;
@@ -511,25 +512,32 @@ static void do_rmdir_remote(run_t *run, sync_item_t *it, apr_pool_t *pool)
     else {
         failed(run, it, SYNC_XFER_FAILED, "no condition to delete the "
                "folder safely on the server; retried next run");
-        return;
+        return 0;
     }
     if (rv != APR_SUCCESS && resp.status == 0) {
         failed(run, it, SYNC_XFER_GONE, resp.error);
-        return;
+        return 0;
     }
     if (resp.status == 412) {
         sync_ui_info(ctx->ui, "%s: changed on the server meanwhile; kept",
                      it->path);
         run->keep_token = 1;
-        return;
+        return 0;
     }
     if (resp.status != 204 && resp.status != 200 && resp.status != 404) {
         failed(run, it, SYNC_XFER_FAILED, apr_psprintf(pool, "DELETE: %s",
                sync_resp_describe(&resp, pool)));
-        return;
+        return 0;
     }
     sync_state_del(ctx->state, it->path);
-    sync_ui_action(ctx->ui, "rmdir-remote", it->path, NULL);
+    return 1;
+}
+
+static void do_rmdir_remote(run_t *run, sync_item_t *it, apr_pool_t *pool)
+{
+    if (rmdir_remote(run, it, pool)) {
+        sync_ui_action(run->ctx->ui, "rmdir-remote", it->path, NULL);
+    }
 }
 
 static void do_move_remote(run_t *run, sync_item_t *it, apr_pool_t *pool)
@@ -583,6 +591,80 @@ static void do_move_remote(run_t *run, sync_item_t *it, apr_pool_t *pool)
     }
 }
 
+/* A file became a folder here, or a folder a file; the server still
+ * holds what we last synced there: replace it. */
+static void do_replace_remote(run_t *run, sync_item_t *it, apr_pool_t *pool)
+{
+    sync_ctx_t *ctx = run->ctx;
+    sync_resp_t resp;
+    const char *etag;
+    int changed = 0;
+
+    if (it->local.kind == SYNC_DIR) {
+        etag = sync_xfer_strong_etag(ctx, it->path, it->base.etag, &changed,
+                                     pool);
+        if (etag == NULL) {
+            failed(run, it, SYNC_XFER_FAILED, changed
+                   ? "changed on the server meanwhile (synced next time)"
+                   : "the server's ETag of it stays weak; retried next run");
+            return;
+        }
+        if (sync_dav_simple(ctx, "DELETE", it->path, 0, &resp, pool,
+                            "If-Match", etag, NULL) != APR_SUCCESS
+            && resp.status == 0) {
+            failed(run, it, SYNC_XFER_GONE, resp.error);
+            return;
+        }
+        if (resp.status != 204 && resp.status != 200 && resp.status != 404) {
+            failed(run, it, SYNC_XFER_FAILED, resp.status == 412
+                   ? "changed on the server meanwhile (synced next time)"
+                   : apr_psprintf(pool, "DELETE: %s",
+                                  sync_resp_describe(&resp, pool)));
+            return;
+        }
+        sync_state_del(ctx->state, it->path);
+        ctx->stats.deleted_remote++;
+        do_mkdir_remote(run, it, pool);
+        return;
+    }
+    /* A folder on the server, whose members are deleted by now. */
+    if (rmdir_remote(run, it, pool)) {
+        ctx->stats.deleted_remote++;
+        it->remote.kind = SYNC_NONE;
+        do_upload(run, it, pool);
+    }
+}
+
+/* The same on the server's side: a kind changed there, replaced here. */
+static void do_replace_local(run_t *run, sync_item_t *it, apr_pool_t *pool)
+{
+    sync_ctx_t *ctx = run->ctx;
+    const char *abs = sync_local_path(ctx, it->path, pool);
+    sync_local_t now;
+
+    if (sync_local_stat(ctx, it->path, &now, pool) != APR_SUCCESS
+        || now.kind != it->local.kind
+        || (now.kind == SYNC_FILE && !sync_local_same(&now, &it->local))) {
+        failed(run, it, SYNC_XFER_CHANGED, "changed during the sync, not "
+               "replaced (synced next time)");
+        return;
+    }
+    if (now.kind == SYNC_FILE ? unlink(abs) != 0 : rmdir(abs) != 0) {
+        failed(run, it, SYNC_XFER_FAILED, apr_psprintf(pool, "cannot "
+               "replace it: %s", strerror(errno)));
+        return;
+    }
+    sync_state_del(ctx->state, it->path);
+    ctx->stats.deleted_local++;
+    memset(&it->local, 0, sizeof(it->local));
+    if (it->remote.kind == SYNC_DIR) {
+        do_mkdir_local(run, it, pool);
+    }
+    else {
+        do_download(run, it, pool);
+    }
+}
+
 static void do_record(run_t *run, sync_item_t *it, apr_pool_t *pool)
 {
     sync_ctx_t *ctx = run->ctx;
@@ -628,13 +710,21 @@ static void carry_out(run_t *run, sync_item_t *it, apr_pool_t *pool)
     case ACT_MKDIR_REMOTE: do_mkdir_remote(run, it, pool); break;
     case ACT_RMDIR_LOCAL: do_rmdir_local(run, it, pool); break;
     case ACT_RMDIR_REMOTE: do_rmdir_remote(run, it, pool); break;
+    case ACT_REPLACE_REMOTE: do_replace_remote(run, it, pool); break;
+    case ACT_REPLACE_LOCAL: do_replace_local(run, it, pool); break;
     default: break;
     }
 }
 
-static int phase_of(sync_action_e a)
+static int phase_of(const sync_item_t *it)
 {
-    switch (a) {
+    switch (it->action) {
+    case ACT_REPLACE_REMOTE:
+        /* A folder goes before its members are uploaded; a file after
+         * the folder's members are deleted. */
+        return it->local.kind == SYNC_DIR ? 1 : 3;
+    case ACT_REPLACE_LOCAL:
+        return it->remote.kind == SYNC_DIR ? 1 : 3;
     case ACT_DELETE_LOCAL: case ACT_DELETE_REMOTE:
         return 2;
     case ACT_RMDIR_LOCAL: case ACT_RMDIR_REMOTE:
@@ -693,7 +783,7 @@ static void execute(run_t *run)
             int k = phase == 3 ? ctx->order->nelts - 1 - i : i;
             sync_item_t *it = APR_ARRAY_IDX(ctx->order, k, sync_item_t *);
 
-            if (phase_of(it->action) != phase || cancelled(run, it)) {
+            if (phase_of(it) != phase || cancelled(run, it)) {
                 continue;
             }
             carry_out(run, it, iter);

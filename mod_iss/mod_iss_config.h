@@ -18,28 +18,30 @@
 
 #define ISS_DEFAULT_DBM_TYPE "sdbm"
 
+/* Per-directory configuration.  A field not set in a section holds
+ * ISS_UNSET (numbers) or NULL (pointers), so that merging and defaults
+ * are one pattern for every field (mod_iss_config.c). */
+#define ISS_UNSET (-1)
+
 typedef struct iss_dir_conf_t {
-    const char *state_dir;   /* absolute path, NULL = not set here */
-    const char *dbm_type;    /* apr_dbm type name, NULL = not set here */
-    const char *section;     /* the <Location>/<Directory> that set state_dir */
-    int state_sync;          /* ISSStateSync: 1 on, 0 off, -1 not set here */
-    int root_is_fs;          /* section is a <Directory>: root is a path */
-    int retention_set;       /* ISSSyncRetention given here */
-    iss_sync_retention_t retention;
-    apr_int64_t max_results; /* ISSSyncMaxResults; -1 not set here */
-    apr_int64_t reconcile;   /* ISSReconcileInterval seconds; -1 not set */
-    int digest_header;       /* ISSDigestHeader: 1 Always, 0 OnRequest,
-                              * -1 not set here */
-    apr_int64_t patch_max_target;  /* ISSPatchMaxTargetSize; -1 not set */
-    apr_int64_t patch_max_window;  /* ISSPatchMaxWindow; -1 not set */
-    int chunking;                  /* ISSChunking: 1/0, -1 not set */
-    int chunk_sizes_set;           /* ISSChunkSizes given here */
-    iss_cdc_params_t chunk_sizes;
-    int dedup_scope;               /* ISSDedupScope (iss_dedup_scope_e),
-                                    * -1 not set here */
-    apr_int64_t upload_timeout;    /* ISSUploadTimeout seconds; -1 */
-    apr_int64_t upload_max_size;   /* ISSUploadMaxSize; -1 not set */
-    apr_int64_t upload_staging;    /* ISSUploadStagingLimit; -1 */
+    const char *state_dir;   /* ISSStateDir, absolute path */
+    const char *section;     /* ... the <Location>/<Directory> that set it */
+    int root_is_fs;          /* ... that section is a <Directory>: its
+                              * path is the tree's (set with state_dir) */
+    const char *dbm_type;    /* ISSDBMType, an apr_dbm type name */
+    int state_sync;          /* ISSStateSync: 1 on, 0 off */
+    const iss_sync_retention_t *retention; /* ISSSyncRetention */
+    apr_int64_t max_results; /* ISSSyncMaxResults */
+    apr_int64_t reconcile;   /* ISSReconcileInterval, seconds */
+    int digest_header;       /* ISSDigestHeader: 1 Always, 0 OnRequest */
+    apr_int64_t patch_max_target;  /* ISSPatchMaxTargetSize */
+    apr_int64_t patch_max_window;  /* ISSPatchMaxWindow */
+    int chunking;                  /* ISSChunking: 1 on, 0 off */
+    const iss_cdc_params_t *chunk_sizes;  /* ISSChunkSizes */
+    int dedup_scope;               /* ISSDedupScope (iss_dedup_scope_e) */
+    apr_int64_t upload_timeout;    /* ISSUploadTimeout, seconds */
+    apr_int64_t upload_max_size;   /* ISSUploadMaxSize */
+    apr_int64_t upload_staging;    /* ISSUploadStagingLimit */
 } iss_dir_conf_t;
 
 /** Where an upload by manifest may take chunks it does not receive. */

@@ -10,7 +10,7 @@
  * (iss_filedigest).  A file changed behind httpd's back gets its digest
  * computed on first need, by reading it once.
  *
- * The strong ETag of a file is made from its digest (iss_filedigest_etag)
+ * The strong ETag of a file is made from its digest (iss_digest_etag)
  * and used everywhere mod_dav_fs's would be: GET/HEAD (mod_iss_get), the
  * If-Match / If-None-Match of every WebDAV method (injected before mod_dav
  * evaluates them), DAV:getetag, and the ETag of PUT and PATCH responses.

@@ -67,7 +67,6 @@ int iss_patch_fail_write(iss_patch_t *p, apr_status_t rv)
 int iss_patch_send_error(iss_patch_t *p)
 {
     request_rec *r = p->r;
-    apr_bucket_brigade *bb;
 
     if (p->status == AP_FILTER_ERROR) {
         return AP_FILTER_ERROR;        /* httpd has answered already */
@@ -79,21 +78,12 @@ int iss_patch_send_error(iss_patch_t *p)
                   : APLOG_INFO, 0,
                   r, ISSLOGNO(01057) "%s %s refused with %d: %s", r->method,
                   r->uri, p->status, p->msg);
-    r->status = p->status;
     if (p->status == HTTP_UNSUPPORTED_MEDIA_TYPE) {
         apr_table_setn(r->headers_out, "Accept-Patch", iss_patch_accept(r));
     }
     /* The rest of a refused body is not worth reading. */
     r->connection->keepalive = AP_CONN_CLOSE;
-    ap_set_content_type(r, "application/xml; charset=utf-8");
-    bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
-    ap_fputstrs(r->output_filters, bb, DAV_XML_HEADER DEBUG_CR
-                "<D:error xmlns:D=\"DAV:\" xmlns:I=\"" ISS_XML_NS "\">"
-                DEBUG_CR "<I:", p->tag, "/>" DEBUG_CR, p->xml ? p->xml : "",
-                "<I:message>", apr_xml_quote_string(r->pool, p->msg, 0),
-                "</I:message>" DEBUG_CR "</D:error>" DEBUG_CR, NULL);
-    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(bb->bucket_alloc));
-    ap_pass_brigade(r->output_filters, bb);
+    iss_send_error_body(r, p->status, ISS_XML_NS, p->tag, p->xml, p->msg);
     return OK;
 }
 

@@ -5,7 +5,7 @@
  *
  * mod_dav declines PATCH; this handler takes it.  Two patch formats:
  *  - application/vcdiff: an RFC 3284 delta whose source is the file's
- *    current content (mod_iss_patch_vcdiff, libiss/iss_vcdiff);
+ *    current content (mod_iss_patch_vcdiff, libiss/core/iss_vcdiff);
  *  - application/x-sabredav-partialupdate with X-Update-Range, as
  *    SabreDAV defines it (mod_iss_patch_range).
  *

@@ -70,23 +70,9 @@ static dav_error *bad_request(request_rec *r, const char *msg)
  * would log the client's mistake as a server error). */
 static void send_client_error(request_rec *r, const dav_error *err)
 {
-    apr_bucket_brigade *bb = apr_brigade_create(r->pool,
-                                                r->connection->bucket_alloc);
-    const char *ns = err->namespace ? err->namespace : "DAV:";
-
-    r->status = err->status;
-    ap_set_content_type(r, "application/xml; charset=utf-8");
-    ap_fputstrs(r->output_filters, bb, DAV_XML_HEADER DEBUG_CR
-                "<D:error xmlns:D=\"DAV:\">", NULL);
-    if (err->tagname) {
-        ap_fputstrs(r->output_filters, bb, "<E:", err->tagname, " xmlns:E=\"",
-                    apr_xml_quote_string(r->pool, ns, 1), "\"/>", NULL);
-    }
-    ap_fputstrs(r->output_filters, bb, DEBUG_CR "<I:message xmlns:I=\""
-                ISS_XML_NS "\">",
-                apr_xml_quote_string(r->pool, err->desc, 0),
-                "</I:message>" DEBUG_CR "</D:error>" DEBUG_CR, NULL);
-    ap_fflush(r->output_filters, bb);
+    iss_send_error_body(r, err->status,
+                        err->namespace ? err->namespace : "DAV:",
+                        err->tagname, NULL, err->desc);
 }
 
 /* 403 with RFC 6578's DAV:valid-sync-token precondition. */

@@ -18,7 +18,7 @@
  *      complete and checked (a broken connection loses only the chunk
  *      under way).
  *
- * Staged chunks live in <ISSStateDir>/uploads (libiss/iss_upload), are
+ * Staged chunks live in <ISSStateDir>/uploads (libiss/server/iss_upload), are
  * bounded by ISSUploadStagingLimit and removed ISSUploadTimeout after
  * their session's last use.
  */

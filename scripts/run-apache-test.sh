@@ -1,20 +1,31 @@
 #!/bin/bash
-# Run the Apache::Test suite in t/ against one build of mod_iss.so.
-#   scripts/run-apache-test.sh BUILD_DIR [asan]
-# Apache::Test refuses to run as root, so as root this runs the suite as
-# the unprivileged user `isstest` (created if missing) in a private copy
-# of t/ and conf/.  Servers bind to 127.0.0.1 on a free port.
+# Run the Apache::Test suite in t/ against one build of mod_iss.so:
+#   scripts/run-apache-test.sh BUILD_DIR [normal|asan] [t/NN_name.t ...]
+# all of t/ by default, or the .t files named, e.g. one of them:
+#   scripts/run-apache-test.sh build normal t/40_chunks.t
+# (asan: BUILD_DIR is build-asan, and httpd runs with the ASan runtime
+# preloaded).  Apache::Test refuses to run as root, so as root this runs
+# the suite as the unprivileged user of scripts/as-test-user.sh
+# (`isstest`, created if missing) in a private copy of t/ and conf/;
+# ISS_KEEP_TEST_DIR=1 keeps that copy (logs included).  Servers bind to
+# 127.0.0.1 on a free port.  See TESTING.md.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-build=${1:?usage: $0 BUILD_DIR [asan]}
+usage="usage: $0 BUILD_DIR [normal|asan] [t/NN_name.t ...]"
+[ $# -ge 1 ] && [ "$1" != -h ] && [ "$1" != --help ] || { echo "$usage" >&2; exit 2; }
+build=$1
 mode=${2:-normal}
+case "$mode" in normal|asan) ;; *) echo "$usage" >&2; exit 2 ;; esac
 module="$build/mod_iss.so"
-[ -f "$module" ] || { echo "no $module; build first" >&2; exit 2; }
+[ -f "$module" ] || { echo "no $module; build first (scripts/build.sh)" >&2; exit 2; }
+for t in "${@:3}"; do                     # (options of t/TEST pass as they are)
+  case "$t" in -*) ;; *) [ -f "$top/$t" ] || { echo "no $top/$t; $usage" >&2; exit 2; } ;; esac
+done
 
 user=$(id -un)
 if [ "$(id -u)" = 0 ]; then
-  user=isstest
-  id -u "$user" >/dev/null 2>&1 || useradd --system --user-group --no-create-home --shell /usr/sbin/nologin "$user"
+  user=${ISS_TEST_USER:-isstest}
+  "$top/scripts/as-test-user.sh" true     # creates the user if missing
 fi
 work=$(mktemp -d /tmp/iss-apache-test.XXXXXX)
 fat=
@@ -83,7 +94,7 @@ if [ "$mode" = asan ]; then
 fi
 cd "$work"
 status=0
-runuser -u "$user" -- env "${envs[@]}" perl t/TEST.PL -apxs /usr/bin/apxs2 \
+"$top/scripts/as-test-user.sh" env "${envs[@]}" perl t/TEST.PL -apxs /usr/bin/apxs2 \
   -httpd_conf "$work/t/inherit.conf" -verbose=0 "${@:3}" || status=$?
 
 # A sanitizer report or a crashed child fails the run, whatever prove said.

@@ -1,7 +1,7 @@
 /* Licensed under the Apache License, Version 2.0 (see LICENSE). */
 
 /*
- * Unit tests of libiss/iss_store.c, run for each apr_dbm type (sdbm,
+ * Unit tests of libiss/server/iss_store.c, run for each apr_dbm type (sdbm,
  * gdbm, db).  TAP on stdout.  Environment:
  *   ISS_TEST_SEED=n          reproduce the random choices of a run
  *   ISS_TEST_KILL_ROUNDS=n   rounds of the kill -9 test (default 15)

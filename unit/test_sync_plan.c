@@ -144,9 +144,19 @@ static void test_files(void)
     rule(0, -1, 0, "mkdir-remote", "new folder here: mkdir on the server");
     rule(0, 0, -1, "mkdir-local", "new folder there: mkdir here");
     rule(0, -1, -1, "record", "new folder on both: record");
-    rule(-1, 1, -1, "conflict", "a folder became a file here: conflict");
-    rule(1, -1, 1, "conflict", "a file became a folder here: conflict");
-    rule(1, 1, -1, "conflict", "a file became a folder there: conflict");
+    rule(-1, 1, -1, "replace-remote",
+         "a folder became a file here only: replaced on the server");
+    rule(1, -1, 1, "replace-remote",
+         "a file became a folder here only: replaced on the server");
+    rule(1, 1, -1, "replace-local",
+         "a file became a folder on the server only: replaced here");
+    rule(-1, -1, 1, "replace-local",
+         "a folder became a file on the server only: replaced here");
+    rule(1, -1, -1, "record", "a file became a folder on both: record");
+    rule(-1, 1, 2, "conflict",
+         "a folder became a file on both, other content: conflict");
+    rule(1, -1, 2, "conflict",
+         "a folder here, an edited file there: conflict");
     rule(0, 1, -1, "conflict", "new file here, new folder there: conflict");
 }
 
@@ -255,6 +265,43 @@ static void test_folders(void)
     is_str(act(ctx, "e"), "mkdir-local", "a deep survivor keeps e");
     is_str(act(ctx, "e/f"), "mkdir-local", "and e/f");
     is_str(act(ctx, "e/f/g"), "mkdir-local", "and e/f/g");
+}
+
+static void test_kind_changes(void)
+{
+    sync_ctx_t *ctx = new_ctx();
+
+    /* Here: the folder d became a file; the server added to the folder:
+     * it cannot simply go, keep both. */
+    item(ctx, "d", -1, 1, -1);
+    item(ctx, "d/old", 2, 0, 2);
+    item(ctx, "d/new", 0, 0, 3);
+    /* Here: the folder e became a file, nothing new in it on the server:
+     * its members go, then the folder, then the file goes up. */
+    item(ctx, "e", -1, 4, -1);
+    item(ctx, "e/x", 5, 0, 5);
+    /* On the server: the folder f became a file; here f holds a new
+     * file: keep both. */
+    item(ctx, "f", -1, -1, 6);
+    item(ctx, "f/mine", 0, 7, 0);
+    /* Recovery never deletes: a change of kind keeps both. */
+    decide(ctx);
+    is_str(act(ctx, "d"), "conflict",
+           "a folder replaced here, added to there: conflict");
+    is_str(act(ctx, "e"), "replace-remote",
+           "a folder replaced by a file here: replaced there");
+    is_str(act(ctx, "e/x"), "delete-remote", "its members deleted there");
+    is_str(act(ctx, "f"), "conflict",
+           "a folder replaced there, added to here: conflict");
+    is_str(act(ctx, "f/mine"), "upload", "the new member goes up");
+
+    ctx = new_ctx();
+    ctx->recovery = 1;
+    ctx->full_listing = 1;
+    item(ctx, "g", 1, -1, 1);
+    decide(ctx);
+    is_str(act(ctx, "g"), "conflict",
+           "recovery: a change of kind keeps both (nothing is deleted)");
 }
 
 static void test_skips_and_moves(void)
@@ -422,6 +469,7 @@ int main(int argc, const char *const *argv)
     test_listing();
     test_recovery();
     test_folders();
+    test_kind_changes();
     test_skips_and_moves();
     test_folded_names();
     test_guards();

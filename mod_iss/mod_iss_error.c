@@ -1,0 +1,43 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+
+/*
+ * The body of every refusal mod_iss answers itself (PATCH and POST of
+ * chunks, the sync-collection REPORT's client errors): RFC 4918 section
+ * 16's DAV:error with the condition's element and, for people, an
+ * I:message saying why.  mod_dav's own errors keep mod_dav's body.
+ */
+
+#include "mod_iss.h"
+
+#include <apr_strings.h>
+#include <http_protocol.h>
+#include <util_filter.h>
+
+void iss_send_error_body(request_rec *r, int status, const char *ns,
+                         const char *tag, const char *xml, const char *msg)
+{
+    apr_bucket_brigade *bb = apr_brigade_create(r->pool,
+                                                r->connection->bucket_alloc);
+    const char *elem = "";
+
+    if (tag && (ns == NULL || strcmp(ns, ISS_XML_NS) == 0)) {
+        elem = apr_pstrcat(r->pool, "<I:", tag, "/>" DEBUG_CR, NULL);
+    }
+    else if (tag && strcmp(ns, "DAV:") == 0) {
+        elem = apr_pstrcat(r->pool, "<D:", tag, "/>" DEBUG_CR, NULL);
+    }
+    else if (tag) {
+        elem = apr_pstrcat(r->pool, "<E:", tag, " xmlns:E=\"",
+                           apr_xml_quote_string(r->pool, ns, 1), "\"/>"
+                           DEBUG_CR, NULL);
+    }
+    r->status = status;
+    ap_set_content_type(r, "application/xml; charset=utf-8");
+    ap_fputstrs(r->output_filters, bb, DAV_XML_HEADER DEBUG_CR
+                "<D:error xmlns:D=\"DAV:\" xmlns:I=\"" ISS_XML_NS "\">"
+                DEBUG_CR, elem, xml ? xml : "", "<I:message>",
+                apr_xml_quote_string(r->pool, msg ? msg : "", 0),
+                "</I:message>" DEBUG_CR "</D:error>" DEBUG_CR, NULL);
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(bb->bucket_alloc));
+    ap_pass_brigade(r->output_filters, bb);
+}
