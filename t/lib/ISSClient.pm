@@ -139,7 +139,7 @@ sub run_sync {
 sub action_lines {
     my ($r) = @_;
     return join "\n", sort grep {
-        /^(?:upload|download|delete-local|delete-remote|conflict|mkdir-local|mkdir-remote|rmdir-local|rmdir-remote|move-remote) /
+        /^(?:upload|download|delete-local|delete-remote|conflict|mkdir-local|mkdir-remote|rmdir-local|rmdir-remote|replace-local|replace-remote|move-remote) /
     } @{ $r->{lines} };
 }
 
