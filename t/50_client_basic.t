@@ -201,7 +201,7 @@ for my $loc (LOCATIONS) {
         my $c = new_case('dry', $loc);
         my %f = ('keep.txt' => 'keep', 'edit-l.txt' => 'e1', 'edit-s.txt' => 's1', 'del-l.txt' => 'd',
                  'del-s.txt' => 'd2', 'dir/in.txt' => 'in', 'gone-dir/x.txt' => 'x',
-                 'ren.txt' => 'rename me please');
+                 'ren.txt' => 'rename me please', 'kind' => 'a file, to become a folder');
         for my $k (keys %f) { lput($c, $k, $f{$k}) }
         synced($c, expect_tree(%f), "$L, dry run: initial sync");
         lput($c, 'new-l.txt', 'new local');
@@ -214,6 +214,8 @@ for my $loc (LOCATIONS) {
         srv_put($c, 'edit-s.txt', 's2 server');
         srv_delete($c, 'del-s.txt');
         srv_delete($c, 'gone-dir/');
+        ldel($c, 'kind');
+        lput($c, 'kind/in.txt', 'kind is a folder now');
         lput($c, 'both.txt', 'both, local');
         srv_put($c, 'both.txt', 'both, server');
         my ($lt, $st, $sig) = (local_tree($c), server_tree($c), state_sig($c));
@@ -225,7 +227,7 @@ for my $loc (LOCATIONS) {
                     'upload new-l-dir/sub/n.txt', 'upload edit-l.txt', 'delete-remote del-l.txt',
                     'move-remote ren.txt -> renamed.txt', 'download new-s.txt', 'mkdir-local new-s-dir',
                     'download edit-s.txt', 'delete-local del-s.txt', 'delete-local gone-dir/x.txt',
-                    'rmdir-local gone-dir', 'conflict both.txt');
+                    'rmdir-local gone-dir', 'conflict both.txt', 'replace-remote kind', 'upload kind/in.txt');
         (my $dacts = action_lines($dry)) =~ s/ \(folder\)$//mg;
         ok($dacts, join("\n", sort @want), "$L, --dry-run: one documented line per action");
         ok_tree(local_tree($c), $lt, "$L, --dry-run: the local tree is unchanged");
@@ -245,8 +247,8 @@ for my $loc (LOCATIONS) {
         my %g = (%f, 'new-l.txt' => 'new local', 'new-l-dir/sub/n.txt' => 'new local deep',
                  'edit-l.txt' => 'e2 local', 'renamed.txt' => 'rename me please', 'new-s.txt' => 'new server',
                  'new-s-dir' => undef, 'edit-s.txt' => 's2 server', 'both.txt' => 'both, server',
-                 ($cname // 'both (conflict copy missing).txt') => 'both, local');
-        delete @g{qw(del-l.txt del-s.txt gone-dir/x.txt ren.txt)};
+                 ($cname // 'both (conflict copy missing).txt') => 'both, local', 'kind/in.txt' => 'kind is a folder now');
+        delete @g{qw(del-l.txt del-s.txt gone-dir/x.txt ren.txt kind)};
         ok_tree($lt2, expect_tree(%g), "$L, after the real run: the local tree");
         ok_tree(server_tree($c), expect_tree(%g), "$L, after the real run: the server tree");
         $r = run_sync($c);
