@@ -22,7 +22,17 @@ typedef struct run_t {
     int gone;                       /* the server stopped answering */
     int keep_token;                 /* something must be listed again */
     apr_array_header_t *renamed;    /* local folders a conflict renamed */
+    int mute;                       /* inside a compound action: its parts
+                                       print no lines of their own */
 } run_t;
+
+static void action(run_t *run, const char *verb, const char *path,
+                   const char *extra)
+{
+    if (!run->mute) {
+        action(run, verb, path, extra);
+    }
+}
 
 /* ---- records ------------------------------------------------------------------------ */
 
@@ -120,7 +130,7 @@ static void do_download(run_t *run, sync_item_t *it, apr_pool_t *pool)
     record_file(ctx, it->path, &f.res);
     ctx->stats.down++;
     ctx->stats.whole_bytes += f.res.size;
-    sync_ui_action(ctx->ui, "download", it->path, NULL);
+    action(run, "download", it->path, NULL);
     sync_ui_item_done(ctx->ui, f.res.size);
 }
 
@@ -213,7 +223,7 @@ static void do_conflict(run_t *run, sync_item_t *it, apr_pool_t *pool)
         return;
     }
     ctx->stats.conflicts++;
-    sync_ui_action(ctx->ui, "conflict", it->path,
+    action(run, "conflict", it->path,
                    apr_psprintf(pool, "(local version kept as \"%s\")",
                                 cname));
     if (now.kind == SYNC_DIR) {
@@ -296,7 +306,7 @@ static void do_upload(run_t *run, sync_item_t *it, apr_pool_t *pool)
     record_file(ctx, it->path, &res);
     ctx->stats.up++;
     ctx->stats.whole_bytes += res.size;
-    sync_ui_action(ctx->ui, "upload", it->path, NULL);
+    action(run, "upload", it->path, NULL);
     sync_ui_item_done(ctx->ui, res.size);
     return;
 
@@ -335,7 +345,7 @@ static void do_delete_local(run_t *run, sync_item_t *it, apr_pool_t *pool)
     }
     sync_state_del(ctx->state, it->path);
     ctx->stats.deleted_local++;
-    sync_ui_action(ctx->ui, "delete-local", it->path, NULL);
+    action(run, "delete-local", it->path, NULL);
 }
 
 static void do_delete_remote(run_t *run, sync_item_t *it, apr_pool_t *pool)
@@ -371,7 +381,7 @@ static void do_delete_remote(run_t *run, sync_item_t *it, apr_pool_t *pool)
     }
     sync_state_del(ctx->state, it->path);
     ctx->stats.deleted_remote++;
-    sync_ui_action(ctx->ui, "delete-remote", it->path, NULL);
+    action(run, "delete-remote", it->path, NULL);
     return;
 
 edited:
@@ -417,7 +427,7 @@ static void do_mkdir_local(run_t *run, sync_item_t *it, apr_pool_t *pool)
     }
     record_dir(ctx, it->path, pool);
     ctx->stats.mkdirs++;
-    sync_ui_action(ctx->ui, "mkdir-local", it->path, NULL);
+    action(run, "mkdir-local", it->path, NULL);
 }
 
 static void do_mkdir_remote(run_t *run, sync_item_t *it, apr_pool_t *pool)
@@ -447,7 +457,7 @@ static void do_mkdir_remote(run_t *run, sync_item_t *it, apr_pool_t *pool)
     }
     record_dir(ctx, it->path, pool);
     ctx->stats.mkdirs++;
-    sync_ui_action(ctx->ui, "mkdir-remote", it->path, NULL);
+    action(run, "mkdir-remote", it->path, NULL);
 }
 
 static void do_rmdir_local(run_t *run, sync_item_t *it, apr_pool_t *pool)
@@ -463,7 +473,7 @@ static void do_rmdir_local(run_t *run, sync_item_t *it, apr_pool_t *pool)
         return;
     }
     sync_state_del(ctx->state, it->path);
-    sync_ui_action(ctx->ui, "rmdir-local", it->path, NULL);
+    action(run, "rmdir-local", it->path, NULL);
 }
 
 /* 1 when the server's folder is gone (deleted now, or already). */
@@ -536,7 +546,7 @@ static int rmdir_remote(run_t *run, sync_item_t *it, apr_pool_t *pool)
 static void do_rmdir_remote(run_t *run, sync_item_t *it, apr_pool_t *pool)
 {
     if (rmdir_remote(run, it, pool)) {
-        sync_ui_action(run->ctx->ui, "rmdir-remote", it->path, NULL);
+        action(run, "rmdir-remote", it->path, NULL);
     }
 }
 
@@ -577,7 +587,7 @@ static void do_move_remote(run_t *run, sync_item_t *it, apr_pool_t *pool)
             sync_state_del(ctx->state, from->path);
             record_file(ctx, it->path, &res);
             ctx->stats.moves++;
-            sync_ui_action(ctx->ui, "move-remote", from->path,
+            action(run, "move-remote", from->path,
                            apr_psprintf(pool, "-> %s", it->path));
             return;
         }
@@ -596,6 +606,7 @@ static void do_move_remote(run_t *run, sync_item_t *it, apr_pool_t *pool)
 static void do_replace_remote(run_t *run, sync_item_t *it, apr_pool_t *pool)
 {
     sync_ctx_t *ctx = run->ctx;
+    apr_uint64_t failed_before = ctx->stats.failed;
     sync_resp_t resp;
     const char *etag;
     int changed = 0;
@@ -624,14 +635,24 @@ static void do_replace_remote(run_t *run, sync_item_t *it, apr_pool_t *pool)
         }
         sync_state_del(ctx->state, it->path);
         ctx->stats.deleted_remote++;
+        run->mute++;
         do_mkdir_remote(run, it, pool);
+        run->mute--;
+        if (ctx->stats.failed == failed_before) {
+            action(run, "replace-remote", it->path, "(a folder now)");
+        }
         return;
     }
     /* A folder on the server, whose members are deleted by now. */
     if (rmdir_remote(run, it, pool)) {
         ctx->stats.deleted_remote++;
         it->remote.kind = SYNC_NONE;
+        run->mute++;
         do_upload(run, it, pool);
+        run->mute--;
+        if (ctx->stats.failed == failed_before) {
+            action(run, "replace-remote", it->path, "(a file now)");
+        }
     }
 }
 
@@ -639,6 +660,7 @@ static void do_replace_remote(run_t *run, sync_item_t *it, apr_pool_t *pool)
 static void do_replace_local(run_t *run, sync_item_t *it, apr_pool_t *pool)
 {
     sync_ctx_t *ctx = run->ctx;
+    apr_uint64_t failed_before = ctx->stats.failed;
     const char *abs = sync_local_path(ctx, it->path, pool);
     sync_local_t now;
 
@@ -657,11 +679,17 @@ static void do_replace_local(run_t *run, sync_item_t *it, apr_pool_t *pool)
     sync_state_del(ctx->state, it->path);
     ctx->stats.deleted_local++;
     memset(&it->local, 0, sizeof(it->local));
+    run->mute++;
     if (it->remote.kind == SYNC_DIR) {
         do_mkdir_local(run, it, pool);
     }
     else {
         do_download(run, it, pool);
+    }
+    run->mute--;
+    if (ctx->stats.failed == failed_before) {
+        action(run, "replace-local", it->path, it->remote.kind == SYNC_DIR
+               ? "(a folder now)" : "(a file now)");
     }
 }
 
@@ -928,7 +956,8 @@ static int one_pass(sync_ctx_t *ctx, int pass)
                 return SYNC_EXIT_GUARD;
             }
             if (ctx->opts->dry_run) {
-                sync_ui_action(ctx->ui, "mkdir-remote", "", "(the collection)");
+                sync_ui_action(ctx->ui, "mkdir-remote", "",
+                               "(the collection)");
             }
             else if (sync_dav_create_root(ctx) != APR_SUCCESS) {
                 return SYNC_EXIT_SERVER;
