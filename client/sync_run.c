@@ -840,10 +840,7 @@ static void print_plan(sync_ctx_t *ctx)
                            apr_psprintf(ctx->pool, "-> %s", it->path));
         }
         else {
-            sync_ui_action(ctx->ui, verb, it->path,
-                           it->action == ACT_MKDIR_LOCAL
-                           || it->action == ACT_MKDIR_REMOTE ? "(folder)"
-                                                             : NULL);
+            sync_ui_action(ctx->ui, verb, it->path, NULL);
         }
         switch (it->action) {
         case ACT_UPLOAD: ctx->stats.up++; break;
