@@ -30,7 +30,7 @@ static void action(run_t *run, const char *verb, const char *path,
                    const char *extra)
 {
     if (!run->mute) {
-        action(run, verb, path, extra);
+        sync_ui_action(run->ctx->ui, verb, path, extra);
     }
 }
 
