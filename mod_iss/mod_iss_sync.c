@@ -94,12 +94,18 @@ static dav_error *parse_body(sync_t *s, const char **token)
     request_rec *r = s->r;
     const apr_xml_elem *root = s->doc->root, *e;
     const char *level = NULL;
-    int depth = dav_get_depth(r, 0);
+    const char *depth = apr_table_get(r->headers_in, "Depth");
 
-    if (depth != 0) {
+    /* RFC 6578 section 3.2 asks for Depth: 0.  Clients that send Depth: 1
+     * (or none) mean the same thing (the scope is DAV:sync-level, and
+     * SabreDAV-based servers accept it): answered as Depth: 0.  Anything
+     * else is refused here, not by dav_get_depth(), which would log the
+     * client's mistake at error level. */
+    if (depth && strcmp(depth, "0") != 0 && strcmp(depth, "1") != 0) {
         return bad_request(r, "A sync-collection REPORT must have Depth: 0 "
-                           "(RFC 6578 section 3.2); use DAV:sync-level to "
-                           "ask for members at every depth.");
+                           "(RFC 6578 section 3.2; 1 or none are taken as "
+                           "0); use DAV:sync-level to ask for members at "
+                           "every depth.");
     }
     *token = NULL;
     for (e = root->first_child; e; e = e->next) {

@@ -27,8 +27,9 @@ sub files_dir { File::Spec->catdir(t_dir(), 'dav', 'files', @_) }
 sub dav {
     my ($method, $path, %opt) = @_;
     my $ua = LWP::UserAgent->new(keep_alive => 0, timeout => 60);
-    my $req = HTTP::Request->new($method => url($path),
-                                 [ %{ $opt{headers} || {} } ],
+    my %h = %{ $opt{headers} || {} };
+    delete $h{$_} for grep { !defined $h{$_} } keys %h;   # undef: not sent
+    my $req = HTTP::Request->new($method => url($path), [ %h ],
                                  $opt{body});
     return $ua->request($req);
 }
