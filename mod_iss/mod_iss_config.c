@@ -506,6 +506,7 @@ typedef struct check_ctx {
     server_rec *s;
     apr_hash_t *seen;      /* state dir -> section text */
     int errors;
+    int warn;              /* log warnings in this pass */
 } check_ctx;
 
 static void check_section(check_ctx *c, const ap_directive_t *dav)
@@ -594,6 +595,9 @@ static void check_limits(check_ctx *c, const ap_directive_t *dav)
 {
     const ap_directive_t *d;
 
+    if (!c->warn) {
+        return;
+    }
     for (d = dav->parent ? dav->parent->first_child : NULL; d; d = d->next) {
         if (strcasecmp(d->directive, "<Limit") == 0 && d->args
             && names_method(d->args, "PUT", c->p)
@@ -633,7 +637,15 @@ static void walk_tree(check_ctx *c, const ap_directive_t *d)
 
 int iss_config_check(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
 {
-    check_ctx c = { ptemp, s, apr_hash_make(ptemp), 0 };
+    check_ctx c = { ptemp, s, apr_hash_make(ptemp), 0, 0 };
+
+    /* httpd reads its configuration twice when it starts (the first pass
+     * only checks it, its messages go to the terminal) and once per
+     * restart.  Errors stop the first pass and are printed there;
+     * warnings are printed in the pass that goes on to serve, or in the
+     * only pass of a configuration test, so each appears once. */
+    c.warn = ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG
+             || ap_state_query(AP_SQ_RUN_MODE) == AP_SQ_RM_CONFIG_TEST;
 
     walk_tree(&c, ap_conftree);
     return c.errors ? HTTP_INTERNAL_SERVER_ERROR : OK;

@@ -125,10 +125,12 @@ apr_int64_t iss_config_upload_staging(const iss_dir_conf_t *dconf);
 /** The DBM type in force (ISSDBMType or the default). */
 const char *iss_config_dbm_type(const iss_dir_conf_t *dconf);
 
-/** Startup checks (post_config): every section with `Dav iss` names an
+/** Startup checks (check_config: at every start, restart and
+ *  `httpd -t`): every section with `Dav iss` names an
  *  ISSStateDir that exists, is a directory and is writable by the user
  *  httpd's children run as; no two sections share one.  Logs every
- *  problem and returns non-OK if there is any. */
+ *  problem and returns non-OK if there is any; warns (once per start)
+ *  about <Limit> lists that leave PATCH or POST open. */
 int iss_config_check(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s);
 
 #endif /* MOD_ISS_CONFIG_H */

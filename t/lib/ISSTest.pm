@@ -11,6 +11,7 @@ use Exporter 'import';
 
 our @EXPORT = qw(dav url t_dir files_dir slurp spew log_mark log_since
                  captures own_httpd_start own_httpd_stop own_httpd_kill9
+                 own_httpd_configtest
                  iss_state sync_report sync_body parse_multistatus
                  sync_token_of strong_etag repr_digest xdelta3_delta
                  iss_chunk manifest_of frames_of manifest_parse
@@ -218,6 +219,46 @@ sub free_port {
 # -> { pid, port, dir, code (undef if running), log }
 sub own_httpd_start {
     my (%o) = @_;
+    my ($dir, $port) = own_httpd_conf(%o);
+    my $pid = fork // die "fork: $!";
+    if (!$pid) {
+        POSIX::setsid();
+        open STDOUT, '>', "$dir/logs/stdout";
+        open STDERR, '>&', \*STDOUT;
+        my @cmd = (Apache::Test::vars('httpd'), '-f', "$dir/httpd.conf", '-DFOREGROUND');
+        @cmd = ('/bin/sh', '-c', "ulimit -f $o{max_file_kb} && exec \"\$@\"", 'sh', @cmd)
+            if $o{max_file_kb};
+        exec @cmd or POSIX::_exit(127);
+    }
+    my $h = { pid => $pid, port => $port, dir => $dir };
+    for (1 .. 200) {
+        if (waitpid($pid, POSIX::WNOHANG()) == $pid) {       # refused to start
+            $h->{code} = $? >> 8;
+            last;
+        }
+        # httpd binds its port before post_config runs, so a connection
+        # alone does not prove it started: wait for its "resuming" line.
+        last if (slurp("$dir/logs/error_log") // '') =~ /AH00489: .* resuming normal operations/
+                && IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port", Timeout => 1);
+        select(undef, undef, undef, 0.05);
+    }
+    $h->{log} = sub { (slurp("$dir/logs/error_log") // '') . (slurp("$dir/logs/stdout") // '') };
+    return $h;
+}
+
+# `httpd -t` (what apache2ctl configtest runs) of the configuration
+# own_httpd_start would start: (exit code, what it printed).
+sub own_httpd_configtest {
+    my (%o) = @_;
+    my ($dir) = own_httpd_conf(%o);
+    my $httpd = Apache::Test::vars('httpd');
+    my $out = `'$httpd' -t -f '$dir/httpd.conf' 2>&1`;
+    return ($? >> 8, $out);
+}
+
+# Write DIR/httpd.conf for own_httpd_start: (dir, port).
+sub own_httpd_conf {
+    my (%o) = @_;
     my $dir = $o{dir} || File::Temp::tempdir(CLEANUP => 1);
     mkdir "$dir/$_" for qw(logs files state);
     my $port = free_port();
@@ -245,30 +286,7 @@ DocumentRoot "$dir/files"
 </Directory>
 $o{config}
 CONF
-    my $pid = fork // die "fork: $!";
-    if (!$pid) {
-        POSIX::setsid();
-        open STDOUT, '>', "$dir/logs/stdout";
-        open STDERR, '>&', \*STDOUT;
-        my @cmd = (Apache::Test::vars('httpd'), '-f', "$dir/httpd.conf", '-DFOREGROUND');
-        @cmd = ('/bin/sh', '-c', "ulimit -f $o{max_file_kb} && exec \"\$@\"", 'sh', @cmd)
-            if $o{max_file_kb};
-        exec @cmd or POSIX::_exit(127);
-    }
-    my $h = { pid => $pid, port => $port, dir => $dir };
-    for (1 .. 200) {
-        if (waitpid($pid, POSIX::WNOHANG()) == $pid) {       # refused to start
-            $h->{code} = $? >> 8;
-            last;
-        }
-        # httpd binds its port before post_config runs, so a connection
-        # alone does not prove it started: wait for its "resuming" line.
-        last if (slurp("$dir/logs/error_log") // '') =~ /AH00489: .* resuming normal operations/
-                && IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port", Timeout => 1);
-        select(undef, undef, undef, 0.05);
-    }
-    $h->{log} = sub { (slurp("$dir/logs/error_log") // '') . (slurp("$dir/logs/stdout") // '') };
-    return $h;
+    return ($dir, $port);
 }
 
 # Stop gracefully; returns the exit code.
