@@ -6,6 +6,10 @@ PKGS=(build-essential autoconf automake libtool pkg-config
       apache2 apache2-dev libapr1-dev libaprutil1-dev libssl-dev zlib1g-dev
       libapache2-mod-perl2 libwww-perl litmus curl perl xdelta3 procps acl nodejs
       clang libclang-rt-14-dev)
+# Real clients the httpd suite drives (never mocked; their tests fail
+# without them): gio/gvfs (t/50_admin.t), rclone (t/51_owncloud.t),
+# Chromium (t/52_cors.t).
+PKGS+=(libglib2.0-bin gvfs-backends dbus-daemon rclone chromium)
 # npm: Debian's, unless the installed nodejs brings its own (NodeSource's
 # does, and conflicts with Debian's npm package).
 command -v npm >/dev/null 2>&1 || PKGS+=(npm)
