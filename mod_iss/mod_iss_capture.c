@@ -500,8 +500,14 @@ static int precondition(request_rec *r, dav_resource *src,
     if (nsides == 0) {
         return DECLINED;
     }
-    *err = begin(r, sides, nsides);
-    return *err ? OK : DECLINED;
+    /* A write that cannot be recorded is refused before it happens, with
+     * our error body (begin() logged why, at error: it is the server's
+     * problem, not the client's). */
+    if ((*err = begin(r, sides, nsides)) != NULL) {
+        *err = iss_error_answer(r, *err, "state-unavailable");
+        return OK;
+    }
+    return DECLINED;
 }
 
 void iss_capture_register_hooks(apr_pool_t *p)

@@ -397,18 +397,30 @@ const iss_digest_body_t *iss_digest_put_body(request_rec *r)
     return iss_provider_request(r)->put_body;
 }
 
-/* Fail the body read: mod_dav answers 400 (the text of error-notes in
- * its body) and drops its temporary file, so the old file stays. */
-static apr_status_t refuse(ap_filter_t *f, const char *why)
+/* Refuse the PUT: answer 400 with our error body now, then fail the
+ * body read with AP_FILTER_ERROR ("answered already"): mod_dav drops its
+ * temporary file (the old file stays), sends nothing more and, quieted,
+ * logs nothing; we log the refusal at info.  @a tag names the condition
+ * (docs/protocol.md section 2.3). */
+static apr_status_t refuse(ap_filter_t *f, const char *tag, const char *why)
 {
-    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, f->r, ISSLOGNO(01053)
-                  "PUT %s refused: %s", f->r->uri, why);
-    apr_table_setn(f->r->notes, "error-notes",
-                   apr_pstrcat(f->r->pool, ap_escape_html(f->r->pool, why),
-                               " Nothing was stored.", NULL));
+    request_rec *r = f->r;
+    dav_error err = { 0 };
+
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, ISSLOGNO(01053)
+                  "PUT %s refused: %s", r->uri, why);
     ap_remove_input_filter(f);
-    return APR_EGENERAL;
+    err.status = HTTP_BAD_REQUEST;
+    err.desc = apr_pstrcat(r->pool, why, " Nothing was stored.", NULL);
+    iss_error_answer(r, &err, tag);
+    return AP_FILTER_ERROR;
 }
+
+/* A header that cannot be honoured: the first read fails (fail_filter). */
+typedef struct fail_t {
+    const char *tag;
+    const char *why;
+} fail_t;
 
 static apr_status_t body_filter(ap_filter_t *f, apr_bucket_brigade *bb,
                                 ap_input_mode_t mode,
@@ -465,18 +477,18 @@ static apr_status_t body_filter(ap_filter_t *f, apr_bucket_brigade *bb,
         iss_digest_final(ctx->sha, sha);
     }
     if (ctx->want_repr && memcmp(sha, ctx->repr, sizeof(sha))) {
-        return refuse(f, apr_pstrcat(f->r->pool, "The body does not match "
-                                      "its Repr-Digest header: its SHA-256 "
-                                      "is ", iss_digest_field(sha,
-                                                              f->r->pool),
-                                      ".", NULL));
+        return refuse(f, "repr-digest-mismatch",
+                      apr_pstrcat(f->r->pool, "The body does not match "
+                                  "its Repr-Digest header: its SHA-256 is ",
+                                  iss_digest_field(sha, f->r->pool), ".",
+                                  NULL));
     }
     if (ctx->want_content && memcmp(sha, ctx->content, sizeof(sha))) {
-        return refuse(f, apr_pstrcat(f->r->pool, "The body does not match "
-                                      "its Content-Digest header: its "
-                                      "SHA-256 is ",
-                                      iss_digest_field(sha, f->r->pool), ".",
-                                      NULL));
+        return refuse(f, "digest-mismatch",
+                      apr_pstrcat(f->r->pool, "The body does not match "
+                                  "its Content-Digest header: its SHA-256 "
+                                  "is ", iss_digest_field(sha, f->r->pool),
+                                  ".", NULL));
     }
     memcpy(ctx->body.sha256, sha, sizeof(sha));
     iss_provider_request(f->r)->put_body = &ctx->body;
@@ -509,7 +521,18 @@ static apr_status_t fail_filter(ap_filter_t *f, apr_bucket_brigade *bb,
                                 apr_read_type_e block,
                                 apr_off_t readbytes)
 {
-    return refuse(f, f->ctx);
+    const fail_t *why = f->ctx;
+
+    return refuse(f, why->tag, why->why);
+}
+
+static void add_fail_filter(request_rec *r, const char *tag, const char *why)
+{
+    fail_t *ctx = apr_palloc(r->pool, sizeof(*ctx));
+
+    ctx->tag = tag;
+    ctx->why = why;
+    ap_add_input_filter("ISS_DIGEST_FAIL", ctx, r, r->connection);
 }
 
 static void insert_filter(request_rec *r)
@@ -525,14 +548,14 @@ static void insert_filter(request_rec *r)
     if (!iss_digest_request_field(r, "Repr-Digest", ctx->repr, &ctx->want_repr, &why)
         || !iss_digest_request_field(r, "Content-Digest", ctx->content,
                          &ctx->want_content, &why)) {
-        ap_add_input_filter("ISS_DIGEST_FAIL", (void *)why, r, r->connection);
+        add_fail_filter(r, "invalid-digest", why);
         return;
     }
     if (!ctx->body.whole && (ctx->want_repr || ctx->want_content)) {
-        ap_add_input_filter("ISS_DIGEST_FAIL", "A PUT with Content-Range "
-                            "writes in place, so its digest could only be "
-                            "checked after the file changed: send the whole "
-                            "file, or no digest header.", r, r->connection);
+        add_fail_filter(r, "digest-with-range", "A PUT with Content-Range "
+                        "writes in place, so its digest could only be "
+                        "checked after the file changed: send the whole "
+                        "file, or no digest header.");
         return;
     }
     if (ctx->body.whole && iss_config_chunking(iss_config_dir(r))

@@ -70,9 +70,14 @@ static dav_error *bad_request(request_rec *r, const char *msg)
  * would log the client's mistake as a server error). */
 static void send_client_error(request_rec *r, const dav_error *err)
 {
+    /* Our errors all have an element; the state store's (a damaged or
+     * unreadable state, logged at error where it was found) get one. */
     iss_send_error_body(r, err->status,
-                        err->namespace ? err->namespace : "DAV:",
-                        err->tagname, NULL, err->desc);
+                        err->tagname ? (err->namespace ? err->namespace
+                                                       : "DAV:")
+                                     : ISS_XML_NS,
+                        err->tagname ? err->tagname : "state-unavailable",
+                        NULL, err->desc);
 }
 
 /* 403 with RFC 6578's DAV:valid-sync-token precondition. */
@@ -698,8 +703,7 @@ static int deliver_report(request_rec *r, const dav_resource *resource,
     if (s.lockdb) {
         (*locks->close_lockdb)(s.lockdb);
     }
-    if (*err && (*err)->status >= 400 && (*err)->status < 500
-        && !r->sent_bodyct) {
+    if (*err && !r->sent_bodyct) {
         send_client_error(r, *err);
         *err = NULL;
     }

@@ -11,7 +11,7 @@ use Exporter 'import';
 
 our @EXPORT = qw(dav url t_dir files_dir slurp spew log_mark log_since
                  captures own_httpd_start own_httpd_stop own_httpd_kill9
-                 own_httpd_configtest
+                 own_httpd_configtest error_body
                  iss_state sync_report sync_body parse_multistatus
                  sync_token_of strong_etag repr_digest xdelta3_delta
                  iss_chunk manifest_of frames_of manifest_parse
@@ -89,6 +89,17 @@ sub captures {
         }
     }
     return @caps;
+}
+
+# The body of a refusal by mod_iss (RFC 4918 section 16): its condition
+# element ("I:name" or "D:name") and its I:message; () if the response is
+# not such a body (an HTML error page, say).
+sub error_body {
+    my ($res) = @_;
+    my $c = $res->content // '';
+    return () unless ($res->header('Content-Type') // '') =~ m{^application/xml}
+        && $c =~ m{<D:error xmlns:D="DAV:"[^>]*>\s*<(\w+):([\w-]+)(?:\s[^>]*)?/>.*?<I:message>([^<]+)</I:message>\s*</D:error>}s;
+    return ("$1:$2", $3);
 }
 
 # ---- sync-collection (RFC 6578) ------------------------------------------
