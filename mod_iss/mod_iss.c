@@ -14,6 +14,7 @@
 #include "mod_iss_config.h"
 #include "mod_iss_digest.h"
 #include "mod_iss_options.h"
+#include "mod_iss_owncloud.h"
 #include "mod_iss_patch.h"
 #include "mod_iss_provider.h"
 #include "mod_iss_reports.h"
@@ -76,6 +77,7 @@ static void register_hooks(apr_pool_t *p)
     iss_get_register_hooks(p);
     iss_patch_register_hooks(p);
     iss_upload_register_hooks(p);
+    iss_owncloud_register_hooks(p);
 }
 
 AP_DECLARE_MODULE(iss) = {

@@ -212,6 +212,7 @@ static const iss_filedigest_t *digest_of(const capture_t *cap,
     d->size = e->size;
     d->mtime = e->mtime_us;
     memcpy(d->sha256, body->sha256, sizeof(d->sha256));
+    d->sums = body->sums;
     *m = body->manifest;
     return d;
 }
