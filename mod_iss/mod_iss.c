@@ -12,6 +12,7 @@
 #include "mod_iss.h"
 #include "mod_iss_capture.h"
 #include "mod_iss_config.h"
+#include "mod_iss_cors.h"
 #include "mod_iss_digest.h"
 #include "mod_iss_options.h"
 #include "mod_iss_owncloud.h"
@@ -78,6 +79,7 @@ static void register_hooks(apr_pool_t *p)
     iss_patch_register_hooks(p);
     iss_upload_register_hooks(p);
     iss_owncloud_register_hooks(p);
+    iss_cors_register_hooks(p);
 }
 
 AP_DECLARE_MODULE(iss) = {
