@@ -16,7 +16,7 @@ use Digest::SHA qw(sha1_hex);
 use Digest::MD5 qw(md5_hex);
 use POSIX ();
 
-plan tests => 66;
+plan tests => 72;
 
 my $files = File::Spec->catdir(t_dir(), 'dav', 'files-oc');
 my $state = File::Spec->catdir(t_dir(), 'dav', 'state-oc');
@@ -73,6 +73,29 @@ ok($r->code, 204, 'PATCH /oc/a.txt: 204');
 (my $v1p = $v1) =~ s/^version/VERSION/;
 ok(checksums('/oc/a.txt')->{'/oc/a.txt'} // '', sums_text($v1p), '... oc:checksums of the patched content');
 ok(reads_since($mark), 0, '... computed while it was written');
+
+# An upload by manifest (with a chunk sent by POST, and a copy of a file
+# whose chunks are all here): checksums from the assembly's one pass.
+{
+    my $big = join('', map { pack('N', $_ * 2654435761 % 4294967291) } 1 .. 100_000);   # 400 KB
+    ok(dav(PUT => '/oc/big.bin', body => $big)->code, 201, 'PUT /oc/big.bin');
+    my $new = substr($big, 0, 200_000) . ('n' x 1000) . substr($big, 200_000);
+    my $man = manifest_of($new);
+    $mark = log_mark();
+    my $r = dav(PATCH => '/oc/big2.bin', body => $man, headers => { 'Content-Type' => MANIFEST_TYPE });
+    my ($sid, @miss) = missing_of($r);
+    ok($r->code == 409 && @miss ? 1 : 0, 1, 'an upload by manifest asks for the changed chunks');
+    dav(POST => '/oc/big2.bin', body => frames_of($new, $man, @miss),
+        headers => { 'Content-Type' => CHUNKS_TYPE, 'ISS-Upload-Session' => $sid });
+    $r = dav(PATCH => '/oc/big2.bin', body => $man, headers => { 'Content-Type' => MANIFEST_TYPE, 'ISS-Upload-Session' => $sid });
+    ok($r->code, 201, '... and, with them, makes the file');
+    $r = dav(PATCH => '/oc/big3.bin', body => manifest_of($big), headers => { 'Content-Type' => MANIFEST_TYPE });
+    ok($r->code, 201, 'a copy by manifest: 201 at once');
+    $c = checksums('/oc/', depth => 1);
+    ok(($c->{'/oc/big2.bin'} // '') . '|' . ($c->{'/oc/big3.bin'} // ''), sums_text($new) . '|' . sums_text($big),
+       '... oc:checksums of both');
+    ok(reads_since($mark), 0, '... computed as they were assembled');
+}
 
 # A file changed behind httpd's back: read once, with its digest.
 spew("$files/outside.txt", 'written outside');
