@@ -54,8 +54,8 @@ my $script = join(' && ',
     "echo CAT; gio cat '$url/from-gio.txt'",
     "gio remove '$url/from-gio.txt'",
     "echo DONE") . "; gio mount -u '$url/' >/dev/null 2>&1";
-my $out = `env HOME='$home' XDG_RUNTIME_DIR='$home' dbus-run-session -- sh -c "$script" 2>&1`;
-my $code = $?;
+my $code = real_client($home, "dbus-run-session -- sh -c \"$script\"");
+my $out = slurp("$home/client.out") // '';
 ok($code == 0 && $out =~ /DONE/ ? 1 : 0, 1, 'gio mounts /dav, copies a file up, lists, reads and removes it')
     or print "# gio (exit $code; scripts/deps.sh installs gio, gvfs-backends, dbus-daemon):\n# ",
              join("\n# ", split /\n/, $out), "\n";

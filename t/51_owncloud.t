@@ -179,15 +179,15 @@ for my $i (1 .. 4) {
 spew("$src/sub/notes.txt", "notes\n" x 100);
 utime(1577934245, 1577934245, "$src/f1.bin");
 my $url = url('/oc');
-my %env = (HOME => $home, RCLONE_CONFIG => "$home/rclone.conf",
-           RCLONE_CONFIG_ISS_TYPE => 'webdav', RCLONE_CONFIG_ISS_URL => $url,
-           RCLONE_CONFIG_ISS_VENDOR => 'owncloud');
+# The remote "iss:", from the environment (rclone's RCLONE_CONFIG_<NAME>_*).
+my %env = (RCLONE_CONFIG => "$home/rclone.conf", RCLONE_CONFIG_ISS_TYPE => 'webdav',
+           RCLONE_CONFIG_ISS_URL => $url, RCLONE_CONFIG_ISS_VENDOR => 'owncloud');
 spew("$home/rclone.conf", '');
 sub rclone {
     my (@args) = @_;
-    local %ENV = (%ENV, %env);
-    my $out = `rclone @{[ map { "'$_'" } @args ]} 2>&1`;
-    return ($? >> 8, $out // '');
+    local @ENV{keys %env} = values %env;
+    my $code = real_client($home, join(' ', 'rclone', map { "'$_'" } @args));
+    return ($code >> 8, slurp("$home/client.out") // '');
 }
 my $access = File::Spec->catfile(t_dir(), 'logs', 'access_log');
 sub access_since { my $m = shift; my $a = slurp($access) // ''; substr($a, $m) }

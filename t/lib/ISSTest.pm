@@ -11,7 +11,7 @@ use Exporter 'import';
 
 our @EXPORT = qw(dav url t_dir files_dir slurp spew log_mark log_since
                  captures own_httpd_start own_httpd_stop own_httpd_kill9
-                 own_httpd_configtest error_body
+                 own_httpd_configtest error_body real_client
                  iss_state sync_report sync_body parse_multistatus
                  sync_token_of strong_etag repr_digest xdelta3_delta
                  iss_chunk manifest_of frames_of manifest_parse
@@ -379,6 +379,32 @@ sub missing_of {
     my ($r) = @_;
     my @ids = $r->content =~ m{<I:chunk>([0-9a-f]{64})</I:chunk>}g;
     return ($r->header('ISS-Upload-Session'), @ids);
+}
+
+# Run a real client program (gio, rclone, chromium) by the shell command
+# @a cmd, with HOME=$home (the test user has none), at most 120 s; its
+# output goes to $home/client.out.  The sanitizer runtime preloaded for
+# an ASan httpd is kept away from it.  Whatever it left running (D-Bus
+# activated daemons of gvfs, say, which would hold its output open) is
+# stopped afterwards: the processes whose HOME is $home.  Returns $?.
+sub real_client {
+    my ($home, $cmd) = @_;
+    local $ENV{HOME} = $home;
+    local $ENV{XDG_RUNTIME_DIR} = $home;
+    delete local $ENV{LD_PRELOAD};
+    delete local $ENV{ASAN_OPTIONS};
+    delete local $ENV{UBSAN_OPTIONS};
+    system('sh', '-c', "timeout 120 $cmd >'$home/client.out' 2>&1");
+    my $code = $?;
+    for my $env (glob '/proc/[0-9]*/environ') {
+        my ($pid) = $env =~ m{/proc/(\d+)/};
+        next if $pid == $$;
+        open my $fh, '<', $env or next;
+        local $/;
+        my $e = <$fh> // '';
+        kill 'TERM', $pid if index("\0$e", "\0HOME=$home\0") >= 0;
+    }
+    return $code;
 }
 
 # Run the iss-state admin tool: (exit code, output).
