@@ -48,4 +48,19 @@ int iss_is_enabled(request_rec *r);
 void iss_send_error_body(request_rec *r, int status, const char *ns,
                          const char *tag, const char *xml, const char *msg);
 
+/** Lower mod_dav's log level for the rest of @a r to critical: mod_dav
+ *  logs every error a method ends with at error level, the refusals
+ *  mod_iss answered itself (and logged at its own level) included. */
+void iss_error_quiet_dav(request_rec *r);
+
+/** Answer @a r now with @a err's status and our error body (@a err's
+ *  element, or I:<@a tag> when it has none; its description as
+ *  I:message), and return the error to give mod_dav instead (from
+ *  method_precondition): it says the answer is sent, so mod_dav sends
+ *  nothing more, and logs nothing of it (iss_error_quiet_dav()).  The
+ *  caller logs the refusal itself.  The connection is closed after the
+ *  answer (a request body may be left unread). */
+dav_error *iss_error_answer(request_rec *r, const dav_error *err,
+                            const char *tag);
+
 #endif /* MOD_ISS_H */

@@ -212,6 +212,7 @@ static const iss_filedigest_t *digest_of(const capture_t *cap,
     d->size = e->size;
     d->mtime = e->mtime_us;
     memcpy(d->sha256, body->sha256, sizeof(d->sha256));
+    d->sums = body->sums;
     *m = body->manifest;
     return d;
 }
@@ -408,6 +409,28 @@ void iss_capture_unchanged(request_rec *r)
 
 /* ---- mod_dav's method_precondition: the "before" of every DAV write ---- */
 
+/* mod_dav decides "MKCOL of an existing URL: 405" from what mod_dav_fs
+ * saw when it resolved the resource, before this hook; recording the
+ * intent (a commit, fsynced) widens the time in which a concurrent MKCOL
+ * of the same folder can create it, and then mkdir() fails and mod_dav_fs
+ * answers 403.  Look again now: a folder that appeared meanwhile makes
+ * mod_dav answer its own 405, as plain mod_dav_fs would (the intent then
+ * settles with a 4xx: nothing is logged). */
+static void recheck_mkcol(request_rec *r, dav_resource *src)
+{
+    apr_finfo_t fi;
+
+    if (r->filename && apr_stat(&fi, apr_pstrcat(r->pool, r->filename,
+                                                 r->path_info, NULL),
+                                APR_FINFO_TYPE, r->pool) == APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r, ISSLOGNO(01079)
+                      "MKCOL %s: created by another request meanwhile",
+                      r->uri);
+        src->exists = 1;
+        src->collection = fi.filetype == APR_DIR;
+    }
+}
+
 static int precondition(request_rec *r, dav_resource *src,
                         const dav_resource *dst, const apr_xml_doc *doc,
                         dav_error **err)
@@ -500,8 +523,17 @@ static int precondition(request_rec *r, dav_resource *src,
     if (nsides == 0) {
         return DECLINED;
     }
-    *err = begin(r, sides, nsides);
-    return *err ? OK : DECLINED;
+    /* A write that cannot be recorded is refused before it happens, with
+     * our error body (begin() logged why, at error: it is the server's
+     * problem, not the client's). */
+    if ((*err = begin(r, sides, nsides)) != NULL) {
+        *err = iss_error_answer(r, *err, "state-unavailable");
+        return OK;
+    }
+    if (r->method_number == M_MKCOL && !src->exists) {
+        recheck_mkcol(r, src);
+    }
+    return DECLINED;
 }
 
 void iss_capture_register_hooks(apr_pool_t *p)

@@ -41,6 +41,7 @@ void *iss_config_create_dir(apr_pool_t *p, char *dir)
     conf->upload_timeout = ISS_UNSET;
     conf->upload_max_size = ISS_UNSET;
     conf->upload_staging = ISS_UNSET;
+    conf->owncloud = ISS_UNSET;
     return conf;
 }
 
@@ -72,6 +73,8 @@ void *iss_config_merge_dir(apr_pool_t *p, void *basev, void *addv)
     MERGE(upload_timeout);
     MERGE(upload_max_size);
     MERGE(upload_staging);
+    MERGE(owncloud);
+    MERGE(cors_origins);
     return conf;
 }
 
@@ -160,6 +163,22 @@ apr_int64_t iss_config_upload_max_size(const iss_dir_conf_t *dconf)
 apr_int64_t iss_config_upload_staging(const iss_dir_conf_t *dconf)
 {
     return VALUE_OR(dconf->upload_staging, ISS_DEFAULT_UPLOAD_STAGING);
+}
+
+int iss_config_owncloud(const iss_dir_conf_t *dconf)
+{
+    return VALUE_OR(dconf->owncloud, 0);
+}
+
+unsigned iss_config_oc_sums(const iss_dir_conf_t *dconf)
+{
+    return iss_config_owncloud(dconf) ? ISS_SUM_SHA1 | ISS_SUM_MD5 : 0;
+}
+
+const apr_array_header_t *iss_config_cors_origins(const iss_dir_conf_t *dconf)
+{
+    return dconf->cors_origins && dconf->cors_origins->nelts
+               ? dconf->cors_origins : NULL;
 }
 
 const char *iss_config_dbm_type(const iss_dir_conf_t *dconf)
@@ -395,6 +414,48 @@ static const char *set_state_sync(cmd_parms *cmd, void *dconf, int on)
     return NULL;
 }
 
+static const char *set_owncloud(cmd_parms *cmd, void *dconf, int on)
+{
+    ((iss_dir_conf_t *)dconf)->owncloud = on;
+    return NULL;
+}
+
+/* ISSCORSAllowOrigin: origins as browsers send them (scheme://host[:port],
+ * no path), `*` for any, or `Off`; the lines of a section add up to its
+ * list, which replaces the one of an outer section. */
+static const char *set_cors_origin(cmd_parms *cmd, void *dconf,
+                                   const char *arg)
+{
+    iss_dir_conf_t *conf = dconf;
+    apr_array_header_t *list;
+    const char *p;
+    apr_size_t n = strlen(arg);
+
+    if (strcasecmp(arg, "Off") == 0) {
+        conf->cors_origins = apr_array_make(cmd->pool, 1, sizeof(char *));
+        return NULL;
+    }
+    if (strcmp(arg, "*") != 0) {
+        p = ap_strstr_c(arg, "://");
+        if ((strncasecmp(arg, "http://", 7) != 0
+             && strncasecmp(arg, "https://", 8) != 0)
+            || p == NULL || p[3] == '\0' || strchr(p + 3, '/')
+            || arg[n - 1] == ':' || strpbrk(arg, " \t,\"") != NULL) {
+            return apr_pstrcat(cmd->pool, "ISSCORSAllowOrigin: '", arg,
+                               "' is not an origin (scheme://host[:port], "
+                               "no path, as browsers send it in Origin), "
+                               "`*` or Off", NULL);
+        }
+    }
+    /* conf is this section's own: its first origin starts its list. */
+    list = conf->cors_origins
+               ? (apr_array_header_t *)conf->cors_origins
+               : apr_array_make(cmd->pool, 4, sizeof(char *));
+    APR_ARRAY_PUSH(list, const char *) = apr_pstrdup(cmd->pool, arg);
+    conf->cors_origins = list;
+    return NULL;
+}
+
 const command_rec iss_config_cmds[] = {
     AP_INIT_TAKE1("ISSStateDir", set_state_dir, NULL, ACCESS_CONF,
                   "Directory holding the mod_iss state of this location "
@@ -458,6 +519,17 @@ const command_rec iss_config_cmds[] = {
                   ACCESS_CONF | RSRC_CONF,
                   "Most bytes the staged chunks of all unfinished uploads "
                   "of a store may take (default 4G); more answers 507"),
+    AP_INIT_FLAG("ISSOwnCloudCompat", set_owncloud, NULL,
+                 ACCESS_CONF | RSRC_CONF,
+                 "On: meet ownCloud/Nextcloud clients (rclone's "
+                 "vendor=owncloud): oc:checksums (SHA-1 and MD5, computed "
+                 "with the SHA-256), OC-Checksum verified on PUT, "
+                 "X-OC-Mtime honoured; Off (default): none of this"),
+    AP_INIT_ITERATE("ISSCORSAllowOrigin", set_cors_origin, NULL,
+                    ACCESS_CONF | RSRC_CONF,
+                    "Origins of browser apps allowed to use this location "
+                    "(CORS): scheme://host[:port] ..., `*` (any origin, "
+                    "never with credentials) or Off (default)"),
     { NULL }
 };
 
@@ -506,6 +578,7 @@ typedef struct check_ctx {
     server_rec *s;
     apr_hash_t *seen;      /* state dir -> section text */
     int errors;
+    int warn;              /* log warnings in this pass */
 } check_ctx;
 
 static void check_section(check_ctx *c, const ap_directive_t *dav)
@@ -594,6 +667,9 @@ static void check_limits(check_ctx *c, const ap_directive_t *dav)
 {
     const ap_directive_t *d;
 
+    if (!c->warn) {
+        return;
+    }
     for (d = dav->parent ? dav->parent->first_child : NULL; d; d = d->next) {
         if (strcasecmp(d->directive, "<Limit") == 0 && d->args
             && names_method(d->args, "PUT", c->p)
@@ -633,7 +709,15 @@ static void walk_tree(check_ctx *c, const ap_directive_t *d)
 
 int iss_config_check(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
 {
-    check_ctx c = { ptemp, s, apr_hash_make(ptemp), 0 };
+    check_ctx c = { ptemp, s, apr_hash_make(ptemp), 0, 0 };
+
+    /* httpd reads its configuration twice when it starts (the first pass
+     * only checks it, its messages go to the terminal) and once per
+     * restart.  Errors stop the first pass and are printed there;
+     * warnings are printed in the pass that goes on to serve, or in the
+     * only pass of a configuration test, so each appears once. */
+    c.warn = ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG
+             || ap_state_query(AP_SQ_RUN_MODE) == AP_SQ_RM_CONFIG_TEST;
 
     walk_tree(&c, ap_conftree);
     return c.errors ? HTTP_INTERNAL_SERVER_ERROR : OK;

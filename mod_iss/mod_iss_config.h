@@ -5,7 +5,8 @@
  *
  * Per directory: ISSStateDir, ISSDBMType, ISSStateSync, ISSSync*,
  * ISSReconcileInterval, ISSDigestHeader, ISSPatch*, ISSChunking,
- * ISSChunkSizes, ISSDedupScope, ISSUpload*.  Per server: the global mutex
+ * ISSChunkSizes, ISSDedupScope, ISSUpload*, ISSOwnCloudCompat,
+ * ISSCORSAllowOrigin.  Per server: the global mutex
  * shared by all state stores of the server process tree.
  */
 #ifndef MOD_ISS_CONFIG_H
@@ -14,6 +15,7 @@
 #include "mod_iss.h"
 #include "iss_sync_log.h"
 #include "iss_cdc.h"
+#include "iss_digest.h"
 #include <apr_global_mutex.h>
 
 #define ISS_DEFAULT_DBM_TYPE "sdbm"
@@ -42,6 +44,10 @@ typedef struct iss_dir_conf_t {
     apr_int64_t upload_timeout;    /* ISSUploadTimeout, seconds */
     apr_int64_t upload_max_size;   /* ISSUploadMaxSize */
     apr_int64_t upload_staging;    /* ISSUploadStagingLimit */
+    int owncloud;                  /* ISSOwnCloudCompat: 1 on, 0 off */
+    const apr_array_header_t *cors_origins; /* ISSCORSAllowOrigin:
+                                             * const char *, "*" for any;
+                                             * empty: off */
 } iss_dir_conf_t;
 
 /** Where an upload by manifest may take chunks it does not receive. */
@@ -122,13 +128,26 @@ apr_int64_t iss_config_upload_max_size(const iss_dir_conf_t *dconf);
  *  (ISSUploadStagingLimit). */
 apr_int64_t iss_config_upload_staging(const iss_dir_conf_t *dconf);
 
+/** Whether ownCloud/Nextcloud clients are met (ISSOwnCloudCompat,
+ *  default off): oc:checksums, OC-Checksum, X-OC-Mtime. */
+int iss_config_owncloud(const iss_dir_conf_t *dconf);
+
+/** The checksums files get with their digest (ISS_SUM_* bits of
+ *  iss_digest.h): SHA-1 and MD5 with ISSOwnCloudCompat On, else none. */
+unsigned iss_config_oc_sums(const iss_dir_conf_t *dconf);
+
+/** The origins ISSCORSAllowOrigin lists (NULL: CORS is off here). */
+const apr_array_header_t *iss_config_cors_origins(const iss_dir_conf_t *dconf);
+
 /** The DBM type in force (ISSDBMType or the default). */
 const char *iss_config_dbm_type(const iss_dir_conf_t *dconf);
 
-/** Startup checks (post_config): every section with `Dav iss` names an
+/** Startup checks (check_config: at every start, restart and
+ *  `httpd -t`): every section with `Dav iss` names an
  *  ISSStateDir that exists, is a directory and is writable by the user
  *  httpd's children run as; no two sections share one.  Logs every
- *  problem and returns non-OK if there is any. */
+ *  problem and returns non-OK if there is any; warns (once per start)
+ *  about <Limit> lists that leave PATCH or POST open. */
 int iss_config_check(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s);
 
 #endif /* MOD_ISS_CONFIG_H */

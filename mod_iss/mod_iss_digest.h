@@ -44,6 +44,13 @@ void iss_digest_of_file(request_rec *r, const char *uri, apr_file_t *f,
                         const apr_finfo_t *fi,
                         unsigned char out[ISS_DIGEST_SHA256_LEN], int *found);
 
+/** The checksums @a sums (ISS_SUM_SHA1 | ISS_SUM_MD5) of the file at
+ *  @a uri: from its digest record when it has them, else computed now
+ *  by reading the file once (with its digest, and kept).  *found is 0
+ *  when there are none to give (as for iss_digest_of_uri()). */
+void iss_digest_sums_of_uri(request_rec *r, const char *uri, unsigned sums,
+                            iss_digest_sums_t *out, int *found);
+
 /** Forget what this request remembers of @a uri, or remember @a sha256
  *  for it (NULL: forget); called when the request changed the file. */
 void iss_digest_remember(request_rec *r, const char *uri,
@@ -73,6 +80,8 @@ typedef struct iss_digest_body_t {
                            * Content-Range) */
     iss_manifest_t *manifest;  /* its chunk manifest, made in the same
                                 * pass (ISSChunking; whole bodies) */
+    iss_digest_sums_t sums;    /* its SHA-1 and MD5, in the same pass
+                                * (ISSOwnCloudCompat; whole bodies) */
 } iss_digest_body_t;
 const iss_digest_body_t *iss_digest_put_body(request_rec *r);
 

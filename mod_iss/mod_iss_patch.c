@@ -100,6 +100,9 @@ apr_status_t iss_patch_write(iss_patch_t *p, const void *buf, apr_size_t len)
         else {
             iss_digest_update(p->sha, buf, len);
         }
+        if (p->sums) {
+            iss_digest_sums_update(p->sums, buf, len);
+        }
         p->written += (apr_off_t)len;
     }
     return rv;
@@ -358,6 +361,13 @@ static int open_tmp(iss_patch_t *p)
     if (rv != APR_SUCCESS) {
         return iss_patch_fail_write(p, rv);
     }
+    /* ownCloud's checksums, in the same pass as the SHA-256. */
+    if (iss_config_oc_sums(iss_config_dir(r))
+        && iss_digest_sums_create(&p->sums,
+                                  iss_config_oc_sums(iss_config_dir(r)),
+                                  r->pool) != APR_SUCCESS) {
+        p->sums = NULL;               /* (computed when first asked for) */
+    }
     /* The new content's manifest is made as it is written (an upload by
      * manifest has it already). */
     if (p->manifest == NULL && iss_config_chunking(iss_config_dir(r))
@@ -529,6 +539,9 @@ static int commit(iss_patch_t *p)
     }
     else {
         iss_digest_final(p->sha, d->sha256);
+    }
+    if (p->sums) {
+        iss_digest_sums_final(p->sums, &d->sums);
     }
     if (p->want_repr && memcmp(p->repr, d->sha256, sizeof(p->repr)) != 0) {
         return iss_patch_fail(p, HTTP_CONFLICT, "repr-digest-mismatch",

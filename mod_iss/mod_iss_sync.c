@@ -70,9 +70,14 @@ static dav_error *bad_request(request_rec *r, const char *msg)
  * would log the client's mistake as a server error). */
 static void send_client_error(request_rec *r, const dav_error *err)
 {
+    /* Our errors all have an element; the state store's (a damaged or
+     * unreadable state, logged at error where it was found) get one. */
     iss_send_error_body(r, err->status,
-                        err->namespace ? err->namespace : "DAV:",
-                        err->tagname, NULL, err->desc);
+                        err->tagname ? (err->namespace ? err->namespace
+                                                       : "DAV:")
+                                     : ISS_XML_NS,
+                        err->tagname ? err->tagname : "state-unavailable",
+                        NULL, err->desc);
 }
 
 /* 403 with RFC 6578's DAV:valid-sync-token precondition. */
@@ -94,12 +99,18 @@ static dav_error *parse_body(sync_t *s, const char **token)
     request_rec *r = s->r;
     const apr_xml_elem *root = s->doc->root, *e;
     const char *level = NULL;
-    int depth = dav_get_depth(r, 0);
+    const char *depth = apr_table_get(r->headers_in, "Depth");
 
-    if (depth != 0) {
+    /* RFC 6578 section 3.2 asks for Depth: 0.  Clients that send Depth: 1
+     * (or none) mean the same thing (the scope is DAV:sync-level, and
+     * SabreDAV-based servers accept it): answered as Depth: 0.  Anything
+     * else is refused here, not by dav_get_depth(), which would log the
+     * client's mistake at error level. */
+    if (depth && strcmp(depth, "0") != 0 && strcmp(depth, "1") != 0) {
         return bad_request(r, "A sync-collection REPORT must have Depth: 0 "
-                           "(RFC 6578 section 3.2); use DAV:sync-level to "
-                           "ask for members at every depth.");
+                           "(RFC 6578 section 3.2; 1 or none are taken as "
+                           "0); use DAV:sync-level to ask for members at "
+                           "every depth.");
     }
     *token = NULL;
     for (e = root->first_child; e; e = e->next) {
@@ -692,8 +703,7 @@ static int deliver_report(request_rec *r, const dav_resource *resource,
     if (s.lockdb) {
         (*locks->close_lockdb)(s.lockdb);
     }
-    if (*err && (*err)->status >= 400 && (*err)->status < 500
-        && !r->sent_bodyct) {
+    if (*err && !r->sent_bodyct) {
         send_client_error(r, *err);
         *err = NULL;
     }

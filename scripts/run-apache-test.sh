@@ -51,7 +51,7 @@ cp -a "$top/t" "$top/conf" "$work/"
 cp "$module" "$work/mod_iss.so"
 cp "$build/tools/iss-state" "$work/iss-state"
 cp "$build/tools/iss-chunk" "$work/iss-chunk"
-# iss-sync, for the client tests (t/5x_client_*.t): they fail (never skip)
+# iss-sync, for the client tests (t/6x_client_*.t): they fail (never skip)
 # when it is missing.
 if [ -f "$build/client/iss-sync" ]; then
   cp "$build/client/iss-sync" "$work/iss-sync"
@@ -67,7 +67,7 @@ envs=(ISS_MODULE_PATH="$work/mod_iss.so" ISS_STATE_TOOL="$work/iss-state" ISS_CH
       ISS_SYNC_TOOL="$work/iss-sync" ISS_TOP="$top" ISS_MODE="$mode" PATH="$PATH")
 
 # A small FAT file system (case-insensitive, refuses ':' and more) for
-# t/52_client_guards.t's names the local file system cannot hold.  FUSE
+# t/62_client_guards.t's names the local file system cannot hold.  FUSE
 # needs root here (/dev/fuse is root's): mounted now, for the test user
 # (allow_other, files owned by it), unmounted by cleanup.  If it cannot be
 # mounted ISS_FAT_DIR stays unset and that test fails (it never skips).
@@ -81,10 +81,10 @@ if command -v fusefat >/dev/null && command -v mkfs.vfat >/dev/null; then
     fat="$work/fat"
     envs+=(ISS_FAT_DIR="$fat")
   else
-    echo "cannot mount a FAT folder with fusefat: t/52_client_guards.t will fail" >&2
+    echo "cannot mount a FAT folder with fusefat: t/62_client_guards.t will fail" >&2
   fi
 else
-  echo "fusefat or mkfs.vfat missing (scripts/deps.sh installs them): t/52_client_guards.t will fail" >&2
+  echo "fusefat or mkfs.vfat missing (scripts/deps.sh installs them): t/62_client_guards.t will fail" >&2
 fi
 if [ "$mode" = asan ]; then
   # httpd itself is not instrumented: the ASan runtime must come first.

@@ -1,5 +1,5 @@
 package ISSClient;
-# Helpers for the iss-sync client tests (t/5x_client_*.t): run the client,
+# Helpers for the iss-sync client tests (t/6x_client_*.t): run the client,
 # snapshot local and server trees, change the server through HTTP.
 #
 # The server side: /ciss/ (`Dav iss`) serves t/dav/files-ciss, /cplain/

@@ -1,6 +1,6 @@
 package ISSFakeDav;
 # A small scripted WebDAV server for the client's bad-server tests
-# (t/55_client_badserver.t): 127.0.0.1 on a free port, a process per
+# (t/65_client_badserver.t): 127.0.0.1 on a free port, a process per
 # connection (keep-alive), answers from a handler the test gives.
 #
 #   my $s = ISSFakeDav::start(handler => sub { my ($req, $phase) = @_; ... });
