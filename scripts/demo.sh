@@ -74,6 +74,9 @@ TypesConfig /etc/mime.types
 LogFormat "%h %t \"%r\" %>s %I %O" io
 CustomLog logs/access.log io
 DocumentRoot "$demo/files"
+# The server's lock database (Debian's dav_fs.conf sets one; the example
+# location leaves it to the server).
+DavLockDB "$demo/lock/DavLock"
 Include "$top/conf/iss.load"
 Include "$top/conf/iss.conf"
 Include "$top/conf/iss-example-location.conf"
