@@ -125,6 +125,9 @@ struct iss_vcdiff_enc_t {
     apr_uint64_t step;
     apr_uint64_t rh_pow;        /* RH_MUL^(SRC_L - 1) */
 
+    apr_uint64_t rg_lo, rg_hi;  /* last in_region() answer: [lo, hi) */
+    int rg_in;
+
     /* source cache */
     unsigned char *cache;
     apr_uint64_t cache_blk[CACHE_N];    /* block + 1; 0 empty */
@@ -132,7 +135,8 @@ struct iss_vcdiff_enc_t {
 
     /* the window's self index */
     apr_uint32_t *self;         /* buckets of SELF_WAYS positions + 1 */
-    unsigned self_bits;
+    unsigned self_bits;         /* of this window */
+    unsigned self_max;          /* of the largest window */
     apr_size_t floor;           /* window positions below are not held */
 
     /* manifests */
@@ -462,7 +466,11 @@ static apr_status_t src_block(iss_vcdiff_enc_t *e, apr_uint64_t blk,
     unsigned char *to;
 
     if (e->cache == NULL) {
-        e->cache = malloc((apr_size_t)CACHE_N * CACHE_BLOCK);
+        /* a source of up to CACHE_N blocks has block i in slot i: S
+         * bytes are enough */
+        e->cache = malloc(e->S < (apr_uint64_t)CACHE_N * CACHE_BLOCK
+                          ? (apr_size_t)e->S
+                          : (apr_size_t)CACHE_N * CACHE_BLOCK);
         if (e->cache == NULL)
             return fail(e, APR_ENOMEM, "out of memory");
     }
@@ -613,6 +621,40 @@ static apr_uint64_t sample_offset(const iss_vcdiff_enc_t *e, apr_uint64_t k)
     return e->regions[lo].off + (k - e->regions[lo].first_k) * e->step;
 }
 
+/* Whether source offset so is in an indexed region (with manifests:
+ * in a chunk the target does not COPY whole).  The last answer is kept
+ * as an interval, so a walk along the source costs a search per region
+ * or gap. */
+static int in_region(iss_vcdiff_enc_t *e, apr_uint64_t so)
+{
+    apr_size_t lo = 0, hi = e->nregions;
+
+    if (so >= e->rg_lo && so < e->rg_hi)
+        return e->rg_in;
+    if (e->nregions == 0 || so < e->regions[0].off) {
+        e->rg_lo = 0;
+        e->rg_hi = e->nregions ? e->regions[0].off : APR_UINT64_MAX;
+        return e->rg_in = 0;
+    }
+    while (hi - lo > 1) {           /* the last region starting <= so */
+        apr_size_t mid = lo + (hi - lo) / 2;
+
+        if (e->regions[mid].off <= so)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    if (so < e->regions[lo].off + e->regions[lo].len) {
+        e->rg_lo = e->regions[lo].off;
+        e->rg_hi = e->regions[lo].off + e->regions[lo].len;
+        return e->rg_in = 1;
+    }
+    e->rg_lo = e->regions[lo].off + e->regions[lo].len;
+    e->rg_hi = lo + 1 < e->nregions ? e->regions[lo + 1].off
+                                    : APR_UINT64_MAX;
+    return e->rg_in = 0;
+}
+
 /* Read the regions once and index a sample every `step` bytes. */
 static apr_status_t build_index(iss_vcdiff_enc_t *e)
 {
@@ -665,9 +707,26 @@ static apr_status_t build_index(iss_vcdiff_enc_t *e)
                             " source at %" APR_UINT64_T_FMT " failed", piece,
                             rg->off + pos);
             }
-            while (q + SRC_L <= piece && k < 0xfffffffeULL) {
-                ix_insert(e, rh_init(buf + q), k++);
-                q += (apr_size_t)(e->step < piece ? e->step : piece);
+            if (e->step < SRC_L) {      /* roll through the piece */
+                apr_uint64_t h = rh_init(buf);
+                apr_size_t x = 0;
+
+                for (;;) {
+                    if (x == q) {
+                        ix_insert(e, h, k++);
+                        q += (apr_size_t)e->step;
+                    }
+                    if (x + SRC_L >= piece || k >= 0xfffffffeULL)
+                        break;
+                    h = (h - buf[x] * e->rh_pow) * RH_MUL + buf[x + SRC_L];
+                    x++;
+                }
+            }
+            else {
+                while (q + SRC_L <= piece && k < 0xfffffffeULL) {
+                    ix_insert(e, rh_init(buf + q), k++);
+                    q += (apr_size_t)(e->step < piece ? e->step : piece);
+                }
             }
             pos += e->step >= 4096 ? e->step : q;
         }
@@ -738,11 +797,14 @@ static apr_status_t match_range(iss_vcdiff_enc_t *e, apr_size_t s,
         apr_size_t best_total = 0, maxf = end - t, n, b;
         apr_uint64_t so, tried = APR_UINT64_MAX;
 
-        /* (a) the continuation of the last source COPY */
+        /* (a) the continuation of the last source COPY; with manifests
+         * only inside the indexed chunks, so that the source is read
+         * there only (a COPY by manifest leads into them) */
         if (e->diag_ok && maxf >= MIN_MATCH) {
             apr_int64_t d = (apr_int64_t)(e->wstart + t) + e->diag;
 
-            if (d >= 0 && (apr_uint64_t)d < e->S) {
+            if (d >= 0 && (apr_uint64_t)d < e->S
+                && (e->sm == NULL || in_region(e, (apr_uint64_t)d))) {
                 so = (apr_uint64_t)d;
                 tried = so;
                 if (fwd_src(e, so, t, maxf, &n) != APR_SUCCESS)
@@ -1131,11 +1193,16 @@ static apr_status_t encode_window(iss_vcdiff_enc_t *e)
     e->p2 = P2_NONE;
     e->floor = 0;
     if (e->self == NULL) {
-        e->self = malloc(((apr_size_t)1 << e->self_bits) * SELF_WAYS
+        e->self = malloc(((apr_size_t)1 << e->self_max) * SELF_WAYS
                          * sizeof(apr_uint32_t));
         if (e->self == NULL)
             return fail(e, APR_ENOMEM, "out of memory");
     }
+    /* W / 128 buckets, 2^4 .. 2^16: a short window clears few */
+    e->self_bits = 4;
+    while (e->self_bits < e->self_max
+           && ((apr_size_t)128 << e->self_bits) < e->wlen)
+        e->self_bits++;
     memset(e->self, 0, ((apr_size_t)1 << e->self_bits) * SELF_WAYS
                        * sizeof(apr_uint32_t));
     rv = e->tm != NULL ? plan_window(e) : match_range(e, 0, e->wlen);
@@ -1254,13 +1321,13 @@ apr_status_t iss_vcdiff_enc_create(iss_vcdiff_enc_t **enc,
     e->rh_pow = 1;
     for (i = 0; i < SRC_L - 1; i++)
         e->rh_pow *= RH_MUL;
-    /* self index: W / 128 buckets of 16 bytes, 2^4 .. 2^16 */
+    /* self index: at most W / 128 buckets of 16 bytes, 2^4 .. 2^16 */
     span = e->W;
     if (opts->target_manifest != NULL && opts->target_manifest->file_size < span)
         span = opts->target_manifest->file_size;
-    e->self_bits = 4;
-    while (e->self_bits < 16 && ((apr_uint64_t)128 << e->self_bits) < span)
-        e->self_bits++;
+    e->self_max = 4;
+    while (e->self_max < 16 && ((apr_uint64_t)128 << e->self_max) < span)
+        e->self_max++;
     apr_pool_cleanup_register(pool, e, cleanup, apr_pool_cleanup_null);
     if (opts->source_manifest != NULL) {
         e->sm = opts->source_manifest;
