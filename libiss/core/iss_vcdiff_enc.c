@@ -51,11 +51,13 @@
 #define MIN_MATCH   4           /* shortest COPY or RUN */
 #define PLAN_MIN    32          /* shortest chunk COPYed by manifest */
 #define SELF_WAYS   4           /* window positions per self bucket */
-#define CACHE_N     16          /* source cache: blocks ... */
-#define CACHE_BLOCK (64 * 1024) /* ... of this many bytes */
+#define CACHE_N     256         /* source cache: blocks ... */
+#define CACHE_BLOCK 4096        /* ... of this many bytes */
+#define READ_AHEAD  16          /* blocks read at once going forward */
 #define READ_PIECE  (256 * 1024)
 #define CHAIN_MAX   64          /* duplicate ids looked at per chunk */
 #define BACK_SLACK  64
+#define QUEUE_N     64          /* level 1 ops kept for backward matches */
 
 #define RH_MUL 0x9e3779b97f4a7c15ULL    /* rolling hash multiplier (odd) */
 
@@ -72,6 +74,13 @@ typedef struct sect_t {
     unsigned char *p;
     apr_size_t len, cap;
 } sect_t;
+
+/* An op of level 1: covers window positions [t, t + len). */
+typedef struct op_t {
+    int type;                   /* OP_ADD, OP_COPY_SRC, OP_COPY_SELF, OP_RUN */
+    apr_size_t t, len;
+    apr_uint64_t from;          /* source offset, window position, byte */
+} op_t;
 
 /* A match found at window position t. */
 typedef struct cand_t {
@@ -106,10 +115,9 @@ struct iss_vcdiff_enc_t {
     int p2;                     /* level 2 pending instruction */
     unsigned p2_size, p2_mode;
 
-    /* level 1 pending op */
-    int p1;
-    apr_size_t p1_t, p1_len;
-    apr_uint64_t p1_from;       /* source offset, window position, byte */
+    /* level 1: the last ops, not yet instructions */
+    op_t q[QUEUE_N];
+    unsigned qn;
 
     /* the last source COPY: source offset - target offset */
     int diag_ok;
@@ -400,43 +408,62 @@ static apr_status_t out_run(iss_vcdiff_enc_t *e, unsigned byte,
 }
 
 /* ------------------------------------------------------------------ */
-/* Level 1: one pending op, merged with the next when contiguous. */
+/* Level 1: the last QUEUE_N ops, merged with the next when contiguous,
+ * so that a match found later may extend backwards over them (the
+ * greedy parse takes short matches that a longer one found a few bytes
+ * further would have covered). */
+
+static apr_status_t out_op(iss_vcdiff_enc_t *e, const op_t *o)
+{
+    switch (o->type) {
+    case OP_ADD:
+        return out_add(e, e->win + o->t, o->len);
+    case OP_COPY_SRC:
+        return out_copy(e, o->from, o->len, e->S + o->t);
+    case OP_COPY_SELF:
+        return out_copy(e, e->S + o->from, o->len, e->S + o->t);
+    default:
+        return out_run(e, (unsigned)o->from, o->len);
+    }
+}
+
+/* Turn the first @a n queued ops into instructions. */
+static apr_status_t flush_ops(iss_vcdiff_enc_t *e, unsigned n)
+{
+    unsigned i;
+
+    for (i = 0; i < n; i++)
+        if (out_op(e, &e->q[i]) != APR_SUCCESS)
+            return e->err;
+    e->qn -= n;
+    memmove(e->q, e->q + n, e->qn * sizeof(op_t));
+    return APR_SUCCESS;
+}
 
 static apr_status_t flush1(iss_vcdiff_enc_t *e)
 {
-    int p1 = e->p1;
-
-    e->p1 = OP_NONE;
-    switch (p1) {
-    case OP_ADD:
-        return out_add(e, e->win + e->p1_t, e->p1_len);
-    case OP_COPY_SRC:
-        return out_copy(e, e->p1_from, e->p1_len, e->S + e->p1_t);
-    case OP_COPY_SELF:
-        return out_copy(e, e->S + e->p1_from, e->p1_len, e->S + e->p1_t);
-    case OP_RUN:
-        return out_run(e, (unsigned)e->p1_from, e->p1_len);
-    default:
-        return APR_SUCCESS;
-    }
+    return flush_ops(e, e->qn);
 }
 
 static apr_status_t op(iss_vcdiff_enc_t *e, int type, apr_size_t t,
                        apr_size_t n, apr_uint64_t from)
 {
-    if (e->p1 == type && e->p1_t + e->p1_len == t
+    op_t *last = e->qn ? &e->q[e->qn - 1] : NULL;
+
+    if (last != NULL && last->type == type && last->t + last->len == t
         && (type == OP_ADD
             || ((type == OP_COPY_SRC || type == OP_COPY_SELF)
-                && e->p1_from + e->p1_len == from))) {
-        e->p1_len += n;
+                && last->from + last->len == from))) {
+        last->len += n;
         return APR_SUCCESS;
     }
-    if (flush1(e) != APR_SUCCESS)
+    if (e->qn == QUEUE_N && flush_ops(e, QUEUE_N / 2) != APR_SUCCESS)
         return e->err;
-    e->p1 = type;
-    e->p1_t = t;
-    e->p1_len = n;
-    e->p1_from = from;
+    last = &e->q[e->qn++];
+    last->type = type;
+    last->t = t;
+    last->len = n;
+    last->from = from;
     return APR_SUCCESS;
 }
 
@@ -456,11 +483,46 @@ static int run_pays(apr_size_t n)
     return n >= MIN_MATCH && (apr_uint64_t)(2 + varint_len(n)) < n;
 }
 
+/* How far back (at most @a b bytes before @a t) a new op may start over
+ * the queue: over ADDs byte by byte (their bytes get cheaper), over a
+ * COPY or RUN only whole (saving its instruction); @a lit is the end of
+ * the queue. */
+static apr_size_t queue_back(const iss_vcdiff_enc_t *e, apr_size_t t,
+                             apr_size_t lit, apr_size_t b)
+{
+    apr_size_t st = t - b, at = lit;
+    unsigned i = e->qn;
+
+    if (st >= lit)
+        return b;
+    while (i > 0 && at > st) {
+        const op_t *o = &e->q[--i];
+
+        if (o->type == OP_ADD || o->t >= st)
+            at = o->t > st ? o->t : st;
+        else
+            break;                      /* would cut a COPY or RUN */
+        if (o->type == OP_ADD && o->t < st)
+            break;
+    }
+    return t - at;
+}
+
+/* Drop what the queue covers from window position @a st on. */
+static void queue_cut(iss_vcdiff_enc_t *e, apr_size_t st)
+{
+    while (e->qn > 0 && e->q[e->qn - 1].t >= st)
+        e->qn--;
+    if (e->qn > 0 && e->q[e->qn - 1].t + e->q[e->qn - 1].len > st)
+        e->q[e->qn - 1].len = st - e->q[e->qn - 1].t;  /* an ADD */
+}
+
 /* ------------------------------------------------------------------ */
 /* The source: a small direct-mapped cache of blocks. */
 
 static apr_status_t src_block(iss_vcdiff_enc_t *e, apr_uint64_t blk,
-                              const unsigned char **p, apr_size_t *len)
+                              unsigned ahead, const unsigned char **p,
+                              apr_size_t *len)
 {
     unsigned slot = (unsigned)(blk % CACHE_N);
     unsigned char *to;
@@ -476,18 +538,30 @@ static apr_status_t src_block(iss_vcdiff_enc_t *e, apr_uint64_t blk,
     }
     to = e->cache + (apr_size_t)slot * CACHE_BLOCK;
     if (e->cache_blk[slot] != blk + 1) {
-        apr_uint64_t off = blk * CACHE_BLOCK;
-        apr_size_t n = e->S - off < CACHE_BLOCK ? (apr_size_t)(e->S - off)
-                                                 : CACHE_BLOCK;
+        /* this block and up to ahead - 1 more, in consecutive slots */
+        apr_uint64_t off = blk * CACHE_BLOCK, n = e->S - off;
+        unsigned k, nb;
         apr_status_t rv;
 
-        e->cache_blk[slot] = 0;
-        rv = e->o.read_source(e->o.source_baton, off, n, to);
+        if (ahead > CACHE_N - slot)
+            ahead = CACHE_N - slot;
+        if (n > (apr_uint64_t)ahead * CACHE_BLOCK)
+            n = (apr_uint64_t)ahead * CACHE_BLOCK;
+        nb = (unsigned)((n + CACHE_BLOCK - 1) / CACHE_BLOCK);
+        for (k = 0; k < nb; k++)
+            e->cache_blk[slot + k] = 0;
+        rv = e->o.read_source(e->o.source_baton, off, (apr_size_t)n, to);
         if (rv != APR_SUCCESS)
-            return fail(e, rv, "reading %" APR_SIZE_T_FMT " bytes of source"
-                        " at %" APR_UINT64_T_FMT " failed", n, off);
-        e->cache_blk[slot] = blk + 1;
-        e->cache_len[slot] = n;
+            return fail(e, rv, "reading %" APR_UINT64_T_FMT " bytes of"
+                        " source at %" APR_UINT64_T_FMT " failed", n, off);
+        for (k = 0; k < nb; k++) {
+            e->cache_blk[slot + k] = blk + k + 1;
+            e->cache_len[slot + k] = n - (apr_uint64_t)k * CACHE_BLOCK
+                                     < CACHE_BLOCK
+                                     ? (apr_size_t)(n - (apr_uint64_t)k
+                                                    * CACHE_BLOCK)
+                                     : CACHE_BLOCK;
+        }
     }
     *p = to;
     *len = e->cache_len[slot];
@@ -526,7 +600,9 @@ static apr_status_t fwd_src(iss_vcdiff_enc_t *e, apr_uint64_t so,
         const unsigned char *bp;
         apr_size_t blen, boff, avail, m;
 
-        if (src_block(e, blk, &bp, &blen) != APR_SUCCESS)
+        /* one block to check a candidate, more once it matches on */
+        if (src_block(e, blk, c > 0 ? READ_AHEAD : 1, &bp, &blen)
+            != APR_SUCCESS)
             return e->err;
         boff = (apr_size_t)(x - blk * CACHE_BLOCK);
         avail = blen - boff;
@@ -555,7 +631,7 @@ static apr_status_t bwd_src(iss_vcdiff_enc_t *e, apr_uint64_t so,
         const unsigned char *bp;
         apr_size_t blen, boff, avail, i;
 
-        if (src_block(e, blk, &bp, &blen) != APR_SUCCESS)
+        if (src_block(e, blk, 1, &bp, &blen) != APR_SUCCESS)
             return e->err;
         boff = (apr_size_t)(x - blk * CACHE_BLOCK);
         avail = boff + 1;
@@ -765,14 +841,19 @@ static APR_INLINE void self_insert(iss_vcdiff_enc_t *e, apr_size_t t)
 /* ------------------------------------------------------------------ */
 /* The greedy parse of window positions [s, end). */
 
+/* The best match is the one that reaches furthest over literal bytes;
+ * of equals, the one that reaches further back over the queue. */
 #define CONSIDER(ty, fr, bk, ln)                                        \
     do {                                                                \
-        if ((bk) + (ln) > best_total) {                                 \
+        apr_size_t gain_ = (ln) + ((bk) < t - lit ? (bk) : t - lit);    \
+                                                                        \
+        if (gain_ > best_gain                                           \
+            || (gain_ == best_gain && (bk) > best.back)) {              \
             best.type = (ty);                                           \
             best.from = (fr);                                           \
             best.back = (bk);                                           \
             best.len = (ln);                                            \
-            best_total = (bk) + (ln);                                   \
+            best_gain = gain_;                                          \
         }                                                               \
     } while (0)
 
@@ -792,9 +873,12 @@ static apr_status_t match_range(iss_vcdiff_enc_t *e, apr_size_t s,
     apr_uint64_t h = 0;
     int have_h = 0;
 
+    if (flush1(e) != APR_SUCCESS)       /* the queue: this range only */
+        return e->err;
     while (t < end) {
         cand_t best = { OP_NONE, 0, 0, 0 };
-        apr_size_t best_total = 0, maxf = end - t, n, b;
+        apr_size_t best_gain = 0, maxf = end - t, n, b;
+        apr_size_t back = t - (e->qn ? e->q[0].t : lit);
         apr_uint64_t so, tried = APR_UINT64_MAX;
 
         /* (a) the continuation of the last source COPY; with manifests
@@ -810,7 +894,7 @@ static apr_status_t match_range(iss_vcdiff_enc_t *e, apr_size_t s,
                 if (fwd_src(e, so, t, maxf, &n) != APR_SUCCESS)
                     return e->err;
                 if (n >= MIN_MATCH) {
-                    if (bwd_src(e, so, t, back_cap(e, t - lit, n), &b)
+                    if (bwd_src(e, so, t, back_cap(e, back, n), &b)
                         != APR_SUCCESS)
                         return e->err;
                     CONSIDER(OP_COPY_SRC, so, b, n);
@@ -841,7 +925,7 @@ static apr_status_t match_range(iss_vcdiff_enc_t *e, apr_size_t s,
                     return e->err;
                 if (n < MIN_MATCH)
                     continue;
-                if (bwd_src(e, so, t, back_cap(e, t - lit, n), &b)
+                if (bwd_src(e, so, t, back_cap(e, back, n), &b)
                     != APR_SUCCESS)
                     return e->err;
                 CONSIDER(OP_COPY_SRC, so, b, n);
@@ -860,7 +944,7 @@ static apr_status_t match_range(iss_vcdiff_enc_t *e, apr_size_t s,
                     continue;
                 n = SELF_L + prefix(w + p + SELF_L, w + t + SELF_L,
                                     maxf - SELF_L);
-                lim = back_cap(e, t - lit, n);
+                lim = back_cap(e, back, n);
                 if (lim > p - e->floor)
                     lim = p - e->floor;
                 for (b = 0; b < lim && w[p - b - 1] == w[t - b - 1]; b++)
@@ -880,30 +964,30 @@ static apr_status_t match_range(iss_vcdiff_enc_t *e, apr_size_t s,
             CONSIDER(OP_RUN, w[t], b, n);
         }
 
-        if (best_total > 0) {
-            apr_size_t st = t - best.back;
+        if (best_gain > 0) {
+            apr_size_t bk = best.back > t - lit
+                            ? queue_back(e, t, lit, best.back) : best.back;
+            apr_size_t st = t - bk, total = bk + best.len;
+            apr_uint64_t from = best.type == OP_RUN ? best.from
+                                                    : best.from - bk;
             int pays;
 
             if (best.type == OP_COPY_SRC)
-                pays = copy_pays(best_total, best.from - best.back,
-                                 e->S + st);
+                pays = copy_pays(total, from, e->S + st);
             else if (best.type == OP_COPY_SELF)
-                pays = copy_pays(best_total, e->S + best.from - best.back,
-                                 e->S + st);
+                pays = copy_pays(total, e->S + from, e->S + st);
             else
-                pays = run_pays(best_total);
+                pays = run_pays(total);
             if (pays) {
-                if (st > lit && op(e, OP_ADD, lit, st - lit, 0)
-                                != APR_SUCCESS)
+                if (st < lit)
+                    queue_cut(e, st);
+                else if (st > lit
+                         && op(e, OP_ADD, lit, st - lit, 0) != APR_SUCCESS)
                     return e->err;
-                if (op(e, best.type, st, best_total,
-                       best.type == OP_RUN ? best.from
-                                           : best.from - best.back)
-                    != APR_SUCCESS)
+                if (op(e, best.type, st, total, from) != APR_SUCCESS)
                     return e->err;
                 if (best.type == OP_COPY_SRC) {
-                    e->diag = (apr_int64_t)(best.from - best.back)
-                              - (apr_int64_t)(e->wstart + st);
+                    e->diag = (apr_int64_t)from - (apr_int64_t)(e->wstart + st);
                     e->diag_ok = 1;
                 }
                 t += best.len;
@@ -1189,7 +1273,7 @@ static apr_status_t encode_window(iss_vcdiff_enc_t *e)
     memset(e->near, 0, sizeof(e->near));
     memset(e->same, 0, sizeof(e->same));
     e->next_slot = 0;
-    e->p1 = OP_NONE;
+    e->qn = 0;
     e->p2 = P2_NONE;
     e->floor = 0;
     if (e->self == NULL) {
