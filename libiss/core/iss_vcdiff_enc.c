@@ -54,9 +54,13 @@
 #define CACHE_N     256         /* source cache: blocks ... */
 #define CACHE_BLOCK 4096        /* ... of this many bytes */
 #define READ_AHEAD  16          /* blocks read at once going forward */
+#define PROBE_N     256         /* probe cache: blocks ... */
+#define PROBE_BLOCK 256         /* ... of this many bytes, to check a
+                                 * candidate without reading 4 KiB */
 #define READ_PIECE  (256 * 1024)
 #define CHAIN_MAX   64          /* duplicate ids looked at per chunk */
 #define BACK_SLACK  64
+#define SELF_ENOUGH 64          /* a match in memory this long: no index */
 #define QUEUE_N     64          /* level 1 ops kept for backward matches */
 
 #define RH_MUL 0x9e3779b97f4a7c15ULL    /* rolling hash multiplier (odd) */
@@ -140,6 +144,9 @@ struct iss_vcdiff_enc_t {
     unsigned char *cache;
     apr_uint64_t cache_blk[CACHE_N];    /* block + 1; 0 empty */
     apr_size_t cache_len[CACHE_N];
+    unsigned char *probe;
+    apr_uint64_t probe_blk[PROBE_N];
+    apr_size_t probe_len[PROBE_N];
 
     /* the window's self index */
     apr_uint32_t *self;         /* buckets of SELF_WAYS positions + 1 */
@@ -185,8 +192,9 @@ static apr_status_t cleanup(void *data)
     free(e->addr.p);
     free(e->ix);
     free(e->cache);
+    free(e->probe);
     free(e->self);
-    e->win = e->cache = NULL;
+    e->win = e->cache = e->probe = NULL;
     e->data.p = e->inst.p = e->addr.p = NULL;
     e->ix = NULL;
     e->self = NULL;
@@ -588,6 +596,56 @@ static apr_size_t prefix(const unsigned char *a, const unsigned char *b,
     return i;
 }
 
+/* The source around offset x, as a block: *bp with x at *boff, *blen
+ * bytes in all.  The big cache if it has x; else, for the first bytes of
+ * a comparison (c of them done), a 256-byte probe block (a candidate
+ * that fails early costs a small read); else the big cache, reading
+ * ahead once a match is long. */
+static apr_status_t src_span(iss_vcdiff_enc_t *e, apr_uint64_t x,
+                             apr_size_t c, const unsigned char **bp,
+                             apr_size_t *boff, apr_size_t *blen)
+{
+    apr_uint64_t blk = x / CACHE_BLOCK;
+    unsigned slot = (unsigned)(blk % CACHE_N);
+
+    if (c < PROBE_BLOCK && (e->cache == NULL
+                            || e->cache_blk[slot] != blk + 1)) {
+        apr_uint64_t pb = x / PROBE_BLOCK;
+        unsigned ps = (unsigned)(pb % PROBE_N);
+
+        if (e->probe == NULL) {
+            e->probe = malloc((apr_size_t)PROBE_N * PROBE_BLOCK);
+            if (e->probe == NULL)
+                return fail(e, APR_ENOMEM, "out of memory");
+        }
+        if (e->probe_blk[ps] != pb + 1) {
+            apr_uint64_t off = pb * PROBE_BLOCK;
+            apr_size_t n = e->S - off < PROBE_BLOCK
+                           ? (apr_size_t)(e->S - off) : PROBE_BLOCK;
+            apr_status_t rv;
+
+            e->probe_blk[ps] = 0;
+            rv = e->o.read_source(e->o.source_baton, off, n,
+                                  e->probe + (apr_size_t)ps * PROBE_BLOCK);
+            if (rv != APR_SUCCESS)
+                return fail(e, rv, "reading %" APR_SIZE_T_FMT " bytes of"
+                            " source at %" APR_UINT64_T_FMT " failed", n,
+                            off);
+            e->probe_blk[ps] = pb + 1;
+            e->probe_len[ps] = n;
+        }
+        *bp = e->probe + (apr_size_t)ps * PROBE_BLOCK;
+        *boff = (apr_size_t)(x - pb * PROBE_BLOCK);
+        *blen = e->probe_len[ps];
+        return APR_SUCCESS;
+    }
+    if (src_block(e, blk, c >= 4 * CACHE_BLOCK ? READ_AHEAD : 1, bp, blen)
+        != APR_SUCCESS)
+        return e->err;
+    *boff = (apr_size_t)(x - blk * CACHE_BLOCK);
+    return APR_SUCCESS;
+}
+
 /* How many bytes from window position t on (at most max) equal the
  * source from offset so on. */
 static apr_status_t fwd_src(iss_vcdiff_enc_t *e, apr_uint64_t so,
@@ -596,15 +654,11 @@ static apr_status_t fwd_src(iss_vcdiff_enc_t *e, apr_uint64_t so,
     apr_size_t c = 0;
 
     while (c < max && so + c < e->S) {
-        apr_uint64_t x = so + c, blk = x / CACHE_BLOCK;
         const unsigned char *bp;
         apr_size_t blen, boff, avail, m;
 
-        /* one block to check a candidate, more once it matches on */
-        if (src_block(e, blk, c > 0 ? READ_AHEAD : 1, &bp, &blen)
-            != APR_SUCCESS)
+        if (src_span(e, so + c, c, &bp, &boff, &blen) != APR_SUCCESS)
             return e->err;
-        boff = (apr_size_t)(x - blk * CACHE_BLOCK);
         avail = blen - boff;
         if (avail > max - c)
             avail = max - c;
@@ -627,13 +681,11 @@ static apr_status_t bwd_src(iss_vcdiff_enc_t *e, apr_uint64_t so,
     if (max > so)
         max = (apr_size_t)so;
     while (c < max) {
-        apr_uint64_t x = so - c - 1, blk = x / CACHE_BLOCK;
         const unsigned char *bp;
         apr_size_t blen, boff, avail, i;
 
-        if (src_block(e, blk, 1, &bp, &blen) != APR_SUCCESS)
+        if (src_span(e, so - c - 1, c, &bp, &boff, &blen) != APR_SUCCESS)
             return e->err;
-        boff = (apr_size_t)(x - blk * CACHE_BLOCK);
         avail = boff + 1;
         if (avail > max - c)
             avail = max - c;
@@ -901,8 +953,42 @@ static apr_status_t match_range(iss_vcdiff_enc_t *e, apr_size_t s,
                 }
             }
         }
-        /* (b) the source index */
-        if (e->ix != NULL && maxf >= SRC_L) {
+        /* (b) the window's own earlier bytes */
+        if (maxf >= SELF_L) {
+            const apr_uint32_t *bk = self_bucket(e, w + t);
+            apr_uint32_t here4 = load32(w + t);
+            int i;
+
+            for (i = 0; i < SELF_WAYS && bk[i] != 0; i++) {
+                apr_size_t p = bk[i] - 1, lim;
+
+                if (p < e->floor || p >= t || load32(w + p) != here4)
+                    continue;
+                n = SELF_L + prefix(w + p + SELF_L, w + t + SELF_L,
+                                    maxf - SELF_L);
+                lim = back_cap(e, back, n);
+                if (lim > p - e->floor)
+                    lim = p - e->floor;
+                for (b = 0; b < lim && w[p - b - 1] == w[t - b - 1]; b++)
+                    ;
+                CONSIDER(OP_COPY_SELF, p, b, n);
+            }
+        }
+        /* (c) a run of one byte */
+        if (maxf >= MIN_MATCH && w[t] == w[t + 1] && w[t] == w[t + 2]
+            && w[t] == w[t + 3]) {
+            apr_size_t lim = t - lit;
+
+            for (n = 4; n < maxf && w[t + n] == w[t]; n++)
+                ;
+            for (b = 0; b < lim && w[t - b - 1] == w[t]; b++)
+                ;
+            CONSIDER(OP_RUN, w[t], b, n);
+        }
+
+        /* (d) the source index, unless a match of SELF_ENOUGH bytes was
+         * found above in memory: an index candidate costs a source read */
+        if (e->ix != NULL && maxf >= SRC_L && best_gain < SELF_ENOUGH) {
             apr_uint64_t x;
             apr_size_t slot;
             int way;
@@ -931,39 +1017,6 @@ static apr_status_t match_range(iss_vcdiff_enc_t *e, apr_size_t s,
                 CONSIDER(OP_COPY_SRC, so, b, n);
             }
         }
-        /* (c) the window's own earlier bytes */
-        if (maxf >= SELF_L) {
-            const apr_uint32_t *bk = self_bucket(e, w + t);
-            apr_uint32_t here4 = load32(w + t);
-            int i;
-
-            for (i = 0; i < SELF_WAYS && bk[i] != 0; i++) {
-                apr_size_t p = bk[i] - 1, lim;
-
-                if (p < e->floor || p >= t || load32(w + p) != here4)
-                    continue;
-                n = SELF_L + prefix(w + p + SELF_L, w + t + SELF_L,
-                                    maxf - SELF_L);
-                lim = back_cap(e, back, n);
-                if (lim > p - e->floor)
-                    lim = p - e->floor;
-                for (b = 0; b < lim && w[p - b - 1] == w[t - b - 1]; b++)
-                    ;
-                CONSIDER(OP_COPY_SELF, p, b, n);
-            }
-        }
-        /* (d) a run of one byte */
-        if (maxf >= MIN_MATCH && w[t] == w[t + 1] && w[t] == w[t + 2]
-            && w[t] == w[t + 3]) {
-            apr_size_t lim = t - lit;
-
-            for (n = 4; n < maxf && w[t + n] == w[t]; n++)
-                ;
-            for (b = 0; b < lim && w[t - b - 1] == w[t]; b++)
-                ;
-            CONSIDER(OP_RUN, w[t], b, n);
-        }
-
         if (best_gain > 0) {
             apr_size_t bk = best.back > t - lit
                             ? queue_back(e, t, lit, best.back) : best.back;
