@@ -61,6 +61,13 @@
 #define CHAIN_MAX   64          /* duplicate ids looked at per chunk */
 #define BACK_SLACK  64
 #define SELF_ENOUGH 64          /* a match in memory this long: no index */
+#define AHEAD       8           /* positions hashed (and prefetched) ahead */
+
+#if defined(__GNUC__)
+#define PREFETCH(p) __builtin_prefetch(p)
+#else
+#define PREFETCH(p) ((void)0)
+#endif
 #define QUEUE_N     64          /* level 1 ops kept for backward matches */
 
 #define RH_MUL 0x9e3779b97f4a7c15ULL    /* rolling hash multiplier (odd) */
@@ -874,20 +881,36 @@ static APR_INLINE apr_uint32_t load32(const unsigned char *p)
     return v;
 }
 
-static APR_INLINE apr_uint32_t *self_bucket(iss_vcdiff_enc_t *e,
-                                            const unsigned char *p)
-{
-    apr_uint32_t h = (load32(p) * 2654435761u) >> (32 - e->self_bits);
+/* An entry of the self index: a window position + 1 (at most 2^24, 25
+ * bits) and 7 more bits of the hash, so that most wrong candidates are
+ * dropped without touching the window. */
+#define SELF_POS_BITS 25
+#define SELF_POS_MASK ((1u << SELF_POS_BITS) - 1)
 
-    return e->self + (apr_size_t)h * SELF_WAYS;
+static APR_INLINE apr_uint32_t self_hash(const unsigned char *p)
+{
+    return load32(p) * 2654435761u;
+}
+
+static APR_INLINE apr_uint32_t *self_bucket(iss_vcdiff_enc_t *e,
+                                            apr_uint32_t h)
+{
+    return e->self + (apr_size_t)(h >> (32 - e->self_bits)) * SELF_WAYS;
+}
+
+static APR_INLINE apr_uint32_t self_tag(const iss_vcdiff_enc_t *e,
+                                        apr_uint32_t h)
+{
+    return ((h >> (32 - e->self_bits - 7)) & 0x7f) << SELF_POS_BITS;
 }
 
 static APR_INLINE void self_insert(iss_vcdiff_enc_t *e, apr_size_t t)
 {
-    apr_uint32_t *b = self_bucket(e, e->win + t);
+    apr_uint32_t h = self_hash(e->win + t);
+    apr_uint32_t *b = self_bucket(e, h);
 
     memmove(b + 1, b, (SELF_WAYS - 1) * sizeof(*b));
-    b[0] = (apr_uint32_t)t + 1;
+    b[0] = self_tag(e, h) | ((apr_uint32_t)t + 1);
 }
 
 /* ------------------------------------------------------------------ */
@@ -921,8 +944,8 @@ static apr_status_t match_range(iss_vcdiff_enc_t *e, apr_size_t s,
                                 apr_size_t end)
 {
     const unsigned char *w = e->win;
-    apr_size_t t = s, lit = s;
-    apr_uint64_t h = 0;
+    apr_size_t t = s, lit = s, hpos = 0;
+    apr_uint64_t h = 0, ring[AHEAD];
     int have_h = 0;
 
     if (flush1(e) != APR_SUCCESS)       /* the queue: this range only */
@@ -955,14 +978,16 @@ static apr_status_t match_range(iss_vcdiff_enc_t *e, apr_size_t s,
         }
         /* (b) the window's own earlier bytes */
         if (maxf >= SELF_L) {
-            const apr_uint32_t *bk = self_bucket(e, w + t);
+            apr_uint32_t hs = self_hash(w + t), tag = self_tag(e, hs);
+            const apr_uint32_t *bk = self_bucket(e, hs);
             apr_uint32_t here4 = load32(w + t);
             int i;
 
             for (i = 0; i < SELF_WAYS && bk[i] != 0; i++) {
-                apr_size_t p = bk[i] - 1, lim;
+                apr_size_t p = (bk[i] & SELF_POS_MASK) - 1, lim;
 
-                if (p < e->floor || p >= t || load32(w + p) != here4)
+                if ((bk[i] & ~SELF_POS_MASK) != tag || p < e->floor
+                    || p >= t || load32(w + p) != here4)
                     continue;
                 n = SELF_L + prefix(w + p + SELF_L, w + t + SELF_L,
                                     maxf - SELF_L);
@@ -994,10 +1019,22 @@ static apr_status_t match_range(iss_vcdiff_enc_t *e, apr_size_t s,
             int way;
 
             if (!have_h) {
+                /* the mixed hashes of t .. t + AHEAD - 1 in ring[], their
+                 * slots prefetched; h is the rolling hash at hpos */
                 h = rh_init(w + t);
+                hpos = t;
+                for (;;) {
+                    x = rh_mix(h);
+                    ring[hpos % AHEAD] = x;
+                    PREFETCH(&e->ix[x >> (64 - e->ix_bits)]);
+                    if (hpos + 1 == t + AHEAD || hpos + 1 + SRC_L > end)
+                        break;
+                    h = (h - w[hpos] * e->rh_pow) * RH_MUL + w[hpos + SRC_L];
+                    hpos++;
+                }
                 have_h = 1;
             }
-            x = rh_mix(h);
+            x = ring[t % AHEAD];
             slot = (apr_size_t)(x >> (64 - e->ix_bits));
             for (way = 0; way < 2; way++) {
                 apr_uint64_t v = e->ix[slot ^ (apr_size_t)way];
@@ -1052,12 +1089,17 @@ static apr_status_t match_range(iss_vcdiff_enc_t *e, apr_size_t s,
         /* a literal */
         if (maxf >= SELF_L)
             self_insert(e, t);
-        if (have_h) {
-            if (maxf > SRC_L)
-                h = (h - w[t] * e->rh_pow) * RH_MUL + w[t + SRC_L];
-            else
-                have_h = 0;
+        if (have_h && hpos + 1 + SRC_L <= end) {
+            apr_uint64_t x;
+
+            h = (h - w[hpos] * e->rh_pow) * RH_MUL + w[hpos + SRC_L];
+            hpos++;
+            x = rh_mix(h);
+            ring[hpos % AHEAD] = x;
+            PREFETCH(&e->ix[x >> (64 - e->ix_bits)]);
         }
+        if (t + AHEAD + SELF_L <= end)
+            PREFETCH(self_bucket(e, self_hash(w + t + AHEAD)));
         t++;
     }
     if (end > lit)
