@@ -22,7 +22,8 @@
  *   encode_s=S                 (create to finish, DELTA closed)
  *   manifests_s=S              (-m: making both manifests, not in encode_s)
  *   changed_bytes=N            (-m: iss_vcdiff_enc_changed_bytes())
- *   source_read_bytes=N target_read_bytes=N target_skipped_bytes=N
+ *   source_read_bytes=N source_reads=N (read callbacks: seek + read each)
+ *   target_read_bytes=N target_skipped_bytes=N
  * Exit status: 0 fine, 1 any error (with a message on stderr), 2 usage.
  */
 
@@ -42,7 +43,7 @@
 
 typedef struct vcdiff_encode_src_t {
     apr_file_t *f;
-    apr_uint64_t read;
+    apr_uint64_t read, calls;
 } vcdiff_encode_src_t;
 
 static apr_status_t vcdiff_encode_read(void *baton, apr_uint64_t offset,
@@ -53,6 +54,7 @@ static apr_status_t vcdiff_encode_read(void *baton, apr_uint64_t offset,
     apr_size_t got = 0;
     apr_status_t rv = apr_file_seek(s->f, APR_SET, &off);
 
+    s->calls++;
     if (rv != APR_SUCCESS)
         return rv;
     rv = apr_file_read_full(s->f, buf, len, &got);
@@ -110,7 +112,7 @@ int main(int argc, const char *const *argv)
     apr_getopt_t *opt;
     const char *arg, *old_path, *new_path, *delta_path;
     int c, manifests = 0;
-    vcdiff_encode_src_t src = { NULL, 0 };
+    vcdiff_encode_src_t src = { NULL, 0, 0 };
     apr_file_t *tgt, *delta;
     apr_finfo_t fi;
     iss_vcdiff_enc_opts_t o = { 0 };
@@ -229,6 +231,7 @@ int main(int argc, const char *const *argv)
         printf("changed_bytes=%" APR_UINT64_T_FMT "\n", changed);
     }
     printf("source_read_bytes=%" APR_UINT64_T_FMT "\n", src.read);
+    printf("source_reads=%" APR_UINT64_T_FMT "\n", src.calls);
     printf("target_read_bytes=%" APR_UINT64_T_FMT "\n", fed);
     printf("target_skipped_bytes=%" APR_UINT64_T_FMT "\n", skipped);
     apr_pool_destroy(pool);

@@ -60,7 +60,8 @@
 #define READ_PIECE  (256 * 1024)
 #define CHAIN_MAX   64          /* duplicate ids looked at per chunk */
 #define BACK_SLACK  64
-#define SELF_ENOUGH 64          /* a match in memory this long: no index */
+#define SELF_ENOUGH 16          /* a match in memory this long: no index */
+#define SELF_INSERT 64          /* positions of shorter matches indexed */
 #define AHEAD       8           /* positions hashed (and prefetched) ahead */
 
 #if defined(__GNUC__)
@@ -1079,6 +1080,16 @@ static apr_status_t match_range(iss_vcdiff_enc_t *e, apr_size_t s,
                 if (best.type == OP_COPY_SRC) {
                     e->diag = (apr_int64_t)from - (apr_int64_t)(e->wstart + st);
                     e->diag_ok = 1;
+                }
+                if (total <= SELF_INSERT) {
+                    /* short matches repeat (templates, records): let
+                     * the next one be found in memory */
+                    apr_size_t k, kend = st + total;
+
+                    if (kend > end - SELF_L + 1)
+                        kend = end - SELF_L + 1;
+                    for (k = st < t ? t : st; k < kend; k++)
+                        self_insert(e, k);
                 }
                 t += best.len;
                 lit = t;
