@@ -2,7 +2,8 @@
 
 /* iss_vcdiff_enc: every delta the encoder makes is decoded by
  * iss_vcdiff (the decoder's limits set to the encoder's window and the
- * default sections limit, so the 2 W bound is checked too) back to the
+ * default sections limit; each window's sections are checked against
+ * the header's 2 x target + 64 bytes as well) back to the
  * target, for many shapes of source and target (empty, identical,
  * inserts, deletes, moves, appends, unrelated, repeated content, runs),
  * target pieces of every size down to one byte, windows from 1 byte up,
@@ -408,6 +409,59 @@ static size_t xdelta_size(const unsigned char *src, size_t slen,
     return len;
 }
 
+/* ---- the promise on the sections -------------------------------------------- */
+
+static int get_varint(const unsigned char **p, const unsigned char *end,
+                      apr_uint64_t *v)
+{
+    int n;
+
+    *v = 0;
+    for (n = 0; n < 10 && *p < end; n++) {
+        unsigned c = *(*p)++;
+
+        *v = (*v << 7) | (c & 0x7f);
+        if (!(c & 0x80))
+            return 1;
+    }
+    return 0;
+}
+
+/* Walk the windows of a delta made by the encoder: 1 if every window's
+ * sections are at most 2 x its target + 64 bytes (iss_vcdiff_enc.h) and
+ * the header is the plain one (no secondary compressor, no code table,
+ * no application header); *windows gets their number. */
+static int sections_bounded(const buf_t *d, unsigned *windows)
+{
+    const unsigned char *p = d->p, *end = d->p + d->len;
+    static const unsigned char magic[5] = { 0xd6, 0xc3, 0xc4, 0x00, 0x00 };
+
+    *windows = 0;
+    if (d->len < 5 || memcmp(d->p, magic, 5) != 0)
+        return 0;
+    p += 5;
+    while (p < end) {
+        apr_uint64_t x, tlen, dl, il, al;
+        unsigned ind = *p++;
+
+        if (ind & 0x03) {
+            if (!get_varint(&p, end, &x) || !get_varint(&p, end, &x))
+                return 0;
+        }
+        if (!get_varint(&p, end, &x) || !get_varint(&p, end, &tlen)
+            || p >= end || *p++ != 0 || !get_varint(&p, end, &dl)
+            || !get_varint(&p, end, &il) || !get_varint(&p, end, &al))
+            return 0;
+        if (ind & 0x04)
+            p += 4;
+        if (dl + il + al > 2 * tlen + 64 || dl + il + al > (size_t)(end - p))
+            return 0;
+        p += dl + il + al;
+        (*windows)++;
+    }
+    return p == end && *windows > 0;
+}
+
 /* ---- round trips -------------------------------------------------------- */
 
 /* Encode with @a how, decode with iss_vcdiff: 1 if the target comes
@@ -420,6 +474,7 @@ static int round_trip(const char *name, const unsigned char *src,
     buf_t out = { 0 };
     char msg[200] = "";
     apr_status_t rv = encode(src, slen, tgt, tlen, how, &r);
+    unsigned windows = 0;
     int good;
 
     if (rv != APR_SUCCESS) {
@@ -430,7 +485,8 @@ static int round_trip(const char *name, const unsigned char *src,
     }
     rv = decode(src, slen, &r.delta, how->window, &out, msg, sizeof(msg));
     good = rv == APR_SUCCESS && same(&out, tgt, tlen)
-           && r.reported == r.delta.len;
+           && r.reported == r.delta.len
+           && sections_bounded(&r.delta, &windows);
     if (!quiet || !good)
         ok(good, "%s: decoded (%zu -> %zu bytes, delta %zu)", name, slen,
            tlen, r.delta.len);
@@ -439,6 +495,8 @@ static int round_trip(const char *name, const unsigned char *src,
     else if (r.reported != r.delta.len)
         diag("reported %" APR_UINT64_T_FMT " bytes, wrote %zu", r.reported,
              r.delta.len);
+    else if (!good)
+        diag("a window's sections are above 2 x its target + 64 bytes");
     if (dsize)
         *dsize = r.delta.len;
     buf_free(&out);

@@ -30,14 +30,16 @@
  * opts.window bytes.  In each window, a greedy parse looks at every
  * position not yet covered for (a) the continuation of the last source
  * COPY (same distance between source and target: a change of equal
- * length is followed by a COPY at once), (b) a source index (16-byte
- * rolling hash, sampled every `step` bytes over the indexed part of the
- * source, 2-way buckets with a 32-bit check so that a source read is
- * only ever made for a likely match), (c) the window's own earlier
- * bytes (4-byte hash, buckets of 4: repeats within the new data), and
- * (d) runs of one byte; it takes the longest, extends it backwards over
- * the pending ADD, and emits it only if its encoding is shorter than
- * the bytes it covers.  Without manifests the indexed part is the whole
+ * length is followed by a COPY at once), (b) the window's own earlier
+ * bytes (4-byte hash, buckets of 4: repeats within the new data), (c)
+ * runs of one byte and, unless (b) found 16 bytes or more, (d) a source
+ * index (16-byte rolling hash, sampled every `step` bytes over the
+ * indexed part of the source, 2-way buckets with a 32-bit check, so that
+ * the source is read, 256 bytes at a time, only for a likely match).  It
+ * takes the match that reaches furthest, extends it backwards, over the
+ * last 64 ops too (a long match found late takes back the short ones
+ * before it), and emits it only if its encoding is shorter than the
+ * bytes it covers.  Without manifests the indexed part is the whole
  * source (read once, at the first window).
  *
  * With manifests (opts.source_manifest and opts.target_manifest, both
@@ -50,21 +52,23 @@
  * (iss_vcdiff_enc_skippable(), iss_vcdiff_enc_skip()).  Only the
  * source chunks whose ids the target does not list (what was changed or
  * removed) are read and indexed, so a small edit reads about one chunk
- * of the source; the parse above runs over the target's other chunks.
+ * of the source; the parse above runs over the target's other chunks
+ * (chunks under 32 bytes are always parsed).
  *
  * Memory, whatever the sizes of the source and the target:
  *  - one target window, W = opts.window bytes;
- *  - its three sections, at most 2 W + 16 bytes (a COPY or RUN is
+ *  - its three sections, at most 2 W + 64 bytes (a COPY or RUN is
  *    emitted only if its encoding is shorter than what it covers), grown
  *    on demand: a window of COPYs needs a few bytes;
  *  - the source index, at most opts.index_size bytes, sized to the
  *    indexed bytes (8 bytes per sample, samples <= half the slots);
  *  - the window's self index, at most 1 MiB (W / 8 for smaller W), a
- *    source cache of 16 blocks of 64 KiB and, while the index is built,
- *    a read buffer of 256 KiB;
+ *    source cache of 256 blocks of 4 KiB (or the source's size if
+ *    smaller), 256 probe blocks of 256 bytes and, while the index is
+ *    built, a read buffer of 256 KiB;
  *  - with manifests, at most 40 bytes per source manifest entry (an id
  *    map and the list of indexed regions); nothing per target entry.
- * With the defaults that is at most 8 + 16 + 8 + 2.25 MiB, and
+ * With the defaults that is at most 8 + 16 + 8 + 2.4 MiB, and
  * typically about 19 MiB; nothing grows with the files.
  *
  * Size.  About what `xdelta3 -e -S none -A -D -n` makes (bench/README.md:
