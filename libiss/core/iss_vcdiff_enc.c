@@ -7,12 +7,13 @@
  * Pipeline of one window:
  *
  *   target bytes ──> win[] (W bytes) ──> plan: manifest COPYs, or the
- *   greedy parse (match_range) ──> level 1: one pending raw op (ADD,
- *   COPY from the source, COPY from the window, RUN), merged with the
- *   next one when they are contiguous ──> level 2: instructions of the
- *   default code table, one pending ADD 1..4 or COPY 4 waiting to pair
- *   with the next into a double opcode ──> the three sections ──> the
- *   window's header and sections, through the write callback.
+ *   greedy parse (match_range) ──> level 1: a queue of the last QUEUE_N
+ *   ops (ADD, COPY from the source, COPY from the window, RUN), merged
+ *   when contiguous, that a later match may cut back ──> level 2:
+ *   instructions of the default code table, one pending ADD 1..4 or
+ *   COPY 4 waiting to pair with the next into a double opcode ──> the
+ *   three sections ──> the window's header and sections, through the
+ *   write callback.
  *
  * Every window's source segment is the whole source (position 0), so an
  * address is a source offset, or source_size + a window position, and
@@ -23,10 +24,19 @@
  *
  * The bound on the sections.  A COPY or RUN is emitted only if an upper
  * bound of its encoding (opcode, explicit size, the cheaper of SELF and
- * HERE) is below its length; an ADD of n bytes costs at most n + 5, and
- * ADDs alternate with the others, so the sections of a window of t
- * bytes stay under 2 t + 5, plus at most two COPYs of skipped pieces of
- * chunks cut by the window's ends (about 12 bytes each): 2 W + 64.
+ * HERE) is below its length, and a cut back of the queue only drops
+ * whole COPYs and RUNs or shortens an ADD; an ADD of n bytes costs at
+ * most n + 5, and ADDs alternate with the others, so the sections of a
+ * window of t bytes stay under 2 t + 5, plus, per window, at most two
+ * COPYs of skipped pieces of chunks cut by the window's ends and two
+ * ADDs next to each other where such a piece was too short to COPY
+ * (about 40 bytes in all): 2 W + 64.
+ *
+ * Reading the source.  Through a direct-mapped cache of 4 KiB blocks
+ * (16 at once when a match goes on), and, to check a candidate of the
+ * index, through 256-byte probe blocks: most candidates of a text are
+ * short matches at random places, and a 4 KiB read each would cost more
+ * than the match saves.
  */
 
 #include "iss_vcdiff_enc.h"
