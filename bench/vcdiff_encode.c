@@ -13,7 +13,8 @@
  *   -m   with manifests (default chunking, 16/64/256 KiB): both are
  *        made first, outside the timing (the server keeps them), and the
  *        target bytes the encoder says it need not see are skipped
- *        (seek) instead of read and fed;
+ *        (seek) instead of read and fed (iss_vcdiff_enc_wanted() says
+ *        how much to read before asking again);
  *   -c   with xdelta3's Adler-32 per window (no skipping then);
  *   -w   the target window in bytes (default 8 MiB);
  *   -i   the source index's size in bytes (default 8 MiB).
@@ -182,6 +183,7 @@ int main(int argc, const char *const *argv)
         vcdiff_encode_fail("iss_vcdiff_enc_create", NULL, rv);
     for (;;) {
         apr_uint64_t sk = iss_vcdiff_enc_skippable(enc);
+        apr_uint64_t want = iss_vcdiff_enc_wanted(enc);
         apr_size_t n = VCDIFF_ENCODE_PIECE;
 
         if (sk > 0) {
@@ -196,6 +198,8 @@ int main(int argc, const char *const *argv)
             skipped += sk;
             continue;
         }
+        if (want > 0 && want < n)
+            n = (apr_size_t)want;       /* then skip again */
         rv = apr_file_read(tgt, piece, &n);
         if (rv == APR_EOF)
             break;

@@ -708,6 +708,69 @@ static void test_issue_cases(void)
     free(b);
 }
 
+/* With manifests, unchanged chunks cost neither reads nor bytes: an
+ * identical file is a few COPYs and nothing is read; swapped halves read
+ * only the chunks around the cuts. */
+static void test_manifest_costs(void)
+{
+    size_t n = 2 * MIB;
+    unsigned char *a = malloc(n), *b = malloc(n);
+    static const iss_cdc_params_t defaults = ISS_CDC_PARAMS_DEFAULT;
+    how_t how = { 0 };
+    res_t r;
+
+    fill_random(a, n);
+    how.manifests = 2;
+    how.params = defaults;
+    how.piece = 65536;
+    if (encode(a, n, a, n, &how, &r) == APR_SUCCESS) {
+        ok(r.delta.len <= 32 && r.src_read == 0 && r.skipped == n,
+           "identical, with manifests: %zu bytes, %" APR_UINT64_T_FMT
+           " source bytes read, %" APR_UINT64_T_FMT " target bytes skipped",
+           r.delta.len, r.src_read, r.skipped);
+    }
+    else
+        ok(0, "identical, with manifests: encoded (%s)", r.msg);
+    buf_free(&r.delta);
+    how.window = 100000;        /* chunks cut by window boundaries */
+    if (encode(a, n, a, n, &how, &r) == APR_SUCCESS)
+        ok(r.delta.len <= 21 * 40 && r.src_read == 0,
+           "identical, with manifests, windows of 100000 bytes: %zu bytes,"
+           " %" APR_UINT64_T_FMT " source bytes read", r.delta.len,
+           r.src_read);
+    else
+        ok(0, "windows of 100000: encoded (%s)", r.msg);
+    buf_free(&r.delta);
+    how.window = 0;
+    memcpy(b, a + n / 2, n / 2);
+    memcpy(b + n / 2, a, n / 2);
+    round_trip("halves swapped, with manifests", a, n, b, n, &how, NULL, 0);
+    {
+        apr_pool_t *p;
+        apr_uint64_t changed = 0;
+
+        /* the chunker needs a while to find the source's cuts again
+         * after each junction: the chunks in between are read twice
+         * (indexed, then matched) */
+        apr_pool_create(&p, gp);
+        iss_vcdiff_enc_changed_bytes(manifest_of(&defaults, a, n, p),
+                                     manifest_of(&defaults, b, n, p),
+                                     &changed, p);
+        apr_pool_destroy(p);
+        if (encode(a, n, b, n, &how, &r) == APR_SUCCESS)
+            ok(r.delta.len <= 200 && r.src_read <= 2 * changed + 512 * KIB,
+               "halves swapped, with manifests: %zu bytes, %"
+               APR_UINT64_T_FMT " source bytes read (changed chunks: %"
+               APR_UINT64_T_FMT " bytes)", r.delta.len, r.src_read,
+               changed);
+        else
+            ok(0, "halves swapped: encoded (%s)", r.msg);
+    }
+    buf_free(&r.delta);
+    free(a);
+    free(b);
+}
+
 /* A handful of deltas through the real xdelta3 -d. */
 static void test_xdelta(void)
 {
@@ -916,17 +979,56 @@ static void test_api(void)
                "skip: not inside a changed chunk");
         is_int(iss_vcdiff_enc_target_size(enc), sk, "target size counts"
                " skipped bytes");
+        {
+            apr_uint64_t w = iss_vcdiff_enc_wanted(enc);
+
+            ok(sk <= 2000 && w > 0 && w < sizeof(b) && sk + w >= 2600,
+               "wanted: %" APR_UINT64_T_FMT " bytes from %" APR_UINT64_T_FMT
+               ", over the 600 changed at 2000", w, sk);
+        }
+    }
+    rv = iss_vcdiff_enc_create(&enc, &o, p);
+    if (rv == APR_SUCCESS) {
+        apr_uint64_t fed = 0, skipped = 0, w, sk;
+        int steps = 0;
+
+        while (fed + skipped < sizeof(b) && steps++ < 100) {
+            sk = iss_vcdiff_enc_skippable(enc);
+            w = iss_vcdiff_enc_wanted(enc);
+            if ((sk > 0) == (w > 0))
+                break;
+            if (sk > 0) {
+                iss_vcdiff_enc_skip(enc, sk);
+                skipped += sk;
+            }
+            else {
+                iss_vcdiff_enc_feed(enc, b + fed + skipped, (apr_size_t)w);
+                fed += w;
+            }
+        }
+        ok(fed + skipped == sizeof(b) && iss_vcdiff_enc_wanted(enc) == 0
+           && iss_vcdiff_enc_skippable(enc) == 0,
+           "wanted and skippable: one of them at a time, to the end (%"
+           APR_UINT64_T_FMT " fed, %" APR_UINT64_T_FMT " skipped)", fed,
+           skipped);
+        is_int(iss_vcdiff_enc_finish(enc), APR_SUCCESS,
+               "... and the target is complete");
     }
     o.checksum = 1;
     rv = iss_vcdiff_enc_create(&enc, &o, p);
-    if (rv == APR_SUCCESS)
+    if (rv == APR_SUCCESS) {
         is_int(iss_vcdiff_enc_skippable(enc), 0,
                "skippable: 0 with a checksum");
+        ok(iss_vcdiff_enc_wanted(enc) == APR_UINT64_MAX,
+           "wanted: everything with a checksum");
+    }
     o = good;
     rv = iss_vcdiff_enc_create(&enc, &o, p);
     if (rv == APR_SUCCESS) {
         is_int(iss_vcdiff_enc_skippable(enc), 0,
                "skippable: 0 without manifests");
+        ok(iss_vcdiff_enc_wanted(enc) == APR_UINT64_MAX,
+           "wanted: everything without manifests");
         is_int(iss_vcdiff_enc_skip(enc, 1), APR_EINVAL,
                "skip: refused without manifests");
         is_int(iss_vcdiff_enc_feed(enc, b, sizeof(b)), APR_SUCCESS,
@@ -1152,6 +1254,7 @@ int main(int argc, const char *const *argv)
     test_shapes();
     test_index_sizes();
     test_issue_cases();
+    test_manifest_costs();
     test_xdelta();
     test_random(getenv("ISS_VCDIFF_ENC_ROUNDS")
                 ? atoi(getenv("ISS_VCDIFF_ENC_ROUNDS")) : 300);

@@ -943,12 +943,17 @@ static APR_INLINE void self_insert(iss_vcdiff_enc_t *e, apr_size_t t)
         }                                                               \
     } while (0)
 
-static apr_size_t back_cap(const iss_vcdiff_enc_t *e, apr_size_t lit_len,
-                           apr_size_t n)
+/* How far back to compare a candidate of n bytes, at most @a back:
+ * twice its length and a little more, and for a candidate of the sampled
+ * index the step as well (it may be found up to step - 1 bytes late).
+ * So the work per position stays in proportion to what is gained. */
+static apr_size_t back_cap(const iss_vcdiff_enc_t *e, apr_size_t back,
+                           apr_size_t n, int sampled)
 {
-    apr_uint64_t cap = 2 * (apr_uint64_t)n + BACK_SLACK + e->step;
+    apr_uint64_t cap = 2 * (apr_uint64_t)n + BACK_SLACK
+                       + (sampled ? e->step : 0);
 
-    return cap < lit_len ? (apr_size_t)cap : lit_len;
+    return cap < back ? (apr_size_t)cap : back;
 }
 
 static apr_status_t match_range(iss_vcdiff_enc_t *e, apr_size_t s,
@@ -980,7 +985,7 @@ static apr_status_t match_range(iss_vcdiff_enc_t *e, apr_size_t s,
                 if (fwd_src(e, so, t, maxf, &n) != APR_SUCCESS)
                     return e->err;
                 if (n >= MIN_MATCH) {
-                    if (bwd_src(e, so, t, back_cap(e, back, n), &b)
+                    if (bwd_src(e, so, t, back_cap(e, back, n, 0), &b)
                         != APR_SUCCESS)
                         return e->err;
                     CONSIDER(OP_COPY_SRC, so, b, n);
@@ -1002,7 +1007,7 @@ static apr_status_t match_range(iss_vcdiff_enc_t *e, apr_size_t s,
                     continue;
                 n = SELF_L + prefix(w + p + SELF_L, w + t + SELF_L,
                                     maxf - SELF_L);
-                lim = back_cap(e, back, n);
+                lim = back_cap(e, back, n, 0);
                 if (lim > p - e->floor)
                     lim = p - e->floor;
                 for (b = 0; b < lim && w[p - b - 1] == w[t - b - 1]; b++)
@@ -1059,7 +1064,7 @@ static apr_status_t match_range(iss_vcdiff_enc_t *e, apr_size_t s,
                     return e->err;
                 if (n < MIN_MATCH)
                     continue;
-                if (bwd_src(e, so, t, back_cap(e, back, n), &b)
+                if (bwd_src(e, so, t, back_cap(e, back, n, 1), &b)
                     != APR_SUCCESS)
                     return e->err;
                 CONSIDER(OP_COPY_SRC, so, b, n);
@@ -1613,6 +1618,25 @@ apr_uint64_t iss_vcdiff_enc_skippable(iss_vcdiff_enc_t *enc)
     for (k = e->feed_j; k < tm->count && planned(e, &tm->entries[k]); k++)
         upto = tm->entries[k].offset + tm->entries[k].length;
     e->skip_upto = upto;
+    return upto - e->total;
+}
+
+apr_uint64_t iss_vcdiff_enc_wanted(iss_vcdiff_enc_t *enc)
+{
+    iss_vcdiff_enc_t *e = enc;
+    const iss_manifest_t *tm = e->tm;
+    apr_uint64_t upto;
+    apr_uint32_t k;
+
+    if (tm == NULL || e->o.checksum)
+        return APR_UINT64_MAX;
+    if (e->err != APR_SUCCESS || e->finished
+        || iss_vcdiff_enc_skippable(e) > 0)
+        return 0;
+    /* skippable() moved feed_j to the entry at e->total */
+    upto = e->total;
+    for (k = e->feed_j; k < tm->count && !planned(e, &tm->entries[k]); k++)
+        upto = tm->entries[k].offset + tm->entries[k].length;
     return upto - e->total;
 }
 

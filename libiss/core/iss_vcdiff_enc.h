@@ -181,6 +181,16 @@ apr_status_t iss_vcdiff_enc_feed(iss_vcdiff_enc_t *enc, const void *buf,
 apr_uint64_t iss_vcdiff_enc_skippable(iss_vcdiff_enc_t *enc);
 
 /**
+ * With manifests (and no checksum): how many of the next target bytes
+ * the encoder must be fed before iss_vcdiff_enc_skippable() can say
+ * anything but 0 (the rest of the run of changed chunks at the current
+ * position; 0 when bytes may be skipped now, and at the end).  Without
+ * manifests, or with a checksum, APR_UINT64_MAX: everything.  A caller
+ * reads and feeds that much, then skips what it may, and so on.
+ */
+apr_uint64_t iss_vcdiff_enc_wanted(iss_vcdiff_enc_t *enc);
+
+/**
  * Pass over the next @a len target bytes without feeding them; @a len
  * must not exceed iss_vcdiff_enc_skippable() (APR_EINVAL otherwise).
  * Windows completed meanwhile are encoded and written.
