@@ -201,7 +201,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     while (off < target_len && rv == APR_SUCCESS) {
         apr_size_t n = piece ? piece : target_len - off;
         apr_uint64_t sk = (ways & 3) == 2 ? iss_vcdiff_enc_skippable(enc) : 0;
+        apr_uint64_t want = iss_vcdiff_enc_wanted(enc);
 
+        if ((ways & 3) == 2 && !eo.checksum && (sk > 0) == (want > 0))
+            abort();                    /* one of them, always */
+        if ((ways & 3) != 2 && (ways & 3) != 1 && want != APR_UINT64_MAX)
+            abort();                    /* no manifests: everything */
         if (sk > 0) {
             if (sk > target_len - off)
                 abort();                /* beyond the manifest */
@@ -213,6 +218,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         if (n > target_len - off)
             n = target_len - off;
+        if ((ways & 3) == 2 && want < n)
+            n = (apr_size_t)want;       /* then ask again */
         rv = iss_vcdiff_enc_feed(enc, target + off, n);
         off += n;
     }

@@ -49,7 +49,8 @@
  * a COPY of that source chunk, merged with its neighbours when they are
  * contiguous in the source too, and neither its source nor its target
  * bytes are looked at: the caller may skip them
- * (iss_vcdiff_enc_skippable(), iss_vcdiff_enc_skip()).  Only the
+ * (iss_vcdiff_enc_skippable() and iss_vcdiff_enc_wanted() say what to
+ * skip and what to feed next, iss_vcdiff_enc_skip() skips).  Only the
  * source chunks whose ids the target does not list (what was changed or
  * removed) are read and indexed, so a small edit reads about one chunk
  * of the source; the parse above runs over the target's other chunks
