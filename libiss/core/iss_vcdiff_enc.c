@@ -169,7 +169,7 @@ struct iss_vcdiff_enc_t {
     /* the window's self index */
     apr_uint32_t *self;         /* buckets of SELF_WAYS positions + 1 */
     unsigned self_bits;         /* of this window */
-    unsigned self_max;          /* of the largest window */
+    unsigned self_max;          /* of the table allocated (0: none) */
     apr_size_t floor;           /* window positions below are not held */
 
     /* manifests */
@@ -1397,17 +1397,19 @@ static apr_status_t encode_window(iss_vcdiff_enc_t *e)
     e->qn = 0;
     e->p2 = P2_NONE;
     e->floor = 0;
-    if (e->self == NULL) {
-        e->self = malloc(((apr_size_t)1 << e->self_max) * SELF_WAYS
+    /* wlen / 128 buckets, 2^4 .. 2^16: a short window (a small target)
+     * allocates and clears few; every window but the last is W long */
+    e->self_bits = 4;
+    while (e->self_bits < 16 && ((apr_size_t)128 << e->self_bits) < e->wlen)
+        e->self_bits++;
+    if (e->self_bits > e->self_max) {
+        free(e->self);
+        e->self = malloc(((apr_size_t)1 << e->self_bits) * SELF_WAYS
                          * sizeof(apr_uint32_t));
         if (e->self == NULL)
             return fail(e, APR_ENOMEM, "out of memory");
+        e->self_max = e->self_bits;
     }
-    /* W / 128 buckets, 2^4 .. 2^16: a short window clears few */
-    e->self_bits = 4;
-    while (e->self_bits < e->self_max
-           && ((apr_size_t)128 << e->self_bits) < e->wlen)
-        e->self_bits++;
     memset(e->self, 0, ((apr_size_t)1 << e->self_bits) * SELF_WAYS
                        * sizeof(apr_uint32_t));
     rv = e->tm != NULL ? plan_window(e) : match_range(e, 0, e->wlen);
@@ -1494,7 +1496,6 @@ apr_status_t iss_vcdiff_enc_create(iss_vcdiff_enc_t **enc,
                                    apr_pool_t *pool)
 {
     iss_vcdiff_enc_t *e;
-    apr_uint64_t span;
     int i;
 
     *enc = NULL;
@@ -1526,13 +1527,6 @@ apr_status_t iss_vcdiff_enc_create(iss_vcdiff_enc_t **enc,
     e->rh_pow = 1;
     for (i = 0; i < SRC_L - 1; i++)
         e->rh_pow *= RH_MUL;
-    /* self index: at most W / 128 buckets of 16 bytes, 2^4 .. 2^16 */
-    span = e->W;
-    if (opts->target_manifest != NULL && opts->target_manifest->file_size < span)
-        span = opts->target_manifest->file_size;
-    e->self_max = 4;
-    while (e->self_max < 16 && ((apr_uint64_t)128 << e->self_max) < span)
-        e->self_max++;
     apr_pool_cleanup_register(pool, e, cleanup, apr_pool_cleanup_null);
     if (opts->source_manifest != NULL) {
         e->sm = opts->source_manifest;

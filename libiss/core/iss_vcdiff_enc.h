@@ -63,10 +63,11 @@
  *    on demand: a window of COPYs needs a few bytes;
  *  - the source index, at most opts.index_size bytes, sized to the
  *    indexed bytes (8 bytes per sample, samples <= half the slots);
- *  - the window's self index, at most 1 MiB (W / 8 for smaller W), a
- *    source cache of 256 blocks of 4 KiB (or the source's size if
- *    smaller), 256 probe blocks of 256 bytes and, while the index is
- *    built, a read buffer of 256 KiB;
+ *  - the window's self index, at most 1 MiB (the window's length / 8
+ *    when that is less: a small target allocates little), a source
+ *    cache of 256 blocks of 4 KiB (or the source's size if smaller), 256
+ *    probe blocks of 256 bytes and, while the index is built, a read
+ *    buffer of 256 KiB;
  *  - with manifests, at most 40 bytes per source manifest entry (an id
  *    map and the list of indexed regions); nothing per target entry.
  * With the defaults that is at most 8 + 16 + 8 + 2.4 MiB, and
