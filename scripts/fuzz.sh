@@ -11,7 +11,12 @@
 #                 build/tools/iss-chunk makes;
 #   fuzz_frames   fuzz/fuzz_frames.c, the chunk-frame parser
 #                 (libiss/core/iss_frames.c), seeded with the frames
-#                 build/tools/iss-chunk makes.
+#                 build/tools/iss-chunk makes;
+#   fuzz_vcdiff_enc fuzz/fuzz_vcdiff_enc.c, the VCDIFF encoder
+#                 (libiss/core/iss_vcdiff_enc.c) checked against the
+#                 decoder: source and target come from the input (a
+#                 recipe of copies, adds, repeats and runs), every delta
+#                 must decode to the target; seeded with a few recipes.
 # The seeds need build/tools/iss-chunk: scripts/build.sh first.  Exits
 # non-zero if a target crashes, leaks or trips a sanitizer; the crashing
 # input is kept in build-fuzz/ and printed.
@@ -34,6 +39,10 @@ clang "${flags[@]}" -o "$out/fuzz_manifest" "$top/fuzz/fuzz_manifest.c" \
       "$core/iss_digest.c" "${libs[@]}" -lcrypto
 clang "${flags[@]}" -o "$out/fuzz_frames" "$top/fuzz/fuzz_frames.c" \
       "$core/iss_frames.c" "$core/iss_bytes.c" "$core/iss_digest.c" \
+      "${libs[@]}" -lcrypto
+clang "${flags[@]}" -o "$out/fuzz_vcdiff_enc" "$top/fuzz/fuzz_vcdiff_enc.c" \
+      "$core/iss_vcdiff_enc.c" "$core/iss_vcdiff.c" "$core/iss_manifest.c" \
+      "$core/iss_cdc.c" "$core/iss_bytes.c" "$core/iss_digest.c" \
       "${libs[@]}" -lcrypto
 
 seeds=$(mktemp -d)
@@ -87,3 +96,22 @@ for ctl in '\x00\x00' '\x07\x00' '\x3f\x00' '\x07\x03' '\x00\x10'; do
   done
 done
 run fuzz_frames "$seeds/f"
+
+# Encoder seeds (layout in fuzz/fuzz_vcdiff_enc.c): byte 0 the ways
+# (manifests, checksum, window, index size), byte 1 the piece size, a
+# 2-byte source length, the source, then the recipe of the target.
+mkdir -p "$seeds/enc"
+head -c 3000 /dev/urandom > "$seeds/src"
+i=0
+for ways in '\x00' '\x01' '\x02' '\x06' '\x18' '\x30' '\x7a' '\xc1'; do
+  for piece in '\x00' '\x07'; do
+    {
+      printf "$ways$piece"'\x0b\xb8'; cat "$seeds/src"
+      # COPY 760 bytes from 0, ADD "new data!", COPY 81 from 2000, REPEAT 36
+      # from 6 back, a RUN of 33 zeros, COPY 257 from 500
+      printf '\xfc\x00\x00\xff\x21new data!\x20\x07\xd0\x10'
+      printf '\x22\x05\x13\x00\x40\x01\xf4\x80'
+    } > "$seeds/enc/seed$i"; i=$((i + 1))
+  done
+done
+run fuzz_vcdiff_enc "$seeds/enc"
