@@ -2,7 +2,7 @@
 
 /*
  * libFuzzer target for the parsers of uploads by manifest
- * (libiss/iss_manifest.c): any bytes as a manifest (ISM1) and as a
+ * (libiss/core/iss_manifest.c): any bytes as a manifest (ISM1) and as a
  * manifest delta (ISD1) against a fixed base, under small limits.
  * Whatever the input, the parsers must return one of their codes, never
  * touch memory they do not own, and whatever they accept must be a valid

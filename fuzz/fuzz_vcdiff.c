@@ -1,7 +1,7 @@
 /* Licensed under the Apache License, Version 2.0 (see LICENSE). */
 
 /*
- * libFuzzer target for the VCDIFF decoder (libiss/iss_vcdiff.c): any
+ * libFuzzer target for the VCDIFF decoder (libiss/core/iss_vcdiff.c): any
  * bytes as a delta against a fixed source, fed in chunks whose sizes the
  * input also picks, with VCD_TARGET windows read back from what was
  * written.  Whatever the input, the decoder must return one of its codes

@@ -12,8 +12,10 @@
 #include "mod_iss.h"
 #include "mod_iss_capture.h"
 #include "mod_iss_config.h"
+#include "mod_iss_cors.h"
 #include "mod_iss_digest.h"
 #include "mod_iss_options.h"
+#include "mod_iss_owncloud.h"
 #include "mod_iss_patch.h"
 #include "mod_iss_provider.h"
 #include "mod_iss_reports.h"
@@ -34,15 +36,20 @@ static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
     return iss_state_pre_config(pconf, plog, ptemp);
 }
 
+/* The startup checks run here, not in post_config: check_config also
+ * runs for `httpd -t` (apache2ctl configtest), so a configuration that
+ * cannot start fails the test with the same message instead of passing
+ * it and taking the server down at the next graceful restart. */
+static int check_config(apr_pool_t *pconf, apr_pool_t *plog,
+                        apr_pool_t *ptemp, server_rec *s)
+{
+    return iss_config_check(pconf, ptemp, s);
+}
+
 static int post_config(apr_pool_t *pconf, apr_pool_t *plog,
                        apr_pool_t *ptemp, server_rec *s)
 {
-    int rc;
-
     ap_add_version_component(pconf, "mod_iss/" ISS_VERSION);
-    if ((rc = iss_config_check(pconf, ptemp, s)) != OK) {
-        return rc;
-    }
     iss_digest_post_config(s);
     return iss_state_post_config(pconf, plog, ptemp, s);
 }
@@ -59,6 +66,7 @@ static void register_hooks(apr_pool_t *p)
     iss_provider_register(p);
     iss_options_register(p);
     ap_hook_pre_config(pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_check_config(check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(child_init, NULL, NULL, APR_HOOK_MIDDLE);
     iss_capture_register_hooks(p);
@@ -71,6 +79,8 @@ static void register_hooks(apr_pool_t *p)
     iss_get_register_hooks(p);
     iss_patch_register_hooks(p);
     iss_upload_register_hooks(p);
+    iss_owncloud_register_hooks(p);
+    iss_cors_register_hooks(p);
 }
 
 AP_DECLARE_MODULE(iss) = {

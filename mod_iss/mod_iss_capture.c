@@ -230,6 +230,7 @@ static const iss_filedigest_t *digest_of(const capture_t *cap,
     d->size = e->size;
     d->mtime = e->mtime_us;
     memcpy(d->sha256, body->sha256, sizeof(d->sha256));
+    d->sums = body->sums;
     *m = body->manifest;
     return d;
 }
@@ -597,8 +598,14 @@ static int precondition(request_rec *r, dav_resource *src,
     if (nsides == 0) {
         return DECLINED;
     }
-    *err = begin(r, sides, nsides);
-    return *err ? OK : DECLINED;
+    /* A write that cannot be recorded is refused before it happens, with
+     * our error body (begin() logged why, at error: it is the server's
+     * problem, not the client's). */
+    if ((*err = begin(r, sides, nsides)) != NULL) {
+        *err = iss_error_answer(r, *err, "state-unavailable");
+        return OK;
+    }
+    return DECLINED;
 }
 
 void iss_capture_register_hooks(apr_pool_t *p)

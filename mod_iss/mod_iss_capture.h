@@ -5,8 +5,9 @@
  *
  * Before: mod_dav's method_precondition hook, for PUT, DELETE, MKCOL,
  * PROPPATCH, LOCK on an unmapped URL, and the second (destination)
- * call of COPY and MOVE (mod_iss's own methods, PATCH and later, will
- * enter the same step from their handler).  It lists every member the
+ * call of COPY and MOVE; mod_iss's own write, PATCH (every format, the
+ * upload by manifest included), enters the same step from its handler
+ * (iss_capture_modify()).  It lists every member the
  * method may touch (walking a collection that is deleted, copied, moved
  * or overwritten), and records that intent in the store of every `Dav iss`
  * location involved (source and destination may differ) before mod_dav

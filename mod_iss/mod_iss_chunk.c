@@ -103,6 +103,7 @@ apr_status_t iss_chunk_manifest_of_file(request_rec *r, const char *rel,
         || (rv = apr_file_info_get(&after, IDENT, f)) != APR_SUCCESS) {
         return rv;
     }
+    memset(&d, 0, sizeof(d));
     iss_filedigest_set_identity(&d, fi);
     if (!iss_filedigest_matches(&d, &after)
         || (apr_uint64_t)fi->size != (*m)->file_size) {

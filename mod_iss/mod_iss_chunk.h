@@ -8,7 +8,7 @@
  * content, by an upload by manifest (which is given it); for files
  * changed behind httpd's back, on first need by one read of the open
  * file.  It is kept in the state store with the identity of the file it
- * describes (libiss/iss_chunkidx) and served to clients on GET with
+ * describes (libiss/server/iss_chunkidx) and served to clients on GET with
  * `Accept: application/vnd.mod-iss.manifest`.
  *
  * The dedup scope check lives here too: whether the user of a request

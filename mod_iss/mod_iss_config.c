@@ -16,58 +16,65 @@
 
 /* ---- directives ------------------------------------------------------- */
 
+/* A field is set in a section when it does not hold the unset value of
+ * its type: ISS_UNSET for numbers, NULL for pointers. */
+#define UNSET_OF(x) _Generic((x), int: ISS_UNSET,                           \
+                                  apr_int64_t: (apr_int64_t)ISS_UNSET,      \
+                                  default: NULL)
+#define IS_SET(x) ((x) != UNSET_OF(x))
+/* The value in force: the section's, else the default. */
+#define VALUE_OR(x, dflt) (IS_SET(x) ? (x) : (dflt))
+
 void *iss_config_create_dir(apr_pool_t *p, char *dir)
 {
     iss_dir_conf_t *conf = apr_pcalloc(p, sizeof(*conf));
 
-    conf->state_sync = -1;
-    conf->max_results = -1;
-    conf->reconcile = -1;
-    conf->digest_header = -1;
-    conf->patch_max_target = -1;
-    conf->patch_max_window = -1;
-    conf->chunking = -1;
-    conf->dedup_scope = -1;
-    conf->upload_timeout = -1;
-    conf->upload_max_size = -1;
-    conf->upload_staging = -1;
+    /* pointers: NULL from apr_pcalloc; root_is_fs goes with state_dir */
+    conf->state_sync = ISS_UNSET;
+    conf->max_results = ISS_UNSET;
+    conf->reconcile = ISS_UNSET;
+    conf->digest_header = ISS_UNSET;
+    conf->patch_max_target = ISS_UNSET;
+    conf->patch_max_window = ISS_UNSET;
+    conf->chunking = ISS_UNSET;
+    conf->dedup_scope = ISS_UNSET;
+    conf->upload_timeout = ISS_UNSET;
+    conf->upload_max_size = ISS_UNSET;
+    conf->upload_staging = ISS_UNSET;
+    conf->owncloud = ISS_UNSET;
     return conf;
 }
 
-#define MERGE(f) (add->f ? add->f : base->f)
+/* Every field: the inner section's value where its directive was given
+ * there, else the outer one's.  section and root_is_fs come with
+ * ISSStateDir (MERGE_WITH). */
+#define MERGE_WITH(f, key) (conf->f = IS_SET(add->key) ? add->f : base->f)
+#define MERGE(f) MERGE_WITH(f, f)
 
 void *iss_config_merge_dir(apr_pool_t *p, void *basev, void *addv)
 {
     const iss_dir_conf_t *base = basev, *add = addv;
     iss_dir_conf_t *conf = apr_pcalloc(p, sizeof(*conf));
 
-    conf->state_dir = MERGE(state_dir);
-    conf->section = add->state_dir ? add->section : base->section;
-    conf->root_is_fs = add->state_dir ? add->root_is_fs : base->root_is_fs;
-    conf->retention_set = add->retention_set || base->retention_set;
-    conf->retention = add->retention_set ? add->retention : base->retention;
-    conf->max_results = add->max_results != -1 ? add->max_results
-                                               : base->max_results;
-    conf->reconcile = add->reconcile != -1 ? add->reconcile : base->reconcile;
-    conf->digest_header = add->digest_header != -1 ? add->digest_header
-                                                   : base->digest_header;
-    conf->patch_max_target = add->patch_max_target != -1
-        ? add->patch_max_target : base->patch_max_target;
-    conf->patch_max_window = add->patch_max_window != -1
-        ? add->patch_max_window : base->patch_max_window;
-#define MERGE_SET(f) (add->f != -1 ? add->f : base->f)
-    conf->chunking = MERGE_SET(chunking);
-    conf->chunk_sizes_set = add->chunk_sizes_set || base->chunk_sizes_set;
-    conf->chunk_sizes = add->chunk_sizes_set ? add->chunk_sizes
-                                             : base->chunk_sizes;
-    conf->dedup_scope = MERGE_SET(dedup_scope);
-    conf->upload_timeout = MERGE_SET(upload_timeout);
-    conf->upload_max_size = MERGE_SET(upload_max_size);
-    conf->upload_staging = MERGE_SET(upload_staging);
-#undef MERGE_SET
-    conf->dbm_type = MERGE(dbm_type);
-    conf->state_sync = add->state_sync != -1 ? add->state_sync
-                                             : base->state_sync;
+    MERGE(state_dir);
+    MERGE_WITH(section, state_dir);
+    MERGE_WITH(root_is_fs, state_dir);
+    MERGE(dbm_type);
+    MERGE(state_sync);
+    MERGE(retention);
+    MERGE(max_results);
+    MERGE(reconcile);
+    MERGE(digest_header);
+    MERGE(patch_max_target);
+    MERGE(patch_max_window);
+    MERGE(chunking);
+    MERGE(chunk_sizes);
+    MERGE(dedup_scope);
+    MERGE(upload_timeout);
+    MERGE(upload_max_size);
+    MERGE(upload_staging);
+    MERGE(owncloud);
+    MERGE(cors_origins);
     return conf;
 }
 
@@ -88,7 +95,7 @@ iss_server_conf_t *iss_config_server(server_rec *s)
 
 int iss_config_state_sync(const iss_dir_conf_t *dconf)
 {
-    return dconf->state_sync != 0;
+    return VALUE_OR(dconf->state_sync, 1);
 }
 
 const iss_sync_retention_t *iss_config_retention(const iss_dir_conf_t *dconf)
@@ -97,76 +104,86 @@ const iss_sync_retention_t *iss_config_retention(const iss_dir_conf_t *dconf)
         ISS_SYNC_RETENTION_DEFAULT_AGE, ISS_SYNC_RETENTION_DEFAULT_COUNT
     };
 
-    return dconf->retention_set ? &dconf->retention : &dflt;
+    return VALUE_OR(dconf->retention, &dflt);
 }
 
 apr_int64_t iss_config_max_results(const iss_dir_conf_t *dconf)
 {
-    return dconf->max_results != -1 ? dconf->max_results
-                                    : ISS_DEFAULT_MAX_RESULTS;
+    return VALUE_OR(dconf->max_results, ISS_DEFAULT_MAX_RESULTS);
 }
 
 apr_int64_t iss_config_reconcile(const iss_dir_conf_t *dconf)
 {
-    return dconf->reconcile != -1 ? dconf->reconcile : 0;
+    return VALUE_OR(dconf->reconcile, 0);
 }
 
 int iss_config_digest_always(const iss_dir_conf_t *dconf)
 {
-    return dconf->digest_header == 1;
+    return VALUE_OR(dconf->digest_header, 0) == 1;
 }
 
 apr_int64_t iss_config_patch_max_target(const iss_dir_conf_t *dconf)
 {
-    return dconf->patch_max_target != -1 ? dconf->patch_max_target
-                                         : ISS_DEFAULT_PATCH_MAX_TARGET;
+    return VALUE_OR(dconf->patch_max_target, ISS_DEFAULT_PATCH_MAX_TARGET);
 }
 
 apr_int64_t iss_config_patch_max_window(const iss_dir_conf_t *dconf)
 {
-    return dconf->patch_max_window != -1 ? dconf->patch_max_window
-                                         : ISS_DEFAULT_PATCH_MAX_WINDOW;
+    return VALUE_OR(dconf->patch_max_window, ISS_DEFAULT_PATCH_MAX_WINDOW);
 }
 
 int iss_config_chunking(const iss_dir_conf_t *dconf)
 {
-    return dconf->chunking != 0;
+    return VALUE_OR(dconf->chunking, 1);
 }
 
 const iss_cdc_params_t *iss_config_chunk_sizes(const iss_dir_conf_t *dconf)
 {
     static const iss_cdc_params_t dflt = ISS_CDC_PARAMS_DEFAULT;
 
-    return dconf->chunk_sizes_set ? &dconf->chunk_sizes : &dflt;
+    return VALUE_OR(dconf->chunk_sizes, &dflt);
 }
 
 iss_dedup_scope_e iss_config_dedup_scope(const iss_dir_conf_t *dconf)
 {
-    return dconf->dedup_scope != -1 ? (iss_dedup_scope_e)dconf->dedup_scope
-                                    : ISS_DEDUP_READABLE;
+    return (iss_dedup_scope_e)VALUE_OR(dconf->dedup_scope,
+                                       ISS_DEDUP_READABLE);
 }
 
 apr_int64_t iss_config_upload_timeout(const iss_dir_conf_t *dconf)
 {
-    return dconf->upload_timeout != -1 ? dconf->upload_timeout
-                                       : ISS_DEFAULT_UPLOAD_TIMEOUT;
+    return VALUE_OR(dconf->upload_timeout, ISS_DEFAULT_UPLOAD_TIMEOUT);
 }
 
 apr_int64_t iss_config_upload_max_size(const iss_dir_conf_t *dconf)
 {
-    return dconf->upload_max_size != -1 ? dconf->upload_max_size
-                                        : ISS_DEFAULT_UPLOAD_MAX_SIZE;
+    return VALUE_OR(dconf->upload_max_size, ISS_DEFAULT_UPLOAD_MAX_SIZE);
 }
 
 apr_int64_t iss_config_upload_staging(const iss_dir_conf_t *dconf)
 {
-    return dconf->upload_staging != -1 ? dconf->upload_staging
-                                       : ISS_DEFAULT_UPLOAD_STAGING;
+    return VALUE_OR(dconf->upload_staging, ISS_DEFAULT_UPLOAD_STAGING);
+}
+
+int iss_config_owncloud(const iss_dir_conf_t *dconf)
+{
+    return VALUE_OR(dconf->owncloud, 0);
+}
+
+unsigned iss_config_oc_sums(const iss_dir_conf_t *dconf)
+{
+    return iss_config_owncloud(dconf) ? ISS_SUM_SHA1 | ISS_SUM_MD5 : 0;
+}
+
+const apr_array_header_t *iss_config_cors_origins(const iss_dir_conf_t *dconf)
+{
+    return dconf->cors_origins && dconf->cors_origins->nelts
+               ? dconf->cors_origins : NULL;
 }
 
 const char *iss_config_dbm_type(const iss_dir_conf_t *dconf)
 {
-    return dconf->dbm_type ? dconf->dbm_type : ISS_DEFAULT_DBM_TYPE;
+    return VALUE_OR(dconf->dbm_type, ISS_DEFAULT_DBM_TYPE);
 }
 
 static const char *set_state_dir(cmd_parms *cmd, void *dconf, const char *arg)
@@ -196,16 +213,16 @@ static const char *set_state_dir(cmd_parms *cmd, void *dconf, const char *arg)
 static const char *set_retention(cmd_parms *cmd, void *dconf, const char *arg)
 {
     iss_dir_conf_t *conf = dconf;
+    iss_sync_retention_t *ret = apr_palloc(cmd->pool, sizeof(*ret));
     const char *err;
 
-    if (!conf->retention_set) {
-        conf->retention.max_age = ISS_SYNC_RETENTION_DEFAULT_AGE;
-        conf->retention.max_count = ISS_SYNC_RETENTION_DEFAULT_COUNT;
-        conf->retention_set = 1;
-    }
-    if ((err = iss_sync_retention_parse(&conf->retention, arg, cmd->pool))) {
+    /* Each argument (and each line in a section) amends the value so
+     * far, which starts as the default. */
+    *ret = *iss_config_retention(conf);
+    if ((err = iss_sync_retention_parse(ret, arg, cmd->pool))) {
         return apr_pstrcat(cmd->pool, "ISSSyncRetention: ", err, NULL);
     }
+    conf->retention = ret;
     return NULL;
 }
 
@@ -307,6 +324,7 @@ static const char *set_chunk_sizes(cmd_parms *cmd, void *dconf,
                                    const char *max)
 {
     iss_dir_conf_t *conf = dconf;
+    iss_cdc_params_t *sizes;
     apr_int64_t v[3];
     const char *err, *args[3] = { min, avg, max };
     int i;
@@ -317,13 +335,14 @@ static const char *set_chunk_sizes(cmd_parms *cmd, void *dconf,
             return err;
         }
     }
-    conf->chunk_sizes.min_size = (apr_uint32_t)v[0];
-    conf->chunk_sizes.avg_size = (apr_uint32_t)v[1];
-    conf->chunk_sizes.max_size = (apr_uint32_t)v[2];
-    if ((err = iss_cdc_params_check(&conf->chunk_sizes)) != NULL) {
+    sizes = apr_palloc(cmd->pool, sizeof(*sizes));
+    sizes->min_size = (apr_uint32_t)v[0];
+    sizes->avg_size = (apr_uint32_t)v[1];
+    sizes->max_size = (apr_uint32_t)v[2];
+    if ((err = iss_cdc_params_check(sizes)) != NULL) {
         return apr_pstrcat(cmd->pool, "ISSChunkSizes: ", err, NULL);
     }
-    conf->chunk_sizes_set = 1;
+    conf->chunk_sizes = sizes;
     return NULL;
 }
 
@@ -395,6 +414,48 @@ static const char *set_state_sync(cmd_parms *cmd, void *dconf, int on)
     return NULL;
 }
 
+static const char *set_owncloud(cmd_parms *cmd, void *dconf, int on)
+{
+    ((iss_dir_conf_t *)dconf)->owncloud = on;
+    return NULL;
+}
+
+/* ISSCORSAllowOrigin: origins as browsers send them (scheme://host[:port],
+ * no path), `*` for any, or `Off`; the lines of a section add up to its
+ * list, which replaces the one of an outer section. */
+static const char *set_cors_origin(cmd_parms *cmd, void *dconf,
+                                   const char *arg)
+{
+    iss_dir_conf_t *conf = dconf;
+    apr_array_header_t *list;
+    const char *p;
+    apr_size_t n = strlen(arg);
+
+    if (strcasecmp(arg, "Off") == 0) {
+        conf->cors_origins = apr_array_make(cmd->pool, 1, sizeof(char *));
+        return NULL;
+    }
+    if (strcmp(arg, "*") != 0) {
+        p = ap_strstr_c(arg, "://");
+        if ((strncasecmp(arg, "http://", 7) != 0
+             && strncasecmp(arg, "https://", 8) != 0)
+            || p == NULL || p[3] == '\0' || strchr(p + 3, '/')
+            || arg[n - 1] == ':' || strpbrk(arg, " \t,\"") != NULL) {
+            return apr_pstrcat(cmd->pool, "ISSCORSAllowOrigin: '", arg,
+                               "' is not an origin (scheme://host[:port], "
+                               "no path, as browsers send it in Origin), "
+                               "`*` or Off", NULL);
+        }
+    }
+    /* conf is this section's own: its first origin starts its list. */
+    list = conf->cors_origins
+               ? (apr_array_header_t *)conf->cors_origins
+               : apr_array_make(cmd->pool, 4, sizeof(char *));
+    APR_ARRAY_PUSH(list, const char *) = apr_pstrdup(cmd->pool, arg);
+    conf->cors_origins = list;
+    return NULL;
+}
+
 const command_rec iss_config_cmds[] = {
     AP_INIT_TAKE1("ISSStateDir", set_state_dir, NULL, ACCESS_CONF,
                   "Directory holding the mod_iss state of this location "
@@ -458,6 +519,17 @@ const command_rec iss_config_cmds[] = {
                   ACCESS_CONF | RSRC_CONF,
                   "Most bytes the staged chunks of all unfinished uploads "
                   "of a store may take (default 4G); more answers 507"),
+    AP_INIT_FLAG("ISSOwnCloudCompat", set_owncloud, NULL,
+                 ACCESS_CONF | RSRC_CONF,
+                 "On: meet ownCloud/Nextcloud clients (rclone's "
+                 "vendor=owncloud): oc:checksums (SHA-1 and MD5, computed "
+                 "with the SHA-256), OC-Checksum verified on PUT, "
+                 "X-OC-Mtime honoured; Off (default): none of this"),
+    AP_INIT_ITERATE("ISSCORSAllowOrigin", set_cors_origin, NULL,
+                    ACCESS_CONF | RSRC_CONF,
+                    "Origins of browser apps allowed to use this location "
+                    "(CORS): scheme://host[:port] ..., `*` (any origin, "
+                    "never with credentials) or Off (default)"),
     { NULL }
 };
 
@@ -506,6 +578,7 @@ typedef struct check_ctx {
     server_rec *s;
     apr_hash_t *seen;      /* state dir -> section text */
     int errors;
+    int warn;              /* log warnings in this pass */
 } check_ctx;
 
 static void check_section(check_ctx *c, const ap_directive_t *dav)
@@ -594,6 +667,9 @@ static void check_limits(check_ctx *c, const ap_directive_t *dav)
 {
     const ap_directive_t *d;
 
+    if (!c->warn) {
+        return;
+    }
     for (d = dav->parent ? dav->parent->first_child : NULL; d; d = d->next) {
         if (strcasecmp(d->directive, "<Limit") == 0 && d->args
             && names_method(d->args, "PUT", c->p)
@@ -633,7 +709,15 @@ static void walk_tree(check_ctx *c, const ap_directive_t *d)
 
 int iss_config_check(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
 {
-    check_ctx c = { ptemp, s, apr_hash_make(ptemp), 0 };
+    check_ctx c = { ptemp, s, apr_hash_make(ptemp), 0, 0 };
+
+    /* httpd reads its configuration twice when it starts (the first pass
+     * only checks it, its messages go to the terminal) and once per
+     * restart.  Errors stop the first pass and are printed there;
+     * warnings are printed in the pass that goes on to serve, or in the
+     * only pass of a configuration test, so each appears once. */
+    c.warn = ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG
+             || ap_state_query(AP_SQ_RUN_MODE) == AP_SQ_RM_CONFIG_TEST;
 
     walk_tree(&c, ap_conftree);
     return c.errors ? HTTP_INTERNAL_SERVER_ERROR : OK;

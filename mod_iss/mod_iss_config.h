@@ -5,7 +5,8 @@
  *
  * Per directory: ISSStateDir, ISSDBMType, ISSStateSync, ISSSync*,
  * ISSReconcileInterval, ISSDigestHeader, ISSPatch*, ISSChunking,
- * ISSChunkSizes, ISSDedupScope, ISSUpload*.  Nothing per server yet.
+ * ISSChunkSizes, ISSDedupScope, ISSUpload*, ISSOwnCloudCompat,
+ * ISSCORSAllowOrigin.  Nothing per server yet.
  */
 #ifndef MOD_ISS_CONFIG_H
 #define MOD_ISS_CONFIG_H
@@ -13,32 +14,39 @@
 #include "mod_iss.h"
 #include "iss_sync_log.h"
 #include "iss_cdc.h"
+#include "iss_digest.h"
 #include <apr_global_mutex.h>
 
 #define ISS_DEFAULT_DBM_TYPE "sdbm"
 
+/* Per-directory configuration.  A field not set in a section holds
+ * ISS_UNSET (numbers) or NULL (pointers), so that merging and defaults
+ * are one pattern for every field (mod_iss_config.c). */
+#define ISS_UNSET (-1)
+
 typedef struct iss_dir_conf_t {
-    const char *state_dir;   /* absolute path, NULL = not set here */
-    const char *dbm_type;    /* apr_dbm type name, NULL = not set here */
-    const char *section;     /* the <Location>/<Directory> that set state_dir */
-    int state_sync;          /* ISSStateSync: 1 on, 0 off, -1 not set here */
-    int root_is_fs;          /* section is a <Directory>: root is a path */
-    int retention_set;       /* ISSSyncRetention given here */
-    iss_sync_retention_t retention;
-    apr_int64_t max_results; /* ISSSyncMaxResults; -1 not set here */
-    apr_int64_t reconcile;   /* ISSReconcileInterval seconds; -1 not set */
-    int digest_header;       /* ISSDigestHeader: 1 Always, 0 OnRequest,
-                              * -1 not set here */
-    apr_int64_t patch_max_target;  /* ISSPatchMaxTargetSize; -1 not set */
-    apr_int64_t patch_max_window;  /* ISSPatchMaxWindow; -1 not set */
-    int chunking;                  /* ISSChunking: 1/0, -1 not set */
-    int chunk_sizes_set;           /* ISSChunkSizes given here */
-    iss_cdc_params_t chunk_sizes;
-    int dedup_scope;               /* ISSDedupScope (iss_dedup_scope_e),
-                                    * -1 not set here */
-    apr_int64_t upload_timeout;    /* ISSUploadTimeout seconds; -1 */
-    apr_int64_t upload_max_size;   /* ISSUploadMaxSize; -1 not set */
-    apr_int64_t upload_staging;    /* ISSUploadStagingLimit; -1 */
+    const char *state_dir;   /* ISSStateDir, absolute path */
+    const char *section;     /* ... the <Location>/<Directory> that set it */
+    int root_is_fs;          /* ... that section is a <Directory>: its
+                              * path is the tree's (set with state_dir) */
+    const char *dbm_type;    /* ISSDBMType, an apr_dbm type name */
+    int state_sync;          /* ISSStateSync: 1 on, 0 off */
+    const iss_sync_retention_t *retention; /* ISSSyncRetention */
+    apr_int64_t max_results; /* ISSSyncMaxResults */
+    apr_int64_t reconcile;   /* ISSReconcileInterval, seconds */
+    int digest_header;       /* ISSDigestHeader: 1 Always, 0 OnRequest */
+    apr_int64_t patch_max_target;  /* ISSPatchMaxTargetSize */
+    apr_int64_t patch_max_window;  /* ISSPatchMaxWindow */
+    int chunking;                  /* ISSChunking: 1 on, 0 off */
+    const iss_cdc_params_t *chunk_sizes;  /* ISSChunkSizes */
+    int dedup_scope;               /* ISSDedupScope (iss_dedup_scope_e) */
+    apr_int64_t upload_timeout;    /* ISSUploadTimeout, seconds */
+    apr_int64_t upload_max_size;   /* ISSUploadMaxSize */
+    apr_int64_t upload_staging;    /* ISSUploadStagingLimit */
+    int owncloud;                  /* ISSOwnCloudCompat: 1 on, 0 off */
+    const apr_array_header_t *cors_origins; /* ISSCORSAllowOrigin:
+                                             * const char *, "*" for any;
+                                             * empty: off */
 } iss_dir_conf_t;
 
 /** Where an upload by manifest may take chunks it does not receive. */
@@ -119,13 +127,26 @@ apr_int64_t iss_config_upload_max_size(const iss_dir_conf_t *dconf);
  *  (ISSUploadStagingLimit). */
 apr_int64_t iss_config_upload_staging(const iss_dir_conf_t *dconf);
 
+/** Whether ownCloud/Nextcloud clients are met (ISSOwnCloudCompat,
+ *  default off): oc:checksums, OC-Checksum, X-OC-Mtime. */
+int iss_config_owncloud(const iss_dir_conf_t *dconf);
+
+/** The checksums files get with their digest (ISS_SUM_* bits of
+ *  iss_digest.h): SHA-1 and MD5 with ISSOwnCloudCompat On, else none. */
+unsigned iss_config_oc_sums(const iss_dir_conf_t *dconf);
+
+/** The origins ISSCORSAllowOrigin lists (NULL: CORS is off here). */
+const apr_array_header_t *iss_config_cors_origins(const iss_dir_conf_t *dconf);
+
 /** The DBM type in force (ISSDBMType or the default). */
 const char *iss_config_dbm_type(const iss_dir_conf_t *dconf);
 
-/** Startup checks (post_config): every section with `Dav iss` names an
+/** Startup checks (check_config: at every start, restart and
+ *  `httpd -t`): every section with `Dav iss` names an
  *  ISSStateDir that exists, is a directory and is writable by the user
  *  httpd's children run as; no two sections share one.  Logs every
- *  problem and returns non-OK if there is any. */
+ *  problem and returns non-OK if there is any; warns (once per start)
+ *  about <Limit> lists that leave PATCH or POST open. */
 int iss_config_check(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s);
 
 #endif /* MOD_ISS_CONFIG_H */

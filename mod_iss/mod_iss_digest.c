@@ -1,11 +1,11 @@
 /* Licensed under the Apache License, Version 2.0 (see LICENSE). */
 
 #include "mod_iss_digest.h"
+#include "mod_iss_owncloud.h"
 #include "mod_iss_config.h"
 #include "mod_iss_provider.h"
 #include "mod_iss_state.h"
 #include "iss_manifest_bg.h"
-#include "iss_scan.h"
 
 #include <apr_shm.h>
 #include <apr_strings.h>
@@ -25,6 +25,7 @@
 typedef struct known_t {
     int found;
     unsigned char sha256[ISS_DIGEST_SHA256_LEN];
+    iss_digest_sums_t sums;       /* the checksums known with it */
 } known_t;
 
 static apr_hash_t *known_of(request_rec *r)
@@ -331,7 +332,7 @@ void iss_digest_post_config(server_rec *s)
     if (apr_shm_create(&shm, (apr_size_t)(slots / DC_WAYS
                                           * sizeof(dc_bucket_t)),
                        NULL, pool) != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, ISSLOGNO(01077)
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, ISSLOGNO(01081)
                      "cannot make the shared digest cache (%" APR_UINT64_T_FMT
                      " slots): digests are read from the state store each "
                      "time", slots);
@@ -406,7 +407,8 @@ static apr_hash_t *fetch_folder(request_rec *main, iss_store_t *store,
     }
     while (apr_dir_read(&fi, APR_FINFO_NAME | APR_FINFO_TYPE, d)
            == APR_SUCCESS) {
-        if (fi.filetype == APR_REG && !iss_scan_name_hidden(fi.name)) {
+        if (fi.filetype == APR_REG
+            && !iss_scan_ignored(iss_state_ignore(main), fi.name)) {
             APR_ARRAY_PUSH(c.names, const char *) = apr_pstrdup(main->pool,
                                                                 fi.name);
         }
@@ -423,7 +425,7 @@ static apr_hash_t *fetch_folder(request_rec *main, iss_store_t *store,
  * from the folder's records once they were read, else one store read. */
 static apr_status_t lookup(request_rec *r, iss_store_t *store,
                            const char *rel, const char *path,
-                           const apr_finfo_t *fi, known_t *k)
+                           const apr_finfo_t *fi, unsigned sums, known_t *k)
 {
     request_rec *main = main_of(r);
     iss_request_t *mreq;
@@ -434,7 +436,8 @@ static apr_status_t lookup(request_rec *r, iss_store_t *store,
     const char *name = slash ? slash + 1 : rel;
     folder_t *fo;
 
-    if (dcache_get(fi, k->sha256)) {
+    /* The shared cache holds digests alone, not ownCloud's checksums. */
+    if (sums == 0 && dcache_get(fi, k->sha256)) {
         k->found = 1;
         return APR_SUCCESS;
     }
@@ -463,15 +466,19 @@ static apr_status_t lookup(request_rec *r, iss_store_t *store,
         k->found = d && iss_filedigest_matches(d, fi);
         if (k->found) {
             memcpy(k->sha256, d->sha256, ISS_DIGEST_SHA256_LEN);
+            k->sums = d->sums;
             dcache_put_record(fi, d);
         }
         return APR_SUCCESS;
     }
     {
-        apr_status_t rv = iss_filedigest_lookup(store, rel, fi, k->sha256,
-                                                &k->found, r->pool);
+        iss_filedigest_t d;
+        apr_status_t rv = iss_filedigest_get(store, rel, fi, &d, &k->found,
+                                             r->pool);
 
         if (rv == APR_SUCCESS && k->found) {
+            memcpy(k->sha256, d.sha256, ISS_DIGEST_SHA256_LEN);
+            k->sums = d.sums;
             dcache_put(fi, k->sha256);
         }
         return rv;
@@ -482,9 +489,9 @@ static apr_status_t lookup(request_rec *r, iss_store_t *store,
  * *store becomes NULL then (nothing is kept in a store that fails). */
 static void lookup_logged(request_rec *r, iss_store_t **store,
                           const char *uri, const char *rel, const char *path,
-                          const apr_finfo_t *fi, known_t *k)
+                          const apr_finfo_t *fi, unsigned sums, known_t *k)
 {
-    apr_status_t rv = lookup(r, *store, rel, path, fi, k);
+    apr_status_t rv = lookup(r, *store, rel, path, fi, sums, k);
 
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, r, ISSLOGNO(01049)
@@ -496,31 +503,43 @@ static void lookup_logged(request_rec *r, iss_store_t **store,
     }
 }
 
+/* Whether @a k is a digest with the checksums @a sums too. */
+static int enough(const known_t *k, unsigned sums)
+{
+    return k->found && (k->sums.have & sums) == sums;
+}
+
 /* Look up (unless @a looked) or compute the digest of the file @a f
- * (open, described by @a fi) at @a uri; @a store NULL: no store.
+ * (open, described by @a fi) at @a uri, with the checksums @a sums
+ * (ISS_SUM_* bits; 0: the digest alone); @a store NULL: no store.
  * @a path only names it in messages. */
 static void compute_file(request_rec *r, const char *uri, const char *rel,
                          apr_file_t *f, const apr_finfo_t *fi,
                          const char *path, iss_store_t *store, int looked,
-                         known_t *k)
+                         unsigned sums, known_t *k)
 {
     iss_filedigest_t d;
     apr_status_t rv;
     int stable;
 
     if (store && !looked) {
-        lookup_logged(r, &store, uri, rel, path, fi, k);
-        if (k->found) {
+        lookup_logged(r, &store, uri, rel, path, fi, sums, k);
+        if (enough(k, sums)) {
             return;
         }
     }
-    rv = iss_filedigest_compute_file(f, &d, SETTLE, &stable, r->pool);
+    /* The checksums the location keeps come with every digest it reads
+     * a file for: one read, whatever is asked next. */
+    sums |= iss_config_oc_sums(iss_config_dir(r));
+    rv = iss_filedigest_compute_file_sums(f, &d, sums, SETTLE, &stable,
+                                          r->pool);
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, ISSLOGNO(01050)
                       "cannot read %s to compute its digest", path);
         return;
     }
     memcpy(k->sha256, d.sha256, ISS_DIGEST_SHA256_LEN);
+    k->sums = d.sums;
     k->found = 1;
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, ISSLOGNO(01051)
                   "computed the digest of %s (%" APR_OFF_T_FMT " bytes, "
@@ -545,7 +564,7 @@ static iss_store_t *store_of(request_rec *r)
 }
 
 static void compute(request_rec *r, const char *uri,
-                    const dav_resource *res, known_t *k)
+                    const dav_resource *res, unsigned sums, known_t *k)
 {
     const char *rel = iss_state_rel_path(r, uri);
     const char *root = iss_state_root_fs(r);
@@ -573,8 +592,8 @@ static void compute(request_rec *r, const char *uri,
     }
     /* The usual case: a record for the file as it is (no open). */
     if ((store = store_of(r)) != NULL) {
-        lookup_logged(r, &store, uri, rel, path, &fi, k);
-        if (k->found) {
+        lookup_logged(r, &store, uri, rel, path, &fi, sums, k);
+        if (enough(k, sums)) {
             return;
         }
     }
@@ -587,7 +606,7 @@ static void compute(request_rec *r, const char *uri,
         && opened.filetype == APR_REG) {
         compute_file(r, uri, rel, f, &opened, path, store,
                      opened.inode == fi.inode && opened.size == fi.size
-                     && opened.mtime == fi.mtime, k);
+                     && opened.mtime == fi.mtime, sums, k);
     }
     apr_file_close(f);
 }
@@ -600,17 +619,39 @@ void iss_digest_of_file(request_rec *r, const char *uri, apr_file_t *f,
     const char *rel = iss_state_rel_path(r, uri);
 
     compute_file(r, uri, rel, f, fi, uri, rel && *rel ? store_of(r) : NULL,
-                 0, &k);
+                 0, 0, &k);
     *found = k.found;
     if (k.found) {
         memcpy(out, k.sha256, ISS_DIGEST_SHA256_LEN);
     }
 }
 
+/* What the request knows of @a uri, with the checksums @a sums at least
+ * when it knows anything. */
+static const known_t *known(request_rec *r, const char *uri,
+                            const dav_resource *res, unsigned sums)
+{
+    apr_hash_t *all = known_of(r);
+    known_t *k = apr_hash_get(all, uri, APR_HASH_KEY_STRING);
+
+    if (k == NULL || (k->found && !enough(k, sums))) {
+        k = apr_pcalloc(r->pool, sizeof(*k));
+        compute(r, uri, res, sums, k);
+        apr_hash_set(all, apr_pstrdup(r->pool, uri), APR_HASH_KEY_STRING,
+                     k);
+    }
+    return k;
+}
+
 void iss_digest_of_uri(request_rec *r, const char *uri,
                        unsigned char out[ISS_DIGEST_SHA256_LEN], int *found)
 {
-    iss_digest_of_resource(r, uri, NULL, out, found);
+    const known_t *k = known(r, uri, NULL, 0);
+
+    *found = k->found;
+    if (k->found) {
+        memcpy(out, k->sha256, ISS_DIGEST_SHA256_LEN);
+    }
 }
 
 void iss_digest_of_resource(request_rec *r, const char *uri,
@@ -618,18 +659,22 @@ void iss_digest_of_resource(request_rec *r, const char *uri,
                             unsigned char out[ISS_DIGEST_SHA256_LEN],
                             int *found)
 {
-    apr_hash_t *known = known_of(r);
-    known_t *k = apr_hash_get(known, uri, APR_HASH_KEY_STRING);
+    const known_t *k = known(r, uri, res, 0);
 
-    if (k == NULL) {
-        k = apr_pcalloc(r->pool, sizeof(*k));
-        compute(r, uri, res, k);
-        apr_hash_set(known, apr_pstrdup(r->pool, uri), APR_HASH_KEY_STRING,
-                     k);
-    }
     *found = k->found;
     if (k->found) {
         memcpy(out, k->sha256, ISS_DIGEST_SHA256_LEN);
+    }
+}
+
+void iss_digest_sums_of_uri(request_rec *r, const char *uri, unsigned sums,
+                            iss_digest_sums_t *out, int *found)
+{
+    const known_t *k = known(r, uri, NULL, sums);
+
+    *found = enough(k, sums);
+    if (*found) {
+        *out = k->sums;
     }
 }
 
@@ -655,10 +700,12 @@ typedef struct body_ctx {
     iss_digest_t *sha;                /* or: */
     iss_manifest_bg_t *builder;       /* the chunks' and the body's, on
                                        * a second thread */
+    iss_digest_sums_ctx_t *sums;      /* ownCloud's checksums, or NULL */
     iss_digest_body_t body;
     int want_repr, want_content;      /* headers to check at the end */
     unsigned char repr[ISS_DIGEST_SHA256_LEN];
     unsigned char content[ISS_DIGEST_SHA256_LEN];
+    iss_oc_put_t oc;                  /* OC-Checksum (ISSOwnCloudCompat) */
     int done;
 } body_ctx;
 
@@ -667,18 +714,30 @@ const iss_digest_body_t *iss_digest_put_body(request_rec *r)
     return iss_provider_request(r)->put_body;
 }
 
-/* Fail the body read: mod_dav answers 400 (the text of error-notes in
- * its body) and drops its temporary file, so the old file stays. */
-static apr_status_t refuse(ap_filter_t *f, const char *why)
+/* Refuse the PUT: answer 400 with our error body now, then fail the
+ * body read with AP_FILTER_ERROR ("answered already"): mod_dav drops its
+ * temporary file (the old file stays), sends nothing more and, quieted,
+ * logs nothing; we log the refusal at info.  @a tag names the condition
+ * (docs/protocol.md section 2.3). */
+static apr_status_t refuse(ap_filter_t *f, const char *tag, const char *why)
 {
-    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, f->r, ISSLOGNO(01053)
-                  "PUT %s refused: %s", f->r->uri, why);
-    apr_table_setn(f->r->notes, "error-notes",
-                   apr_pstrcat(f->r->pool, ap_escape_html(f->r->pool, why),
-                               " Nothing was stored.", NULL));
+    request_rec *r = f->r;
+    dav_error err = { 0 };
+
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, ISSLOGNO(01053)
+                  "PUT %s refused: %s", r->uri, why);
     ap_remove_input_filter(f);
-    return APR_EGENERAL;
+    err.status = HTTP_BAD_REQUEST;
+    err.desc = apr_pstrcat(r->pool, why, " Nothing was stored.", NULL);
+    iss_error_answer(r, &err, tag);
+    return AP_FILTER_ERROR;
 }
+
+/* A header that cannot be honoured: the first read fails (fail_filter). */
+typedef struct fail_t {
+    const char *tag;
+    const char *why;
+} fail_t;
 
 static apr_status_t body_filter(ap_filter_t *f, apr_bucket_brigade *bb,
                                 ap_input_mode_t mode,
@@ -719,6 +778,9 @@ static apr_status_t body_filter(ap_filter_t *f, apr_bucket_brigade *bb,
         else {
             iss_digest_update(ctx->sha, data, len);
         }
+        if (ctx->sums) {
+            iss_digest_sums_update(ctx->sums, data, len);
+        }
         ctx->body.length += (apr_off_t)len;
     }
     if (!ctx->done) {
@@ -735,7 +797,7 @@ static apr_status_t body_filter(ap_filter_t *f, apr_bucket_brigade *bb,
             req->unsynced = NULL;
             if ((rv = iss_store_sync(store)) != APR_SUCCESS) {
                 ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, f->r,
-                              ISSLOGNO(01076) "cannot make the record of PUT "
+                              ISSLOGNO(01080) "cannot make the record of PUT "
                               "%s durable (%s); the file is not stored",
                               f->r->uri, iss_store_last_error(store));
                 return rv;
@@ -753,18 +815,29 @@ static apr_status_t body_filter(ap_filter_t *f, apr_bucket_brigade *bb,
         iss_digest_final(ctx->sha, sha);
     }
     if (ctx->want_repr && memcmp(sha, ctx->repr, sizeof(sha))) {
-        return refuse(f, apr_pstrcat(f->r->pool, "The body does not match "
-                                      "its Repr-Digest header: its SHA-256 "
-                                      "is ", iss_digest_field(sha,
-                                                              f->r->pool),
-                                      ".", NULL));
+        return refuse(f, "repr-digest-mismatch",
+                      apr_pstrcat(f->r->pool, "The body does not match "
+                                  "its Repr-Digest header: its SHA-256 is ",
+                                  iss_digest_field(sha, f->r->pool), ".",
+                                  NULL));
     }
     if (ctx->want_content && memcmp(sha, ctx->content, sizeof(sha))) {
-        return refuse(f, apr_pstrcat(f->r->pool, "The body does not match "
-                                      "its Content-Digest header: its "
-                                      "SHA-256 is ",
-                                      iss_digest_field(sha, f->r->pool), ".",
-                                      NULL));
+        return refuse(f, "digest-mismatch",
+                      apr_pstrcat(f->r->pool, "The body does not match "
+                                  "its Content-Digest header: its SHA-256 "
+                                  "is ", iss_digest_field(sha, f->r->pool),
+                                  ".", NULL));
+    }
+    if (ctx->sums) {
+        const char *why;
+
+        iss_digest_sums_final(ctx->sums, &ctx->body.sums);
+        if ((why = iss_oc_put_check(f->r, &ctx->oc, sha, &ctx->body.sums))
+            != NULL) {
+            return refuse(f, "checksum-mismatch", why);
+        }
+        /* Kept: what the location keeps, not what one request asked. */
+        ctx->body.sums.have &= iss_config_oc_sums(iss_config_dir(f->r));
     }
     memcpy(ctx->body.sha256, sha, sizeof(sha));
     iss_provider_request(f->r)->put_body = &ctx->body;
@@ -797,13 +870,24 @@ static apr_status_t fail_filter(ap_filter_t *f, apr_bucket_brigade *bb,
                                 apr_read_type_e block,
                                 apr_off_t readbytes)
 {
-    return refuse(f, f->ctx);
+    const fail_t *why = f->ctx;
+
+    return refuse(f, why->tag, why->why);
+}
+
+static void add_fail_filter(request_rec *r, const char *tag, const char *why)
+{
+    fail_t *ctx = apr_palloc(r->pool, sizeof(*ctx));
+
+    ctx->tag = tag;
+    ctx->why = why;
+    ap_add_input_filter("ISS_DIGEST_FAIL", ctx, r, r->connection);
 }
 
 static void insert_filter(request_rec *r)
 {
     body_ctx *ctx;
-    const char *why = NULL;
+    const char *why = NULL, *tag;
 
     if (r->method_number != M_PUT || r->main || !iss_is_enabled(r)) {
         return;
@@ -813,15 +897,34 @@ static void insert_filter(request_rec *r)
     if (!iss_digest_request_field(r, "Repr-Digest", ctx->repr, &ctx->want_repr, &why)
         || !iss_digest_request_field(r, "Content-Digest", ctx->content,
                          &ctx->want_content, &why)) {
-        ap_add_input_filter("ISS_DIGEST_FAIL", (void *)why, r, r->connection);
+        add_fail_filter(r, "invalid-digest", why);
         return;
     }
-    if (!ctx->body.whole && (ctx->want_repr || ctx->want_content)) {
-        ap_add_input_filter("ISS_DIGEST_FAIL", "A PUT with Content-Range "
-                            "writes in place, so its digest could only be "
-                            "checked after the file changed: send the whole "
-                            "file, or no digest header.", r, r->connection);
+    if (!iss_oc_put_prepare(r, &ctx->oc, &tag, &why)) {
+        add_fail_filter(r, tag, why);
         return;
+    }
+    if (!ctx->body.whole && (ctx->want_repr || ctx->want_content
+                             || ctx->oc.check)) {
+        add_fail_filter(r, "digest-with-range", "A PUT with Content-Range "
+                        "writes in place, so its digest could only be "
+                        "checked after the file changed: send the whole "
+                        "file, or no digest header.");
+        return;
+    }
+    if (ctx->body.whole && (ctx->oc.sums | ctx->oc.want.have)
+        && iss_digest_sums_create(&ctx->sums, ctx->oc.sums
+                                  | ctx->oc.want.have, r->pool)
+           != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, ISSLOGNO(01080)
+                      "SHA-1 or MD5 is not available from OpenSSL; PUT %s "
+                      "is stored without them", r->uri);
+        ctx->sums = NULL;
+        if (ctx->oc.check) {
+            add_fail_filter(r, "checksum-unsupported", "The server cannot "
+                            "compute the checksum OC-Checksum names.");
+            return;
+        }
     }
     if (ctx->body.whole && iss_config_chunking(iss_config_dir(r))
         && iss_manifest_bg_create(&ctx->builder,

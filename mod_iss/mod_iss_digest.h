@@ -10,7 +10,7 @@
  * (iss_filedigest).  A file changed behind httpd's back gets its digest
  * computed on first need, by reading it once.
  *
- * The strong ETag of a file is made from its digest (iss_filedigest_etag)
+ * The strong ETag of a file is made from its digest (iss_digest_etag)
  * and used everywhere mod_dav_fs's would be: GET/HEAD (mod_iss_get), the
  * If-Match / If-None-Match of every WebDAV method (injected before mod_dav
  * evaluates them), DAV:getetag, and the ETag of PUT and PATCH responses.
@@ -56,6 +56,13 @@ void iss_digest_of_file(request_rec *r, const char *uri, apr_file_t *f,
                         const apr_finfo_t *fi,
                         unsigned char out[ISS_DIGEST_SHA256_LEN], int *found);
 
+/** The checksums @a sums (ISS_SUM_SHA1 | ISS_SUM_MD5) of the file at
+ *  @a uri: from its digest record when it has them, else computed now
+ *  by reading the file once (with its digest, and kept).  *found is 0
+ *  when there are none to give (as for iss_digest_of_uri()). */
+void iss_digest_sums_of_uri(request_rec *r, const char *uri, unsigned sums,
+                            iss_digest_sums_t *out, int *found);
+
 /** Forget what this request remembers of @a uri, or remember @a sha256
  *  for it (NULL: forget); called when the request changed the file. */
 void iss_digest_remember(request_rec *r, const char *uri,
@@ -85,6 +92,8 @@ typedef struct iss_digest_body_t {
                            * Content-Range) */
     iss_manifest_t *manifest;  /* its chunk manifest, made in the same
                                 * pass (ISSChunking; whole bodies) */
+    iss_digest_sums_t sums;    /* its SHA-1 and MD5, in the same pass
+                                * (ISSOwnCloudCompat; whole bodies) */
 } iss_digest_body_t;
 const iss_digest_body_t *iss_digest_put_body(request_rec *r);
 

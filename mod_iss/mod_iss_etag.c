@@ -18,6 +18,7 @@
 
 #include "mod_iss_digest.h"
 #include "mod_iss_liveprop.h"
+#include "mod_iss_owncloud.h"
 #include "mod_iss_provider.h"
 
 #include <apr_strings.h>
@@ -52,6 +53,9 @@ static apr_status_t etag_out(ap_filter_t *f, apr_bucket_brigade *bb)
     }
     if (r->method_number == M_PUT && ok) {
         const iss_digest_body_t *body = iss_digest_put_body(r);
+
+        /* X-OC-Mtime, before the capture point records the file. */
+        iss_oc_put_done(r);
 
         /* A whole body is the file's new content; after a Content-Range
          * PUT the file is read again. */

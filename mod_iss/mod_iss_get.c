@@ -62,8 +62,13 @@ static int send_manifest(request_rec *r, apr_file_t *fd,
                       "cannot make the manifest of %s%s", r->filename,
                       rel == NULL ? "" : " (it changed while read, or it "
                       "could not be read)");
-        apr_table_setn(r->headers_out, "Retry-After", "1");
-        return HTTP_SERVICE_UNAVAILABLE;
+        apr_table_setn(r->err_headers_out, "Retry-After", "1");
+        r->connection->keepalive = AP_CONN_CLOSE;
+        iss_send_error_body(r, HTTP_SERVICE_UNAVAILABLE, ISS_XML_NS,
+                            "manifest-unavailable", NULL, "The manifest of this "
+                            "file cannot be made now (it changed while it "
+                            "was read, or it cannot be read); ask again.");
+        return OK;
     }
     apr_file_close(fd);
     if ((status = ap_discard_request_body(r)) != OK) {

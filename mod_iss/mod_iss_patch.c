@@ -6,6 +6,7 @@
 #include "mod_iss_digest.h"
 #include "mod_iss_provider.h"
 #include "mod_iss_state.h"
+#include "iss_davfs.h"
 #include "iss_filedigest.h"
 #include "iss_manifest_bg.h"
 
@@ -66,7 +67,6 @@ int iss_patch_fail_write(iss_patch_t *p, apr_status_t rv)
 int iss_patch_send_error(iss_patch_t *p)
 {
     request_rec *r = p->r;
-    apr_bucket_brigade *bb;
 
     if (p->status == AP_FILTER_ERROR) {
         return AP_FILTER_ERROR;        /* httpd has answered already */
@@ -78,21 +78,12 @@ int iss_patch_send_error(iss_patch_t *p)
                   : APLOG_INFO, 0,
                   r, ISSLOGNO(01057) "%s %s refused with %d: %s", r->method,
                   r->uri, p->status, p->msg);
-    r->status = p->status;
     if (p->status == HTTP_UNSUPPORTED_MEDIA_TYPE) {
         apr_table_setn(r->headers_out, "Accept-Patch", iss_patch_accept(r));
     }
     /* The rest of a refused body is not worth reading. */
     r->connection->keepalive = AP_CONN_CLOSE;
-    ap_set_content_type(r, "application/xml; charset=utf-8");
-    bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
-    ap_fputstrs(r->output_filters, bb, DAV_XML_HEADER DEBUG_CR
-                "<D:error xmlns:D=\"DAV:\" xmlns:I=\"" ISS_XML_NS "\">"
-                DEBUG_CR "<I:", p->tag, "/>" DEBUG_CR, p->xml ? p->xml : "",
-                "<I:message>", apr_xml_quote_string(r->pool, p->msg, 0),
-                "</I:message>" DEBUG_CR "</D:error>" DEBUG_CR, NULL);
-    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(bb->bucket_alloc));
-    ap_pass_brigade(r->output_filters, bb);
+    iss_send_error_body(r, p->status, ISS_XML_NS, p->tag, p->xml, p->msg);
     return OK;
 }
 
@@ -108,6 +99,9 @@ apr_status_t iss_patch_write(iss_patch_t *p, const void *buf, apr_size_t len)
         }
         else {
             iss_digest_update(p->sha, buf, len);
+        }
+        if (p->sums) {
+            iss_digest_sums_update(p->sums, buf, len);
         }
         p->written += (apr_off_t)len;
     }
@@ -341,7 +335,7 @@ static int open_tmp(iss_patch_t *p)
     char *templ = apr_pstrcat(r->pool, apr_pstrmemdup(r->pool, p->path,
                                                       (apr_size_t)(slash
                                                                    - p->path)),
-                              "/.davfs.tmpXXXXXX", NULL);
+                              "/" ISS_DAVFS_TMP_PREFIX "XXXXXX", NULL);
     apr_status_t rv;
 
     rv = apr_file_mktemp(&p->out, templ, APR_FOPEN_CREATE | APR_FOPEN_READ
@@ -366,6 +360,13 @@ static int open_tmp(iss_patch_t *p)
                        r->pool);
     if (rv != APR_SUCCESS) {
         return iss_patch_fail_write(p, rv);
+    }
+    /* ownCloud's checksums, in the same pass as the SHA-256. */
+    if (iss_config_oc_sums(iss_config_dir(r))
+        && iss_digest_sums_create(&p->sums,
+                                  iss_config_oc_sums(iss_config_dir(r)),
+                                  r->pool) != APR_SUCCESS) {
+        p->sums = NULL;               /* (computed when first asked for) */
     }
     /* The new content's manifest is made as it is written (an upload by
      * manifest has it already). */
@@ -540,6 +541,9 @@ static int commit(iss_patch_t *p)
     }
     else {
         iss_digest_final(p->sha, d->sha256);
+    }
+    if (p->sums) {
+        iss_digest_sums_final(p->sums, &d->sums);
     }
     if (p->want_repr && memcmp(p->repr, d->sha256, sizeof(p->repr)) != 0) {
         return iss_patch_fail(p, HTTP_CONFLICT, "repr-digest-mismatch",

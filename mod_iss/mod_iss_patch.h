@@ -5,7 +5,7 @@
  *
  * mod_dav declines PATCH; this handler takes it.  Two patch formats:
  *  - application/vcdiff: an RFC 3284 delta whose source is the file's
- *    current content (mod_iss_patch_vcdiff, libiss/iss_vcdiff);
+ *    current content (mod_iss_patch_vcdiff, libiss/core/iss_vcdiff);
  *  - application/x-sabredav-partialupdate with X-Update-Range, as
  *    SabreDAV defines it (mod_iss_patch_range).
  *
@@ -56,6 +56,7 @@ typedef struct iss_patch_t {
     apr_file_t *back;           /* ... read back through this */
     iss_digest_t *sha;          /* of what was written, or: */
     struct iss_manifest_bg_t *builder;  /* its manifest and digest */
+    iss_digest_sums_ctx_t *sums;  /* its SHA-1, MD5 (ISSOwnCloudCompat) */
     const iss_manifest_t *manifest;   /* the new content's manifest */
     struct iss_upload_ctx_t *up;      /* an upload by manifest */
     apr_off_t written;

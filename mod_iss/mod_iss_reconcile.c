@@ -31,7 +31,7 @@ void iss_sync_reconcile_if_due(request_rec *r, iss_store_t *store)
         return;
     }
     start = apr_time_now();
-    rv = iss_reconcile_run(store, root,
+    rv = iss_reconcile_run(store, root, iss_state_ignore(r),
                            iss_config_retention(iss_config_dir(r)), &stats,
                            &seq, r->pool);
     if (rv != APR_SUCCESS) {

@@ -3,6 +3,7 @@
 #include "mod_iss_state.h"
 #include "mod_iss_config.h"
 #include "mod_iss_provider.h"
+#include "iss_davfs.h"
 
 #include <apr_strings.h>
 #include <util_mutex.h>
@@ -279,6 +280,12 @@ const char *iss_state_rel_path(request_rec *r, const char *uri)
     const char *rel = below(iss_state_root_uri(r), uri);
 
     return rel ? strip_slashes(rel, r->pool) : NULL;
+}
+
+const iss_scan_ignore_t *iss_state_ignore(request_rec *r)
+{
+    (void)r;                      /* the provider is always mod_dav_fs's */
+    return &iss_davfs_ignore;
 }
 
 int iss_state_same_location(request_rec *a, request_rec *b)

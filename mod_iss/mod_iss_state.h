@@ -13,6 +13,7 @@
 #define MOD_ISS_STATE_H
 
 #include "mod_iss.h"
+#include "iss_scan.h"
 #include "iss_store.h"
 
 #define ISS_STATE_MUTEX_TYPE "iss-state"
@@ -39,6 +40,12 @@ const char *iss_state_root_fs(request_rec *r);
 /** @a uri (a decoded URI path) relative to the root of @a r's location:
  *  no leading or trailing slash, "" for the root; NULL if outside. */
 const char *iss_state_rel_path(request_rec *r, const char *uri);
+
+/** The ignore rule of the tree behind @a r's location: the names its
+ *  provider keeps there besides the members, left out of every scan and
+ *  listing.  `Dav iss` serves through mod_dav_fs, so this is
+ *  iss_davfs_ignore for every location. */
+const iss_scan_ignore_t *iss_state_ignore(request_rec *r);
 
 /** Whether two requests use the same state store. */
 int iss_state_same_location(request_rec *a, request_rec *b);

@@ -70,23 +70,14 @@ static dav_error *bad_request(request_rec *r, const char *msg)
  * would log the client's mistake as a server error). */
 static void send_client_error(request_rec *r, const dav_error *err)
 {
-    apr_bucket_brigade *bb = apr_brigade_create(r->pool,
-                                                r->connection->bucket_alloc);
-    const char *ns = err->namespace ? err->namespace : "DAV:";
-
-    r->status = err->status;
-    ap_set_content_type(r, "application/xml; charset=utf-8");
-    ap_fputstrs(r->output_filters, bb, DAV_XML_HEADER DEBUG_CR
-                "<D:error xmlns:D=\"DAV:\">", NULL);
-    if (err->tagname) {
-        ap_fputstrs(r->output_filters, bb, "<E:", err->tagname, " xmlns:E=\"",
-                    apr_xml_quote_string(r->pool, ns, 1), "\"/>", NULL);
-    }
-    ap_fputstrs(r->output_filters, bb, DEBUG_CR "<I:message xmlns:I=\""
-                ISS_XML_NS "\">",
-                apr_xml_quote_string(r->pool, err->desc, 0),
-                "</I:message>" DEBUG_CR "</D:error>" DEBUG_CR, NULL);
-    ap_fflush(r->output_filters, bb);
+    /* Our errors all have an element; the state store's (a damaged or
+     * unreadable state, logged at error where it was found) get one. */
+    iss_send_error_body(r, err->status,
+                        err->tagname ? (err->namespace ? err->namespace
+                                                       : "DAV:")
+                                     : ISS_XML_NS,
+                        err->tagname ? err->tagname : "state-unavailable",
+                        NULL, err->desc);
 }
 
 /* 403 with RFC 6578's DAV:valid-sync-token precondition. */
@@ -108,12 +99,18 @@ static dav_error *parse_body(sync_t *s, const char **token)
     request_rec *r = s->r;
     const apr_xml_elem *root = s->doc->root, *e;
     const char *level = NULL;
-    int depth = dav_get_depth(r, 0);
+    const char *depth = apr_table_get(r->headers_in, "Depth");
 
-    if (depth != 0) {
+    /* RFC 6578 section 3.2 asks for Depth: 0.  Clients that send Depth: 1
+     * (or none) mean the same thing (the scope is DAV:sync-level, and
+     * SabreDAV-based servers accept it): answered as Depth: 0.  Anything
+     * else is refused here, not by dav_get_depth(), which would log the
+     * client's mistake at error level. */
+    if (depth && strcmp(depth, "0") != 0 && strcmp(depth, "1") != 0) {
         return bad_request(r, "A sync-collection REPORT must have Depth: 0 "
-                           "(RFC 6578 section 3.2); use DAV:sync-level to "
-                           "ask for members at every depth.");
+                           "(RFC 6578 section 3.2; 1 or none are taken as "
+                           "0); use DAV:sync-level to ask for members at "
+                           "every depth.");
     }
     *token = NULL;
     for (e = root->first_child; e; e = e->next) {
@@ -397,8 +394,9 @@ static dav_error *collect_listing(sync_t *s)
         }
         dir = *s->coll ? apr_pstrcat(s->r->pool, root, "/", s->coll, NULL)
                        : root;
-        rv = iss_scan_list(dir, s->infinite, after, (apr_size_t)s->limit,
-                           listed, s, &more, s->r->pool);
+        rv = iss_scan_list(dir, iss_state_ignore(s->r), s->infinite, after,
+                           (apr_size_t)s->limit, listed, s, &more,
+                           s->r->pool);
         if (rv != APR_SUCCESS) {
             ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, s->r, ISSLOGNO(01048)
                           "sync-collection on %s: cannot list %s", s->r->uri,
@@ -705,8 +703,7 @@ static int deliver_report(request_rec *r, const dav_resource *resource,
     if (s.lockdb) {
         (*locks->close_lockdb)(s.lockdb);
     }
-    if (*err && (*err)->status >= 400 && (*err)->status < 500
-        && !r->sent_bodyct) {
+    if (*err && !r->sent_bodyct) {
         send_client_error(r, *err);
         *err = NULL;
     }

@@ -7,7 +7,7 @@
  *  - mod_iss_sync_prop.c: the DAV:sync-token live property;
  *  - mod_iss_sync_if.c: sync tokens in the If header (RFC 6578 section 5).
  *
- * The change log itself is libiss/iss_sync_log; the capture point
+ * The change log itself is libiss/server/iss_sync_log; the capture point
  * (mod_iss_capture) writes it.
  */
 #ifndef MOD_ISS_SYNC_H

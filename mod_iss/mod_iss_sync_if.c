@@ -7,9 +7,9 @@
  * not know for one that does not match.  Before it runs (fixups), each
  * condition on one of our tokens is replaced by a constant condition with
  * the same truth, written with RFC 4918's DAV:no-lock, a state token that
- * never matches (libiss/iss_ifhdr).  A token "matches" a collection when
- * it is still current for it: same store, not expired, and nothing in the
- * log changed at or below the collection since.
+ * never matches (libiss/server/iss_ifhdr).  A token "matches" a
+ * collection when it is still current for it: same store, not expired,
+ * and nothing in the log changed at or below the collection since.
  *
  * Entity tags in the If header get the same treatment when they name a
  * file: mod_dav compares them with mod_dav_fs's ETag, mod_iss's strong

@@ -13,11 +13,12 @@
  *      place (mod_iss_patch.c).  Some missing: 409 listing them, with an
  *      upload session to send them to.
  *  POST <file>  Content-Type: application/vnd.mod-iss.chunks
- *      ISS-Upload-Session: <id>: chunks of the session's manifest, each
- *      kept as soon as it is complete and checked (a broken connection
- *      loses only the chunk under way).
+ *      ISS-Upload-Session: <id>: chunks of the session's manifest in
+ *      frames (libiss/core/iss_frames), each kept as soon as it is
+ *      complete and checked (a broken connection loses only the chunk
+ *      under way).
  *
- * Staged chunks live in <ISSStateDir>/uploads (libiss/iss_upload), are
+ * Staged chunks live in <ISSStateDir>/uploads (libiss/server/iss_upload), are
  * bounded by ISSUploadStagingLimit and removed ISSUploadTimeout after
  * their session's last use.
  */
@@ -27,6 +28,7 @@
 #include "mod_iss_config.h"
 #include "mod_iss_state.h"
 #include "iss_chunkidx.h"
+#include "iss_frames.h"
 #include "iss_upload.h"
 
 #include <apr_hash.h>
@@ -36,8 +38,6 @@
 
 #define ID_LEN ISS_DIGEST_SHA256_LEN
 #define SESSION_HEADER "ISS-Upload-Session"
-#define CHUNKS_MEDIA_TYPE "application/vnd.mod-iss.chunks"
-#define FRAME_HEAD (ID_LEN + 4)
 /* Missing chunks listed in one 409 at most (the client asks again). */
 #define MAX_LISTED 100000
 
@@ -571,46 +571,75 @@ void iss_upload_done(iss_patch_t *p)
 
 /* ---- POST: chunks of a session ------------------------------------------ */
 
+/*
+ * The body is parsed by libiss's frame parser (iss_frames), fed the body
+ * as it arrives: a frame's head is checked against the session's
+ * manifest and the staging limit before any of its bytes is held, and
+ * a chunk reaches post_chunk() only once its bytes hash to its id.  That
+ * check is the only one on the way in: post_chunk() stages it with
+ * iss_upload_put_verified(), which does not hash it again (the assembly
+ * hashes every chunk once more as it copies it into the file).
+ */
 typedef struct post_t {
     iss_patch_t *p;
     iss_upload_t *session;
     apr_hash_t *ids;                /* of the session's manifest */
     apr_uint64_t room;              /* staging bytes left */
-    unsigned char head[FRAME_HEAD];
-    apr_size_t have;                /* bytes of the frame under way */
-    apr_uint32_t len;               /* its chunk's length, once known */
-    unsigned char id[ID_LEN];
-    char *buf;
-    int stored;
+    iss_frames_t *frames;
+    unsigned char id[ID_LEN];       /* of the frame under way */
 } post_t;
 
-static apr_status_t post_frame(post_t *c)
+/* Chunks of this request staged so far. */
+static int stored(const post_t *c)
 {
-    iss_patch_t *p = c->p;
-    apr_status_t rv;
+    return (int)iss_frames_count(c->frames);
+}
 
-    if (c->len > c->room) {
+static apr_status_t post_head(void *baton, const unsigned char *id,
+                              apr_uint32_t len)
+{
+    post_t *c = baton;
+    iss_patch_t *p = c->p;
+    const iss_manifest_entry_t *e = apr_hash_get(c->ids, id, ID_LEN);
+
+    memcpy(c->id, id, ID_LEN);
+    if (e == NULL) {
+        iss_patch_fail(p, HTTP_BAD_REQUEST, "chunk-not-in-manifest",
+                       "Chunk %s is not in the manifest of upload session "
+                       "%s; it was not kept (%d chunk(s) before it were).",
+                       iss_hex_id(id, p->r->pool), iss_upload_id(c->session),
+                       stored(c));
+        return APR_EGENERAL;
+    }
+    if (e->length != len) {
+        iss_patch_fail(p, HTTP_BAD_REQUEST, "chunk-length-mismatch",
+                       "Chunk %s is %u bytes long in the manifest, not %u; "
+                       "it was not kept (%d chunk(s) before it were).",
+                       iss_hex_id(id, p->r->pool), e->length, len,
+                       stored(c));
+        return APR_EGENERAL;
+    }
+    if (len > c->room) {
         iss_patch_fail(p, HTTP_INSUFFICIENT_STORAGE, "insufficient-storage",
                        "The staging area of unfinished uploads is full "
                        "(ISSUploadStagingLimit); %d chunk(s) of this request "
-                       "were kept.", c->stored);
+                       "were kept.", stored(c));
         return APR_EGENERAL;
     }
-    rv = iss_upload_put(c->session, c->id, c->buf, c->len);
-    if (rv == ISS_UPLOAD_EMISMATCH) {
-        iss_patch_fail(p, HTTP_BAD_REQUEST, "chunk-digest-mismatch",
-                       "The bytes sent for chunk %s do not hash to its id; "
-                       "it was not kept (%d chunk(s) before it were).",
-                       iss_hex_id(c->id, p->r->pool), c->stored);
-        return rv;
-    }
+    return APR_SUCCESS;
+}
+
+static apr_status_t post_chunk(void *baton, const unsigned char *id,
+                               const unsigned char *bytes, apr_uint32_t len)
+{
+    post_t *c = baton;
+    apr_status_t rv = iss_upload_put_verified(c->session, id, bytes, len);
+
     if (rv != APR_SUCCESS) {
-        iss_patch_fail_write(p, rv);
+        iss_patch_fail_write(c->p, rv);
         return rv;
     }
-    c->room -= c->len;
-    c->stored++;
-    c->have = 0;
+    c->room -= len;
     return APR_SUCCESS;
 }
 
@@ -618,70 +647,32 @@ static apr_status_t post_body(void *baton, const char *data, apr_size_t len)
 {
     post_t *c = baton;
     iss_patch_t *p = c->p;
+    apr_status_t rv = iss_frames_feed(c->frames, data, len);
 
-    while (len) {
-        const iss_manifest_entry_t *e;
-        apr_size_t n;
-
-        if (c->have < FRAME_HEAD) {
-            n = FRAME_HEAD - c->have;
-            n = n < len ? n : len;
-            memcpy(c->head + c->have, data, n);
-            c->have += n;
-            data += n;
-            len -= n;
-            if (c->have < FRAME_HEAD) {
-                break;
-            }
-            memcpy(c->id, c->head, ID_LEN);
-            c->len = iss_be32_get(c->head + ID_LEN);
-            e = apr_hash_get(c->ids, c->id, ID_LEN);
-            if (e == NULL) {
-                iss_patch_fail(p, HTTP_BAD_REQUEST, "chunk-not-in-manifest",
-                               "Chunk %s is not in the manifest of upload "
-                               "session %s; it was not kept (%d chunk(s) "
-                               "before it were).",
-                               iss_hex_id(c->id, p->r->pool),
-                               iss_upload_id(c->session), c->stored);
-                return APR_EGENERAL;
-            }
-            if (e->length != c->len) {
-                iss_patch_fail(p, HTTP_BAD_REQUEST, "chunk-length-mismatch",
-                               "Chunk %s is %u bytes long in the manifest, "
-                               "not %u; it was not kept (%d chunk(s) before "
-                               "it were).", iss_hex_id(c->id,
-                                                             p->r->pool),
-                               e->length, c->len, c->stored);
-                return APR_EGENERAL;
-            }
-            if (c->len == 0) {
-                continue;
-            }
-        }
-        n = FRAME_HEAD + c->len - c->have;
-        n = n < len ? n : len;
-        memcpy(c->buf + (c->have - FRAME_HEAD), data, n);
-        c->have += n;
-        data += n;
-        len -= n;
-        if (c->have == FRAME_HEAD + c->len) {
-            apr_status_t rv = post_frame(c);
-
-            if (rv != APR_SUCCESS) {
-                return rv;
-            }
-        }
+    /* The callbacks recorded their refusals; the parser's own: */
+    if (rv == ISS_FRAMES_EDIGEST) {
+        iss_patch_fail(p, HTTP_BAD_REQUEST, "chunk-digest-mismatch",
+                       "The bytes sent for chunk %s do not hash to its id; "
+                       "it was not kept (%d chunk(s) before it were).",
+                       iss_hex_id(c->id, p->r->pool), stored(c));
     }
-    return APR_SUCCESS;
+    else if (rv == ISS_FRAMES_ETOOBIG) {
+        /* Longer than any chunk here, so than its manifest entry. */
+        iss_patch_fail(p, HTTP_BAD_REQUEST, "chunk-length-mismatch",
+                       "A frame is longer than the largest chunk of this "
+                       "location; it was not kept (%d chunk(s) before it "
+                       "were).", stored(c));
+    }
+    return rv;
 }
 
 static int is_chunks(request_rec *r)
 {
     const char *ct = apr_table_get(r->headers_in, "Content-Type");
 
-    return ct && strncasecmp(ct, CHUNKS_MEDIA_TYPE,
-                             sizeof(CHUNKS_MEDIA_TYPE) - 1) == 0
-           && strchr("; \t", ct[sizeof(CHUNKS_MEDIA_TYPE) - 1]) != NULL;
+    return ct && strncasecmp(ct, ISS_FRAMES_MEDIA_TYPE,
+                             sizeof(ISS_FRAMES_MEDIA_TYPE) - 1) == 0
+           && strchr("; \t", ct[sizeof(ISS_FRAMES_MEDIA_TYPE) - 1]) != NULL;
 }
 
 static int post(iss_patch_t *p, post_t *c)
@@ -737,13 +728,17 @@ static int post(iss_patch_t *p, post_t *c)
     limit = (apr_uint64_t)iss_config_upload_staging(dconf);
     c->room = used < limit ? limit - used : 0;
     c->ids = index_ids(m, r->pool);
-    c->buf = apr_palloc(r->pool, lim.params->max_size);
+    if (iss_frames_create(&c->frames, lim.params->max_size, post_head,
+                          post_chunk, c, r->pool) != APR_SUCCESS) {
+        return iss_patch_fail(p, HTTP_INTERNAL_SERVER_ERROR, "no-sha256",
+                              "SHA-256 is not available.");
+    }
     (void)iss_upload_touch(c->session);
     st = iss_patch_read_body(p, post_body, c);
-    if (st == OK && c->have) {
+    if (st == OK && iss_frames_finish(c->frames) != APR_SUCCESS) {
         st = iss_patch_fail(p, HTTP_BAD_REQUEST, "truncated-chunk",
                             "The body ends inside a chunk; the %d complete "
-                            "chunk(s) before it were kept.", c->stored);
+                            "chunk(s) before it were kept.", stored(c));
     }
     (void)iss_upload_touch(c->session);
     return st;
@@ -769,9 +764,9 @@ static int post_handler(request_rec *r)
     }
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, ISSLOGNO(01074)
                   "POST %s: %d chunk(s) staged in session %s", r->uri,
-                  c->stored, iss_upload_id(c->session));
+                  stored(c), iss_upload_id(c->session));
     apr_table_setn(r->headers_out, "ISS-Chunks-Stored",
-                   apr_itoa(r->pool, c->stored));
+                   apr_itoa(r->pool, stored(c)));
     r->status = HTTP_NO_CONTENT;
     return OK;
 }

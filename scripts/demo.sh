@@ -71,9 +71,12 @@ LoadModule alias_module $mods/mod_alias.so
 LoadModule dav_module $mods/mod_dav.so
 LoadModule dav_fs_module $mods/mod_dav_fs.so
 TypesConfig /etc/mime.types
-LogFormat "%h %t \"%r\" %>s %b" common
-CustomLog logs/access.log common
+LogFormat "%h %t \"%r\" %>s %I %O" io
+CustomLog logs/access.log io
 DocumentRoot "$demo/files"
+# The server's lock database (Debian's dav_fs.conf sets one; the example
+# location leaves it to the server).
+DavLockDB "$demo/lock/DavLock"
 Include "$top/conf/iss.load"
 Include "$top/conf/iss.conf"
 Include "$top/conf/iss-example-location.conf"
@@ -84,6 +87,30 @@ if ! "$httpd" -f "$conf" -k start; then
   exit 1
 fi
 for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$port/dav/" && break; sleep 0.1; done
+# A sync with the client: a demo folder up, a 100-byte edit of a large
+# file, and the same folder synced again (only the changed chunk goes).
+sync="$top/build/client/iss-sync"
+local="$demo/local"
+rm -rf "$local" "$demo/client-state"
+curl -s -o /dev/null -X DELETE "http://127.0.0.1:$port/dav/demo/"   # a demo's leftovers
+mkdir -p "$local/notes"
+cp "$top/README.md" "$local/README.md"
+printf 'Hello from iss-sync\n' > "$local/notes/hello.txt"
+head -c $((32 * 1024 * 1024)) /dev/urandom > "$local/large.bin"   # 32 MiB
+size=$(stat -c %s "$local/large.bin")
+wire() { awk -v from="$1" 'NR > from { n += $(NF-1) + $NF } END { print n + 0 }' "$demo/logs/access.log"; }
+echo
+echo "== iss-sync: first sync of $local to http://127.0.0.1:$port/dav/demo/"
+"$sync" --state-dir "$demo/client-state" "$local" "http://127.0.0.1:$port/dav/demo/"
+echo
+echo "== a 100-byte edit in the middle of large.bin ($size bytes), then sync again"
+printf '%0100d' 0 | dd of="$local/large.bin" bs=1 seek=$((size / 2)) conv=notrunc status=none
+mark=$(wc -l < "$demo/logs/access.log")
+"$sync" --state-dir "$demo/client-state" "$local" "http://127.0.0.1:$port/dav/demo/"
+sleep 0.2
+bytes=$(wire "$mark")
+echo "   the server received and sent $bytes bytes in all for that sync of a $size-byte file ($(awk -v b="$bytes" -v s="$size" 'BEGIN { printf "%.2f", 100 * b / s }')%)"
+
 cat <<MSG
 
 mod_iss demo is running at http://127.0.0.1:$port/dav/
@@ -119,6 +146,10 @@ to POST (docs/protocol.md section 5):
     --data-binary @/tmp/README.ism http://127.0.0.1:$port/dav/copy-of-README.md
   curl -s -H 'Accept: application/vnd.mod-iss.manifest' http://127.0.0.1:$port/dav/README.md \\
     | $top/build/tools/iss-chunk ids /dev/stdin
+
+Sync a folder of your own both ways (run it again after changes on
+either side; docs/client.md):
+  $top/build/client/iss-sync --state-dir $demo/client-state ~/some-folder http://127.0.0.1:$port/dav/some-folder/
 
 Stop it with:
   scripts/demo.sh stop

@@ -4,8 +4,15 @@
 set -euo pipefail
 PKGS=(build-essential autoconf automake libtool pkg-config
       apache2 apache2-dev libapr1-dev libaprutil1-dev libssl-dev zlib1g-dev
+      libcurl4-openssl-dev libsqlite3-dev
       libapache2-mod-perl2 libwww-perl litmus curl perl xdelta3 procps acl nodejs
       clang libclang-rt-14-dev)
+# Real clients the httpd suite drives (never mocked; their tests fail
+# without them): gio/gvfs (t/50_admin.t), rclone (t/51_owncloud.t,
+# bench/client_resync.sh), Chromium (t/52_cors.t); a FAT file system under
+# FUSE for the client's name tests (t/62_client_guards.t); rsync for
+# bench/client_resync.sh.
+PKGS+=(libglib2.0-bin gvfs-backends dbus-daemon rclone chromium fuse fusefat dosfstools rsync)
 # npm: Debian's, unless the installed nodejs brings its own (NodeSource's
 # does, and conflicts with Debian's npm package).
 command -v npm >/dev/null 2>&1 || PKGS+=(npm)

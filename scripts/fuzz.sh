@@ -2,56 +2,116 @@
 # Fuzz the parsers of hostile input with libFuzzer under ASan+UBSan for a
 # bounded time (part of scripts/test-all.sh):
 #   scripts/fuzz.sh [SECONDS]      (default 60, per target)
-# Targets: fuzz/fuzz_vcdiff.c (libiss/iss_vcdiff.c), seeded with deltas
-# xdelta3 makes here; fuzz/fuzz_manifest.c (manifests and manifest deltas,
-# libiss/iss_manifest.c), seeded with what build/tools/iss-chunk makes
-# (scripts/build.sh first).  Exits non-zero if a target crashes, leaks or trips
-# a sanitizer; the crashing input is kept in build-fuzz/ and printed.
+# Targets, each seeded and run for SECONDS:
+#   fuzz_vcdiff   fuzz/fuzz_vcdiff.c, the VCDIFF decoder
+#                 (libiss/core/iss_vcdiff.c), seeded with deltas xdelta3
+#                 makes here;
+#   fuzz_manifest fuzz/fuzz_manifest.c, manifests and manifest deltas
+#                 (libiss/core/iss_manifest.c), seeded with what
+#                 build/tools/iss-chunk makes;
+#   fuzz_frames   fuzz/fuzz_frames.c, the chunk-frame parser
+#                 (libiss/core/iss_frames.c), seeded with the frames
+#                 build/tools/iss-chunk makes;
+#   fuzz_vcdiff_enc fuzz/fuzz_vcdiff_enc.c, the VCDIFF encoder
+#                 (libiss/core/iss_vcdiff_enc.c) checked against the
+#                 decoder: source and target come from the input (a
+#                 recipe of copies, adds, repeats and runs), every delta
+#                 must decode to the target; seeded with a few recipes.
+# The seeds need build/tools/iss-chunk: scripts/build.sh first.  Exits
+# non-zero if a target crashes, leaks or trips a sanitizer; the crashing
+# input is kept in build-fuzz/ and printed.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 secs=${1:-60}
 out="$top/build-fuzz"
+core="$top/libiss/core"
+chunk="$top/build/tools/iss-chunk"
+[ -x "$chunk" ] || { echo "no $chunk: run scripts/build.sh first" >&2; exit 2; }
 mkdir -p "$out"
 flags=(-g -O1 -Wall -Werror -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-       -I"$top/libiss/core" $(apr-1-config --includes --cppflags))
+       -I"$core" $(apr-1-config --includes --cppflags))
 libs=($(apr-1-config --link-ld --libs) -lz)
 
 clang "${flags[@]}" -o "$out/fuzz_vcdiff" "$top/fuzz/fuzz_vcdiff.c" \
-      "$top/libiss/core/iss_vcdiff.c" "$top/libiss/core/iss_bytes.c" "${libs[@]}"
+      "$core/iss_vcdiff.c" "$core/iss_bytes.c" "${libs[@]}"
 clang "${flags[@]}" -o "$out/fuzz_manifest" "$top/fuzz/fuzz_manifest.c" \
-      "$top/libiss/core/iss_manifest.c" "$top/libiss/core/iss_cdc.c" "$top/libiss/core/iss_bytes.c" \
-      "$top/libiss/core/iss_digest.c" "${libs[@]}" -lcrypto
+      "$core/iss_manifest.c" "$core/iss_cdc.c" "$core/iss_bytes.c" \
+      "$core/iss_digest.c" "${libs[@]}" -lcrypto
+clang "${flags[@]}" -o "$out/fuzz_frames" "$top/fuzz/fuzz_frames.c" \
+      "$core/iss_frames.c" "$core/iss_bytes.c" "$core/iss_digest.c" \
+      "${libs[@]}" -lcrypto
+clang "${flags[@]}" -o "$out/fuzz_vcdiff_enc" "$top/fuzz/fuzz_vcdiff_enc.c" \
+      "$core/iss_vcdiff_enc.c" "$core/iss_vcdiff.c" "$core/iss_manifest.c" \
+      "$core/iss_cdc.c" "$core/iss_bytes.c" "$core/iss_digest.c" \
+      "${libs[@]}" -lcrypto
 
-# Seeds: real deltas (with and without xdelta3's checksum, one and many
-# windows); the first byte of each input picks the chunk size.
 seeds=$(mktemp -d)
 trap 'rm -rf "$seeds"' EXIT
+
+# run TARGET SEED_DIR: SECONDS of libFuzzer on its own corpus plus seeds.
+run() {
+  local target=$1 seed_dir=$2
+  mkdir -p "$out/corpus-${target#fuzz_}"
+  (cd "$out" && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    "./$target" -max_total_time="$secs" -max_len=65536 -timeout=10 \
+    -print_final_stats=1 "corpus-${target#fuzz_}" "$seed_dir")
+  echo "$target: no crash in ${secs}s"
+}
+
+# VCDIFF seeds: real deltas (with and without xdelta3's checksum, one and
+# many windows); the first byte of each input picks the piece size.
+mkdir -p "$seeds/vcdiff"
 head -c 65536 /dev/urandom > "$seeds/old"
 { head -c 20000 "$seeds/old"; echo inserted; tail -c 30000 "$seeds/old"; } > "$seeds/new"
 i=0
 for opt in "" "-n" "-W 16384" "-n -W 16384"; do
   # shellcheck disable=SC2086
   xdelta3 -e -f -D -S none -A $opt -s "$seeds/old" "$seeds/new" "$seeds/d"
-  { printf '\x07'; cat "$seeds/d"; } > "$seeds/seed$i"; i=$((i + 1))
+  { printf '\x07'; cat "$seeds/d"; } > "$seeds/vcdiff/seed$i"; i=$((i + 1))
 done
-mkdir -p "$out/corpus-vcdiff"
-cd "$out"
-ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-  ./fuzz_vcdiff -max_total_time="$secs" -max_len=65536 -timeout=10 \
-  -print_final_stats=1 corpus-vcdiff "$seeds"
-echo "fuzz_vcdiff: no crash in ${secs}s"
+run fuzz_vcdiff "$seeds/vcdiff"
 
 # Manifest seeds: the fuzz target's base (2 KiB of its LCG bytes, chunks
 # of 64/256/1024), its manifest, a changed version's, and the delta.
-chunk="$top/build/tools/iss-chunk"
+mkdir -p "$seeds/m"
 perl -e 'use integer; my $x = 12345; for (1 .. 2048) { $x = ($x * 1103515245 + 12345) & 0xffffffff; print chr(($x >> 16) & 0xff) }' > "$seeds/base"
 { head -c 700 "$seeds/base"; echo inserted; tail -c 1000 "$seeds/base"; } > "$seeds/changed"
-mkdir -p "$seeds/m"
 "$chunk" manifest --params 64,256,1024 "$seeds/base" > "$seeds/m/base.ism"
 "$chunk" manifest --params 64,256,1024 "$seeds/changed" > "$seeds/m/changed.ism"
 "$chunk" delta "$seeds/m/base.ism" "$seeds/m/changed.ism" > "$seeds/m/changed.isd"
-mkdir -p "$out/corpus-manifest"
-ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-  ./fuzz_manifest -max_total_time="$secs" -max_len=65536 -timeout=10 \
-  -print_final_stats=1 corpus-manifest "$seeds/m"
-echo "fuzz_manifest: no crash in ${secs}s"
+run fuzz_manifest "$seeds/m"
+
+# Frame seeds: the frames of both files (every chunk, and the chunks the
+# changed version adds), fed in pieces of 1, 8 and 64 bytes (byte 0),
+# without and with a refusing callback (byte 1).
+mkdir -p "$seeds/f"
+"$chunk" frames "$seeds/base" "$seeds/m/base.ism" > "$seeds/base.frames"
+"$chunk" frames "$seeds/changed" "$seeds/m/changed.ism" > "$seeds/changed.frames"
+"$chunk" ids "$seeds/m/changed.ism" | head -3 | cut -d' ' -f1 > "$seeds/ids"
+"$chunk" frames "$seeds/changed" "$seeds/m/changed.ism" "$seeds/ids" > "$seeds/some.frames"
+i=0
+for ctl in '\x00\x00' '\x07\x00' '\x3f\x00' '\x07\x03' '\x00\x10'; do
+  for fr in base changed some; do
+    { printf "$ctl"; cat "$seeds/$fr.frames"; } > "$seeds/f/seed$i"; i=$((i + 1))
+  done
+done
+run fuzz_frames "$seeds/f"
+
+# Encoder seeds (layout in fuzz/fuzz_vcdiff_enc.c): byte 0 the ways
+# (manifests, checksum, window, index size), byte 1 the piece size, a
+# 2-byte source length, the source, then the recipe of the target.
+mkdir -p "$seeds/enc"
+head -c 3000 /dev/urandom > "$seeds/src"
+i=0
+for ways in '\x00' '\x01' '\x02' '\x06' '\x18' '\x30' '\x7a' '\xc1'; do
+  for piece in '\x00' '\x07'; do
+    {
+      printf "$ways$piece"'\x0b\xb8'; cat "$seeds/src"
+      # COPY 760 bytes from 0, ADD "new data!", COPY 81 from 2000, REPEAT 36
+      # from 6 back, a RUN of 33 zeros, COPY 257 from 500
+      printf '\xfc\x00\x00\xff\x21new data!\x20\x07\xd0\x10'
+      printf '\x22\x05\x13\x00\x40\x01\xf4\x80'
+    } > "$seeds/enc/seed$i"; i=$((i + 1))
+  done
+done
+run fuzz_vcdiff_enc "$seeds/enc"

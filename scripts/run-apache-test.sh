@@ -1,24 +1,41 @@
 #!/bin/bash
-# Run the Apache::Test suite in t/ against one build of mod_iss.so.
-#   scripts/run-apache-test.sh BUILD_DIR [asan]
-# Apache::Test refuses to run as root, so as root this runs the suite as
-# the unprivileged user `isstest` (created if missing) in a private copy
-# of t/ and conf/.  Servers bind to 127.0.0.1 on a free port.
+# Run the Apache::Test suite in t/ against one build of mod_iss.so:
+#   scripts/run-apache-test.sh BUILD_DIR [normal|asan] [t/NN_name.t ...]
+# all of t/ by default, or the .t files named, e.g. one of them:
+#   scripts/run-apache-test.sh build normal t/40_chunks.t
+# (asan: BUILD_DIR is build-asan, and httpd runs with the ASan runtime
+# preloaded).  Apache::Test refuses to run as root, so as root this runs
+# the suite as the unprivileged user of scripts/as-test-user.sh
+# (`isstest`, created if missing) in a private copy of t/ and conf/;
+# ISS_KEEP_TEST_DIR=1 keeps that copy (logs included).  Servers bind to
+# 127.0.0.1 on a free port.  See TESTING.md.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-build=${1:?usage: $0 BUILD_DIR [asan]}
+usage="usage: $0 BUILD_DIR [normal|asan] [t/NN_name.t ...]"
+[ $# -ge 1 ] && [ "$1" != -h ] && [ "$1" != --help ] || { echo "$usage" >&2; exit 2; }
+build=$1
 mode=${2:-normal}
+case "$mode" in normal|asan) ;; *) echo "$usage" >&2; exit 2 ;; esac
 module="$build/mod_iss.so"
-[ -f "$module" ] || { echo "no $module; build first" >&2; exit 2; }
+[ -f "$module" ] || { echo "no $module; build first (scripts/build.sh)" >&2; exit 2; }
+for t in "${@:3}"; do                     # (options of t/TEST pass as they are)
+  case "$t" in -*) ;; *) [ -f "$top/$t" ] || { echo "no $top/$t; $usage" >&2; exit 2; } ;; esac
+done
 
 user=$(id -un)
 if [ "$(id -u)" = 0 ]; then
-  user=isstest
-  id -u "$user" >/dev/null 2>&1 || useradd --system --user-group --no-create-home --shell /usr/sbin/nologin "$user"
+  user=${ISS_TEST_USER:-isstest}
+  "$top/scripts/as-test-user.sh" true     # creates the user if missing
 fi
 work=$(mktemp -d /tmp/iss-apache-test.XXXXXX)
+fat=
 cleanup() {
   [ -f "$work/t/logs/httpd.pid" ] && kill "$(cat "$work/t/logs/httpd.pid")" 2>/dev/null || true
+  # the FAT folder of the client tests (unmounted before the rm below
+  # could walk into it)
+  if [ -n "$fat" ] && mountpoint -q "$fat"; then
+    fusermount -u "$fat" 2>/dev/null || umount "$fat" 2>/dev/null || umount -l "$fat" || true
+  fi
   if [ -z "${ISS_KEEP_TEST_DIR:-}" ]; then rm -rf "$work"; else echo "kept $work"; fi
 }
 trap cleanup EXIT
@@ -34,13 +51,41 @@ cp -a "$top/t" "$top/conf" "$work/"
 cp "$module" "$work/mod_iss.so"
 cp "$build/tools/iss-state" "$work/iss-state"
 cp "$build/tools/iss-chunk" "$work/iss-chunk"
+# iss-sync, for the client tests (t/6x_client_*.t): they fail (never skip)
+# when it is missing.
+if [ -f "$build/client/iss-sync" ]; then
+  cp "$build/client/iss-sync" "$work/iss-sync"
+else
+  echo "no $build/client/iss-sync: the client tests will fail" >&2
+fi
 chmod 755 "$work"; chown -R "$user:" "$work"
 
 # A free port on 127.0.0.1, fixed for the whole run (Apache::Test's own
 # "select" picks again in every test process).
 port=$(perl -MIO::Socket::INET -e 'my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => "127.0.0.1", LocalPort => 0) or die; print $s->sockport')
 envs=(ISS_MODULE_PATH="$work/mod_iss.so" ISS_STATE_TOOL="$work/iss-state" ISS_CHUNK_TOOL="$work/iss-chunk" APACHE_TEST_PORT="$port"
-      ISS_TOP="$top" ISS_MODE="$mode" PATH="$PATH")
+      ISS_SYNC_TOOL="$work/iss-sync" ISS_TOP="$top" ISS_MODE="$mode" PATH="$PATH")
+
+# A small FAT file system (case-insensitive, refuses ':' and more) for
+# t/62_client_guards.t's names the local file system cannot hold.  FUSE
+# needs root here (/dev/fuse is root's): mounted now, for the test user
+# (allow_other, files owned by it), unmounted by cleanup.  If it cannot be
+# mounted ISS_FAT_DIR stays unset and that test fails (it never skips).
+if command -v fusefat >/dev/null && command -v mkfs.vfat >/dev/null; then
+  truncate -s 16M "$work/fat.img" && mkfs.vfat "$work/fat.img" >/dev/null \
+    && mkdir "$work/fat" && chown "$user:" "$work/fat.img" "$work/fat" || true
+  opts=rw+
+  if [ "$(id -u)" = 0 ]; then opts="rw+,allow_other,uid=$(id -u "$user"),gid=$(id -g "$user")"; fi
+  if [ -d "$work/fat" ] && fusefat -o "$opts" "$work/fat.img" "$work/fat" >/dev/null 2>&1 \
+     && mountpoint -q "$work/fat"; then
+    fat="$work/fat"
+    envs+=(ISS_FAT_DIR="$fat")
+  else
+    echo "cannot mount a FAT folder with fusefat: t/62_client_guards.t will fail" >&2
+  fi
+else
+  echo "fusefat or mkfs.vfat missing (scripts/deps.sh installs them): t/62_client_guards.t will fail" >&2
+fi
 if [ "$mode" = asan ]; then
   # httpd itself is not instrumented: the ASan runtime must come first.
   envs+=(LD_PRELOAD="$(gcc -print-file-name=libasan.so)"
@@ -49,7 +94,7 @@ if [ "$mode" = asan ]; then
 fi
 cd "$work"
 status=0
-runuser -u "$user" -- env "${envs[@]}" perl t/TEST.PL -apxs /usr/bin/apxs2 \
+"$top/scripts/as-test-user.sh" env "${envs[@]}" perl t/TEST.PL -apxs /usr/bin/apxs2 \
   -httpd_conf "$work/t/inherit.conf" -verbose=0 "${@:3}" || status=$?
 
 # A sanitizer report or a crashed child fails the run, whatever prove said.

@@ -6,8 +6,9 @@ use strict;
 use warnings FATAL => 'all';
 use Apache::Test;
 use ISSTest;
+use POSIX ();
 
-plan tests => 27;
+plan tests => 28;
 
 my $body = "line 1\nline 2\n";
 ok(dav(PUT => '/iss/w/a.txt', body => $body)->code, 409, 'PUT into a missing collection: 409');
@@ -74,3 +75,24 @@ ok(-e files_dir('w2') ? 1 : 0, 0, 'MOVE removed the source');
 ok(slurp(files_dir('w3', 'sub', 'b.txt')), 'b');
 ok(dav(DELETE => '/iss/w3/')->code, 204);
 ok(-e files_dir('w3') ? 1 : 0, 0, 'DELETE removed the tree');
+
+# Four clients MKCOL one folder at once: one creates it, the others get
+# 405 as from plain mod_dav_fs, never 403 (recording the intent took long
+# enough for another request's mkdir to come first).
+{
+    my %seen;
+    for my $round (1 .. 10) {
+        my @kids;
+        for (1 .. 4) {
+            my $pid = fork // die "fork: $!";
+            if (!$pid) {
+                my $code = dav(MKCOL => "/iss/race$round/")->code;
+                POSIX::_exit($code == 201 ? 1 : $code == 405 ? 2 : $code == 403 ? 3 : 4);
+            }
+            push @kids, $pid;
+        }
+        for (@kids) { waitpid($_, 0); $seen{ ('?', 201, 405, 403, 'other')[$? >> 8] }++ }
+    }
+    ok(join(' ', map { "$_=" . ($seen{$_} // 0) } 201, 405, 403, 'other'), '201=10 405=30 403=0 other=0',
+       'concurrent MKCOLs of one folder: one 201, the others 405');
+}

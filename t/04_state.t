@@ -8,7 +8,7 @@ use Apache::Test;
 use ISSTest;
 use File::Spec;
 
-plan tests => 40;
+plan tests => 43;
 
 my $state = sub { File::Spec->catdir(t_dir(), 'dav', @_) };
 
@@ -59,6 +59,8 @@ spew("$sdir/iss-store.meta", "\x00\xffthis is not a mod_iss store\n");
 my $mark = log_mark();
 my $res = dav(PUT => '/broken/new.txt', body => 'n');
 ok($res->code, 503, 'PUT refused on damaged state');
+ok(join(' ', error_body($res)) =~ /^I:state-unavailable .*damaged/ ? 1 : 0, 1,
+   '... with an error body: <I:state-unavailable/> and a message') or print '# ', $res->content, "\n";
 ok(-e "$area/new.txt" ? 1 : 0, 0, 'and no file was created');
 ok(dav(DELETE => '/broken/existing.txt')->code, 503, 'DELETE refused');
 ok(slurp("$area/existing.txt"), "keep me\n", 'and the file is still there');
@@ -68,11 +70,13 @@ ok(dav(MOVE => '/broken/existing.txt', headers => { Destination => url('/broken/
 ok(-e "$area/existing.txt" && !-e "$area/moved.txt" ? 1 : 0, 1);
 ok(dav(GET => '/broken/existing.txt')->content, "keep me\n", 'GET still works');
 ok(dav(PROPFIND => '/broken/', headers => { Depth => 1 })->code, 207, 'PROPFIND still works');
-ok(sync_report('/broken/', token => $old_token, level => 1)->{code}, 503,
-   'a sync needs the state: 503 while it is damaged');
+$res = sync_report('/broken/', token => $old_token, level => 1);
+ok($res->{code}, 503, 'a sync needs the state: 503 while it is damaged');
+ok((error_body($res->{res}))[0] // '', 'I:state-unavailable', '... with <I:state-unavailable/>');
 my $log = log_since($mark);
 ok($log =~ /ISS01024: the mod_iss state in \S*state-broken is damaged/ ? 1 : 0, 1,
    'the error log names the damaged state directory');
+ok($log =~ /\[dav:error\]/ ? 1 : 0, 0, '... mod_iss does, mod_dav adds no line of its own') or print "# $log\n";
 
 # State of another DBM type: refused, and the log says which types.
 unlink glob("$sdir/*");

@@ -6,7 +6,7 @@ use Apache::Test;
 use ISSTest;
 use File::Temp qw(tempdir);
 
-plan tests => 49;
+plan tests => 55;
 
 # Start an httpd of its own with this <Location /s/> body: (code, log).
 sub start_with {
@@ -136,4 +136,35 @@ for my $good ("ISSChunking On\nISSChunkSizes 8K 32K 128K\nISSDedupScope File\nIS
        '<Limit PUT PATCH POST>: httpd starts') or print "# $log\n";
     ok($log =~ /ISS01063/ ? 1 : 0, 0, '... without a warning about POST') or print "# $log\n";
     ok($log =~ /ISS01062/ ? 1 : 0, 0, '... or about PATCH') or print "# $log\n";
+}
+
+# `httpd -t` (apache2ctl configtest) runs the same checks: a configuration
+# that cannot start fails the test, with the same message, instead of
+# passing it and taking the server down at the next graceful restart.
+{
+    my ($code, $out) = own_httpd_configtest(config => "<Location /s/>\nDav iss\nISSStateDir /nonexistent/iss-state\n</Location>");
+    ok($code != 0 ? 1 : 0, 1, 'configtest with a missing ISSStateDir fails');
+    ok($out =~ m{ISS01003: ISSStateDir /nonexistent/iss-state \(in <Location /s/> \(\S+ line \d+\)\) does not exist} ? 1 : 0, 1,
+       '... with the message a start gives') or print "# $out\n";
+    ok($out =~ /Syntax OK/ ? 1 : 0, 0, '... and never says Syntax OK') or print "# $out\n";
+
+    ($code, $out) = own_httpd_configtest(config => "<Location /s/>\nDav iss\nISSStateDir $ro\n</Location>");
+    ok($code == 0 && $out =~ /Syntax OK/ ? 1 : 0, 1, 'configtest of a good configuration: Syntax OK') or print "# $out\n";
+
+    # A warning appears once, at a configtest and at a start.
+    my $st = tempdir(CLEANUP => 1);
+    my $limit = "<Location /s/>\nDav iss\nISSStateDir $st\n<Limit PUT DELETE>\n    Require all denied\n</Limit>\n</Location>";
+    ($code, $out) = own_httpd_configtest(config => $limit);
+    my @n62 = $out =~ /ISS01062/g;
+    my @n63 = $out =~ /ISS01063/g;
+    ok($code == 0 && @n62 == 1 && @n63 == 1 ? 1 : 0, 1, 'configtest prints ISS01062 and ISS01063 once each')
+        or print "# $out\n";
+    my $h = own_httpd_start(config => $limit);
+    my $started = !defined $h->{code};
+    own_httpd_stop($h);
+    my $log = $h->{log}->();
+    @n62 = $log =~ /ISS01062/g;
+    @n63 = $log =~ /ISS01063/g;
+    ok($started && @n62 == 1 && @n63 == 1 ? 1 : 0, 1, 'a start prints ISS01062 and ISS01063 once each (terminal and error log together)')
+        or print "# $log\n";
 }

@@ -9,7 +9,7 @@ use File::Spec;
 use LWP::UserAgent;
 use HTTP::Request;
 
-plan tests => 122;
+plan tests => 135;
 
 my $L = '/sync/err';
 my $state = File::Spec->catdir(t_dir(), 'dav', 'state-sync');
@@ -42,8 +42,28 @@ sub refused {
 }
 
 # ---- the request ------------------------------------------------------------------
-refused('Depth 1', 400, 'invalid-sync-collection', headers => { Depth => '1' });
 refused('Depth infinity', 400, 'invalid-sync-collection', headers => { Depth => 'infinity' });
+refused('Depth 2', 400, 'invalid-sync-collection', headers => { Depth => '2' });
+refused('Depth one', 400, 'invalid-sync-collection', headers => { Depth => 'one' });
+
+# Depth: 1 (what some client libraries send) and no Depth header are
+# answered as Depth: 0, with the same members and token.
+{
+    my $want = sync_report("$L/", token => '', level => 1);
+    ok($want->{code}, 207, 'Depth 0: 207');
+    for my $d ('1', undef) {
+        my $name = defined $d ? "Depth $d" : 'no Depth header';
+        my $got = sync_report("$L/", token => '', level => 1, headers => { Depth => $d });
+        ok($got->{code}, 207, "$name: 207, as with Depth 0");
+        ok(join(' ', @{ $got->{order} }), join(' ', @{ $want->{order} }), "$name: the same members");
+        ok($got->{token}, $want->{token}, "$name: the same token");
+    }
+    my $mark = log_mark();
+    sync_report("$L/", token => '', level => 1, headers => { Depth => 'one' });
+    my $log = log_since($mark);
+    ok($log =~ /ISS01041: .*Depth/ && $log !~ /\[dav:error\]|AH00580/ ? 1 : 0, 1,
+       'a bad Depth is logged by mod_iss at info, not by mod_dav as an error') or print "# $log\n";
+}
 refused('malformed XML', 400, undef, body => '<D:sync-collection xmlns:D="DAV:"><D:sync-token>', says => 'not well-formed XML');
 refused('no body', 400, undef, body => '', says => 'missing');
 refused('no DAV:sync-token', 400, 'invalid-sync-collection',

@@ -10,7 +10,7 @@ use warnings FATAL => 'all';
 use Apache::Test;
 use ISSTest;
 
-plan tests => 69;
+plan tests => 75;
 
 my $dir = files_dir() =~ s{files$}{files-patch}r;
 my $base = '/patch/d';
@@ -24,25 +24,35 @@ ok($r->header('ETag'), strong_etag($body), '... answers the strong ETag');
 my $token = sync_token_of('/patch/');
 
 my $other = "another version\n";
-for my $h (['Repr-Digest', repr_digest('not the body')], ['Content-Digest', repr_digest('not the body')]) {
+for my $h (['Repr-Digest', repr_digest('not the body'), 'I:repr-digest-mismatch'],
+           ['Content-Digest', repr_digest('not the body'), 'I:digest-mismatch']) {
     my $mark = log_mark();
     $r = dav(PUT => "$base/f.txt", body => $other, headers => { $h->[0] => $h->[1] });
     ok($r->code, 400, "PUT with a wrong $h->[0]: 400");
-    ok($r->content =~ /does not match its \Q$h->[0]\E header/ ? 1 : 0, 1, '... and the body says why')
+    my ($elem, $msg) = error_body($r);
+    ok($elem // '', $h->[2], "... an RFC 4918 error body with <$h->[2]/>")
         or print '# ', $r->content, "\n";
+    ok(($msg // '') =~ /does not match its \Q$h->[0]\E header: its SHA-256 is sha-256=.*Nothing was stored/ ? 1 : 0, 1,
+       '... and an I:message that says why') or print '# ', $r->content, "\n";
     ok(slurp("$dir/d/f.txt"), $body, '... the old file stays as it was');
-    ok(log_since($mark) =~ /ISS01053: PUT \S+ refused: The body does not match/ ? 1 : 0, 1, '... logged');
+    my $log = log_since($mark);
+    ok($log =~ /\[iss:info\] .*ISS01053: PUT \S+ refused: The body does not match/ ? 1 : 0, 1, '... logged by mod_iss at info')
+        or print "# $log\n";
+    ok($log =~ /\[dav:|\[\w+:error\]/ ? 1 : 0, 0, '... and nothing else: no mod_dav error line') or print "# $log\n";
 }
 $r = dav(PUT => "$base/new.txt", body => $other, headers => { 'Repr-Digest' => repr_digest('x') });
 ok($r->code, 400, 'PUT of a new file with a wrong digest: 400');
+ok((error_body($r))[0] // '', 'I:repr-digest-mismatch', '... with <I:repr-digest-mismatch/>');
 ok(-e "$dir/d/new.txt" ? 1 : 0, 0, '... and the file is not created');
 $r = dav(PUT => "$base/f.txt", body => $other, headers => { 'Repr-Digest' => 'sha-256=:tooshort:' });
 ok($r->code, 400, 'PUT with a malformed Repr-Digest: 400');
-ok($r->content =~ /Repr-Digest header is malformed/ ? 1 : 0, 1, '... and the body says so');
+ok(join(' ', error_body($r)) =~ /^I:invalid-digest .*Repr-Digest header is malformed/ ? 1 : 0, 1,
+   '... <I:invalid-digest/>, and the message says so') or print '# ', $r->content, "\n";
 ok(slurp("$dir/d/f.txt"), $body, '... the old file stays as it was');
 $r = dav(PUT => "$base/f.txt", body => 'XY', headers => { 'Repr-Digest' => repr_digest('XY'),
                                                            'Content-Range' => 'bytes 0-1/*' });
 ok($r->code, 400, 'PUT with Content-Range and a digest: 400 (it could not be checked before writing)');
+ok((error_body($r))[0] // '', 'I:digest-with-range', '... with <I:digest-with-range/>');
 ok(slurp("$dir/d/f.txt"), $body, '... the old file stays as it was');
 ok(sync_token_of('/patch/'), $token, 'no refused PUT entered the change log');
 $r = dav(PUT => "$base/f.txt", body => $other, headers => { 'Repr-Digest' => 'md5=:AAAA:, sha-256=' . substr(repr_digest($other), 8) });

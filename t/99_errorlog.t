@@ -25,6 +25,5 @@ my @bad = grep {
     && !/\[authz_core:error\].*AH01631: user (?:alice|bob): authorization failure for "\/dedup\/(?:alice|bob|drop)\//
     # 04_state.t damages the state of /broken/ on purpose.
     && !/ISS0102[245]:.*state-broken/
-    && !/\[dav:error\].*synchronisation state of this location is damaged.*\[503, #0\]/
 } split /\n/, $log;
 ok(join("\n", @bad), '', 'no unexpected error-level lines in the error log');

@@ -14,12 +14,13 @@
  *                              the ISM1 manifest BASE + DELTA on stdout
  *   iss-chunk frames FILE MANIFEST [IDS]
  *                              the chunk frames of FILE for an upload
- *                              (application/vnd.mod-iss.chunks): for each
- *                              distinct chunk of MANIFEST, in manifest
- *                              order, whose id is listed in IDS (one hex
- *                              id a line; all chunks without IDS): id[32],
- *                              length u32 big-endian, the bytes; each
- *                              chunk is checked against its id first
+ *                              (application/vnd.mod-iss.chunks,
+ *                              iss_frames.h): for each distinct chunk of
+ *                              MANIFEST, in manifest order, whose id is
+ *                              listed in IDS (one hex id a line; all
+ *                              chunks without IDS): id[32], length u32
+ *                              big-endian, the bytes; each chunk is
+ *                              checked against its id first
  *
  * Manifests and deltas are read with no limits beyond the format's.
  * Exit status: 0 done, 1 an error (a message on stderr), 2 usage.
@@ -28,6 +29,7 @@
 #include "iss_cdc.h"
 #include "iss_bytes.h"
 #include "iss_digest.h"
+#include "iss_frames.h"
 #include "iss_manifest.h"
 
 #include <apr_general.h>
@@ -324,7 +326,7 @@ static int cmd_frames(int argc, const char *const *argv, apr_pool_t *pool)
     iss_manifest_t *m;
     apr_hash_t *ids = NULL, *done;
     apr_uint32_t i, biggest = 0;
-    unsigned char *buf, id[SHA_LEN], head[SHA_LEN + 4];
+    unsigned char *buf, id[SHA_LEN], head[ISS_FRAMES_HEAD_LEN];
     iss_digest_t *d;
     apr_file_t *f;
     apr_finfo_t fi;
@@ -376,8 +378,7 @@ static int cmd_frames(int argc, const char *const *argv, apr_pool_t *pool)
                     "SHA-256\n", path, argv[1], i, e->length, e->offset);
             return 1;
         }
-        memcpy(head, e->sha256, SHA_LEN);
-        iss_be32_put(head + SHA_LEN, e->length);
+        iss_frames_head(head, e->sha256, e->length);
         if (write_out(head, sizeof(head)) || write_out(buf, e->length))
             return 1;
     }

@@ -35,6 +35,7 @@
  */
 
 #include "iss_chunkidx.h"
+#include "iss_davfs.h"
 #include "iss_reconcile.h"
 #include "iss_store.h"
 #include "iss_sync_log.h"
@@ -180,7 +181,9 @@ static int log_command(iss_store_t *store, const char *dir, const char *cmd,
         }
         /* No compaction: the tool does not know the location's
          * ISSSyncRetention, and must not drop what it keeps. */
-        rv = iss_reconcile_run(store, argv[0], NULL, &st, &n, pool);
+        /* The module's rule: the tree is served by mod_dav_fs. */
+        rv = iss_reconcile_run(store, argv[0], &iss_davfs_ignore, NULL, &st,
+                               &n, pool);
         if (rv != APR_SUCCESS) {
             fprintf(stderr, "iss-state: scan of %s failed%s%s: %s\n",
                     argv[0], st.error_path ? " at " : "",

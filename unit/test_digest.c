@@ -405,6 +405,70 @@ static void test_fuzz(void)
        valid);
 }
 
+/* ownCloud's checksums: SHA-1, MD5, Adler-32 in one pass, their text,
+ * and the OC-Checksum header. */
+static void test_sums(apr_pool_t *p)
+{
+    iss_digest_sums_ctx_t *c;
+    iss_digest_sums_t s, w, none;
+    unsigned char sha[ISS_DIGEST_SHA256_LEN], want[ISS_DIGEST_SHA256_LEN];
+    char *big = apr_palloc(p, 100000);
+    int ws, i;
+    static const char *const bad[] = {
+        "", "   ", "SHA1", "SHA1:", "SHA1:a9993e36", "CRC32:12345678",
+        "SHA1:a9993e364706816aba3e25717850c26c9cd0d89d SHA1:a9993e364706816aba3e25717850c26c9cd0d89d",
+        "SHA1:g9993e364706816aba3e25717850c26c9cd0d89d", "MD5:900150983cd24fb0d6963f7d28e17f7",
+        "ADLER32:024d01270", ":abc", NULL
+    };
+
+    ok(iss_digest_sums_create(&c, ISS_SUM_SHA1 | ISS_SUM_MD5 | ISS_SUM_ADLER32, p)
+       == APR_SUCCESS, "sums: create SHA-1 + MD5 + Adler-32");
+    iss_digest_sums_update(c, "a", 1);
+    iss_digest_sums_update(c, "bc", 2);
+    iss_digest_sums_final(c, &s);
+    is_int(s.have, ISS_SUM_SHA1 | ISS_SUM_MD5 | ISS_SUM_ADLER32, "sums: all three computed");
+    is_str(iss_digest_sums_text(&s, p),
+           "SHA1:a9993e364706816aba3e25717850c26c9cd0d89d MD5:900150983cd24fb0d6963f7d28e17f72",
+           "sums of abc in pieces: SHA-1 and MD5 as ownCloud writes them (RFC 3174, RFC 1321 vectors)");
+    is_int((int)s.adler32, 0x024d0127, "sums: Adler-32 of abc");
+
+    memset(big, 'x', 100000);
+    iss_digest_sums_create(&c, ISS_SUM_SHA1, p);
+    for (i = 0; i < 100000; i += 999) {
+        iss_digest_sums_update(c, big + i, i + 999 > 100000 ? 100000 - i : 999);
+    }
+    iss_digest_sums_final(c, &s);
+    is_int(s.have, ISS_SUM_SHA1, "sums: only what was asked");
+    is_str(iss_digest_sums_text(&s, p), "SHA1:f6ee99edde6199a3e982c46ef72bdd5cb5e41ddf",
+           "sums: SHA-1 of 100000 x's fed in odd pieces");
+    memset(&none, 0, sizeof(none));
+    ok(iss_digest_sums_text(&none, p) == NULL, "sums: no text without SHA-1 or MD5");
+
+    /* OC-Checksum */
+    ok(iss_digest_sums_parse("SHA1:A9993E364706816ABA3E25717850C26C9CD0D89D", &w, want, &ws)
+       == APR_SUCCESS && w.have == ISS_SUM_SHA1 && !ws, "OC-Checksum: SHA1 (upper case hex)");
+    iss_digest_sums_create(&c, ISS_SUM_SHA1 | ISS_SUM_MD5 | ISS_SUM_ADLER32, p);
+    iss_digest_sums_update(c, "abc", 3);
+    iss_digest_sums_final(c, &s);
+    is_int((int)iss_digest_sums_mismatch(&w, &s), 0, "OC-Checksum: the right SHA-1 matches");
+    ok(iss_digest_sums_parse("md5:900150983cd24fb0d6963f7d28e17f72 adler32:024d0127", &w, want, &ws)
+       == APR_SUCCESS && w.have == (ISS_SUM_MD5 | ISS_SUM_ADLER32), "OC-Checksum: md5 and adler32, any case");
+    is_int((int)iss_digest_sums_mismatch(&w, &s), 0, "OC-Checksum: both match");
+    w.md5[0] ^= 1;
+    is_int((int)iss_digest_sums_mismatch(&w, &s), ISS_SUM_MD5, "OC-Checksum: a wrong MD5 is found");
+    ok(iss_digest_sums_parse("ADLER32:024d0128", &w, want, &ws) == APR_SUCCESS
+       && iss_digest_sums_mismatch(&w, &s) == ISS_SUM_ADLER32, "OC-Checksum: a wrong Adler-32 is found");
+    ok(iss_digest_sums_parse("SHA256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+                             &w, want, &ws) == APR_SUCCESS && ws && w.have == 0,
+       "OC-Checksum: SHA256 is given back to check against the SHA-256");
+    unhex("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", sha);
+    ok(memcmp(sha, want, sizeof(sha)) == 0, "OC-Checksum: ... with its bytes");
+    for (i = 0; bad[i]; i++) {
+        ok(iss_digest_sums_parse(bad[i], &w, want, &ws) == APR_EINVAL,
+           "OC-Checksum refused: '%s'", bad[i]);
+    }
+}
+
 int main(void)
 {
     apr_pool_t *p;
@@ -416,6 +480,7 @@ int main(void)
     test_parse(p);
     test_wanted();
     test_fuzz();
+    test_sums(p);
     apr_pool_destroy(p);
     apr_terminate();
     return done_testing();

@@ -6,6 +6,7 @@
  * form (known vectors). */
 
 #include "iss_filedigest.h"
+#include "iss_bytes.h"
 #include "tap.h"
 #include "testfs.h"
 #include "teststore.h"
@@ -88,6 +89,60 @@ static void test_records(void)
     is_int(iss_filedigest_decode(rec, strlen(rec) - 7, &back), APR_SUCCESS,
            "decode reads only len bytes");
     is_str(iss_filedigest_key("a/b c", gp), "d/a/b c", "key");
+}
+
+/* Version 2 records: the checksums of ownCloud clients with the digest;
+ * version 1 records still read, without them. */
+static void test_records_v2(void)
+{
+    iss_filedigest_t d = { 0 }, back;
+    const char *rec;
+    static const char *const bad[] = {
+        "IFD2 1 2 3 47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU= - -",
+        "IFD2 1 2 3 47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU= a9993e36 -",
+        "IFD2 1 2 3 47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU= a9993e364706816aba3e25717850c26c9cd0d89d",
+        "IFD2 1 2 3 47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU= a9993e364706816aba3e25717850c26c9cd0d89d  -",
+        "IFD2 1 2 3 47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU= - 900150983cd24fb0d6963f7d28e17f7x",
+        "IFD2 1 2 3 47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=a9993e364706816aba3e25717850c26c9cd0d89d -",
+        "IFD1 1 2 3 47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU= a9993e364706816aba3e25717850c26c9cd0d89d -",
+        NULL
+    };
+    int i;
+
+    d.ino = 7;
+    d.size = 3;
+    d.mtime = 1000000;
+    memcpy(d.sha256, ABC, 32);
+    d.sums.have = ISS_SUM_SHA1;
+    iss_hex_decode(d.sums.sha1, 20, "a9993e364706816aba3e25717850c26c9cd0d89d", 40);
+    rec = iss_filedigest_encode(&d, gp);
+    is_str(rec, "IFD2 7 3 1000000 ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0= "
+                "a9993e364706816aba3e25717850c26c9cd0d89d -", "v2: encode with SHA-1");
+    is_int(iss_filedigest_decode(rec, strlen(rec), &back), APR_SUCCESS, "v2: decode");
+    ok(back.sums.have == ISS_SUM_SHA1 && !memcmp(back.sums.sha1, d.sums.sha1, 20)
+       && !memcmp(back.sha256, ABC, 32) && back.mtime == d.mtime, "v2: round trip");
+    d.sums.have |= ISS_SUM_MD5;
+    iss_hex_decode(d.sums.md5, 16, "900150983cd24fb0d6963f7d28e17f72", 32);
+    rec = iss_filedigest_encode(&d, gp);
+    ok(strlen(rec) < ISS_FILEDIGEST_RECORD_MAX, "v2 with SHA-1 and MD5 fits RECORD_MAX");
+    is_int(iss_filedigest_decode(rec, strlen(rec), &back), APR_SUCCESS, "v2 with both: decode");
+    ok(back.sums.have == (ISS_SUM_SHA1 | ISS_SUM_MD5)
+       && !memcmp(back.sums.md5, d.sums.md5, 16), "v2 with both: round trip");
+    d.sums.have = ISS_SUM_MD5;
+    rec = iss_filedigest_encode(&d, gp);
+    is_int(iss_filedigest_decode(rec, strlen(rec), &back), APR_SUCCESS, "v2 with MD5 only: decode");
+    is_int((int)back.sums.have, ISS_SUM_MD5, "v2 with MD5 only: round trip");
+    d.sums.have = 0;
+    rec = iss_filedigest_encode(&d, gp);
+    ok(strncmp(rec, "IFD1 ", 5) == 0, "no checksums: still a version 1 record");
+    memset(&back.sums, 0x5a, sizeof(back.sums));
+    is_int(iss_filedigest_decode(rec, strlen(rec), &back), APR_SUCCESS, "v1: decode");
+    is_int((int)back.sums.have, 0, "v1: read as a record without checksums");
+    for (i = 0; bad[i]; i++) {
+        memset(&back, 0x5a, sizeof(back));
+        is_int(iss_filedigest_decode(bad[i], strlen(bad[i]), &back),
+               APR_EINVAL, "v2 refused: '%s'", bad[i]);
+    }
 }
 
 /* iss_filedigest_compute_file() of the file at @a path. */
@@ -189,6 +244,21 @@ static void test_identity_and_store(const char *dir)
         compute(big, &d, 0, &stable);
         ok(!memcmp(d.sha256, want, 32) && d.size == 200000,
            "a 200000-byte file: the right digest and size");
+        is_int((int)d.sums.have, 0, "... and no checksums unless asked");
+        {
+            apr_file_t *g;
+
+            apr_file_open(&g, big, APR_FOPEN_READ, 0, gp);
+            is_int(iss_filedigest_compute_file_sums(g, &d, ISS_SUM_SHA1 | ISS_SUM_MD5,
+                                                    0, &stable, gp), APR_SUCCESS,
+                   "compute with SHA-1 and MD5");
+            apr_file_close(g);
+            ok(!memcmp(d.sha256, want, 32), "... the same digest");
+            is_str(iss_digest_sums_text(&d.sums, gp),
+                   "SHA1:62951f943c41cdd326e5ce2b53a779e7916a820d "
+                   "MD5:4b98146705d4b0b98b758a78ff6fb73f",
+                   "... and the checksums, in the same read");
+        }
         free(data);
     }
 }
@@ -202,6 +272,7 @@ int main(void)
     apr_pool_create(&gp, NULL);
     test_etag();
     test_records();
+    test_records_v2();
     if (mkdtemp(base)) {
         test_identity_and_store(base);
         testfs_rm_rf(base, gp);

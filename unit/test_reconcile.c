@@ -7,6 +7,7 @@
 
 #include "iss_reconcile.h"
 #include "iss_change.h"
+#include "iss_davfs.h"
 #include "iss_scan.h"
 #include "iss_store.h"
 #include "iss_sync_log.h"
@@ -213,7 +214,7 @@ static apr_status_t run(iss_store_t *s, const char *dir,
 
     *seq = 9999;
     memset(st, 0, sizeof(*st));
-    rv = iss_reconcile_run(s, dir, ret, st, seq, gp);
+    rv = iss_reconcile_run(s, dir, &iss_davfs_ignore, ret, st, seq, gp);
     if (rv != APR_SUCCESS)
         diag("reconcile: %d (%s)", rv,
              st->error_path ? st->error_path : "no path");
@@ -238,7 +239,8 @@ static void failing_run(iss_store_t *s, const char *dir, const char *what,
     apr_status_t rv;
 
     memset(&st, 0, sizeof(st));
-    rv = iss_reconcile_run(s, dir, NULL, &st, &seq, gp);
+    rv = iss_reconcile_run(s, dir, &iss_davfs_ignore, NULL, &st, &seq,
+                           gp);
 
     ok(rv != APR_SUCCESS, "%s: the run fails", what);
     is_int(seq, 0, "%s: seq 0", what);
@@ -392,8 +394,8 @@ static void test_failed_baseline(void)
         ok(0, "open second store");
         return;
     }
-    ok(iss_reconcile_run(s, at("nowhere"), NULL, &st, &seq, gp)
-       != APR_SUCCESS, "first run on a missing root fails");
+    ok(iss_reconcile_run(s, at("nowhere"), &iss_davfs_ignore, NULL, &st,
+                         &seq, gp) != APR_SUCCESS, "first run on a missing root fails");
     is_int(seq, 0, "seq 0");
     ok(scan_time(s) == 0, "a failed baseline leaves iss_reconcile_last at 0");
     is_str(index_snapshot(s), "", "and builds no index");
@@ -419,8 +421,8 @@ static void test_skipped_baseline(void)
         ok(0, "open third store");
         return;
     }
-    ok(iss_reconcile_run(s, at("nowhere"), NULL, &st, &seq, gp)
-       != APR_SUCCESS, "a baseline that fails");
+    ok(iss_reconcile_run(s, at("nowhere"), &iss_davfs_ignore, NULL, &st,
+                         &seq, gp) != APR_SUCCESS, "a baseline that fails");
     is_int(iss_reconcile_skip_baseline(s), APR_SUCCESS, "is given up");
     ok(iss_reconcile_last(s, &when, gp) == APR_SUCCESS && when > 0,
        "a scan counts as done");
@@ -428,6 +430,46 @@ static void test_skipped_baseline(void)
     ok(seq == 1 && log_last(s) == 1, "and logs an entry");
     ok(st.created > 0 && st.created == st.files + st.dirs,
        "with every member as created");
+}
+
+/* The ignore rule is the caller's: a name it leaves out is neither
+ * indexed nor logged, and mod_dav_fs's names are members under a rule
+ * that does not name them. */
+static void test_custom_rule(void)
+{
+    static const char *const names[] = { "cache", NULL };
+    static const char *const prefixes[] = { "~$", NULL };
+    static const iss_scan_ignore_t rule = { names, prefixes };
+    iss_store_t *s = open_store("state4");
+    const char *saved_root = root, *tree = at("ruled");
+    iss_scan_stats_t st;
+    apr_uint64_t seq = 0;
+
+    memset(&st, 0, sizeof(st));
+    if (!s) {
+        ok(0, "open fourth store");
+        return;
+    }
+    ok(mk("ruled") && mk("ruled/cache") && mk("ruled/.DAV")
+       && put("ruled/cache/c", "c") && put("ruled/~$doc", "lock")
+       && put("ruled/doc", "d") && put("ruled/.DAV/props", "p"),
+       "a tree with names of a custom rule");
+    is_int(iss_reconcile_run(s, tree, &rule, NULL, &st, &seq, gp),
+           APR_SUCCESS, "baseline with a custom rule");
+    root = tree;                        /* for index_is() */
+    ok(index_is(s, ".DAV|.DAV/props|doc"),
+       "the index: .DAV is a member, cache/ and ~$doc are not");
+    ok(put("cache/c", "changed") && put("cache/new", "n")
+       && put("~$doc", "other lock"), "ignored names change");
+    is_int(iss_reconcile_run(s, tree, &rule, NULL, &st, &seq, gp),
+           APR_SUCCESS, "a scan with the rule");
+    ok(seq == 0 && log_last(s) == 0, "logs nothing");
+    ok(put(".DAV/props", "changed props"), ".DAV/props changes");
+    is_int(iss_reconcile_run(s, tree, &rule, NULL, &st, &seq, gp),
+           APR_SUCCESS, "a scan with the rule");
+    ok(seq == 1 && !strcmp(read_entry(s, 1).changes, "M0:.DAV/props"),
+       "logs the change of .DAV/props, a member under this rule");
+    root = saved_root;
 }
 
 int main(void)
@@ -450,6 +492,7 @@ int main(void)
     test_reconcile();
     test_failed_baseline();
     test_skipped_baseline();
+    test_custom_rule();
     testfs_rm_rf(base, gp);
     return done_testing();
 }

@@ -6,6 +6,7 @@
  * the members of an unreadable directory as removed. */
 
 #include "iss_scan.h"
+#include "iss_davfs.h"
 #include "iss_change.h"
 #include "tap.h"
 #include "testfs.h"
@@ -66,7 +67,8 @@ static scan_result_t scan(apr_hash_t *index)
     r.changes = apr_array_make(gp, 4, sizeof(iss_change_t));
     r.updates = apr_array_make(gp, 4, sizeof(iss_scan_update_t));
     t0 = apr_time_now();
-    r.rv = iss_scan_tree(root, index, r.changes, r.updates, &r.st, gp);
+    r.rv = iss_scan_tree(root, &iss_davfs_ignore, index, r.changes,
+                         r.updates, &r.st, gp);
     r.secs = (double)(apr_time_now() - t0) / APR_USEC_PER_SEC;
     r.text = "";
     for (i = 0; i < r.changes->nelts && r.changes->nelts <= 100; i++) {
@@ -258,15 +260,104 @@ static void test_entries(void)
         ok(iss_scan_entry_same(&a, &b), "two directories are the same");
     }
 
-    ok(iss_scan_name_hidden(".") && iss_scan_name_hidden("..")
-       && iss_scan_name_hidden(".DAV") && iss_scan_name_hidden(".davfs.tmp")
-       && iss_scan_name_hidden(".davfs.tmpA1b2C3") && iss_scan_name_hidden(""),
+#define hidden(name) iss_scan_ignored(&iss_davfs_ignore, (name))
+    ok(hidden(".") && hidden("..") && hidden(".DAV") && hidden(".davfs.tmp")
+       && hidden(".davfs.tmpA1b2C3") && hidden(""),
        "hidden names: . .. .DAV .davfs.tmp*");
-    ok(!iss_scan_name_hidden("...") && !iss_scan_name_hidden(".dav")
-       && !iss_scan_name_hidden(".DAVX") && !iss_scan_name_hidden("x.DAV")
-       && !iss_scan_name_hidden(".davfs.tm") && !iss_scan_name_hidden("a")
-       && !iss_scan_name_hidden(".htaccess"),
+    ok(!hidden("...") && !hidden(".dav") && !hidden(".DAVX") && !hidden("x.DAV")
+       && !hidden(".davfs.tm") && !hidden("a") && !hidden(".htaccess"),
        "served names: ... .dav .DAVX x.DAV .davfs.tm a .htaccess");
+#undef hidden
+}
+
+/* ---- ignore rules of the caller's --------------------------------------- */
+
+static const char *const custom_names[] = { "skip", "Thumbs.db", NULL };
+static const char *const custom_prefixes[] = { "~", ".#", NULL };
+static const iss_scan_ignore_t custom = { custom_names, custom_prefixes };
+
+static void test_rules(void)
+{
+    static const iss_scan_ignore_t empty = { NULL, NULL };
+    static const char *const only_prefix[] = { ".davfs.tmp", NULL };
+    static const iss_scan_ignore_t prefixes_only = { NULL, only_prefix };
+
+    ok(iss_scan_ignored(NULL, ".") && iss_scan_ignored(NULL, "..")
+       && iss_scan_ignored(NULL, "")
+       && iss_scan_ignored(&empty, ".") && iss_scan_ignored(&custom, ".."),
+       "every rule, and none, ignores . .. and the empty name");
+    ok(!iss_scan_ignored(NULL, ".DAV") && !iss_scan_ignored(NULL, ".davfs.tmp1")
+       && !iss_scan_ignored(&empty, ".DAV") && !iss_scan_ignored(&empty, "a"),
+       "no rule, or an empty one: .DAV and .davfs.tmp* are members");
+    ok(iss_scan_ignored(&custom, "skip") && iss_scan_ignored(&custom, "Thumbs.db")
+       && iss_scan_ignored(&custom, "~") && iss_scan_ignored(&custom, "~x.doc")
+       && iss_scan_ignored(&custom, ".#lock"),
+       "a custom rule: its names and prefixes");
+    ok(!iss_scan_ignored(&custom, "skip2") && !iss_scan_ignored(&custom, "Skip")
+       && !iss_scan_ignored(&custom, "x~") && !iss_scan_ignored(&custom, ".DAV")
+       && !iss_scan_ignored(&custom, "thumbs.db")
+       && !iss_scan_ignored(&custom, ".x#"),
+       "... and nothing else (exact bytes, prefixes only at the start)");
+    ok(iss_scan_ignored(&prefixes_only, ".davfs.tmpX")
+       && !iss_scan_ignored(&prefixes_only, ".DAV"),
+       "a rule with prefixes only");
+}
+
+/* A tree scanned and listed with a custom rule, with mod_dav_fs's and
+ * with none: each sees exactly what its rule leaves. */
+static void test_tree_rules(void)
+{
+    const char *saved_root = root;
+    apr_hash_t *index = apr_hash_make(gp);
+    iss_scan_stats_t st;
+    apr_array_header_t *ch, *up;
+    const char *text;
+    int i;
+
+    root = at("rules");
+    ok(mk("") && mk("skip") && mk("d") && mk(".DAV") && mk("d/skip")
+       && put("skip/x", "x") && put("d/skip/y", "y") && put("~lock", "l")
+       && put("d/.#edit", "e") && put("d/keep", "k") && put(".DAV/p", "p")
+       && put("a", "a") && put(".davfs.tmp1", "t"),
+       "a tree with names of two rules");
+
+#define RUN(rule)                                                           \
+    (ch = apr_array_make(gp, 4, sizeof(iss_change_t)),                      \
+     up = apr_array_make(gp, 4, sizeof(iss_scan_update_t)),                 \
+     iss_scan_tree(root, (rule), index, ch, up, &st, gp))
+    ok(RUN(&custom) == APR_SUCCESS, "scan with a custom rule");
+    text = "";
+    for (i = 0; i < ch->nelts; i++)
+        text = apr_pstrcat(gp, text, i ? " " : "",
+                           APR_ARRAY_IDX(ch, i, iss_change_t).path, NULL);
+    is_str(text, ".DAV .DAV/p .davfs.tmp1 a d d/keep",
+           "custom rule: skip/, ~lock, .#edit and d/skip/ left out; .DAV "
+           "and .davfs.tmp* are members");
+    is_int(st.skipped, 4, "... 4 entries skipped");
+    for (i = 0; i < up->nelts; i++) {
+        const iss_scan_update_t *u = &APR_ARRAY_IDX(up, i, iss_scan_update_t);
+
+        apr_hash_set(index, u->path, APR_HASH_KEY_STRING, u->entry);
+    }
+
+    ok(RUN(&iss_davfs_ignore) == APR_SUCCESS, "the same index, mod_dav_fs's rule");
+    text = "";
+    for (i = 0; i < ch->nelts; i++) {
+        const iss_change_t *c = &APR_ARRAY_IDX(ch, i, iss_change_t);
+
+        text = apr_psprintf(gp, "%s%s%c %s", text, i ? " " : "",
+                            (char)c->kind, c->path);
+    }
+    is_str(text, "R .DAV R .DAV/p R .davfs.tmp1 C d/.#edit C d/skip "
+           "C d/skip/y C skip C skip/x C ~lock",
+           "another rule: what it ignores is removed, what it shows created");
+
+    ok(RUN(NULL) == APR_SUCCESS, "the same index, no rule");
+    is_int(ch->nelts, 6, "no rule: only what the custom rule hid is new");
+    is_int(st.skipped, 0, "... nothing skipped");
+#undef RUN
+    testfs_rm_rf(root, gp);
+    root = saved_root;
 }
 
 /* ---- iss_scan_stat ------------------------------------------------------- */
@@ -501,15 +592,17 @@ static void test_tree(void)
         apr_status_t rv;
         const char *missing = at("no such dir");
 
-        rv = iss_scan_tree(missing, index, ch, up, &st, gp);
+        rv = iss_scan_tree(missing, &iss_davfs_ignore, index, ch, up, &st,
+                           gp);
         ok(APR_STATUS_IS_ENOENT(rv) && ch->nelts == 0 && up->nelts == 0
            && st.error_path && !strcmp(st.error_path, missing),
            "missing root: APR_ENOENT, path named, nothing appended");
-        rv = iss_scan_tree(at("d1x/g.txt"), index, ch, up, &st, gp);
+        rv = iss_scan_tree(at("d1x/g.txt"), &iss_davfs_ignore, index, ch,
+                           up, &st, gp);
         ok(APR_STATUS_IS_ENOTDIR(rv) && ch->nelts == 0,
            "root that is a file: APR_ENOTDIR");
-        rv = iss_scan_tree(apr_pstrcat(gp, root, "///", NULL), index, ch, up,
-                           &st, gp);
+        rv = iss_scan_tree(apr_pstrcat(gp, root, "///", NULL),
+                           &iss_davfs_ignore, index, ch, up, &st, gp);
         ok(rv == APR_SUCCESS && ch->nelts == 0,
            "root with trailing slashes: same tree, quiet");
     }
@@ -531,13 +624,15 @@ static void test_tree(void)
         r = scan(index);
         apply(index, &r);
         ok(chmod(at("locked"), 0) == 0, "chmod 000 locked/");
-        rv = iss_scan_tree(root, index, ch, up, &st, gp);
+        rv = iss_scan_tree(root, &iss_davfs_ignore, index, ch, up, &st,
+                           gp);
         ok(APR_STATUS_IS_EACCES(rv) && ch->nelts == 0 && up->nelts == 0
            && st.error_path && !strcmp(st.error_path, at("locked")),
            "unreadable directory: APR_EACCES naming it, nothing removed");
         chmod(at("locked"), 0700);
         ok(chmod(at("locked"), 0600) == 0 /* listable, not searchable */
-           && iss_scan_tree(root, index, ch, up, &st, gp) != APR_SUCCESS
+           && iss_scan_tree(root, &iss_davfs_ignore, index, ch, up, &st,
+                            gp) != APR_SUCCESS
            && ch->nelts == 0 && st.error_path
            && !strncmp(st.error_path, at("locked/"), strlen(at("locked/"))),
            "listable but not searchable: fails too, naming a member");
@@ -632,6 +727,7 @@ int main(int argc, const char *const *argv)
     apr_pool_create(&gp, NULL);
 
     test_entries();
+    test_rules();
 
     base = apr_pstrdup(gp, "/tmp/iss-scan-test-XXXXXX");
     if (!mkdtemp(base)) {
@@ -641,6 +737,7 @@ int main(int argc, const char *const *argv)
     root = base;
     test_stat();
     test_tree();
+    test_tree_rules();
     /* ISS_SCAN_BULK=DIRSxFILES for a bigger tree, e.g. 1000x100 */
     if (env && sscanf(env, "%dx%d", &nd, &nf) != 2) {
         nd = 20;

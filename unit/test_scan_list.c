@@ -6,6 +6,7 @@
 #include "tap.h"
 #include "testfs.h"
 #include "iss_scan.h"
+#include "iss_davfs.h"
 
 #include <apr_general.h>
 #include <apr_strings.h>
@@ -39,8 +40,8 @@ static const char *list(int infinite, const char *after, apr_size_t limit,
                         int *more)
 {
     out_t o = { apr_array_make(gp, 8, sizeof(const char *)), 0 };
-    apr_status_t rv = iss_scan_list(root, infinite, after, limit, collect, &o,
-                                    more, gp);
+    apr_status_t rv = iss_scan_list(root, &iss_davfs_ignore, infinite, after,
+                                    limit, collect, &o, more, gp);
 
     if (rv != APR_SUCCESS)
         return apr_psprintf(gp, "error %d", rv);
@@ -84,6 +85,25 @@ int main(void)
     testfs_put(at("a/.davfs.tmp9"), "1", gp);
     ok(symlink("z", at("link")) == 0, "a symbolic link to a file");
 
+    /* The ignore rule is the caller's. */
+    {
+        static const char *const names[] = { "a", NULL };
+        static const char *const prefixes[] = { "em", NULL };
+        static const iss_scan_ignore_t rule = { names, prefixes };
+        out_t o = { apr_array_make(gp, 8, sizeof(const char *)), 0 };
+
+        ok(iss_scan_list(root, NULL, 0, NULL, 0, collect, &o, &more, gp)
+           == APR_SUCCESS, "level 1 without a rule");
+        is_str(apr_array_pstrcat(gp, o.got, ' '),
+               ".DAV/ .davfs.tmp1234 a/ a-c a0 empty/ z",
+               "... .DAV and .davfs.tmp* are members");
+        o.got = apr_array_make(gp, 8, sizeof(const char *));
+        ok(iss_scan_list(root, &rule, 1, NULL, 0, collect, &o, &more, gp)
+           == APR_SUCCESS, "infinite with a custom rule");
+        is_str(apr_array_pstrcat(gp, o.got, ' '),
+               ".DAV/ .DAV/props .davfs.tmp1234 a-c a0 z",
+               "... its names left out, a/ not entered");
+    }
     all = list(0, NULL, 0, &more);
     is_str(all, "a/ a-c a0 empty/ z", "level 1: direct members, hidden names and links left out");
     ok(!more, "... and nothing more");
@@ -115,8 +135,9 @@ int main(void)
         pages = 0;
         do {
             out_t o = { apr_array_make(gp, 8, sizeof(const char *)), 0 };
-            apr_status_t rv = iss_scan_list(root, 1, after, lim, collect, &o,
-                                            &more, gp);
+            apr_status_t rv = iss_scan_list(root, &iss_davfs_ignore, 1,
+                                            after, lim, collect, &o, &more,
+                                            gp);
 
             if (rv != APR_SUCCESS || pages++ > 20)
                 break;
@@ -140,11 +161,12 @@ int main(void)
     {
         out_t o = { apr_array_make(gp, 8, sizeof(const char *)), 2 };
 
-        ok(iss_scan_list(root, 1, NULL, 0, collect, &o, &more, gp) == APR_SUCCESS
+        ok(iss_scan_list(root, &iss_davfs_ignore, 1, NULL, 0, collect, &o,
+                         &more, gp) == APR_SUCCESS
            && o.got->nelts == 2, "the callback stops it");
     }
     is_str(list(1, NULL, 0, &more), all, "stable");
-    ok(iss_scan_list(at("no-such"), 1, NULL, 0, collect,
+    ok(iss_scan_list(at("no-such"), &iss_davfs_ignore, 1, NULL, 0, collect,
                      &(out_t){ apr_array_make(gp, 1, sizeof(char *)), 0 },
                      &more, gp) != APR_SUCCESS, "a missing folder fails");
 

@@ -1,7 +1,7 @@
 /* Licensed under the Apache License, Version 2.0 (see LICENSE). */
 
 /*
- * Unit tests of libiss/iss_store.c, run for each apr_dbm type (sdbm,
+ * Unit tests of libiss/server/iss_store.c, run for each apr_dbm type (sdbm,
  * gdbm, db).  The tests of the DBM layer (damage, journals, crashes in a
  * DBM commit) run with ISS_STORE_CHECKPOINT_BYTES=0, so that every commit
  * is also applied to the DBM at once; the others with a small write-ahead

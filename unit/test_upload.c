@@ -408,6 +408,32 @@ static void test_chunks(void)
     testfs_rm_rf(root, gp);
 }
 
+/* put_verified stages what the caller checked (the frame parser did),
+ * without hashing it again. */
+static void test_put_verified(void)
+{
+    const char *root = at(base, "rv");
+    iss_upload_t *u;
+    unsigned char sha[32];
+    const char *dir;
+
+    sha_of("hello", 5, sha);
+    if (iss_upload_create(&u, root, "u", "/v", "m", 1, gp) != APR_SUCCESS) {
+        ok(0, "create for put_verified");
+        return;
+    }
+    dir = at(root, iss_upload_id(u));
+    is_int(iss_upload_put_verified(u, sha, "hello", 5), APR_SUCCESS,
+           "put_verified: stages bytes the caller checked");
+    ok(iss_upload_has(u, sha), "... staged");
+    is_int(iss_upload_put_verified(u, sha, "hello", 5), APR_SUCCESS,
+           "... again: idempotent");
+    is_int(count_entries(dir), 3, "... session, manifest, one chunk, no temp");
+    is_int(iss_upload_put_verified(u, sha, NULL, 5), APR_EINVAL,
+           "put_verified of NULL bytes: APR_EINVAL");
+    testfs_rm_rf(root, gp);
+}
+
 static void test_touch_gc(void)
 {
     const char *root = at(base, "rg");
@@ -645,6 +671,7 @@ int main(int argc, const char *const *argv)
     test_bad_ids();
     test_damaged();
     test_chunks();
+    test_put_verified();
     test_touch_gc();
     test_gc_leftovers();
     test_list_usage();

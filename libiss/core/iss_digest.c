@@ -9,11 +9,14 @@
  * sha-256 member, which gives RFC 8941's "last value wins". */
 
 #include "iss_digest.h"
+#include "iss_bytes.h"
 
 #include <apr_strings.h>
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/evp.h>
+#include <zlib.h>
 
 struct iss_digest_t {
     EVP_MD_CTX *ctx;
@@ -57,6 +60,189 @@ void iss_digest_final(iss_digest_t *d, unsigned char out[ISS_DIGEST_SHA256_LEN])
         || n != ISS_DIGEST_SHA256_LEN)
         memset(out, 0, ISS_DIGEST_SHA256_LEN);
     d->failed = EVP_DigestInit_ex(d->ctx, EVP_sha256(), NULL) != 1;
+}
+
+/* ---- SHA-1, MD5 and Adler-32 (ownCloud's checksums) ---------------------- */
+
+struct iss_digest_sums_ctx_t {
+    unsigned what;
+    EVP_MD_CTX *sha1, *md5;
+    uLong adler;
+    int failed_sha1, failed_md5;
+};
+
+static apr_status_t sums_md(EVP_MD_CTX **ctx, const EVP_MD *md,
+                            apr_pool_t *pool)
+{
+    if ((*ctx = EVP_MD_CTX_new()) == NULL)
+        return APR_ENOMEM;
+    apr_pool_cleanup_register(pool, *ctx, iss_digest_cleanup,
+                              apr_pool_cleanup_null);
+    return md && EVP_DigestInit_ex(*ctx, md, NULL) == 1 ? APR_SUCCESS
+                                                       : APR_EGENERAL;
+}
+
+apr_status_t iss_digest_sums_create(iss_digest_sums_ctx_t **c, unsigned what,
+                                    apr_pool_t *pool)
+{
+    iss_digest_sums_ctx_t *n = apr_pcalloc(pool, sizeof(*n));
+    apr_status_t rv;
+
+    n->what = what & (ISS_SUM_SHA1 | ISS_SUM_MD5 | ISS_SUM_ADLER32);
+    if ((n->what & ISS_SUM_SHA1)
+        && (rv = sums_md(&n->sha1, EVP_sha1(), pool)) != APR_SUCCESS)
+        return rv;
+    if ((n->what & ISS_SUM_MD5)
+        && (rv = sums_md(&n->md5, EVP_md5(), pool)) != APR_SUCCESS)
+        return rv;
+    n->adler = adler32(0L, Z_NULL, 0);
+    *c = n;
+    return APR_SUCCESS;
+}
+
+void iss_digest_sums_update(iss_digest_sums_ctx_t *c, const void *buf,
+                            apr_size_t len)
+{
+    if (len == 0)
+        return;
+    if (c->sha1 && !c->failed_sha1
+        && EVP_DigestUpdate(c->sha1, buf, len) != 1)
+        c->failed_sha1 = 1;
+    if (c->md5 && !c->failed_md5 && EVP_DigestUpdate(c->md5, buf, len) != 1)
+        c->failed_md5 = 1;
+    if (c->what & ISS_SUM_ADLER32) {
+        const Bytef *p = buf;
+
+        /* zlib's length is a uInt: feed it in pieces. */
+        while (len > 0) {
+            uInt n = len > 0x40000000u ? 0x40000000u : (uInt)len;
+
+            c->adler = adler32(c->adler, p, n);
+            p += n;
+            len -= n;
+        }
+    }
+}
+
+void iss_digest_sums_final(iss_digest_sums_ctx_t *c, iss_digest_sums_t *out)
+{
+    unsigned int n;
+
+    memset(out, 0, sizeof(*out));
+    if (c->sha1 && !c->failed_sha1
+        && EVP_DigestFinal_ex(c->sha1, out->sha1, &n) == 1
+        && n == ISS_DIGEST_SHA1_LEN)
+        out->have |= ISS_SUM_SHA1;
+    if (c->md5 && !c->failed_md5
+        && EVP_DigestFinal_ex(c->md5, out->md5, &n) == 1
+        && n == ISS_DIGEST_MD5_LEN)
+        out->have |= ISS_SUM_MD5;
+    if (c->what & ISS_SUM_ADLER32) {
+        out->adler32 = (apr_uint32_t)c->adler;
+        out->have |= ISS_SUM_ADLER32;
+    }
+}
+
+const char *iss_digest_sums_text(const iss_digest_sums_t *s,
+                                 apr_pool_t *pool)
+{
+    char sha1[2 * ISS_DIGEST_SHA1_LEN + 1], md5[2 * ISS_DIGEST_MD5_LEN + 1];
+
+    if (!(s->have & (ISS_SUM_SHA1 | ISS_SUM_MD5)))
+        return NULL;
+    iss_hex_encode(sha1, s->sha1, ISS_DIGEST_SHA1_LEN);
+    iss_hex_encode(md5, s->md5, ISS_DIGEST_MD5_LEN);
+    return apr_pstrcat(pool, (s->have & ISS_SUM_SHA1) ? "SHA1:" : "",
+                       (s->have & ISS_SUM_SHA1) ? sha1 : "",
+                       (s->have & ISS_SUM_SHA1) && (s->have & ISS_SUM_MD5)
+                           ? " " : "",
+                       (s->have & ISS_SUM_MD5) ? "MD5:" : "",
+                       (s->have & ISS_SUM_MD5) ? md5 : "", NULL);
+}
+
+apr_status_t iss_digest_sums_parse(const char *value, iss_digest_sums_t *want,
+                                   unsigned char sha256[ISS_DIGEST_SHA256_LEN],
+                                   int *want_sha256)
+{
+    const char *p = value;
+    iss_digest_sums_t w;
+    int n = 0, s256 = 0;
+
+    memset(&w, 0, sizeof(w));
+    if (value == NULL)
+        return APR_EINVAL;
+    for (;;) {
+        const char *type, *colon, *hex;
+        apr_size_t tlen, hlen;
+
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (*p == '\0')
+            break;
+        type = p;
+        while (*p && *p != ' ' && *p != '\t')
+            p++;
+        colon = memchr(type, ':', (apr_size_t)(p - type));
+        if (colon == NULL)
+            return APR_EINVAL;
+        tlen = (apr_size_t)(colon - type);
+        hex = colon + 1;
+        hlen = (apr_size_t)(p - hex);
+        n++;
+#define TYPE_IS(t) (tlen == sizeof(t) - 1 && strncasecmp(type, t, tlen) == 0)
+        if (TYPE_IS("SHA1")) {
+            if ((w.have & ISS_SUM_SHA1)
+                || !iss_hex_decode(w.sha1, ISS_DIGEST_SHA1_LEN, hex, hlen))
+                return APR_EINVAL;
+            w.have |= ISS_SUM_SHA1;
+        }
+        else if (TYPE_IS("MD5")) {
+            if ((w.have & ISS_SUM_MD5)
+                || !iss_hex_decode(w.md5, ISS_DIGEST_MD5_LEN, hex, hlen))
+                return APR_EINVAL;
+            w.have |= ISS_SUM_MD5;
+        }
+        else if (TYPE_IS("ADLER32")) {
+            unsigned char b[4];
+
+            if ((w.have & ISS_SUM_ADLER32) || !iss_hex_decode(b, 4, hex, hlen))
+                return APR_EINVAL;
+            w.adler32 = ((apr_uint32_t)b[0] << 24) | ((apr_uint32_t)b[1] << 16)
+                        | ((apr_uint32_t)b[2] << 8) | b[3];
+            w.have |= ISS_SUM_ADLER32;
+        }
+        else if (TYPE_IS("SHA256")) {
+            if (s256 || !iss_hex_decode(sha256, ISS_DIGEST_SHA256_LEN, hex,
+                                        hlen))
+                return APR_EINVAL;
+            s256 = 1;
+        }
+        else {
+            return APR_EINVAL;
+        }
+#undef TYPE_IS
+    }
+    if (n == 0)
+        return APR_EINVAL;
+    *want = w;
+    *want_sha256 = s256;
+    return APR_SUCCESS;
+}
+
+unsigned iss_digest_sums_mismatch(const iss_digest_sums_t *want,
+                                  const iss_digest_sums_t *got)
+{
+    unsigned both = want->have & got->have;
+
+    if ((both & ISS_SUM_SHA1) && memcmp(want->sha1, got->sha1,
+                                        ISS_DIGEST_SHA1_LEN))
+        return ISS_SUM_SHA1;
+    if ((both & ISS_SUM_MD5) && memcmp(want->md5, got->md5,
+                                       ISS_DIGEST_MD5_LEN))
+        return ISS_SUM_MD5;
+    if ((both & ISS_SUM_ADLER32) && want->adler32 != got->adler32)
+        return ISS_SUM_ADLER32;
+    return 0;
 }
 
 /* ---- base64 --------------------------------------------------------------- */

@@ -105,6 +105,70 @@ apr_status_t iss_digest_parse(const char *value,
  *  members are not looked at beyond RFC 8941 syntax. */
 int iss_digest_wanted(const char *value);
 
+/* ---- the checksums of ownCloud and Nextcloud clients ------------------
+ *
+ * ownCloud's `oc:checksums` property and `OC-Checksum` header name a
+ * file by older digests: SHA-1 (what rclone, the ownCloud and Nextcloud
+ * clients read), MD5, Adler-32.  None of them is for security (SHA-256
+ * is mod_iss's identity of content); they let those clients compare
+ * files without downloading them.  A server computes them in the same
+ * pass as the SHA-256, never by reading a file once more. */
+
+/** Bytes of a SHA-1 and of an MD5 digest. */
+#define ISS_DIGEST_SHA1_LEN 20
+#define ISS_DIGEST_MD5_LEN 16
+
+/** Which checksums (bits). */
+#define ISS_SUM_SHA1    1u
+#define ISS_SUM_MD5     2u
+#define ISS_SUM_ADLER32 4u
+
+/** Checksums of some content; @a have says which fields are set. */
+typedef struct iss_digest_sums_t {
+    unsigned have;
+    unsigned char sha1[ISS_DIGEST_SHA1_LEN];
+    unsigned char md5[ISS_DIGEST_MD5_LEN];
+    apr_uint32_t adler32;
+} iss_digest_sums_t;
+
+/** A streaming computation of checksums. */
+typedef struct iss_digest_sums_ctx_t iss_digest_sums_ctx_t;
+
+/** Start computing the checksums @a what (ISS_SUM_* bits) in @a pool
+ *  (freed with it).  APR_ENOMEM, or APR_EGENERAL if OpenSSL lacks one of
+ *  the algorithms (a FIPS build has no MD5). */
+apr_status_t iss_digest_sums_create(iss_digest_sums_ctx_t **c, unsigned what,
+                                    apr_pool_t *pool);
+
+/** Add @a len bytes. */
+void iss_digest_sums_update(iss_digest_sums_ctx_t *c, const void *buf,
+                            apr_size_t len);
+
+/** The checksums of everything added; the context cannot be used again.
+ *  A checksum OpenSSL failed to compute is left out of out->have. */
+void iss_digest_sums_final(iss_digest_sums_ctx_t *c, iss_digest_sums_t *out);
+
+/** The value of ownCloud's oc:checksum element for @a s: "SHA1:<hex>"
+ *  and " MD5:<hex>" for those in s->have (lowercase hex, SHA-1 first;
+ *  Adler-32 is never listed), or NULL if neither is there. */
+const char *iss_digest_sums_text(const iss_digest_sums_t *s,
+                                 apr_pool_t *pool);
+
+/** Parse an OC-Checksum request header: one or more "TYPE:<hex>"
+ *  separated by spaces, TYPE one of SHA1, MD5, ADLER32, SHA256 (any
+ *  case; hex of the algorithm's length, any case).  On success @a want
+ *  holds the checksums named (want->have) and @a sha256 the SHA-256 if
+ *  one is named (*want_sha256 = 1).  APR_EINVAL for anything else: an
+ *  unknown type, a bad length, no checksum at all, a type twice. */
+apr_status_t iss_digest_sums_parse(const char *value, iss_digest_sums_t *want,
+                                   unsigned char sha256[ISS_DIGEST_SHA256_LEN],
+                                   int *want_sha256);
+
+/** The checksums of @a want that @a got has and that differ: 0 if none,
+ *  else the ISS_SUM_* bit of the first (SHA-1, MD5, Adler-32 order). */
+unsigned iss_digest_sums_mismatch(const iss_digest_sums_t *want,
+                                  const iss_digest_sums_t *got);
+
 #ifdef __cplusplus
 }
 #endif

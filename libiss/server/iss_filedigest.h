@@ -18,7 +18,12 @@
  * same store transaction as their sync log entry (iss_sync_index_t).
  *
  * Record: "IFD1 <inode> <size> <mtime_us> <base64 digest>" (decimal
- * numbers, standard padded base64 of the 32 bytes).
+ * numbers, standard padded base64 of the 32 bytes), or, when the
+ * checksums of ownCloud clients were computed with the digest (in the
+ * same pass: ISSOwnCloudCompat), version 2: "IFD2 <inode> <size>
+ * <mtime_us> <base64 digest> <sha1 hex or -> <md5 hex or ->".  Both are
+ * read; a version 1 record simply has no checksums (they are computed
+ * when first asked for).
  *
  * The ETag of a file is "\"" base64url(SHA-256, no padding) "\"": strong
  * (RFC 9110 section 8.8.3) because equal ETags mean equal bytes.
@@ -43,7 +48,7 @@ extern "C" {
 #define ISS_FILEDIGEST_PREFIX "d/"
 
 /** Longest record iss_filedigest_encode() writes (NUL included). */
-#define ISS_FILEDIGEST_RECORD_MAX 128
+#define ISS_FILEDIGEST_RECORD_MAX 192
 
 /** A file's digest and the identity of the file it belongs to. */
 typedef struct iss_filedigest_t {
@@ -51,6 +56,8 @@ typedef struct iss_filedigest_t {
     apr_off_t size;
     apr_time_t mtime;                           /**< microseconds */
     unsigned char sha256[ISS_DIGEST_SHA256_LEN];
+    iss_digest_sums_t sums;   /**< SHA-1, MD5 if computed (sums.have;
+                               *   zero it when there are none) */
 } iss_filedigest_t;
 
 /** Fill the identity fields of @a d from @a finfo (inode, size, mtime
@@ -83,6 +90,12 @@ apr_status_t iss_filedigest_lookup(iss_store_t *store, const char *rel,
                                    unsigned char out[ISS_DIGEST_SHA256_LEN],
                                    int *found, apr_pool_t *pool);
 
+/** Like iss_filedigest_lookup(), with the whole record (its checksums
+ *  too) in @a d when *found. */
+apr_status_t iss_filedigest_get(iss_store_t *store, const char *rel,
+                                const apr_finfo_t *finfo, iss_filedigest_t *d,
+                                int *found, apr_pool_t *pool);
+
 /** Add @a d as @a rel's record to @a batch (committed with it: records
  *  of many files in one store commit). */
 void iss_filedigest_stage(iss_store_batch_t *batch, const char *rel,
@@ -99,6 +112,14 @@ void iss_filedigest_stage(iss_store_batch_t *batch, const char *rel,
 apr_status_t iss_filedigest_compute_file(apr_file_t *f, iss_filedigest_t *d,
                                          apr_interval_time_t settle,
                                          int *stable, apr_pool_t *pool);
+
+/** iss_filedigest_compute_file() that also computes the checksums
+ *  @a sums (ISS_SUM_SHA1 | ISS_SUM_MD5; 0: none) in the same read. */
+apr_status_t iss_filedigest_compute_file_sums(apr_file_t *f,
+                                              iss_filedigest_t *d,
+                                              unsigned sums,
+                                              apr_interval_time_t settle,
+                                              int *stable, apr_pool_t *pool);
 
 
 #ifdef __cplusplus

@@ -120,6 +120,7 @@ static apr_status_t commit(iss_store_t *store, commit_ctx *c)
 }
 
 apr_status_t iss_reconcile_run(iss_store_t *store, const char *root,
+                               const iss_scan_ignore_t *ignore,
                                const iss_sync_retention_t *retention,
                                iss_scan_stats_t *stats, apr_uint64_t *seq,
                                apr_pool_t *pool)
@@ -148,7 +149,7 @@ apr_status_t iss_reconcile_run(iss_store_t *store, const char *root,
     }
     changes = apr_array_make(pool, 16, sizeof(iss_change_t));
     updates = apr_array_make(pool, 16, sizeof(iss_scan_update_t));
-    if ((rv = iss_scan_tree(root, lc.index, changes, updates, stats, pool))
+    if ((rv = iss_scan_tree(root, ignore, lc.index, changes, updates, stats, pool))
         != APR_SUCCESS) {
         return rv;
     }

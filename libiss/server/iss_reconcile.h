@@ -31,13 +31,16 @@
 extern "C" {
 #endif
 
-/** Scan the tree under @a root (the location's directory) against the
- *  index of @a store and log what changed, compacting the log per
- *  @a retention (NULL: no compaction).  *seq gets the new entry's
+/** Scan the tree under @a root (the location's directory), leaving out
+ *  what @a ignore names (the provider's own files, see iss_scan_tree();
+ *  every scan of a store must pass the same rule, or the index would
+ *  flip between scans), against the index of @a store and log what
+ *  changed, compacting the log per @a retention (NULL: no compaction).  *seq gets the new entry's
  *  number, 0 if none (baseline, or nothing changed); @a stats (may be
  *  NULL) what the scan saw.  Errors: the scan's (stats->error_path
  *  names the path) or the store's. */
 apr_status_t iss_reconcile_run(iss_store_t *store, const char *root,
+                               const iss_scan_ignore_t *ignore,
                                const iss_sync_retention_t *retention,
                                iss_scan_stats_t *stats, apr_uint64_t *seq,
                                apr_pool_t *pool);

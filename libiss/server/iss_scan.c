@@ -27,7 +27,7 @@
  *   - P never walked (gone, now a file or a link, or not a path the walk
  *     produces at all) -> K removed;
  *   - P walked and not deficient -> every indexed member of P was seen;
- *   - P deficient -> K's name is checked (hidden names are removed) and K
+ *   - P deficient -> K's name is checked (ignored names are removed) and K
  *     is lstat()ed: no served file or directory there -> removed.
  * Keys the walk reported as modified or retyped are remembered (in
  * proportion to the output) and never removed by this pass, so that a
@@ -47,9 +47,6 @@
                       | APR_FINFO_MTIME | APR_FINFO_CTIME | APR_FINFO_INODE)
 /* APR_FINFO_LINK is a request flag, never set in finfo.valid. */
 #define FINFO_NEEDED (FINFO_WANTED & ~APR_FINFO_LINK)
-
-#define STATE_DIR  ".DAV"          /* mod_dav_fs: DAV_FS_STATE_DIR */
-#define TMP_PREFIX ".davfs.tmp"    /* mod_dav_fs: DAV_FS_TMP_PREFIX */
 
 /* ---- entries ------------------------------------------------------------ */
 
@@ -156,13 +153,29 @@ int iss_scan_entry_same(const iss_scan_entry_t *a, const iss_scan_entry_t *b)
            && a->ctime_us == b->ctime_us && a->ino == b->ino;
 }
 
-int iss_scan_name_hidden(const char *name)
+int iss_scan_ignored(const iss_scan_ignore_t *rule, const char *name)
 {
-    return name[0] == '\0'
-           || (name[0] == '.' && (name[1] == '\0'
-                                  || (name[1] == '.' && name[2] == '\0')))
-           || strcmp(name, STATE_DIR) == 0
-           || strncmp(name, TMP_PREFIX, sizeof(TMP_PREFIX) - 1) == 0;
+    const char *const *n;
+
+    if (name[0] == '\0'
+        || (name[0] == '.' && (name[1] == '\0'
+                               || (name[1] == '.' && name[2] == '\0')))) {
+        return 1;
+    }
+    if (rule == NULL) {
+        return 0;
+    }
+    for (n = rule->names; n && *n; n++) {
+        if (strcmp(name, *n) == 0) {
+            return 1;
+        }
+    }
+    for (n = rule->prefixes; n && *n; n++) {
+        if (strncmp(name, *n, strlen(*n)) == 0) {
+            return 1;
+        }
+    }
+    return 0;
 }
 
 /* lstat @a fspath.  *served is 0 when something is there that is neither
@@ -222,6 +235,7 @@ typedef struct scan_t {
     apr_pool_t *pool;         /* output */
     apr_pool_t *sp;           /* scratch of the whole scan */
     apr_pool_t *lp;           /* listing of one directory */
+    const iss_scan_ignore_t *ignore;
     apr_hash_t *index;
     apr_hash_t *parents;      /* parent rel path -> parent_t */
     apr_hash_t *touched;      /* rel paths reported modified or retyped */
@@ -361,7 +375,7 @@ static apr_status_t walk(scan_t *s, apr_size_t rlen, apr_pool_t *parent)
             s->buf[s->base + rlen] = '\0';
             break;
         }
-        if (iss_scan_name_hidden(fi.name)) {
+        if (iss_scan_ignored(s->ignore, fi.name)) {
             if (strcmp(fi.name, ".") && strcmp(fi.name, "..")) {
                 s->st->skipped++;
             }
@@ -495,7 +509,8 @@ static apr_status_t key_removed(scan_t *s, const char *k, apr_size_t klen,
     ensure(s, s->base + klen + 1);
     memcpy(s->buf + s->base, k, klen);
     s->buf[s->base + klen] = '\0';
-    if (iss_scan_name_hidden(s->buf + s->base + (slash ? plen + 1 : 0))) {
+    if (iss_scan_ignored(s->ignore,
+                         s->buf + s->base + (slash ? plen + 1 : 0))) {
         return APR_SUCCESS;
     }
     rv = stat_entry(s->buf, &e, &served, s->lp);
@@ -560,7 +575,8 @@ static void emit(const apr_array_header_t *list, apr_array_header_t *changes,
     }
 }
 
-apr_status_t iss_scan_tree(const char *root, apr_hash_t *index,
+apr_status_t iss_scan_tree(const char *root, const iss_scan_ignore_t *ignore,
+                           apr_hash_t *index,
                            apr_array_header_t *changes,
                            apr_array_header_t *updates,
                            iss_scan_stats_t *stats, apr_pool_t *pool)
@@ -582,6 +598,7 @@ apr_status_t iss_scan_tree(const char *root, apr_hash_t *index,
 
     memset(&s, 0, sizeof(s));
     s.pool = pool;
+    s.ignore = ignore;
     s.st = stats;
     rv = apr_pool_create(&s.sp, pool);
     if (rv == APR_SUCCESS) {

@@ -12,18 +12,20 @@
  * directory and one lstat() per member, so a scan of a tree where nothing
  * changed costs little.
  *
- * WHAT THE SCAN SEES is what mod_dav_fs serves (its walker, dav_fs_walker
- * in modules/dav/fs/repos.c of httpd 2.4, with lstat semantics):
+ * WHAT THE SCAN SEES is what the DAV provider serves (mod_dav_fs's
+ * walker, dav_fs_walker in modules/dav/fs/repos.c of httpd 2.4, with
+ * lstat semantics):
  *  - regular files and directories only; symbolic links (never followed),
  *    sockets, FIFOs and devices are ignored;
- *  - an entry named ".DAV" (mod_dav_fs's state directory, holding dead
- *    properties and locks) is ignored, in every directory;
- *  - an entry whose name starts with ".davfs.tmp" (a PUT being written by
- *    mod_dav_fs, renamed into place when complete) is ignored;
- *  - "." and "..".
+ *  - "." and ".." (and the empty name) are ignored;
+ *  - so is every name the caller's ignore rule (iss_scan_ignore_t) names,
+ *    in every directory: the provider's own files.  The scan knows no
+ *    provider: mod_dav_fs's rule (".DAV", its state directory of dead
+ *    properties and locks, and ".davfs.tmp*", a PUT being written) is
+ *    iss_davfs_ignore (iss_davfs.h), which the module and iss-state pass.
  * Ignored entries are never indexed nor reported, and an index record for
- * such a name is reported as removed.  iss_scan_name_hidden() says whether
- * a name is one of them.
+ * such a name is reported as removed.  iss_scan_ignored() says whether a
+ * name is one of them.
  *
  * RELATIVE PATHS name members below the scanned root: no leading or
  * trailing slash, components joined with '/', the exact bytes of the file
@@ -98,7 +100,7 @@ apr_status_t iss_scan_entry_decode(const char *buf, apr_size_t len,
  * directory of the path should be, becomes APR_ENOENT too), APR_EINVAL when something is there that the scan does not serve (a
  * symbolic link, socket, FIFO or device), any other error of lstat()
  * (APR_EACCES: a directory on the way is not searchable) as it comes.
- * Does not look at the name: see iss_scan_name_hidden().  @a pool is only
+ * Does not look at the name: see iss_scan_ignored().  @a pool is only
  * used for scratch memory.
  */
 apr_status_t iss_scan_stat(const char *fspath, iss_scan_entry_t *e,
@@ -108,10 +110,24 @@ apr_status_t iss_scan_stat(const char *fspath, iss_scan_entry_t *e,
  *  member counts as changed" above). */
 int iss_scan_entry_same(const iss_scan_entry_t *a, const iss_scan_entry_t *b);
 
+/**
+ * An ignore rule: the directory entries a served tree does not show
+ * besides "." and "..".  A name is ignored when it equals one of @a names
+ * or starts with one of @a prefixes (bytes, case-sensitive).  Both lists
+ * end with NULL; a NULL list is empty.  The rule is the caller's: the
+ * scan, the listing and reconciliation apply it to every path component
+ * (a directory it ignores is not entered).  A rule is read-only data and
+ * may be shared by any number of threads.
+ */
+typedef struct iss_scan_ignore_t {
+    const char *const *names;       /**< exact names, e.g. ".DAV" */
+    const char *const *prefixes;    /**< name prefixes, e.g. ".davfs.tmp" */
+} iss_scan_ignore_t;
+
 /** Whether a directory entry called @a name (one path component) is
- *  ignored by mod_dav_fs and by the scan: ".", "..", ".DAV", ".davfs.tmp*".
- *  The empty name counts as hidden too. */
-int iss_scan_name_hidden(const char *name);
+ *  ignored under @a rule (NULL: no rule): always ".", ".." and the empty
+ *  name, and what @a rule names. */
+int iss_scan_ignored(const iss_scan_ignore_t *rule, const char *name);
 
 /** One change to apply to the index. */
 typedef struct iss_scan_update_t {
@@ -127,14 +143,16 @@ typedef struct iss_scan_stats_t {
     apr_uint64_t modified;   /**< ISS_CHANGE_MODIFIED reported */
     apr_uint64_t removed;    /**< ISS_CHANGE_REMOVED reported */
     apr_uint64_t skipped;    /**< entries ignored: symbolic links, other
-                                  non-regular types, ".DAV", ".davfs.tmp*" */
+                                  non-regular types, names of the ignore
+                                  rule ("." and ".." not counted) */
     const char *error_path;  /**< when the scan fails: the filesystem path
                                   that could not be read (from the scan's
                                   pool), else NULL */
 } iss_scan_stats_t;
 
 /**
- * Walk the tree under @a root (an existing directory) and compare it with
+ * Walk the tree under @a root (an existing directory), leaving out what
+ * @a ignore names (NULL: only "." and ".."), and compare it with
  * @a index, a hash from relative path (the path's bytes, no NUL: a key
  * set with APR_HASH_KEY_STRING) to const iss_scan_entry_t *; NULL is an
  * empty index.
@@ -151,7 +169,8 @@ typedef struct iss_scan_stats_t {
  * changed appears as a removal and as a creation; when a directory is
  * gone (or became a file, a symbolic link, ...), every indexed path below
  * it is reported removed.  Index keys that the walk cannot produce (a
- * leading slash, empty, "." or ".." components, a hidden name, a NUL byte)
+ * leading slash, empty, "." or ".." components, an ignored name, a NUL
+ * byte)
  * are reported removed too, so that the index gets rid of them.  The
  * index itself is not modified.
  *
@@ -179,7 +198,8 @@ typedef struct iss_scan_stats_t {
  *
  * @a stats (may be NULL) is reset, then filled in.
  */
-apr_status_t iss_scan_tree(const char *root, apr_hash_t *index,
+apr_status_t iss_scan_tree(const char *root, const iss_scan_ignore_t *ignore,
+                           apr_hash_t *index,
                            apr_array_header_t *changes,
                            apr_array_header_t *updates,
                            iss_scan_stats_t *stats, apr_pool_t *pool);
@@ -197,11 +217,13 @@ typedef int iss_scan_list_fn(void *baton, const char *rel, int is_dir);
  *  or (@a infinite) its whole subtree, leaving out every path up to and
  *  including @a after (NULL or "": none) and stopping after @a limit
  *  members (0: no limit); *more says whether members were left.  What is
- *  listed is what iss_scan_tree() walks (regular files and folders,
- *  hidden names left out, links not followed).  Only readdir() is used;
+ *  listed is what iss_scan_tree() walks with the same @a ignore rule
+ *  (regular files and folders, ignored names left out, links not
+ *  followed).  Only readdir() is used;
  *  folders wholly before @a after are not read, so a page costs its own
  *  members.  Errors: a folder that cannot be read. */
-apr_status_t iss_scan_list(const char *dir, int infinite, const char *after,
+apr_status_t iss_scan_list(const char *dir, const iss_scan_ignore_t *ignore,
+                           int infinite, const char *after,
                            apr_size_t limit, iss_scan_list_fn *fn,
                            void *baton, int *more, apr_pool_t *pool);
 

@@ -12,8 +12,8 @@
  * lies wholly before P, and stops as soon as it has its members: a page
  * costs its own members plus the folders on the way, never the tree.
  * Only readdir() is used (its d_type says file or folder); members are
- * what the scan (and mod_dav_fs) show: regular files and folders, hidden
- * names left out.
+ * what the scan (and mod_dav_fs) show: regular files and folders, the
+ * names of the caller's ignore rule left out.
  */
 
 #include "iss_scan.h"
@@ -24,6 +24,7 @@
 #include <string.h>
 
 typedef struct list_t {
+    const iss_scan_ignore_t *ignore;
     const char *after;        /* list only paths after this one, or NULL */
     apr_size_t limit;         /* 0: no limit */
     apr_size_t count;
@@ -93,7 +94,7 @@ static apr_status_t list_dir(list_t *l, const char *fs, const char *rel,
            == APR_SUCCESS || rv == APR_INCOMPLETE) {
         name_t *n;
 
-        if (iss_scan_name_hidden(fi.name)) {
+        if (iss_scan_ignored(l->ignore, fi.name)) {
             continue;
         }
         if (!(fi.valid & APR_FINFO_TYPE)) {
@@ -155,12 +156,13 @@ static apr_status_t list_dir(list_t *l, const char *fs, const char *rel,
     return rv;
 }
 
-apr_status_t iss_scan_list(const char *dir, int infinite, const char *after,
+apr_status_t iss_scan_list(const char *dir, const iss_scan_ignore_t *ignore,
+                           int infinite, const char *after,
                            apr_size_t limit, iss_scan_list_fn *fn,
                            void *baton, int *more, apr_pool_t *pool)
 {
-    list_t l = { after && *after ? after : NULL, limit, 0, infinite, 0,
-                 fn, baton };
+    list_t l = { ignore, after && *after ? after : NULL, limit, 0, infinite,
+                 0, fn, baton };
     apr_status_t rv = list_dir(&l, dir, NULL, pool);
 
     *more = l.more;

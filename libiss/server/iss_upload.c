@@ -481,8 +481,10 @@ apr_status_t iss_upload_manifest(iss_upload_t *u, void **buf,
     return gone(rv);
 }
 
-apr_status_t iss_upload_set_manifest(iss_upload_t *u, const void *buf,
-                                     apr_size_t len)
+/* Write the file @a name of the session (write_atomic), with scratch
+ * memory of its own. */
+static apr_status_t put_file(iss_upload_t *u, const char *name,
+                             const void *buf, apr_size_t len)
 {
     apr_pool_t *p;
     apr_status_t rv;
@@ -493,9 +495,15 @@ apr_status_t iss_upload_set_manifest(iss_upload_t *u, const void *buf,
     if ((rv = apr_pool_create(&p, u->pool)) != APR_SUCCESS) {
         return rv;
     }
-    rv = write_atomic(u->dir, MANIFEST_NAME, buf, len, p);
+    rv = write_atomic(u->dir, name, buf, len, p);
     apr_pool_destroy(p);
     return gone(rv);
+}
+
+apr_status_t iss_upload_set_manifest(iss_upload_t *u, const void *buf,
+                                     apr_size_t len)
+{
+    return put_file(u, MANIFEST_NAME, buf, len);
 }
 
 apr_status_t iss_upload_touch(iss_upload_t *u)
@@ -531,7 +539,6 @@ apr_status_t iss_upload_put(iss_upload_t *u, const unsigned char sha[32],
                             const void *data, apr_size_t len)
 {
     unsigned char got[ISS_DIGEST_SHA256_LEN];
-    char hex[CHUNK_NAME_LEN + 1];
     iss_digest_t *d;
     apr_pool_t *p;
     apr_status_t rv;
@@ -542,24 +549,37 @@ apr_status_t iss_upload_put(iss_upload_t *u, const unsigned char sha[32],
     if ((rv = apr_pool_create(&p, u->pool)) != APR_SUCCESS) {
         return rv;
     }
-    if ((rv = iss_digest_create(&d, p)) != APR_SUCCESS) {
-        apr_pool_destroy(p);
-        return rv;
-    }
-    iss_digest_update(d, data, len);
-    iss_digest_final(d, got);
-    if (memcmp(got, sha, ISS_DIGEST_SHA256_LEN) != 0) {
-        rv = ISS_UPLOAD_EMISMATCH;
-    }
-    else if (!iss_upload_has(u, sha)) {
-        /* A session removed before this point: the temporary file cannot
-         * be created (ENOENT); removed while it is written: the rename
-         * fails (ENOENT), the session's path being gone. */
-        iss_hex_encode(hex, sha, ISS_DIGEST_SHA256_LEN);
-        rv = gone(write_atomic(u->dir, hex, data, len, p));
+    if ((rv = iss_digest_create(&d, p)) == APR_SUCCESS) {
+        iss_digest_update(d, data, len);
+        iss_digest_final(d, got);
     }
     apr_pool_destroy(p);
-    return rv;
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    if (memcmp(got, sha, ISS_DIGEST_SHA256_LEN) != 0) {
+        return ISS_UPLOAD_EMISMATCH;
+    }
+    return iss_upload_put_verified(u, sha, data, len);
+}
+
+apr_status_t iss_upload_put_verified(iss_upload_t *u,
+                                     const unsigned char sha[32],
+                                     const void *data, apr_size_t len)
+{
+    char hex[CHUNK_NAME_LEN + 1];
+
+    if (data == NULL && len > 0) {
+        return APR_EINVAL;
+    }
+    if (iss_upload_has(u, sha)) {
+        return APR_SUCCESS;             /* staged already: idempotent */
+    }
+    /* A session removed before this point: the temporary file cannot be
+     * created (ENOENT); removed while it is written: the rename fails
+     * (ENOENT), the session's path being gone. */
+    iss_hex_encode(hex, sha, ISS_DIGEST_SHA256_LEN);
+    return put_file(u, hex, data, len);
 }
 
 apr_status_t iss_upload_open_chunk(iss_upload_t *u,

@@ -64,7 +64,7 @@ extern "C" {
 #define ISS_UPLOAD_ID_LEN 32
 
 /** The bytes given for a chunk do not hash to its id. */
-#define ISS_UPLOAD_EMISMATCH (APR_OS_START_USERERR + 80)
+#define ISS_UPLOAD_EMISMATCH (APR_OS_START_USERERR + 90)
 
 typedef struct iss_upload_t iss_upload_t;
 
@@ -135,6 +135,20 @@ int iss_upload_has(iss_upload_t *u, const unsigned char sha[32]);
  */
 apr_status_t iss_upload_put(iss_upload_t *u, const unsigned char sha[32],
                             const void *data, apr_size_t len);
+
+/**
+ * iss_upload_put() without the check: for bytes the caller has verified
+ * against @a sha already, e.g. a chunk that the frame parser handed over
+ * (iss_frames checks every chunk against its id before its chunk
+ * callback runs), so that no chunk is hashed twice on its way in.  A
+ * chunk put unverified and wrong is not a leak (a session is one user's)
+ * but a bad file: the assembly checks every chunk against its id again
+ * as it copies it (it reads it back from disk anyway), and asks the
+ * client again for one that fails.
+ */
+apr_status_t iss_upload_put_verified(iss_upload_t *u,
+                                     const unsigned char sha[32],
+                                     const void *data, apr_size_t len);
 
 /** Open the staged chunk @a sha for reading (*f from @a pool, at its
  *  start; *len its size).  APR_NOTFOUND if it is not staged or the

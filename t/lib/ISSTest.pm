@@ -11,6 +11,7 @@ use Exporter 'import';
 
 our @EXPORT = qw(dav url t_dir files_dir slurp spew log_mark log_since
                  captures own_httpd_start own_httpd_stop own_httpd_kill9
+                 own_httpd_configtest error_body real_client
                  iss_state sync_report sync_body parse_multistatus
                  sync_token_of strong_etag repr_digest xdelta3_delta
                  iss_chunk manifest_of frames_of manifest_parse
@@ -27,8 +28,9 @@ sub files_dir { File::Spec->catdir(t_dir(), 'dav', 'files', @_) }
 sub dav {
     my ($method, $path, %opt) = @_;
     my $ua = LWP::UserAgent->new(keep_alive => 0, timeout => 60);
-    my $req = HTTP::Request->new($method => url($path),
-                                 [ %{ $opt{headers} || {} } ],
+    my %h = %{ $opt{headers} || {} };
+    delete $h{$_} for grep { !defined $h{$_} } keys %h;   # undef: not sent
+    my $req = HTTP::Request->new($method => url($path), [ %h ],
                                  $opt{body});
     return $ua->request($req);
 }
@@ -87,6 +89,17 @@ sub captures {
         }
     }
     return @caps;
+}
+
+# The body of a refusal by mod_iss (RFC 4918 section 16): its condition
+# element ("I:name" or "D:name") and its I:message; () if the response is
+# not such a body (an HTML error page, say).
+sub error_body {
+    my ($res) = @_;
+    my $c = $res->content // '';
+    return () unless ($res->header('Content-Type') // '') =~ m{^application/xml}
+        && $c =~ m{<D:error xmlns:D="DAV:"[^>]*>\s*<(\w+):([\w-]+)(?:\s[^>]*)?/>.*?<I:message>([^<]+)</I:message>\s*</D:error>}s;
+    return ("$1:$2", $3);
 }
 
 # ---- sync-collection (RFC 6578) ------------------------------------------
@@ -217,6 +230,46 @@ sub free_port {
 # -> { pid, port, dir, code (undef if running), log }
 sub own_httpd_start {
     my (%o) = @_;
+    my ($dir, $port) = own_httpd_conf(%o);
+    my $pid = fork // die "fork: $!";
+    if (!$pid) {
+        POSIX::setsid();
+        open STDOUT, '>', "$dir/logs/stdout";
+        open STDERR, '>&', \*STDOUT;
+        my @cmd = (Apache::Test::vars('httpd'), '-f', "$dir/httpd.conf", '-DFOREGROUND');
+        @cmd = ('/bin/sh', '-c', "ulimit -f $o{max_file_kb} && exec \"\$@\"", 'sh', @cmd)
+            if $o{max_file_kb};
+        exec @cmd or POSIX::_exit(127);
+    }
+    my $h = { pid => $pid, port => $port, dir => $dir };
+    for (1 .. 200) {
+        if (waitpid($pid, POSIX::WNOHANG()) == $pid) {       # refused to start
+            $h->{code} = $? >> 8;
+            last;
+        }
+        # httpd binds its port before post_config runs, so a connection
+        # alone does not prove it started: wait for its "resuming" line.
+        last if (slurp("$dir/logs/error_log") // '') =~ /AH00489: .* resuming normal operations/
+                && IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port", Timeout => 1);
+        select(undef, undef, undef, 0.05);
+    }
+    $h->{log} = sub { (slurp("$dir/logs/error_log") // '') . (slurp("$dir/logs/stdout") // '') };
+    return $h;
+}
+
+# `httpd -t` (what apache2ctl configtest runs) of the configuration
+# own_httpd_start would start: (exit code, what it printed).
+sub own_httpd_configtest {
+    my (%o) = @_;
+    my ($dir) = own_httpd_conf(%o);
+    my $httpd = Apache::Test::vars('httpd');
+    my $out = `'$httpd' -t -f '$dir/httpd.conf' 2>&1`;
+    return ($? >> 8, $out);
+}
+
+# Write DIR/httpd.conf for own_httpd_start: (dir, port).
+sub own_httpd_conf {
+    my (%o) = @_;
     my $dir = $o{dir} || File::Temp::tempdir(CLEANUP => 1);
     mkdir "$dir/$_" for qw(logs files state);
     my $port = free_port();
@@ -244,30 +297,7 @@ DocumentRoot "$dir/files"
 </Directory>
 $o{config}
 CONF
-    my $pid = fork // die "fork: $!";
-    if (!$pid) {
-        POSIX::setsid();
-        open STDOUT, '>', "$dir/logs/stdout";
-        open STDERR, '>&', \*STDOUT;
-        my @cmd = (Apache::Test::vars('httpd'), '-f', "$dir/httpd.conf", '-DFOREGROUND');
-        @cmd = ('/bin/sh', '-c', "ulimit -f $o{max_file_kb} && exec \"\$@\"", 'sh', @cmd)
-            if $o{max_file_kb};
-        exec @cmd or POSIX::_exit(127);
-    }
-    my $h = { pid => $pid, port => $port, dir => $dir };
-    for (1 .. 200) {
-        if (waitpid($pid, POSIX::WNOHANG()) == $pid) {       # refused to start
-            $h->{code} = $? >> 8;
-            last;
-        }
-        # httpd binds its port before post_config runs, so a connection
-        # alone does not prove it started: wait for its "resuming" line.
-        last if (slurp("$dir/logs/error_log") // '') =~ /AH00489: .* resuming normal operations/
-                && IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port", Timeout => 1);
-        select(undef, undef, undef, 0.05);
-    }
-    $h->{log} = sub { (slurp("$dir/logs/error_log") // '') . (slurp("$dir/logs/stdout") // '') };
-    return $h;
+    return ($dir, $port);
 }
 
 # Stop gracefully; returns the exit code.
@@ -349,6 +379,32 @@ sub missing_of {
     my ($r) = @_;
     my @ids = $r->content =~ m{<I:chunk>([0-9a-f]{64})</I:chunk>}g;
     return ($r->header('ISS-Upload-Session'), @ids);
+}
+
+# Run a real client program (gio, rclone, chromium) by the shell command
+# @a cmd, with HOME=$home (the test user has none), at most 120 s; its
+# output goes to $home/client.out.  The sanitizer runtime preloaded for
+# an ASan httpd is kept away from it.  Whatever it left running (D-Bus
+# activated daemons of gvfs, say, which would hold its output open) is
+# stopped afterwards: the processes whose HOME is $home.  Returns $?.
+sub real_client {
+    my ($home, $cmd) = @_;
+    local $ENV{HOME} = $home;
+    local $ENV{XDG_RUNTIME_DIR} = $home;
+    delete local $ENV{LD_PRELOAD};
+    delete local $ENV{ASAN_OPTIONS};
+    delete local $ENV{UBSAN_OPTIONS};
+    system('sh', '-c', "timeout 120 $cmd >'$home/client.out' 2>&1");
+    my $code = $?;
+    for my $env (glob '/proc/[0-9]*/environ') {
+        my ($pid) = $env =~ m{/proc/(\d+)/};
+        next if $pid == $$;
+        open my $fh, '<', $env or next;
+        local $/;
+        my $e = <$fh> // '';
+        kill 'TERM', $pid if index("\0$e", "\0HOME=$home\0") >= 0;
+    }
+    return $code;
 }
 
 # Run the iss-state admin tool: (exit code, output).
