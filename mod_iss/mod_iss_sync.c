@@ -54,6 +54,7 @@ typedef struct sync_t {
     int truncated;
     apr_array_header_t *members;  /* member_t */
     apr_hash_t *seen;             /* rel -> member_t * */
+    apr_hash_t *vis;              /* iss_sync_visible()'s answers */
     dav_lockdb *lockdb;
 } sync_t;
 
@@ -169,10 +170,57 @@ static dav_error *parse_body(sync_t *s, const char **token)
     return NULL;
 }
 
+/* ---- what the client may see ---------------------------------------------- */
+
+/* One lookup, as a PROPFIND of @a uri would be authorised. */
+static int may_propfind(request_rec *r, const char *uri)
+{
+    request_rec *sub = ap_sub_req_method_uri("PROPFIND",
+                                             ap_escape_uri(r->pool, uri),
+                                             r, NULL);
+    int ok = sub->status == HTTP_OK && iss_is_enabled(sub)
+             && iss_state_same_location(sub, r);
+
+    ap_destroy_sub_req(sub);
+    return ok;
+}
+
+int iss_sync_visible(request_rec *r, apr_hash_t *cache, const char *rel,
+                     int collection)
+{
+    const char *base = apr_pstrcat(r->pool, iss_state_root_uri(r), "/", rel,
+                                   NULL);
+    const char *key = collection ? apr_pstrcat(r->pool, rel, "/", NULL) : rel;
+    const char *v = cache ? apr_hash_get(cache, key, APR_HASH_KEY_STRING)
+                          : NULL;
+    int ok;
+
+    if (v) {
+        return *v == '1';
+    }
+    /* A folder is seen only if both spellings are allowed: <Location
+     * /dav/alice/> covers "/dav/alice/" and not "/dav/alice". */
+    ok = may_propfind(r, base)
+         && (!collection || may_propfind(r, apr_pstrcat(r->pool, base, "/",
+                                                        NULL)));
+    if (cache) {
+        apr_hash_set(cache, apr_pstrdup(apr_hash_pool_get(cache), key),
+                     APR_HASH_KEY_STRING, ok ? "1" : "0");
+    }
+    return ok;
+}
+
 /* ---- collecting members --------------------------------------------------- */
 
-/* Add @a rel unless already there; 0 if the limit says stop first. */
-static int add_member(sync_t *s, const char *rel, int collection)
+/* Add @a rel unless already there or hidden from the client; 0 if it is
+ * a new member the client may see and the page is full (the answer stops
+ * before it).  @a changed, when not NULL, is the path the log names (a
+ * member deeper down that @a rel stands for at level 1): it must be
+ * visible too, or its change would tell that something hidden changed.
+ * Hidden members neither enter nor use up a page: paging depends only on
+ * what the client may see (issue 16 item 1). */
+static int add_member(sync_t *s, const char *rel, int collection,
+                      const char *changed, int changed_coll)
 {
     member_t *m = apr_hash_get(s->seen, rel, APR_HASH_KEY_STRING);
 
@@ -180,6 +228,11 @@ static int add_member(sync_t *s, const char *rel, int collection)
         if (collection) {
             m->collection = 1;
         }
+        return 1;
+    }
+    if (!iss_sync_visible(s->r, s->vis, rel, collection)
+        || (changed && strcmp(changed, rel) != 0
+            && !iss_sync_visible(s->r, s->vis, changed, changed_coll))) {
         return 1;
     }
     if (s->limit && (apr_uint64_t)s->members->nelts >= s->limit) {
@@ -241,7 +294,8 @@ static int below_gone(sync_t *s, const char *rel)
  * the member, then at infinite depth the folder a creation or removal
  * changed), or NULL for none. */
 static const char *item(const sync_t *s, const apr_array_header_t *changes,
-                        apr_uint32_t k, int *collection)
+                        apr_uint32_t k, int *collection,
+                        const iss_change_t **change)
 {
     const iss_change_t *c = &APR_ARRAY_IDX(changes, k / 2, iss_change_t);
     const char *tail = below_coll(s, c->path), *slash;
@@ -249,6 +303,7 @@ static const char *item(const sync_t *s, const apr_array_header_t *changes,
     if (tail == NULL) {
         return NULL;
     }
+    *change = k % 2 == 0 ? c : NULL;
     if (k % 2 == 0) {
         if (!s->infinite && (slash = strchr(tail, '/')) != NULL) {
             /* Level 1: a change deeper down shows as its child
@@ -273,27 +328,60 @@ static const char *item(const sync_t *s, const apr_array_header_t *changes,
                           strlen(c->path) - strlen(slash));
 }
 
+/* Where the client resumes in entry @a seq: a continuation names the
+ * member the last page stopped before (<seq>/<path>: a member it may
+ * see); the entry is read from the first item naming it, or from its
+ * start if none does (a token made for another collection: members are
+ * then reported twice, never missed).  An older <seq>.<item> token
+ * resumes at that item. */
+static apr_uint32_t resume_at(sync_t *s, apr_uint64_t seq,
+                              const apr_array_header_t *changes)
+{
+    apr_uint32_t k, n = 2 * (apr_uint32_t)changes->nelts;
+
+    if (seq != s->pos.seq) {
+        return 0;
+    }
+    if (s->pos.after == NULL || !*s->pos.after) {
+        return s->pos.idx;
+    }
+    for (k = 0; k < n; k++) {
+        int collection = 0;
+        const iss_change_t *c = NULL;
+        const char *rel = item(s, changes, k, &collection, &c);
+
+        if (rel && strcmp(rel, s->pos.after) == 0) {
+            return k;
+        }
+    }
+    return 0;
+}
+
 /* One log entry: its items from where the client stands, until the limit.
- * A page stops before the first item it has no room for and its token
- * points there (<seq>.<item>), so every page makes progress. */
+ * A page stops before the first member it may see that has no room, and
+ * its token names that member (<seq>/<path>), so every page makes
+ * progress and no token counts or names what the client may not see. */
 static int entry_fn(void *baton, apr_uint64_t seq, apr_time_t when,
                     const char *method, const apr_array_header_t *changes)
 {
     sync_t *s = baton;
-    apr_uint32_t k = seq == s->pos.seq ? s->pos.idx : 0;
+    apr_uint32_t k = resume_at(s, seq, changes);
     apr_uint32_t n = 2 * (apr_uint32_t)changes->nelts;
 
     for (; k < n; k++) {
         int collection = 0;
-        const char *rel = item(s, changes, k, &collection);
+        const iss_change_t *c = NULL;
+        const char *rel = item(s, changes, k, &collection, &c);
 
         if (rel && s->infinite && below_gone(s, rel)) {
             continue;
         }
-        if (rel && !add_member(s, rel, collection)) {
+        if (rel && !add_member(s, rel, collection, c ? c->path : NULL,
+                               c ? c->collection : 0)) {
             s->truncated = 1;
             s->next.seq = seq;
-            s->next.idx = k;
+            s->next.idx = 0;
+            s->next.after = apr_pstrdup(s->r->pool, rel);
             return 1;
         }
     }
@@ -355,7 +443,7 @@ static dav_error *collect_walked(sync_t *s)
         if (*s->pos.after && iss_scan_path_cmp(m->rel, s->pos.after) <= 0) {
             continue;
         }
-        if (!add_member(s, m->rel, m->collection)) {
+        if (!add_member(s, m->rel, m->collection, NULL, 0)) {
             s->truncated = 1;
             break;
         }
@@ -363,12 +451,18 @@ static dav_error *collect_walked(sync_t *s)
     return NULL;
 }
 
+/* A listed member; stops the listing at the first one the client may see
+ * that the page has no room for (hidden ones are skipped, however many). */
 static int listed(void *baton, const char *rel, int is_dir)
 {
     sync_t *s = baton;
 
-    add_member(s, *s->coll ? apr_pstrcat(s->r->pool, s->coll, "/", rel, NULL)
-                           : rel, is_dir);
+    if (!add_member(s, *s->coll ? apr_pstrcat(s->r->pool, s->coll, "/", rel,
+                                              NULL)
+                                : rel, is_dir, NULL, 0)) {
+        s->truncated = 1;
+        return 1;
+    }
     return 0;
 }
 
@@ -394,9 +488,10 @@ static dav_error *collect_listing(sync_t *s)
         }
         dir = *s->coll ? apr_pstrcat(s->r->pool, root, "/", s->coll, NULL)
                        : root;
+        /* No limit for the scan: the page is full when the next member
+         * the client may see has no room (listed()). */
         rv = iss_scan_list(dir, iss_state_ignore(s->r), s->infinite, after,
-                           (apr_size_t)s->limit, listed, s, &more,
-                           s->r->pool);
+                           0, listed, s, &more, s->r->pool);
         if (rv != APR_SUCCESS) {
             ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, s->r, ISSLOGNO(01048)
                           "sync-collection on %s: cannot list %s", s->r->uri,
@@ -404,7 +499,7 @@ static dav_error *collect_listing(sync_t *s)
             return dav_new_error(s->r->pool, HTTP_INTERNAL_SERVER_ERROR, 0,
                                  rv, "mod_iss: cannot list the collection");
         }
-        s->truncated = more;
+        (void)more;
     }
     for (i = 0; i < s->members->nelts; i++) {
         APR_ARRAY_IDX(s->members, i, member_t).exists = 1;
@@ -639,6 +734,7 @@ static dav_error *run(sync_t *s, const char *token)
     }
     s->members = apr_array_make(r->pool, 16, sizeof(member_t));
     s->seen = apr_hash_make(r->pool);
+    s->vis = apr_hash_make(r->pool);
     if (!*token || s->pos.initial) {
         /* Changes made while the listing is read are due after it. */
         apr_uint64_t base = s->pos.initial ? s->pos.seq - 1 : last;

@@ -16,6 +16,8 @@
 #include "mod_iss.h"
 #include "iss_store.h"
 
+#include <apr_hash.h>
+
 #define ISS_SYNC_REPORT "sync-collection"
 
 void iss_sync_register_hooks(apr_pool_t *p);
@@ -28,10 +30,21 @@ void iss_sync_if_register_hooks(apr_pool_t *p);
 dav_error *iss_sync_current_token(request_rec *r, const char **token);
 
 /** Whether @a token is one of ours that is still current for collection
- *  @a rel: same store, not expired, nothing changed under @a rel since.
+ *  @a rel: same store, not expired, nothing that the client of @a r may
+ *  see changed under @a rel since (changes to members it may not see do
+ *  not count).
  *  Returns 1 / 0, or -1 when it is not a token of ours. */
 int iss_sync_token_current(request_rec *r, const char *rel,
                            const char *token);
+
+/** Whether the client of @a r may see the member @a rel (relative to the
+ *  location root; @a collection: a folder): a PROPFIND of it would be
+ *  authorised (a sub-request; a folder must be allowed with and without
+ *  its trailing slash).  @a cache (may be NULL) keeps the answers of one
+ *  request.  What a sync answer, a paging token or a sync token in an If
+ *  header reveals is decided by this alone (docs/design.md 3a). */
+int iss_sync_visible(request_rec *r, apr_hash_t *cache, const char *rel,
+                     int collection);
 
 /** Run a reconciliation scan now if ISSReconcileInterval says one is
  *  due (any request may call it; it is cheap when none is due). */

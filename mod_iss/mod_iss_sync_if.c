@@ -23,11 +23,14 @@
 #include "iss_ifhdr.h"
 #include "iss_sync_log.h"
 
+#include <apr_hash.h>
 #include <apr_strings.h>
 #include <apr_uri.h>
 #include <http_request.h>
 
 typedef struct match_ctx {
+    request_rec *r;
+    apr_hash_t *vis;              /* iss_sync_visible()'s answers */
     const char *rel;
     int changed;
 } match_ctx;
@@ -47,7 +50,12 @@ static int match_entry(void *baton, apr_uint64_t seq, apr_time_t when,
     int i;
 
     for (i = 0; i < changes->nelts; i++) {
-        if (under(m->rel, APR_ARRAY_IDX(changes, i, iss_change_t).path)) {
+        const iss_change_t *c = &APR_ARRAY_IDX(changes, i, iss_change_t);
+
+        /* Only what the client may see counts: an answer about a hidden
+         * change would tell that something hidden changed. */
+        if (under(m->rel, c->path)
+            && iss_sync_visible(m->r, m->vis, c->path, c->collection)) {
             m->changed = 1;
             return 1;
         }
@@ -60,7 +68,7 @@ int iss_sync_token_current(request_rec *r, const char *rel, const char *token)
     iss_sync_pos_t pos;
     apr_uint64_t last, first;
     iss_store_t *store;
-    match_ctx m = { rel, 0 };
+    match_ctx m = { r, NULL, rel, 0 };
     const char *id;
 
     if (iss_sync_token_parse(token, &id, &pos, r->pool) != APR_SUCCESS) {
@@ -74,6 +82,7 @@ int iss_sync_token_current(request_rec *r, const char *rel, const char *token)
         || pos.seq > last + 1 || (pos.seq < first && pos.seq <= last)) {
         return 0;
     }
+    m.vis = apr_hash_make(r->pool);
     if (iss_sync_log_read(store, pos.seq, last, match_entry, &m, r->pool)
         != APR_SUCCESS) {
         return 0;
@@ -81,29 +90,72 @@ int iss_sync_token_current(request_rec *r, const char *rel, const char *token)
     return !m.changed;
 }
 
-/* The decoded URI path of the resource a tagged list names (an absolute
- * URI or a path); the request's for an untagged list; NULL if invalid. */
-static const char *tag_uri(request_rec *r, const char *tag)
+/* What the resources named in one If header resolve to (one lookup per
+ * distinct Resource-Tag). */
+typedef struct if_ctx {
+    request_rec *r;
+    apr_hash_t *tags;             /* tag -> const char * ("" = none) */
+} if_ctx;
+
+/* The resource a tagged list names, resolved the way httpd and mod_dav
+ * resolve a request-URI: the path of the URI (an absolute URI's scheme
+ * and host are not compared, as mod_dav does not), normalised on its
+ * encoded form (unreserved escapes such as %2e decoded, "." and ".."
+ * segments removed, a path that climbs above "/" refused), then decoded
+ * (an encoded '/' or NUL refused), and then only if it lies inside this
+ * location and a GET of it by this user would be authorised (a
+ * sub-request: Require and every section that applies to it).  NULL
+ * otherwise: the list is left to mod_dav, and nothing outside the
+ * location or unreadable by this user is ever stat()ed, read, hashed or
+ * recorded (issue 16 item 3).  The request's own URI for an untagged
+ * list: httpd resolved and authorised it already. */
+static const char *tag_uri(if_ctx *c, const char *tag)
 {
+    request_rec *r = c->r, *sub;
+    const char *known;
     apr_uri_t uri;
     char *path;
+    const char *res = NULL;
 
     if (tag == NULL) {
         return r->uri;
     }
-    if (apr_uri_parse(r->pool, tag, &uri) != APR_SUCCESS || !uri.path) {
-        return NULL;
+    if ((known = apr_hash_get(c->tags, tag, APR_HASH_KEY_STRING)) != NULL) {
+        return *known ? known : NULL;
     }
-    path = apr_pstrdup(r->pool, uri.path);
-    return ap_unescape_url(path) == OK ? path : NULL;
+    if (apr_uri_parse(r->pool, tag, &uri) == APR_SUCCESS && uri.path
+        && uri.path[0] == '/') {
+        path = apr_pstrdup(r->pool, uri.path);
+        if (ap_normalize_path(path, AP_NORMALIZE_NOT_ABOVE_ROOT
+                                    | AP_NORMALIZE_DECODE_UNRESERVED
+                                    | AP_NORMALIZE_MERGE_SLASHES)
+            && ap_unescape_url(path) == OK
+            && iss_state_rel_path(r, path) != NULL) {
+            sub = ap_sub_req_lookup_uri(ap_escape_uri(r->pool, path), r,
+                                        NULL);
+            if (sub->status == HTTP_OK && iss_is_enabled(sub)
+                && iss_state_same_location(sub, r)) {
+                res = path;
+            }
+            ap_destroy_sub_req(sub);
+        }
+    }
+    if (res == NULL) {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, ISSLOGNO(01100)
+                      "If header: resource <%s> is outside this location, "
+                      "malformed, or not readable by this user: its lists "
+                      "are left to mod_dav", tag);
+    }
+    apr_hash_set(c->tags, tag, APR_HASH_KEY_STRING, res ? res : "");
+    return res;
 }
 
 /* ... relative to the location; NULL when it is elsewhere. */
-static const char *tag_rel(request_rec *r, const char *tag)
+static const char *tag_rel(if_ctx *c, const char *tag)
 {
-    const char *uri = tag_uri(r, tag);
+    const char *uri = tag_uri(c, tag);
 
-    return uri ? iss_state_rel_path(r, uri) : NULL;
+    return uri ? iss_state_rel_path(c->r, uri) : NULL;
 }
 
 /* An entity tag on a file of the location is compared with mod_iss's
@@ -111,8 +163,9 @@ static const char *tag_rel(request_rec *r, const char *tag)
  * else is left to mod_dav. */
 static int eval_etag(void *baton, const char *tag, const char *etag)
 {
-    request_rec *r = baton;
-    const char *uri = tag_uri(r, tag), *ours;
+    if_ctx *c = baton;
+    request_rec *r = c->r;
+    const char *uri = tag_uri(c, tag), *ours;
 
     if (uri == NULL || iss_state_rel_path(r, uri) == NULL
         || (ours = iss_digest_etag_of_uri(r, uri)) == NULL) {
@@ -123,25 +176,28 @@ static int eval_etag(void *baton, const char *tag, const char *etag)
 
 static int eval(void *baton, const char *tag, const char *token)
 {
-    request_rec *r = baton;
+    if_ctx *c = baton;
 
     if (strncmp(token, ISS_SYNC_TOKEN_BASE,
                 sizeof(ISS_SYNC_TOKEN_BASE) - 1) != 0) {
         return -1;
     }
-    return iss_sync_token_current(r, tag_rel(r, tag), token);
+    return iss_sync_token_current(c->r, tag_rel(c, tag), token);
 }
 
 static int fixups(request_rec *r)
 {
     const char *in = apr_table_get(r->headers_in, "If"), *out;
     int nours = 0;
+    if_ctx c;
 
     if (in == NULL || r->main || !iss_is_enabled(r)
         || (!strstr(in, ISS_SYNC_TOKEN_BASE) && !strchr(in, '['))) {
         return DECLINED;
     }
-    if (iss_ifhdr_rewrite(in, eval, eval_etag, r, &out, &nours, r->pool)
+    c.r = r;
+    c.tags = apr_hash_make(r->pool);
+    if (iss_ifhdr_rewrite(in, eval, eval_etag, &c, &out, &nours, r->pool)
         != APR_SUCCESS) {
         return DECLINED;              /* malformed: mod_dav answers it */
     }

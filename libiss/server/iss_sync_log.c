@@ -160,6 +160,11 @@ const char *iss_sync_token_make(const char *store_id,
                             ISS_SYNC_TOKEN_BASE, store_id, pos->seq - 1,
                             pct_encode(pos->after, pool));
     }
+    if (pos->after && *pos->after) {
+        return apr_psprintf(pool, "%s%s/%" APR_UINT64_T_FMT "/%s",
+                            ISS_SYNC_TOKEN_BASE, store_id, pos->seq,
+                            pct_encode(pos->after, pool));
+    }
     if (pos->idx) {
         return apr_psprintf(pool, "%s%s/%" APR_UINT64_T_FMT ".%u",
                             ISS_SYNC_TOKEN_BASE, store_id, pos->seq,
@@ -202,6 +207,15 @@ apr_status_t iss_sync_token_parse(const char *token, const char **store_id,
         }
         pos->initial = 1;
         pos->seq = n + 1;
+        return APR_SUCCESS;
+    }
+    if ((dot = strchr(rest, '/')) != NULL) {      /* <s>/<path> */
+        if (parse_u64(rest, (apr_size_t)(dot - rest), &n) || n == 0
+            || n == APR_UINT64_MAX || dot[1] == '\0'
+            || pct_decode(dot + 1, &pos->after, pool) != APR_SUCCESS) {
+            return APR_EINVAL;
+        }
+        pos->seq = n;
         return APR_SUCCESS;
     }
     if ((dot = strchr(rest, '.')) != NULL) {      /* <s>.<i> */
