@@ -5,8 +5,10 @@
 #include "mod_iss_config.h"
 #include "mod_iss_provider.h"
 #include "mod_iss_state.h"
+#include "iss_bytes.h"
 #include "iss_manifest_bg.h"
 
+#include <apr_general.h>
 #include <apr_shm.h>
 #include <apr_strings.h>
 #include <stdlib.h>
@@ -685,6 +687,55 @@ const char *iss_digest_etag_of_uri(request_rec *r, const char *uri)
 
     iss_digest_of_uri(r, uri, sha, &found);
     return found ? iss_digest_etag(sha, r->pool) : NULL;
+}
+
+int iss_digest_may_read(request_rec *r, const char *uri)
+{
+    request_rec *sub;
+    int ok;
+
+    if ((r->method_number == M_GET || r->header_only)
+        && strcmp(uri, r->uri) == 0) {
+        return 1;                     /* httpd authorised this very GET */
+    }
+    sub = ap_sub_req_lookup_uri(ap_escape_uri(r->pool, uri), r, NULL);
+    ok = sub->status == HTTP_OK;
+    ap_destroy_sub_req(sub);
+    return ok;
+}
+
+const char *iss_digest_condition_etag(request_rec *r, const char *uri,
+                                      const unsigned char *sha256,
+                                      int *unreadable)
+{
+    iss_request_t *req = iss_provider_request(r);
+    unsigned char rnd[16];
+
+    if (unreadable) {
+        *unreadable = 0;
+    }
+    if (iss_digest_may_read(r, uri)) {
+        return iss_digest_etag(sha256, r->pool);
+    }
+    if (unreadable) {
+        *unreadable = 1;
+    }
+    if (req->unreadable_etag == NULL) {
+        if (apr_generate_random_bytes(rnd, sizeof(rnd)) != APR_SUCCESS) {
+            /* No randomness: an ETag no client can send (an empty
+             * quoted string is never a strong ETag of ours, and a weak
+             * one never matches If-Match).  Still the same answer for
+             * every guess. */
+            req->unreadable_etag = "W/\"\"";
+        }
+        else {
+            req->unreadable_etag =
+                apr_pstrcat(r->pool, "\"unreadable-",
+                            iss_hex_pencode(rnd, sizeof(rnd), r->pool), "\"",
+                            NULL);
+        }
+    }
+    return req->unreadable_etag;
 }
 
 int iss_digest_wanted_by(request_rec *r)

@@ -71,6 +71,24 @@ void iss_digest_remember(request_rec *r, const char *uri,
 /** The strong ETag of the file at @a uri, or NULL if none. */
 const char *iss_digest_etag_of_uri(request_rec *r, const char *uri);
 
+/** Whether the client of @a r may read @a uri: a GET of it would be
+ *  authorised (a sub-request; the request's own URI when it is a GET or
+ *  HEAD needs none). */
+int iss_digest_may_read(request_rec *r, const char *uri);
+
+/** The ETag that the conditions of @a r (If-Match, If-None-Match, entity
+ *  tags of an If header) compare with for the file at @a uri whose
+ *  digest is @a sha256: its strong ETag for a client that may read it;
+ *  for one that may not, a random tag drawn once per request, which no
+ *  entity tag a client sends can match.  ETags are digests of the
+ *  content, so comparing a guess with the real one would confirm the
+ *  guess to a client that may write but not read (issue 16 item 2): to
+ *  such a client every guess gets the same answer.  *@a unreadable (may
+ *  be NULL) is set when the random tag was given. */
+const char *iss_digest_condition_etag(request_rec *r, const char *uri,
+                                      const unsigned char *sha256,
+                                      int *unreadable);
+
 /** Whether the response to @a r should carry Repr-Digest (asked with
  *  Want-Repr-Digest, or ISSDigestHeader Always). */
 int iss_digest_wanted_by(request_rec *r);

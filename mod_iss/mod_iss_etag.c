@@ -80,7 +80,7 @@ static apr_status_t etag_out(ap_filter_t *f, apr_bucket_brigade *bb)
         }
     }
     else if (req->etag_injected
-             && (!ok || r->method_number == M_DELETE
+             && (!ok || req->etag_unreadable || r->method_number == M_DELETE
                  || r->method_number == M_COPY
                  || r->method_number == M_MOVE)) {
         /* It named the version a condition was tested against. */
@@ -113,7 +113,8 @@ static int precondition(request_rec *r, dav_resource *src,
                         const dav_resource *dst, const apr_xml_doc *doc,
                         dav_error **err)
 {
-    const char *etag;
+    unsigned char sha[ISS_DIGEST_SHA256_LEN];
+    int found, unreadable;
 
     if (src == NULL || dst != NULL || r->main || !iss_is_enabled(r)) {
         return DECLINED;
@@ -126,9 +127,22 @@ static int precondition(request_rec *r, dav_resource *src,
             && !apr_table_get(r->headers_in, "If-None-Match"))) {
         return DECLINED;
     }
-    if ((etag = iss_digest_etag_of_uri(r, src->uri)) != NULL) {
-        apr_table_setn(r->headers_out, "ETag", etag);
+    unreadable = !iss_digest_may_read(r, src->uri);
+    if (unreadable) {
+        memset(sha, 0, sizeof(sha));  /* not read: not needed */
+        found = 1;
+    }
+    else {
+        iss_digest_of_uri(r, src->uri, sha, &found);
+    }
+    if (found) {
+        /* A client that may not read the file compares with a tag it
+         * cannot know (no guess of the content is confirmed). */
+        apr_table_setn(r->headers_out, "ETag",
+                       iss_digest_condition_etag(r, src->uri, sha,
+                                                 &unreadable));
         iss_provider_request(r)->etag_injected = 1;
+        iss_provider_request(r)->etag_unreadable = unreadable;
         add_etag_filter(r);
     }
     return DECLINED;

@@ -409,8 +409,10 @@ static int check_conditions(iss_patch_t *p, dav_resource *res)
         iss_digest_of_file(r, r->uri, p->src, &p->src_info, sha, &found);
     }
     if (found) {
+        /* The real ETag only for a client that may read the file: a
+         * write-only one gets the same answer for every guess. */
         apr_table_setn(r->headers_out, "ETag",
-                       iss_digest_etag(sha, r->pool));
+                       iss_digest_condition_etag(r, r->uri, sha, NULL));
     }
     err = dav_validate_request(r, res, 0, NULL, NULL, DAV_VALIDATE_RESOURCE,
                                NULL);

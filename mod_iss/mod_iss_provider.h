@@ -33,6 +33,9 @@ typedef struct iss_request_t {
     const struct iss_manifest_t *written_manifest; /* ... its manifest */
     struct capture_t *capture;       /* mod_iss_capture, once begun */
     int etag_injected;               /* mod_iss_etag set headers_out ETag */
+    int etag_unreadable;             /* ... a random one: the client may
+                                      * not read the file */
+    const char *unreadable_etag;     /* iss_digest_condition_etag()'s */
     int etag_filter;                 /* ... and added its output filter */
     apr_hash_t *folders;             /* mod_iss_digest: folder -> records */
     int body_filter;                 /* mod_iss_digest reads the PUT body */
