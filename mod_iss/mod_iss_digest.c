@@ -691,17 +691,11 @@ const char *iss_digest_etag_of_uri(request_rec *r, const char *uri)
 
 int iss_digest_may_read(request_rec *r, const char *uri)
 {
-    request_rec *sub;
-    int ok;
-
     if ((r->method_number == M_GET || r->header_only)
         && strcmp(uri, r->uri) == 0) {
         return 1;                     /* httpd authorised this very GET */
     }
-    sub = ap_sub_req_lookup_uri(ap_escape_uri(r->pool, uri), r, NULL);
-    ok = sub->status == HTTP_OK;
-    ap_destroy_sub_req(sub);
-    return ok;
+    return iss_state_may(r, "GET", uri);
 }
 
 const char *iss_digest_condition_etag(request_rec *r, const char *uri,

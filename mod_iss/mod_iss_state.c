@@ -6,6 +6,7 @@
 #include "iss_davfs.h"
 
 #include <apr_strings.h>
+#include <http_request.h>
 #include <util_mutex.h>
 
 /* The `iss-state` mutex type stays registered so that configurations
@@ -286,6 +287,26 @@ const iss_scan_ignore_t *iss_state_ignore(request_rec *r)
 {
     (void)r;                      /* the provider is always mod_dav_fs's */
     return &iss_davfs_ignore;
+}
+
+int iss_state_may(request_rec *r, const char *method, const char *uri)
+{
+    request_rec parent = *r, *sub;
+    int ok;
+
+    /* As iss_chunk_may_read(): a parent whose configuration is the
+     * server's makes httpd ask every access module (authentication
+     * included) for this sub-request. */
+    parent.per_dir_config = r->server->lookup_defaults;
+    sub = ap_sub_req_method_uri(method, ap_escape_uri(r->pool, uri), &parent,
+                                NULL);
+    ok = sub->status == HTTP_OK && iss_is_enabled(sub)
+         && iss_state_same_location(sub, r);
+    ap_log_rerror(APLOG_MARK, APLOG_TRACE2, 0, r, "may %s %s %s? %s (%d)",
+                  r->user ? r->user : "(anonymous)", method, uri,
+                  ok ? "yes" : "no", sub->status);
+    ap_destroy_sub_req(sub);
+    return ok;
 }
 
 int iss_state_same_location(request_rec *a, request_rec *b)

@@ -47,6 +47,15 @@ const char *iss_state_rel_path(request_rec *r, const char *uri);
  *  iss_davfs_ignore for every location. */
 const iss_scan_ignore_t *iss_state_ignore(request_rec *r);
 
+/** Whether the client of @a r may @a method the (decoded) URI path
+ *  @a uri: a sub-request that httpd authorises in full, for @a method
+ *  and this user, even where the path shares @a r's section (httpd
+ *  would skip access control there, and <Limit> or an expression may
+ *  answer differently for another method); also in this location (same
+ *  store).  A folder must be asked with its trailing slash (without it,
+ *  mod_dir answers a redirect: no). */
+int iss_state_may(request_rec *r, const char *method, const char *uri);
+
 /** Whether two requests use the same state store. */
 int iss_state_same_location(request_rec *a, request_rec *b);
 

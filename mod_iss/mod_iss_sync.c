@@ -172,19 +172,6 @@ static dav_error *parse_body(sync_t *s, const char **token)
 
 /* ---- what the client may see ---------------------------------------------- */
 
-/* One lookup, as a PROPFIND of @a uri would be authorised. */
-static int may_propfind(request_rec *r, const char *uri)
-{
-    request_rec *sub = ap_sub_req_method_uri("PROPFIND",
-                                             ap_escape_uri(r->pool, uri),
-                                             r, NULL);
-    int ok = sub->status == HTTP_OK && iss_is_enabled(sub)
-             && iss_state_same_location(sub, r);
-
-    ap_destroy_sub_req(sub);
-    return ok;
-}
-
 int iss_sync_visible(request_rec *r, apr_hash_t *cache, const char *rel,
                      int collection)
 {
@@ -198,11 +185,11 @@ int iss_sync_visible(request_rec *r, apr_hash_t *cache, const char *rel,
     if (v) {
         return *v == '1';
     }
-    /* A folder is seen only if both spellings are allowed: <Location
-     * /dav/alice/> covers "/dav/alice/" and not "/dav/alice". */
-    ok = may_propfind(r, base)
-         && (!collection || may_propfind(r, apr_pstrcat(r->pool, base, "/",
-                                                        NULL)));
+    /* A folder with its slash: <Location /dav/alice/> covers
+     * "/dav/alice/" and not "/dav/alice". */
+    ok = iss_state_may(r, "PROPFIND",
+                       collection ? apr_pstrcat(r->pool, base, "/", NULL)
+                                  : base);
     if (cache) {
         apr_hash_set(cache, apr_pstrdup(apr_hash_pool_get(cache), key),
                      APR_HASH_KEY_STRING, ok ? "1" : "0");

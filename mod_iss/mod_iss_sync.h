@@ -39,8 +39,7 @@ int iss_sync_token_current(request_rec *r, const char *rel,
 
 /** Whether the client of @a r may see the member @a rel (relative to the
  *  location root; @a collection: a folder): a PROPFIND of it would be
- *  authorised (a sub-request; a folder must be allowed with and without
- *  its trailing slash).  @a cache (may be NULL) keeps the answers of one
+ *  authorised (iss_state_may(): a sub-request authorised in full).  @a cache (may be NULL) keeps the answers of one
  *  request.  What a sync answer, a paging token or a sync token in an If
  *  header reveals is decided by this alone (docs/design.md 3a). */
 int iss_sync_visible(request_rec *r, apr_hash_t *cache, const char *rel,

@@ -111,7 +111,7 @@ typedef struct if_ctx {
  * list: httpd resolved and authorised it already. */
 static const char *tag_uri(if_ctx *c, const char *tag)
 {
-    request_rec *r = c->r, *sub;
+    request_rec *r = c->r;
     const char *known;
     apr_uri_t uri;
     char *path;
@@ -131,13 +131,12 @@ static const char *tag_uri(if_ctx *c, const char *tag)
                                     | AP_NORMALIZE_MERGE_SLASHES)
             && ap_unescape_url(path) == OK
             && iss_state_rel_path(r, path) != NULL) {
-            sub = ap_sub_req_lookup_uri(ap_escape_uri(r->pool, path), r,
-                                        NULL);
-            if (sub->status == HTTP_OK && iss_is_enabled(sub)
-                && iss_state_same_location(sub, r)) {
+            /* A folder may be named without its slash. */
+            if (iss_state_may(r, "GET", path)
+                || iss_state_may(r, "GET", apr_pstrcat(r->pool, path, "/",
+                                                       NULL))) {
                 res = path;
             }
-            ap_destroy_sub_req(sub);
         }
     }
     if (res == NULL) {

@@ -22,7 +22,7 @@ my @bad = grep {
     # litmus sends malformed XML on purpose.
     && !/\[core:error\].*AH0054[01]: XML [Pp]arser [Ee]rror/
     # 41_dropship.t: bob and alice read each other's folders on purpose.
-    && !/\[authz_core:error\].*AH01631: user (?:alice|bob): authorization failure for "\/dedup\/(?:alice|bob|drop)\//
+    && !/\[authz_core:error\].*AH01631: user (?:alice|bob): authorization failure for "\/(?:dedup|leak)\/(?:alice|bob|drop)\//
     # 04_state.t damages the state of /broken/ on purpose.
     && !/ISS0102[245]:.*state-broken/
 } split /\n/, $log;
