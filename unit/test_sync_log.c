@@ -269,8 +269,9 @@ static int round_trip(const char *sid, const iss_sync_pos_t *pos)
     int same = rv == APR_SUCCESS && id && !strcmp(id, sid)
                && back.seq == pos->seq && !back.initial == !pos->initial;
 
-    if (same && pos->initial)
-        same = back.after && !strcmp(back.after, pos->after);
+    if (same && (pos->initial || (pos->after && *pos->after)))
+        same = back.after && !strcmp(back.after, pos->after)
+               && back.idx == 0;
     else if (same)
         same = back.idx == pos->idx;
     if (!same)
@@ -377,6 +378,34 @@ static void test_tokens(void)
     all &= round_trip(SID, &pos);
     ok(all, "round trip: initial positions (spaces, %%, UTF-8, '/', "
        "control bytes)");
+
+    /* continuations of a change listing cut by a limit name the member
+     * they stopped before (issue 16 item 1), not an item index */
+    memset(&pos, 0, sizeof(pos));
+    pos.seq = 7;
+    pos.after = "bob/b 3.txt";
+    is_str(iss_sync_token_make(SID, &pos, gp), B SID "/7/bob/b%203.txt",
+           "token: entry 7 from the member bob/b 3.txt");
+    ok(iss_sync_token_parse(B SID "/7/bob/b%203.txt", &id, &back, gp)
+       == APR_SUCCESS && back.seq == 7 && back.idx == 0 && !back.initial
+       && !strcmp(back.after, "bob/b 3.txt"), "parse: entry and member");
+    all = 1;
+    for (i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        pos.seq = 1 + i * 1000;
+        pos.after = paths[i];
+        all &= round_trip(SID, &pos);
+    }
+    pos.seq = APR_UINT64_MAX - 1;
+    pos.after = "z";
+    all &= round_trip(SID, &pos);
+    ok(all, "round trip: member continuations");
+    ok(parse_rejects(B SID "/0/a"), "reject member continuation of entry 0");
+    ok(parse_rejects(B SID "/18446744073709551615/a"),
+       "reject member continuation of entry 2^64-1");
+    ok(parse_rejects(B SID "/5/a%zz"), "reject bad escape in a member");
+    ok(parse_rejects(B SID "/5/a%00"), "reject %%00 in a member");
+    ok(parse_rejects(B SID "/x5/a"), "reject junk before the entry");
+    ok(parse_rejects(B SID "/5.2/a"), "reject index and member together");
 
     /* rejects */
     ok(iss_sync_token_parse(NULL, &id, &back, gp) == APR_EINVAL,
