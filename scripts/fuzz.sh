@@ -12,6 +12,7 @@
 #   fuzz_frames   fuzz/fuzz_frames.c, the chunk-frame parser
 #                 (libiss/core/iss_frames.c), seeded with the frames
 #                 build/tools/iss-chunk makes;
+#   fuzz_ifhdr    fuzz/fuzz_ifhdr.c, the If header, sync tokens, digest fields
 #   fuzz_vcdiff_enc fuzz/fuzz_vcdiff_enc.c, the VCDIFF encoder
 #                 (libiss/core/iss_vcdiff_enc.c) checked against the
 #                 decoder: source and target come from the input (a
@@ -44,6 +45,12 @@ clang "${flags[@]}" -o "$out/fuzz_vcdiff_enc" "$top/fuzz/fuzz_vcdiff_enc.c" \
       "$core/iss_vcdiff_enc.c" "$core/iss_vcdiff.c" "$core/iss_manifest.c" \
       "$core/iss_cdc.c" "$core/iss_bytes.c" "$core/iss_digest.c" \
       "${libs[@]}" -lcrypto
+# The If header and sync tokens are the server's (libiss/server), parsed
+# without the store: their two files alone, with core's helpers.
+server="$top/libiss/server"
+clang "${flags[@]}" -I"$server" -o "$out/fuzz_ifhdr" "$top/fuzz/fuzz_ifhdr.c" \
+      "$server/iss_ifhdr.c" "$server/iss_sync_token.c" "$core/iss_bytes.c" \
+      "$core/iss_digest.c" "${libs[@]}" -lcrypto
 
 seeds=$(mktemp -d)
 trap 'rm -rf "$seeds"' EXIT
@@ -115,3 +122,24 @@ for ways in '\x00' '\x01' '\x02' '\x06' '\x18' '\x30' '\x7a' '\xc1'; do
   done
 done
 run fuzz_vcdiff_enc "$seeds/enc"
+
+# If header, token and digest seeds (byte 0: 0 If, 1 token, 2 digest
+# fields): RFC 4918's and RFC 6578's examples, our token forms, RFC
+# 9530's fields and an OC-Checksum.
+mkdir -p "$seeds/if"
+B=https://mod-iss.org/ns/sync/0123456789abcdef-0123
+i=0
+for v in \
+  '0(<urn:uuid:181d4fae-7d8c-11d0-a765-00a0c91e6bf2> ["I am an ETag"]) (["I am another ETag"])' \
+  '0(Not <urn:uuid:181d4fae-7d8c-11d0-a765-00a0c91e6bf2> <urn:uuid:58f202ac-22cf-11d1-b12d-002035b29092>)' \
+  '0</resource1> (<urn:uuid:181d4fae-7d8c-11d0-a765-00a0c91e6bf2> [W/"A weak ETag"]) (["strong ETag"])' \
+  "0<http://127.0.0.1/dav/> (<$B/42>) (Not <DAV:no-lock>)" \
+  "0</dav/%2e%2e/%2e%2e/etc/passwd> ([\"x\"]) </dav/a/./b> (<$B/i7/a%20b>)" \
+  "1$B/42" "1$B/7.3" "1$B/i10/a%20b/c%25d" "1$B/9/bob/b%203.txt" \
+  '2sha-256=:RK/0qy18MlBSVnWgjwz6lZEWjP/lF5HF9bvEF8FabDg=:, sha-512=:YQ==:' \
+  '2sha-256=5, unixsum=3' \
+  '3SHA1:0123456789abcdef0123456789abcdef01234567 MD5:0123456789abcdef0123456789abcdef'; do
+  printf '%s' "$v" > "$seeds/if/seed$i"; i=$((i + 1))
+done
+# the leading digit of each seed is its selector byte: 0x30.. -> 0..3
+run fuzz_ifhdr "$seeds/if"

@@ -89,6 +89,12 @@ typedef struct iss_sync_pos_t {
     const char *after;
 } iss_sync_pos_t;
 
+/** Strict unsigned decimal of @a len bytes at @a s (no sign, no space, at
+ *  most 20 digits, no overflow); APR_EINVAL on anything else.  Shared by
+ *  the log's records and the tokens (iss_sync_token.c). */
+apr_status_t iss_sync_parse_u64(const char *s, apr_size_t len,
+                                apr_uint64_t *v);
+
 /** Format a token of store @a store_id for @a pos. */
 const char *iss_sync_token_make(const char *store_id,
                                 const iss_sync_pos_t *pos, apr_pool_t *pool);
