@@ -164,27 +164,33 @@ my $right = strong_etag($secret);
 my $wrong = strong_etag('the password is 123456');
 ok(dav(HEAD => '/leak/drop/secret.txt', headers => { as('alice') })->header('ETag'), $right,
    'alice, who may read it, gets its strong ETag (unchanged format)');
+# one file per kind of request, each holding the secret (a right guess
+# that got through would change its file)
+for my $kind (qw(patch sabre if lock)) {
+    dav(PUT => "/leak/drop/s-$kind.txt", body => $secret, headers => { as('alice') });
+}
 my $log1 = log_entries();
 my %code;
 for my $g ([right => $right], [wrong => $wrong]) {
     my ($name, $etag) = @$g;
-    $code{"patch-$name"} = dav(PATCH => '/leak/drop/secret.txt', body => 'not a delta',
+    $code{"patch-$name"} = dav(PATCH => '/leak/drop/s-patch.txt', body => 'not a delta',
                                headers => { as('bob'), 'Content-Type' => 'application/vcdiff', 'If-Match' => $etag })->code;
-    $code{"sabre-$name"} = dav(PATCH => '/leak/drop/secret.txt', body => 'XX',
+    $code{"sabre-$name"} = dav(PATCH => '/leak/drop/s-sabre.txt', body => 'XX',
                                headers => { as('bob'), 'Content-Type' => 'application/x-sabredav-partialupdate',
-                                            'X-Update-Range' => 'bytes=999999-', 'If-Match' => $etag })->code;
-    $code{"if-$name"} = dav(PROPPATCH => '/leak/drop/secret.txt', headers => { as('bob'), If => "([$etag])",
+                                            'X-Update-Range' => 'bytes=1000-', 'If-Match' => $etag })->code;
+    $code{"if-$name"} = dav(PROPPATCH => '/leak/drop/s-if.txt', headers => { as('bob'), If => "([$etag])",
                             'Content-Type' => 'application/xml' },
-                            body => '<D:propertyupdate xmlns:D="DAV:"><D:set><D:prop><x xmlns="urn:t">1</x></D:prop></D:set></D:propertyupdate>')->code;
-    $code{"ifnot-$name"} = dav(LOCK => '/leak/drop/secret.txt', headers => { as('bob'), If => "</leak/drop/secret.txt> ([$etag])",
-                               'Content-Type' => 'application/xml', Timeout => 'Second-5' },
-                               body => '<D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockinfo>')->code;
+                            body => '<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:z"><D:set><D:prop><Z:a>1</Z:a></D:prop></D:set></D:propertyupdate>')->code;
+    $code{"lock-$name"} = dav(LOCK => '/leak/drop/s-lock.txt', headers => { as('bob'), If => '<' . url('/leak/drop/s-lock.txt') . "> ([$etag])",
+                              'Content-Type' => 'application/xml', Timeout => 'Second-5' },
+                              body => '<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockinfo>')->code;
 }
+print "# answers to bob's guesses: ", join(' ', map { "$_=$code{$_}" } sort keys %code), "\n";
 ok("$code{'patch-right'} $code{'patch-wrong'}", '412 412', 'bob\'s VCDIFF PATCH with If-Match: the right guess and a wrong one both 412');
 ok("$code{'sabre-right'} $code{'sabre-wrong'}", '412 412', '... SabreDAV PATCH likewise');
 ok($code{'if-right'}, $code{'if-wrong'}, "... If: ([etag]) on a PROPPATCH: one answer for both guesses ($code{'if-wrong'})");
-ok($code{'ifnot-right'}, $code{'ifnot-wrong'}, "... a tagged If on a LOCK: one answer for both guesses ($code{'ifnot-wrong'})");
-ok(slurp("$files/drop/secret.txt") eq $secret ? 1 : 0, 1, '... the file is unchanged');
+ok($code{'lock-right'}, $code{'lock-wrong'}, "... a tagged If on a LOCK: one answer for both guesses ($code{'lock-wrong'})");
+ok(join(' ', map { slurp("$files/drop/s-$_.txt") eq $secret ? 1 : 0 } qw(patch sabre if lock)), '1 1 1 1', '... the files are unchanged');
 ok(log_entries(), $log1, '... and nothing was logged');
 # If-None-Match on a PUT: the same answer for both guesses too
 my @inm;
