@@ -199,6 +199,17 @@ int iss_sync_visible(request_rec *r, apr_hash_t *cache, const char *rel,
 
 /* ---- collecting members --------------------------------------------------- */
 
+/* Whether the client may see the member @a rel, and the change of
+ * @a changed (not NULL: the path the log names, deeper down at level 1;
+ * its change would tell that something hidden changed otherwise). */
+static int item_visible(sync_t *s, const char *rel, int collection,
+                        const char *changed, int changed_coll)
+{
+    return iss_sync_visible(s->r, s->vis, rel, collection)
+           && (changed == NULL || strcmp(changed, rel) == 0
+               || iss_sync_visible(s->r, s->vis, changed, changed_coll));
+}
+
 /* Add @a rel unless already there or hidden from the client; 0 if it is
  * a new member the client may see and the page is full (the answer stops
  * before it).  @a changed, when not NULL, is the path the log names (a
@@ -217,9 +228,7 @@ static int add_member(sync_t *s, const char *rel, int collection,
         }
         return 1;
     }
-    if (!iss_sync_visible(s->r, s->vis, rel, collection)
-        || (changed && strcmp(changed, rel) != 0
-            && !iss_sync_visible(s->r, s->vis, changed, changed_coll))) {
+    if (!item_visible(s, rel, collection, changed, changed_coll)) {
         return 1;
     }
     if (s->limit && (apr_uint64_t)s->members->nelts >= s->limit) {
@@ -315,16 +324,48 @@ static const char *item(const sync_t *s, const apr_array_header_t *changes,
                           strlen(c->path) - strlen(slash));
 }
 
+/* How many items of @a changes before item @a end name @a rel and are
+ * visible to the client: with @a rel, it says which item a page stopped
+ * before without counting anything the client may not see (at level 1
+ * many items name the same child collection, so the path alone would
+ * not do: a page could resume at an earlier one, and two pages could
+ * send each other back for ever).  With @a end = (apr_uint32_t)-1 and
+ * @a nth given: the index of the item that is visible occurrence
+ * @a nth, or (apr_uint32_t)-1 if there is none. */
+static apr_uint32_t occurrences(sync_t *s, const apr_array_header_t *changes,
+                                const char *rel, apr_uint32_t end,
+                                apr_uint32_t nth)
+{
+    apr_uint32_t k, n = 2 * (apr_uint32_t)changes->nelts, seen = 0;
+
+    for (k = 0; k < n && k < end; k++) {
+        int collection = 0;
+        const iss_change_t *c = NULL;
+        const char *r = item(s, changes, k, &collection, &c);
+
+        if (r == NULL || strcmp(r, rel) != 0
+            || !item_visible(s, r, collection, c ? c->path : NULL,
+                             c ? c->collection : 0)) {
+            continue;
+        }
+        if (end == (apr_uint32_t)-1 && seen == nth) {
+            return k;
+        }
+        seen++;
+    }
+    return end == (apr_uint32_t)-1 ? (apr_uint32_t)-1 : seen;
+}
+
 /* Where the client resumes in entry @a seq: a continuation names the
- * member the last page stopped before (<seq>/<path>: a member it may
- * see); the entry is read from the first item naming it, or from its
- * start if none does (a token made for another collection: members are
- * then reported twice, never missed).  An older <seq>.<item> token
- * resumes at that item. */
+ * member the last page stopped before and which of its visible items
+ * (<seq>/<nth>/<path>); the entry is read from that item, or from its
+ * start if there is none (a token used on another collection, or access
+ * rules changed meanwhile: members are then reported twice, never
+ * missed).  An older <seq>.<item> token resumes at that item. */
 static apr_uint32_t resume_at(sync_t *s, apr_uint64_t seq,
                               const apr_array_header_t *changes)
 {
-    apr_uint32_t k, n = 2 * (apr_uint32_t)changes->nelts;
+    apr_uint32_t k;
 
     if (seq != s->pos.seq) {
         return 0;
@@ -332,21 +373,13 @@ static apr_uint32_t resume_at(sync_t *s, apr_uint64_t seq,
     if (s->pos.after == NULL || !*s->pos.after) {
         return s->pos.idx;
     }
-    for (k = 0; k < n; k++) {
-        int collection = 0;
-        const iss_change_t *c = NULL;
-        const char *rel = item(s, changes, k, &collection, &c);
-
-        if (rel && strcmp(rel, s->pos.after) == 0) {
-            return k;
-        }
-    }
-    return 0;
+    k = occurrences(s, changes, s->pos.after, (apr_uint32_t)-1, s->pos.idx);
+    return k == (apr_uint32_t)-1 ? 0 : k;
 }
 
 /* One log entry: its items from where the client stands, until the limit.
  * A page stops before the first member it may see that has no room, and
- * its token names that member (<seq>/<path>), so every page makes
+ * its token names that member (<seq>/<nth>/<path>), so every page makes
  * progress and no token counts or names what the client may not see. */
 static int entry_fn(void *baton, apr_uint64_t seq, apr_time_t when,
                     const char *method, const apr_array_header_t *changes)
@@ -367,8 +400,8 @@ static int entry_fn(void *baton, apr_uint64_t seq, apr_time_t when,
                                c ? c->collection : 0)) {
             s->truncated = 1;
             s->next.seq = seq;
-            s->next.idx = 0;
             s->next.after = apr_pstrdup(s->r->pool, rel);
+            s->next.idx = occurrences(s, changes, rel, k, 0);
             return 1;
         }
     }

@@ -16,7 +16,7 @@ use ISSTest;
 use File::Spec;
 use MIME::Base64 qw(encode_base64);
 
-plan tests => 47;
+plan tests => 49;
 
 sub as { my ($user) = @_; ('Authorization' => 'Basic ' . encode_base64("$user:pw-$user", '')) }
 my $files = files_dir() =~ s{files$}{files-leak}r;
@@ -107,6 +107,20 @@ ok(join(' ', sort grep { !$once{$_}++ } @$hrefs), '/leak/alice/ /leak/alice/secr
 {
     my $p = rep('bob', '/leak/', token => $bob_tok, level => 'infinite', limit => 100);
     ok($p->{truncated}, 0, 'without a small limit: one page, no 507');
+}
+
+# one entry whose items name the same member again and again (a MOVE of a folder, at level 1:
+# m1, m2, m1, m2, ...): pages still move forward and end
+dav(MKCOL => '/leak/bob/m1/', headers => { as('bob') });
+dav(PUT => "/leak/bob/m1/f$_.txt", body => "f$_", headers => { as('bob') }) for 1 .. 3;
+my $mtok = token_of('bob', '/leak/bob/');
+ok(dav(MOVE => '/leak/bob/m1/', headers => { as('bob'), Destination => url('/leak/bob/m2/') })->code, 201,
+   'bob moves a folder of three files');
+{
+    my ($mh, undef, undef, $mt) = all_pages('bob', '/leak/bob/', $mtok);
+    my %u;
+    ok(join(' ', sort grep { !$u{$_}++ } @$mh) . ' ' . ($mt->[-1] // 'none') . ' ' . (scalar(@$mt) <= 8 ? 'few' : scalar(@$mt)),
+       '/leak/bob/m1/ /leak/bob/m2/ 0 few', '... a sync at level 1 in pages of one ends, with both folders');
 }
 
 # ---- item 1: sync tokens in If (RFC 6578 section 5) -----------------------------------------

@@ -269,9 +269,11 @@ static int round_trip(const char *sid, const iss_sync_pos_t *pos)
     int same = rv == APR_SUCCESS && id && !strcmp(id, sid)
                && back.seq == pos->seq && !back.initial == !pos->initial;
 
-    if (same && (pos->initial || (pos->after && *pos->after)))
+    if (same && pos->initial)
+        same = back.after && !strcmp(back.after, pos->after);
+    else if (same && pos->after && *pos->after)
         same = back.after && !strcmp(back.after, pos->after)
-               && back.idx == 0;
+               && back.idx == pos->idx;
     else if (same)
         same = back.idx == pos->idx;
     if (!same)
@@ -383,29 +385,39 @@ static void test_tokens(void)
      * they stopped before (issue 16 item 1), not an item index */
     memset(&pos, 0, sizeof(pos));
     pos.seq = 7;
+    pos.idx = 2;
     pos.after = "bob/b 3.txt";
-    is_str(iss_sync_token_make(SID, &pos, gp), B SID "/7/bob/b%203.txt",
-           "token: entry 7 from the member bob/b 3.txt");
-    ok(iss_sync_token_parse(B SID "/7/bob/b%203.txt", &id, &back, gp)
-       == APR_SUCCESS && back.seq == 7 && back.idx == 0 && !back.initial
-       && !strcmp(back.after, "bob/b 3.txt"), "parse: entry and member");
+    is_str(iss_sync_token_make(SID, &pos, gp), B SID "/7/2/bob/b%203.txt",
+           "token: entry 7 from the third item naming bob/b 3.txt");
+    ok(iss_sync_token_parse(B SID "/7/2/bob/b%203.txt", &id, &back, gp)
+       == APR_SUCCESS && back.seq == 7 && back.idx == 2 && !back.initial
+       && !strcmp(back.after, "bob/b 3.txt"), "parse: entry, nth, member");
+    ok(iss_sync_token_parse(B SID "/7/0/12/x", &id, &back, gp)
+       == APR_SUCCESS && back.seq == 7 && back.idx == 0
+       && !strcmp(back.after, "12/x"), "parse: a member whose name is a number");
     all = 1;
     for (i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
         pos.seq = 1 + i * 1000;
+        pos.idx = (apr_uint32_t)i;
         pos.after = paths[i];
         all &= round_trip(SID, &pos);
     }
     pos.seq = APR_UINT64_MAX - 1;
+    pos.idx = 0xFFFFFFFFu;
     pos.after = "z";
     all &= round_trip(SID, &pos);
     ok(all, "round trip: member continuations");
-    ok(parse_rejects(B SID "/0/a"), "reject member continuation of entry 0");
-    ok(parse_rejects(B SID "/18446744073709551615/a"),
+    ok(parse_rejects(B SID "/0/0/a"), "reject member continuation of entry 0");
+    ok(parse_rejects(B SID "/18446744073709551615/0/a"),
        "reject member continuation of entry 2^64-1");
-    ok(parse_rejects(B SID "/5/a%zz"), "reject bad escape in a member");
-    ok(parse_rejects(B SID "/5/a%00"), "reject %%00 in a member");
-    ok(parse_rejects(B SID "/x5/a"), "reject junk before the entry");
-    ok(parse_rejects(B SID "/5.2/a"), "reject index and member together");
+    ok(parse_rejects(B SID "/5/a"), "reject member continuation without nth");
+    ok(parse_rejects(B SID "/5/4294967296/a"), "reject nth over 2^32-1");
+    ok(parse_rejects(B SID "/5//a"), "reject empty nth");
+    ok(parse_rejects(B SID "/5/1/"), "reject empty member");
+    ok(parse_rejects(B SID "/5/0/a%zz"), "reject bad escape in a member");
+    ok(parse_rejects(B SID "/5/0/a%00"), "reject %%00 in a member");
+    ok(parse_rejects(B SID "/x5/0/a"), "reject junk before the entry");
+    ok(parse_rejects(B SID "/5.2/0/a"), "reject index and member together");
 
     /* rejects */
     ok(iss_sync_token_parse(NULL, &id, &back, gp) == APR_EINVAL,

@@ -76,9 +76,10 @@ typedef struct iss_sync_retention_t {
 
 /** Where a sync stands.  Changes: everything before entry @a seq was
  *  delivered, and the first @a idx members of entry @a seq; or (@a after
- *  set, @a initial not: a page cut by a limit) everything before the
- *  first item of entry @a seq that names the member @a after (a member
- *  the client may see; tokens name no position of what it may not).  Initial
+ *  set, @a initial not: a page cut by a limit) everything before item
+ *  number @a idx (from 0) among the items of entry @a seq that name the
+ *  member @a after and that the client may see (a member it may see;
+ *  tokens name no position of what it may not).  Initial
  *  listing (@a initial set): the members up to and including @a after
  *  (a path, walk order = byte order of paths) were delivered; changes
  *  are then due from entry @a seq on. */

@@ -104,9 +104,9 @@ const char *iss_sync_token_make(const char *store_id,
                             pct_encode(pos->after, pool));
     }
     if (pos->after && *pos->after) {
-        return apr_psprintf(pool, "%s%s/%" APR_UINT64_T_FMT "/%s",
+        return apr_psprintf(pool, "%s%s/%" APR_UINT64_T_FMT "/%u/%s",
                             ISS_SYNC_TOKEN_BASE, store_id, pos->seq,
-                            pct_encode(pos->after, pool));
+                            (unsigned)pos->idx, pct_encode(pos->after, pool));
     }
     if (pos->idx) {
         return apr_psprintf(pool, "%s%s/%" APR_UINT64_T_FMT ".%u",
@@ -152,13 +152,18 @@ apr_status_t iss_sync_token_parse(const char *token, const char **store_id,
         pos->seq = n + 1;
         return APR_SUCCESS;
     }
-    if ((dot = strchr(rest, '/')) != NULL) {      /* <s>/<path> */
-        if (iss_sync_parse_u64(rest, (apr_size_t)(dot - rest), &n) || n == 0
-            || n == APR_UINT64_MAX || dot[1] == '\0'
-            || pct_decode(dot + 1, &pos->after, pool) != APR_SUCCESS) {
+    if ((dot = strchr(rest, '/')) != NULL) {      /* <s>/<j>/<path> */
+        const char *s2 = strchr(dot + 1, '/');
+
+        if (!s2 || iss_sync_parse_u64(rest, (apr_size_t)(dot - rest), &n)
+            || n == 0 || n == APR_UINT64_MAX
+            || iss_sync_parse_u64(dot + 1, (apr_size_t)(s2 - dot - 1), &i)
+            || i > 0xFFFFFFFFu || s2[1] == '\0'
+            || pct_decode(s2 + 1, &pos->after, pool) != APR_SUCCESS) {
             return APR_EINVAL;
         }
         pos->seq = n;
+        pos->idx = (apr_uint32_t)i;
         return APR_SUCCESS;
     }
     if ((dot = strchr(rest, '.')) != NULL) {      /* <s>.<i> */
