@@ -374,6 +374,16 @@ int iss_upload_begin(iss_patch_t *p)
         return iss_patch_fail(p, err->status, "state-unavailable", "%s",
                               err->desc);
     }
+    /* A delta's base is the current version: refused to a user who may
+     * not read it before anything else (its conditions included, which
+     * would otherwise answer whether his If-Match names the content:
+     * docs/design.md 3b), the same answer whatever he sends. */
+    if (delta && p->src && !iss_chunk_may_read(r, up->rel)) {
+        return iss_patch_fail(p, HTTP_FORBIDDEN, "read-required",
+                              "A manifest delta is relative to the file's "
+                              "content, which you may not read; send a "
+                              "whole manifest.");
+    }
     /* The current version's manifest (a delta's base, and chunks of the
      * new version) also gives its digest for the conditions: one read of
      * a file changed behind httpd's back, not two. */

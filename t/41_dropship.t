@@ -116,8 +116,11 @@ my $letter2 = $letter; substr($letter2, 1000, 5) = 'EDIT!';
 $r = dav(PATCH => '/dedup/drop/letter.bin', body => iss_chunk('delta', \manifest_of($letter), \manifest_of($letter2)),
          headers => { as('bob'), 'Content-Type' => DELTA_TYPE, 'If-Match' => $letter_etag });
 ok($r->code . ' ' . element($r), '403 read-required', 'a manifest delta of a file he may not read: 403 read-required');
+# (without If-Match: to a user who may not read the file no entity tag
+# matches, not even that of what he wrote, t/70_leaks.t; a whole
+# manifest needs none)
 $r = dav(PATCH => '/dedup/drop/letter.bin', body => manifest_of($letter2),
-         headers => { as('bob'), 'Content-Type' => MANIFEST_TYPE, 'If-Match' => $letter_etag });
+         headers => { as('bob'), 'Content-Type' => MANIFEST_TYPE });
 my (undef, @m4) = missing_of($r);
 ok(scalar @m4, scalar @{ manifest_parse(manifest_of($letter2))->{entries} },
    'a whole manifest: every chunk asked, none taken from the version he may not read');

@@ -16,7 +16,7 @@ use ISSTest;
 use File::Spec;
 use MIME::Base64 qw(encode_base64);
 
-plan tests => 49;
+plan tests => 50;
 
 sub as { my ($user) = @_; ('Authorization' => 'Basic ' . encode_base64("$user:pw-$user", '')) }
 my $files = files_dir() =~ s{files$}{files-leak}r;
@@ -189,6 +189,9 @@ for my $g ([right => $right], [wrong => $wrong]) {
     my ($name, $etag) = @$g;
     $code{"patch-$name"} = dav(PATCH => '/leak/drop/s-patch.txt', body => 'not a delta',
                                headers => { as('bob'), 'Content-Type' => 'application/vcdiff', 'If-Match' => $etag })->code;
+    $code{"mdelta-$name"} = dav(PATCH => '/leak/drop/s-patch.txt',
+                                body => iss_chunk('delta', \manifest_of($secret), \manifest_of("$secret, and more")),
+                                headers => { as('bob'), 'Content-Type' => DELTA_TYPE, 'If-Match' => $etag })->code;
     $code{"sabre-$name"} = dav(PATCH => '/leak/drop/s-sabre.txt', body => 'XX',
                                headers => { as('bob'), 'Content-Type' => 'application/x-sabredav-partialupdate',
                                             'X-Update-Range' => 'bytes=1000-', 'If-Match' => $etag })->code;
@@ -202,6 +205,7 @@ for my $g ([right => $right], [wrong => $wrong]) {
 print "# answers to bob's guesses: ", join(' ', map { "$_=$code{$_}" } sort keys %code), "\n";
 ok("$code{'patch-right'} $code{'patch-wrong'}", '412 412', 'bob\'s VCDIFF PATCH with If-Match: the right guess and a wrong one both 412');
 ok("$code{'sabre-right'} $code{'sabre-wrong'}", '412 412', '... SabreDAV PATCH likewise');
+ok("$code{'mdelta-right'} $code{'mdelta-wrong'}", '403 403', '... a manifest delta: 403 read-required for both');
 ok($code{'if-right'}, $code{'if-wrong'}, "... If: ([etag]) on a PROPPATCH: one answer for both guesses ($code{'if-wrong'})");
 ok($code{'lock-right'}, $code{'lock-wrong'}, "... a tagged If on a LOCK: one answer for both guesses ($code{'lock-wrong'})");
 ok(join(' ', map { slurp("$files/drop/s-$_.txt") eq $secret ? 1 : 0 } qw(patch sabre if lock)), '1 1 1 1', '... the files are unchanged');
