@@ -175,8 +175,7 @@ static dav_error *parse_body(sync_t *s, const char **token)
 int iss_sync_visible(request_rec *r, apr_hash_t *cache, const char *rel,
                      int collection)
 {
-    const char *base = apr_pstrcat(r->pool, iss_state_root_uri(r), "/", rel,
-                                   NULL);
+    const char *root = iss_state_root_uri(r), *base;
     const char *key = collection ? apr_pstrcat(r->pool, rel, "/", NULL) : rel;
     const char *v = cache ? apr_hash_get(cache, key, APR_HASH_KEY_STRING)
                           : NULL;
@@ -185,6 +184,10 @@ int iss_sync_visible(request_rec *r, apr_hash_t *cache, const char *rel,
     if (v) {
         return *v == '1';
     }
+    if (root == NULL) {
+        return 0;
+    }
+    base = apr_pstrcat(r->pool, root, "/", rel, NULL);
     /* A folder with its slash: <Location /dav/alice/> covers
      * "/dav/alice/" and not "/dav/alice". */
     ok = iss_state_may(r, "PROPFIND",
