@@ -702,18 +702,20 @@ const char *iss_digest_condition_etag(request_rec *r, const char *uri,
                                       const unsigned char *sha256,
                                       int *unreadable)
 {
+    int readable = iss_digest_may_read(r, uri);
+
+    if (unreadable) {
+        *unreadable = !readable;
+    }
+    return readable ? iss_digest_etag(sha256, r->pool)
+                    : iss_digest_unreadable_etag(r);
+}
+
+const char *iss_digest_unreadable_etag(request_rec *r)
+{
     iss_request_t *req = iss_provider_request(r);
     unsigned char rnd[16];
 
-    if (unreadable) {
-        *unreadable = 0;
-    }
-    if (iss_digest_may_read(r, uri)) {
-        return iss_digest_etag(sha256, r->pool);
-    }
-    if (unreadable) {
-        *unreadable = 1;
-    }
     if (req->unreadable_etag == NULL) {
         if (apr_generate_random_bytes(rnd, sizeof(rnd)) != APR_SUCCESS) {
             /* No randomness: an ETag no client can send (an empty

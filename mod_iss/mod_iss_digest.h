@@ -89,6 +89,10 @@ const char *iss_digest_condition_etag(request_rec *r, const char *uri,
                                       const unsigned char *sha256,
                                       int *unreadable);
 
+/** The random tag of iss_digest_condition_etag() for a client that may
+ *  not read the file (the same one for the whole request). */
+const char *iss_digest_unreadable_etag(request_rec *r);
+
 /** Whether the response to @a r should carry Repr-Digest (asked with
  *  Want-Repr-Digest, or ISSDigestHeader Always). */
 int iss_digest_wanted_by(request_rec *r);

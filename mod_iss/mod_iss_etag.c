@@ -127,20 +127,18 @@ static int precondition(request_rec *r, dav_resource *src,
             && !apr_table_get(r->headers_in, "If-None-Match"))) {
         return DECLINED;
     }
+    /* A client that may not read the file compares with a tag it cannot
+     * know (no guess of the content is confirmed), and the file is not
+     * even read for him. */
     unreadable = !iss_digest_may_read(r, src->uri);
-    if (unreadable) {
-        memset(sha, 0, sizeof(sha));  /* not read: not needed */
-        found = 1;
-    }
-    else {
+    found = 1;
+    if (!unreadable) {
         iss_digest_of_uri(r, src->uri, sha, &found);
     }
     if (found) {
-        /* A client that may not read the file compares with a tag it
-         * cannot know (no guess of the content is confirmed). */
         apr_table_setn(r->headers_out, "ETag",
-                       iss_digest_condition_etag(r, src->uri, sha,
-                                                 &unreadable));
+                       unreadable ? iss_digest_unreadable_etag(r)
+                                  : iss_digest_etag(sha, r->pool));
         iss_provider_request(r)->etag_injected = 1;
         iss_provider_request(r)->etag_unreadable = unreadable;
         add_etag_filter(r);
