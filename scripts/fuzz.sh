@@ -135,7 +135,7 @@ for v in \
   '0</resource1> (<urn:uuid:181d4fae-7d8c-11d0-a765-00a0c91e6bf2> [W/"A weak ETag"]) (["strong ETag"])' \
   "0<http://127.0.0.1/dav/> (<$B/42>) (Not <DAV:no-lock>)" \
   "0</dav/%2e%2e/%2e%2e/etc/passwd> ([\"x\"]) </dav/a/./b> (<$B/i7/a%20b>)" \
-  "1$B/42" "1$B/7.3" "1$B/i10/a%20b/c%25d" "1$B/9/bob/b%203.txt" \
+  "1$B/42" "1$B/7.3" "1$B/i10/a%20b/c%25d" "1$B/9/0/bob/b%203.txt" \
   '2sha-256=:RK/0qy18MlBSVnWgjwz6lZEWjP/lF5HF9bvEF8FabDg=:, sha-512=:YQ==:' \
   '2sha-256=5, unixsum=3' \
   '3SHA1:0123456789abcdef0123456789abcdef01234567 MD5:0123456789abcdef0123456789abcdef'; do
