@@ -16,7 +16,7 @@ use ISSTest;
 use File::Spec;
 use MIME::Base64 qw(encode_base64);
 
-plan tests => 50;
+plan tests => 51;
 
 sub as { my ($user) = @_; ('Authorization' => 'Basic ' . encode_base64("$user:pw-$user", '')) }
 my $files = files_dir() =~ s{files$}{files-leak}r;
@@ -180,7 +180,7 @@ ok(dav(HEAD => '/leak/drop/secret.txt', headers => { as('alice') })->header('ETa
    'alice, who may read it, gets its strong ETag (unchanged format)');
 # one file per kind of request, each holding the secret (a right guess
 # that got through would change its file)
-for my $kind (qw(patch sabre if lock)) {
+for my $kind (qw(patch sabre if lock delete)) {
     dav(PUT => "/leak/drop/s-$kind.txt", body => $secret, headers => { as('alice') });
 }
 my $log1 = log_entries();
@@ -192,6 +192,7 @@ for my $g ([right => $right], [wrong => $wrong]) {
     $code{"mdelta-$name"} = dav(PATCH => '/leak/drop/s-patch.txt',
                                 body => iss_chunk('delta', \manifest_of($secret), \manifest_of("$secret, and more")),
                                 headers => { as('bob'), 'Content-Type' => DELTA_TYPE, 'If-Match' => $etag })->code;
+    $code{"delete-$name"} = dav(DELETE => '/leak/drop/s-delete.txt', headers => { as('bob'), 'If-Match' => $etag })->code;
     $code{"sabre-$name"} = dav(PATCH => '/leak/drop/s-sabre.txt', body => 'XX',
                                headers => { as('bob'), 'Content-Type' => 'application/x-sabredav-partialupdate',
                                             'X-Update-Range' => 'bytes=1000-', 'If-Match' => $etag })->code;
@@ -205,10 +206,11 @@ for my $g ([right => $right], [wrong => $wrong]) {
 print "# answers to bob's guesses: ", join(' ', map { "$_=$code{$_}" } sort keys %code), "\n";
 ok("$code{'patch-right'} $code{'patch-wrong'}", '412 412', 'bob\'s VCDIFF PATCH with If-Match: the right guess and a wrong one both 412');
 ok("$code{'sabre-right'} $code{'sabre-wrong'}", '412 412', '... SabreDAV PATCH likewise');
+ok("$code{'delete-right'} $code{'delete-wrong'}", '412 412', '... DELETE with If-Match likewise');
 ok("$code{'mdelta-right'} $code{'mdelta-wrong'}", '403 403', '... a manifest delta: 403 read-required for both');
 ok($code{'if-right'}, $code{'if-wrong'}, "... If: ([etag]) on a PROPPATCH: one answer for both guesses ($code{'if-wrong'})");
 ok($code{'lock-right'}, $code{'lock-wrong'}, "... a tagged If on a LOCK: one answer for both guesses ($code{'lock-wrong'})");
-ok(join(' ', map { slurp("$files/drop/s-$_.txt") eq $secret ? 1 : 0 } qw(patch sabre if lock)), '1 1 1 1', '... the files are unchanged');
+ok(join(' ', map { slurp("$files/drop/s-$_.txt") eq $secret ? 1 : 0 } qw(patch sabre if lock delete)), '1 1 1 1 1', '... the files are unchanged');
 ok(log_entries(), $log1, '... and nothing was logged');
 # If-None-Match on a PUT: the same answer for both guesses too
 my @inm;
