@@ -388,6 +388,7 @@ static int check_conditions(iss_patch_t *p, dav_resource *res)
 {
     request_rec *r = p->r;
     unsigned char sha[ISS_DIGEST_SHA256_LEN];
+    dav_response *multi = NULL;
     dav_error *err;
     int found = 0;
 
@@ -412,7 +413,14 @@ static int check_conditions(iss_patch_t *p, dav_resource *res)
         apr_table_setn(r->headers_out, "ETag",
                        iss_digest_etag(sha, r->pool));
     }
-    err = dav_validate_request(r, res, 0, NULL, NULL, DAV_VALIDATE_RESOURCE,
+    /* As mod_dav's PUT: a new member is also checked against the locks
+     * of its parent (a depth-infinity lock on a collection covers the
+     * members to come: 423 without its token). */
+    p->res = res;
+    p->res_state = dav_get_resource_state(r, res);
+    err = dav_validate_request(r, res, 0, NULL, &multi,
+                               p->res_state == DAV_RESOURCE_NULL
+                               ? DAV_VALIDATE_PARENT : DAV_VALIDATE_RESOURCE,
                                NULL);
     apr_table_unset(r->headers_out, "ETag");
     if (err != NULL && err->status == HTTP_PRECONDITION_FAILED
@@ -424,9 +432,10 @@ static int check_conditions(iss_patch_t *p, dav_resource *res)
                               "that version.");
     }
     if (err != NULL) {
-        /* 423 (lock token missing) and friends, with mod_dav's body. */
+        /* 423 (lock token missing) and friends, with mod_dav's body (a
+         * lock of the parent: 207 naming it, as for PUT). */
         p->status = -1;
-        return dav_handle_err(r, err, NULL);
+        return dav_handle_err(r, err, multi);
     }
     return OK;
 }
@@ -692,6 +701,31 @@ static int patch(iss_patch_t *p)
     return commit(p);
 }
 
+/* A new member of a locked collection inherits its locks, as after
+ * mod_dav's PUT (dav_notify_created): a later PUT or DELETE of it needs
+ * the token too.  The file is in place already: a failure is logged. */
+static void notify_created(iss_patch_t *p)
+{
+    request_rec *r = p->r;
+    const dav_hooks_locks *locks = dav_get_lock_hooks(r);
+    dav_lockdb *lockdb = NULL;
+    dav_error *err;
+
+    if (locks == NULL || p->res == NULL) {
+        return;
+    }
+    if ((err = locks->open_lockdb(r, 0, 0, &lockdb)) == NULL) {
+        err = dav_notify_created(r, lockdb, p->res, p->res_state, 0);
+        locks->close_lockdb(lockdb);
+    }
+    if (err != NULL) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, ISSLOGNO(01140)
+                      "PATCH %s: the new file could not inherit the locks "
+                      "of its collection: %s", r->uri,
+                      err->desc ? err->desc : "(no description)");
+    }
+}
+
 static int patch_handler(request_rec *r)
 {
     iss_patch_t *p;
@@ -713,6 +747,9 @@ static int patch_handler(request_rec *r)
         return iss_patch_send_error(p);
     }
     iss_upload_done(p);
+    if (p->src == NULL) {
+        notify_created(p);
+    }
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, ISSLOGNO(01059)
                   "PATCH %s: %" APR_OFF_T_FMT " bytes became %"
                   APR_OFF_T_FMT, r->uri, p->src_info.size, p->written);

@@ -66,6 +66,8 @@ typedef struct iss_patch_t {
     unsigned char content[ISS_DIGEST_SHA256_LEN];
     apr_off_t max_target;       /* ISSPatchMaxTargetSize */
     apr_size_t max_window;      /* ISSPatchMaxWindow */
+    dav_resource *res;          /* the request's resource */
+    int res_state;              /* ... dav_get_resource_state() of it */
     /* the error, once there is one */
     int status;
     const char *tag;            /* element of ISS_XML_NS in the body */

@@ -567,6 +567,17 @@ static apr_status_t decode_window(iss_vcdiff_t *d)
                                 APR_UINT64_T_FMT ": COPY address %"
                                 APR_UINT64_T_FMT " out of range (here %"
                                 APR_UINT64_T_FMT ")", d->nwin, a, here);
+                /* RFC 3284 section 3: a COPY reads from the source
+                 * segment or from the target window, never from both
+                 * (xdelta3 refuses it too). */
+                if (a < d->seg_len && size > d->seg_len - a)
+                    return fail(d, ISS_VCDIFF_EFORMAT, "window %"
+                                APR_UINT64_T_FMT ": COPY of %"
+                                APR_UINT64_T_FMT " bytes at %"
+                                APR_UINT64_T_FMT " runs from the source"
+                                " segment (%" APR_UINT64_T_FMT " bytes)"
+                                " into the target window", d->nwin, size,
+                                a, d->seg_len);
                 d->near[d->next_slot] = a;
                 d->next_slot = (d->next_slot + 1) % S_NEAR;
                 d->same[a % (S_SAME * 256)] = a;
@@ -574,14 +585,13 @@ static apr_status_t decode_window(iss_vcdiff_t *d)
                 n = (apr_size_t)size;
                 k = 0;
                 if (n > 0 && a < d->seg_len) {
-                    k = d->seg_len - a < size ? (apr_size_t)(d->seg_len - a)
-                                              : n;
+                    k = n;      /* all of it in the source segment */
                     if (copy_in(d, a, k, d->tbuf + pos) != APR_SUCCESS)
                         return d->err;
                 }
                 if (k < n) {
-                    /* From the target window itself: a + k >= seg_len and,
-                     * since a < here, src < pos + k: byte by byte. */
+                    /* From the target window itself: a >= seg_len and,
+                     * since a < here, src < pos: byte by byte. */
                     apr_size_t src = (apr_size_t)(a + k - d->seg_len);
                     unsigned char *t = d->tbuf;
                     apr_size_t dst = pos + k;
