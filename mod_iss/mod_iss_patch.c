@@ -18,6 +18,9 @@
 #include <stdarg.h>
 
 #define BODY_READ (64 * 1024)
+/* Bytes of new content between two looks at whether the client is
+ * still there. */
+#define GONE_CHECK (4 * 1024 * 1024)
 
 
 /* ---- errors ---------------------------------------------------------- */
@@ -54,6 +57,16 @@ int iss_patch_fail_write(iss_patch_t *p, apr_status_t rv)
                               "file was not changed.",
                               apr_strerror(rv, buf, sizeof(buf)));
     }
+    if (rv == APR_ECONNABORTED) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, p->r, ISSLOGNO(01141)
+                      "%s %s: the client went away after %" APR_OFF_T_FMT
+                      " bytes of new content; stopped, the file was not "
+                      "changed", p->r->method, p->r->uri, p->written);
+        return iss_patch_fail(p, HTTP_BAD_REQUEST, "client-gone",
+                              "The connection was closed before the new "
+                              "content was complete; the file was not "
+                              "changed.");
+    }
     ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, p->r, ISSLOGNO(01056)
                   "PATCH %s: cannot write %s", p->r->uri, p->tmp_path);
     return iss_patch_fail(p, HTTP_INTERNAL_SERVER_ERROR, "write-failed",
@@ -89,9 +102,41 @@ int iss_patch_send_error(iss_patch_t *p)
 
 /* ---- I/O ------------------------------------------------------------------ */
 
+/* Whether the client has closed the connection: a write to it failed
+ * (c->aborted), or a look at what it sent, without taking it (a
+ * non-blocking speculative read), finds the end of the stream or an
+ * error.  Data waiting (a pipelined request) or none yet: still there. */
+static int client_gone(request_rec *r)
+{
+    conn_rec *c = r->connection;
+    apr_bucket_brigade *bb;
+    apr_status_t rv;
+
+    if (c->aborted) {
+        return 1;
+    }
+    bb = apr_brigade_create(r->pool, c->bucket_alloc);
+    rv = ap_get_brigade(c->input_filters, bb, AP_MODE_SPECULATIVE,
+                        APR_NONBLOCK_READ, 1);
+    apr_brigade_destroy(bb);
+    if (rv == APR_SUCCESS || APR_STATUS_IS_EAGAIN(rv)) {
+        return 0;
+    }
+    c->aborted = 1;
+    return 1;
+}
+
 apr_status_t iss_patch_write(iss_patch_t *p, const void *buf, apr_size_t len)
 {
-    apr_status_t rv = apr_file_write_full(p->out, buf, len, NULL);
+    apr_status_t rv;
+
+    /* Every GONE_CHECK bytes: writing on for nobody is the work a
+     * client that sent a small delta and left must not cause. */
+    if (p->written / GONE_CHECK != (p->written + (apr_off_t)len) / GONE_CHECK
+        && client_gone(p->r)) {
+        return APR_ECONNABORTED;
+    }
+    rv = apr_file_write_full(p->out, buf, len, NULL);
 
     if (rv == APR_SUCCESS) {
         if (p->builder) {
@@ -613,6 +658,8 @@ static int patch(iss_patch_t *p)
 
     p->max_target = (apr_off_t)iss_config_patch_max_target(dconf);
     p->max_window = (apr_size_t)iss_config_patch_max_window(dconf);
+    p->growth_ratio = (apr_uint64_t)iss_config_patch_growth_ratio(dconf);
+    p->growth_floor = (apr_uint64_t)iss_config_patch_growth_floor(dconf);
     if (p->format == ISS_PATCH_NONE) {
         return iss_patch_fail(p, HTTP_UNSUPPORTED_MEDIA_TYPE,
                               "unsupported-patch-format", "PATCH here takes "

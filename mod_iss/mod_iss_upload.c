@@ -46,6 +46,26 @@
  * missing. */
 #define MAX_SOURCES 1000
 
+/* What one upload session costs in the staging area besides its
+ * manifest and chunks (its directory and session file, a block each),
+ * counted in ISSUploadStagingLimit: many sessions with small manifests
+ * fill the limit too. */
+#define SESSION_COST 8192
+
+/* The staging area's bytes in use, sessions' costs included (iss_upload
+ * counts their chunks and manifests). */
+static apr_status_t staging_used(const char *root, apr_uint64_t *used,
+                                 apr_pool_t *pool)
+{
+    apr_uint32_t sessions = 0;
+    apr_status_t rv = iss_upload_usage(root, &sessions, used, pool);
+
+    if (rv == APR_SUCCESS) {
+        *used += (apr_uint64_t)sessions * SESSION_COST;
+    }
+    return rv;
+}
+
 /* A file chunks may be copied from. */
 typedef struct source_t {
     const char *rel;
@@ -294,14 +314,9 @@ static int missing_chunks(iss_patch_t *p, iss_upload_ctx_t *up,
         return iss_patch_fail(p, HTTP_INTERNAL_SERVER_ERROR, "failed",
                               "The manifest could not be kept.");
     }
-    if (up->session) {
-        rv = iss_upload_set_manifest(up->session, ism, ilen);
-        if (rv == APR_SUCCESS) {
-            rv = iss_upload_touch(up->session);
-        }
-    }
-    else {
-        /* A new session: the time to clear those nobody finished. */
+    if (up->session == NULL) {
+        /* A new session: the time to clear those nobody finished (and
+         * make room for this one). */
         rv = iss_upload_gc(up->root, apr_time_from_sec(
                                iss_config_upload_timeout(dconf)),
                            apr_time_now(), &gone, &freed, r->pool);
@@ -316,6 +331,42 @@ static int missing_chunks(iss_patch_t *p, iss_upload_ctx_t *up,
                           "(%" APR_UINT64_T_FMT " bytes)", gone, up->root,
                           freed);
         }
+    }
+    /* The manifest a session keeps counts in the staging limit, like its
+     * chunks: checked before it is written. */
+    {
+        apr_uint64_t used = 0, old = 0, need, limit;
+
+        limit = (apr_uint64_t)iss_config_upload_staging(dconf);
+        if ((rv = staging_used(up->root, &used, r->pool)) != APR_SUCCESS
+            || (up->session
+                && (rv = iss_upload_manifest_size(up->session, &old))
+                   != APR_SUCCESS)) {
+            return iss_patch_fail_write(p, rv);
+        }
+        need = (used > old ? used - old : 0) + ilen
+               + (up->session ? 0 : SESSION_COST);
+        if (need > limit) {
+            return iss_patch_fail(p, HTTP_INSUFFICIENT_STORAGE,
+                                  "insufficient-storage", "%d chunk(s) are "
+                                  "not here, and the staging area of "
+                                  "unfinished uploads has no room for "
+                                  "this upload's manifest (%" APR_SIZE_T_FMT
+                                  " bytes; ISSUploadStagingLimit %"
+                                  APR_UINT64_T_FMT " bytes, %"
+                                  APR_UINT64_T_FMT " in use); try later, "
+                                  "or send the file with PUT; the file "
+                                  "was not changed.", missing->nelts, ilen,
+                                  limit, used);
+        }
+    }
+    if (up->session) {
+        rv = iss_upload_set_manifest(up->session, ism, ilen);
+        if (rv == APR_SUCCESS) {
+            rv = iss_upload_touch(up->session);
+        }
+    }
+    else {
         rv = iss_upload_create(&up->session, up->root, up->user, up->rel,
                                ism, ilen, r->pool);
     }
@@ -685,7 +736,6 @@ static int post(iss_patch_t *p, post_t *c)
     iss_manifest_limits_t lim;
     iss_manifest_t *m;
     apr_uint64_t used, limit;
-    apr_uint32_t sessions;
     apr_size_t mlen;
     void *mbuf;
     apr_status_t rv;
@@ -721,8 +771,7 @@ static int post(iss_patch_t *p, post_t *c)
                               "(the chunk sizes may have been changed); "
                               "send the manifest again for a new one.");
     }
-    if ((rv = iss_upload_usage(root, &sessions, &used, r->pool))
-        != APR_SUCCESS) {
+    if ((rv = staging_used(root, &used, r->pool)) != APR_SUCCESS) {
         return iss_patch_fail_write(p, rv);
     }
     limit = (apr_uint64_t)iss_config_upload_staging(dconf);

@@ -84,6 +84,7 @@ typedef struct run_t {
     apr_size_t max_window;
     apr_uint64_t max_target;
     apr_size_t max_sections;
+    apr_uint64_t growth_ratio, growth_floor;
     int writes;
     char msg[200];
     apr_status_t feed_rv;
@@ -149,6 +150,8 @@ static apr_status_t decode(run_t *r, const unsigned char *delta, size_t dlen,
     o.max_target = r->max_target ? r->max_target : 1ULL << 32;
     o.max_sections = r->max_sections;
     o.source_size = r->src_len;
+    o.growth_ratio = r->growth_ratio;
+    o.growth_floor = r->growth_floor;
     o.read_source = rd_src;
     o.source_baton = r;
     if (!r->no_target_cb) {
@@ -684,6 +687,45 @@ static void test_hand(void)
     rv = run_hand(&r, &d, 1);
     ok(rv == ISS_VCDIFF_ELIMIT && r.out.len == 800,
        "target over max_target refused (%d, %zu written)", rv, r.out.len);
+    buf_free(&r.out);
+
+    /* Growth bound: 3 windows of RUN 400 (each 12 bytes of delta, after
+     * a 5-byte header: they end at 17, 29, 41); ratio 10, floor 300: the
+     * first window may grow to 300 + 170 >= 400, the second to 300 + 290
+     * < 800. */
+    memset(&r, 0, sizeof(r));
+    r.growth_ratio = 10;
+    r.growth_floor = 300;
+    rv = run_hand(&r, &d, 1);
+    ok(rv == ISS_VCDIFF_EGROWTH && r.out.len == 400,
+       "growth past floor + ratio * delta refused at the window's header"
+       " (%d, %zu written)", rv, r.out.len);
+    ok(strstr(r.msg, "grow") != NULL, "  and the message says so: %s", r.msg);
+    r.growth_floor = 1200 - 410;        /* 3 windows: 1200 <= 790 + 410 */
+    rv = run_hand(&r, &d, -1);
+    ok(rv == APR_SUCCESS && r.out.len == 1200,
+       "growth of exactly floor + ratio * delta accepted, fed in pieces");
+    r.growth_floor = 1200 - 410 - 1;
+    rv = run_hand(&r, &d, 0);
+    is_int(rv, ISS_VCDIFF_EGROWTH, "one byte more: refused");
+    {
+        unsigned char s1200[1200];
+
+        memset(s1200, 'q', sizeof(s1200));
+        r.src = s1200;                  /* no growth past a 1200-byte source */
+        r.src_len = sizeof(s1200);
+        r.growth_floor = 0;
+        r.growth_ratio = 1;
+        rv = run_hand(&r, &d, 1);
+        ok(rv == APR_SUCCESS && r.out.len == 1200,
+           "a target no larger than the source is never refused for growth");
+        r.src = NULL;
+        r.src_len = 0;
+    }
+    r.growth_ratio = 0;
+    r.growth_floor = 0;
+    rv = run_hand(&r, &d, 0);
+    ok(rv == APR_SUCCESS && r.out.len == 1200, "growth_ratio 0: no bound");
     buf_free(&r.out);
 
     /* Huge declared lengths: refused from the header alone (nothing of

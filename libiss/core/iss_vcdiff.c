@@ -92,6 +92,9 @@ struct iss_vcdiff_t {
     apr_uint64_t same[S_SAME * 256];
 
     apr_uint64_t total;         /* target bytes written */
+    apr_uint64_t fed;           /* delta bytes fed before this call */
+    apr_uint64_t hdr_start;     /* offset in the delta of the window
+                                 * header being parsed */
     apr_uint64_t nwin;          /* windows decoded */
 };
 
@@ -401,6 +404,27 @@ static int parse_whdr(iss_vcdiff_t *d, apr_size_t *used)
         return -1;
     }
 
+    /* The growth allowed by the delta up to the end of this window. */
+    if (d->o.growth_ratio) {
+        apr_uint64_t in = d->hdr_start + (apr_uint64_t)(p - d->hb) + sect;
+        apr_uint64_t allowed = in > (UINT64_MAX - d->o.growth_floor)
+                                    / d->o.growth_ratio
+                               ? UINT64_MAX
+                               : in * d->o.growth_ratio + d->o.growth_floor;
+        apr_uint64_t after = d->total + tlen;
+
+        if (after > d->o.source_size
+            && after - d->o.source_size > allowed) {
+            fail(d, ISS_VCDIFF_EGROWTH, "window %" APR_UINT64_T_FMT
+                 ": the target would grow to %" APR_UINT64_T_FMT " bytes,"
+                 " more than %" APR_UINT64_T_FMT " past the source (%"
+                 APR_UINT64_T_FMT " bytes) for %" APR_UINT64_T_FMT
+                 " bytes of delta", d->nwin, after, allowed,
+                 d->o.source_size, in);
+            return -1;
+        }
+    }
+
     /* Checked: allocate. */
     if (tlen > d->tbuf_cap) {
         apr_size_t cap = d->tbuf_cap * 2;
@@ -656,8 +680,8 @@ static apr_size_t hb_take(iss_vcdiff_t *d, const unsigned char *in,
     return n;
 }
 
-apr_status_t iss_vcdiff_feed(iss_vcdiff_t *dec, const void *buf,
-                             apr_size_t len)
+static apr_status_t feed(iss_vcdiff_t *dec, const void *buf,
+                         apr_size_t len)
 {
     iss_vcdiff_t *d = dec;
     const unsigned char *in = buf;
@@ -676,6 +700,8 @@ apr_status_t iss_vcdiff_feed(iss_vcdiff_t *dec, const void *buf,
             apr_size_t cap = d->state == ST_FHDR ? FHDR_MAX : WHDR_MAX;
 
             before = d->hb_len;
+            d->hdr_start = d->fed + (apr_uint64_t)(in - (const unsigned char
+                                                         *)buf) - before;
             took = hb_take(d, in, len, cap);
             r = d->state == ST_FHDR ? parse_fhdr(d, &used)
                                     : parse_whdr(d, &used);
@@ -725,6 +751,15 @@ apr_status_t iss_vcdiff_feed(iss_vcdiff_t *dec, const void *buf,
         }
     }
     return APR_SUCCESS;
+}
+
+apr_status_t iss_vcdiff_feed(iss_vcdiff_t *dec, const void *buf,
+                             apr_size_t len)
+{
+    apr_status_t rv = feed(dec, buf, len);
+
+    dec->fed += len;
+    return rv;
 }
 
 apr_status_t iss_vcdiff_finish(iss_vcdiff_t *dec)
