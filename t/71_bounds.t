@@ -19,8 +19,9 @@ use File::Temp qw(tempdir);
 use LWP::UserAgent;
 use HTTP::Request;
 use IO::Socket::INET;
+use MIME::Base64 ();
 
-plan tests => 74;
+plan tests => 82;
 
 my $rnd_calls = 0;
 sub rnd {
@@ -280,6 +281,38 @@ sub run_delta {
 }
 
 ok(own_httpd_stop($h), 0, 'httpd stopped cleanly');
+
+# ---- item 9: a Dropship probe costs the same work either way -----------
+# On the suite's server (/dedup/alice/: Require user alice, /dedup/bob/:
+# bob; iss:trace2 logs each dedup access check, "may USER read PATH").
+# bob sends a one-chunk manifest naming a chunk of alice's file, and one
+# naming a chunk nobody has: both 409 listing the chunk, and both make
+# exactly one access check (a sub-request, authentication included: the
+# cost that told them apart, ~7 ms against ~4.5 ms; bench/dedup_timing.pl
+# measures it).
+{
+    my %as = map { $_ => { Authorization => 'Basic ' . MIME::Base64::encode_base64("$_:pw-$_", '') } } qw(alice bob);
+    for my $u (qw(alice bob)) {
+        my $c = dav(MKCOL => "/dedup/$u/", headers => $as{$u})->code;
+        ok($c == 201 || $c == 405 ? 1 : 0, 1, "/dedup/$u/ exists");
+    }
+    my $secret = rnd(300_000);
+    ok(dav(PUT => '/dedup/alice/i9.bin', body => $secret, headers => $as{alice})->code, 201, 'alice stores a file');
+    my $man = manifest_parse(manifest_of($secret));
+    my ($id, $len) = @{ $man->{entries}[0] };
+    my %probe = (known => $id, unknown => sha256("nobody has $id"));
+    my %checks;
+    for my $k (sort keys %probe) {
+        my $mark = log_mark();
+        my $r = dav(PATCH => "/dedup/bob/i9-$k.bin",
+                    body => manifest_pack({ %$man, size => $len, sha => sha256($k), entries => [[ $probe{$k}, $len ]] }),
+                    headers => { %{ $as{bob} }, 'Content-Type' => MANIFEST_TYPE });
+        ok($r->code . ' ' . scalar(() = $r->content =~ m{<I:chunk>}g), '409 1', "the $k chunk: 409 asking for it");
+        $checks{$k} = () = log_since($mark) =~ /dedup: may bob read /g;
+        ok(-e files_dir() =~ s{files$}{files-dedup}r . "/bob/i9-$k.bin" ? 1 : 0, 0, '... no file made');
+    }
+    ok("$checks{known} $checks{unknown}", '1 1', 'one access check for each: the same work');
+}
 
 # ---- item 7: temporary files left by kill -9, collected by iss-state ----
 {
