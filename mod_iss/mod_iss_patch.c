@@ -1,5 +1,9 @@
 /* Licensed under the Apache License, Version 2.0 (see LICENSE). */
 
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE             /* POLLRDHUP (Linux) */
+#endif
+
 #include "mod_iss_patch.h"
 #include "mod_iss_capture.h"
 #include "mod_iss_config.h"
@@ -14,7 +18,11 @@
 #include <http_protocol.h>
 #include <http_request.h>
 
+#include <apr_portable.h>
+#include <http_core.h>
+
 #include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
 
 #define BODY_READ (64 * 1024)
@@ -103,27 +111,38 @@ int iss_patch_send_error(iss_patch_t *p)
 /* ---- I/O ------------------------------------------------------------------ */
 
 /* Whether the client has closed the connection: a write to it failed
- * (c->aborted), or a look at what it sent, without taking it (a
- * non-blocking speculative read), finds the end of the stream or an
- * error.  Data waiting (a pipelined request) or none yet: still there. */
+ * (c->aborted), or the socket says the peer closed its side or reset it
+ * (poll() with POLLRDHUP, a timeout of 0: nothing is read).  Not the
+ * input filters: a speculative read there meets mod_reqtimeout's body
+ * timeout once it has passed (APR_TIMEUP for a client that is still
+ * waiting, after a long PATCH), and TLS.  Where POLLRDHUP does not
+ * exist, only c->aborted. */
 static int client_gone(request_rec *r)
 {
     conn_rec *c = r->connection;
-    apr_bucket_brigade *bb;
-    apr_status_t rv;
 
     if (c->aborted) {
         return 1;
     }
-    bb = apr_brigade_create(r->pool, c->bucket_alloc);
-    rv = ap_get_brigade(c->input_filters, bb, AP_MODE_SPECULATIVE,
-                        APR_NONBLOCK_READ, 1);
-    apr_brigade_destroy(bb);
-    if (rv == APR_SUCCESS || APR_STATUS_IS_EAGAIN(rv)) {
-        return 0;
+#ifdef POLLRDHUP
+    {
+        apr_socket_t *s = ap_get_conn_socket(c);
+        apr_os_sock_t fd;
+        struct pollfd pfd;
+
+        if (s != NULL && apr_os_sock_get(&fd, s) == APR_SUCCESS) {
+            pfd.fd = fd;
+            pfd.events = POLLRDHUP;
+            pfd.revents = 0;
+            if (poll(&pfd, 1, 0) == 1
+                && (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
+                c->aborted = 1;
+                return 1;
+            }
+        }
     }
-    c->aborted = 1;
-    return 1;
+#endif
+    return 0;
 }
 
 apr_status_t iss_patch_write(iss_patch_t *p, const void *buf, apr_size_t len)
