@@ -21,7 +21,7 @@ use HTTP::Request;
 use IO::Socket::INET;
 use MIME::Base64 ();
 
-plan tests => 82;
+plan tests => 85;
 
 my $rnd_calls = 0;
 sub rnd {
@@ -312,6 +312,13 @@ ok(own_httpd_stop($h), 0, 'httpd stopped cleanly');
         ok(-e files_dir() =~ s{files$}{files-dedup}r . "/bob/i9-$k.bin" ? 1 : 0, 0, '... no file made');
     }
     ok("$checks{known} $checks{unknown}", '1 1', 'one access check for each: the same work');
+}
+
+# ---- the new directives refuse bad values at startup --------------------
+for my $bad ('ISSPatchMaxGrowth x', 'ISSPatchMaxGrowth 10 1Q', 'ISSIfMaxSyncTokens -1') {
+    my ($code, $out) = own_httpd_configtest(config => "<Location /x/>\n    Dav iss\n    $bad\n</Location>\n");
+    my ($name) = $bad =~ /^(\S+)/;
+    ok($code != 0 && $out =~ /\Q$name\E: '/ ? 1 : 0, 1, "'$bad' stops httpd -t with a message") or print "# $out\n";
 }
 
 # ---- item 7: temporary files left by kill -9, collected by iss-state ----
