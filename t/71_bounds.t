@@ -21,7 +21,7 @@ use HTTP::Request;
 use IO::Socket::INET;
 use MIME::Base64 ();
 
-plan tests => 85;
+plan tests => 86;
 
 my $rnd_calls = 0;
 sub rnd {
@@ -293,6 +293,8 @@ sub run_delta {
 }
 
 ok(own_httpd_stop($h), 0, 'httpd stopped cleanly');
+ok($h->{log}->() =~ /AddressSanitizer|runtime error:|Segmentation fault|exit signal/ ? 1 : 0, 0,
+   'its error log has no sanitizer report and no crashed child');
 
 # ---- item 9: a Dropship probe costs the same work either way -----------
 # On the suite's server (/dedup/alice/: Require user alice, /dedup/bob/:
