@@ -342,11 +342,19 @@ static int missing_chunks(iss_patch_t *p, iss_upload_ctx_t *up,
         apr_uint64_t used = 0, old = 0, need, limit;
 
         limit = (apr_uint64_t)iss_config_upload_staging(dconf);
-        if ((rv = staging_used(up->root, &used, r->pool)) != APR_SUCCESS
-            || (up->session
-                && (rv = iss_upload_manifest_size(up->session, &old))
-                   != APR_SUCCESS)) {
-            return iss_patch_fail_write(p, rv);
+        if ((rv = staging_used(up->root, &used, r->pool)) != APR_SUCCESS) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, ISSLOGNO(01143)
+                          "cannot measure the upload sessions in %s",
+                          up->root);
+            return iss_patch_fail(p, HTTP_INSUFFICIENT_STORAGE,
+                                  "insufficient-storage", "The upload "
+                                  "session could not be kept; the file was "
+                                  "not changed.");
+        }
+        /* (a session gone meanwhile fails below, as before) */
+        if (up->session
+            && iss_upload_manifest_size(up->session, &old) != APR_SUCCESS) {
+            old = 0;
         }
         need = (used > old ? used - old : 0) + ilen
                + (up->session ? 0 : SESSION_COST);
