@@ -36,6 +36,9 @@ void *iss_config_create_dir(apr_pool_t *p, char *dir)
     conf->digest_header = ISS_UNSET;
     conf->patch_max_target = ISS_UNSET;
     conf->patch_max_window = ISS_UNSET;
+    conf->patch_growth_ratio = ISS_UNSET;
+    conf->patch_growth_floor = ISS_UNSET;
+    conf->if_max_sync_tokens = ISS_UNSET;
     conf->chunking = ISS_UNSET;
     conf->dedup_scope = ISS_UNSET;
     conf->upload_timeout = ISS_UNSET;
@@ -67,6 +70,9 @@ void *iss_config_merge_dir(apr_pool_t *p, void *basev, void *addv)
     MERGE(digest_header);
     MERGE(patch_max_target);
     MERGE(patch_max_window);
+    MERGE(patch_growth_ratio);
+    MERGE_WITH(patch_growth_floor, patch_growth_ratio);
+    MERGE(if_max_sync_tokens);
     MERGE(chunking);
     MERGE(chunk_sizes);
     MERGE(dedup_scope);
@@ -130,6 +136,24 @@ apr_int64_t iss_config_patch_max_target(const iss_dir_conf_t *dconf)
 apr_int64_t iss_config_patch_max_window(const iss_dir_conf_t *dconf)
 {
     return VALUE_OR(dconf->patch_max_window, ISS_DEFAULT_PATCH_MAX_WINDOW);
+}
+
+apr_int64_t iss_config_patch_growth_ratio(const iss_dir_conf_t *dconf)
+{
+    return VALUE_OR(dconf->patch_growth_ratio,
+                    ISS_DEFAULT_PATCH_GROWTH_RATIO);
+}
+
+apr_int64_t iss_config_patch_growth_floor(const iss_dir_conf_t *dconf)
+{
+    return VALUE_OR(dconf->patch_growth_floor,
+                    ISS_DEFAULT_PATCH_GROWTH_FLOOR);
+}
+
+apr_int64_t iss_config_if_max_sync_tokens(const iss_dir_conf_t *dconf)
+{
+    return VALUE_OR(dconf->if_max_sync_tokens,
+                    ISS_DEFAULT_IF_MAX_SYNC_TOKENS);
 }
 
 int iss_config_chunking(const iss_dir_conf_t *dconf)
@@ -293,6 +317,31 @@ static const char *set_patch_max_window(cmd_parms *cmd, void *dconf,
      * the decoder's buffers well inside 32 bits. */
     return set_size(cmd, arg, 4096, APR_INT64_C(1) << 30,
                     &((iss_dir_conf_t *)dconf)->patch_max_window);
+}
+
+/* ISSPatchMaxGrowth <ratio> [<allowance>] */
+static const char *set_patch_growth(cmd_parms *cmd, void *dconf,
+                                    const char *ratio, const char *floor)
+{
+    iss_dir_conf_t *conf = dconf;
+    const char *err = set_number(cmd, ratio, APR_INT64_C(1) << 30,
+                                 &conf->patch_growth_ratio);
+
+    if (err == NULL) {
+        conf->patch_growth_floor = ISS_DEFAULT_PATCH_GROWTH_FLOOR;
+        if (floor != NULL) {
+            err = set_size(cmd, floor, 0, APR_INT64_C(1) << 50,
+                           &conf->patch_growth_floor);
+        }
+    }
+    return err;
+}
+
+static const char *set_if_max_sync_tokens(cmd_parms *cmd, void *dconf,
+                                          const char *arg)
+{
+    return set_number(cmd, arg, 100000,
+                      &((iss_dir_conf_t *)dconf)->if_max_sync_tokens);
 }
 
 static const char *set_digest_header(cmd_parms *cmd, void *dconf,
@@ -493,6 +542,16 @@ const command_rec iss_config_cmds[] = {
                   "Largest VCDIFF target window a PATCH may use (default 8M, "
                   "xdelta3's default); a PATCH holds about three windows of "
                   "memory; larger answers 413"),
+    AP_INIT_TAKE12("ISSPatchMaxGrowth", set_patch_growth, NULL,
+                   ACCESS_CONF | RSRC_CONF,
+                   "How far a PATCH may make its file grow past the old "
+                   "content: <ratio> bytes per byte of request body "
+                   "(default 1024; 0: no bound but ISSPatchMaxTargetSize) "
+                   "plus <allowance> (default 1M); more answers 413"),
+    AP_INIT_TAKE1("ISSIfMaxSyncTokens", set_if_max_sync_tokens, NULL,
+                  ACCESS_CONF | RSRC_CONF,
+                  "Most sync-token conditions one If header may hold "
+                  "(default 8); more answers 400"),
     AP_INIT_FLAG("ISSChunking", set_chunking, NULL, ACCESS_CONF | RSRC_CONF,
                  "On (default): files get chunk manifests as they are "
                  "written, and the chunk upload protocol is on; Off: "

@@ -37,6 +37,9 @@ typedef struct iss_dir_conf_t {
     int digest_header;       /* ISSDigestHeader: 1 Always, 0 OnRequest */
     apr_int64_t patch_max_target;  /* ISSPatchMaxTargetSize */
     apr_int64_t patch_max_window;  /* ISSPatchMaxWindow */
+    apr_int64_t patch_growth_ratio;  /* ISSPatchMaxGrowth: ratio ... */
+    apr_int64_t patch_growth_floor;  /* ... and allowance (bytes) */
+    apr_int64_t if_max_sync_tokens;  /* ISSIfMaxSyncTokens */
     int chunking;                  /* ISSChunking: 1 on, 0 off */
     const iss_cdc_params_t *chunk_sizes;  /* ISSChunkSizes */
     int dedup_scope;               /* ISSDedupScope (iss_dedup_scope_e) */
@@ -69,6 +72,14 @@ typedef enum {
  * sections, about three windows of memory). */
 #define ISS_DEFAULT_PATCH_MAX_TARGET (APR_INT64_C(16) << 30)
 #define ISS_DEFAULT_PATCH_MAX_WINDOW (APR_INT64_C(8) << 20)
+/* A PATCH may make its file grow past the old content by at most 1 MiB
+ * + 1024 bytes per byte of delta (ISSPatchMaxGrowth): a small request
+ * costs proportionate work. */
+#define ISS_DEFAULT_PATCH_GROWTH_RATIO 1024
+#define ISS_DEFAULT_PATCH_GROWTH_FLOOR (APR_INT64_C(1) << 20)
+/* Sync-token conditions evaluated in one If header (ISSIfMaxSyncTokens):
+ * each reads the sync log since its token. */
+#define ISS_DEFAULT_IF_MAX_SYNC_TOKENS 8
 
 #define ISS_DEFAULT_MAX_RESULTS 10000
 
@@ -106,6 +117,16 @@ apr_int64_t iss_config_patch_max_target(const iss_dir_conf_t *dconf);
 
 /** Largest VCDIFF target window a PATCH may use (ISSPatchMaxWindow). */
 apr_int64_t iss_config_patch_max_window(const iss_dir_conf_t *dconf);
+
+/** ISSPatchMaxGrowth: bytes a PATCH's result may grow past the old
+ *  content per byte of request body (0: no bound but
+ *  ISSPatchMaxTargetSize), and the allowance every PATCH has. */
+apr_int64_t iss_config_patch_growth_ratio(const iss_dir_conf_t *dconf);
+apr_int64_t iss_config_patch_growth_floor(const iss_dir_conf_t *dconf);
+
+/** Most sync-token conditions one If header may hold
+ *  (ISSIfMaxSyncTokens). */
+apr_int64_t iss_config_if_max_sync_tokens(const iss_dir_conf_t *dconf);
 
 /** Whether files get manifests and the chunk protocol is on
  *  (ISSChunking, default on). */

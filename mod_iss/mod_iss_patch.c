@@ -1,5 +1,9 @@
 /* Licensed under the Apache License, Version 2.0 (see LICENSE). */
 
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE             /* POLLRDHUP (Linux) */
+#endif
+
 #include "mod_iss_patch.h"
 #include "mod_iss_capture.h"
 #include "mod_iss_config.h"
@@ -14,10 +18,17 @@
 #include <http_protocol.h>
 #include <http_request.h>
 
+#include <apr_portable.h>
+#include <http_core.h>
+
 #include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
 
 #define BODY_READ (64 * 1024)
+/* Bytes of new content between two looks at whether the client is
+ * still there. */
+#define GONE_CHECK (4 * 1024 * 1024)
 
 
 /* ---- errors ---------------------------------------------------------- */
@@ -54,6 +65,16 @@ int iss_patch_fail_write(iss_patch_t *p, apr_status_t rv)
                               "file was not changed.",
                               apr_strerror(rv, buf, sizeof(buf)));
     }
+    if (rv == APR_ECONNABORTED) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, p->r, ISSLOGNO(01141)
+                      "%s %s: the client went away after %" APR_OFF_T_FMT
+                      " bytes of new content; stopped, the file was not "
+                      "changed", p->r->method, p->r->uri, p->written);
+        return iss_patch_fail(p, HTTP_BAD_REQUEST, "client-gone",
+                              "The connection was closed before the new "
+                              "content was complete; the file was not "
+                              "changed.");
+    }
     ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, p->r, ISSLOGNO(01056)
                   "PATCH %s: cannot write %s", p->r->uri, p->tmp_path);
     return iss_patch_fail(p, HTTP_INTERNAL_SERVER_ERROR, "write-failed",
@@ -89,9 +110,52 @@ int iss_patch_send_error(iss_patch_t *p)
 
 /* ---- I/O ------------------------------------------------------------------ */
 
+/* Whether the client has closed the connection: a write to it failed
+ * (c->aborted), or the socket says the peer closed its side or reset it
+ * (poll() with POLLRDHUP, a timeout of 0: nothing is read).  Not the
+ * input filters: a speculative read there meets mod_reqtimeout's body
+ * timeout once it has passed (APR_TIMEUP for a client that is still
+ * waiting, after a long PATCH), and TLS.  Where POLLRDHUP does not
+ * exist, only c->aborted. */
+static int client_gone(request_rec *r)
+{
+    conn_rec *c = r->connection;
+
+    if (c->aborted) {
+        return 1;
+    }
+#ifdef POLLRDHUP
+    {
+        apr_socket_t *s = ap_get_conn_socket(c);
+        apr_os_sock_t fd;
+        struct pollfd pfd;
+
+        if (s != NULL && apr_os_sock_get(&fd, s) == APR_SUCCESS) {
+            pfd.fd = fd;
+            pfd.events = POLLRDHUP;
+            pfd.revents = 0;
+            if (poll(&pfd, 1, 0) == 1
+                && (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
+                c->aborted = 1;
+                return 1;
+            }
+        }
+    }
+#endif
+    return 0;
+}
+
 apr_status_t iss_patch_write(iss_patch_t *p, const void *buf, apr_size_t len)
 {
-    apr_status_t rv = apr_file_write_full(p->out, buf, len, NULL);
+    apr_status_t rv;
+
+    /* Every GONE_CHECK bytes: writing on for nobody is the work a
+     * client that sent a small delta and left must not cause. */
+    if (p->written / GONE_CHECK != (p->written + (apr_off_t)len) / GONE_CHECK
+        && client_gone(p->r)) {
+        return APR_ECONNABORTED;
+    }
+    rv = apr_file_write_full(p->out, buf, len, NULL);
 
     if (rv == APR_SUCCESS) {
         if (p->builder) {
@@ -388,6 +452,7 @@ static int check_conditions(iss_patch_t *p, dav_resource *res)
 {
     request_rec *r = p->r;
     unsigned char sha[ISS_DIGEST_SHA256_LEN];
+    dav_response *multi = NULL;
     dav_error *err;
     int found = 0;
 
@@ -414,7 +479,14 @@ static int check_conditions(iss_patch_t *p, dav_resource *res)
         apr_table_setn(r->headers_out, "ETag",
                        iss_digest_condition_etag(r, r->uri, sha, NULL));
     }
-    err = dav_validate_request(r, res, 0, NULL, NULL, DAV_VALIDATE_RESOURCE,
+    /* As mod_dav's PUT: a new member is also checked against the locks
+     * of its parent (a depth-infinity lock on a collection covers the
+     * members to come: 423 without its token). */
+    p->res = res;
+    p->res_state = dav_get_resource_state(r, res);
+    err = dav_validate_request(r, res, 0, NULL, &multi,
+                               p->res_state == DAV_RESOURCE_NULL
+                               ? DAV_VALIDATE_PARENT : DAV_VALIDATE_RESOURCE,
                                NULL);
     apr_table_unset(r->headers_out, "ETag");
     if (err != NULL && err->status == HTTP_PRECONDITION_FAILED
@@ -426,9 +498,10 @@ static int check_conditions(iss_patch_t *p, dav_resource *res)
                               "that version.");
     }
     if (err != NULL) {
-        /* 423 (lock token missing) and friends, with mod_dav's body. */
+        /* 423 (lock token missing) and friends, with mod_dav's body (a
+         * lock of the parent: 207 naming it, as for PUT). */
         p->status = -1;
-        return dav_handle_err(r, err, NULL);
+        return dav_handle_err(r, err, multi);
     }
     return OK;
 }
@@ -606,6 +679,8 @@ static int patch(iss_patch_t *p)
 
     p->max_target = (apr_off_t)iss_config_patch_max_target(dconf);
     p->max_window = (apr_size_t)iss_config_patch_max_window(dconf);
+    p->growth_ratio = (apr_uint64_t)iss_config_patch_growth_ratio(dconf);
+    p->growth_floor = (apr_uint64_t)iss_config_patch_growth_floor(dconf);
     if (p->format == ISS_PATCH_NONE) {
         return iss_patch_fail(p, HTTP_UNSUPPORTED_MEDIA_TYPE,
                               "unsupported-patch-format", "PATCH here takes "
@@ -694,6 +769,31 @@ static int patch(iss_patch_t *p)
     return commit(p);
 }
 
+/* A new member of a locked collection inherits its locks, as after
+ * mod_dav's PUT (dav_notify_created): a later PUT or DELETE of it needs
+ * the token too.  The file is in place already: a failure is logged. */
+static void notify_created(iss_patch_t *p)
+{
+    request_rec *r = p->r;
+    const dav_hooks_locks *locks = dav_get_lock_hooks(r);
+    dav_lockdb *lockdb = NULL;
+    dav_error *err;
+
+    if (locks == NULL || p->res == NULL) {
+        return;
+    }
+    if ((err = locks->open_lockdb(r, 0, 0, &lockdb)) == NULL) {
+        err = dav_notify_created(r, lockdb, p->res, p->res_state, 0);
+        locks->close_lockdb(lockdb);
+    }
+    if (err != NULL) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, ISSLOGNO(01140)
+                      "PATCH %s: the new file could not inherit the locks "
+                      "of its collection: %s", r->uri,
+                      err->desc ? err->desc : "(no description)");
+    }
+}
+
 static int patch_handler(request_rec *r)
 {
     iss_patch_t *p;
@@ -715,6 +815,9 @@ static int patch_handler(request_rec *r)
         return iss_patch_send_error(p);
     }
     iss_upload_done(p);
+    if (p->src == NULL) {
+        notify_created(p);
+    }
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, ISSLOGNO(01059)
                   "PATCH %s: %" APR_OFF_T_FMT " bytes became %"
                   APR_OFF_T_FMT, r->uri, p->src_info.size, p->written);

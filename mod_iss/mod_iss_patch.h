@@ -66,6 +66,10 @@ typedef struct iss_patch_t {
     unsigned char content[ISS_DIGEST_SHA256_LEN];
     apr_off_t max_target;       /* ISSPatchMaxTargetSize */
     apr_size_t max_window;      /* ISSPatchMaxWindow */
+    apr_uint64_t growth_ratio;  /* ISSPatchMaxGrowth (0: none) */
+    apr_uint64_t growth_floor;
+    dav_resource *res;          /* the request's resource */
+    int res_state;              /* ... dav_get_resource_state() of it */
     /* the error, once there is one */
     int status;
     const char *tag;            /* element of ISS_XML_NS in the body */
@@ -79,7 +83,8 @@ int iss_patch_fail(iss_patch_t *p, int status, const char *tag,
     __attribute__((format(printf, 4, 5)));
 
 /** Record a failed write of the new content (507 when the disk or the
- *  quota is full, else 500) and return its status. */
+ *  quota is full; APR_ECONNABORTED from iss_patch_write: the client has
+ *  gone, logged at info; else 500) and return its status. */
 int iss_patch_fail_write(iss_patch_t *p, apr_status_t rv);
 
 /** Answer @a p's error: its status and an XML body naming it. */
@@ -91,7 +96,9 @@ int iss_patch_send_error(iss_patch_t *p);
 int iss_patch_read_all(iss_patch_t *p, apr_size_t max, char **buf,
                        apr_size_t *len);
 
-/** Append to the new content (hashed as it goes). */
+/** Append to the new content (hashed as it goes).  Every few MiB it
+ *  looks whether the client is still there: APR_ECONNABORTED if not
+ *  (nothing is written for a client that cannot get the answer). */
 apr_status_t iss_patch_write(iss_patch_t *p, const void *buf, apr_size_t len);
 
 /** Read exactly @a len bytes at @a offset from @a f. */

@@ -205,6 +205,22 @@ int iss_patch_range(iss_patch_t *p)
                               "beyond %" APR_OFF_T_FMT " bytes, this "
                               "server's limit.", p->max_target);
     }
+    /* Before anything is written: a small body must not make a large
+     * file (a start far past the end fills the gap with zeros). */
+    if (p->growth_ratio && end > size
+        && (apr_uint64_t)rg->length <= (APR_UINT64_MAX - p->growth_floor)
+                                       / p->growth_ratio
+        && (apr_uint64_t)(end - size)
+           > (apr_uint64_t)rg->length * p->growth_ratio + p->growth_floor) {
+        return iss_patch_fail(p, HTTP_REQUEST_ENTITY_TOO_LARGE,
+                              "growth-too-large", "The update would make "
+                              "the file grow by %" APR_OFF_T_FMT " bytes "
+                              "for a body of %" APR_OFF_T_FMT " bytes, more "
+                              "than this server allows (ISSPatchMaxGrowth: %"
+                              APR_UINT64_T_FMT " bytes per byte of body, "
+                              "plus %" APR_UINT64_T_FMT ").", end - size,
+                              rg->length, p->growth_ratio, p->growth_floor);
+    }
     buf = apr_palloc(p->r->pool, COPY_BUF);
     if ((st = copy_old(p, buf, 0, start < size ? start : size)) != OK
         || (start > size && (st = zeros(p, start - size)) != OK)) {

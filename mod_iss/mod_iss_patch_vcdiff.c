@@ -92,6 +92,16 @@ static int decoder_error(vc_ctx *c, apr_status_t rv)
                               " bytes of result and VCDIFF windows of at "
                               "most %" APR_SIZE_T_FMT " bytes.", why,
                               p->max_target, p->max_window);
+    case ISS_VCDIFF_EGROWTH:
+        return iss_patch_fail(p, HTTP_REQUEST_ENTITY_TOO_LARGE,
+                              "growth-too-large", "The delta would make "
+                              "the file grow by more than this server "
+                              "allows for a delta of its size (%s; "
+                              "ISSPatchMaxGrowth: %" APR_UINT64_T_FMT
+                              " bytes per byte of delta, plus %"
+                              APR_UINT64_T_FMT "); send the new content "
+                              "with PUT.", why, p->growth_ratio,
+                              p->growth_floor);
     case ISS_VCDIFF_ECHECKSUM:
         return iss_patch_fail(p, HTTP_CONFLICT, "delta-conflict",
                               "The delta does not fit the current content "
@@ -128,6 +138,8 @@ int iss_patch_vcdiff(iss_patch_t *p)
     o.max_window = p->max_window;
     o.max_target = (apr_uint64_t)p->max_target;
     o.source_size = (apr_uint64_t)p->src_info.size;
+    o.growth_ratio = p->growth_ratio;
+    o.growth_floor = p->growth_floor;
     o.read_source = read_source_c;
     o.source_baton = &c;
     o.read_target = read_target_c;

@@ -193,15 +193,49 @@ static int eval(void *baton, const char *tag, const char *token)
     return iss_sync_token_current(c->r, tag_rel(c, tag), token);
 }
 
+/* Each sync-token condition reads the sync log since its token: a
+ * request may hold ISSIfMaxSyncTokens of them (counted in the header's
+ * text, before any is evaluated), more answers 400.  DECLINED when
+ * within the limit, DONE once the 400 is sent. */
+static int too_many_sync_tokens(request_rec *r, const char *in)
+{
+    apr_int64_t max = iss_config_if_max_sync_tokens(iss_config_dir(r));
+    apr_int64_t n = 0;
+    const char *s = in;
+
+    while ((s = strstr(s, ISS_SYNC_TOKEN_BASE)) != NULL) {
+        n++;
+        s += sizeof(ISS_SYNC_TOKEN_BASE) - 1;
+    }
+    if (n <= max) {
+        return DECLINED;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, ISSLOGNO(01142)
+                  "%s %s refused with 400: If header with %" APR_INT64_T_FMT
+                  " sync-token conditions (ISSIfMaxSyncTokens %"
+                  APR_INT64_T_FMT ")", r->method, r->uri, n, max);
+    r->connection->keepalive = AP_CONN_CLOSE;
+    iss_send_error_body(r, HTTP_BAD_REQUEST, ISS_XML_NS,
+                        "too-many-sync-tokens", NULL, apr_psprintf(r->pool,
+                        "The If header holds %" APR_INT64_T_FMT " sync-token "
+                        "conditions; this server evaluates at most %"
+                        APR_INT64_T_FMT " in one request "
+                        "(ISSIfMaxSyncTokens).", n, max));
+    return DONE;
+}
+
 static int fixups(request_rec *r)
 {
     const char *in = apr_table_get(r->headers_in, "If"), *out;
-    int nours = 0;
+    int nours = 0, st;
     if_ctx c;
 
     if (in == NULL || r->main || !iss_is_enabled(r)
         || (!strstr(in, ISS_SYNC_TOKEN_BASE) && !strchr(in, '['))) {
         return DECLINED;
+    }
+    if ((st = too_many_sync_tokens(r, in)) != DECLINED) {
+        return st;
     }
     c.r = r;
     c.tags = apr_hash_make(r->pool);

@@ -46,6 +46,26 @@
  * missing. */
 #define MAX_SOURCES 1000
 
+/* What one upload session costs in the staging area besides its
+ * manifest and chunks (its directory and session file, a block each),
+ * counted in ISSUploadStagingLimit: many sessions with small manifests
+ * fill the limit too. */
+#define SESSION_COST 8192
+
+/* The staging area's bytes in use, sessions' costs included (iss_upload
+ * counts their chunks and manifests). */
+static apr_status_t staging_used(const char *root, apr_uint64_t *used,
+                                 apr_pool_t *pool)
+{
+    apr_uint32_t sessions = 0;
+    apr_status_t rv = iss_upload_usage(root, &sessions, used, pool);
+
+    if (rv == APR_SUCCESS) {
+        *used += (apr_uint64_t)sessions * SESSION_COST;
+    }
+    return rv;
+}
+
 /* A file chunks may be copied from. */
 typedef struct source_t {
     const char *rel;
@@ -73,6 +93,7 @@ typedef struct iss_upload_ctx_t {
     int nsources;
     source_t *self;                 /* the file's current version */
     source_t *open;                 /* the other file open now, if any */
+    int checks;                     /* access checks of other files made */
     apr_hash_t *where;              /* id -> where_t */
     char *buf;                      /* one chunk */
     iss_digest_t *csha;             /* ... its SHA-256 */
@@ -211,8 +232,11 @@ static source_t *other_source(iss_patch_t *p, iss_upload_ctx_t *up,
         return s == &no_source ? NULL : s;
     }
     apr_hash_set(up->sources, rel, APR_HASH_KEY_STRING, &no_source);
-    if (root == NULL || up->nsources >= MAX_SOURCES
-        || !iss_chunk_may_read(r, rel)) {
+    if (root == NULL || up->nsources >= MAX_SOURCES) {
+        return NULL;
+    }
+    up->checks++;
+    if (!iss_chunk_may_read(r, rel)) {
         return NULL;
     }
     s = apr_pcalloc(r->pool, sizeof(*s));
@@ -294,14 +318,9 @@ static int missing_chunks(iss_patch_t *p, iss_upload_ctx_t *up,
         return iss_patch_fail(p, HTTP_INTERNAL_SERVER_ERROR, "failed",
                               "The manifest could not be kept.");
     }
-    if (up->session) {
-        rv = iss_upload_set_manifest(up->session, ism, ilen);
-        if (rv == APR_SUCCESS) {
-            rv = iss_upload_touch(up->session);
-        }
-    }
-    else {
-        /* A new session: the time to clear those nobody finished. */
+    if (up->session == NULL) {
+        /* A new session: the time to clear those nobody finished (and
+         * make room for this one). */
         rv = iss_upload_gc(up->root, apr_time_from_sec(
                                iss_config_upload_timeout(dconf)),
                            apr_time_now(), &gone, &freed, r->pool);
@@ -316,6 +335,50 @@ static int missing_chunks(iss_patch_t *p, iss_upload_ctx_t *up,
                           "(%" APR_UINT64_T_FMT " bytes)", gone, up->root,
                           freed);
         }
+    }
+    /* The manifest a session keeps counts in the staging limit, like its
+     * chunks: checked before it is written. */
+    {
+        apr_uint64_t used = 0, old = 0, need, limit;
+
+        limit = (apr_uint64_t)iss_config_upload_staging(dconf);
+        if ((rv = staging_used(up->root, &used, r->pool)) != APR_SUCCESS) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, ISSLOGNO(01143)
+                          "cannot measure the upload sessions in %s",
+                          up->root);
+            return iss_patch_fail(p, HTTP_INSUFFICIENT_STORAGE,
+                                  "insufficient-storage", "The upload "
+                                  "session could not be kept; the file was "
+                                  "not changed.");
+        }
+        /* (a session gone meanwhile fails below, as before) */
+        if (up->session
+            && iss_upload_manifest_size(up->session, &old) != APR_SUCCESS) {
+            old = 0;
+        }
+        need = (used > old ? used - old : 0) + ilen
+               + (up->session ? 0 : SESSION_COST);
+        if (need > limit) {
+            return iss_patch_fail(p, HTTP_INSUFFICIENT_STORAGE,
+                                  "insufficient-storage", "%d chunk(s) are "
+                                  "not here, and the staging area of "
+                                  "unfinished uploads has no room for "
+                                  "this upload's manifest (%" APR_SIZE_T_FMT
+                                  " bytes; ISSUploadStagingLimit %"
+                                  APR_UINT64_T_FMT " bytes, %"
+                                  APR_UINT64_T_FMT " in use); try later, "
+                                  "or send the file with PUT; the file "
+                                  "was not changed.", missing->nelts, ilen,
+                                  limit, used);
+        }
+    }
+    if (up->session) {
+        rv = iss_upload_set_manifest(up->session, ism, ilen);
+        if (rv == APR_SUCCESS) {
+            rv = iss_upload_touch(up->session);
+        }
+    }
+    else {
         rv = iss_upload_create(&up->session, up->root, up->user, up->rel,
                                ism, ilen, r->pool);
     }
@@ -459,6 +522,16 @@ int iss_upload_prepare(iss_patch_t *p)
             bytes += e->length;
         }
         apr_hash_set(up->where, e->sha256, ID_LEN, w);
+    }
+    /* Timing (the Dropship probe): a chunk of a file the user may not
+     * read costs an access check (a sub-request, authentication
+     * included) that an unknown chunk would not.  A missing-chunks answer
+     * made without any check makes one, on the upload's own file, so
+     * that a one-file probe costs the same either way (docs/design.md,
+     * "Dropship-safe"; bench/dedup_timing.pl measures what remains). */
+    if (missing->nelts && up->scope == ISS_DEDUP_READABLE
+        && up->checks == 0) {
+        (void)iss_chunk_may_read(r, up->rel);
     }
     if (missing->nelts) {
         return missing_chunks(p, up, missing, bytes);
@@ -695,7 +768,6 @@ static int post(iss_patch_t *p, post_t *c)
     iss_manifest_limits_t lim;
     iss_manifest_t *m;
     apr_uint64_t used, limit;
-    apr_uint32_t sessions;
     apr_size_t mlen;
     void *mbuf;
     apr_status_t rv;
@@ -731,8 +803,7 @@ static int post(iss_patch_t *p, post_t *c)
                               "(the chunk sizes may have been changed); "
                               "send the manifest again for a new one.");
     }
-    if ((rv = iss_upload_usage(root, &sessions, &used, r->pool))
-        != APR_SUCCESS) {
+    if ((rv = staging_used(root, &used, r->pool)) != APR_SUCCESS) {
         return iss_patch_fail_write(p, rv);
     }
     limit = (apr_uint64_t)iss_config_upload_staging(dconf);

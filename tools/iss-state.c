@@ -25,6 +25,12 @@
  *   iss-state DIR gc-uploads SECONDS         remove upload sessions idle
  *                                            longer than SECONDS (and
  *                                            leftovers of dead writers)
+ *   iss-state DIR gc-tmp DIRECTORY SECONDS   remove the temporary files of
+ *                                            PUTs and PATCHes that httpd
+ *                                            left in DIRECTORY (the
+ *                                            location's folder) when it
+ *                                            died: .davfs.tmpXXXXXX files
+ *                                            not written for SECONDS
  *
  * The DBM type is read from the store unless -t insists on one.  It never
  * creates a store (the upload commands do not open it at all); run as
@@ -61,6 +67,7 @@ static void usage(void)
             "       iss-state DIR compact age=<n>[smhdw]|count=<n> ...\n"
             "       iss-state DIR compact-chunks\n"
             "       iss-state DIR uploads | gc-uploads SECONDS\n"
+            "       iss-state DIR gc-tmp DIRECTORY SECONDS\n"
             "  DBMTYPE: insist on this apr_dbm type (default: the store's)\n");
 }
 
@@ -320,6 +327,59 @@ static int upload_command(const char *dir, const char *cmd, int argc,
     return -1;                      /* not reached */
 }
 
+/* Decimal seconds, nothing else (no sign, no suffix): 1, else 0. */
+static int parse_seconds(const char *s, apr_int64_t *out)
+{
+    const apr_int64_t max = APR_INT64_MAX / APR_USEC_PER_SEC;
+    apr_int64_t secs = 0;
+    int i;
+
+    for (i = 0; s[i] >= '0' && s[i] <= '9'; i++) {
+        if (secs > (max - (s[i] - '0')) / 10) {
+            return 0;
+        }
+        secs = secs * 10 + (s[i] - '0');
+    }
+    *out = secs;
+    return i > 0 && s[i] == '\0';
+}
+
+/* gc-tmp: -1 if @a cmd is not it, else the exit status. */
+static int tmp_command(const char *cmd, int argc, const char *const *argv,
+                       apr_pool_t *pool)
+{
+    apr_uint32_t removed;
+    apr_uint64_t freed;
+    apr_int64_t secs;
+    apr_finfo_t fi;
+    apr_status_t rv;
+    char err[256];
+
+    if (strcmp(cmd, "gc-tmp") != 0) {
+        return -1;
+    }
+    if (argc != 2 || !parse_seconds(argv[1], &secs)) {
+        usage();
+        return 2;
+    }
+    if ((rv = apr_stat(&fi, argv[0], APR_FINFO_TYPE, pool)) != APR_SUCCESS
+        || fi.filetype != APR_DIR) {
+        fprintf(stderr, "iss-state: %s: %s\n", argv[0], rv != APR_SUCCESS
+                ? apr_strerror(rv, err, sizeof(err)) : "not a directory");
+        return 1;
+    }
+    rv = iss_davfs_gc_tmp(argv[0], apr_time_from_sec(secs), apr_time_now(),
+                          &removed, &freed, pool);
+    printf("removed %lu temporary files, freed %" APR_UINT64_T_FMT
+           " bytes\n", (unsigned long)removed, freed);
+    if (rv != APR_SUCCESS) {
+        fprintf(stderr, "iss-state: %s: %s\n", argv[0],
+                apr_strerror(rv, err, sizeof(err)));
+        return 1;
+    }
+    return 0;
+}
+
 static void log_cb(void *baton, int level, apr_status_t rv, const char *msg)
 {
     fprintf(stderr, "iss-state: %s\n", msg);
@@ -362,6 +422,10 @@ int main(int argc, const char *const *argv)
     }
     rc = upload_command(dir, cmd, argc - opt->ind - 2, argv + opt->ind + 2,
                         pool);
+    if (rc < 0) {
+        rc = tmp_command(cmd, argc - opt->ind - 2, argv + opt->ind + 2,
+                         pool);
+    }
     if (rc >= 0) {
         return rc;
     }

@@ -362,6 +362,64 @@ static void test_tree_rules(void)
 
 /* ---- iss_scan_stat ------------------------------------------------------- */
 
+/* iss_davfs_gc_tmp(): only old temporary files of the exact pattern. */
+static void test_gc_tmp(void)
+{
+    const char *old[] = { "g/.davfs.tmpAbC123", "g/d/e/.davfs.tmp000000" };
+    const char *kept[] = { "g/.davfs.tmpNew123", "g/keep.davfs.tmpAbC123",
+                           "g/.davfs.tmpAbC12", "g/.davfs.tmpAbC1234",
+                           "g/.davfs.tmp-b-c1", "g/.davfs.tmp", "g/a.txt",
+                           "g/.DAV/.davfs.tmpAbC123", "g/x/.davfs.tmpdir/f",
+                           "g/.davfs.tmpLnk123" };
+    apr_time_t now = apr_time_now();
+    apr_uint32_t removed = 99;
+    apr_uint64_t freed = 99;
+    apr_status_t rv;
+    struct stat st;
+    size_t i;
+    int all;
+
+    ok(mk("g") && mk("g/d") && mk("g/d/e") && mk("g/.DAV") && mk("g/x")
+       && mk("g/x/.davfs.tmpdir"), "gc-tmp: a tree");
+    for (i = 0; i < sizeof(old) / sizeof(old[0]); i++)
+        put(old[i], "left by a killed writer");
+    for (i = 0; i + 1 < sizeof(kept) / sizeof(kept[0]); i++)
+        put(kept[i], "kept");
+    ok(symlink(at("g/a.txt"), at("g/.davfs.tmpLnk123")) == 0, "a link");
+    /* all but the "new" one an hour old */
+    for (i = 0; i < sizeof(old) / sizeof(old[0]); i++)
+        apr_file_mtime_set(at(old[i]), now - apr_time_from_sec(3600), gp);
+    for (i = 1; i + 1 < sizeof(kept) / sizeof(kept[0]); i++)
+        apr_file_mtime_set(at(kept[i]), now - apr_time_from_sec(3600), gp);
+    ok(iss_davfs_is_tmp_name(".davfs.tmpAbC123")
+       && iss_davfs_is_tmp_name(".davfs.tmp0z9Z0a")
+       && !iss_davfs_is_tmp_name(".davfs.tmpAbC12")
+       && !iss_davfs_is_tmp_name(".davfs.tmpAbC1234")
+       && !iss_davfs_is_tmp_name(".davfs.tmp-b-c1")
+       && !iss_davfs_is_tmp_name("x.davfs.tmpAbC123")
+       && !iss_davfs_is_tmp_name(".davfs.tmp"),
+       "tmp names: the prefix and exactly 6 letters or digits");
+    rv = iss_davfs_gc_tmp(at("g"), apr_time_from_sec(600), now, &removed,
+                          &freed, gp);
+    ok(rv == APR_SUCCESS && removed == 2 && freed == 2 * 23,
+       "gc-tmp: the two old ones removed (rv %d, %u files, %"
+       APR_UINT64_T_FMT " bytes)", rv, removed, freed);
+    all = 1;
+    for (i = 0; i < sizeof(old) / sizeof(old[0]); i++)
+        all &= lstat(at(old[i]), &st) != 0;
+    ok(all, "  they are gone");
+    all = 1;
+    for (i = 0; i < sizeof(kept) / sizeof(kept[0]); i++)
+        if (lstat(at(kept[i]), &st) != 0) {
+            diag("removed: %s", kept[i]);
+            all = 0;
+        }
+    ok(all, "  nothing else: a new one, other names, .DAV, a folder, a link");
+    rv = iss_davfs_gc_tmp(at("nonexistent"), 0, now, &removed, &freed, gp);
+    ok(rv != APR_SUCCESS && removed == 0, "gc-tmp of a missing tree fails");
+    testfs_rm_rf(at("g"), gp);
+}
+
 static void test_stat(void)
 {
     iss_scan_entry_t e;
@@ -736,6 +794,7 @@ int main(int argc, const char *const *argv)
     }
     root = base;
     test_stat();
+    test_gc_tmp();
     test_tree();
     test_tree_rules();
     /* ISS_SCAN_BULK=DIRSxFILES for a bigger tree, e.g. 1000x100 */

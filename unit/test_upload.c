@@ -400,6 +400,13 @@ static void test_chunks(void)
     m = slurp_manifest(u, &n);
     ok(m && n == 17 && !memcmp(m, "MANIFEST-2 longer", 17),
        "manifest replaced");
+    {
+        apr_uint64_t msize = 0;
+
+        is_int(iss_upload_manifest_size(u, &msize), APR_SUCCESS,
+               "manifest_size");
+        ok(msize == 17, "... 17 bytes (%" APR_UINT64_T_FMT ")", msize);
+    }
     is_int(iss_upload_set_manifest(u, NULL, 0), APR_SUCCESS,
            "set_manifest empty");
     m = slurp_manifest(u, &n);
@@ -628,6 +635,13 @@ static void test_remove(void)
            "set_manifest: APR_NOTFOUND");
     is_int(iss_upload_manifest(h, &buf, &len, gp), APR_NOTFOUND,
            "manifest: APR_NOTFOUND");
+    {
+        apr_uint64_t msize = 1;
+
+        is_int(iss_upload_manifest_size(h, &msize), APR_NOTFOUND,
+               "manifest_size: APR_NOTFOUND");
+        ok(msize == 0, "... and 0");
+    }
     is_int(iss_upload_touch(h), APR_NOTFOUND, "touch: APR_NOTFOUND");
     ok(!iss_upload_has(h, c1), "has: no");
     is_int(count_entries(root), 0, "... nothing recreated in ROOT");

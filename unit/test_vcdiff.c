@@ -17,6 +17,7 @@
 #include <apr_strings.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <zlib.h>
 
 static apr_pool_t *gp;
@@ -83,6 +84,7 @@ typedef struct run_t {
     apr_size_t max_window;
     apr_uint64_t max_target;
     apr_size_t max_sections;
+    apr_uint64_t growth_ratio, growth_floor;
     int writes;
     char msg[200];
     apr_status_t feed_rv;
@@ -148,6 +150,8 @@ static apr_status_t decode(run_t *r, const unsigned char *delta, size_t dlen,
     o.max_target = r->max_target ? r->max_target : 1ULL << 32;
     o.max_sections = r->max_sections;
     o.source_size = r->src_len;
+    o.growth_ratio = r->growth_ratio;
+    o.growth_floor = r->growth_floor;
     o.read_source = rd_src;
     o.source_baton = r;
     if (!r->no_target_cb) {
@@ -519,10 +523,42 @@ static void test_hand(void)
     r.src = src;
     r.src_len = sizeof(src);
     rv = run_hand(&r, &d, -1);
+    is_int(rv, ISS_VCDIFF_EFORMAT, "COPY across the end of the source"
+           " segment into the target window is refused (RFC 3284 s. 3)");
+    ok(strstr(r.msg, "into the target window") != NULL,
+       "  and the message says so");
+    buf_free(&r.out);
+    /* the same bytes in two COPYs, one per segment, decode */
+    d.len = 0;
+    sec_reset(&data, &inst, &addr);
+    header(&d);
+    buf_byte(&inst, OP_COPY(4, 0));
+    buf_varint(&addr, 12);           /* source bytes 12..15 */
+    buf_byte(&inst, OP_COPY(4, 0));
+    buf_varint(&addr, 16);           /* T[0..3] */
+    window(&d, 0x01, 16, 100, 8, &data, &inst, &addr, -1);
+    memset(&r, 0, sizeof(r));
+    r.src = src;
+    r.src_len = sizeof(src);
+    rv = run_hand(&r, &d, -1);
     memcpy(want, src + 112, 4);
     memcpy(want + 4, src + 112, 4);
     ok(rv == APR_SUCCESS && same(&r.out, want, 8),
-       "COPY across the end of the source segment");
+       "COPY to the end of the source segment, then from the target");
+    /* a COPY ending exactly at the end of the source segment */
+    d.len = 0;
+    sec_reset(&data, &inst, &addr);
+    header(&d);
+    buf_byte(&inst, OP_COPY(8, 0));
+    buf_varint(&addr, 8);
+    window(&d, 0x01, 16, 100, 8, &data, &inst, &addr, -1);
+    buf_free(&r.out);
+    memset(&r, 0, sizeof(r));
+    r.src = src;
+    r.src_len = sizeof(src);
+    rv = run_hand(&r, &d, -1);
+    ok(rv == APR_SUCCESS && same(&r.out, src + 108, 8),
+       "COPY ending at the end of the source segment");
     /* COPY address beyond source segment + target */
     d.len = 0;
     addr.len = 0;
@@ -651,6 +687,45 @@ static void test_hand(void)
     rv = run_hand(&r, &d, 1);
     ok(rv == ISS_VCDIFF_ELIMIT && r.out.len == 800,
        "target over max_target refused (%d, %zu written)", rv, r.out.len);
+    buf_free(&r.out);
+
+    /* Growth bound: 3 windows of RUN 400 (each 12 bytes of delta, after
+     * a 5-byte header: they end at 17, 29, 41); ratio 10, floor 300: the
+     * first window may grow to 300 + 170 >= 400, the second to 300 + 290
+     * < 800. */
+    memset(&r, 0, sizeof(r));
+    r.growth_ratio = 10;
+    r.growth_floor = 300;
+    rv = run_hand(&r, &d, 1);
+    ok(rv == ISS_VCDIFF_EGROWTH && r.out.len == 400,
+       "growth past floor + ratio * delta refused at the window's header"
+       " (%d, %zu written)", rv, r.out.len);
+    ok(strstr(r.msg, "grow") != NULL, "  and the message says so: %s", r.msg);
+    r.growth_floor = 1200 - 410;        /* 3 windows: 1200 <= 790 + 410 */
+    rv = run_hand(&r, &d, -1);
+    ok(rv == APR_SUCCESS && r.out.len == 1200,
+       "growth of exactly floor + ratio * delta accepted, fed in pieces");
+    r.growth_floor = 1200 - 410 - 1;
+    rv = run_hand(&r, &d, 0);
+    is_int(rv, ISS_VCDIFF_EGROWTH, "one byte more: refused");
+    {
+        unsigned char s1200[1200];
+
+        memset(s1200, 'q', sizeof(s1200));
+        r.src = s1200;                  /* no growth past a 1200-byte source */
+        r.src_len = sizeof(s1200);
+        r.growth_floor = 0;
+        r.growth_ratio = 1;
+        rv = run_hand(&r, &d, 1);
+        ok(rv == APR_SUCCESS && r.out.len == 1200,
+           "a target no larger than the source is never refused for growth");
+        r.src = NULL;
+        r.src_len = 0;
+    }
+    r.growth_ratio = 0;
+    r.growth_floor = 0;
+    rv = run_hand(&r, &d, 0);
+    ok(rv == APR_SUCCESS && r.out.len == 1200, "growth_ratio 0: no bound");
     buf_free(&r.out);
 
     /* Huge declared lengths: refused from the header alone (nothing of
@@ -1301,15 +1376,26 @@ static void test_edges(void)
     buf_varint(&addr, 63);
     memset(want, src[63], 6);
     window(&d, 0x01, 64, 0, 6, &data, &inst, &addr, adler_of(want, 6));
-    expect(&r, &d, 0, APR_SUCCESS, want, 6, 1,
-           "COPY from the last byte of the source (1 byte, then 5 running"
-           " into the target)");
+    expect(&r, &d, 0, ISS_VCDIFF_EFORMAT, "", 0, 0,
+           "COPY from the last byte of the source (1 byte), then 5 from it"
+           " running into the target: refused (RFC 3284 s. 3)");
     START();
     buf_byte(&inst, OP_COPY(4, 0));
     buf_varint(&addr, 0);
     window(&d, 0x01, 1, 63, 4, &data, &inst, &addr, -1);
+    expect(&r, &d, 0, ISS_VCDIFF_EFORMAT, "", 0, 0,
+           "source segment 63..64 (its last byte), COPY 4 from it: refused");
+    START();
+    buf_byte(&inst, OP_COPY(0, 0));
+    buf_varint(&inst, 1);
+    buf_varint(&addr, 0);
+    buf_byte(&inst, OP_COPY(0, 0));
+    buf_varint(&inst, 3);
+    buf_varint(&addr, 1);               /* T[0..], running on itself */
+    window(&d, 0x01, 1, 63, 4, &data, &inst, &addr, -1);
+    memset(want, src[63], 4);
     expect(&r, &d, 0, APR_SUCCESS, want, 4, 1,
-           "source segment 63..64 (its last byte), COPY 4 from it");
+           "source segment 63..64, COPY 1 from it, then 3 from the target");
     /* COPY reaching exactly the end of source segment + target so far */
     START();
     buf_byte(&inst, OP_ADD(4));
@@ -1321,9 +1407,17 @@ static void test_edges(void)
     memcpy(want + 4, src, 64);
     memcpy(want + 68, "WXYZ", 4);
     window(&d, 0x01, 64, 0, 72, &data, &inst, &addr, adler_of(want, 72));
-    expect(&r, &d, 0, APR_SUCCESS, want, 72, 1,
-           "COPY of the whole source segment + target so far (ends at"
-           " here)");
+    expect(&r, &d, 0, ISS_VCDIFF_EFORMAT, "", 0, 0,
+           "COPY of the whole source segment + target so far: refused");
+    START();
+    buf_byte(&inst, OP_ADD(4));
+    buf_add(&data, "WXYZ", 4);
+    buf_byte(&inst, OP_COPY(4, 0));
+    buf_varint(&addr, 64);              /* 64 + 4 == here */
+    window(&d, 0x01, 64, 0, 8, &data, &inst, &addr,
+           adler_of("WXYZWXYZ", 8));
+    expect(&r, &d, 0, APR_SUCCESS, "WXYZWXYZ", 8, 1,
+           "COPY of the whole target so far (ends at here)");
     START();
     buf_byte(&inst, OP_ADD(4));
     buf_add(&data, "WXYZ", 4);
@@ -1486,9 +1580,10 @@ static void test_edges(void)
         buf_byte(&inst, OP_COPY(10, 0));
         buf_varint(&addr, 2);           /* 2 bytes of source, then 8 own */
         window(&d, 0x01, 4, 60, 10, &data, &inst, &addr, -1);
-        expect(&r, &d, 0, APR_SUCCESS, w, 10, 1,
+        expect(&r, &d, 0, ISS_VCDIFF_EFORMAT, "", 0, 0,
                "COPY from the source's last 2 bytes running 8 into its own"
-               " output");
+               " output: refused");
+        (void)w;
     }
 
     /* -- 5. RUN --------------------------------------------------------- */

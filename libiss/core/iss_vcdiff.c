@@ -92,6 +92,9 @@ struct iss_vcdiff_t {
     apr_uint64_t same[S_SAME * 256];
 
     apr_uint64_t total;         /* target bytes written */
+    apr_uint64_t fed;           /* delta bytes fed before this call */
+    apr_uint64_t hdr_start;     /* offset in the delta of the window
+                                 * header being parsed */
     apr_uint64_t nwin;          /* windows decoded */
 };
 
@@ -401,6 +404,27 @@ static int parse_whdr(iss_vcdiff_t *d, apr_size_t *used)
         return -1;
     }
 
+    /* The growth allowed by the delta up to the end of this window. */
+    if (d->o.growth_ratio) {
+        apr_uint64_t in = d->hdr_start + (apr_uint64_t)(p - d->hb) + sect;
+        apr_uint64_t allowed = in > (UINT64_MAX - d->o.growth_floor)
+                                    / d->o.growth_ratio
+                               ? UINT64_MAX
+                               : in * d->o.growth_ratio + d->o.growth_floor;
+        apr_uint64_t after = d->total + tlen;
+
+        if (after > d->o.source_size
+            && after - d->o.source_size > allowed) {
+            fail(d, ISS_VCDIFF_EGROWTH, "window %" APR_UINT64_T_FMT
+                 ": the target would grow to %" APR_UINT64_T_FMT " bytes,"
+                 " more than %" APR_UINT64_T_FMT " past the source (%"
+                 APR_UINT64_T_FMT " bytes) for %" APR_UINT64_T_FMT
+                 " bytes of delta", d->nwin, after, allowed,
+                 d->o.source_size, in);
+            return -1;
+        }
+    }
+
     /* Checked: allocate. */
     if (tlen > d->tbuf_cap) {
         apr_size_t cap = d->tbuf_cap * 2;
@@ -567,6 +591,17 @@ static apr_status_t decode_window(iss_vcdiff_t *d)
                                 APR_UINT64_T_FMT ": COPY address %"
                                 APR_UINT64_T_FMT " out of range (here %"
                                 APR_UINT64_T_FMT ")", d->nwin, a, here);
+                /* RFC 3284 section 3: a COPY reads from the source
+                 * segment or from the target window, never from both
+                 * (xdelta3 refuses it too). */
+                if (a < d->seg_len && size > d->seg_len - a)
+                    return fail(d, ISS_VCDIFF_EFORMAT, "window %"
+                                APR_UINT64_T_FMT ": COPY of %"
+                                APR_UINT64_T_FMT " bytes at %"
+                                APR_UINT64_T_FMT " runs from the source"
+                                " segment (%" APR_UINT64_T_FMT " bytes)"
+                                " into the target window", d->nwin, size,
+                                a, d->seg_len);
                 d->near[d->next_slot] = a;
                 d->next_slot = (d->next_slot + 1) % S_NEAR;
                 d->same[a % (S_SAME * 256)] = a;
@@ -574,14 +609,13 @@ static apr_status_t decode_window(iss_vcdiff_t *d)
                 n = (apr_size_t)size;
                 k = 0;
                 if (n > 0 && a < d->seg_len) {
-                    k = d->seg_len - a < size ? (apr_size_t)(d->seg_len - a)
-                                              : n;
+                    k = n;      /* all of it in the source segment */
                     if (copy_in(d, a, k, d->tbuf + pos) != APR_SUCCESS)
                         return d->err;
                 }
                 if (k < n) {
-                    /* From the target window itself: a + k >= seg_len and,
-                     * since a < here, src < pos + k: byte by byte. */
+                    /* From the target window itself: a >= seg_len and,
+                     * since a < here, src < pos: byte by byte. */
                     apr_size_t src = (apr_size_t)(a + k - d->seg_len);
                     unsigned char *t = d->tbuf;
                     apr_size_t dst = pos + k;
@@ -646,8 +680,8 @@ static apr_size_t hb_take(iss_vcdiff_t *d, const unsigned char *in,
     return n;
 }
 
-apr_status_t iss_vcdiff_feed(iss_vcdiff_t *dec, const void *buf,
-                             apr_size_t len)
+static apr_status_t feed(iss_vcdiff_t *dec, const void *buf,
+                         apr_size_t len)
 {
     iss_vcdiff_t *d = dec;
     const unsigned char *in = buf;
@@ -666,6 +700,8 @@ apr_status_t iss_vcdiff_feed(iss_vcdiff_t *dec, const void *buf,
             apr_size_t cap = d->state == ST_FHDR ? FHDR_MAX : WHDR_MAX;
 
             before = d->hb_len;
+            d->hdr_start = d->fed + (apr_uint64_t)(in - (const unsigned char
+                                                         *)buf) - before;
             took = hb_take(d, in, len, cap);
             r = d->state == ST_FHDR ? parse_fhdr(d, &used)
                                     : parse_whdr(d, &used);
@@ -715,6 +751,15 @@ apr_status_t iss_vcdiff_feed(iss_vcdiff_t *dec, const void *buf,
         }
     }
     return APR_SUCCESS;
+}
+
+apr_status_t iss_vcdiff_feed(iss_vcdiff_t *dec, const void *buf,
+                             apr_size_t len)
+{
+    apr_status_t rv = feed(dec, buf, len);
+
+    dec->fed += len;
+    return rv;
 }
 
 apr_status_t iss_vcdiff_finish(iss_vcdiff_t *dec)

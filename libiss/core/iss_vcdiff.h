@@ -68,6 +68,10 @@ extern "C" {
 #define ISS_VCDIFF_ECHECKSUM   (APR_OS_START_USERERR + 45)
 /** A VCD_TARGET window, but the caller gave no read_target callback. */
 #define ISS_VCDIFF_ENOTARGET   (APR_OS_START_USERERR + 46)
+/** The target would grow past its source by more than growth_ratio
+ *  bytes per byte of delta (iss_vcdiff_opts_t; HTTP 413).  (+47 and +48
+ *  are the encoder's.) */
+#define ISS_VCDIFF_EGROWTH     (APR_OS_START_USERERR + 49)
 
 typedef struct iss_vcdiff_t iss_vcdiff_t;
 
@@ -95,6 +99,13 @@ typedef struct iss_vcdiff_opts_t {
     /** Size of the source (old file); VCD_SOURCE segments must lie
      *  inside it. */
     apr_uint64_t source_size;
+    /** Bound on the work a small delta can cause (0: none): the target
+     *  may be larger than source_size by at most growth_floor +
+     *  growth_ratio * (bytes of delta up to the end of the window that
+     *  makes it so).  Checked at each window's header, before its
+     *  sections are read or anything allocated (ISS_VCDIFF_EGROWTH). */
+    apr_uint64_t growth_ratio;
+    apr_uint64_t growth_floor;
     /** Reads the source; may be NULL when source_size is 0. */
     iss_vcdiff_read_fn *read_source;
     void *source_baton;

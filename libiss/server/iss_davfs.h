@@ -35,6 +35,27 @@ extern "C" {
  *  ".davfs.tmp*". */
 extern const iss_scan_ignore_t iss_davfs_ignore;
 
+/** Whether @a name is a temporary file name of mod_dav_fs's PUT or of
+ *  mod_iss's PATCH: ISS_DAVFS_TMP_PREFIX and exactly the 6 letters or
+ *  digits mkstemp() puts in place of "XXXXXX". */
+int iss_davfs_is_tmp_name(const char *name);
+
+/**
+ * Remove the temporary files a killed writer left in the tree @a root
+ * (a PUT or PATCH under way when httpd died: kill -9, a crash, power
+ * loss): regular files with an iss_davfs_is_tmp_name() name whose
+ * modification time is older than @a now - @a min_age, in every folder
+ * of the tree (mod_dav_fs's .DAV folders left out; symbolic links are
+ * neither followed nor removed).  A writer that is alive touches its file
+ * as it writes: an age of an hour or more never takes a file under way.
+ * Nothing else is ever removed.  Counts into *removed and *freed (bytes);
+ * folders that cannot be read are skipped, the first error is returned
+ * after the whole walk.
+ */
+apr_status_t iss_davfs_gc_tmp(const char *root, apr_interval_time_t min_age,
+                              apr_time_t now, apr_uint32_t *removed,
+                              apr_uint64_t *freed, apr_pool_t *pool);
+
 #ifdef __cplusplus
 }
 #endif

@@ -481,6 +481,29 @@ apr_status_t iss_upload_manifest(iss_upload_t *u, void **buf,
     return gone(rv);
 }
 
+apr_status_t iss_upload_manifest_size(iss_upload_t *u, apr_uint64_t *size)
+{
+    apr_pool_t *p;
+    apr_finfo_t fi;
+    apr_status_t rv;
+
+    *size = 0;
+    if ((rv = apr_pool_create(&p, u->pool)) != APR_SUCCESS) {
+        return rv;
+    }
+    rv = apr_stat(&fi, apr_pstrcat(p, u->dir, "/" MANIFEST_NAME, NULL),
+                  APR_FINFO_SIZE | APR_FINFO_TYPE, p);
+    if (rv == APR_SUCCESS && fi.filetype == APR_REG) {
+        *size = (apr_uint64_t)fi.size;
+    }
+    else if (APR_STATUS_IS_ENOENT(rv)) {
+        /* no manifest: the session is gone unless its directory is */
+        rv = apr_stat(&fi, u->dir, APR_FINFO_TYPE, p);
+    }
+    apr_pool_destroy(p);
+    return gone(rv);
+}
+
 /* Write the file @a name of the session (write_atomic), with scratch
  * memory of its own. */
 static apr_status_t put_file(iss_upload_t *u, const char *name,

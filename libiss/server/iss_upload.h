@@ -199,6 +199,10 @@ typedef struct iss_upload_info_t {
 apr_status_t iss_upload_list(const char *root, apr_array_header_t **infos,
                              apr_pool_t *pool);
 
+/** The size of @a u's manifest file into *size (0 if it has none);
+ *  APR_NOTFOUND if the session is gone. */
+apr_status_t iss_upload_manifest_size(iss_upload_t *u, apr_uint64_t *size);
+
 /** The number of sessions in @a root and the bytes they hold (chunks
  *  and manifests, as in iss_upload_info_t.bytes), with the memory of a
  *  single session's scan.  A missing @a root gives 0 and 0. */
