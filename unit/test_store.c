@@ -1633,6 +1633,73 @@ static void t_kill9(const char *type, apr_pool_t *pool, apr_uint64_t *st)
 
 /* ---- main ------------------------------------------------------------------- */
 
+/* ---- claims -------------------------------------------------------------- */
+
+/* A claim is held until released, seen as held by another handle (of this
+ * process or another), refused to another handle while held, and gone
+ * with the process that held it. */
+static void t_claims(apr_pool_t *pool)
+{
+    tmp_t t;
+    logrec_t log;
+    iss_store_t *a = fresh_store(&t, "sdbm", &log, pool), *b;
+    const apr_uint64_t n = 0x0123456789abcdefULL, m = 42;
+    apr_proc_t proc;
+    int status;
+    apr_exit_why_e why;
+
+    if (!a)
+        return;
+    b = open_store(t.dir, "sdbm", NULL, NULL, pool, NULL);
+    ok(b != NULL, "claims: a second handle on the store");
+    if (!b) {
+        tmp_done(&t, pool);
+        return;
+    }
+    is_int(iss_store_claim_held(a, n), 0, "claims: nothing held at first");
+    is_int(iss_store_claim(a, n), APR_SUCCESS, "claims: claim a number");
+    is_int(iss_store_claim_held(a, n), 1, "claims: held, asked by its holder");
+    is_int(iss_store_claim_held(b, n), 1, "claims: held, asked by another "
+           "handle");
+    is_int(iss_store_claim_held(b, n + 1), 0, "claims: its neighbour is not");
+    is_int(iss_store_claim(b, n), APR_EBUSY, "claims: another handle cannot "
+           "claim it");
+    is_int(iss_store_claim(b, m), APR_SUCCESS, "claims: another number can");
+    iss_store_claim_release(a, n);
+    is_int(iss_store_claim_held(b, n), 0, "claims: released");
+    is_int(iss_store_claim_held(a, m), 1, "claims: the other handle's claim "
+           "stays");
+    iss_store_claim_release(b, m);
+
+    /* Held by a child; gone when it dies (kill -9). */
+    if (apr_proc_fork(&proc, pool) == APR_INCHILD) {
+        apr_pool_t *cp;
+        iss_store_t *c;
+
+        apr_pool_create(&cp, NULL);
+        c = open_store(t.dir, "sdbm", NULL, NULL, cp, NULL);
+        if (!c || iss_store_claim(c, m) != APR_SUCCESS)
+            _exit(2);
+        for (;;)
+            pause();
+    }
+    {
+        int i, held = 0;
+
+        for (i = 0; i < 500 && !(held = iss_store_claim_held(a, m) == 1); i++)
+            apr_sleep(10000);
+        ok(held, "claims: a child's claim is seen");
+        is_int(iss_store_claim(a, m), APR_EBUSY, "claims: and refused to us");
+        kill(proc.pid, SIGKILL);
+        apr_proc_wait(&proc, &status, &why, APR_WAIT);
+        is_int(iss_store_claim_held(a, m), 0, "claims: gone with the killed "
+               "child");
+    }
+    iss_store_close(b);
+    iss_store_close(a);
+    tmp_done(&t, pool);
+}
+
 int main(void)
 {
     apr_pool_t *pool;
@@ -1655,6 +1722,7 @@ int main(void)
     diag("ISS_TEST_SEED=%" APR_UINT64_T_FMT, seed);
 
     setenv("ISS_STORE_CHECKPOINT_BYTES", "0", 1);
+    t_claims(pool);
     journal = t_real_crash(pool, &jlen);
     for (i = 0; i < NTYPES; i++) {
         const char *type = TYPES[i], *f1, *f2;

@@ -21,8 +21,10 @@
 #include <apr_thread_proc.h>
 #include <apr_time.h>
 
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #define B ISS_SYNC_TOKEN_BASE
@@ -461,9 +463,9 @@ static void test_begin_end(void)
         id1 = "none";
     is_str(pending(s), id1, "log/pending lists the intent");
     v = get_s(s, apr_pstrcat(gp, "intent/", id1, NULL));
-    ok(v && !strncmp(v, apr_pstrcat(gp, "ISI1 ", self, "\n", NULL),
-                     strlen(self) + 6),
-       "intent/<id> names this process as owner");
+    ok(v && !strncmp(v, apr_pstrcat(gp, "ISI1 ", self, " claimed\n", NULL),
+                     strlen(self) + 14),
+       "intent/<id> names this process as owner, and that it is claimed");
     {
         const char *m = NULL;
         apr_array_header_t *back = NULL;
@@ -777,6 +779,94 @@ static void test_recover(void)
         ok(0, "child began three intents and died");
         skip(3, "no child");
     }
+    tmp_done(&t);
+}
+
+/* ---- a settlement that fails in a process that lives on ------------------ */
+
+/* The size of the largest file named iss-store.wal.* in @a dir. */
+static apr_off_t wal_size(const char *dir)
+{
+    apr_dir_t *d;
+    apr_finfo_t fi;
+    apr_off_t max = -1;
+
+    if (apr_dir_open(&d, dir, gp) != APR_SUCCESS)
+        return -1;
+    while (apr_dir_read(&fi, APR_FINFO_NAME | APR_FINFO_SIZE, d)
+           == APR_SUCCESS) {
+        if (!strncmp(fi.name, "iss-store.wal.", 14) && fi.size > max)
+            max = fi.size;
+    }
+    apr_dir_close(d);
+    return max;
+}
+
+/* An intent whose settlement failed (here: the log cannot grow, as on a
+ * full disk; RLIMIT_FSIZE makes the append fail for real) in a process
+ * that goes on is recovered, by this process or another handle; one whose
+ * write is still under way is not, whoever asks. */
+static void test_abandoned(void)
+{
+    tmp_t t = { 0 };
+    iss_store_t *s = fresh_store(&t, "abandoned"), *s2;
+    const char *id = NULL, *busy = NULL;
+    apr_status_t srv;
+    struct rlimit old, lim;
+    apr_off_t size;
+    int rec = -1;
+    coll_t c;
+
+    if (!s)
+        return;
+    s2 = open_store(t.dir, gp);
+    ok(s2 != NULL, "abandoned: a second handle");
+    if (!s2) {
+        tmp_done(&t);
+        return;
+    }
+    is_int(iss_sync_log_begin(s, "PUT", chg("C0:put.txt"), &id, gp),
+           APR_SUCCESS, "abandoned: begin a PUT");
+    is_int(iss_sync_log_begin(s, "PUT", chg("M0:busy.txt"), &busy, gp),
+           APR_SUCCESS, "abandoned: begin another one, still under way");
+    is_int(iss_sync_log_recover(s, NULL, &rec, gp), APR_SUCCESS,
+           "abandoned: recover while both are under way");
+    is_int(rec, 0, "abandoned: nothing recovered (this handle asks)");
+    is_int(iss_sync_log_recover(s2, NULL, &rec, gp), APR_SUCCESS,
+           "abandoned: recover through another handle");
+    is_int(rec, 0, "abandoned: nothing recovered (another handle asks)");
+
+    /* The settlement fails: the log cannot grow past its current end. */
+    size = wal_size(t.dir);
+    ok(size > 0, "abandoned: the log file (%" APR_OFF_T_FMT " bytes)", size);
+    signal(SIGXFSZ, SIG_IGN);
+    getrlimit(RLIMIT_FSIZE, &old);
+    lim = old;
+    lim.rlim_cur = (rlim_t)(size > 0 ? size : 1);
+    setrlimit(RLIMIT_FSIZE, &lim);
+    srv = iss_sync_log_settle(s, id, "PUT", chg("C0:put.txt"), NULL, NULL, 0,
+                              NULL, gp);
+    setrlimit(RLIMIT_FSIZE, &old);
+    signal(SIGXFSZ, SIG_DFL);
+    ok(srv != APR_SUCCESS, "abandoned: the settlement fails (%d)", srv);
+    ok(strstr(pending(s), id) != NULL, "abandoned: the intent stays pending");
+    ok(bounds_are(s, 0, 1), "abandoned: no entry yet");
+
+    is_int(iss_sync_log_recover(s2, NULL, &rec, gp), APR_SUCCESS,
+           "abandoned: recover, in a process that lives on");
+    is_int(rec, 1, "abandoned: the failed write's intent is recovered");
+    ok(bounds_are(s, 1, 1), "abandoned: entry 1 appended");
+    is_int(read_log(s, 1, 1, 0, &c), APR_SUCCESS, "abandoned: read entry 1");
+    ok(c.calls == 1 && !strcmp(TEXT(&c, 0), "PUT|C0:put.txt"),
+       "abandoned: it names the file the failed write put in place");
+    is_str(pending(s), busy, "abandoned: the write under way is still "
+           "pending");
+    is_int(iss_sync_log_end(s, busy, "PUT", chg("M0:busy.txt"), NULL, NULL,
+                            NULL, gp),
+           APR_SUCCESS, "abandoned: the other write settles");
+    ok(bounds_are(s, 2, 1) && !*pending(s), "abandoned: entry 2, nothing "
+       "pending");
+    iss_store_close(s2);
     tmp_done(&t);
 }
 
@@ -1174,6 +1264,7 @@ int main(void)
     test_begin_end();
     test_owner();
     test_recover();
+    test_abandoned();
     test_concurrency();
     test_retention_parse();
     test_retention();

@@ -36,6 +36,7 @@
 #define DBMLOCK_NAME   "iss-store.dbmlock"   /* DBM readers shared, checkpoint exclusive */
 #define SYNCLOCK_NAME  "iss-store.synclock"  /* the group commit's leader */
 #define CKPTLOCK_NAME  "iss-store.ckptlock"  /* the one applying the WAL */
+#define CLAIMS_NAME    "iss-store.claims"    /* claims: one locked byte each */
 #define SHM_NAME       "iss-store.shm"       /* the shared header (mmap) */
 #define WAL_PREFIX     "iss-store.wal."      /* + generation: the write-ahead log */
 #define BDB_TMP_PREFIX "__db."      /* Berkeley DB's name while creating */
@@ -146,6 +147,9 @@ struct iss_store_t {
     apr_file_t *lock_file;      /* LOCK_NAME */
     apr_file_t *dbm_lock;       /* DBMLOCK_NAME */
     apr_file_t *sync_lock;      /* SYNCLOCK_NAME */
+    apr_file_t *claim_hold;     /* CLAIMS_NAME: the claims this handle holds */
+    apr_file_t *claim_check;    /* CLAIMS_NAME again (another open file
+                                 * description): asks about claims */
     int dbm_locked;             /* dbm_lock held shared (1) or exclusive (2),
                                  * by dbm_owner */
     shm_t *shm;

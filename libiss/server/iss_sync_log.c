@@ -20,6 +20,9 @@
 #define K_PENDING  "log/pending"
 #define ENTRY_MAGIC  "ISL1 "
 #define INTENT_MAGIC "ISI1 "
+/* After the owner's pid and start time in an intent: the intent is
+ * claimed (iss_store_claim()) by its writer until it is settled. */
+#define OWNER_CLAIMED "claimed"
 /* Entries compacted per append: bounds the time any write spends on it. */
 #define COMPACT_PER_APPEND 64
 
@@ -358,6 +361,25 @@ apr_status_t iss_sync_log_begin(iss_store_t *store, const char *method,
     return iss_sync_log_begin_at(store, method, changes, 0, id, &last, pool);
 }
 
+/* The claim that keeps intent @a id alive (iss_store_claim()): its
+ * random bits.  0 for an id that is not 16 hex digits. */
+static apr_uint64_t intent_claim(const char *id)
+{
+    apr_uint64_t n = 0;
+    int i;
+
+    for (i = 0; i < 16; i++) {
+        int d = apr_isdigit(id[i]) ? id[i] - '0'
+                : (id[i] >= 'a' && id[i] <= 'f') ? id[i] - 'a' + 10 : -1;
+
+        if (d < 0) {
+            return 0;
+        }
+        n = n << 4 | (apr_uint64_t)d;
+    }
+    return id[16] == '\0' ? n : 0;
+}
+
 apr_status_t iss_sync_log_begin_at(iss_store_t *store, const char *method,
                                    const apr_array_header_t *changes,
                                    int flags, const char **id,
@@ -368,15 +390,39 @@ apr_status_t iss_sync_log_begin_at(iss_store_t *store, const char *method,
     apr_size_t elen;
     begin_ctx c;
     apr_status_t rv;
+    int tries, claimed = 0;
 
-    if ((rv = apr_generate_random_bytes(rnd, sizeof(rnd))) != APR_SUCCESS) {
-        return rv;
+    /* The intent is claimed until it is settled: recovery takes an
+     * intent whose claim nobody holds for one whose write is over, even
+     * in a process that lives on (a settlement that failed). */
+    for (tries = 0; tries < 4; tries++) {
+        if ((rv = apr_generate_random_bytes(rnd, sizeof(rnd)))
+            != APR_SUCCESS) {
+            return rv;
+        }
+        iss_hex_encode(hex, rnd, sizeof(rnd));
+        if (intent_claim(hex) == 0) {
+            continue;
+        }
+        rv = iss_store_claim(store, intent_claim(hex));
+        if (rv == APR_SUCCESS) {
+            claimed = 1;
+            break;
+        }
+        if (rv == APR_ENOTIMPL) {
+            break;                 /* no claims here: the owner's pid alone */
+        }
+        if (rv != APR_EBUSY) {
+            return rv;
+        }
     }
-    iss_hex_encode(hex, rnd, sizeof(rnd));
+    if (!claimed && rv != APR_ENOTIMPL) {
+        return rv == APR_SUCCESS ? APR_EGENERAL : rv;
+    }
     iss_change_encode(method, changes, &enc, &elen, pool);
     c.id = apr_pstrdup(pool, hex);
     c.value = apr_pstrcat(pool, INTENT_MAGIC, iss_sync_log_owner_self(pool),
-                          "\n", NULL);
+                          claimed ? " " OWNER_CLAIMED : "", "\n", NULL);
     c.vlen = strlen(c.value);
     c.value = apr_pstrcat(pool, c.value, apr_pstrmemdup(pool, enc, elen), NULL);
     c.vlen += elen;
@@ -388,6 +434,9 @@ apr_status_t iss_sync_log_begin_at(iss_store_t *store, const char *method,
         == APR_SUCCESS) {
         *id = c.id;
         *last = c.last;
+    }
+    else if (claimed) {
+        iss_store_claim_release(store, intent_claim(c.id));
     }
     return rv;
 }
@@ -572,6 +621,18 @@ static apr_status_t end_txn(void *baton, iss_store_txn_t *txn)
     return APR_SUCCESS;
 }
 
+/* The write of intent @a id is over, settled or not: if its settlement
+ * failed, the intent stays pending and, its claim gone, recovery turns it
+ * into an entry (iss_sync_log_recover()). */
+static void release_claim(iss_store_t *store, const char *id)
+{
+    apr_uint64_t n = id ? intent_claim(id) : 0;
+
+    if (n) {
+        iss_store_claim_release(store, n);
+    }
+}
+
 apr_status_t iss_sync_log_end(iss_store_t *store, const char *id,
                               const char *method,
                               const apr_array_header_t *changes,
@@ -586,6 +647,7 @@ apr_status_t iss_sync_log_end(iss_store_t *store, const char *id,
     if (seq) {
         *seq = rv == APR_SUCCESS ? c.seq : 0;
     }
+    release_claim(store, id);
     return rv;
 }
 
@@ -605,6 +667,7 @@ apr_status_t iss_sync_log_settle(iss_store_t *store, const char *id,
     if (seq) {
         *seq = rv == APR_SUCCESS ? c.seq : 0;
     }
+    release_claim(store, id);
     return rv;
 }
 
@@ -709,6 +772,23 @@ static apr_status_t recover_txn(void *baton, iss_store_txn_t *txn)
     return APR_SUCCESS;
 }
 
+/* Whether the write of intent @a id (recorded by @a owner) may still be
+ * under way: its process runs and, if the intent is claimed, its claim is
+ * held (a claim that cannot be asked about counts as held). */
+static int intent_alive(iss_store_t *store, const char *id,
+                        const char *owner)
+{
+    const char *sp = strrchr(owner, ' ');
+
+    if (!iss_sync_log_owner_alive(owner)) {
+        return 0;
+    }
+    if (sp && strcmp(sp + 1, OWNER_CLAIMED) == 0 && intent_claim(id)) {
+        return iss_store_claim_held(store, intent_claim(id)) != 0;
+    }
+    return 1;
+}
+
 apr_status_t iss_sync_log_recover(iss_store_t *store,
                                   const iss_sync_retention_t *retention,
                                   int *recovered, apr_pool_t *pool)
@@ -747,7 +827,7 @@ apr_status_t iss_sync_log_recover(iss_store_t *store,
             return rv;
         }
         if (split_intent(iv, ilen, &owner, &method, &changes, pool)
-            == APR_SUCCESS && !iss_sync_log_owner_alive(owner)) {
+            == APR_SUCCESS && !intent_alive(store, w, owner)) {
             APR_ARRAY_PUSH(c.dead, const char *) = w;
         }
     }
