@@ -17,6 +17,7 @@
 #include <apr_file_info.h>
 #include <apr_file_io.h>
 #include <apr_general.h>
+#include <apr_lib.h>
 #include <apr_strings.h>
 #include <apr_thread_proc.h>
 #include <apr_time.h>
@@ -1185,6 +1186,92 @@ static void test_damage(void)
     tmp_done(&t);
 }
 
+/* ---- the log's identity: a lost position never comes back ---------------- */
+
+static int uuid_like(const char *id)
+{
+    int i;
+
+    if (!id || strlen(id) != 36)
+        return 0;
+    for (i = 0; i < 36; i++) {
+        if ((i == 8 || i == 13 || i == 18 || i == 23) ? id[i] != '-'
+                                                       : !apr_isxdigit(id[i]))
+            return 0;
+    }
+    return 1;
+}
+
+static void test_log_id(void)
+{
+    tmp_t t = { 0 };
+    iss_store_t *s = fresh_store(&t, "log id");
+    apr_uint64_t last = 99, first = 99, seq = 0;
+    const char *id = NULL, *id2 = NULL, *id3 = NULL, *v;
+    int i;
+
+    if (!s)
+        return;
+    is_int(iss_sync_log_bounds_id(s, &last, &first, &id, gp), APR_SUCCESS,
+           "log id: bounds of a new log");
+    ok(last == 0 && first == 1, "log id: empty (0, 1)");
+    ok(uuid_like(id) && strcmp(id, iss_store_id(s)) != 0,
+       "log id: a new log gets an id of its own: %s", id ? id : "(null)");
+    v = get_s(s, "log/seq");
+    is_str(v, apr_pstrcat(gp, "0 ", id, NULL), "log id: durable in log/seq "
+           "before a token names it");
+    iss_sync_log_bounds_id(s, &last, &first, &id2, gp);
+    is_str(id2, id, "log id: stable");
+    for (i = 0; i < 3; i++)
+        iss_sync_log_append(s, "PUT", chg("C0:a"), NULL, NULL, NULL, NULL,
+                            &seq, gp);
+    is_int(seq, 3, "log id: entries 1..3");
+    is_str(get_s(s, "log/seq"), apr_pstrcat(gp, "3 ", id, NULL),
+           "log id: log/seq keeps it with the position");
+
+    /* The record is lost (a damaged DBM record dropped by recovery, a
+     * truncated DBM file): a new numbering with a new id. */
+    iss_store_delete(s, "log/seq", 7);
+    is_int(iss_sync_log_bounds_id(s, &last, &first, &id3, gp), APR_SUCCESS,
+           "log id: bounds after log/seq was lost");
+    ok(uuid_like(id3) && strcmp(id3, id) != 0,
+       "log id: the lost numbering's id is never used again");
+    ok(last == 0 && first == 1, "log id: the new numbering starts after "
+       "log/first");
+    for (i = 0; i < 5; i++)
+        iss_sync_log_append(s, "PUT", chg("C0:b"), NULL, NULL, NULL, NULL,
+                            &seq, gp);
+    iss_sync_log_bounds_id(s, &last, &first, &id2, gp);
+    ok(seq == 5 && last == 5 && !strcmp(id2, id3),
+       "log id: past the old position (5 > 3) under the new id only");
+
+    /* Lost by an append (a write comes first). */
+    put_s(s, "log/first", "4");
+    iss_store_delete(s, "log/seq", 7);
+    is_int(iss_sync_log_append(s, "PUT", chg("C0:c"), NULL, NULL, NULL, NULL,
+                               &seq, gp),
+           APR_SUCCESS, "log id: append after log/seq was lost");
+    iss_sync_log_bounds_id(s, &last, &first, &id2, gp);
+    ok(seq == 4 && last == 4 && first == 4 && uuid_like(id2)
+       && strcmp(id2, id3) != 0 && strcmp(id2, id) != 0,
+       "log id: entry 4 after log/first 4, under a third id");
+
+    /* A log made before log ids: the store's id, tokens stay valid. */
+    put_s(s, "log/seq", "4");
+    iss_sync_log_bounds_id(s, &last, &first, &id2, gp);
+    is_str(id2, iss_store_id(s), "log id: a log without one goes by the "
+           "store's id");
+    iss_sync_log_append(s, "PUT", chg("C0:d"), NULL, NULL, NULL, NULL, &seq,
+                        gp);
+    is_str(get_s(s, "log/seq"), "5", "log id: and keeps its format");
+
+    /* Bad ids are damage. */
+    put_s(s, "log/seq", "4 not/an id");
+    is_int(iss_sync_log_bounds_id(s, &last, &first, &id2, gp),
+           ISS_STORE_EDAMAGED, "log id: a bad id is damage");
+    tmp_done(&t);
+}
+
 /* ---- digests with entries, and contention ------------------------------ */
 
 static void test_digest_index(void)
@@ -1269,6 +1356,7 @@ int main(void)
     test_retention_parse();
     test_retention();
     test_damage();
+    test_log_id();
     test_digest_index();
     return done_testing();
 }

@@ -437,6 +437,8 @@ apr_status_t iss_store_open(iss_store_t **store, const char *dir,
             goto cleanup;
         iss_store__db_close(db);
     }
+    if ((rv = iss_store__copies_check(s, p)) != APR_SUCCESS)
+        goto cleanup;
     iss_store__dbm_unlock(s);
     rv = iss_store__wal_open(s, p);
 cleanup:

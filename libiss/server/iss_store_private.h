@@ -360,6 +360,7 @@ const char *iss_store__gen_path(iss_store_t *s, apr_pool_t *p,
 apr_status_t iss_store__meta_read(iss_store_t *s, apr_pool_t *p, meta_t *m,
                                   int *missing);
 apr_status_t iss_store__sweep(iss_store_t *s, apr_pool_t *p);
+apr_status_t iss_store__copies_check(iss_store_t *s, apr_pool_t *p);
 apr_status_t iss_store__recover(iss_store_t *s, apr_pool_t *p);
 int iss_store__journal_left(iss_store_t *s, apr_pool_t *p);
 apr_status_t iss_store__check_meta(iss_store_t *s, apr_pool_t *p,

@@ -95,6 +95,96 @@ static void txn_put_str(iss_store_txn_t *txn, const char *key, const char *v)
     iss_store_txn_put(txn, key, strlen(key), v, strlen(v));
 }
 
+/* ---- the log's position and identity (log/seq) ---------------------------
+ * log/seq holds "<last>" or "<last> <log id>".  The log id names the
+ * numbering: tokens carry it, and a token of another id is refused.  A
+ * log made before log ids has none and goes by the store's id.  When
+ * log/seq is absent (a new store, or one that lost the record: a damaged
+ * DBM record dropped by recovery, a truncated DBM file), the log takes a
+ * new random id with the number it continues from, so no token handed
+ * out before the loss is ever taken for a position of the new numbering
+ * (issue 16 item 5).  Both are one record: they are lost together. */
+
+typedef struct seq_t {
+    apr_uint64_t last;
+    const char *id;             /* NULL: the store's id */
+    int present;                /* log/seq exists */
+} seq_t;
+
+static int log_id_valid(const char *id, apr_size_t len)
+{
+    apr_size_t i;
+
+    if (len == 0 || len > 64) {
+        return 0;
+    }
+    for (i = 0; i < len; i++) {
+        if (!apr_isxdigit(id[i]) && id[i] != '-') {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static apr_status_t seq_get(iss_store_txn_t *txn, seq_t *q, apr_pool_t *p)
+{
+    void *val;
+    apr_size_t vlen, nlen;
+    const char *sp;
+    apr_status_t rv = iss_store_txn_get(txn, K_SEQ, strlen(K_SEQ), &val,
+                                        &vlen, p);
+
+    q->last = 0;
+    q->id = NULL;
+    q->present = 0;
+    if (rv == APR_NOTFOUND) {
+        return APR_SUCCESS;
+    }
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    sp = memchr(val, ' ', vlen);
+    nlen = sp ? (apr_size_t)(sp - (const char *)val) : vlen;
+    if (parse_u64(val, nlen, &q->last) != APR_SUCCESS
+        || (sp && !log_id_valid(sp + 1, vlen - nlen - 1))) {
+        return ISS_STORE_EDAMAGED;
+    }
+    if (sp) {
+        q->id = apr_pstrmemdup(p, sp + 1, vlen - nlen - 1);
+    }
+    q->present = 1;
+    return APR_SUCCESS;
+}
+
+static void seq_put(iss_store_txn_t *txn, const seq_t *q, apr_pool_t *p)
+{
+    txn_put_str(txn, K_SEQ, q->id ? apr_psprintf(p, "%" APR_UINT64_T_FMT
+                                                 " %s", q->last, q->id)
+                                  : u64_str(q->last, p));
+}
+
+/* A new numbering for a log without log/seq: a random id, and the number
+ * before the oldest entry kept (log/first), staged in @a txn. */
+static apr_status_t seq_mint(iss_store_txn_t *txn, seq_t *q, apr_pool_t *p)
+{
+    unsigned char rnd[16];
+    char h[33];
+    apr_uint64_t first;
+    apr_status_t rv;
+
+    if ((rv = apr_generate_random_bytes(rnd, sizeof(rnd))) != APR_SUCCESS
+        || (rv = txn_get_u64(txn, K_FIRST, 1, &first, p)) != APR_SUCCESS) {
+        return rv;
+    }
+    iss_hex_encode(h, rnd, sizeof(rnd));
+    q->id = apr_psprintf(p, "%.8s-%.4s-%.4s-%.4s-%.12s", h, h + 8, h + 12,
+                         h + 16, h + 20);
+    q->last = first ? first - 1 : 0;
+    q->present = 1;
+    seq_put(txn, q, p);
+    return APR_SUCCESS;
+}
+
 /* ---- tokens ------------------------------------------------------------- */
 
 static int unreserved(unsigned char c)
@@ -342,10 +432,16 @@ static apr_status_t begin_txn(void *baton, iss_store_txn_t *txn)
     const char *key = intent_key(c->id, c->pool), *list;
     apr_status_t rv;
 
-    if ((rv = txn_get_u64(txn, K_SEQ, 0, &c->last, c->pool)) != APR_SUCCESS
+    seq_t q;
+
+    if ((rv = seq_get(txn, &q, c->pool)) != APR_SUCCESS
         || (rv = pending_get(txn, &list, c->pool)) != APR_SUCCESS) {
         return rv;
     }
+    if (!q.present && (rv = seq_mint(txn, &q, c->pool)) != APR_SUCCESS) {
+        return rv;
+    }
+    c->last = q.last;
     iss_store_txn_put(txn, key, strlen(key), c->value, c->vlen);
     pending_put(txn, *list ? apr_pstrcat(c->pool, list, " ", c->id, NULL)
                            : c->id);
@@ -502,10 +598,13 @@ static apr_status_t append_txn(iss_store_txn_t *txn, const char *method,
     char *val;
     apr_status_t rv;
 
-    if ((rv = txn_get_u64(txn, K_SEQ, 0, &last, p)) != APR_SUCCESS) {
+    seq_t q;
+
+    if ((rv = seq_get(txn, &q, p)) != APR_SUCCESS
+        || (!q.present && (rv = seq_mint(txn, &q, p)) != APR_SUCCESS)) {
         return rv;
     }
-    last++;
+    last = ++q.last;
     iss_change_encode(method, changes, &enc, &elen, p);
     head = apr_psprintf(p, ENTRY_MAGIC "%" APR_INT64_T_FMT "\n",
                         (apr_int64_t)now);
@@ -517,7 +616,7 @@ static apr_status_t append_txn(iss_store_txn_t *txn, const char *method,
     iss_store_txn_put(txn, ek, strlen(ek), val, strlen(head) + elen);
     txn_put_str(txn, tk, apr_psprintf(p, "%" APR_INT64_T_FMT,
                                       (apr_int64_t)now));
-    txn_put_str(txn, K_SEQ, u64_str(last, p));
+    seq_put(txn, &q, p);
     *seq = last;
     return ret ? compact_txn(txn, ret, last, COMPACT_PER_APPEND, NULL, p)
                : APR_SUCCESS;
@@ -845,27 +944,57 @@ apr_status_t iss_sync_log_recover(iss_store_t *store,
 
 typedef struct bounds_ctx {
     apr_uint64_t last, first;
+    const char *id;
+    int mint;                   /* make log/seq if it is absent */
+    int absent;
     apr_pool_t *pool;
 } bounds_ctx;
 
 static apr_status_t bounds_txn(void *baton, iss_store_txn_t *txn)
 {
     bounds_ctx *c = baton;
-    apr_status_t rv = txn_get_u64(txn, K_SEQ, 0, &c->last, c->pool);
+    seq_t q;
+    apr_status_t rv = seq_get(txn, &q, c->pool);
 
+    if (rv == APR_SUCCESS && !q.present) {
+        c->absent = 1;
+        if (!c->mint) {
+            return APR_SUCCESS;
+        }
+        rv = seq_mint(txn, &q, c->pool);
+    }
+    c->last = q.last;
+    c->id = q.id;
     return rv ? rv : txn_get_u64(txn, K_FIRST, 1, &c->first, c->pool);
+}
+
+apr_status_t iss_sync_log_bounds_id(iss_store_t *store, apr_uint64_t *last,
+                                    apr_uint64_t *first, const char **id,
+                                    apr_pool_t *pool)
+{
+    bounds_ctx c = { 0, 1, NULL, 0, 0, pool };
+    /* A view: no writer waits for it; durable before a token is made. */
+    apr_status_t rv = iss_store_view(store, bounds_txn, &c, 0, pool);
+
+    if (rv == APR_SUCCESS && c.absent) {
+        /* No numbering yet (or it was lost): a new one, durable before
+         * a token names it. */
+        c.mint = 1;
+        c.absent = 0;
+        rv = iss_store_txn(store, bounds_txn, &c, pool);
+    }
+    *last = c.last;
+    *first = c.first;
+    if (id) {
+        *id = c.id ? c.id : iss_store_id(store);
+    }
+    return rv;
 }
 
 apr_status_t iss_sync_log_bounds(iss_store_t *store, apr_uint64_t *last,
                                  apr_uint64_t *first, apr_pool_t *pool)
 {
-    bounds_ctx c = { 0, 1, pool };
-    /* A view: no writer waits for it; durable before a token is made. */
-    apr_status_t rv = iss_store_view(store, bounds_txn, &c, 0, pool);
-
-    *last = c.last;
-    *first = c.first;
-    return rv;
+    return iss_sync_log_bounds_id(store, last, first, NULL, pool);
 }
 
 typedef struct read_ctx {
@@ -988,8 +1117,13 @@ static apr_status_t contended_in(iss_store_txn_t *txn, const char *id,
             *contended = 1;            /* unreadable: assume the worst */
         }
     }
-    if ((rv = txn_get_u64(txn, K_SEQ, 0, &seq, p)) != APR_SUCCESS) {
-        return rv;
+    {
+        seq_t q;
+
+        if ((rv = seq_get(txn, &q, p)) != APR_SUCCESS) {
+            return rv;
+        }
+        seq = q.last;
     }
     for (s = since + 1; s <= seq && !*contended; s++) {
         const char *key = entry_key(s, p), *nl;
@@ -1040,10 +1174,10 @@ typedef struct compact_ctx {
 static apr_status_t compact_outer(void *baton, iss_store_txn_t *txn)
 {
     compact_ctx *c = baton;
-    apr_uint64_t last;
-    apr_status_t rv = txn_get_u64(txn, K_SEQ, 0, &last, c->pool);
+    seq_t q;
+    apr_status_t rv = seq_get(txn, &q, c->pool);
 
-    return rv ? rv : compact_txn(txn, c->ret, last, c->max, &c->removed,
+    return rv ? rv : compact_txn(txn, c->ret, q.last, c->max, &c->removed,
                                  c->pool);
 }
 
