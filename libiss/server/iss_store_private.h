@@ -175,6 +175,7 @@ struct iss_store_t {
     apr_uint64_t ckpt_bytes;    /* checkpoint when the WAL passes this */
     apr_uint64_t ckpt_retry;    /* after a failed checkpoint: not before */
     apr_interval_time_t test_sync_delay;   /* ISS_TEST_SYNC_DELAY_MS */
+    apr_interval_time_t test_journal_delay; /* ISS_TEST_JOURNAL_DELAY_MS */
 };
 
 #define ISS_STORE_ERR_MAX 1024

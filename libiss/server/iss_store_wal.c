@@ -891,6 +891,7 @@ apr_status_t iss_store__wal_open(iss_store_t *s, apr_pool_t *p)
     const char *v = getenv("ISS_STORE_CHECKPOINT_BYTES");
     const char *c = getenv("ISS_STORE_CACHE_KEYS");
     const char *d = getenv("ISS_TEST_SYNC_DELAY_MS");
+    const char *j = getenv("ISS_TEST_JOURNAL_DELAY_MS");
     apr_status_t rv;
 
     s->ckpt_bytes = CKPT_BYTES_DEFAULT;
@@ -898,6 +899,8 @@ apr_status_t iss_store__wal_open(iss_store_t *s, apr_pool_t *p)
         s->ckpt_bytes = (apr_uint64_t)apr_atoi64(v);
     if (d && *d)
         s->test_sync_delay = (apr_interval_time_t)apr_atoi64(d) * 1000;
+    if (j && *j)
+        s->test_journal_delay = (apr_interval_time_t)apr_atoi64(j) * 1000;
     s->ov_cache_max = CACHE_KEYS_DEFAULT;
     if (c && *c)
         s->ov_cache_max = (apr_size_t)apr_atoi64(c);
