@@ -17,7 +17,7 @@ use LWP::UserAgent;
 use HTTP::Request;
 use File::Temp qw(tempdir);
 
-plan tests => 22;
+plan tests => 28;
 
 my $dir = tempdir(CLEANUP => 1);
 my $config = <<"CONF";
@@ -125,4 +125,31 @@ mkdir "$dir/state";
 $h = own_httpd_start(dir => $dir, config => $config);
 ok(req(PUT => '/s/refused.txt', [], 'yes')->code, 201, 'with the state moved aside writes work');
 ok(sync_from($new)->code, 403, 'and tokens of the damaged state are refused');
+
+# ---- one copy truncated while httpd runs ------------------------------------
+# The next checkpoint (every commit makes one here) finds the copies
+# differ and every writer refuses from then on.
+req(PUT => "/s/run$_.txt", [], "run $_") for 1 .. 3;
+my $rtok = token();
+($prim) = dbm_files();
+($pag) = grep { /\.pag$/ || !/\.dir$/ } @$prim;
+truncate($pag, int((-s $pag) / 2)) or die "$pag: $!";
+$mark = -s "$dir/logs/error_log";
+my (@codes, $refused);
+for my $i (1 .. 4) {
+    my $c = req(PUT => "/s/live$i.txt", [], "live $i")->code;
+    push @codes, $c;
+    if ($c == 503) { $refused = "live$i.txt"; last }
+}
+ok(defined $refused ? 1 : 0, 1, 'truncated under a running httpd: writes are refused after the next checkpoint (' . join(' ', @codes) . ')');
+ok(defined $refused && -e "$dir/files/$refused" ? 1 : 0, 0, '... and the refused PUT created no file');
+ok(substr(slurp("$dir/logs/error_log") // '', $mark) =~ /copies of the DBM differ|copies differ/ ? 1 : 0, 1,
+   'the error log says why');
+$r = sync_from($rtok);
+my @live = map { "live$_.txt" } grep { $codes[$_ - 1] == 201 } 1 .. scalar(@codes);
+ok($r->code == 503 || ($r->code == 207 && !grep { $r->content !~ m{/s/\Q$_\E<} } @live) ? 1 : 0, 1,
+   'a sync from before: refused, or names every write that answered 201 (' . $r->code . ')');
+ok(req(GET => '/s/run1.txt')->content, 'run 1', 'reads go on');
 own_httpd_stop($h);
+($rc, $out) = iss_state("$dir/state", 'verify');
+ok($rc, 1, 'and verify says damaged') or print "# $out\n";

@@ -781,6 +781,14 @@ static apr_status_t run_txn(iss_store_t *s, iss_store_txn_fn *fn, void *baton,
     memset(&txn, 0, sizeof(txn));
     if ((rv = op_begin(s, pool, &p)) != APR_SUCCESS)
         goto cleanup;
+    if (s->shm && __atomic_load_n(&s->shm->damaged, __ATOMIC_ACQUIRE)) {
+        /* A checkpoint found the DBM changed from outside. */
+        rv = iss_store__fail(s, ISS_STORE_EDAMAGED, "the DBM files in %s "
+                             "were changed from outside (their two copies "
+                             "differ); writes are refused until the state "
+                             "is repaired or moved aside", s->dir);
+        goto cleanup;
+    }
     txn.s = s;
     txn.pool = p;
     txn.ops = preset ? preset : iss_store__opset_make(p);

@@ -97,6 +97,10 @@ typedef struct {
     apr_uint64_t syncs;         /* fdatasyncs of the WAL for them */
     apr_uint64_t checkpoints;
     apr_uint64_t sync_usec;     /* time spent in those fdatasyncs */
+    apr_uint64_t damaged;       /* a checkpoint found the DBM copies
+                                 * differ (iss_store__copies_check()):
+                                 * writes are refused until the state is
+                                 * moved aside or repaired */
 } shm_t;
 
 /* One key of the overlay: its value as of the WAL records read so far
