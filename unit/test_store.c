@@ -1700,6 +1700,66 @@ static void t_claims(apr_pool_t *pool)
     tmp_done(&t, pool);
 }
 
+/* ---- truncated DBM files ------------------------------------------------- */
+
+static int truncate_half(const char *path)
+{
+    apr_finfo_t fi;
+    apr_pool_t *p;
+    int ok_ = 0;
+
+    apr_pool_create(&p, NULL);
+    if (apr_stat(&fi, path, APR_FINFO_SIZE, p) == APR_SUCCESS && fi.size > 0)
+        ok_ = truncate(path, fi.size / 2) == 0;
+    apr_pool_destroy(p);
+    return ok_;
+}
+
+/* One copy of the DBM truncated from outside: the store does not open
+ * (EDAMAGED); truncated under an open handle: the next checkpoint finds
+ * it and every transaction is refused from then on, reads going on.  Both
+ * copies cut alike: a consistent store that lost records, which opens. */
+static void t_truncated(apr_pool_t *pool)
+{
+    tmp_t t;
+    logrec_t log;
+    iss_store_t *s = fresh_store(&t, "sdbm", &log, pool), *s2;
+    const char *pag, *mpag;
+    apr_status_t rv;
+    int i;
+
+    if (!s)
+        return;
+    for (i = 0; i < 200; i++)
+        put_s(s, apr_psprintf(pool, "key %d", i), "a value of some length");
+    pag = apr_pstrcat(pool, t.dir, "/iss-store.g1.pag", NULL);
+    mpag = apr_pstrcat(pool, t.dir, "/iss-store.g1.mirror.pag", NULL);
+    ok(truncate_half(pag), "truncated: cut the primary's .pag in half");
+    /* The open handle: the next commit's checkpoint finds it. */
+    put_s(s, "after", "1");
+    rv = put_s(s, "after 2", "2");
+    is_int(rv, ISS_STORE_EDAMAGED, "truncated: writes are refused after "
+           "the next checkpoint");
+    ok(strstr(iss_store_last_error(s), "copies differ") != NULL,
+       "truncated: and the error says why: %s", iss_store_last_error(s));
+    ok(holds(s, "key 7", 5, "a value of some length", 22, pool),
+       "truncated: reads go on");
+    s2 = open_store(t.dir, "sdbm", NULL, NULL, pool, &rv);
+    is_int(rv, ISS_STORE_EDAMAGED, "truncated: a new handle does not open");
+    iss_store_close(s);
+    ok(truncate(mpag, 0) == 0 && truncate(pag, 0) == 0,
+       "truncated: both copies cut alike");
+    s2 = open_store(t.dir, "sdbm", NULL, NULL, pool, &rv);
+    is_int(rv, APR_SUCCESS, "truncated alike: the store opens (it lost "
+           "records, consistently)");
+    if (s2) {
+        is_int(iss_store_verify(s2, pool), APR_SUCCESS,
+               "truncated alike: and verifies");
+        iss_store_close(s2);
+    }
+    tmp_done(&t, pool);
+}
+
 int main(void)
 {
     apr_pool_t *pool;
@@ -1723,6 +1783,7 @@ int main(void)
 
     setenv("ISS_STORE_CHECKPOINT_BYTES", "0", 1);
     t_claims(pool);
+    t_truncated(pool);
     journal = t_real_crash(pool, &jlen);
     for (i = 0; i < NTYPES; i++) {
         const char *type = TYPES[i], *f1, *f2;
