@@ -1256,6 +1256,29 @@ static void test_log_id(void)
        && strcmp(id2, id3) != 0 && strcmp(id2, id) != 0,
        "log id: entry 4 after log/first 4, under a third id");
 
+    /* An intent listed in log/pending whose record was lost to damage:
+     * what it changed is unknown, so the log takes a new id. */
+    {
+        const char *before = NULL, *after = NULL;
+        apr_uint64_t l1 = 0, l2 = 0;
+        int rec = -1;
+
+        iss_sync_log_bounds_id(s, &l1, &first, &before, gp);
+        put_s(s, "log/pending", "00000000deadbeef");
+        is_int(iss_sync_log_recover(s, NULL, &rec, gp), APR_SUCCESS,
+               "log id: recover with a pending intent whose record is lost");
+        iss_sync_log_bounds_id(s, &l2, &first, &after, gp);
+        ok(uuid_like(after) && strcmp(after, before) != 0 && l2 == l1,
+           "log id: a new id, the position goes on (%" APR_UINT64_T_FMT
+           ")", l2);
+        is_str(pending(s), "", "log id: the lost intent left log/pending");
+        iss_sync_log_bounds_id(s, &l1, &first, &before, gp);
+        is_int(iss_sync_log_recover(s, NULL, &rec, gp), APR_SUCCESS,
+               "log id: recover again");
+        iss_sync_log_bounds_id(s, &l2, &first, &after, gp);
+        is_str(after, before, "log id: nothing lost, the id stays");
+    }
+
     /* A log made before log ids: the store's id, tokens stay valid. */
     put_s(s, "log/seq", "4");
     iss_sync_log_bounds_id(s, &last, &first, &id2, gp);

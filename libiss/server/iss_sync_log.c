@@ -817,7 +817,7 @@ static apr_status_t recover_txn(void *baton, iss_store_txn_t *txn)
     recover_ctx *c = baton;
     const char *list;
     apr_status_t rv;
-    int i, j;
+    int i, j, lost = 0;
 
     c->done = 0;
     if ((rv = pending_get(txn, &list, c->pool)) != APR_SUCCESS) {
@@ -834,7 +834,14 @@ static apr_status_t recover_txn(void *baton, iss_store_txn_t *txn)
         rv = iss_store_txn_get(txn, key, strlen(key), &val, &vlen, c->pool);
         if (rv == APR_NOTFOUND) {
             /* Settled meanwhile (then it left the list too), or a listed
-             * id without its record: nothing to recover either way. */
+             * id without its record: a record lost to damage (begin and
+             * settle write both in one transaction), whose members are
+             * unknown.  Then the log cannot tell what changed since: it
+             * takes a new id, so that every token handed out before is
+             * refused rather than answered without that write. */
+            if (strcmp(pending_without(list, id, c->pool), list) != 0) {
+                lost = 1;
+            }
             list = pending_without(list, id, c->pool);
             continue;
         }
@@ -868,6 +875,22 @@ static apr_status_t recover_txn(void *baton, iss_store_txn_t *txn)
         c->done++;
     }
     pending_put(txn, list);
+    if (lost) {
+        seq_t q;
+        apr_uint64_t last;
+
+        if ((rv = seq_get(txn, &q, c->pool)) != APR_SUCCESS) {
+            return rv;
+        }
+        last = q.last;
+        if ((rv = seq_mint(txn, &q, c->pool)) != APR_SUCCESS) {
+            return rv;
+        }
+        if (q.last < last) {
+            q.last = last;          /* a new id; positions go on */
+            seq_put(txn, &q, c->pool);
+        }
+    }
     return APR_SUCCESS;
 }
 
