@@ -999,7 +999,7 @@ apr_status_t iss_sync_log_bounds_id(iss_store_t *store, apr_uint64_t *last,
     /* A view: no writer waits for it; durable before a token is made. */
     apr_status_t rv = iss_store_view(store, bounds_txn, &c, 0, pool);
 
-    if (rv == APR_SUCCESS && c.absent) {
+    if (rv == APR_SUCCESS && c.absent && id) {
         /* No numbering yet (or it was lost): a new one, durable before
          * a token names it. */
         c.mint = 1;

@@ -100,7 +100,8 @@ apr_status_t iss_sync_token_parse(const char *token, const char **store_id,
                                   iss_sync_pos_t *pos, apr_pool_t *pool);
 
 /** The log's bounds: the next entry will be *last + 1, the oldest one
- *  kept is *first (an empty log has *first == *last + 1). */
+ *  kept is *first (an empty log has *first == *last + 1).  Read only
+ *  (tools); whoever hands out a token calls iss_sync_log_bounds_id(). */
 apr_status_t iss_sync_log_bounds(iss_store_t *store, apr_uint64_t *last,
                                  apr_uint64_t *first, apr_pool_t *pool);
 
