@@ -1295,6 +1295,96 @@ static void test_log_id(void)
     tmp_done(&t);
 }
 
+/* The store's own recovery drops a damaged log/seq record (a dead
+ * checkpointer's journal is unusable, so the DBM is rebuilt from the
+ * mirror, whose log/seq record is damaged): the store is consistent
+ * again (verify ok), and the log takes a new id instead of restarting
+ * its numbering under the old one. */
+static int flip_in_file(const char *path, const char *marker)
+{
+    apr_file_t *f;
+    apr_finfo_t fi;
+    apr_size_t n, m = strlen(marker), i;
+    char *buf;
+    int done = 0;
+
+    if (apr_file_open(&f, path, APR_FOPEN_READ | APR_FOPEN_WRITE,
+                      APR_OS_DEFAULT, gp) != APR_SUCCESS)
+        return 0;
+    if (apr_file_info_get(&fi, APR_FINFO_SIZE, f) == APR_SUCCESS
+        && fi.size > 0) {
+        n = (apr_size_t)fi.size;
+        buf = apr_palloc(gp, n);
+        if (apr_file_read_full(f, buf, n, NULL) == APR_SUCCESS) {
+            for (i = 0; i + m <= n && !done; i++) {
+                if (memcmp(buf + i, marker, m) == 0) {
+                    apr_off_t off = (apr_off_t)(i + m / 2);
+                    char c = (char)(buf[i + m / 2] ^ 0x01);
+
+                    done = apr_file_seek(f, APR_SET, &off) == APR_SUCCESS
+                           && apr_file_write_full(f, &c, 1, NULL)
+                              == APR_SUCCESS;
+                }
+            }
+        }
+    }
+    apr_file_close(f);
+    return done;
+}
+
+static void test_recovery_drops_seq(void)
+{
+    tmp_t t = { 0 };
+    iss_store_t *s;
+    apr_uint64_t last, first, seq = 0;
+    const char *id = NULL, *id2 = NULL;
+    apr_pool_t *p;
+    int i;
+
+    setenv("ISS_STORE_CHECKPOINT_BYTES", "0", 1);   /* all in the DBM */
+    apr_pool_create(&p, gp);
+    s = fresh_store(&t, "recovery drops log/seq");
+    if (!s) {
+        unsetenv("ISS_STORE_CHECKPOINT_BYTES");
+        return;
+    }
+    iss_sync_log_bounds_id(s, &last, &first, &id, gp);
+    for (i = 0; i < 21; i++)
+        iss_sync_log_append(s, "PUT", chg("C0:f"), NULL, NULL, NULL, NULL,
+                            &seq, gp);
+    is_int(seq, 21, "recovery: entries 1..21 (a client holds token 21)");
+    iss_store_close(s);
+    unsetenv("ISS_STORE_CHECKPOINT_BYTES");
+    ok(flip_in_file(apr_pstrcat(gp, t.dir, "/iss-store.g1.mirror.pag", NULL),
+                    apr_pstrcat(gp, "21 ", id, NULL)),
+       "recovery: damage log/seq in the mirror");
+    ok(testfs_put(apr_pstrcat(gp, t.dir, "/iss-store.journal", NULL),
+                  "not a journal", gp),
+       "recovery: a dead checkpointer's unusable journal");
+    s = open_store(t.dir, p);
+    ok(s != NULL, "recovery: the store opens (rebuilt from the mirror, the "
+       "damaged record dropped)");
+    if (!s) {
+        tmp_done(&t);
+        return;
+    }
+    is_str(get_s(s, "log/seq"), NULL, "recovery: log/seq was dropped");
+    is_int(iss_store_verify(s, gp), APR_SUCCESS, "recovery: verify says ok");
+    is_int(iss_sync_log_bounds_id(s, &last, &first, &id2, gp), APR_SUCCESS,
+           "recovery: bounds");
+    ok(id2 && strcmp(id2, id) != 0, "recovery: the log has a new id, so "
+       "token 21 of the old one is refused");
+    for (i = 0; i < 25; i++)
+        iss_sync_log_append(s, "PUT", chg("C0:g"), NULL, NULL, NULL, NULL,
+                            &seq, gp);
+    iss_sync_log_bounds_id(s, &last, &first, &id2, gp);
+    ok(last == 25 && strcmp(id2, id) != 0, "recovery: past 21 (%"
+       APR_UINT64_T_FMT "), still never under the old id", last);
+    iss_store_close(s);
+    apr_pool_destroy(p);
+    tmp_done(&t);
+}
+
 /* ---- digests with entries, and contention ------------------------------ */
 
 static void test_digest_index(void)
@@ -1380,6 +1470,7 @@ int main(void)
     test_retention();
     test_damage();
     test_log_id();
+    test_recovery_drops_seq();
     test_digest_index();
     return done_testing();
 }
