@@ -406,6 +406,19 @@ static const char *pending_without(const char *list, const char *id,
     return apr_array_pstrcat(p, keep, ' ');
 }
 
+/* Whether @a list holds the word @a id. */
+static int pending_has(const char *list, const char *id, apr_pool_t *p)
+{
+    char *copy = apr_pstrdup(p, list), *last, *w;
+
+    for (w = apr_strtok(copy, " ", &last); w; w = apr_strtok(NULL, " ", &last)) {
+        if (strcmp(w, id) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static void pending_put(iss_store_txn_t *txn, const char *list)
 {
     if (*list) {
@@ -839,7 +852,7 @@ static apr_status_t recover_txn(void *baton, iss_store_txn_t *txn)
              * unknown.  Then the log cannot tell what changed since: it
              * takes a new id, so that every token handed out before is
              * refused rather than answered without that write. */
-            if (strcmp(pending_without(list, id, c->pool), list) != 0) {
+            if (pending_has(list, id, c->pool)) {
                 lost = 1;
             }
             list = pending_without(list, id, c->pool);
@@ -981,10 +994,9 @@ static apr_status_t bounds_txn(void *baton, iss_store_txn_t *txn)
 
     if (rv == APR_SUCCESS && !q.present) {
         c->absent = 1;
-        if (!c->mint) {
-            return APR_SUCCESS;
+        if (c->mint) {
+            rv = seq_mint(txn, &q, c->pool);
         }
-        rv = seq_mint(txn, &q, c->pool);
     }
     c->last = q.last;
     c->id = q.id;
