@@ -361,7 +361,8 @@ static void capture_end(capture_t *cap, int status)
         if (rv != APR_SUCCESS) {
             ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, cap->r, ISSLOGNO(01033)
                           "cannot settle the record of %s %s (%s); it stays "
-                          "as 'possibly changed' until recovered",
+                          "pending, and the next sync request (or iss-state "
+                          "recover) logs it as 'possibly changed'",
                           cap->r->method, cap->r->uri,
                           iss_store_last_error(side->store));
         }

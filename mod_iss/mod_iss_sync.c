@@ -56,6 +56,7 @@ typedef struct sync_t {
     apr_hash_t *seen;             /* rel -> member_t * */
     apr_hash_t *vis;              /* iss_sync_visible()'s answers */
     dav_lockdb *lockdb;
+    const char *log_id;           /* the id the log's tokens carry */
 } sync_t;
 
 static dav_error *bad_request(request_rec *r, const char *msg)
@@ -676,7 +677,7 @@ static dav_error *send_answer(sync_t *s)
                     "</D:status><D:error><D:number-of-matches-within-limits/>"
                     "</D:error></D:response>" DEBUG_CR, NULL);
     }
-    token = iss_sync_token_make(iss_store_id(s->store), &s->next, r->pool);
+    token = iss_sync_token_make(s->log_id, &s->next, r->pool);
     ap_fputstrs(r->output_filters, bb, "<D:sync-token>",
                 apr_xml_quote_string(r->pool, token, 0),
                 "</D:sync-token>" DEBUG_CR, NULL);
@@ -705,7 +706,7 @@ static dav_error *store_error(request_rec *r, iss_store_t *store,
 static dav_error *check_token(sync_t *s, const char *id, apr_uint64_t last,
                               apr_uint64_t first)
 {
-    if (strcmp(id, iss_store_id(s->store)) != 0) {
+    if (strcmp(id, s->log_id) != 0) {
         return bad_token(s->r, "it belongs to another location or to a "
                          "state that was reset");
     }
@@ -739,7 +740,8 @@ static dav_error *run(sync_t *s, const char *token)
     rv = iss_sync_log_recover(s->store, iss_config_retention(dconf), NULL,
                               r->pool);
     if (rv == APR_SUCCESS) {
-        rv = iss_sync_log_bounds(s->store, &last, &first, r->pool);
+        rv = iss_sync_log_bounds_id(s->store, &last, &first, &s->log_id,
+                                    r->pool);
     }
     if (rv != APR_SUCCESS) {
         return store_error(r, s->store, rv);

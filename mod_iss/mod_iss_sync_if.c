@@ -69,16 +69,17 @@ int iss_sync_token_current(request_rec *r, const char *rel, const char *token)
     apr_uint64_t last, first;
     iss_store_t *store;
     match_ctx m = { r, NULL, rel, 0 };
-    const char *id;
+    const char *id, *log_id;
 
     if (iss_sync_token_parse(token, &id, &pos, r->pool) != APR_SUCCESS) {
         return -1;
     }
-    if (rel == NULL || iss_state_store(r, &store) != NULL
-        || strcmp(id, iss_store_id(store)) != 0 || pos.initial
+    if (rel == NULL || iss_state_store(r, &store) != NULL || pos.initial
         || iss_sync_log_recover(store, iss_config_retention(iss_config_dir(r)),
                                 NULL, r->pool) != APR_SUCCESS
-        || iss_sync_log_bounds(store, &last, &first, r->pool) != APR_SUCCESS
+        || iss_sync_log_bounds_id(store, &last, &first, &log_id, r->pool)
+           != APR_SUCCESS
+        || strcmp(id, log_id) != 0
         || pos.seq > last + 1 || (pos.seq < first && pos.seq <= last)) {
         return 0;
     }

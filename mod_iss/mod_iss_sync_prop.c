@@ -40,6 +40,7 @@ dav_error *iss_sync_current_token(request_rec *r, const char **token)
     iss_dir_conf_t *dconf = iss_config_dir(r);
     iss_sync_pos_t pos = { 0 };
     apr_uint64_t last, first;
+    const char *log_id = NULL;
     iss_store_t *store;
     dav_error *err;
     apr_status_t rv;
@@ -56,7 +57,7 @@ dav_error *iss_sync_current_token(request_rec *r, const char **token)
     rv = iss_sync_log_recover(store, iss_config_retention(dconf), NULL,
                               r->pool);
     if (rv == APR_SUCCESS) {
-        rv = iss_sync_log_bounds(store, &last, &first, r->pool);
+        rv = iss_sync_log_bounds_id(store, &last, &first, &log_id, r->pool);
     }
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, ISSLOGNO(01044)
@@ -66,7 +67,7 @@ dav_error *iss_sync_current_token(request_rec *r, const char **token)
                              "The change log cannot be read.");
     }
     pos.seq = last + 1;
-    *token = req->sync_token = iss_sync_token_make(iss_store_id(store), &pos,
+    *token = req->sync_token = iss_sync_token_make(log_id, &pos,
                                                    r->pool);
     return NULL;
 }

@@ -29,12 +29,17 @@ if [ "$(id -u)" = 0 ]; then
 fi
 work=$(mktemp -d /tmp/iss-apache-test.XXXXXX)
 fat=
+small=
 cleanup() {
   [ -f "$work/t/logs/httpd.pid" ] && kill "$(cat "$work/t/logs/httpd.pid")" 2>/dev/null || true
   # the FAT folder of the client tests (unmounted before the rm below
   # could walk into it)
   if [ -n "$fat" ] && mountpoint -q "$fat"; then
     fusermount -u "$fat" 2>/dev/null || umount "$fat" 2>/dev/null || umount -l "$fat" || true
+  fi
+  # the small file system of t/11_full_disk.t
+  if [ -n "$small" ] && mountpoint -q "$small"; then
+    umount "$small" 2>/dev/null || umount -l "$small" || true
   fi
   if [ -z "${ISS_KEEP_TEST_DIR:-}" ]; then rm -rf "$work"; else echo "kept $work"; fi
 }
@@ -85,6 +90,19 @@ if command -v fusefat >/dev/null && command -v mkfs.vfat >/dev/null; then
   fi
 else
   echo "fusefat or mkfs.vfat missing (scripts/deps.sh installs them): t/62_client_guards.t will fail" >&2
+fi
+# A small tmpfs (1 MiB) holding both the files and the state of one
+# location, for t/11_full_disk.t's full disk.  Mounting needs root: as
+# root it is mounted now for the test user and unmounted by cleanup;
+# otherwise ISS_SMALL_FS stays unset and that test fails (it never skips).
+mkdir "$work/small"
+if [ "$(id -u)" = 0 ] \
+   && mount -t tmpfs -o "size=1m,mode=0755,uid=$(id -u "$user"),gid=$(id -g "$user")" tmpfs "$work/small" \
+   && mountpoint -q "$work/small"; then
+  small="$work/small"
+  envs+=(ISS_SMALL_FS="$small")
+else
+  echo "cannot mount a small tmpfs (needs root): t/11_full_disk.t will fail" >&2
 fi
 if [ "$mode" = asan ]; then
   # httpd itself is not instrumented: the ASan runtime must come first.

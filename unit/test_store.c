@@ -1633,6 +1633,142 @@ static void t_kill9(const char *type, apr_pool_t *pool, apr_uint64_t *st)
 
 /* ---- main ------------------------------------------------------------------- */
 
+/* ---- claims -------------------------------------------------------------- */
+
+/* A claim is held until released, seen as held by another handle (of this
+ * process or another), refused to another handle while held, and gone
+ * with the process that held it. */
+static void t_claims(apr_pool_t *pool)
+{
+    tmp_t t;
+    logrec_t log;
+    iss_store_t *a = fresh_store(&t, "sdbm", &log, pool), *b;
+    const apr_uint64_t n = 0x0123456789abcdefULL, m = 42;
+    apr_proc_t proc;
+    int status;
+    apr_exit_why_e why;
+
+    if (!a)
+        return;
+    b = open_store(t.dir, "sdbm", NULL, NULL, pool, NULL);
+    ok(b != NULL, "claims: a second handle on the store");
+    if (!b) {
+        tmp_done(&t, pool);
+        return;
+    }
+    is_int(iss_store_claim_held(a, n), 0, "claims: nothing held at first");
+    is_int(iss_store_claim(a, n), APR_SUCCESS, "claims: claim a number");
+    is_int(iss_store_claim_held(a, n), 1, "claims: held, asked by its holder");
+    is_int(iss_store_claim_held(b, n), 1, "claims: held, asked by another "
+           "handle");
+    is_int(iss_store_claim_held(b, n + 1), 0, "claims: its neighbour is not");
+    is_int(iss_store_claim(b, n), APR_EBUSY, "claims: another handle cannot "
+           "claim it");
+    is_int(iss_store_claim(b, m), APR_SUCCESS, "claims: another number can");
+    iss_store_claim_release(a, n);
+    is_int(iss_store_claim_held(b, n), 0, "claims: released");
+    is_int(iss_store_claim_held(a, m), 1, "claims: the other handle's claim "
+           "stays");
+    iss_store_claim_release(b, m);
+
+    /* Held by a child; gone when it dies (kill -9). */
+    if (apr_proc_fork(&proc, pool) == APR_INCHILD) {
+        apr_pool_t *cp;
+        iss_store_t *c;
+
+        apr_pool_create(&cp, NULL);
+        c = open_store(t.dir, "sdbm", NULL, NULL, cp, NULL);
+        if (!c || iss_store_claim(c, m) != APR_SUCCESS)
+            _exit(2);
+        for (;;)
+            pause();
+    }
+    {
+        int i, held = 0;
+
+        for (i = 0; i < 500 && !(held = iss_store_claim_held(a, m) == 1); i++)
+            apr_sleep(10000);
+        ok(held, "claims: a child's claim is seen");
+        is_int(iss_store_claim(a, m), APR_EBUSY, "claims: and refused to us");
+        kill(proc.pid, SIGKILL);
+        apr_proc_wait(&proc, &status, &why, APR_WAIT);
+        is_int(iss_store_claim_held(a, m), 0, "claims: gone with the killed "
+               "child");
+    }
+    iss_store_close(b);
+    iss_store_close(a);
+    tmp_done(&t, pool);
+}
+
+/* ---- truncated DBM files ------------------------------------------------- */
+
+static int truncate_half(const char *path)
+{
+    apr_finfo_t fi;
+    apr_pool_t *p;
+    int ok_ = 0;
+
+    apr_pool_create(&p, NULL);
+    if (apr_stat(&fi, path, APR_FINFO_SIZE, p) == APR_SUCCESS && fi.size > 0)
+        ok_ = truncate(path, fi.size / 2) == 0;
+    apr_pool_destroy(p);
+    return ok_;
+}
+
+/* One copy of the DBM truncated from outside: the store does not open
+ * (EDAMAGED); truncated under an open handle: the next checkpoint finds
+ * it and every transaction is refused from then on, reads going on.  Both
+ * copies cut alike: a consistent store that lost records, which opens. */
+static void t_truncated(const char *type, apr_pool_t *pool)
+{
+    tmp_t t;
+    logrec_t log;
+    iss_store_t *s = fresh_store(&t, type, &log, pool), *s2;
+    const char *f[2][2], *cut, *mcut;
+    apr_status_t rv;
+    int i;
+
+    if (!s)
+        return;
+    for (i = 0; i < 200; i++)
+        put_s(s, apr_psprintf(pool, "key %d", i), "a value of some length");
+    for (i = 0; i < 2; i++)
+        apr_dbm_get_usednames_ex(pool, type, apr_pstrcat(pool, t.dir,
+                                 i ? "/iss-store.g1.mirror" : "/iss-store.g1",
+                                 NULL), &f[i][0], &f[i][1]);
+    cut = f[0][1] ? f[0][1] : f[0][0];          /* sdbm: the .pag */
+    mcut = f[1][1] ? f[1][1] : f[1][0];
+    ok(truncate_half(cut), "[%s] truncated: cut the primary in half", type);
+    /* The open handle: the next commit's checkpoint finds it. */
+    put_s(s, "after", "1");
+    rv = put_s(s, "after 2", "2");
+    is_int(rv, ISS_STORE_EDAMAGED, "[%s] truncated: writes are refused "
+           "after the next checkpoint", type);
+    ok(strstr(iss_store_last_error(s), "copies differ") != NULL,
+       "[%s] truncated: and the error says why: %s", type,
+       iss_store_last_error(s));
+    if (!strcmp(type, "sdbm"))
+        ok(holds(s, "key 7", 5, "a value of some length", 22, pool),
+           "[%s] truncated: reads go on", type);
+    s2 = open_store(t.dir, type, NULL, NULL, pool, &rv);
+    ok(s2 == NULL && rv != APR_SUCCESS, "[%s] truncated: a new handle does "
+       "not open (%d)", type, rv);
+    iss_store_close(s);
+    if (!strcmp(type, "sdbm")) {
+        ok(truncate(mcut, 0) == 0 && truncate(cut, 0) == 0,
+           "[%s] truncated: both copies cut alike", type);
+        s2 = open_store(t.dir, type, NULL, NULL, pool, &rv);
+        is_int(rv, APR_SUCCESS, "[%s] truncated alike: the store opens (it "
+               "lost records, consistently)", type);
+        if (s2) {
+            is_int(iss_store_verify(s2, pool), APR_SUCCESS,
+                   "[%s] truncated alike: and verifies", type);
+            iss_store_close(s2);
+        }
+    }
+    tmp_done(&t, pool);
+}
+
 int main(void)
 {
     apr_pool_t *pool;
@@ -1655,6 +1791,7 @@ int main(void)
     diag("ISS_TEST_SEED=%" APR_UINT64_T_FMT, seed);
 
     setenv("ISS_STORE_CHECKPOINT_BYTES", "0", 1);
+    t_claims(pool);
     journal = t_real_crash(pool, &jlen);
     for (i = 0; i < NTYPES; i++) {
         const char *type = TYPES[i], *f1, *f2;
@@ -1670,6 +1807,7 @@ int main(void)
         /* The DBM layer: every commit checkpointed at once. */
         setenv("ISS_STORE_CHECKPOINT_BYTES", "0", 1);
         t_damage(type, p);
+        t_truncated(type, p);
         t_journal(type, journal, jlen, p);
         t_two_handles(type, journal, jlen, p);
         if (!strcmp(type, "sdbm"))

@@ -17,12 +17,15 @@
 #include <apr_file_info.h>
 #include <apr_file_io.h>
 #include <apr_general.h>
+#include <apr_lib.h>
 #include <apr_strings.h>
 #include <apr_thread_proc.h>
 #include <apr_time.h>
 
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #define B ISS_SYNC_TOKEN_BASE
@@ -502,9 +505,9 @@ static void test_begin_end(void)
         id1 = "none";
     is_str(pending(s), id1, "log/pending lists the intent");
     v = get_s(s, apr_pstrcat(gp, "intent/", id1, NULL));
-    ok(v && !strncmp(v, apr_pstrcat(gp, "ISI1 ", self, "\n", NULL),
-                     strlen(self) + 6),
-       "intent/<id> names this process as owner");
+    ok(v && !strncmp(v, apr_pstrcat(gp, "ISI1 ", self, " claimed\n", NULL),
+                     strlen(self) + 14),
+       "intent/<id> names this process as owner, and that it is claimed");
     {
         const char *m = NULL;
         apr_array_header_t *back = NULL;
@@ -818,6 +821,94 @@ static void test_recover(void)
         ok(0, "child began three intents and died");
         skip(3, "no child");
     }
+    tmp_done(&t);
+}
+
+/* ---- a settlement that fails in a process that lives on ------------------ */
+
+/* The size of the largest file named iss-store.wal.* in @a dir. */
+static apr_off_t wal_size(const char *dir)
+{
+    apr_dir_t *d;
+    apr_finfo_t fi;
+    apr_off_t max = -1;
+
+    if (apr_dir_open(&d, dir, gp) != APR_SUCCESS)
+        return -1;
+    while (apr_dir_read(&fi, APR_FINFO_NAME | APR_FINFO_SIZE, d)
+           == APR_SUCCESS) {
+        if (!strncmp(fi.name, "iss-store.wal.", 14) && fi.size > max)
+            max = fi.size;
+    }
+    apr_dir_close(d);
+    return max;
+}
+
+/* An intent whose settlement failed (here: the log cannot grow, as on a
+ * full disk; RLIMIT_FSIZE makes the append fail for real) in a process
+ * that goes on is recovered, by this process or another handle; one whose
+ * write is still under way is not, whoever asks. */
+static void test_abandoned(void)
+{
+    tmp_t t = { 0 };
+    iss_store_t *s = fresh_store(&t, "abandoned"), *s2;
+    const char *id = NULL, *busy = NULL;
+    apr_status_t srv;
+    struct rlimit old, lim;
+    apr_off_t size;
+    int rec = -1;
+    coll_t c;
+
+    if (!s)
+        return;
+    s2 = open_store(t.dir, gp);
+    ok(s2 != NULL, "abandoned: a second handle");
+    if (!s2) {
+        tmp_done(&t);
+        return;
+    }
+    is_int(iss_sync_log_begin(s, "PUT", chg("C0:put.txt"), &id, gp),
+           APR_SUCCESS, "abandoned: begin a PUT");
+    is_int(iss_sync_log_begin(s, "PUT", chg("M0:busy.txt"), &busy, gp),
+           APR_SUCCESS, "abandoned: begin another one, still under way");
+    is_int(iss_sync_log_recover(s, NULL, &rec, gp), APR_SUCCESS,
+           "abandoned: recover while both are under way");
+    is_int(rec, 0, "abandoned: nothing recovered (this handle asks)");
+    is_int(iss_sync_log_recover(s2, NULL, &rec, gp), APR_SUCCESS,
+           "abandoned: recover through another handle");
+    is_int(rec, 0, "abandoned: nothing recovered (another handle asks)");
+
+    /* The settlement fails: the log cannot grow past its current end. */
+    size = wal_size(t.dir);
+    ok(size > 0, "abandoned: the log file (%" APR_OFF_T_FMT " bytes)", size);
+    signal(SIGXFSZ, SIG_IGN);
+    getrlimit(RLIMIT_FSIZE, &old);
+    lim = old;
+    lim.rlim_cur = (rlim_t)(size > 0 ? size : 1);
+    setrlimit(RLIMIT_FSIZE, &lim);
+    srv = iss_sync_log_settle(s, id, "PUT", chg("C0:put.txt"), NULL, NULL, 0,
+                              NULL, gp);
+    setrlimit(RLIMIT_FSIZE, &old);
+    signal(SIGXFSZ, SIG_DFL);
+    ok(srv != APR_SUCCESS, "abandoned: the settlement fails (%d)", srv);
+    ok(strstr(pending(s), id) != NULL, "abandoned: the intent stays pending");
+    ok(bounds_are(s, 0, 1), "abandoned: no entry yet");
+
+    is_int(iss_sync_log_recover(s2, NULL, &rec, gp), APR_SUCCESS,
+           "abandoned: recover, in a process that lives on");
+    is_int(rec, 1, "abandoned: the failed write's intent is recovered");
+    ok(bounds_are(s, 1, 1), "abandoned: entry 1 appended");
+    is_int(read_log(s, 1, 1, 0, &c), APR_SUCCESS, "abandoned: read entry 1");
+    ok(c.calls == 1 && !strcmp(TEXT(&c, 0), "PUT|C0:put.txt"),
+       "abandoned: it names the file the failed write put in place");
+    is_str(pending(s), busy, "abandoned: the write under way is still "
+           "pending");
+    is_int(iss_sync_log_end(s, busy, "PUT", chg("M0:busy.txt"), NULL, NULL,
+                            NULL, gp),
+           APR_SUCCESS, "abandoned: the other write settles");
+    ok(bounds_are(s, 2, 1) && !*pending(s), "abandoned: entry 2, nothing "
+       "pending");
+    iss_store_close(s2);
     tmp_done(&t);
 }
 
@@ -1136,6 +1227,205 @@ static void test_damage(void)
     tmp_done(&t);
 }
 
+/* ---- the log's identity: a lost position never comes back ---------------- */
+
+static int uuid_like(const char *id)
+{
+    int i;
+
+    if (!id || strlen(id) != 36)
+        return 0;
+    for (i = 0; i < 36; i++) {
+        if ((i == 8 || i == 13 || i == 18 || i == 23) ? id[i] != '-'
+                                                       : !apr_isxdigit(id[i]))
+            return 0;
+    }
+    return 1;
+}
+
+static void test_log_id(void)
+{
+    tmp_t t = { 0 };
+    iss_store_t *s = fresh_store(&t, "log id");
+    apr_uint64_t last = 99, first = 99, seq = 0;
+    const char *id = NULL, *id2 = NULL, *id3 = NULL, *v;
+    int i;
+
+    if (!s)
+        return;
+    is_int(iss_sync_log_bounds_id(s, &last, &first, &id, gp), APR_SUCCESS,
+           "log id: bounds of a new log");
+    ok(last == 0 && first == 1, "log id: empty (0, 1)");
+    ok(uuid_like(id) && strcmp(id, iss_store_id(s)) != 0,
+       "log id: a new log gets an id of its own: %s", id ? id : "(null)");
+    v = get_s(s, "log/seq");
+    is_str(v, apr_pstrcat(gp, "0 ", id, NULL), "log id: durable in log/seq "
+           "before a token names it");
+    iss_sync_log_bounds_id(s, &last, &first, &id2, gp);
+    is_str(id2, id, "log id: stable");
+    for (i = 0; i < 3; i++)
+        iss_sync_log_append(s, "PUT", chg("C0:a"), NULL, NULL, NULL, NULL,
+                            &seq, gp);
+    is_int(seq, 3, "log id: entries 1..3");
+    is_str(get_s(s, "log/seq"), apr_pstrcat(gp, "3 ", id, NULL),
+           "log id: log/seq keeps it with the position");
+
+    /* The record is lost (a damaged DBM record dropped by recovery, a
+     * truncated DBM file): a new numbering with a new id. */
+    iss_store_delete(s, "log/seq", 7);
+    is_int(iss_sync_log_bounds_id(s, &last, &first, &id3, gp), APR_SUCCESS,
+           "log id: bounds after log/seq was lost");
+    ok(uuid_like(id3) && strcmp(id3, id) != 0,
+       "log id: the lost numbering's id is never used again");
+    ok(last == 0 && first == 1, "log id: the new numbering starts after "
+       "log/first");
+    for (i = 0; i < 5; i++)
+        iss_sync_log_append(s, "PUT", chg("C0:b"), NULL, NULL, NULL, NULL,
+                            &seq, gp);
+    iss_sync_log_bounds_id(s, &last, &first, &id2, gp);
+    ok(seq == 5 && last == 5 && !strcmp(id2, id3),
+       "log id: past the old position (5 > 3) under the new id only");
+
+    /* Lost by an append (a write comes first). */
+    put_s(s, "log/first", "4");
+    iss_store_delete(s, "log/seq", 7);
+    is_int(iss_sync_log_append(s, "PUT", chg("C0:c"), NULL, NULL, NULL, NULL,
+                               &seq, gp),
+           APR_SUCCESS, "log id: append after log/seq was lost");
+    iss_sync_log_bounds_id(s, &last, &first, &id2, gp);
+    ok(seq == 4 && last == 4 && first == 4 && uuid_like(id2)
+       && strcmp(id2, id3) != 0 && strcmp(id2, id) != 0,
+       "log id: entry 4 after log/first 4, under a third id");
+
+    /* An intent listed in log/pending whose record was lost to damage:
+     * what it changed is unknown, so the log takes a new id. */
+    {
+        const char *before = NULL, *after = NULL;
+        apr_uint64_t l1 = 0, l2 = 0;
+        int rec = -1;
+
+        iss_sync_log_bounds_id(s, &l1, &first, &before, gp);
+        put_s(s, "log/pending", "00000000deadbeef");
+        is_int(iss_sync_log_recover(s, NULL, &rec, gp), APR_SUCCESS,
+               "log id: recover with a pending intent whose record is lost");
+        iss_sync_log_bounds_id(s, &l2, &first, &after, gp);
+        ok(uuid_like(after) && strcmp(after, before) != 0 && l2 == l1,
+           "log id: a new id, the position goes on (%" APR_UINT64_T_FMT
+           ")", l2);
+        is_str(pending(s), "", "log id: the lost intent left log/pending");
+        iss_sync_log_bounds_id(s, &l1, &first, &before, gp);
+        is_int(iss_sync_log_recover(s, NULL, &rec, gp), APR_SUCCESS,
+               "log id: recover again");
+        iss_sync_log_bounds_id(s, &l2, &first, &after, gp);
+        is_str(after, before, "log id: nothing lost, the id stays");
+    }
+
+    /* A log made before log ids: the store's id, tokens stay valid. */
+    put_s(s, "log/seq", "4");
+    iss_sync_log_bounds_id(s, &last, &first, &id2, gp);
+    is_str(id2, iss_store_id(s), "log id: a log without one goes by the "
+           "store's id");
+    iss_sync_log_append(s, "PUT", chg("C0:d"), NULL, NULL, NULL, NULL, &seq,
+                        gp);
+    is_str(get_s(s, "log/seq"), "5", "log id: and keeps its format");
+
+    /* Bad ids are damage. */
+    put_s(s, "log/seq", "4 not/an id");
+    is_int(iss_sync_log_bounds_id(s, &last, &first, &id2, gp),
+           ISS_STORE_EDAMAGED, "log id: a bad id is damage");
+    tmp_done(&t);
+}
+
+/* The store's own recovery drops a damaged log/seq record (a dead
+ * checkpointer's journal is unusable, so the DBM is rebuilt from the
+ * mirror, whose log/seq record is damaged): the store is consistent
+ * again (verify ok), and the log takes a new id instead of restarting
+ * its numbering under the old one. */
+static int flip_in_file(const char *path, const char *marker)
+{
+    apr_file_t *f;
+    apr_finfo_t fi;
+    apr_size_t n, m = strlen(marker), i;
+    char *buf;
+    int done = 0;
+
+    if (apr_file_open(&f, path, APR_FOPEN_READ | APR_FOPEN_WRITE,
+                      APR_OS_DEFAULT, gp) != APR_SUCCESS)
+        return 0;
+    if (apr_file_info_get(&fi, APR_FINFO_SIZE, f) == APR_SUCCESS
+        && fi.size > 0) {
+        n = (apr_size_t)fi.size;
+        buf = apr_palloc(gp, n);
+        if (apr_file_read_full(f, buf, n, NULL) == APR_SUCCESS) {
+            for (i = 0; i + m <= n && !done; i++) {
+                if (memcmp(buf + i, marker, m) == 0) {
+                    apr_off_t off = (apr_off_t)(i + m / 2);
+                    char c = (char)(buf[i + m / 2] ^ 0x01);
+
+                    done = apr_file_seek(f, APR_SET, &off) == APR_SUCCESS
+                           && apr_file_write_full(f, &c, 1, NULL)
+                              == APR_SUCCESS;
+                }
+            }
+        }
+    }
+    apr_file_close(f);
+    return done;
+}
+
+static void test_recovery_drops_seq(void)
+{
+    tmp_t t = { 0 };
+    iss_store_t *s;
+    apr_uint64_t last, first, seq = 0;
+    const char *id = NULL, *id2 = NULL;
+    apr_pool_t *p;
+    int i;
+
+    setenv("ISS_STORE_CHECKPOINT_BYTES", "0", 1);   /* all in the DBM */
+    apr_pool_create(&p, gp);
+    s = fresh_store(&t, "recovery drops log/seq");
+    if (!s) {
+        unsetenv("ISS_STORE_CHECKPOINT_BYTES");
+        return;
+    }
+    iss_sync_log_bounds_id(s, &last, &first, &id, gp);
+    for (i = 0; i < 21; i++)
+        iss_sync_log_append(s, "PUT", chg("C0:f"), NULL, NULL, NULL, NULL,
+                            &seq, gp);
+    is_int(seq, 21, "recovery: entries 1..21 (a client holds token 21)");
+    iss_store_close(s);
+    unsetenv("ISS_STORE_CHECKPOINT_BYTES");
+    ok(flip_in_file(apr_pstrcat(gp, t.dir, "/iss-store.g1.mirror.pag", NULL),
+                    apr_pstrcat(gp, "21 ", id, NULL)),
+       "recovery: damage log/seq in the mirror");
+    ok(testfs_put(apr_pstrcat(gp, t.dir, "/iss-store.journal", NULL),
+                  "not a journal", gp),
+       "recovery: a dead checkpointer's unusable journal");
+    s = open_store(t.dir, p);
+    ok(s != NULL, "recovery: the store opens (rebuilt from the mirror, the "
+       "damaged record dropped)");
+    if (!s) {
+        tmp_done(&t);
+        return;
+    }
+    is_str(get_s(s, "log/seq"), NULL, "recovery: log/seq was dropped");
+    is_int(iss_store_verify(s, gp), APR_SUCCESS, "recovery: verify says ok");
+    is_int(iss_sync_log_bounds_id(s, &last, &first, &id2, gp), APR_SUCCESS,
+           "recovery: bounds");
+    ok(id2 && strcmp(id2, id) != 0, "recovery: the log has a new id, so "
+       "token 21 of the old one is refused");
+    for (i = 0; i < 25; i++)
+        iss_sync_log_append(s, "PUT", chg("C0:g"), NULL, NULL, NULL, NULL,
+                            &seq, gp);
+    iss_sync_log_bounds_id(s, &last, &first, &id2, gp);
+    ok(last == 25 && strcmp(id2, id) != 0, "recovery: past 21 (%"
+       APR_UINT64_T_FMT "), still never under the old id", last);
+    iss_store_close(s);
+    apr_pool_destroy(p);
+    tmp_done(&t);
+}
+
 /* ---- digests with entries, and contention ------------------------------ */
 
 static void test_digest_index(void)
@@ -1215,10 +1505,13 @@ int main(void)
     test_begin_end();
     test_owner();
     test_recover();
+    test_abandoned();
     test_concurrency();
     test_retention_parse();
     test_retention();
     test_damage();
+    test_log_id();
+    test_recovery_drops_seq();
     test_digest_index();
     return done_testing();
 }

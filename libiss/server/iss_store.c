@@ -121,6 +121,8 @@
 #include <apr_lib.h>
 #include <apr_strings.h>
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -377,6 +379,10 @@ apr_status_t iss_store_open(iss_store_t **store, const char *dir,
         || (rv = open_lock_file(s, SYNCLOCK_NAME, &s->sync_lock))
            != APR_SUCCESS
         || (rv = open_lock_file(s, CKPTLOCK_NAME, &s->ckpt_lock))
+           != APR_SUCCESS
+        || (rv = open_lock_file(s, CLAIMS_NAME, &s->claim_hold))
+           != APR_SUCCESS
+        || (rv = open_lock_file(s, CLAIMS_NAME, &s->claim_check))
            != APR_SUCCESS)
         goto cleanup;
     if ((rv = lock_store(s)) != APR_SUCCESS)
@@ -431,6 +437,8 @@ apr_status_t iss_store_open(iss_store_t **store, const char *dir,
             goto cleanup;
         iss_store__db_close(db);
     }
+    if ((rv = iss_store__copies_check(s, p)) != APR_SUCCESS)
+        goto cleanup;
     iss_store__dbm_unlock(s);
     rv = iss_store__wal_open(s, p);
 cleanup:
@@ -493,6 +501,104 @@ int iss_store_replaced(iss_store_t *store)
                   + m.st_mtim.tv_nsec / 1000 != store->meta_mtime;
     MUNLOCK(store->omutex);
     return replaced;
+}
+
+/* ---- claims ---------------------------------------------------------------
+ * A claim is one byte of iss-store.claims locked with an open-file-
+ * description lock (F_OFD_SETLK) through claim_hold; claim_check is a
+ * second open file description of the same file, so that F_OFD_GETLK
+ * through it sees the claims of this handle too (a lock never conflicts
+ * with its own open file description).  The kernel drops the locks when
+ * the process dies.  Offsets: the claim's number modulo 2^62, past any
+ * real end of file (an empty file: locks need no data). */
+
+#define CLAIM_SPACE ((apr_uint64_t)1 << 62)
+
+static int claim_fd(apr_file_t *f)
+{
+    apr_os_file_t fd = -1;
+
+    apr_os_file_get(&fd, f);
+    return fd;
+}
+
+#ifdef F_OFD_SETLK
+static void claim_lock_init(struct flock *fl, short type, apr_uint64_t n)
+{
+    memset(fl, 0, sizeof(*fl));
+    fl->l_type = type;
+    fl->l_whence = SEEK_SET;
+    fl->l_start = (off_t)(n % CLAIM_SPACE);
+    fl->l_len = 1;
+}
+#endif
+
+apr_status_t iss_store_claim(iss_store_t *store, apr_uint64_t n)
+{
+#ifdef F_OFD_SETLK
+    struct flock fl;
+    int rc;
+
+    if (!store || store->closed || !store->claim_hold)
+        return APR_EINVAL;
+    claim_lock_init(&fl, F_WRLCK, n);
+    while ((rc = fcntl(claim_fd(store->claim_hold), F_OFD_SETLK, &fl)) != 0
+           && errno == EINTR) {
+    }
+    if (rc != 0) {
+        apr_status_t rv = APR_FROM_OS_ERROR(errno);
+
+        if (errno == EAGAIN || errno == EACCES)
+            return APR_EBUSY;
+        return iss_store__fail(store, rv, "cannot claim %" APR_UINT64_T_FMT
+                               " in %s/" CLAIMS_NAME ": %pm", n, store->dir,
+                               &rv);
+    }
+    return APR_SUCCESS;
+#else
+    (void)n;
+    (void)claim_fd;
+    return store ? APR_ENOTIMPL : APR_EINVAL;
+#endif
+}
+
+void iss_store_claim_release(iss_store_t *store, apr_uint64_t n)
+{
+#ifdef F_OFD_SETLK
+    struct flock fl;
+
+    if (!store || store->closed || !store->claim_hold)
+        return;
+    claim_lock_init(&fl, F_UNLCK, n);
+    while (fcntl(claim_fd(store->claim_hold), F_OFD_SETLK, &fl) != 0
+           && errno == EINTR) {
+    }
+#else
+    (void)store;
+    (void)n;
+#endif
+}
+
+int iss_store_claim_held(iss_store_t *store, apr_uint64_t n)
+{
+#ifdef F_OFD_GETLK
+    struct flock fl;
+    int rc;
+
+    if (!store || store->closed || !store->claim_check)
+        return -1;
+    claim_lock_init(&fl, F_WRLCK, n);
+    while ((rc = fcntl(claim_fd(store->claim_check), F_OFD_GETLK, &fl)) != 0
+           && errno == EINTR) {
+    }
+    if (rc != 0)
+        return -1;
+    return fl.l_type != F_UNLCK;
+#else
+    (void)store;
+    (void)n;
+    return -1;
+#endif
 }
 
 apr_status_t iss_store_close(iss_store_t *store)
@@ -675,6 +781,14 @@ static apr_status_t run_txn(iss_store_t *s, iss_store_txn_fn *fn, void *baton,
     memset(&txn, 0, sizeof(txn));
     if ((rv = op_begin(s, pool, &p)) != APR_SUCCESS)
         goto cleanup;
+    if (s->shm && __atomic_load_n(&s->shm->damaged, __ATOMIC_ACQUIRE)) {
+        /* A checkpoint found the DBM changed from outside. */
+        rv = iss_store__fail(s, ISS_STORE_EDAMAGED, "the DBM files in %s "
+                             "were changed from outside (their two copies "
+                             "differ); writes are refused until the state "
+                             "is repaired or moved aside", s->dir);
+        goto cleanup;
+    }
     txn.s = s;
     txn.pool = p;
     txn.ops = preset ? preset : iss_store__opset_make(p);

@@ -229,6 +229,24 @@ apr_status_t iss_store_stats(iss_store_t *store, iss_store_stats_t *st);
  *  reopening follows too.  Cost: one stat() call. */
 int iss_store_replaced(iss_store_t *store);
 
+/** Claims: numbers that a handle holds while some work of its process is
+ *  under way, and that any handle (of any process) can ask about.  A
+ *  claim ends with iss_store_claim_release(), with the handle, or with
+ *  the process, whatever kills it: a claim not held means that nobody is
+ *  doing that work any more.  The sync log claims each intent it records
+ *  until it settles it (iss_sync_log.h), so that an intent whose
+ *  settlement failed in a process that lives on is recovered.
+ *  iss_store_claim() returns APR_EBUSY if another handle holds @a n
+ *  (numbers are taken modulo 2^62; the same handle claiming one number
+ *  twice holds it once), APR_ENOTIMPL where the system has no
+ *  open-file-description locks.  iss_store_claim_held() returns 1 (held,
+ *  by this handle too), 0 (not held) or -1 (cannot tell).  On disk: one
+ *  byte range locked in iss-store.claims.  (An SQL backend: session
+ *  advisory locks.) */
+apr_status_t iss_store_claim(iss_store_t *store, apr_uint64_t n);
+void iss_store_claim_release(iss_store_t *store, apr_uint64_t n);
+int iss_store_claim_held(iss_store_t *store, apr_uint64_t n);
+
 /** Close the store now (otherwise the pool cleanup does it). */
 apr_status_t iss_store_close(iss_store_t *store);
 

@@ -512,7 +512,14 @@ apr_status_t iss_store__commit(iss_store_t *s, const opset_t *ops,
         || (rv = journal_write(s, ops, p)) != APR_SUCCESS)
         return rv;                      /* nothing happened */
 
+    /* Test hook (ISS_TEST_JOURNAL_DELAY_MS): each step of the commit takes
+     * that much longer, so that a kill -9 lands inside it
+     * (t/07_crash_journal.t). */
+    if (s->test_journal_delay)
+        apr_sleep(s->test_journal_delay);
     rv = iss_store__apply_copy(s, primary, ops, p, &touched);
+    if (rv == APR_SUCCESS && s->test_journal_delay)
+        apr_sleep(s->test_journal_delay);
     if (rv == APR_SUCCESS && (rv = apr_file_rename(jp, mp, p)) != APR_SUCCESS)
         rv = iss_store__fail(s, rv, "cannot rename %s to %s: %pm", jp, mp,
                              &rv);
@@ -521,8 +528,12 @@ apr_status_t iss_store__commit(iss_store_t *s, const opset_t *ops,
 
     /* Committed. */
     rv = iss_store__sync_dir(s, p);
+    if (rv == APR_SUCCESS && s->test_journal_delay)
+        apr_sleep(s->test_journal_delay);
     if (rv == APR_SUCCESS)
         rv = iss_store__apply_copy(s, mirror, ops, p, NULL);
+    if (rv == APR_SUCCESS && s->test_journal_delay)
+        apr_sleep(s->test_journal_delay);
     if (rv == APR_SUCCESS)
         rv = iss_store__remove_file(s, mp, p);
     if (rv != APR_SUCCESS) {

@@ -36,6 +36,7 @@
 #define DBMLOCK_NAME   "iss-store.dbmlock"   /* DBM readers shared, checkpoint exclusive */
 #define SYNCLOCK_NAME  "iss-store.synclock"  /* the group commit's leader */
 #define CKPTLOCK_NAME  "iss-store.ckptlock"  /* the one applying the WAL */
+#define CLAIMS_NAME    "iss-store.claims"    /* claims: one locked byte each */
 #define SHM_NAME       "iss-store.shm"       /* the shared header (mmap) */
 #define WAL_PREFIX     "iss-store.wal."      /* + generation: the write-ahead log */
 #define BDB_TMP_PREFIX "__db."      /* Berkeley DB's name while creating */
@@ -96,6 +97,10 @@ typedef struct {
     apr_uint64_t syncs;         /* fdatasyncs of the WAL for them */
     apr_uint64_t checkpoints;
     apr_uint64_t sync_usec;     /* time spent in those fdatasyncs */
+    apr_uint64_t damaged;       /* a checkpoint found the DBM copies
+                                 * differ (iss_store__copies_check()):
+                                 * writes are refused until the state is
+                                 * moved aside or repaired */
 } shm_t;
 
 /* One key of the overlay: its value as of the WAL records read so far
@@ -146,6 +151,9 @@ struct iss_store_t {
     apr_file_t *lock_file;      /* LOCK_NAME */
     apr_file_t *dbm_lock;       /* DBMLOCK_NAME */
     apr_file_t *sync_lock;      /* SYNCLOCK_NAME */
+    apr_file_t *claim_hold;     /* CLAIMS_NAME: the claims this handle holds */
+    apr_file_t *claim_check;    /* CLAIMS_NAME again (another open file
+                                 * description): asks about claims */
     int dbm_locked;             /* dbm_lock held shared (1) or exclusive (2),
                                  * by dbm_owner */
     shm_t *shm;
@@ -171,6 +179,7 @@ struct iss_store_t {
     apr_uint64_t ckpt_bytes;    /* checkpoint when the WAL passes this */
     apr_uint64_t ckpt_retry;    /* after a failed checkpoint: not before */
     apr_interval_time_t test_sync_delay;   /* ISS_TEST_SYNC_DELAY_MS */
+    apr_interval_time_t test_journal_delay; /* ISS_TEST_JOURNAL_DELAY_MS */
 };
 
 #define ISS_STORE_ERR_MAX 1024
@@ -356,6 +365,7 @@ const char *iss_store__gen_path(iss_store_t *s, apr_pool_t *p,
 apr_status_t iss_store__meta_read(iss_store_t *s, apr_pool_t *p, meta_t *m,
                                   int *missing);
 apr_status_t iss_store__sweep(iss_store_t *s, apr_pool_t *p);
+apr_status_t iss_store__copies_check(iss_store_t *s, apr_pool_t *p);
 apr_status_t iss_store__recover(iss_store_t *s, apr_pool_t *p);
 int iss_store__journal_left(iss_store_t *s, apr_pool_t *p);
 apr_status_t iss_store__check_meta(iss_store_t *s, apr_pool_t *p,

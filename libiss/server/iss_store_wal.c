@@ -769,6 +769,7 @@ static apr_status_t attach(iss_store_t *s, apr_pool_t *p)
     STORE(h->synced, end);
     STORE(h->dbm_gen, s->gen);
     STORE(h->dbm_busy, (apr_uint64_t)0);
+    STORE(h->damaged, (apr_uint64_t)0);
     STORE(h->epoch, LOAD(h->epoch) + 1);
     STORE(h->rot, (r | 1) + 1);
     if (gens->nelts > 1 || end > WAL_HDR)
@@ -891,6 +892,7 @@ apr_status_t iss_store__wal_open(iss_store_t *s, apr_pool_t *p)
     const char *v = getenv("ISS_STORE_CHECKPOINT_BYTES");
     const char *c = getenv("ISS_STORE_CACHE_KEYS");
     const char *d = getenv("ISS_TEST_SYNC_DELAY_MS");
+    const char *j = getenv("ISS_TEST_JOURNAL_DELAY_MS");
     apr_status_t rv;
 
     s->ckpt_bytes = CKPT_BYTES_DEFAULT;
@@ -898,6 +900,8 @@ apr_status_t iss_store__wal_open(iss_store_t *s, apr_pool_t *p)
         s->ckpt_bytes = (apr_uint64_t)apr_atoi64(v);
     if (d && *d)
         s->test_sync_delay = (apr_interval_time_t)apr_atoi64(d) * 1000;
+    if (j && *j)
+        s->test_journal_delay = (apr_interval_time_t)apr_atoi64(j) * 1000;
     s->ov_cache_max = CACHE_KEYS_DEFAULT;
     if (c && *c)
         s->ov_cache_max = (apr_size_t)apr_atoi64(c);
@@ -1265,6 +1269,12 @@ apr_status_t iss_store__wal_apply(iss_store_t *s, int wait, apr_pool_t *p)
             break;
         if (LOAD(h->dbm_busy) || LOAD(h->dbm_gen) != s->gen)
             rv = dbm_catch_up(s, cp);   /* a dead checkpointer, a rebuild */
+        /* The copies as a commit leaves them: a file changed from
+         * outside (truncated) is damage, and every writer of every
+         * process refuses from now on. */
+        if (rv == APR_SUCCESS
+            && (rv = iss_store__copies_check(s, cp)) != APR_SUCCESS)
+            STORE(h->damaged, (apr_uint64_t)1);
         if (rv == APR_SUCCESS) {
             apr_uint64_t before = s->gen;
 

@@ -20,6 +20,9 @@
 #define K_PENDING  "log/pending"
 #define ENTRY_MAGIC  "ISL1 "
 #define INTENT_MAGIC "ISI1 "
+/* After the owner's pid and start time in an intent: the intent is
+ * claimed (iss_store_claim()) by its writer until it is settled. */
+#define OWNER_CLAIMED "claimed"
 /* Entries compacted per append: bounds the time any write spends on it. */
 #define COMPACT_PER_APPEND 64
 
@@ -68,6 +71,96 @@ static apr_status_t txn_get_u64(iss_store_txn_t *txn, const char *key,
 static void txn_put_str(iss_store_txn_t *txn, const char *key, const char *v)
 {
     iss_store_txn_put(txn, key, strlen(key), v, strlen(v));
+}
+
+/* ---- the log's position and identity (log/seq) ---------------------------
+ * log/seq holds "<last>" or "<last> <log id>".  The log id names the
+ * numbering: tokens carry it, and a token of another id is refused.  A
+ * log made before log ids has none and goes by the store's id.  When
+ * log/seq is absent (a new store, or one that lost the record: a damaged
+ * DBM record dropped by recovery, a truncated DBM file), the log takes a
+ * new random id with the number it continues from, so no token handed
+ * out before the loss is ever taken for a position of the new numbering
+ * (issue 16 item 5).  Both are one record: they are lost together. */
+
+typedef struct seq_t {
+    apr_uint64_t last;
+    const char *id;             /* NULL: the store's id */
+    int present;                /* log/seq exists */
+} seq_t;
+
+static int log_id_valid(const char *id, apr_size_t len)
+{
+    apr_size_t i;
+
+    if (len == 0 || len > 64) {
+        return 0;
+    }
+    for (i = 0; i < len; i++) {
+        if (!apr_isxdigit(id[i]) && id[i] != '-') {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static apr_status_t seq_get(iss_store_txn_t *txn, seq_t *q, apr_pool_t *p)
+{
+    void *val;
+    apr_size_t vlen, nlen;
+    const char *sp;
+    apr_status_t rv = iss_store_txn_get(txn, K_SEQ, strlen(K_SEQ), &val,
+                                        &vlen, p);
+
+    q->last = 0;
+    q->id = NULL;
+    q->present = 0;
+    if (rv == APR_NOTFOUND) {
+        return APR_SUCCESS;
+    }
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    sp = memchr(val, ' ', vlen);
+    nlen = sp ? (apr_size_t)(sp - (const char *)val) : vlen;
+    if (iss_sync_parse_u64(val, nlen, &q->last) != APR_SUCCESS
+        || (sp && !log_id_valid(sp + 1, vlen - nlen - 1))) {
+        return ISS_STORE_EDAMAGED;
+    }
+    if (sp) {
+        q->id = apr_pstrmemdup(p, sp + 1, vlen - nlen - 1);
+    }
+    q->present = 1;
+    return APR_SUCCESS;
+}
+
+static void seq_put(iss_store_txn_t *txn, const seq_t *q, apr_pool_t *p)
+{
+    txn_put_str(txn, K_SEQ, q->id ? apr_psprintf(p, "%" APR_UINT64_T_FMT
+                                                 " %s", q->last, q->id)
+                                  : u64_str(q->last, p));
+}
+
+/* A new numbering for a log without log/seq: a random id, and the number
+ * before the oldest entry kept (log/first), staged in @a txn. */
+static apr_status_t seq_mint(iss_store_txn_t *txn, seq_t *q, apr_pool_t *p)
+{
+    unsigned char rnd[16];
+    char h[33];
+    apr_uint64_t first;
+    apr_status_t rv;
+
+    if ((rv = apr_generate_random_bytes(rnd, sizeof(rnd))) != APR_SUCCESS
+        || (rv = txn_get_u64(txn, K_FIRST, 1, &first, p)) != APR_SUCCESS) {
+        return rv;
+    }
+    iss_hex_encode(h, rnd, sizeof(rnd));
+    q->id = apr_psprintf(p, "%.8s-%.4s-%.4s-%.4s-%.12s", h, h + 8, h + 12,
+                         h + 16, h + 20);
+    q->last = first ? first - 1 : 0;
+    q->present = 1;
+    seq_put(txn, q, p);
+    return APR_SUCCESS;
 }
 
 /* ---- owners (crash detection) ------------------------------------------- */
@@ -162,6 +255,19 @@ static const char *pending_without(const char *list, const char *id,
     return apr_array_pstrcat(p, keep, ' ');
 }
 
+/* Whether @a list holds the word @a id. */
+static int pending_has(const char *list, const char *id, apr_pool_t *p)
+{
+    char *copy = apr_pstrdup(p, list), *last, *w;
+
+    for (w = apr_strtok(copy, " ", &last); w; w = apr_strtok(NULL, " ", &last)) {
+        if (strcmp(w, id) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static void pending_put(iss_store_txn_t *txn, const char *list)
 {
     if (*list) {
@@ -188,10 +294,16 @@ static apr_status_t begin_txn(void *baton, iss_store_txn_t *txn)
     const char *key = intent_key(c->id, c->pool), *list;
     apr_status_t rv;
 
-    if ((rv = txn_get_u64(txn, K_SEQ, 0, &c->last, c->pool)) != APR_SUCCESS
+    seq_t q;
+
+    if ((rv = seq_get(txn, &q, c->pool)) != APR_SUCCESS
         || (rv = pending_get(txn, &list, c->pool)) != APR_SUCCESS) {
         return rv;
     }
+    if (!q.present && (rv = seq_mint(txn, &q, c->pool)) != APR_SUCCESS) {
+        return rv;
+    }
+    c->last = q.last;
     iss_store_txn_put(txn, key, strlen(key), c->value, c->vlen);
     pending_put(txn, *list ? apr_pstrcat(c->pool, list, " ", c->id, NULL)
                            : c->id);
@@ -207,6 +319,25 @@ apr_status_t iss_sync_log_begin(iss_store_t *store, const char *method,
     return iss_sync_log_begin_at(store, method, changes, 0, id, &last, pool);
 }
 
+/* The claim that keeps intent @a id alive (iss_store_claim()): its
+ * random bits.  0 for an id that is not 16 hex digits. */
+static apr_uint64_t intent_claim(const char *id)
+{
+    apr_uint64_t n = 0;
+    int i;
+
+    for (i = 0; i < 16; i++) {
+        int d = apr_isdigit(id[i]) ? id[i] - '0'
+                : (id[i] >= 'a' && id[i] <= 'f') ? id[i] - 'a' + 10 : -1;
+
+        if (d < 0) {
+            return 0;
+        }
+        n = n << 4 | (apr_uint64_t)d;
+    }
+    return id[16] == '\0' ? n : 0;
+}
+
 apr_status_t iss_sync_log_begin_at(iss_store_t *store, const char *method,
                                    const apr_array_header_t *changes,
                                    int flags, const char **id,
@@ -217,15 +348,39 @@ apr_status_t iss_sync_log_begin_at(iss_store_t *store, const char *method,
     apr_size_t elen;
     begin_ctx c;
     apr_status_t rv;
+    int tries, claimed = 0;
 
-    if ((rv = apr_generate_random_bytes(rnd, sizeof(rnd))) != APR_SUCCESS) {
-        return rv;
+    /* The intent is claimed until it is settled: recovery takes an
+     * intent whose claim nobody holds for one whose write is over, even
+     * in a process that lives on (a settlement that failed). */
+    for (tries = 0; tries < 4; tries++) {
+        if ((rv = apr_generate_random_bytes(rnd, sizeof(rnd)))
+            != APR_SUCCESS) {
+            return rv;
+        }
+        iss_hex_encode(hex, rnd, sizeof(rnd));
+        if (intent_claim(hex) == 0) {
+            continue;
+        }
+        rv = iss_store_claim(store, intent_claim(hex));
+        if (rv == APR_SUCCESS) {
+            claimed = 1;
+            break;
+        }
+        if (rv == APR_ENOTIMPL) {
+            break;                 /* no claims here: the owner's pid alone */
+        }
+        if (rv != APR_EBUSY) {
+            return rv;
+        }
     }
-    iss_hex_encode(hex, rnd, sizeof(rnd));
+    if (!claimed && rv != APR_ENOTIMPL) {
+        return rv == APR_SUCCESS ? APR_EGENERAL : rv;
+    }
     iss_change_encode(method, changes, &enc, &elen, pool);
     c.id = apr_pstrdup(pool, hex);
     c.value = apr_pstrcat(pool, INTENT_MAGIC, iss_sync_log_owner_self(pool),
-                          "\n", NULL);
+                          claimed ? " " OWNER_CLAIMED : "", "\n", NULL);
     c.vlen = strlen(c.value);
     c.value = apr_pstrcat(pool, c.value, apr_pstrmemdup(pool, enc, elen), NULL);
     c.vlen += elen;
@@ -237,6 +392,9 @@ apr_status_t iss_sync_log_begin_at(iss_store_t *store, const char *method,
         == APR_SUCCESS) {
         *id = c.id;
         *last = c.last;
+    }
+    else if (claimed) {
+        iss_store_claim_release(store, intent_claim(c.id));
     }
     return rv;
 }
@@ -302,10 +460,13 @@ static apr_status_t append_txn(iss_store_txn_t *txn, const char *method,
     char *val;
     apr_status_t rv;
 
-    if ((rv = txn_get_u64(txn, K_SEQ, 0, &last, p)) != APR_SUCCESS) {
+    seq_t q;
+
+    if ((rv = seq_get(txn, &q, p)) != APR_SUCCESS
+        || (!q.present && (rv = seq_mint(txn, &q, p)) != APR_SUCCESS)) {
         return rv;
     }
-    last++;
+    last = ++q.last;
     iss_change_encode(method, changes, &enc, &elen, p);
     head = apr_psprintf(p, ENTRY_MAGIC "%" APR_INT64_T_FMT "\n",
                         (apr_int64_t)now);
@@ -317,7 +478,7 @@ static apr_status_t append_txn(iss_store_txn_t *txn, const char *method,
     iss_store_txn_put(txn, ek, strlen(ek), val, strlen(head) + elen);
     txn_put_str(txn, tk, apr_psprintf(p, "%" APR_INT64_T_FMT,
                                       (apr_int64_t)now));
-    txn_put_str(txn, K_SEQ, u64_str(last, p));
+    seq_put(txn, &q, p);
     *seq = last;
     return ret ? compact_txn(txn, ret, last, COMPACT_PER_APPEND, NULL, p)
                : APR_SUCCESS;
@@ -421,6 +582,18 @@ static apr_status_t end_txn(void *baton, iss_store_txn_t *txn)
     return APR_SUCCESS;
 }
 
+/* The write of intent @a id is over, settled or not: if its settlement
+ * failed, the intent stays pending and, its claim gone, recovery turns it
+ * into an entry (iss_sync_log_recover()). */
+static void release_claim(iss_store_t *store, const char *id)
+{
+    apr_uint64_t n = id ? intent_claim(id) : 0;
+
+    if (n) {
+        iss_store_claim_release(store, n);
+    }
+}
+
 apr_status_t iss_sync_log_end(iss_store_t *store, const char *id,
                               const char *method,
                               const apr_array_header_t *changes,
@@ -435,6 +608,7 @@ apr_status_t iss_sync_log_end(iss_store_t *store, const char *id,
     if (seq) {
         *seq = rv == APR_SUCCESS ? c.seq : 0;
     }
+    release_claim(store, id);
     return rv;
 }
 
@@ -454,6 +628,7 @@ apr_status_t iss_sync_log_settle(iss_store_t *store, const char *id,
     if (seq) {
         *seq = rv == APR_SUCCESS ? c.seq : 0;
     }
+    release_claim(store, id);
     return rv;
 }
 
@@ -504,7 +679,7 @@ static apr_status_t recover_txn(void *baton, iss_store_txn_t *txn)
     recover_ctx *c = baton;
     const char *list;
     apr_status_t rv;
-    int i, j;
+    int i, j, lost = 0;
 
     c->done = 0;
     if ((rv = pending_get(txn, &list, c->pool)) != APR_SUCCESS) {
@@ -521,7 +696,14 @@ static apr_status_t recover_txn(void *baton, iss_store_txn_t *txn)
         rv = iss_store_txn_get(txn, key, strlen(key), &val, &vlen, c->pool);
         if (rv == APR_NOTFOUND) {
             /* Settled meanwhile (then it left the list too), or a listed
-             * id without its record: nothing to recover either way. */
+             * id without its record: a record lost to damage (begin and
+             * settle write both in one transaction), whose members are
+             * unknown.  Then the log cannot tell what changed since: it
+             * takes a new id, so that every token handed out before is
+             * refused rather than answered without that write. */
+            if (pending_has(list, id, c->pool)) {
+                lost = 1;
+            }
             list = pending_without(list, id, c->pool);
             continue;
         }
@@ -555,7 +737,40 @@ static apr_status_t recover_txn(void *baton, iss_store_txn_t *txn)
         c->done++;
     }
     pending_put(txn, list);
+    if (lost) {
+        seq_t q;
+        apr_uint64_t last;
+
+        if ((rv = seq_get(txn, &q, c->pool)) != APR_SUCCESS) {
+            return rv;
+        }
+        last = q.last;
+        if ((rv = seq_mint(txn, &q, c->pool)) != APR_SUCCESS) {
+            return rv;
+        }
+        if (q.last < last) {
+            q.last = last;          /* a new id; positions go on */
+            seq_put(txn, &q, c->pool);
+        }
+    }
     return APR_SUCCESS;
+}
+
+/* Whether the write of intent @a id (recorded by @a owner) may still be
+ * under way: its process runs and, if the intent is claimed, its claim is
+ * held (a claim that cannot be asked about counts as held). */
+static int intent_alive(iss_store_t *store, const char *id,
+                        const char *owner)
+{
+    const char *sp = strrchr(owner, ' ');
+
+    if (!iss_sync_log_owner_alive(owner)) {
+        return 0;
+    }
+    if (sp && strcmp(sp + 1, OWNER_CLAIMED) == 0 && intent_claim(id)) {
+        return iss_store_claim_held(store, intent_claim(id)) != 0;
+    }
+    return 1;
 }
 
 apr_status_t iss_sync_log_recover(iss_store_t *store,
@@ -596,7 +811,7 @@ apr_status_t iss_sync_log_recover(iss_store_t *store,
             return rv;
         }
         if (split_intent(iv, ilen, &owner, &method, &changes, pool)
-            == APR_SUCCESS && !iss_sync_log_owner_alive(owner)) {
+            == APR_SUCCESS && !intent_alive(store, w, owner)) {
             APR_ARRAY_PUSH(c.dead, const char *) = w;
         }
     }
@@ -614,27 +829,56 @@ apr_status_t iss_sync_log_recover(iss_store_t *store,
 
 typedef struct bounds_ctx {
     apr_uint64_t last, first;
+    const char *id;
+    int mint;                   /* make log/seq if it is absent */
+    int absent;
     apr_pool_t *pool;
 } bounds_ctx;
 
 static apr_status_t bounds_txn(void *baton, iss_store_txn_t *txn)
 {
     bounds_ctx *c = baton;
-    apr_status_t rv = txn_get_u64(txn, K_SEQ, 0, &c->last, c->pool);
+    seq_t q;
+    apr_status_t rv = seq_get(txn, &q, c->pool);
 
+    if (rv == APR_SUCCESS && !q.present) {
+        c->absent = 1;
+        if (c->mint) {
+            rv = seq_mint(txn, &q, c->pool);
+        }
+    }
+    c->last = q.last;
+    c->id = q.id;
     return rv ? rv : txn_get_u64(txn, K_FIRST, 1, &c->first, c->pool);
+}
+
+apr_status_t iss_sync_log_bounds_id(iss_store_t *store, apr_uint64_t *last,
+                                    apr_uint64_t *first, const char **id,
+                                    apr_pool_t *pool)
+{
+    bounds_ctx c = { 0, 1, NULL, 0, 0, pool };
+    /* A view: no writer waits for it; durable before a token is made. */
+    apr_status_t rv = iss_store_view(store, bounds_txn, &c, 0, pool);
+
+    if (rv == APR_SUCCESS && c.absent && id) {
+        /* No numbering yet (or it was lost): a new one, durable before
+         * a token names it. */
+        c.mint = 1;
+        c.absent = 0;
+        rv = iss_store_txn(store, bounds_txn, &c, pool);
+    }
+    *last = c.last;
+    *first = c.first;
+    if (id) {
+        *id = c.id ? c.id : iss_store_id(store);
+    }
+    return rv;
 }
 
 apr_status_t iss_sync_log_bounds(iss_store_t *store, apr_uint64_t *last,
                                  apr_uint64_t *first, apr_pool_t *pool)
 {
-    bounds_ctx c = { 0, 1, pool };
-    /* A view: no writer waits for it; durable before a token is made. */
-    apr_status_t rv = iss_store_view(store, bounds_txn, &c, 0, pool);
-
-    *last = c.last;
-    *first = c.first;
-    return rv;
+    return iss_sync_log_bounds_id(store, last, first, NULL, pool);
 }
 
 typedef struct read_ctx {
@@ -757,8 +1001,13 @@ static apr_status_t contended_in(iss_store_txn_t *txn, const char *id,
             *contended = 1;            /* unreadable: assume the worst */
         }
     }
-    if ((rv = txn_get_u64(txn, K_SEQ, 0, &seq, p)) != APR_SUCCESS) {
-        return rv;
+    {
+        seq_t q;
+
+        if ((rv = seq_get(txn, &q, p)) != APR_SUCCESS) {
+            return rv;
+        }
+        seq = q.last;
     }
     for (s = since + 1; s <= seq && !*contended; s++) {
         const char *key = entry_key(s, p), *nl;
@@ -809,10 +1058,10 @@ typedef struct compact_ctx {
 static apr_status_t compact_outer(void *baton, iss_store_txn_t *txn)
 {
     compact_ctx *c = baton;
-    apr_uint64_t last;
-    apr_status_t rv = txn_get_u64(txn, K_SEQ, 0, &last, c->pool);
+    seq_t q;
+    apr_status_t rv = seq_get(txn, &q, c->pool);
 
-    return rv ? rv : compact_txn(txn, c->ret, last, c->max, &c->removed,
+    return rv ? rv : compact_txn(txn, c->ret, q.last, c->max, &c->removed,
                                  c->pool);
 }
 

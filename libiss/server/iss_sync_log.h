@@ -30,7 +30,11 @@
  * are older than the recovered entry.
  *
  * Store keys (all under this component's control):
- *   log/seq        last sequence number handed out ("0" or absent: none)
+ *   log/seq        "<last> <log id>": the last sequence number handed out
+ *                  and the id of this numbering, which tokens carry
+ *                  ("<last>" alone: a log made before log ids, whose id
+ *                  is the store's; absent: none yet, or lost, and the
+ *                  next write or token makes a new numbering)
  *   log/first      oldest sequence number still kept (absent: 1)
  *   log/e/<16 hex> one entry: "ISL1 <time_us>\n" + iss_change encoding
  *   log/t/<16 hex> the entry's time alone (age-based compaction reads
@@ -106,9 +110,20 @@ apr_status_t iss_sync_token_parse(const char *token, const char **store_id,
                                   iss_sync_pos_t *pos, apr_pool_t *pool);
 
 /** The log's bounds: the next entry will be *last + 1, the oldest one
- *  kept is *first (an empty log has *first == *last + 1). */
+ *  kept is *first (an empty log has *first == *last + 1).  Read only
+ *  (tools); whoever hands out a token calls iss_sync_log_bounds_id(). */
 apr_status_t iss_sync_log_bounds(iss_store_t *store, apr_uint64_t *last,
                                  apr_uint64_t *first, apr_pool_t *pool);
+
+/** iss_sync_log_bounds(), and *id gets the id that tokens of this log
+ *  carry (iss_sync_token_make()): the log's own, or the store's for a log
+ *  made before logs had ids.  A log without a position (a new store, or
+ *  one whose `log/seq` record was lost to damage) gets a new random id
+ *  first, durably: a numbering that was lost never comes back under the
+ *  id its tokens carry, so no token of it is ever accepted again. */
+apr_status_t iss_sync_log_bounds_id(iss_store_t *store, apr_uint64_t *last,
+                                    apr_uint64_t *first, const char **id,
+                                    apr_pool_t *pool);
 
 /** What identifies the current process for iss_sync_log_owner_alive():
  *  its pid and its start time, so a reused pid is not taken for it. */

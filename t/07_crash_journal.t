@@ -1,0 +1,153 @@
+# kill -9 of the whole httpd while a checkpoint is inside the DBM's
+# journal commit (design.md 4.2): with ISS_STORE_CHECKPOINT_BYTES small,
+# checkpoints run all the time beside the writers, and the test hook
+# ISS_TEST_JOURNAL_DELAY_MS makes each step of a journal commit take
+# longer.  The kill is sent the moment a journal is seen in the state
+# directory: round 1 while `iss-store.journal` exists (the batch is being
+# applied to the primary copy), round 2 while `iss-store.journal.mirror`
+# exists (committed, the mirror being updated); that the journal is still
+# there after the kill proves the kill landed inside the commit.  After a
+# restart without the hook, from every token a client was handed:
+#  - the sync names every file whose PUT answered 2xx to a request sent
+#    after that token arrived (no token skips a write a client saw done);
+#  - and every file that appeared on disk after it;
+# the store verifies, and writes work.  Without the store's recovery of a
+# dead checkpointer's journal it fails (the store does not verify, its
+# copies differ).
+use strict;
+use warnings FATAL => 'all';
+use Apache::Test;
+use ISSTest;
+use LWP::UserAgent;
+use HTTP::Request;
+use File::Temp qw(tempdir);
+use Time::HiRes ();
+use POSIX ();
+
+my @ROUNDS = ('iss-store.journal', 'iss-store.journal.mirror');
+my $WRITERS = 4;
+plan tests => 8 * @ROUNDS + 1;
+
+# PUTs of new files until the server goes away; one line per answer:
+# "<sent> <received> <path> <status>".
+sub writer {
+    my ($port, $n, $out) = @_;
+    my $ua = LWP::UserAgent->new(keep_alive => 1, timeout => 20);
+    open my $fh, '>', $out or die $!;
+    $fh->autoflush(1);
+    for my $i (1 .. 100000) {
+        my $path = "/s/w$n-$i";
+        my $t0 = Time::HiRes::time();
+        my $r = $ua->request(HTTP::Request->new(PUT => "http://127.0.0.1:$port$path", [], "w$n-$i\n" x 100));
+        printf $fh "%.6f %.6f %s %d\n", $t0, Time::HiRes::time(), $path, $r->code;
+        last if $r->code >= 500;
+    }
+    POSIX::_exit(0);
+}
+
+# Tokens until the server goes away: "<received> <token> <files then>".
+sub sampler {
+    my ($port, $dir, $out) = @_;
+    my $ua = LWP::UserAgent->new(keep_alive => 1, timeout => 20);
+    open my $fh, '>', $out or die $!;
+    $fh->autoflush(1);
+    for (;;) {
+        my $r = $ua->request(HTTP::Request->new(PROPFIND => "http://127.0.0.1:$port/s/",
+            [ Depth => 0, 'Content-Type' => 'application/xml' ],
+            '<D:propfind xmlns:D="DAV:"><D:prop><D:sync-token/></D:prop></D:propfind>'));
+        last unless $r->code == 207 && $r->content =~ m{<[\w-]+:sync-token>([^<]+)</};
+        my $t = $1;
+        opendir my $dh, "$dir/files" or die $!;
+        my @files = sort grep { /^w\d+-\d+$/ && -s "$dir/files/$_" } readdir $dh;
+        printf $fh "%.6f %s %s\n", Time::HiRes::time(), $t, join(',', @files);
+        Time::HiRes::sleep(0.05);
+    }
+    POSIX::_exit(0);
+}
+
+my $dir = tempdir(CLEANUP => !$ENV{ISS_T_KEEP}); print "# dir $dir\n";
+mkdir "$dir/files";
+my $config = <<"CONF";
+StartServers 2
+ThreadsPerChild 8
+MaxRequestWorkers 16
+Alias /s "$dir/files"
+<Location /s/>
+    Dav iss
+    ISSStateDir "$dir/state"
+    ISSSyncMaxResults 0
+</Location>
+CONF
+my $round = 0;
+for my $journal (@ROUNDS) {
+    $round++;
+    my $h = do {
+        local $ENV{ISS_STORE_CHECKPOINT_BYTES} = 4096;
+        local $ENV{ISS_TEST_JOURNAL_DELAY_MS} = 40;
+        own_httpd_start(dir => $dir, config => $config);
+    };
+    ok(!defined $h->{code} ? 1 : 0, 1, "round $round: httpd started (journal commits slowed)")
+        or print "# ", $h->{log}->(), "\n";
+    LWP::UserAgent->new(timeout => 20)->get("http://127.0.0.1:$h->{port}/s/");
+    my @pids = do { my $p = fork // die; $p or sampler($h->{port}, $dir, "$dir/samples$round"); $p };
+    for (1 .. 100) { last if -s "$dir/samples$round"; Time::HiRes::sleep(0.05) }
+    push @pids, map { my $n = $_; my $p = fork // die; $p or writer($h->{port}, $n, "$dir/w$round-$n"); $p } 1 .. $WRITERS;
+    # Let writes and checkpoints run, then kill the moment the journal
+    # of the step this round aims at exists.
+    Time::HiRes::sleep(1.0);
+    my $seen = 0;
+    for (1 .. 2000) {
+        if (-e "$dir/state/$journal") { $seen = 1; last }
+        Time::HiRes::sleep(0.002);
+    }
+    own_httpd_kill9($h);
+    kill 'KILL', @pids;
+    waitpid($_, 0) for @pids;
+    ok($seen && -e "$dir/state/$journal" ? 1 : 0, 1,
+       "round $round: the kill landed inside a journal commit ($journal left behind)");
+
+    my @done;
+    for my $n (1 .. $WRITERS) {
+        open my $fh, '<', "$dir/w$round-$n" or next;
+        while (<$fh>) {
+            my ($sent, $recv, $path, $code) = /^(\S+) (\S+) (\S+) (\d+)$/ or next;
+            push @done, [$sent, $path] if $code =~ /^2/;
+        }
+    }
+    ok(@done > 0 ? 1 : 0, 1, "round $round: " . scalar(@done) . " PUTs answered 2xx before the kill");
+
+    # Restart without the hooks; a sync from each token.
+    my $c = own_httpd_start(dir => $dir, config => $config);
+    ok(!defined $c->{code} ? 1 : 0, 1, "round $round: httpd restarts") or print "# ", $c->{log}->(), "\n";
+    my $ua = LWP::UserAgent->new(timeout => 60);
+    opendir my $dh, "$dir/files" or die $!;
+    my %now = map { $_ => 1 } grep { /^w\d+-\d+$/ && -s "$dir/files/$_" } readdir $dh;
+    my ($samples, @skipped, @missed) = (0);
+    open my $in, '<', "$dir/samples$round" or die $!;
+    while (my $line = <$in>) {
+        my ($when, $tok, $files) = $line =~ /^(\S+) (\S+) ?(.*)$/ or next;
+        my %then = map { $_ => 1 } split /,/, $files;
+        my $r = $ua->request(HTTP::Request->new(REPORT => "http://127.0.0.1:$c->{port}/s/",
+            [ Depth => 0, 'Content-Type' => 'application/xml' ],
+            sync_body(token => $tok, level => 1)));
+        if ($r->code != 207) { push @skipped, "$tok: " . $r->code; next }
+        my $p = parse_multistatus($r->content);
+        for my $d (@done) {
+            push @skipped, "$d->[1] since $tok" if $d->[0] > $when && !$p->{members}{ $d->[1] };
+        }
+        for my $f (grep { !$then{$_} } sort keys %now) {
+            push @missed, "$f since $tok" unless $p->{members}{"/s/$f"};
+        }
+        $samples++;
+    }
+    my $w = $ua->request(HTTP::Request->new(PUT => "http://127.0.0.1:$c->{port}/s/after$round", [], 'fine'));
+    own_httpd_stop($c);
+    ok($samples > 2 ? 1 : 0, 1, "round $round: tokens handed out during the writes ($samples)");
+    ok(join('; ', @skipped[0 .. ($#skipped < 5 ? $#skipped : 5)]), '',
+       "round $round: no token skips a PUT whose 2xx a client received after it");
+    ok(join('; ', @missed[0 .. ($#missed < 5 ? $#missed : 5)]), '',
+       "round $round: nor a file that appeared on disk after it");
+    ok($w->code, 201, "round $round: after the restart, writes work");
+}
+my ($rc, $out) = iss_state("$dir/state", 'verify');
+ok($rc, 0, 'the store verifies after the kills') or print "# $out\n";
