@@ -1,5 +1,6 @@
 package ISSTest;
 # Shared helpers for the mod_iss Apache::Test suite.
+use Time::HiRes ();
 use strict;
 use warnings FATAL => 'all';
 use Apache::Test ();
@@ -242,7 +243,11 @@ sub own_httpd_start {
         exec @cmd or POSIX::_exit(127);
     }
     my $h = { pid => $pid, port => $port, dir => $dir };
-    for (1 .. 200) {
+    # Generous: an ASan httpd on a loaded 2-core machine has taken more
+    # than 10 s to read its configuration; a server that starts (or
+    # refuses to) ends the wait at once.
+    my $deadline = Time::HiRes::time() + 90;
+    while (Time::HiRes::time() < $deadline) {
         if (waitpid($pid, POSIX::WNOHANG()) == $pid) {       # refused to start
             $h->{code} = $? >> 8;
             last;
