@@ -68,7 +68,7 @@ chmod 755 "$work"; chown -R "$user:" "$work"
 # A free port on 127.0.0.1, fixed for the whole run (Apache::Test's own
 # "select" picks again in every test process).
 port=$(perl -MIO::Socket::INET -e 'my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => "127.0.0.1", LocalPort => 0) or die; print $s->sockport')
-envs=(ISS_MODULE_PATH="$work/mod_iss.so" ISS_STATE_TOOL="$work/iss-state" ISS_CHUNK_TOOL="$work/iss-chunk" APACHE_TEST_PORT="$port"
+envs=(HARNESS_TIMER=1 ISS_MODULE_PATH="$work/mod_iss.so" ISS_STATE_TOOL="$work/iss-state" ISS_CHUNK_TOOL="$work/iss-chunk" APACHE_TEST_PORT="$port"
       ISS_SYNC_TOOL="$work/iss-sync" ISS_TOP="$top" ISS_MODE="$mode" PATH="$PATH")
 
 # A small FAT file system (case-insensitive, refuses ':' and more) for
