@@ -42,6 +42,7 @@ static struct {
 typedef struct entry_t {
     iss_store_t *store;
     iss_sync_key_t key;             /* its tokens' key, once key_ok */
+    apr_finfo_t key_ident;          /* the file it was read from */
     int key_ok;
     apr_time_t checked;             /* iss_store_replaced() asked then */
 } entry_t;
@@ -194,13 +195,13 @@ dav_error *iss_state_store(request_rec *r, iss_store_t **store)
 
 /* Read (or make) the key of @a dir into @a key, and say so in the log. */
 static dav_error *load_key(request_rec *r, const char *dir,
-                           iss_sync_key_t *key)
+                           iss_sync_key_t *key, apr_finfo_t *ident)
 {
     const char *why = NULL;
     apr_status_t rv;
     int made = 0;
 
-    rv = iss_sync_key_load(key, dir, 1, &made, &why, r->pool);
+    rv = iss_sync_key_load(key, dir, 1, &made, ident, &why, r->pool);
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, ISSLOGNO(01162)
                       "the key of the sync tokens of %s cannot be read or "
@@ -250,8 +251,16 @@ dav_error *iss_state_token_key(request_rec *r, const iss_sync_key_t **key)
         e = apr_hash_get(registry.stores, dconf->state_dir,
                          APR_HASH_KEY_STRING);
         if (e != NULL && e->store == store) {
-            if (!e->key_ok && (err = load_key(r, dconf->state_dir,
-                                              &e->key)) == NULL) {
+            /* One stat: a key file replaced or removed behind this
+             * process (an admin, or a damaged one made anew by another
+             * process) is read again, so that every process of the
+             * server uses the key of the file. */
+            if (e->key_ok && iss_sync_key_changed(dconf->state_dir,
+                                                  &e->key_ident, r->pool)) {
+                e->key_ok = 0;
+            }
+            if (!e->key_ok && (err = load_key(r, dconf->state_dir, &e->key,
+                                              &e->key_ident)) == NULL) {
                 e->key_ok = 1;
             }
             *k = e->key;
@@ -265,7 +274,9 @@ dav_error *iss_state_token_key(request_rec *r, const iss_sync_key_t **key)
     }
     if (e == NULL && err == NULL) {
         /* No registry (or the store was just replaced): per request. */
-        err = load_key(r, dconf->state_dir, k);
+        apr_finfo_t ident;
+
+        err = load_key(r, dconf->state_dir, k, &ident);
     }
     if (err != NULL) {
         return err;

@@ -244,7 +244,7 @@ static int log_command(iss_store_t *store, const char *dir, const char *cmd,
             return 2;
         }
         /* Never made here: a key the server has not used opens nothing. */
-        rv = iss_sync_key_load(&key, dir, 0, &made, &why, pool);
+        rv = iss_sync_key_load(&key, dir, 0, &made, NULL, &why, pool);
         if (rv != APR_SUCCESS) {
             fprintf(stderr, "iss-state: %s\n", why ? why : dir);
             return 1;

@@ -580,7 +580,7 @@ static void test_token_key(void)
     iss_store_t *s = fresh_store(&t, "token key");
     iss_sync_key_t k1, k2, k3;
     const char *why = NULL, *path, *tok;
-    apr_finfo_t fi;
+    apr_finfo_t fi, ident;
     apr_file_t *f;
     apr_status_t rv;
     int made = -1;
@@ -590,10 +590,10 @@ static void test_token_key(void)
     if (!s)
         return;
     path = apr_pstrcat(gp, t.dir, "/" ISS_SYNC_KEY_FILE, NULL);
-    rv = iss_sync_key_load(&k1, t.dir, 0, &made, &why, gp);
+    rv = iss_sync_key_load(&k1, t.dir, 0, &made, NULL, &why, gp);
     ok(rv == APR_ENOENT && made == 0 && why,
        "key: none, not made when not asked to (%s)", why ? why : "");
-    rv = iss_sync_key_load(&k1, t.dir, 1, &made, &why, gp);
+    rv = iss_sync_key_load(&k1, t.dir, 1, &made, NULL, &why, gp);
     ok(rv == APR_SUCCESS && made == 1, "key: made on first use");
     ok(apr_stat(&fi, path, APR_FINFO_PROT | APR_FINFO_SIZE, gp)
        == APR_SUCCESS && fi.protection == (APR_FPROT_UREAD | APR_FPROT_UWRITE) && fi.size == 66,
@@ -602,9 +602,11 @@ static void test_token_key(void)
        && (apr_file_read_full(f, buf, sizeof(buf), &n), apr_file_close(f),
            n == 66) && !strncmp(buf, "iss-token-key 1 ", 16)
        && buf[65] == '\n', "key: iss-token-key 1 <hex> <check>");
-    rv = iss_sync_key_load(&k2, t.dir, 1, &made, &why, gp);
+    rv = iss_sync_key_load(&k2, t.dir, 1, &made, &ident, &why, gp);
     ok(rv == APR_SUCCESS && made == 0 && !memcmp(&k1, &k2, sizeof(k1)),
        "key: read back, the same");
+    ok(!iss_sync_key_changed(t.dir, &ident, gp),
+       "key: unchanged file, iss_sync_key_changed() says so");
     ok(apr_stat(&fi, apr_pstrcat(gp, path, ".tmp.", apr_ltoa(gp, getpid()),
                                  NULL), APR_FINFO_SIZE, gp) != APR_SUCCESS,
        "key: no temporary file left");
@@ -613,21 +615,25 @@ static void test_token_key(void)
     /* garbled: one digit of the key changed */
     buf[20] = buf[20] == '0' ? '1' : '0';
     testfs_put(path, apr_pstrndup(gp, buf, 66), gp);
-    rv = iss_sync_key_load(&k2, t.dir, 0, &made, &why, gp);
+    rv = iss_sync_key_load(&k2, t.dir, 0, &made, NULL, &why, gp);
     ok(rv == ISS_STORE_EDAMAGED && made == 0,
        "key: a changed digit is damage (%s)", why ? why : "");
     testfs_put(path, apr_pstrndup(gp, buf, 30), gp);
-    rv = iss_sync_key_load(&k2, t.dir, 0, &made, &why, gp);
+    rv = iss_sync_key_load(&k2, t.dir, 0, &made, NULL, &why, gp);
     ok(rv == ISS_STORE_EDAMAGED, "key: a truncated file is damage");
     testfs_put(path, "", gp);
-    rv = iss_sync_key_load(&k2, t.dir, 0, &made, &why, gp);
+    rv = iss_sync_key_load(&k2, t.dir, 0, &made, NULL, &why, gp);
     ok(rv == ISS_STORE_EDAMAGED, "key: an empty file is damage");
-    rv = iss_sync_key_load(&k3, t.dir, 1, &made, &why, gp);
+    ok(iss_sync_key_changed(t.dir, &ident, gp),
+       "key: a rewritten file is a changed key file");
+    rv = iss_sync_key_load(&k3, t.dir, 1, &made, &ident, &why, gp);
     ok(rv == APR_SUCCESS && made == 2 && memcmp(&k1, &k3, sizeof(k1)),
        "key: a damaged one is replaced by a new key");
+    ok(!iss_sync_key_changed(t.dir, &ident, gp),
+       "key: the identity given with the new key is its file's");
     ok(iss_sync_token_parse(&k3, tok, &why, &(iss_sync_pos_t){ 0 }, gp)
        == APR_EINVAL, "key: a token of the old key is refused by the new");
-    rv = iss_sync_key_load(&k2, t.dir, 0, &made, &why, gp);
+    rv = iss_sync_key_load(&k2, t.dir, 0, &made, NULL, &why, gp);
     ok(rv == APR_SUCCESS && !memcmp(&k2, &k3, sizeof(k2)),
        "key: the new one is what is read next");
     tmp_done(&t);

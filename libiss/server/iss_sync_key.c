@@ -46,7 +46,8 @@ static int key_sum(char out[17], const iss_sync_key_t *key)
 /* Read @a path: APR_SUCCESS, APR_ENOENT, ISS_STORE_EDAMAGED (*why) or
  * another error (*why). */
 static apr_status_t read_key(iss_sync_key_t *key, const char *path,
-                             const char **why, apr_pool_t *p)
+                             apr_finfo_t *ident, const char **why,
+                             apr_pool_t *p)
 {
     char buf[KEY_LINE_LEN + 2], sum[17];
     apr_size_t n = sizeof(buf);
@@ -65,6 +66,12 @@ static apr_status_t read_key(iss_sync_key_t *key, const char *path,
         return rv;
     }
     rv = apr_file_read_full(f, buf, sizeof(buf), &n);
+    if (ident != NULL
+        && apr_file_info_get(ident, APR_FINFO_IDENT | APR_FINFO_MTIME
+                             | APR_FINFO_SIZE | APR_FINFO_CTIME, f)
+           != APR_SUCCESS) {
+        memset(ident, 0, sizeof(*ident));
+    }
     apr_file_close(f);
     if (rv != APR_SUCCESS && !APR_STATUS_IS_EOF(rv)) {
         *why = apr_psprintf(p, "cannot read %s: %pm", path, &rv);
@@ -141,8 +148,8 @@ static apr_status_t write_key(iss_sync_key_t *key, const char *dir,
 }
 
 apr_status_t iss_sync_key_load(iss_sync_key_t *key, const char *dir,
-                               int create, int *made, const char **why,
-                               apr_pool_t *pool)
+                               int create, int *made, apr_finfo_t *ident,
+                               const char **why, apr_pool_t *pool)
 {
     const char *path = apr_pstrcat(pool, dir, "/" ISS_SYNC_KEY_FILE, NULL);
     const char *lpath = apr_pstrcat(pool, path, ".lock", NULL);
@@ -152,7 +159,7 @@ apr_status_t iss_sync_key_load(iss_sync_key_t *key, const char *dir,
 
     *made = 0;
     *why = NULL;
-    rv = read_key(key, path, why, pool);
+    rv = read_key(key, path, ident, why, pool);
     if (rv == APR_SUCCESS || !create
         || (rv != APR_ENOENT && rv != ISS_STORE_EDAMAGED)) {
         return rv;
@@ -170,7 +177,7 @@ apr_status_t iss_sync_key_load(iss_sync_key_t *key, const char *dir,
         return rv;
     }
     /* Another process may have made or repaired it meanwhile. */
-    rv = read_key(key, path, &first_why, pool);
+    rv = read_key(key, path, ident, &first_why, pool);
     if (rv == APR_ENOENT || rv == ISS_STORE_EDAMAGED) {
         *made = rv == APR_ENOENT ? 1 : 2;
         *why = first_why;
@@ -179,6 +186,13 @@ apr_status_t iss_sync_key_load(iss_sync_key_t *key, const char *dir,
             *made = 0;
             *why = first_why;
         }
+        else if (ident != NULL
+                 && apr_stat(ident, path, APR_FINFO_IDENT | APR_FINFO_MTIME
+                             | APR_FINFO_SIZE | APR_FINFO_CTIME, pool)
+                    != APR_SUCCESS) {
+            /* Under the lock: nobody else replaces it meanwhile. */
+            memset(ident, 0, sizeof(*ident));
+        }
     }
     else if (rv != APR_SUCCESS) {
         *why = first_why;
@@ -186,4 +200,19 @@ apr_status_t iss_sync_key_load(iss_sync_key_t *key, const char *dir,
     apr_file_unlock(lock);
     apr_file_close(lock);
     return rv;
+}
+
+int iss_sync_key_changed(const char *dir, const apr_finfo_t *ident,
+                         apr_pool_t *pool)
+{
+    apr_finfo_t now;
+
+    if (apr_stat(&now, apr_pstrcat(pool, dir, "/" ISS_SYNC_KEY_FILE, NULL),
+                 APR_FINFO_IDENT | APR_FINFO_MTIME | APR_FINFO_SIZE
+                 | APR_FINFO_CTIME, pool) != APR_SUCCESS) {
+        return 1;
+    }
+    return now.inode != ident->inode || now.device != ident->device
+           || now.size != ident->size || now.mtime != ident->mtime
+           || now.ctime != ident->ctime;
 }

@@ -51,6 +51,7 @@
 #include <apr_pools.h>
 #include <apr_tables.h>
 #include <apr_time.h>
+#include <apr_file_info.h>
 
 #include "iss_store.h"
 #include "iss_change.h"
@@ -120,10 +121,18 @@ typedef struct iss_sync_key_t {
  *  can never make an old token name a wrong position: old tokens just
  *  stop being valid, and clients sync afresh.  Without @a create: APR_ENOENT
  *  when there is no key file, ISS_STORE_EDAMAGED when it is damaged.
- *  On failure *why says why. */
+ *  On failure *why says why.  @a ident (may be NULL) gets the identity
+ *  (inode, device, size, mtime, ctime) of the file the key came from, so
+ *  that a caller keeping the key can tell, with one stat, that the file
+ *  was replaced since (iss_sync_key_changed()). */
 apr_status_t iss_sync_key_load(iss_sync_key_t *key, const char *dir,
-                               int create, int *made, const char **why,
-                               apr_pool_t *pool);
+                               int create, int *made, apr_finfo_t *ident,
+                               const char **why, apr_pool_t *pool);
+
+/** Whether the key file of @a dir is no longer the one @a ident describes
+ *  (replaced, removed or rewritten): one stat. */
+int iss_sync_key_changed(const char *dir, const apr_finfo_t *ident,
+                         apr_pool_t *pool);
 
 /** Format a token of store @a store_id for @a pos, with @a key: the
  *  forms are BASE id "/" X (everything before entry pos->seq delivered),
