@@ -14,7 +14,9 @@
  *    the stat index of those members is updated, and old entries past the
  *    retention window are compacted away (a bounded number per append).
  *
- * A token names the store and a position in the log.  A sync from token T
+ * A token names the store and a position in the log, sealed with the
+ * state directory's key (iss_sync_key_t) so that its text tells no count
+ * of writes and cannot be forged.  A sync from token T
  * reads the entries after T (cost proportional to the changes, not to the
  * tree) and reports each member they name as it is *now* on disk: the
  * log says "possibly changed", the file system says what it became.  So a
