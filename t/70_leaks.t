@@ -167,14 +167,17 @@ my $flipped_tok;
 # a token with one digit changed: 403 valid-sync-token, nothing changed; the old decimal
 # forms, past or future, get the same answer: no probing of the log's bounds
 {
-    my ($recs, $entries) = (records(''), log_entries());
+    my $sorted = sub { join "\n", sort split /\n/, records('') };    # DBM order may change
+    my ($recs, $entries) = ($sorted->(), log_entries());
     my @probes = ((my $f = $t1) =~ s{([0-9a-f])$}{$1 eq 'a' ? 'b' : 'a'}er,
                   (my $g = $t1) =~ s{/([0-9a-f])([0-9a-f]{31})$}{'/' . ($1 eq 'a' ? 'b' : 'a') . $2}er,
                   map { $t1 =~ s{[0-9a-f]{32}$}{$_}r } 0, $p1, $p5 + 1000);
     my @codes = map { my $p = rep('bob', '/leak/bob/', token => $_); $p->{code} . ($p->{res}->content =~ /valid-sync-token/ ? ' valid-sync-token' : '') } @probes;
     ok(join(', ', @codes), join(', ', ('403 valid-sync-token') x 5),
        'bob\'s token with its last or first digit changed, and the old forms of positions 0, now and the future: each 403 valid-sync-token');
-    ok(records('') eq $recs && log_entries() eq $entries ? 1 : 0, 1, '... and nothing changed in the store');
+    my ($recs2, $entries2) = ($sorted->(), log_entries());
+    ok($recs2 eq $recs && $entries2 eq $entries ? 1 : 0, 1, '... and nothing changed in the store')
+        or print STDERR "# before: $entries\n# after: $entries2\n# records before:\n$recs\n# records after:\n$recs2\n" =~ s/^(?!#)/# /mgr;
     $flipped_tok = $probes[0];
 }
 # a sync from a valid token lists exactly what bob may see
