@@ -9,7 +9,7 @@ use File::Spec;
 use LWP::UserAgent;
 use HTTP::Request;
 
-plan tests => 169;
+plan tests => 176;
 
 my $L = '/sync/err';
 my $state = File::Spec->catdir(t_dir(), 'dav', 'state-sync');
@@ -170,3 +170,30 @@ ok(dav(PUT => "$L/g.txt", body => 'g7', headers => { If => "(<$other>)" })->code
    'a token of another location never matches');
 ok(dav(PUT => "$L/g.txt", body => 'g8', headers => { If => "(<$cur>) (Not <$cur>)" })->code, 204,
    'lists are or-ed: one matching list is enough');
+
+# ---- the key of the tokens, damaged while httpd runs ------------------------------------------
+# Each process sees the file change (one stat) and reads it again; the
+# first finds it damaged and makes a new key (ISS01161), the others read
+# that one. Tokens made before are refused (403), never read as other
+# positions; the new ones work in every process.
+{
+    my $keyf = "$state/iss-token.key";
+    my $before_tok = sync_token_of("$L/");
+    ok((stat $keyf)[2] & 07777, 0600, 'the key file is mode 0600');
+    my $mark = log_mark();
+    spew($keyf, "iss-token-key 1 garbage\n");
+    my $after_tok = sync_token_of("$L/");
+    ok($after_tok =~ m{^https://mod-iss\.org/ns/sync/[0-9a-f-]+/[0-9a-f]{32}$} && $after_tok ne $before_tok ? 1 : 0, 1,
+       'a damaged key: a new key, and a new token for the same position');
+    my $log = log_since($mark);
+    ok($log =~ /ISS01161: .*iss-token\.key is damaged.*replaced it with a new key/ ? 1 : 0, 1,
+       '... logged at warning (ISS01161)') or print "# $log\n";
+    ok(slurp($keyf) =~ /^iss-token-key 1 [0-9a-f]{32} [0-9a-f]{16}\n\z/ ? 1 : 0, 1, '... written to the file');
+    my $r = sync_report("$L/", token => $before_tok, level => 1);
+    ok($r->{code} . ' ' . ($r->{res}->content =~ /valid-sync-token/ ? 'valid-sync-token' : ''), '403 valid-sync-token',
+       'a token of the old key: 403 valid-sync-token (the client syncs afresh)');
+    my @codes = map { sync_report("$L/", token => $after_tok, level => 1)->{code} } 1 .. 6;
+    ok("@codes", '207 207 207 207 207 207', 'the new token works in every process (six requests)');
+    my ($c, $out) = iss_state($state, 'token', $after_tok);
+    ok($c, 0, 'iss-state token reads the new token with the new key') or print "# $out\n";
+}

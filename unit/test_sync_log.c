@@ -636,6 +636,19 @@ static void test_token_key(void)
     rv = iss_sync_key_load(&k2, t.dir, 0, &made, NULL, &why, gp);
     ok(rv == APR_SUCCESS && !memcmp(&k2, &k3, sizeof(k2)),
        "key: the new one is what is read next");
+
+    /* a directory where no key can be made: an error saying why */
+    {
+        const char *ro = apr_pstrcat(gp, t.base, "/ro", NULL);
+
+        apr_dir_make(ro, APR_FPROT_OS_DEFAULT, gp);
+        apr_file_perms_set(ro, APR_FPROT_UREAD | APR_FPROT_UEXECUTE);
+        rv = iss_sync_key_load(&k2, ro, 1, &made, NULL, &why, gp);
+        ok(rv != APR_SUCCESS && made == 0 && why,
+           "key: none can be made in a read-only directory (%s)",
+           why ? why : "");
+        apr_file_perms_set(ro, APR_FPROT_OS_DEFAULT);
+    }
     tmp_done(&t);
 }
 
