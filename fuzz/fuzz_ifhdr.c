@@ -8,7 +8,9 @@
  *    tokens and entity tags decided by a hash of their text (ours, true,
  *    false, or not ours), tagged or not;
  *  - sync tokens (libiss/server/iss_sync_token.c): parse, and for every
- *    accepted token make it again and parse that back;
+ *    accepted token make it again and parse that back; and (bit 2 of
+ *    byte 0 set) make a token of the position the input spells, parse it
+ *    back, and check that a flipped bit of its blocks is refused;
  *  - the digest fields of RFC 9530 (libiss/core/iss_digest.c):
  *    Repr-Digest / Content-Digest and Want-Repr-Digest, and ownCloud's
  *    OC-Checksum.
@@ -24,7 +26,8 @@
  *    was decided; the number of conditions replaced is the number the
  *    callbacks decided;
  *  - tokens: make(parse(t)) parses back to the same store id and
- *    position, and is printable ASCII without spaces;
+ *    position, and is printable ASCII without spaces; parse(make(pos))
+ *    is pos; a token with a flipped bit is refused;
  *  - digests: a parsed sha-256 made into a field parses back to itself.
  *
  * Run under ASan and UBSan by scripts/fuzz.sh.
@@ -112,29 +115,110 @@ static void fuzz_if(const char *in, apr_pool_t *p)
     }
 }
 
+/* The key of the fuzzed tokens (a state directory's, in the server). */
+static const iss_sync_key_t key = { { 0x6b, 0x65, 0x79, 0x20, 0x6f, 0x66,
+                                      0x20, 0x74, 0x68, 0x65, 0x20, 0x66,
+                                      0x75, 0x7a, 0x7a, 0x21 } };
+
+static void check_printable(const char *t)
+{
+    const char *c;
+
+    for (c = t; *c; c++) {
+        if (*c <= ' ' || *c >= 0x7f) {
+            abort();
+        }
+    }
+}
+
+/* Parse the input as a token: what is accepted makes itself again. */
 static void fuzz_token(const char *in, apr_pool_t *p)
 {
     iss_sync_pos_t pos, back;
-    const char *id = NULL, *id2 = NULL, *made, *c;
+    const char *id = NULL, *id2 = NULL, *made;
 
-    if (iss_sync_token_parse(in, &id, &pos, p) != APR_SUCCESS) {
+    if (iss_sync_token_parse(&key, in, &id, &pos, p) != APR_SUCCESS) {
         return;
     }
     if (id == NULL || strncmp(in, ISS_SYNC_TOKEN_BASE,
                               sizeof(ISS_SYNC_TOKEN_BASE) - 1) != 0) {
         abort();
     }
-    made = iss_sync_token_make(id, &pos, p);
-    for (c = made; *c; c++) {
-        if (*c <= ' ' || *c >= 0x7f) {
-            abort();
-        }
+    made = iss_sync_token_make(&key, id, &pos, p);
+    if (made == NULL) {
+        abort();
     }
-    if (iss_sync_token_parse(made, &id2, &back, p) != APR_SUCCESS
+    check_printable(made);
+    if (iss_sync_token_parse(&key, made, &id2, &back, p) != APR_SUCCESS
         || strcmp(id, id2) != 0 || back.seq != pos.seq
         || back.idx != pos.idx || !back.initial != !pos.initial
         || !back.after != !pos.after
         || (pos.after && strcmp(back.after, pos.after) != 0)) {
+        abort();
+    }
+}
+
+/* Make a token of the position the input spells (8 bytes of entry, 4 of
+ * item, 1 of form, then the member), parse it back, and check that the
+ * token with one bit of one block flipped (chosen by the input) is
+ * refused: the fuzzer cannot forge blocks, so this is how it reaches the
+ * parser's accepting paths. */
+static void fuzz_make(const unsigned char *d, apr_size_t n, apr_pool_t *p)
+{
+    static const char sid[] = "0123abcd-ef45-6789-abcd-ef0123456789";
+    apr_size_t b = sizeof(ISS_SYNC_TOKEN_BASE) - 1 + sizeof(sid);
+    iss_sync_pos_t pos, back;
+    const char *made, *id = NULL;
+    char *bad;
+    unsigned bit;
+    int form, dg;
+    apr_size_t i, at;
+
+    if (n < 14) {
+        return;
+    }
+    memset(&pos, 0, sizeof(pos));
+    for (i = 0; i < 8; i++) {
+        pos.seq = (pos.seq << 8) | d[i];
+    }
+    for (i = 8; i < 12; i++) {
+        pos.idx = (pos.idx << 8) | d[i];
+    }
+    form = d[12] % 3;
+    bit = d[13];
+    pos.after = apr_pstrmemdup(p, (const char *)d + 14, n - 14);
+    if (form == 0) {
+        pos.idx = 0;
+        pos.after = NULL;
+    }
+    else if (form == 1) {
+        pos.initial = 1;
+        pos.idx = 0;
+    }
+    /* What the server never makes: the parser refuses those. */
+    if (pos.seq == 0 || pos.seq == APR_UINT64_MAX
+        || (pos.after && !*pos.after)) {
+        return;
+    }
+    made = iss_sync_token_make(&key, sid, &pos, p);
+    if (made == NULL) {
+        abort();
+    }
+    check_printable(made);
+    if (iss_sync_token_parse(&key, made, &id, &back, p) != APR_SUCCESS
+        || strcmp(id, sid) != 0 || back.seq != pos.seq
+        || back.idx != pos.idx || !back.initial != !pos.initial
+        || !back.after != !pos.after
+        || (pos.after && strcmp(back.after, pos.after) != 0)) {
+        abort();
+    }
+    /* One bit of a block flipped: refused. */
+    at = b + (form == 1 ? 1 : 0) + (form == 2 && (bit & 0x80) ? 33 : 0);
+    bad = apr_pstrdup(p, made);
+    i = at + (bit & 0x7f) / 4;
+    dg = bad[i] >= 'a' ? bad[i] - 'a' + 10 : bad[i] - '0';
+    bad[i] = "0123456789abcdef"[dg ^ (1 << (bit % 4))];
+    if (iss_sync_token_parse(&key, bad, &id, &back, p) != APR_EINVAL) {
         abort();
     }
 }
@@ -186,7 +270,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fuzz_if(in, p);
         break;
     case 1:
-        fuzz_token(in, p);
+        if (data[0] & 4) {
+            fuzz_make(data + 1, size - 1, p);
+        }
+        else {
+            fuzz_token(in, p);
+        }
         break;
     default:
         fuzz_digest(in, p);

@@ -17,12 +17,14 @@
 
 #include "mod_iss.h"
 #include "iss_store.h"
+#include "iss_sync_log.h"
 
 /** Per-request state (r->request_config). */
 typedef struct iss_request_t {
     request_rec *dest_r;             /* COPY/MOVE: the Destination lookup */
     const dav_resource *dest_resource;
     iss_store_t *store;              /* mod_iss_state, once opened */
+    const iss_sync_key_t *token_key; /* mod_iss_state, once read */
     const char *root_uri;            /* mod_iss_state: the location's root */
     const char *root_fs;             /* ... and its directory (or NULL) */
     const char *sync_token;          /* mod_iss_sync_prop, once computed */

@@ -41,6 +41,9 @@ static struct {
 
 typedef struct entry_t {
     iss_store_t *store;
+    iss_sync_key_t key;             /* its tokens' key, once key_ok */
+    apr_finfo_t key_ident;          /* the file it was read from */
+    int key_ok;
     apr_time_t checked;             /* iss_store_replaced() asked then */
 } entry_t;
 
@@ -108,6 +111,7 @@ static apr_status_t shared_store(request_rec *r, iss_dir_conf_t *dconf,
             iss_store_set_sync(s, iss_config_state_sync(dconf));
             e = apr_palloc(registry.pool, sizeof(*e));
             e->store = s;
+            e->key_ok = 0;
             e->checked = now;
             apr_hash_set(registry.stores, apr_pstrdup(registry.pool,
                                                       dconf->state_dir),
@@ -186,6 +190,98 @@ dav_error *iss_state_store(request_rec *r, iss_store_t **store)
                              "cannot be opened.");
     }
     *store = req->store;
+    return NULL;
+}
+
+/* Read (or make) the key of @a dir into @a key, and say so in the log. */
+static dav_error *load_key(request_rec *r, const char *dir,
+                           iss_sync_key_t *key, apr_finfo_t *ident)
+{
+    const char *why = NULL;
+    apr_status_t rv;
+    int made = 0;
+
+    rv = iss_sync_key_load(key, dir, 1, &made, ident, &why, r->pool);
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, ISSLOGNO(01162)
+                      "the key of the sync tokens of %s cannot be read or "
+                      "made: %s; sync tokens of this location are refused "
+                      "until it can", dir, why ? why : "");
+        return dav_new_error(r->pool, HTTP_INTERNAL_SERVER_ERROR, 0, rv,
+                             "The sync tokens of this location cannot be "
+                             "made or checked.");
+    }
+    if (made == 1) {
+        ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r, ISSLOGNO(01160)
+                      "made a new key for the sync tokens of %s "
+                      "(" ISS_SYNC_KEY_FILE "): tokens handed out before, if "
+                      "any, are refused and their clients sync afresh", dir);
+    }
+    else if (made == 2) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, ISSLOGNO(01161)
+                      "%s; replaced it with a new key: the sync tokens "
+                      "handed out before are refused and their clients sync "
+                      "afresh", why ? why : dir);
+    }
+    return NULL;
+}
+
+dav_error *iss_state_token_key(request_rec *r, const iss_sync_key_t **key)
+{
+    iss_request_t *req = iss_provider_request(r);
+    iss_dir_conf_t *dconf = iss_config_dir(r);
+    iss_store_t *store;
+    iss_sync_key_t *k;
+    dav_error *err = NULL;
+    entry_t *e = NULL;
+
+    if (req->token_key) {
+        *key = req->token_key;
+        return NULL;
+    }
+    /* The store first: the key goes with its handle. */
+    if ((err = iss_state_store(r, &store)) != NULL) {
+        return err;
+    }
+    k = apr_palloc(r->pool, sizeof(*k));
+    if (registry.pool) {
+#if APR_HAS_THREADS
+        apr_thread_mutex_lock(registry.mutex);
+#endif
+        e = apr_hash_get(registry.stores, dconf->state_dir,
+                         APR_HASH_KEY_STRING);
+        if (e != NULL && e->store == store) {
+            /* One stat: a key file replaced or removed behind this
+             * process (an admin, or a damaged one made anew by another
+             * process) is read again, so that every process of the
+             * server uses the key of the file. */
+            if (e->key_ok && iss_sync_key_changed(dconf->state_dir,
+                                                  &e->key_ident, r->pool)) {
+                e->key_ok = 0;
+            }
+            if (!e->key_ok && (err = load_key(r, dconf->state_dir, &e->key,
+                                              &e->key_ident)) == NULL) {
+                e->key_ok = 1;
+            }
+            *k = e->key;
+        }
+        else {
+            e = NULL;
+        }
+#if APR_HAS_THREADS
+        apr_thread_mutex_unlock(registry.mutex);
+#endif
+    }
+    if (e == NULL && err == NULL) {
+        /* No registry (or the store was just replaced): per request. */
+        apr_finfo_t ident;
+
+        err = load_key(r, dconf->state_dir, k, &ident);
+    }
+    if (err != NULL) {
+        return err;
+    }
+    *key = req->token_key = k;
     return NULL;
 }
 

@@ -15,6 +15,7 @@
 #include "mod_iss.h"
 #include "iss_scan.h"
 #include "iss_store.h"
+#include "iss_sync_log.h"
 
 #define ISS_STATE_MUTEX_TYPE "iss-state"
 
@@ -28,6 +29,14 @@ void iss_state_child_init(apr_pool_t *p, server_rec *s);
  *  says what the client gets: 503 when the state is damaged (writes are
  *  refused, reads go on), 500 for anything else. */
 dav_error *iss_state_store(request_rec *r, iss_store_t **store);
+
+/** The key of the sync tokens of @a r's location (iss_sync_key_t), read
+ *  once per process and store handle from <ISSStateDir>/iss-token.key,
+ *  which is made the first time it is needed (ISS01160) and made anew
+ *  when damaged (ISS01161: the tokens handed out before are then
+ *  refused, and clients sync afresh).  On failure (ISS01162) a 500
+ *  dav_error. */
+dav_error *iss_state_token_key(request_rec *r, const iss_sync_key_t **key);
 
 /** The decoded URI path of the root of @a r's location, without a
  *  trailing slash ("" when the location is the server's root). */

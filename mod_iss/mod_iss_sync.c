@@ -48,6 +48,7 @@ typedef struct sync_t {
     int infinite;
     apr_uint64_t limit;           /* 0: none */
     iss_store_t *store;
+    const iss_sync_key_t *key;       /* the tokens' (iss_state_token_key) */
     const char *coll;             /* the collection, relative */
     iss_sync_pos_t pos;           /* where the client stands */
     iss_sync_pos_t next;          /* what the answer's token says */
@@ -677,7 +678,11 @@ static dav_error *send_answer(sync_t *s)
                     "</D:status><D:error><D:number-of-matches-within-limits/>"
                     "</D:error></D:response>" DEBUG_CR, NULL);
     }
-    token = iss_sync_token_make(s->log_id, &s->next, r->pool);
+    token = iss_sync_token_make(s->key, s->log_id, &s->next, r->pool);
+    if (token == NULL) {
+        return dav_new_error(r->pool, HTTP_INTERNAL_SERVER_ERROR, 0, 0,
+                             "mod_iss: the sync token cannot be sealed");
+    }
     ap_fputstrs(r->output_filters, bb, "<D:sync-token>",
                 apr_xml_quote_string(r->pool, token, 0),
                 "</D:sync-token>" DEBUG_CR, NULL);
@@ -729,10 +734,11 @@ static dav_error *run(sync_t *s, const char *token)
     dav_error *err;
     apr_status_t rv;
 
-    if ((err = iss_state_store(r, &s->store)) != NULL) {
+    if ((err = iss_state_store(r, &s->store)) != NULL
+        || (err = iss_state_token_key(r, &s->key)) != NULL) {
         return err;
     }
-    if (*token && (iss_sync_token_parse(token, &id, &s->pos, r->pool)
+    if (*token && (iss_sync_token_parse(s->key, token, &id, &s->pos, r->pool)
                    != APR_SUCCESS)) {
         return bad_token(r, "it is not a token of this server");
     }

@@ -69,9 +69,15 @@ int iss_sync_token_current(request_rec *r, const char *rel, const char *token)
     apr_uint64_t last, first;
     iss_store_t *store;
     match_ctx m = { r, NULL, rel, 0 };
+    const iss_sync_key_t *key;
     const char *id, *log_id;
 
-    if (iss_sync_token_parse(token, &id, &pos, r->pool) != APR_SUCCESS) {
+    /* Without the key no token of ours can be told from a forgery: not
+     * current, as for any token this location does not know. */
+    if (iss_state_token_key(r, &key) != NULL) {
+        return 0;
+    }
+    if (iss_sync_token_parse(key, token, &id, &pos, r->pool) != APR_SUCCESS) {
         return -1;
     }
     if (rel == NULL || iss_state_store(r, &store) != NULL || pos.initial

@@ -40,6 +40,7 @@ dav_error *iss_sync_current_token(request_rec *r, const char **token)
     iss_dir_conf_t *dconf = iss_config_dir(r);
     iss_sync_pos_t pos = { 0 };
     apr_uint64_t last, first;
+    const iss_sync_key_t *key;
     const char *log_id = NULL;
     iss_store_t *store;
     dav_error *err;
@@ -50,7 +51,8 @@ dav_error *iss_sync_current_token(request_rec *r, const char **token)
         *token = req->sync_token;
         return NULL;
     }
-    if ((err = iss_state_store(r, &store)) != NULL) {
+    if ((err = iss_state_store(r, &store)) != NULL
+        || (err = iss_state_token_key(r, &key)) != NULL) {
         return err;
     }
     iss_sync_reconcile_if_due(r, store);
@@ -67,8 +69,12 @@ dav_error *iss_sync_current_token(request_rec *r, const char **token)
                              "The change log cannot be read.");
     }
     pos.seq = last + 1;
-    *token = req->sync_token = iss_sync_token_make(log_id, &pos,
-                                                   r->pool);
+    *token = iss_sync_token_make(key, log_id, &pos, r->pool);
+    if (*token == NULL) {
+        return dav_new_error(r->pool, HTTP_INTERNAL_SERVER_ERROR, 0, 0,
+                             "mod_iss: the sync token cannot be sealed");
+    }
+    req->sync_token = *token;
     return NULL;
 }
 

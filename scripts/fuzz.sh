@@ -136,10 +136,15 @@ for v in \
   "0<http://127.0.0.1/dav/> (<$B/42>) (Not <DAV:no-lock>)" \
   "0</dav/%2e%2e/%2e%2e/etc/passwd> ([\"x\"]) </dav/a/./b> (<$B/i7/a%20b>)" \
   "1$B/42" "1$B/7.3" "1$B/i10/a%20b/c%25d" "1$B/9/0/bob/b%203.txt" \
+  "1$B/b66ed1c7a17b0dbd3a3e21ee0e7e0c2a" "1$B/i0f3d8c0a1b2c3d4e5f60718293a4b5c6/a" \
+  '5\x00\x00\x00\x00\x00\x00\x00\x2a\x00\x00\x00\x00\x00\x05' \
+  '5\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x07\x01\x83dir/a b' \
+  '5\x00\x00\x00\x00\x00\x00\x00\x09\x00\x00\x00\x02\x02\x41bob/b 3.txt' \
   '2sha-256=:RK/0qy18MlBSVnWgjwz6lZEWjP/lF5HF9bvEF8FabDg=:, sha-512=:YQ==:' \
   '2sha-256=5, unixsum=3' \
   '3SHA1:0123456789abcdef0123456789abcdef01234567 MD5:0123456789abcdef0123456789abcdef'; do
-  printf '%s' "$v" > "$seeds/if/seed$i"; i=$((i + 1))
+  printf '%b' "$v" > "$seeds/if/seed$i"; i=$((i + 1))
 done
-# the leading digit of each seed is its selector byte: 0x30.. -> 0..3
+# the leading digit of each seed is its selector byte: 0x30.. -> 0..3;
+# 0x35 (5) makes a token of the position that follows (fuzz_make())
 run fuzz_ifhdr "$seeds/if"

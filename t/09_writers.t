@@ -26,7 +26,7 @@ use POSIX ();
 my @mpms = $ENV{ISS_T09_MPM} ? ($ENV{ISS_T09_MPM}) : qw(event worker prefork);
 my $WRITERS = 16;
 my $ROUNDS = 30;
-plan tests => 10 * @mpms;
+plan tests => 11 * @mpms;
 
 # One writer: $ROUNDS random operations; one line per request in $out:
 # "METHOD PATH STATUS".  Returns the number of unexpected statuses.
@@ -123,7 +123,11 @@ CONF
     ok(!defined $h->{code} ? 1 : 0, 1, "$mpm: httpd started") or print "# ", $h->{log}->(), "\n";
     my $ua = LWP::UserAgent->new(timeout => 60);
     my $token = propfind_token($ua, $h->{port});
-    my ($since) = ($token // '') =~ m{/(\d+)$};
+    # The token's position is sealed (issue 16 item 1): the admin tool
+    # reads it with the state directory's key.
+    my (undef, $decoded) = iss_state("$dir/state", 'token', $token // '');
+    my ($since) = ($decoded // '') =~ m{^position: (\d+)$}m;
+    ok(defined $since ? 1 : 0, 1, "$mpm: iss-state token reads the position of the token") or print "# $decoded\n";
 
     my @pids;
     for my $n (1 .. $WRITERS) {

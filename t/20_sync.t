@@ -30,7 +30,7 @@ my $res = dav(PROPFIND => "$L/a/", headers => { Depth => 0 },
 ok($res->content =~ m{<D:supported-report><D:report><D:sync-collection/></D:report></D:supported-report>} ? 1 : 0, 1,
    'DAV:supported-report-set lists sync-collection');
 my $tok0 = sync_token_of("$L/a/");
-ok(($tok0 // '') =~ m{^https://mod-iss\.org/ns/sync/[0-9a-f-]+/\d+$} ? 1 : 0, 1, 'DAV:sync-token is a URI naming the store');
+ok(($tok0 // '') =~ m{^https://mod-iss\.org/ns/sync/[0-9a-f-]+/[0-9a-f]{32}$} ? 1 : 0, 1, 'DAV:sync-token is a URI naming the store and a sealed position');
 ok(sync_token_of("$L/a/sub/"), $tok0, 'every collection of the store has the same current token');
 $res = dav(PROPFIND => "$L/a/1.txt", headers => { Depth => 0 },
            body => '<D:propfind xmlns:D="DAV:"><D:prop><D:sync-token/></D:prop></D:propfind>');

@@ -9,7 +9,7 @@ use File::Spec;
 use LWP::UserAgent;
 use HTTP::Request;
 
-plan tests => 135;
+plan tests => 176;
 
 my $L = '/sync/err';
 my $state = File::Spec->catdir(t_dir(), 'dav', 'state-sync');
@@ -88,9 +88,29 @@ refused('garbage token', 403, 'valid-sync-token', token => 'foo');
 refused('a URI of another server', 403, 'valid-sync-token', token => 'http://example.com/ns/sync/1234');
 refused('our prefix, bad store id', 403, 'valid-sync-token', token => 'https://mod-iss.org/ns/sync/zz/1');
 refused('our prefix, bad number', 403, 'valid-sync-token', token => "https://mod-iss.org/ns/sync/$id/1x");
-refused('a token from the future', 403, 'valid-sync-token', token => "https://mod-iss.org/ns/sync/$id/99999999");
+# Positions are sealed with the location's key (issue 16 item 1): the
+# test seals what the server never handed out with that key.
+refused('a token from the future', 403, 'valid-sync-token', token => seal_sync_token($state, $id, 'n', 99999999));
 refused('a token of another location', 403, 'valid-sync-token', token => $other);
-refused('a listing continuation from the future', 403, 'valid-sync-token', token => "https://mod-iss.org/ns/sync/$id/i99999999/a");
+refused('a listing continuation from the future', 403, 'valid-sync-token', token => seal_sync_token($state, $id, 'i', 99999999, path => 'a'));
+refused('a member continuation from the future', 403, 'valid-sync-token', token => seal_sync_token($state, $id, 'c', 99999999, j => 0, path => 'f.txt'));
+my ($dc, $decoded) = iss_state($state, 'token', $tok);
+my ($pos) = $decoded =~ /^position: (\d+)$/m;
+ok($dc == 0 && defined $pos ? 1 : 0, 1, 'iss-state token reads the position of a token') or print "# $decoded\n";
+ok(seal_sync_token($state, $id, 'n', $pos), $tok, '... and the test seals that position into the same token (the format of docs/protocol.md)');
+my ($last_now) = log_dump() =~ /^entries: \d+ to (\d+)/;
+ok($pos, $last_now, '... which is the last entry of the log');
+# The old decimal forms name a position anyone can choose: refused, even
+# the one that was current, so that no answer tells where the log is.
+refused('the old decimal form of the current position', 403, 'valid-sync-token', token => "https://mod-iss.org/ns/sync/$id/$pos");
+refused('the old decimal form of position 0', 403, 'valid-sync-token', token => "https://mod-iss.org/ns/sync/$id/0");
+refused('the old listing continuation', 403, 'valid-sync-token', token => "https://mod-iss.org/ns/sync/$id/i0/a");
+refused('another location\'s block under this store id', 403, 'valid-sync-token',
+        token => "https://mod-iss.org/ns/sync/$id/" . ($other =~ m{/([0-9a-f]{32})$})[0]);
+(my $flipped = $tok) =~ s{([0-9a-f])$}{$1 eq '0' ? '1' : '0'}e;
+refused('one digit of the block changed', 403, 'valid-sync-token', token => $flipped);
+($dc, $decoded) = iss_state($state, 'token', $flipped);
+ok($dc, 1, 'iss-state token refuses it too');
 
 # ---- retention: ISSSyncRetention count=3 on /syncret/ -----------------------------------
 dav(PUT => '/syncret/r0.txt', body => 'r');
@@ -150,3 +170,30 @@ ok(dav(PUT => "$L/g.txt", body => 'g7', headers => { If => "(<$other>)" })->code
    'a token of another location never matches');
 ok(dav(PUT => "$L/g.txt", body => 'g8', headers => { If => "(<$cur>) (Not <$cur>)" })->code, 204,
    'lists are or-ed: one matching list is enough');
+
+# ---- the key of the tokens, damaged while httpd runs ------------------------------------------
+# Each process sees the file change (one stat) and reads it again; the
+# first finds it damaged and makes a new key (ISS01161), the others read
+# that one. Tokens made before are refused (403), never read as other
+# positions; the new ones work in every process.
+{
+    my $keyf = "$state/iss-token.key";
+    my $before_tok = sync_token_of("$L/");
+    ok((stat $keyf)[2] & 07777, 0600, 'the key file is mode 0600');
+    my $mark = log_mark();
+    spew($keyf, "iss-token-key 1 garbage\n");
+    my $after_tok = sync_token_of("$L/");
+    ok($after_tok =~ m{^https://mod-iss\.org/ns/sync/[0-9a-f-]+/[0-9a-f]{32}$} && $after_tok ne $before_tok ? 1 : 0, 1,
+       'a damaged key: a new key, and a new token for the same position');
+    my $log = log_since($mark);
+    ok($log =~ /ISS01161: .*iss-token\.key is damaged.*replaced it with a new key/ ? 1 : 0, 1,
+       '... logged at warning (ISS01161)') or print "# $log\n";
+    ok(slurp($keyf) =~ /^iss-token-key 1 [0-9a-f]{32} [0-9a-f]{16}\n\z/ ? 1 : 0, 1, '... written to the file');
+    my $r = sync_report("$L/", token => $before_tok, level => 1);
+    ok($r->{code} . ' ' . ($r->{res}->content =~ /valid-sync-token/ ? 'valid-sync-token' : ''), '403 valid-sync-token',
+       'a token of the old key: 403 valid-sync-token (the client syncs afresh)');
+    my @codes = map { sync_report("$L/", token => $after_tok, level => 1)->{code} } 1 .. 6;
+    ok("@codes", '207 207 207 207 207 207', 'the new token works in every process (six requests)');
+    my ($c, $out) = iss_state($state, 'token', $after_tok);
+    ok($c, 0, 'iss-state token reads the new token with the new key') or print "# $out\n";
+}

@@ -14,7 +14,7 @@ use ISSClient;
 use File::Path ();
 
 my $PER_LOC = 83;
-plan tests => 1 + $PER_LOC * 2 + 11;
+plan tests => 1 + $PER_LOC * 2 + 11 + 12;
 
 my $FAT = $ENV{ISS_FAT_DIR} // '';
 my $fat_ok = $FAT ne '' && -d $FAT && -w $FAT && `stat -f -c %T '$FAT' 2>/dev/null` =~ /fuse/;
@@ -254,4 +254,27 @@ for my $loc (LOCATIONS) {
     ok($r->{err} =~ /no longer knows our sync token/ ? 1 : 0, 1, 'forgotten token: said on stderr') or print "# stderr: $r->{err}\n";
     $r = synced($c, expect_tree(%g), 'forgotten token: the next run');
     ok(action_lines($r), '', 'forgotten token: the next run has nothing to do');
+}
+
+# ---- a token of a server before sealed tokens (issue 16 item 1): the old
+# decimal form is refused like a forgotten token, and the client recovers ----
+{
+    my $c = new_case('upgrade', 'ciss');
+    my %f = map { ("$_.txt" => "$_ v1\n") } qw(a b c);
+    lfill($c, %f);
+    synced($c, expect_tree(%f), 'token before the upgrade: initial sync');
+    my ($db) = glob("$c->{state}/*.db");
+    my $tok = `sqlite3 '$db' "SELECT v FROM meta WHERE k = 'token'"`;
+    chomp $tok;
+    (my $old = $tok) =~ s{/[0-9a-f]{32}$}{/7};
+    system('sqlite3', $db, "UPDATE meta SET v = '$old' WHERE k = 'token'");
+    ok(`sqlite3 '$db' "SELECT v FROM meta WHERE k = 'token'"` =~ m{^https://mod-iss\.org/ns/sync/[0-9a-f-]+/7$} ? 1 : 0, 1,
+       "token before the upgrade: the client's state holds the old decimal form ($old)");
+    srv_put($c, 'n.txt', "new\n");
+    lput($c, 'b.txt', "b v2 (here)\n");
+    my %g = (%f, 'n.txt' => "new\n", 'b.txt' => "b v2 (here)\n");
+    my $r = synced($c, expect_tree(%g), 'token before the upgrade: refused, a full compare brings both sides together');
+    ok($r->{err} =~ /no longer knows our sync token/ ? 1 : 0, 1, 'token before the upgrade: said on stderr') or print "# stderr: $r->{err}\n";
+    $r = synced($c, expect_tree(%g), 'token before the upgrade: the next run, with a sealed token');
+    ok(action_lines($r), '', 'token before the upgrade: the next run has nothing to do');
 }

@@ -16,7 +16,7 @@ use ISSTest;
 use File::Spec;
 use MIME::Base64 qw(encode_base64);
 
-plan tests => 51;
+plan tests => 63;
 
 sub as { my ($user) = @_; ('Authorization' => 'Basic ' . encode_base64("$user:pw-$user", '')) }
 my $files = files_dir() =~ s{files$}{files-leak}r;
@@ -140,6 +140,66 @@ $r = dav(PUT => '/leak/new-3.txt', body => 'n3', headers => { as('bob'), If => '
 ok(($r->code == 412 || ($r->code == 207 && $r->content =~ m{HTTP/1.1 412})) ? 1 : 0, 1,
    '... (Not <token>) is false likewise: a hidden change does not count');
 ok(-e "$files/new-3.txt" ? 1 : 0, 0, '... and nothing was created');
+
+# ---- item 1: what a sync token's text tells (positions sealed with the store's key) ---------
+# bob's DAV:sync-token of his own folder before and after 1 and 5 writes
+# by alice that he may not see: the tokens move (the location changed,
+# which is allowed), but no text says by how much.
+my $SEALED = qr{^https://mod-iss\.org/ns/sync/[0-9a-f-]{36}/([0-9a-f]{32})$};
+sub decoded { my ($c, $out) = iss_state($state, 'token', $_[0]); $c == 0 && $out =~ /^position: (\d+)$/m ? $1 : "refused ($out)" }
+sub bits_apart { my $x = pack('H*', $_[0]) ^ pack('H*', $_[1]); unpack('%32b*', $x) }
+my $t0 = token_of('bob', '/leak/bob/');
+dav(PUT => '/leak/alice/hidden-1.txt', body => 'h', headers => { as('alice') });
+my $t1 = token_of('bob', '/leak/bob/');
+dav(PUT => "/leak/alice/hidden-$_.txt", body => 'h', headers => { as('alice') }) for 2 .. 5;
+my $t5 = token_of('bob', '/leak/bob/');
+my ($b0, $b1, $b5) = map { ($_ =~ $SEALED)[0] // 'none' } $t0, $t1, $t5;
+ok(join(' ', map { $_ =~ $SEALED ? 'sealed' : $_ } $t0, $t1, $t5), 'sealed sealed sealed',
+   'bob\'s tokens before, after 1 and after 5 hidden writes: the store id and 32 hex digits, no decimal position');
+ok(length($t1) == length($t5) && length($t0) == length($t1) ? 1 : 0, 1, '... all of one length');
+my ($p0, $p1, $p5) = map { decoded($_) } $t0, $t1, $t5;
+ok(($p1 =~ /^\d+$/ && $p1 - $p0) . ' ' . ($p5 =~ /^\d+$/ && $p5 - $p0), '1 5',
+   "... while the positions the admin tool reads with the key moved by 1 and by 5 ($p0, $p1, $p5)");
+ok(bits_apart($b0, $b1) >= 30 && bits_apart($b0, $b5) >= 30 && bits_apart($b1, $b5) >= 30 ? 1 : 0, 1,
+   '... and the blocks are unrelated (bits apart: ' . join(', ', bits_apart($b0, $b1), bits_apart($b0, $b5), bits_apart($b1, $b5)) . ' of 128)');
+ok(token_of('bob', '/leak/bob/'), $t5, '... with nothing written since: the same token');
+my $flipped_tok;
+# a token with one digit changed: 403 valid-sync-token, nothing changed; the old decimal
+# forms, past or future, get the same answer: no probing of the log's bounds
+{
+    my $sorted = sub { join "\n", sort split /\n/, records('') };    # DBM order may change
+    my ($recs, $entries) = ($sorted->(), log_entries());
+    my @probes = ((my $f = $t1) =~ s{([0-9a-f])$}{$1 eq 'a' ? 'b' : 'a'}er,
+                  (my $g = $t1) =~ s{/([0-9a-f])([0-9a-f]{31})$}{'/' . ($1 eq 'a' ? 'b' : 'a') . $2}er,
+                  map { $t1 =~ s{[0-9a-f]{32}$}{$_}r } 0, $p1, $p5 + 1000);
+    my @codes = map { my $p = rep('bob', '/leak/bob/', token => $_); $p->{code} . ($p->{res}->content =~ /valid-sync-token/ ? ' valid-sync-token' : '') } @probes;
+    ok(join(', ', @codes), join(', ', ('403 valid-sync-token') x 5),
+       'bob\'s token with its last or first digit changed, and the old forms of positions 0, now and the future: each 403 valid-sync-token');
+    my ($recs2, $entries2) = ($sorted->(), log_entries());
+    ok($recs2 eq $recs && $entries2 eq $entries ? 1 : 0, 1, '... and nothing changed in the store')
+        or print STDERR "# before: $entries\n# after: $entries2\n# records before:\n$recs\n# records after:\n$recs2\n" =~ s/^(?!#)/# /mgr;
+    $flipped_tok = $probes[0];
+}
+# a sync from a valid token lists exactly what bob may see
+dav(PUT => '/leak/bob/after-seal.txt', body => 's', headers => { as('bob') });
+dav(PUT => '/leak/alice/hidden-6.txt', body => 'h', headers => { as('alice') });
+{
+    my $p = rep('bob', '/leak/bob/', token => $t1);
+    ok($p->{code} . ' ' . join(' ', sort @{ $p->{order} }), '207 /leak/bob/after-seal.txt',
+       'bob\'s sync of /leak/bob/ from his token: exactly his new file');
+    ok(($p->{token} // '') =~ $SEALED ? 1 : 0, 1, '... and a sealed token');
+    $p = rep('bob', '/leak/', token => $t1, level => 'infinite');
+    ok(join(' ', sort @{ $p->{order} }), '/leak/bob/ /leak/bob/after-seal.txt',
+       '... at infinite depth on /leak/: that file and its folder, nothing of alice');
+}
+# the token with a changed digit in an If header: not current (the PUT is
+# still logged as a possible change, as every refused write is)
+{
+    my $r = dav(PUT => '/leak/bob/if-flipped.txt', body => 'x', headers => { as('bob'), If => '<' . url('/leak/bob/') . "> (<$flipped_tok>)" });
+    ok(($r->code == 412 || ($r->code == 207 && $r->content =~ m{HTTP/1.1 412})) ? 1 : 0, 1,
+       'a token with a changed digit in an If header: not a current token (412)');
+    ok(-e "$files/bob/if-flipped.txt" ? 1 : 0, 0, '... which created nothing');
+}
 
 # ---- item 3: an If header names a resource outside the location ----------------------------
 # bob's file has its digest recorded (a GET a second after its write)

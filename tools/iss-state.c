@@ -15,6 +15,10 @@
  *                                            location's folder) behind
  *                                            httpd's back
  *   iss-state DIR compact age=..|count=..    drop log entries past that
+ *   iss-state DIR token TOKEN                what a sync token of this
+ *                                            store says (its numbers are
+ *                                            sealed with DIR/iss-token.key,
+ *                                            which this reads, never makes)
  *   iss-state DIR recover                    log the writes of dead httpd
  *                                            processes now
  *   iss-state DIR compact-chunks             drop the stale paths of the
@@ -64,6 +68,7 @@ static void usage(void)
     fprintf(stderr,
             "usage: iss-state [-t DBMTYPE] DIR info|verify|list [PREFIX]\n"
             "       iss-state DIR log [FROM] | scan DIRECTORY | recover\n"
+            "       iss-state DIR token TOKEN\n"
             "       iss-state DIR compact age=<n>[smhdw]|count=<n> ...\n"
             "       iss-state DIR compact-chunks\n"
             "       iss-state DIR uploads | gc-uploads SECONDS\n"
@@ -226,6 +231,56 @@ static int log_command(iss_store_t *store, const char *dir, const char *cmd,
             return fail(store, dir);
         }
         printf("removed %" APR_UINT64_T_FMT " entries\n", n);
+        return 0;
+    }
+    if (strcmp(cmd, "token") == 0) {
+        iss_sync_key_t key;
+        iss_sync_pos_t pos;
+        const char *why = NULL, *id = NULL, *log_id = NULL;
+        int made = 0;
+
+        if (argc != 1) {
+            usage();
+            return 2;
+        }
+        /* Never made here: a key the server has not used opens nothing. */
+        rv = iss_sync_key_load(&key, dir, 0, &made, NULL, &why, pool);
+        if (rv != APR_SUCCESS) {
+            fprintf(stderr, "iss-state: %s\n", why ? why : dir);
+            return 1;
+        }
+        if (iss_sync_token_parse(&key, argv[0], &id, &pos, pool)
+            != APR_SUCCESS) {
+            fprintf(stderr, "iss-state: not a valid sync token of %s (its "
+                    "key, " ISS_SYNC_KEY_FILE ", did not make it)\n", dir);
+            return 1;
+        }
+        if ((rv = iss_sync_log_bounds_peek(store, &last, &first, &log_id,
+                                           pool))) {
+            return fail(store, dir);
+        }
+        if (log_id == NULL || strcmp(id, log_id) != 0) {
+            fprintf(stderr, "iss-state: the token names log %s, the "
+                    "change log in %s is %s\n", id, dir,
+                    log_id ? log_id : "not numbered yet");
+            return 1;
+        }
+        printf("log: %s\n", id);
+        if (pos.initial) {
+            printf("listing: continues after %s\n", pos.after);
+        }
+        if (pos.after && !pos.initial) {
+            printf("entry: %" APR_UINT64_T_FMT " item %u naming %s\n",
+                   pos.seq, (unsigned)pos.idx, pos.after);
+        }
+        else {
+            printf("position: %" APR_UINT64_T_FMT "\n", pos.seq - 1);
+        }
+        printf("log: entries %" APR_UINT64_T_FMT " to %" APR_UINT64_T_FMT
+               "%s\n", first, last,
+               pos.seq > last + 1 ? " (the token is from the future: refused)"
+               : pos.seq < first && pos.seq <= last
+                   ? " (the token is expired: refused)" : "");
         return 0;
     }
     if (strcmp(cmd, "recover") == 0) {

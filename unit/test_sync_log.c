@@ -255,20 +255,43 @@ static int append_n(iss_store_t *s, int n, apr_uint64_t first_seq,
 
 /* ---- tokens ------------------------------------------------------------- */
 
+/* Two keys, as two state directories would have. */
+static const iss_sync_key_t K = { { 0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66,
+                                    0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd,
+                                    0xee, 0xff } };
+static const iss_sync_key_t K2 = { { 0x01, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66,
+                                     0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd,
+                                     0xee, 0xff } };
+
 static int parse_rejects(const char *token)
 {
     const char *id = NULL;
     iss_sync_pos_t pos;
 
-    return iss_sync_token_parse(token, &id, &pos, gp) == APR_EINVAL;
+    return iss_sync_token_parse(&K, token, &id, &pos, gp) == APR_EINVAL;
+}
+
+static const char *mk(const iss_sync_key_t *key, const char *sid,
+                      apr_uint64_t seq, apr_uint32_t idx, int initial,
+                      const char *after)
+{
+    iss_sync_pos_t pos;
+
+    memset(&pos, 0, sizeof(pos));
+    pos.seq = seq;
+    pos.idx = idx;
+    pos.initial = initial;
+    pos.after = after;
+    return iss_sync_token_make(key, sid, &pos, gp);
 }
 
 /* make -> parse gives back @a pos and @a sid. */
 static int round_trip(const char *sid, const iss_sync_pos_t *pos)
 {
-    const char *tok = iss_sync_token_make(sid, pos, gp), *id = NULL;
+    const char *tok = iss_sync_token_make(&K, sid, pos, gp), *id = NULL;
     iss_sync_pos_t back;
-    apr_status_t rv = iss_sync_token_parse(tok, &id, &back, gp);
+    apr_status_t rv = tok ? iss_sync_token_parse(&K, tok, &id, &back, gp)
+                          : APR_EGENERAL;
     int same = rv == APR_SUCCESS && id && !strcmp(id, sid)
                && back.seq == pos->seq && !back.initial == !pos->initial;
 
@@ -278,10 +301,61 @@ static int round_trip(const char *sid, const iss_sync_pos_t *pos)
         same = back.after && !strcmp(back.after, pos->after)
                && back.idx == pos->idx;
     else if (same)
-        same = back.idx == pos->idx;
+        same = back.idx == 0 && back.after == NULL;
     if (!same)
-        diag("round trip failed for %s (rv %d)", tok, rv);
+        diag("round trip failed for %s (rv %d)", tok ? tok : "(null)", rv);
     return same;
+}
+
+/* Whether the @a n characters at @a s are lowercase hex digits. */
+static int lower_hex(const char *s, apr_size_t n)
+{
+    apr_size_t i;
+
+    for (i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return 0;
+    return 1;
+}
+
+/* @a tok with bit @a bit of the 16 bytes in hex at offset @a off flipped. */
+static const char *flip(const char *tok, apr_size_t off, int bit)
+{
+    char *t = apr_pstrdup(gp, tok);
+    int d = (t[off + bit / 4] >= 'a') ? t[off + bit / 4] - 'a' + 10
+                                      : t[off + bit / 4] - '0';
+
+    d ^= 1 << (bit % 4);
+    t[off + bit / 4] = "0123456789abcdef"[d];
+    return t;
+}
+
+/* Every one of the 128 flipped bits of the block at @a off is refused. */
+static int every_flip_refused(const char *tok, apr_size_t off)
+{
+    int bit, all = 1;
+
+    for (bit = 0; bit < 128; bit++)
+        if (!parse_rejects(flip(tok, off, bit))) {
+            diag("accepted with bit %d at %lu flipped: %s", bit,
+                 (unsigned long)off, flip(tok, off, bit));
+            all = 0;
+        }
+    return all;
+}
+
+/* Bits that differ between the hex blocks at @a a and @a b. */
+static int bits_apart(const char *a, const char *b)
+{
+    int i, n = 0;
+
+    for (i = 0; i < 32; i++) {
+        int x = (a[i] >= 'a' ? a[i] - 'a' + 10 : a[i] - '0')
+                ^ (b[i] >= 'a' ? b[i] - 'a' + 10 : b[i] - '0');
+
+        n += (x & 1) + ((x >> 1) & 1) + ((x >> 2) & 1) + ((x >> 3) & 1);
+    }
+    return n;
 }
 
 static void test_tokens(void)
@@ -292,51 +366,36 @@ static void test_tokens(void)
         "-._~", "a+b=c&d?e#f;g,h:i@j!k$l'(m)*n[o]", "x/", "/", "trailing.",
         "\x01\x1f\x7f\x80\xff", "i0/5.3", "..", "a\tb\nc\r"
     };
+    const apr_size_t b = sizeof(B) - 1 + strlen(SID) + 1; /* after "id/" */
     iss_sync_pos_t pos, back;
-    const char *id;
+    const char *id, *t, *t2;
     apr_size_t i;
-    int all;
+    int all, min;
 
-    /* exact forms */
-    memset(&pos, 0, sizeof(pos));
-    pos.seq = 1;
-    is_str(iss_sync_token_make(SID, &pos, gp), B SID "/0",
-           "token: nothing delivered yet");
-    pos.seq = 43;
-    is_str(iss_sync_token_make(SID, &pos, gp), B SID "/42",
-           "token: entries up to 42 delivered");
-    pos.seq = 7;
-    pos.idx = 3;
-    is_str(iss_sync_token_make(SID, &pos, gp), B SID "/7.3",
-           "token: 3 members of entry 7 delivered");
-    memset(&pos, 0, sizeof(pos));
-    pos.initial = 1;
-    pos.seq = 11;
-    pos.after = "a b/c%d/\xc3\xa9";
-    is_str(iss_sync_token_make(SID, &pos, gp),
-           B SID "/i10/a%20b/c%25d/%C3%A9",
-           "token: initial listing, escaped path");
-    pos.seq = 1;
-    pos.after = "dir/file.txt";
-    is_str(iss_sync_token_make(SID, &pos, gp), B SID "/i0/dir/file.txt",
-           "token: initial listing, plain path unescaped");
-
-    /* parse of exact forms */
-    ok(iss_sync_token_parse(B SID "/42", &id, &back, gp) == APR_SUCCESS
-       && !strcmp(id, SID) && back.seq == 43 && back.idx == 0
-       && !back.initial, "parse: complete");
-    ok(iss_sync_token_parse(B SID "/0", &id, &back, gp) == APR_SUCCESS
-       && back.seq == 1 && back.idx == 0 && !back.initial,
-       "parse: nothing delivered");
-    ok(iss_sync_token_parse(B SID "/7.3", &id, &back, gp) == APR_SUCCESS
-       && back.seq == 7 && back.idx == 3 && !back.initial, "parse: partial");
-    ok(iss_sync_token_parse(B SID "/i10/a%20b/c%25d/%c3%a9", &id, &back, gp)
-       == APR_SUCCESS && back.initial && back.seq == 11
-       && !strcmp(back.after, "a b/c%d/\xc3\xa9"),
-       "parse: initial, lower-case escapes accepted");
-    ok(iss_sync_token_parse(B "abc/5", &id, &back, gp) == APR_SUCCESS
-       && !strcmp(id, "abc") && back.seq == 6,
-       "parse: short hex store id");
+    /* the forms: the store id, then 32 lowercase hex digits per number */
+    t = mk(&K, SID, 43, 0, 0, NULL);
+    ok(t && strlen(t) == b + 32 && !strncmp(t, B SID "/", b)
+       && lower_hex(t + b, 32), "token: " B SID "/<32 hex> (%s)", t);
+    t = mk(&K, SID, 11, 0, 1, "a b/c%d/\xc3\xa9");
+    ok(t && t[b] == 'i'
+       && lower_hex(t + b + 1, 32) && !strcmp(t + b + 33, "/a%20b/c%25d/%C3%A9"),
+       "token: initial listing i<32 hex>/<escaped path> (%s)", t);
+    t = mk(&K, SID, 1, 0, 1, "dir/file.txt");
+    ok(t && !strcmp(t + b + 33, "/dir/file.txt"),
+       "token: initial listing, plain path unescaped");
+    t = mk(&K, SID, 7, 2, 0, "bob/b 3.txt");
+    ok(t && strlen(t) == b + 32 + 1 + 32 + 1 + 13 && lower_hex(t + b, 32)
+       && t[b + 32] == '/' && lower_hex(t + b + 33, 32)
+       && !strcmp(t + b + 65, "/bob/b%203.txt"),
+       "token: member continuation <32 hex>/<32 hex>/<escaped path> (%s)", t);
+    ok(parse_rejects(t) == 0 && iss_sync_token_parse(&K, t, &id, &back, gp)
+       == APR_SUCCESS && back.seq == 7 && back.idx == 2 && !back.initial
+       && !strcmp(back.after, "bob/b 3.txt") && !strcmp(id, SID),
+       "parse: entry, nth, member");
+    t = mk(&K, SID, 7, 3, 0, NULL);
+    ok(t && iss_sync_token_parse(&K, t, &id, &back, gp) == APR_SUCCESS
+       && back.seq == 7 && back.idx == 0 && back.after == NULL,
+       "an index without a member is not kept (no <n>.<i> form any more)");
 
     /* round trips */
     memset(&pos, 0, sizeof(pos));
@@ -347,18 +406,8 @@ static void test_tokens(void)
     all &= round_trip(SID, &pos);
     pos.seq = APR_UINT64_MAX;
     all &= round_trip(SID, &pos);
-    ok(all, "round trip: complete positions");
-    all = 1;
-    pos.idx = 1;
-    pos.seq = 1;
-    all &= round_trip(SID, &pos);
-    pos.idx = 12345;
-    pos.seq = 99;
-    all &= round_trip(SID, &pos);
-    pos.idx = 0xFFFFFFFFu;
-    pos.seq = APR_UINT64_MAX;
-    all &= round_trip(SID, &pos);
-    ok(all, "round trip: partial positions");
+    all &= round_trip("abc", &pos);
+    ok(all, "round trip: complete positions (and a short store id)");
     all = 1;
     memset(&pos, 0, sizeof(pos));
     pos.initial = 1;
@@ -368,8 +417,9 @@ static void test_tokens(void)
         all &= round_trip(SID, &pos);
         /* the token itself must be printable ASCII without spaces */
         {
-            const char *t = iss_sync_token_make(SID, &pos, gp), *c;
+            const char *c;
 
+            t = iss_sync_token_make(&K, SID, &pos, gp);
             for (c = t; *c; c++)
                 if (*c <= ' ' || *c >= 0x7f) {
                     diag("token %s has byte 0x%02x", t, (unsigned char)*c);
@@ -383,22 +433,8 @@ static void test_tokens(void)
     all &= round_trip(SID, &pos);
     ok(all, "round trip: initial positions (spaces, %%, UTF-8, '/', "
        "control bytes)");
-
-    /* continuations of a change listing cut by a limit name the member
-     * they stopped before (issue 16 item 1), not an item index */
-    memset(&pos, 0, sizeof(pos));
-    pos.seq = 7;
-    pos.idx = 2;
-    pos.after = "bob/b 3.txt";
-    is_str(iss_sync_token_make(SID, &pos, gp), B SID "/7/2/bob/b%203.txt",
-           "token: entry 7 from the third item naming bob/b 3.txt");
-    ok(iss_sync_token_parse(B SID "/7/2/bob/b%203.txt", &id, &back, gp)
-       == APR_SUCCESS && back.seq == 7 && back.idx == 2 && !back.initial
-       && !strcmp(back.after, "bob/b 3.txt"), "parse: entry, nth, member");
-    ok(iss_sync_token_parse(B SID "/7/0/12/x", &id, &back, gp)
-       == APR_SUCCESS && back.seq == 7 && back.idx == 0
-       && !strcmp(back.after, "12/x"), "parse: a member whose name is a number");
     all = 1;
+    memset(&pos, 0, sizeof(pos));
     for (i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
         pos.seq = 1 + i * 1000;
         pos.idx = (apr_uint32_t)i;
@@ -410,73 +446,213 @@ static void test_tokens(void)
     pos.after = "z";
     all &= round_trip(SID, &pos);
     ok(all, "round trip: member continuations");
-    ok(parse_rejects(B SID "/0/0/a"), "reject member continuation of entry 0");
-    ok(parse_rejects(B SID "/18446744073709551615/0/a"),
-       "reject member continuation of entry 2^64-1");
-    ok(parse_rejects(B SID "/5/a"), "reject member continuation without nth");
-    ok(parse_rejects(B SID "/5/4294967296/a"), "reject nth over 2^32-1");
-    ok(parse_rejects(B SID "/5//a"), "reject empty nth");
-    ok(parse_rejects(B SID "/5/1/"), "reject empty member");
-    ok(parse_rejects(B SID "/5/0/a%zz"), "reject bad escape in a member");
-    ok(parse_rejects(B SID "/5/0/a%00"), "reject %%00 in a member");
-    ok(parse_rejects(B SID "/x5/0/a"), "reject junk before the entry");
-    ok(parse_rejects(B SID "/5.2/0/a"), "reject index and member together");
 
-    /* rejects */
-    ok(iss_sync_token_parse(NULL, &id, &back, gp) == APR_EINVAL,
+    /* what the text tells: equal positions give equal text, others
+     * unrelated text of one length */
+    ok(!strcmp(mk(&K, SID, 43, 0, 0, NULL), mk(&K, SID, 43, 0, 0, NULL)),
+       "equal positions: equal tokens");
+    all = 1;
+    min = 128;
+    for (i = 1; i <= 300; i++) {
+        apr_size_t j;
+
+        t = mk(&K, SID, i, 0, 0, NULL);
+        for (j = i + 1; j <= 300 && j <= i + 5; j++) {
+            int d;
+
+            t2 = mk(&K, SID, j, 0, 0, NULL);
+            d = bits_apart(t + b, t2 + b);
+            all &= strlen(t) == strlen(t2) && d > 0;
+            min = d < min ? d : min;
+        }
+    }
+    ok(all && min >= 30, "positions 1..300: same length, every pair of "
+       "neighbours apart by at least 30 of 128 bits (fewest: %d)", min);
+    ok(strcmp(mk(&K, SID, 43, 0, 0, NULL), mk(&K2, SID, 43, 0, 0, NULL)),
+       "another key: another token for the same position");
+    ok(strcmp(mk(&K, SID, 43, 0, 0, NULL) + b, mk(&K, "abc", 43, 0, 0, NULL)
+              + sizeof(B) - 1 + 4), "another store id: another block");
+
+    /* only what the key made is accepted */
+    t = mk(&K, SID, 43, 0, 0, NULL);
+    ok(every_flip_refused(t, b), "complete: each of the 128 flipped bits "
+       "refused");
+    t = mk(&K, SID, 11, 0, 1, "a");
+    ok(every_flip_refused(t, b + 1), "initial: each flipped bit refused");
+    t = mk(&K, SID, 7, 2, 0, "a");
+    ok(every_flip_refused(t, b) && every_flip_refused(t, b + 33),
+       "member continuation: each flipped bit of either block refused");
+    all = 1;
+    for (i = 0; i < 32; i++) {
+        char *u = apr_pstrdup(gp, mk(&K, SID, 43, 0, 0, NULL));
+
+        if (u[b + i] >= 'a') {
+            u[b + i] = (char)(u[b + i] - 'a' + 'A');
+            all &= parse_rejects(u);
+        }
+    }
+    ok(all, "an upper-case digit is refused (one text per block)");
+    ok(iss_sync_token_parse(&K2, mk(&K, SID, 43, 0, 0, NULL), &id, &back, gp)
+       == APR_EINVAL, "another key refuses it (complete)");
+    ok(iss_sync_token_parse(&K2, mk(&K, SID, 11, 0, 1, "a"), &id, &back, gp)
+       == APR_EINVAL, "another key refuses it (initial)");
+    ok(iss_sync_token_parse(&K2, mk(&K, SID, 7, 2, 0, "a"), &id, &back, gp)
+       == APR_EINVAL, "another key refuses it (member continuation)");
+    t = mk(&K, SID, 43, 0, 0, NULL);
+    ok(parse_rejects(apr_pstrcat(gp, B "0123abcd-ef45-6789-abcd-ef0123456788/",
+                                 t + b, NULL)),
+       "the block under another store id is refused");
+    ok(parse_rejects(apr_pstrcat(gp, B SID "/i", t + b, "/a", NULL)),
+       "a complete position's block as a listing continuation: refused");
+    t2 = mk(&K, SID, 43, 0, 1, "a");
+    ok(parse_rejects(apr_pstrcat(gp, B SID "/", t2 + b + 1, NULL)),
+       "a listing continuation's block as a complete position: refused");
+    t = mk(&K, SID, 7, 2, 0, "a");
+    t2 = mk(&K, SID, 8, 2, 0, "a");
+    ok(parse_rejects(apr_pstrcat(gp, B SID "/", apr_pstrndup(gp, t + b, 33),
+                                 t2 + b + 33, NULL)),
+       "a member continuation's item index under another entry: refused");
+    ok(parse_rejects(apr_pstrcat(gp, B SID "/", apr_pstrndup(gp, t + b, 32),
+                                 NULL)),
+       "its entry block alone as a complete position: refused");
+
+    /* the old decimal forms (issue 16 item 1: they told the count, and
+     * accepting them would let anyone probe the log's bounds) */
+    ok(parse_rejects(B SID "/42"), "reject the old complete form");
+    ok(parse_rejects(B SID "/0"), "reject the old form of position 0");
+    ok(parse_rejects(B SID "/7.3"), "reject the old partial form");
+    ok(parse_rejects(B SID "/i10/a%20b"), "reject the old listing form");
+    ok(parse_rejects(B SID "/7/2/bob/b%203.txt"),
+       "reject the old member continuation");
+
+    /* malformations around valid blocks */
+    t = mk(&K, SID, 43, 0, 0, NULL);
+    ok(parse_rejects(apr_pstrcat(gp, t, "/", NULL)), "reject trailing slash");
+    ok(parse_rejects(apr_pstrcat(gp, t, "0", NULL)), "reject a 33rd digit");
+    ok(parse_rejects(apr_pstrndup(gp, t, strlen(t) - 1)),
+       "reject 31 digits");
+    ok(parse_rejects(apr_pstrcat(gp, t, " ", NULL)), "reject trailing space");
+    t = mk(&K, SID, 11, 0, 1, "a");
+    ok(parse_rejects(apr_pstrndup(gp, t, strlen(t) - 1)),
+       "reject initial with empty path");
+    ok(parse_rejects(apr_pstrndup(gp, t, strlen(t) - 2)),
+       "reject initial without path");
+    ok(parse_rejects(apr_pstrcat(gp, apr_pstrndup(gp, t, strlen(t) - 1),
+                                 "a%zz", NULL)), "reject bad escape");
+    ok(parse_rejects(apr_pstrcat(gp, apr_pstrndup(gp, t, strlen(t) - 1),
+                                 "%00", NULL)), "reject %%00");
+    ok(parse_rejects(apr_pstrcat(gp, apr_pstrndup(gp, t, strlen(t) - 1),
+                                 "a b", NULL)), "reject raw space in path");
+    ok(parse_rejects(apr_pstrcat(gp, apr_pstrndup(gp, t, strlen(t) - 1),
+                                 "a\xc3\xa9", NULL)), "reject raw UTF-8");
+    t = mk(&K, SID, 7, 2, 0, "a");
+    ok(parse_rejects(apr_pstrndup(gp, t, strlen(t) - 1)),
+       "reject member continuation with empty member");
+    ok(parse_rejects(apr_pstrcat(gp, B SID "/", apr_pstrndup(gp, t + b, 32),
+                                 "//a", NULL)),
+       "reject member continuation without item block");
+    ok(iss_sync_token_parse(&K, NULL, &id, &back, gp) == APR_EINVAL,
        "reject NULL");
     ok(parse_rejects(""), "reject empty");
-    ok(parse_rejects("http://mod-iss.org/ns/sync/" SID "/1"),
+    t = mk(&K, SID, 43, 0, 0, NULL);
+    ok(parse_rejects(apr_pstrcat(gp, "http", t + 5, NULL)),
        "reject http: prefix");
-    ok(parse_rejects("https://example.org/ns/sync/" SID "/1"),
+    ok(parse_rejects(apr_pstrcat(gp, "https://example.org/ns/sync/",
+                                 t + sizeof(B) - 1, NULL)),
        "reject another base");
     ok(parse_rejects("urn:uuid:" SID), "reject a urn");
     ok(parse_rejects(B), "reject the bare base");
-    ok(parse_rejects(B "/1"), "reject empty store id");
+    ok(parse_rejects(apr_pstrcat(gp, B "/", t + b, NULL)),
+       "reject empty store id");
     ok(parse_rejects(B SID), "reject store id without a position");
-    ok(parse_rejects(B "xyz/1"), "reject non-hex store id");
-    ok(parse_rejects(B "ab cd/1"), "reject store id with a space");
-    ok(parse_rejects(B "ab%63/1"), "reject escaped store id");
-    ok(parse_rejects(B SID "/"), "reject missing number");
-    ok(parse_rejects(B SID "/+1"), "reject '+' sign");
-    ok(parse_rejects(B SID "/-1"), "reject '-' sign");
-    ok(parse_rejects(B SID "/ 1"), "reject leading space");
-    ok(parse_rejects(B SID "/18446744073709551616"), "reject 2^64");
-    ok(parse_rejects(B SID "/99999999999999999999999"),
-       "reject far over 2^64");
-    ok(parse_rejects(B SID "/18446744073709551615"),
-       "reject 2^64-1 (next position would overflow)");
-    ok(parse_rejects(B SID "/1.0"), "reject partial index 0");
-    ok(parse_rejects(B SID "/.5"), "reject partial without entry");
-    ok(parse_rejects(B SID "/5."), "reject partial without index");
-    ok(parse_rejects(B SID "/0.5"), "reject partial of entry 0");
-    ok(parse_rejects(B SID "/5.4294967296"), "reject index over 2^32-1");
-    ok(parse_rejects(B SID "/5.+1"), "reject signed index");
-    ok(parse_rejects(B SID "/1.2.3"), "reject two dots");
-    ok(parse_rejects(B SID "/5x"), "reject trailing junk");
-    ok(parse_rejects(B SID "/5 "), "reject trailing space");
-    ok(parse_rejects(B SID "/5/"), "reject trailing slash");
-    ok(parse_rejects(B SID "/5?x"), "reject trailing query");
-    ok(parse_rejects(B SID "/5.2x"), "reject junk after partial");
-    ok(parse_rejects(B SID "/0x10"), "reject hex number");
-    ok(parse_rejects(B SID "/i"), "reject initial without number");
-    ok(parse_rejects(B SID "/i5"), "reject initial without path");
-    ok(parse_rejects(B SID "/i5/"), "reject initial with empty path");
-    ok(parse_rejects(B SID "/i/a"), "reject initial missing number");
-    ok(parse_rejects(B SID "/i-1/a"), "reject initial signed number");
-    ok(parse_rejects(B SID "/i18446744073709551616/a"),
-       "reject initial number 2^64");
-    ok(parse_rejects(B SID "/i18446744073709551615/a"),
-       "reject initial number 2^64-1 (next would overflow)");
-    ok(parse_rejects(B SID "/i5/a%"), "reject '%%' at the end");
-    ok(parse_rejects(B SID "/i5/a%4"), "reject '%%' with one digit");
-    ok(parse_rejects(B SID "/i5/a%zz"), "reject '%%' with non-hex");
-    ok(parse_rejects(B SID "/i5/a%4g"), "reject '%%' with one non-hex");
-    ok(parse_rejects(B SID "/i5/a%%41"), "reject '%%%%'");
-    ok(parse_rejects(B SID "/i5/%00"), "reject %%00");
-    ok(parse_rejects(B SID "/i5/a%00b"), "reject %%00 inside");
-    ok(parse_rejects(B SID "/i5/a b"), "reject raw space in path");
-    ok(parse_rejects(B SID "/i5/a\xc3\xa9"), "reject raw UTF-8 in path");
+    ok(parse_rejects(apr_pstrcat(gp, B "xyz/", t + b, NULL)),
+       "reject non-hex store id");
+    ok(parse_rejects(B SID "/"), "reject missing block");
+
+    /* memset on refusal: nothing half-parsed is left */
+    memset(&back, 0x5a, sizeof(back));
+    iss_sync_token_parse(&K, B SID "/i10/a", &id, &back, gp);
+    ok(back.seq == 0 && back.idx == 0 && !back.initial && !back.after,
+       "a refused token leaves an empty position");
+}
+
+/* The key file: made once, read back, damage detected and replaced. */
+static void test_token_key(void)
+{
+    tmp_t t = { 0 };
+    iss_store_t *s = fresh_store(&t, "token key");
+    iss_sync_key_t k1, k2, k3;
+    const char *why = NULL, *path, *tok;
+    apr_finfo_t fi, ident;
+    apr_file_t *f;
+    apr_status_t rv;
+    int made = -1;
+    char buf[128];
+    apr_size_t n = sizeof(buf);
+
+    if (!s)
+        return;
+    path = apr_pstrcat(gp, t.dir, "/" ISS_SYNC_KEY_FILE, NULL);
+    rv = iss_sync_key_load(&k1, t.dir, 0, &made, NULL, &why, gp);
+    ok(rv == APR_ENOENT && made == 0 && why,
+       "key: none, not made when not asked to (%s)", why ? why : "");
+    rv = iss_sync_key_load(&k1, t.dir, 1, &made, NULL, &why, gp);
+    ok(rv == APR_SUCCESS && made == 1, "key: made on first use");
+    ok(apr_stat(&fi, path, APR_FINFO_PROT | APR_FINFO_SIZE, gp)
+       == APR_SUCCESS && fi.protection == (APR_FPROT_UREAD | APR_FPROT_UWRITE) && fi.size == 66,
+       "key: its file is mode 0600, one line of 66 bytes");
+    ok(apr_file_open(&f, path, APR_FOPEN_READ, 0, gp) == APR_SUCCESS
+       && (apr_file_read_full(f, buf, sizeof(buf), &n), apr_file_close(f),
+           n == 66) && !strncmp(buf, "iss-token-key 1 ", 16)
+       && buf[65] == '\n', "key: iss-token-key 1 <hex> <check>");
+    rv = iss_sync_key_load(&k2, t.dir, 1, &made, &ident, &why, gp);
+    ok(rv == APR_SUCCESS && made == 0 && !memcmp(&k1, &k2, sizeof(k1)),
+       "key: read back, the same");
+    ok(!iss_sync_key_changed(t.dir, &ident, gp),
+       "key: unchanged file, iss_sync_key_changed() says so");
+    ok(apr_stat(&fi, apr_pstrcat(gp, path, ".tmp.", apr_ltoa(gp, getpid()),
+                                 NULL), APR_FINFO_SIZE, gp) != APR_SUCCESS,
+       "key: no temporary file left");
+    tok = mk(&k1, iss_store_id(s), 5, 0, 0, NULL);
+
+    /* garbled: one digit of the key changed */
+    buf[20] = buf[20] == '0' ? '1' : '0';
+    testfs_put(path, apr_pstrndup(gp, buf, 66), gp);
+    rv = iss_sync_key_load(&k2, t.dir, 0, &made, NULL, &why, gp);
+    ok(rv == ISS_STORE_EDAMAGED && made == 0,
+       "key: a changed digit is damage (%s)", why ? why : "");
+    testfs_put(path, apr_pstrndup(gp, buf, 30), gp);
+    rv = iss_sync_key_load(&k2, t.dir, 0, &made, NULL, &why, gp);
+    ok(rv == ISS_STORE_EDAMAGED, "key: a truncated file is damage");
+    testfs_put(path, "", gp);
+    rv = iss_sync_key_load(&k2, t.dir, 0, &made, NULL, &why, gp);
+    ok(rv == ISS_STORE_EDAMAGED, "key: an empty file is damage");
+    ok(iss_sync_key_changed(t.dir, &ident, gp),
+       "key: a rewritten file is a changed key file");
+    rv = iss_sync_key_load(&k3, t.dir, 1, &made, &ident, &why, gp);
+    ok(rv == APR_SUCCESS && made == 2 && memcmp(&k1, &k3, sizeof(k1)),
+       "key: a damaged one is replaced by a new key");
+    ok(!iss_sync_key_changed(t.dir, &ident, gp),
+       "key: the identity given with the new key is its file's");
+    ok(iss_sync_token_parse(&k3, tok, &why, &(iss_sync_pos_t){ 0 }, gp)
+       == APR_EINVAL, "key: a token of the old key is refused by the new");
+    rv = iss_sync_key_load(&k2, t.dir, 0, &made, NULL, &why, gp);
+    ok(rv == APR_SUCCESS && !memcmp(&k2, &k3, sizeof(k2)),
+       "key: the new one is what is read next");
+
+    /* a directory where no key can be made: an error saying why */
+    {
+        const char *ro = apr_pstrcat(gp, t.base, "/ro", NULL);
+
+        apr_dir_make(ro, APR_FPROT_OS_DEFAULT, gp);
+        apr_file_perms_set(ro, APR_FPROT_UREAD | APR_FPROT_UEXECUTE);
+        rv = iss_sync_key_load(&k2, ro, 1, &made, NULL, &why, gp);
+        ok(rv != APR_SUCCESS && made == 0 && why,
+           "key: none can be made in a read-only directory (%s)",
+           why ? why : "");
+        apr_file_perms_set(ro, APR_FPROT_OS_DEFAULT);
+    }
+    tmp_done(&t);
 }
 
 /* ---- begin / end / append / read ---------------------------------------- */
@@ -1502,6 +1678,7 @@ int main(void)
     apr_pool_create(&gp, NULL);
 
     test_tokens();
+    test_token_key();
     test_begin_end();
     test_owner();
     test_recover();

@@ -875,6 +875,19 @@ apr_status_t iss_sync_log_bounds_id(iss_store_t *store, apr_uint64_t *last,
     return rv;
 }
 
+apr_status_t iss_sync_log_bounds_peek(iss_store_t *store, apr_uint64_t *last,
+                                      apr_uint64_t *first, const char **id,
+                                      apr_pool_t *pool)
+{
+    bounds_ctx c = { 0, 1, NULL, 0, 0, pool };
+    apr_status_t rv = iss_store_view(store, bounds_txn, &c, 0, pool);
+
+    *last = c.last;
+    *first = c.first;
+    *id = c.absent ? NULL : c.id ? c.id : iss_store_id(store);
+    return rv;
+}
+
 apr_status_t iss_sync_log_bounds(iss_store_t *store, apr_uint64_t *last,
                                  apr_uint64_t *first, apr_pool_t *pool)
 {

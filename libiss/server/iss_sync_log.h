@@ -14,7 +14,9 @@
  *    the stat index of those members is updated, and old entries past the
  *    retention window are compacted away (a bounded number per append).
  *
- * A token names the store and a position in the log.  A sync from token T
+ * A token names the store and a position in the log, sealed with the
+ * state directory's key (iss_sync_key_t) so that its text tells no count
+ * of writes and cannot be forged.  A sync from token T
  * reads the entries after T (cost proportional to the changes, not to the
  * tree) and reports each member they name as it is *now* on disk: the
  * log says "possibly changed", the file system says what it became.  So a
@@ -55,6 +57,7 @@
 #include <apr_pools.h>
 #include <apr_tables.h>
 #include <apr_time.h>
+#include <apr_file_info.h>
 
 #include "iss_store.h"
 #include "iss_change.h"
@@ -100,13 +103,59 @@ typedef struct iss_sync_pos_t {
 apr_status_t iss_sync_parse_u64(const char *s, apr_size_t len,
                                 apr_uint64_t *v);
 
-/** Format a token of store @a store_id for @a pos. */
-const char *iss_sync_token_make(const char *store_id,
+/** The secret that makes tokens opaque (issue 16 item 1): 16 random
+ *  bytes per state directory, kept in ISS_SYNC_KEY_FILE there
+ *  (iss_sync_key_load()).  Every number of a token is one AES-128 block
+ *  under it, which holds the number and 8 bytes of redundancy bound to
+ *  the store id and to the number's role: a token reveals no count, and
+ *  one that was not made with the key is refused (a chance of 2^-64 per
+ *  forged block). */
+#define ISS_SYNC_KEY_LEN 16
+typedef struct iss_sync_key_t {
+    unsigned char k[ISS_SYNC_KEY_LEN];
+} iss_sync_key_t;
+
+/** The key's file in a state directory. */
+#define ISS_SYNC_KEY_FILE "iss-token.key"
+
+/** Read the key of state directory @a dir into @a key.  When the file is
+ *  missing or damaged and @a create is set, a new random key replaces it
+ *  (under a lock file, ISS_SYNC_KEY_FILE ".lock", so that processes
+ *  starting at once agree on one key; written to a temporary file,
+ *  fsync'ed, renamed, directory fsync'ed): *made is then 1 (there was
+ *  none) or 2 (the file was damaged; *why says how), else 0.  A new key
+ *  can never make an old token name a wrong position: old tokens just
+ *  stop being valid, and clients sync afresh.  Without @a create: APR_ENOENT
+ *  when there is no key file, ISS_STORE_EDAMAGED when it is damaged.
+ *  On failure *why says why.  @a ident (may be NULL) gets the identity
+ *  (inode, device, size, mtime, ctime) of the file the key came from, so
+ *  that a caller keeping the key can tell, with one stat, that the file
+ *  was replaced since (iss_sync_key_changed()). */
+apr_status_t iss_sync_key_load(iss_sync_key_t *key, const char *dir,
+                               int create, int *made, apr_finfo_t *ident,
+                               const char **why, apr_pool_t *pool);
+
+/** Whether the key file of @a dir is no longer the one @a ident describes
+ *  (replaced, removed or rewritten): one stat. */
+int iss_sync_key_changed(const char *dir, const apr_finfo_t *ident,
+                         apr_pool_t *pool);
+
+/** Format a token of store @a store_id for @a pos, with @a key: the
+ *  forms are BASE id "/" X (everything before entry pos->seq delivered),
+ *  BASE id "/i" X "/" path (@a initial) and BASE id "/" X "/" Y "/" path
+ *  (@a after set: item pos->idx of entry pos->seq naming path), X and Y
+ *  32 lowercase hex digits (iss_sync_log.h, iss_sync_key_t).  @a idx is
+ *  kept only with @a after.  NULL if the cipher fails. */
+const char *iss_sync_token_make(const iss_sync_key_t *key,
+                                const char *store_id,
                                 const iss_sync_pos_t *pos, apr_pool_t *pool);
 
-/** Parse @a token.  APR_EINVAL if it is not one of ours or malformed;
- *  otherwise *store_id and *pos (paths decoded). */
-apr_status_t iss_sync_token_parse(const char *token, const char **store_id,
+/** Parse @a token with @a key.  APR_EINVAL if it is not one of ours,
+ *  malformed, or not made with @a key for the store id it names (the old
+ *  decimal forms included); otherwise *store_id and *pos (paths
+ *  decoded). */
+apr_status_t iss_sync_token_parse(const iss_sync_key_t *key,
+                                  const char *token, const char **store_id,
                                   iss_sync_pos_t *pos, apr_pool_t *pool);
 
 /** The log's bounds: the next entry will be *last + 1, the oldest one
@@ -121,6 +170,12 @@ apr_status_t iss_sync_log_bounds(iss_store_t *store, apr_uint64_t *last,
  *  one whose `log/seq` record was lost to damage) gets a new random id
  *  first, durably: a numbering that was lost never comes back under the
  *  id its tokens carry, so no token of it is ever accepted again. */
+/** iss_sync_log_bounds_id() that never writes (tools): *id NULL when
+ *  the log has no numbering (yet, or any more). */
+apr_status_t iss_sync_log_bounds_peek(iss_store_t *store, apr_uint64_t *last,
+                                      apr_uint64_t *first, const char **id,
+                                      apr_pool_t *pool);
+
 apr_status_t iss_sync_log_bounds_id(iss_store_t *store, apr_uint64_t *last,
                                     apr_uint64_t *first, const char **id,
                                     apr_pool_t *pool);

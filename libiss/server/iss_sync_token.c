@@ -3,7 +3,10 @@
 /*
  * Sync tokens (declared in iss_sync_log.h): the text of a position in
  * the change log, made and parsed without the store, so that the parser
- * of this hostile input is fuzzed alone (fuzz/fuzz_ifhdr.c).
+ * of this hostile input is fuzzed alone (fuzz/fuzz_ifhdr.c).  Every
+ * number in a token is sealed with the state directory's key
+ * (iss_sync_key_t): a token tells no count of writes, and only the
+ * server makes valid ones (issue 16 item 1).
  */
 
 #include "iss_sync_log.h"
@@ -12,6 +15,9 @@
 #include <apr_lib.h>
 #include <apr_strings.h>
 #include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
 
 /* Strict unsigned decimal (iss_sync_log.h). */
 apr_status_t iss_sync_parse_u64(const char *s, apr_size_t len, apr_uint64_t *v)
@@ -95,33 +101,135 @@ static apr_status_t pct_decode(const char *s, const char **out, apr_pool_t *p)
     return APR_SUCCESS;
 }
 
-const char *iss_sync_token_make(const char *store_id,
-                                const iss_sync_pos_t *pos, apr_pool_t *pool)
+/* ---- the opaque numbers -------------------------------------------------- */
+
+/* Roles of a token's numbers: the redundancy of each block names its
+ * role, so that no block can be moved to another place of a token. */
+#define ROLE_POS     'n'           /* BASE id "/" X: n = seq - 1 */
+#define ROLE_INITIAL 'i'           /* BASE id "/i" X "/" path: n = seq - 1 */
+#define ROLE_SEQ     'c'           /* BASE id "/" X "/" Y "/" path: seq */
+#define ROLE_ITEM    'j'           /* ... Y: idx, bound to that seq too */
+
+#define BLOCK_HEX (2 * ISS_SYNC_KEY_LEN)
+
+/* The 8 bytes a block of @a role in a token of @a id must decrypt to
+ * besides its number: the first 8 bytes of SHA-256 of the role, the
+ * store id and @a bound (the entry an item index belongs to).  A token
+ * whose id was edited, or a block moved to another role, decrypts to
+ * something else. */
+static int check_bytes(unsigned char out[8], int role, const char *id,
+                       apr_uint64_t bound)
 {
-    if (pos->initial) {
-        return apr_psprintf(pool, "%s%s/i%" APR_UINT64_T_FMT "/%s",
-                            ISS_SYNC_TOKEN_BASE, store_id, pos->seq - 1,
-                            pct_encode(pos->after, pool));
+    static const char label[] = "mod_iss sync token 1";
+    unsigned char md[EVP_MAX_MD_SIZE], b[8];
+    unsigned int mdlen = 0;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    unsigned char r = (unsigned char)role;
+    int ok;
+
+    iss_be64_put(b, bound);
+    ok = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)
+         && EVP_DigestUpdate(ctx, label, sizeof(label))
+         && EVP_DigestUpdate(ctx, &r, 1)
+         && EVP_DigestUpdate(ctx, id, strlen(id) + 1)
+         && EVP_DigestUpdate(ctx, b, sizeof(b))
+         && EVP_DigestFinal_ex(ctx, md, &mdlen) && mdlen >= 8;
+    EVP_MD_CTX_free(ctx);
+    if (ok) {
+        memcpy(out, md, 8);
     }
-    if (pos->after && *pos->after) {
-        return apr_psprintf(pool, "%s%s/%" APR_UINT64_T_FMT "/%u/%s",
-                            ISS_SYNC_TOKEN_BASE, store_id, pos->seq,
-                            (unsigned)pos->idx, pct_encode(pos->after, pool));
-    }
-    if (pos->idx) {
-        return apr_psprintf(pool, "%s%s/%" APR_UINT64_T_FMT ".%u",
-                            ISS_SYNC_TOKEN_BASE, store_id, pos->seq,
-                            (unsigned)pos->idx);
-    }
-    return apr_psprintf(pool, "%s%s/%" APR_UINT64_T_FMT,
-                        ISS_SYNC_TOKEN_BASE, store_id, pos->seq - 1);
+    return ok;
 }
 
-apr_status_t iss_sync_token_parse(const char *token, const char **store_id,
+/* One AES-128 block (ECB: one block, no chaining to speak of). */
+static int cipher(const iss_sync_key_t *key, int enc,
+                  unsigned char out[16], const unsigned char in[16])
+{
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    int n = 0, m = 0, ok;
+
+    ok = ctx != NULL
+         && EVP_CipherInit_ex(ctx, EVP_aes_128_ecb(), NULL, key->k, NULL, enc)
+         && EVP_CIPHER_CTX_set_padding(ctx, 0)
+         && EVP_CipherUpdate(ctx, out, &n, in, 16)
+         && EVP_CipherFinal_ex(ctx, out + n, &m) && n + m == 16;
+    EVP_CIPHER_CTX_free(ctx);
+    return ok;
+}
+
+/* The 32 hex digits of @a v in role @a role; NULL if the cipher fails. */
+static const char *seal(const iss_sync_key_t *key, int role, const char *id,
+                        apr_uint64_t bound, apr_uint64_t v, apr_pool_t *p)
+{
+    unsigned char plain[16], sealed[16];
+    char *hex = apr_palloc(p, BLOCK_HEX + 1);
+
+    iss_be64_put(plain, v);
+    if (!check_bytes(plain + 8, role, id, bound)
+        || !cipher(key, 1, sealed, plain)) {
+        return NULL;
+    }
+    iss_hex_encode(hex, sealed, 16);
+    return hex;
+}
+
+/* The number of the BLOCK_HEX lowercase hex digits at @a hex in role
+ * @a role; APR_EINVAL unless they decrypt to the role's check. */
+static apr_status_t unseal(const iss_sync_key_t *key, int role,
+                           const char *id, apr_uint64_t bound,
+                           const char *hex, apr_uint64_t *v)
+{
+    unsigned char sealed[16], plain[16], want[8];
+    apr_size_t i;
+
+    for (i = 0; i < BLOCK_HEX; i++) {
+        /* One text per block: lowercase only. */
+        if (!((hex[i] >= '0' && hex[i] <= '9')
+              || (hex[i] >= 'a' && hex[i] <= 'f'))) {
+            return APR_EINVAL;
+        }
+    }
+    if (!iss_hex_decode(sealed, 16, hex, BLOCK_HEX)
+        || !cipher(key, 0, plain, sealed)
+        || !check_bytes(want, role, id, bound)
+        || CRYPTO_memcmp(plain + 8, want, 8) != 0) {
+        return APR_EINVAL;
+    }
+    *v = iss_be64_get(plain);
+    return APR_SUCCESS;
+}
+
+const char *iss_sync_token_make(const iss_sync_key_t *key,
+                                const char *store_id,
+                                const iss_sync_pos_t *pos, apr_pool_t *pool)
+{
+    const char *x, *y;
+
+    if (pos->initial) {
+        x = seal(key, ROLE_INITIAL, store_id, 0, pos->seq - 1, pool);
+        return x ? apr_pstrcat(pool, ISS_SYNC_TOKEN_BASE, store_id, "/i", x,
+                               "/", pct_encode(pos->after, pool), NULL)
+                 : NULL;
+    }
+    if (pos->after && *pos->after) {
+        x = seal(key, ROLE_SEQ, store_id, 0, pos->seq, pool);
+        y = seal(key, ROLE_ITEM, store_id, pos->seq, pos->idx, pool);
+        return x && y ? apr_pstrcat(pool, ISS_SYNC_TOKEN_BASE, store_id, "/",
+                                    x, "/", y, "/",
+                                    pct_encode(pos->after, pool), NULL)
+                      : NULL;
+    }
+    x = seal(key, ROLE_POS, store_id, 0, pos->seq - 1, pool);
+    return x ? apr_pstrcat(pool, ISS_SYNC_TOKEN_BASE, store_id, "/", x, NULL)
+             : NULL;
+}
+
+apr_status_t iss_sync_token_parse(const iss_sync_key_t *key,
+                                  const char *token, const char **store_id,
                                   iss_sync_pos_t *pos, apr_pool_t *pool)
 {
     apr_size_t blen = sizeof(ISS_SYNC_TOKEN_BASE) - 1;
-    const char *id, *slash, *rest, *dot;
+    const char *id, *slash, *rest;
     apr_uint64_t n, i;
     apr_size_t k;
 
@@ -138,47 +246,47 @@ apr_status_t iss_sync_token_parse(const char *token, const char **store_id,
             return APR_EINVAL;
         }
     }
-    *store_id = apr_pstrmemdup(pool, id, (apr_size_t)(slash - id));
+    id = apr_pstrmemdup(pool, id, (apr_size_t)(slash - id));
     rest = slash + 1;
-    if (rest[0] == 'i') {                        /* i<n>/<path> */
-        const char *s2 = strchr(rest, '/');
-
-        if (!s2 || iss_sync_parse_u64(rest + 1, (apr_size_t)(s2 - rest - 1), &n)
-            || n == APR_UINT64_MAX || s2[1] == '\0'
-            || pct_decode(s2 + 1, &pos->after, pool) != APR_SUCCESS) {
+    if (rest[0] == 'i') {                        /* i<X>/<path> */
+        rest++;
+        if (strlen(rest) < BLOCK_HEX + 2 || rest[BLOCK_HEX] != '/'
+            || unseal(key, ROLE_INITIAL, id, 0, rest, &n) != APR_SUCCESS
+            || n == APR_UINT64_MAX
+            || pct_decode(rest + BLOCK_HEX + 1, &pos->after, pool)
+               != APR_SUCCESS) {
+            memset(pos, 0, sizeof(*pos));
             return APR_EINVAL;
         }
         pos->initial = 1;
         pos->seq = n + 1;
+        *store_id = id;
         return APR_SUCCESS;
     }
-    if ((dot = strchr(rest, '/')) != NULL) {      /* <s>/<j>/<path> */
-        const char *s2 = strchr(dot + 1, '/');
-
-        if (!s2 || iss_sync_parse_u64(rest, (apr_size_t)(dot - rest), &n)
-            || n == 0 || n == APR_UINT64_MAX
-            || iss_sync_parse_u64(dot + 1, (apr_size_t)(s2 - dot - 1), &i)
-            || i > 0xFFFFFFFFu || s2[1] == '\0'
-            || pct_decode(s2 + 1, &pos->after, pool) != APR_SUCCESS) {
+    if (strlen(rest) == BLOCK_HEX) {              /* <X> */
+        if (unseal(key, ROLE_POS, id, 0, rest, &n) != APR_SUCCESS
+            || n == APR_UINT64_MAX) {
             return APR_EINVAL;
         }
-        pos->seq = n;
-        pos->idx = (apr_uint32_t)i;
+        pos->seq = n + 1;
+        *store_id = id;
         return APR_SUCCESS;
     }
-    if ((dot = strchr(rest, '.')) != NULL) {      /* <s>.<i> */
-        if (iss_sync_parse_u64(rest, (apr_size_t)(dot - rest), &n)
-            || iss_sync_parse_u64(dot + 1, strlen(dot + 1), &i)
-            || n == 0 || i == 0 || i > 0xFFFFFFFFu) {
-            return APR_EINVAL;
-        }
-        pos->seq = n;
-        pos->idx = (apr_uint32_t)i;
-        return APR_SUCCESS;
-    }
-    if (iss_sync_parse_u64(rest, strlen(rest), &n) || n == APR_UINT64_MAX) {
+    /* <X>/<Y>/<path> */
+    if (strlen(rest) < 2 * BLOCK_HEX + 3 || rest[BLOCK_HEX] != '/'
+        || rest[2 * BLOCK_HEX + 1] != '/'
+        || unseal(key, ROLE_SEQ, id, 0, rest, &n) != APR_SUCCESS
+        || n == 0 || n == APR_UINT64_MAX
+        || unseal(key, ROLE_ITEM, id, n, rest + BLOCK_HEX + 1, &i)
+           != APR_SUCCESS
+        || i > 0xFFFFFFFFu
+        || pct_decode(rest + 2 * BLOCK_HEX + 2, &pos->after, pool)
+           != APR_SUCCESS) {
+        memset(pos, 0, sizeof(*pos));
         return APR_EINVAL;
     }
-    pos->seq = n + 1;
+    pos->seq = n;
+    pos->idx = (apr_uint32_t)i;
+    *store_id = id;
     return APR_SUCCESS;
 }

@@ -10,7 +10,7 @@ use HTTP::Request ();
 use File::Spec ();
 use Exporter 'import';
 
-our @EXPORT = qw(dav url t_dir files_dir slurp spew log_mark log_since
+our @EXPORT = qw(seal_sync_token dav url t_dir files_dir slurp spew log_mark log_since
                  captures own_httpd_start own_httpd_stop own_httpd_kill9
                  own_httpd_configtest error_body real_client
                  iss_state sync_report sync_body parse_multistatus
@@ -410,6 +410,36 @@ sub real_client {
         kill 'TERM', $pid if index("\0$e", "\0HOME=$home\0") >= 0;
     }
     return $code;
+}
+
+# A sync token sealed as the server seals it (docs/protocol.md, "Sync
+# tokens"), with the key in STATE_DIR/iss-token.key, by a second
+# implementation (openssl's command line and Digest::SHA): the tests can
+# then name positions the server never handed out.  FORM: 'n' (complete:
+# N delivered), 'i' (a listing continuation after PATH, changes due after
+# N), 'c' (member continuation: entry N, item J, member PATH).  PATH is
+# written as it goes in the token (already escaped).
+sub seal_sync_token {
+    my ($state, $id, $form, $n, %o) = @_;
+    open my $fh, '<', "$state/iss-token.key" or die "no key in $state: $!\n";
+    my ($key) = (<$fh> // '') =~ /^iss-token-key 1 ([0-9a-f]{32}) / or die "bad key file\n";
+    my $block = sub {
+        my ($role, $v, $bound) = @_;
+        my $check = substr(Digest::SHA::sha256("mod_iss sync token 1\0" . $role . $id . "\0"
+                                               . pack('Q>', $bound)), 0, 8);
+        my $plain = pack('Q>', $v) . $check;
+        my $tmp = File::Temp->new;
+        binmode $tmp;
+        print $tmp $plain;
+        close $tmp;
+        my $out = `openssl enc -aes-128-ecb -nopad -K $key -in '$tmp'`;
+        die "openssl enc failed\n" unless length($out) == 16;
+        return unpack('H*', $out);
+    };
+    my $b = 'https://mod-iss.org/ns/sync/' . $id . '/';
+    return $b . $block->('n', $n, 0) if $form eq 'n';
+    return $b . 'i' . $block->('i', $n, 0) . '/' . $o{path} if $form eq 'i';
+    return $b . $block->('c', $n, 0) . '/' . $block->('j', $o{j} // 0, $n) . '/' . $o{path};
 }
 
 # Run the iss-state admin tool: (exit code, output).
