@@ -254,7 +254,8 @@ sub own_httpd_start {
         }
         # httpd binds its port before post_config runs, so a connection
         # alone does not prove it started: wait for its "resuming" line.
-        last if (slurp("$dir/logs/error_log") // '') =~ /AH00489: .* resuming normal operations/
+        # (AH00489 event, AH00292 worker, AH00163 prefork: any MPM)
+        last if (slurp("$dir/logs/error_log") // '') =~ /AH\d+: .* resuming normal operations/
                 && IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port", Timeout => 1);
         select(undef, undef, undef, 0.05);
     }
