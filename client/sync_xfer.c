@@ -6,6 +6,7 @@
 #include "sync_state.h"
 #include "sync_ui.h"
 #include "iss_bytes.h"
+#include "iss_fdio.h"
 #include "iss_frames.h"
 
 #include <apr_lib.h>
@@ -42,51 +43,6 @@ static sync_xfer_e http(sync_ctx_t *ctx, sync_req_t *req, sync_resp_t *resp,
         return SYNC_XFER_GONE;
     }
     return rv == APR_SUCCESS ? SYNC_XFER_OK : SYNC_XFER_FAILED;
-}
-
-static apr_status_t pwrite_all(int fd, const void *buf, apr_size_t len,
-                               apr_uint64_t off)
-{
-    const char *p = buf;
-
-    while (len) {
-        ssize_t n = pwrite(fd, p, len, (off_t)off);
-
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return APR_FROM_OS_ERROR(errno);
-        }
-        p += n;
-        len -= (apr_size_t)n;
-        off += (apr_uint64_t)n;
-    }
-    return APR_SUCCESS;
-}
-
-static apr_status_t pread_all(int fd, void *buf, apr_size_t len,
-                              apr_uint64_t off)
-{
-    char *p = buf;
-
-    while (len) {
-        ssize_t n = pread(fd, p, len, (off_t)off);
-
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return APR_FROM_OS_ERROR(errno);
-        }
-        if (n == 0) {
-            return APR_EOF;
-        }
-        p += n;
-        len -= (apr_size_t)n;
-        off += (apr_uint64_t)n;
-    }
-    return APR_SUCCESS;
 }
 
 /* Make the file @a fd @a size bytes long, calling ftruncate() only when
@@ -128,7 +84,7 @@ static apr_status_t hash_fd(int fd, apr_uint64_t size,
         apr_size_t n = size - off < COPY_BUF ? (apr_size_t)(size - off)
                                              : COPY_BUF;
 
-        if ((rv = pread_all(fd, buf, n, off)) != APR_SUCCESS) {
+        if ((rv = iss_pread_full(fd, buf, n, off)) != APR_SUCCESS) {
             free(buf);
             return rv;
         }
@@ -185,7 +141,7 @@ typedef struct whole_t {
 static apr_status_t whole_sink(void *baton, const char *data, apr_size_t len)
 {
     whole_t *w = baton;
-    apr_status_t rv = pwrite_all(w->fd, data, len, w->n);
+    apr_status_t rv = iss_pwrite_full(w->fd, data, len, w->n);
 
     if (rv != APR_SUCCESS) {
         return rv;
@@ -319,7 +275,7 @@ static int copy_local_same(sync_ctx_t *ctx, const unsigned char sha[SHA_LEN],
                 ok = n == 0;
                 break;
             }
-            if (pwrite_all(fd, buf, (apr_size_t)n, off) != APR_SUCCESS) {
+            if (iss_pwrite_full(fd, buf, (apr_size_t)n, off) != APR_SUCCESS) {
                 ok = 0;
                 break;
             }
@@ -507,7 +463,7 @@ static apr_status_t ranges_sink(void *baton, const char *data, apr_size_t len)
                 r->mp = MP_BOUNDARY;
                 continue;
             }
-            if ((rv = pwrite_all(r->fd, data, n, r->pos)) != APR_SUCCESS) {
+            if ((rv = iss_pwrite_full(r->fd, data, n, r->pos)) != APR_SUCCESS) {
                 return rv;
             }
             r->pos += n;
@@ -739,14 +695,14 @@ static sync_xfer_e fetch_by_manifest(sync_ctx_t *ctx, const char *rel,
                               O_RDONLY | O_NOFOLLOW);
             }
             if (src_fd < 0
-                || pread_all(src_fd, buf, e->length, l->off) != APR_SUCCESS
+                || iss_pread_full(src_fd, buf, e->length, l->off) != APR_SUCCESS
                 || iss_digest_create(&d, pool) != APR_SUCCESS) {
                 continue;
             }
             iss_digest_update(d, buf, e->length);
             iss_digest_final(d, got);
             if (memcmp(got, e->sha256, SHA_LEN) == 0
-                && pwrite_all(fd, buf, e->length, e->offset) == APR_SUCCESS) {
+                && iss_pwrite_full(fd, buf, e->length, e->offset) == APR_SUCCESS) {
                 found = 1;
                 from_local += e->length;
             }
@@ -800,7 +756,7 @@ static sync_xfer_e fetch_by_manifest(sync_ctx_t *ctx, const char *rel,
                                                 iss_manifest_entry_t *);
         iss_digest_t *d;
 
-        if (pread_all(fd, buf, e->length, e->offset) != APR_SUCCESS
+        if (iss_pread_full(fd, buf, e->length, e->offset) != APR_SUCCESS
             || iss_digest_create(&d, pool) != APR_SUCCESS) {
             free(buf);
             *why = "cannot read back the temporary file";
@@ -821,8 +777,8 @@ static sync_xfer_e fetch_by_manifest(sync_ctx_t *ctx, const char *rel,
         iss_manifest_entry_t *first = apr_hash_get(placed, e->sha256,
                                                    SHA_LEN);
 
-        if (pread_all(fd, buf, e->length, first->offset) != APR_SUCCESS
-            || pwrite_all(fd, buf, e->length, e->offset) != APR_SUCCESS) {
+        if (iss_pread_full(fd, buf, e->length, first->offset) != APR_SUCCESS
+            || iss_pwrite_full(fd, buf, e->length, e->offset) != APR_SUCCESS) {
             free(buf);
             *why = "cannot copy a repeated chunk";
             return SYNC_XFER_FAILED;
@@ -932,7 +888,7 @@ static apr_status_t put_source(void *baton, char *buf, apr_size_t max,
     if (n == 0) {
         return APR_SUCCESS;
     }
-    if ((rv = pread_all(s->fd, buf, n, s->off)) != APR_SUCCESS) {
+    if ((rv = iss_pread_full(s->fd, buf, n, s->off)) != APR_SUCCESS) {
         /* Shorter than when we looked: it changed. */
         return rv == APR_EOF ? APR_EAGAIN : rv;
     }
@@ -1054,7 +1010,7 @@ static apr_status_t frames_source(void *baton, char *out, apr_size_t max,
             return APR_SUCCESS;
         }
         e = s->list[s->next++];
-        rv = pread_all(s->fd, s->buf + ISS_FRAMES_HEAD_LEN, e->length,
+        rv = iss_pread_full(s->fd, s->buf + ISS_FRAMES_HEAD_LEN, e->length,
                        e->offset);
         if (rv != APR_SUCCESS) {
             return rv == APR_EOF ? APR_EAGAIN : rv;

@@ -11,6 +11,7 @@
  */
 
 #include "iss_store_private.h"
+#include "iss_fdio.h"
 
 #include <apr_file_info.h>
 #include <apr_portable.h>
@@ -83,47 +84,6 @@ static int os_fd(apr_file_t *f)
 
     apr_os_file_get(&fd, f);
     return fd;
-}
-
-static apr_status_t pwrite_all(int fd, const void *buf, apr_size_t n,
-                               apr_uint64_t off)
-{
-    const char *p = buf;
-
-    while (n) {
-        ssize_t w = pwrite(fd, p, n, (off_t)off);
-
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return w < 0 ? APR_FROM_OS_ERROR(errno) : APR_EGENERAL;
-        p += w;
-        n -= (apr_size_t)w;
-        off += (apr_uint64_t)w;
-    }
-    return APR_SUCCESS;
-}
-
-/* Read exactly @a n bytes at @a off; APR_EOF if the file is shorter. */
-static apr_status_t pread_all(int fd, void *buf, apr_size_t n,
-                              apr_uint64_t off)
-{
-    char *p = buf;
-
-    while (n) {
-        ssize_t r = pread(fd, p, n, (off_t)off);
-
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            return APR_FROM_OS_ERROR(errno);
-        if (r == 0)
-            return APR_EOF;
-        p += r;
-        n -= (apr_size_t)r;
-        off += (apr_uint64_t)r;
-    }
-    return APR_SUCCESS;
 }
 
 static apr_status_t fd_sync(int fd)
@@ -565,7 +525,7 @@ static apr_status_t wal_create(iss_store_t *s, apr_uint64_t gen, apr_pool_t *p)
                        | APR_FOPEN_TRUNCATE | APR_FOPEN_BINARY, FILE_PERMS, p);
     if (rv != APR_SUCCESS)
         return iss_store__fail(s, rv, "cannot create %s: %pm", path, &rv);
-    rv = pwrite_all(os_fd(f), hdr, sizeof(hdr), 0);
+    rv = iss_pwrite_full(os_fd(f), hdr, sizeof(hdr), 0);
     if (rv != APR_SUCCESS) {
         apr_file_close(f);
         apr_file_remove(path, p);
@@ -584,7 +544,7 @@ static int wal_header_ok(iss_store_t *s, int fd, apr_uint64_t gen)
     unsigned char hdr[WAL_HDR];
     char id[41];
 
-    if (pread_all(fd, hdr, sizeof(hdr), 0) != APR_SUCCESS
+    if (iss_pread_full(fd, hdr, sizeof(hdr), 0) != APR_SUCCESS
         || memcmp(hdr, WAL_MAGIC, 8) != 0 || iss_be64_get(hdr + 8) != gen
         || iss_be32_get(hdr + 56)
            != (apr_uint32_t)iss_store__crc_add(crc32(0L, Z_NULL, 0), hdr, 56))
@@ -961,7 +921,7 @@ apr_status_t iss_store__wal_append(iss_store_t *s, const opset_t *ops,
     c = iss_store__crc_add(crc32(0L, Z_NULL, 0), buf, 4);
     c = iss_store__crc_add(c, buf + 8, (apr_size_t)blen);
     iss_be32_put(buf + 4, (apr_uint32_t)c);
-    rv = pwrite_all(os_fd(s->wal), buf, (apr_size_t)blen + 8, off);
+    rv = iss_pwrite_full(os_fd(s->wal), buf, (apr_size_t)blen + 8, off);
     if (rv != APR_SUCCESS)
         return iss_store__fail(s, rv, "writing the write-ahead log %s "
                                "failed: %pm; nothing was written",
