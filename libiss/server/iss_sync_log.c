@@ -594,6 +594,27 @@ static void release_claim(iss_store_t *store, const char *id)
     }
 }
 
+/* iss_sync_log_end() (durable, @a since 0) and iss_sync_log_settle()
+ * (lazy): one transaction, then the claim goes either way. */
+static apr_status_t settle_with(iss_store_t *store, const char *id,
+                               const char *method,
+                               const apr_array_header_t *changes,
+                               const apr_array_header_t *index,
+                               const iss_sync_retention_t *retention,
+                               apr_uint64_t since, int flags,
+                               apr_uint64_t *seq, apr_pool_t *pool)
+{
+    end_ctx c = { id, method, changes, index, retention, NULL, NULL, 0, pool,
+                  since, NULL };
+    apr_status_t rv = iss_store_txn_ex(store, end_txn, &c, flags, pool);
+
+    if (seq) {
+        *seq = rv == APR_SUCCESS ? c.seq : 0;
+    }
+    release_claim(store, id);
+    return rv;
+}
+
 apr_status_t iss_sync_log_end(iss_store_t *store, const char *id,
                               const char *method,
                               const apr_array_header_t *changes,
@@ -601,15 +622,8 @@ apr_status_t iss_sync_log_end(iss_store_t *store, const char *id,
                               const iss_sync_retention_t *retention,
                               apr_uint64_t *seq, apr_pool_t *pool)
 {
-    end_ctx c = { id, method, changes, index, retention, NULL, NULL, 0, pool,
-                  0, NULL };
-    apr_status_t rv = iss_store_txn(store, end_txn, &c, pool);
-
-    if (seq) {
-        *seq = rv == APR_SUCCESS ? c.seq : 0;
-    }
-    release_claim(store, id);
-    return rv;
+    return settle_with(store, id, method, changes, index, retention, 0, 0,
+                       seq, pool);
 }
 
 apr_status_t iss_sync_log_settle(iss_store_t *store, const char *id,
@@ -620,16 +634,8 @@ apr_status_t iss_sync_log_settle(iss_store_t *store, const char *id,
                                  apr_uint64_t since, apr_uint64_t *seq,
                                  apr_pool_t *pool)
 {
-    end_ctx c = { id, method, changes, index, retention, NULL, NULL, 0, pool,
-                  since, NULL };
-    apr_status_t rv = iss_store_txn_ex(store, end_txn, &c, ISS_STORE_LAZY,
-                                       pool);
-
-    if (seq) {
-        *seq = rv == APR_SUCCESS ? c.seq : 0;
-    }
-    release_claim(store, id);
-    return rv;
+    return settle_with(store, id, method, changes, index, retention, since,
+                       ISS_STORE_LAZY, seq, pool);
 }
 
 apr_status_t iss_sync_log_append(iss_store_t *store, const char *method,
