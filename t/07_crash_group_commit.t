@@ -24,43 +24,6 @@ my $WRITERS = 8;
 my $DELAY_MS = 100;
 plan tests => 7 * $ROUNDS + 1;
 
-# PUTs of new files until the server goes away; one line per answer:
-# "<sent> <received> <path> <status>".
-sub writer {
-    my ($port, $n, $out) = @_;
-    my $ua = LWP::UserAgent->new(keep_alive => 1, timeout => 20);
-    open my $fh, '>', $out or die $!;
-    $fh->autoflush(1);
-    for my $i (1 .. 100000) {
-        my $path = "/s/w$n-$i";
-        my $t0 = Time::HiRes::time();
-        my $r = $ua->request(HTTP::Request->new(PUT => "http://127.0.0.1:$port$path", [], "w$n-$i\n" x 50));
-        printf $fh "%.6f %.6f %s %d\n", $t0, Time::HiRes::time(), $path, $r->code;
-        last if $r->code >= 500;
-    }
-    POSIX::_exit(0);
-}
-
-# Tokens until the server goes away; one line per token:
-# "<received> <token> <files on disk then>".
-sub sampler {
-    my ($port, $dir, $out) = @_;
-    my $ua = LWP::UserAgent->new(keep_alive => 1, timeout => 20);
-    open my $fh, '>', $out or die $!;
-    $fh->autoflush(1);
-    for (;;) {
-        my $r = $ua->request(HTTP::Request->new(PROPFIND => "http://127.0.0.1:$port/s/",
-            [ Depth => 0, 'Content-Type' => 'application/xml' ],
-            '<D:propfind xmlns:D="DAV:"><D:prop><D:sync-token/></D:prop></D:propfind>'));
-        last unless $r->code == 207 && $r->content =~ m{<[\w-]+:sync-token>([^<]+)</};
-        my $t = $1;
-        opendir my $dh, "$dir/files" or die $!;
-        my @files = sort grep { /^w\d+-\d+$/ && -s "$dir/files/$_" } readdir $dh;
-        printf $fh "%.6f %s %s\n", Time::HiRes::time(), $t, join(',', @files);
-    }
-    POSIX::_exit(0);
-}
-
 my $dir = tempdir(CLEANUP => !$ENV{ISS_T_KEEP}); print "# dir $dir\n";
 mkdir "$dir/files";
 # Threads to spare: requests that wait 100 ms keep workers busy, and the
@@ -97,10 +60,10 @@ for my $round (1 .. $ROUNDS) {
         }
         $p } 1 .. 16;
     waitpid($_, 0) for @warm;
-    my @pids = do { my $p = fork // die; $p or sampler($h->{port}, $dir, "$dir/samples$round"); $p };
+    my @pids = do { my $p = fork // die; $p or crash_sampler($h->{port}, $dir, "$dir/samples$round", 0); $p };
     for (1 .. 100) { last if -s "$dir/samples$round"; Time::HiRes::sleep(0.05) }
     my $t0 = Time::HiRes::time();
-    push @pids, map { my $n = $_; my $p = fork // die; $p or writer($h->{port}, $n, "$dir/w$round-$n"); $p } 1 .. $WRITERS;
+    push @pids, map { my $n = $_; my $p = fork // die; $p or crash_writer($h->{port}, $n, "$dir/w$round-$n", 50); $p } 1 .. $WRITERS;
     Time::HiRes::sleep(1.0 + 0.5 * $round);
     own_httpd_kill9($h);
     my $elapsed = Time::HiRes::time() - $t0;

@@ -28,43 +28,6 @@ my @ROUNDS = ('iss-store.journal', 'iss-store.journal.mirror');
 my $WRITERS = 4;
 plan tests => 8 * @ROUNDS + 1;
 
-# PUTs of new files until the server goes away; one line per answer:
-# "<sent> <received> <path> <status>".
-sub writer {
-    my ($port, $n, $out) = @_;
-    my $ua = LWP::UserAgent->new(keep_alive => 1, timeout => 20);
-    open my $fh, '>', $out or die $!;
-    $fh->autoflush(1);
-    for my $i (1 .. 100000) {
-        my $path = "/s/w$n-$i";
-        my $t0 = Time::HiRes::time();
-        my $r = $ua->request(HTTP::Request->new(PUT => "http://127.0.0.1:$port$path", [], "w$n-$i\n" x 100));
-        printf $fh "%.6f %.6f %s %d\n", $t0, Time::HiRes::time(), $path, $r->code;
-        last if $r->code >= 500;
-    }
-    POSIX::_exit(0);
-}
-
-# Tokens until the server goes away: "<received> <token> <files then>".
-sub sampler {
-    my ($port, $dir, $out) = @_;
-    my $ua = LWP::UserAgent->new(keep_alive => 1, timeout => 20);
-    open my $fh, '>', $out or die $!;
-    $fh->autoflush(1);
-    for (;;) {
-        my $r = $ua->request(HTTP::Request->new(PROPFIND => "http://127.0.0.1:$port/s/",
-            [ Depth => 0, 'Content-Type' => 'application/xml' ],
-            '<D:propfind xmlns:D="DAV:"><D:prop><D:sync-token/></D:prop></D:propfind>'));
-        last unless $r->code == 207 && $r->content =~ m{<[\w-]+:sync-token>([^<]+)</};
-        my $t = $1;
-        opendir my $dh, "$dir/files" or die $!;
-        my @files = sort grep { /^w\d+-\d+$/ && -s "$dir/files/$_" } readdir $dh;
-        printf $fh "%.6f %s %s\n", Time::HiRes::time(), $t, join(',', @files);
-        Time::HiRes::sleep(0.05);
-    }
-    POSIX::_exit(0);
-}
-
 my $dir = tempdir(CLEANUP => !$ENV{ISS_T_KEEP}); print "# dir $dir\n";
 mkdir "$dir/files";
 my $config = <<"CONF";
@@ -89,9 +52,9 @@ for my $journal (@ROUNDS) {
     ok(!defined $h->{code} ? 1 : 0, 1, "round $round: httpd started (journal commits slowed)")
         or print "# ", $h->{log}->(), "\n";
     LWP::UserAgent->new(timeout => 20)->get("http://127.0.0.1:$h->{port}/s/");
-    my @pids = do { my $p = fork // die; $p or sampler($h->{port}, $dir, "$dir/samples$round"); $p };
+    my @pids = do { my $p = fork // die; $p or crash_sampler($h->{port}, $dir, "$dir/samples$round", 0.05); $p };
     for (1 .. 100) { last if -s "$dir/samples$round"; Time::HiRes::sleep(0.05) }
-    push @pids, map { my $n = $_; my $p = fork // die; $p or writer($h->{port}, $n, "$dir/w$round-$n"); $p } 1 .. $WRITERS;
+    push @pids, map { my $n = $_; my $p = fork // die; $p or crash_writer($h->{port}, $n, "$dir/w$round-$n", 100); $p } 1 .. $WRITERS;
     # Let writes and checkpoints run, then kill the moment the journal
     # of the step this round aims at exists.
     Time::HiRes::sleep(1.0);

@@ -10,7 +10,7 @@ use HTTP::Request ();
 use File::Spec ();
 use Exporter 'import';
 
-our @EXPORT = qw(seal_sync_token dav url t_dir files_dir slurp spew log_mark log_since
+our @EXPORT = qw(crash_writer crash_sampler seal_sync_token dav url t_dir files_dir slurp spew log_mark log_since
                  captures own_httpd_start own_httpd_stop own_httpd_kill9
                  own_httpd_configtest error_body real_client
                  iss_state sync_report sync_body parse_multistatus
@@ -313,6 +313,46 @@ sub own_httpd_stop {
     kill 'TERM', $h->{pid};
     waitpid($h->{pid}, 0);
     return $h->{code} = $? >> 8;
+}
+
+# For kill -9 tests, in a forked child: PUTs of new files /s/w<n>-<i>
+# (@a $lines lines of "w<n>-<i>") until the server goes away; one line
+# per answer to $out: "<sent> <received> <path> <status>".  Never returns.
+sub crash_writer {
+    my ($port, $n, $out, $lines) = @_;
+    my $ua = LWP::UserAgent->new(keep_alive => 1, timeout => 20);
+    open my $fh, '>', $out or die $!;
+    $fh->autoflush(1);
+    for my $i (1 .. 100000) {
+        my $path = "/s/w$n-$i";
+        my $t0 = Time::HiRes::time();
+        my $r = $ua->request(HTTP::Request->new(PUT => "http://127.0.0.1:$port$path", [], "w$n-$i\n" x $lines));
+        printf $fh "%.6f %.6f %s %d\n", $t0, Time::HiRes::time(), $path, $r->code;
+        last if $r->code >= 500;
+    }
+    POSIX::_exit(0);
+}
+
+# For kill -9 tests, in a forked child: /s/'s DAV:sync-token until the
+# server goes away, $pause seconds apart; one line per token to $out:
+# "<received> <token> <files w<n>-<i> on disk then>".  Never returns.
+sub crash_sampler {
+    my ($port, $dir, $out, $pause) = @_;
+    my $ua = LWP::UserAgent->new(keep_alive => 1, timeout => 20);
+    open my $fh, '>', $out or die $!;
+    $fh->autoflush(1);
+    for (;;) {
+        my $r = $ua->request(HTTP::Request->new(PROPFIND => "http://127.0.0.1:$port/s/",
+            [ Depth => 0, 'Content-Type' => 'application/xml' ],
+            '<D:propfind xmlns:D="DAV:"><D:prop><D:sync-token/></D:prop></D:propfind>'));
+        last unless $r->code == 207 && $r->content =~ m{<[\w-]+:sync-token>([^<]+)</};
+        my $t = $1;
+        opendir my $dh, "$dir/files" or die $!;
+        my @files = sort grep { /^w\d+-\d+$/ && -s "$dir/files/$_" } readdir $dh;
+        printf $fh "%.6f %s %s\n", Time::HiRes::time(), $t, join(',', @files);
+        Time::HiRes::sleep($pause) if $pause;
+    }
+    POSIX::_exit(0);
 }
 
 # kill -9 the parent and every child at once (the whole session).
