@@ -57,7 +57,7 @@ sub snapshot {
     return join ',', @out;
 }
 
-# A fifth writer COPYes a folder of 300 files again and again: a COPY
+# A fifth writer COPYes a folder of 100 files again and again: a COPY
 # takes long enough that the kill often lands in the middle of one, with
 # some copies on disk and its intent not yet settled.
 sub copier {
@@ -96,7 +96,7 @@ for my $sync (@modes) {
     my $dir = tempdir(CLEANUP => 1);
     mkdir "$dir/files";
     mkdir "$dir/files/src";
-    spew("$dir/files/src/f$_", "source $_") for 1 .. 300;
+    spew("$dir/files/src/f$_", "source $_") for 1 .. 100;
     my $config = <<"CONF";
 StartServers 2
 ThreadsPerChild 4
