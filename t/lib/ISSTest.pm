@@ -232,12 +232,16 @@ sub free_port {
 sub own_httpd_start {
     my (%o) = @_;
     my ($dir, $port) = own_httpd_conf(%o);
+    # Asked here, not in the child: Apache::Test reads its configuration
+    # on first use (about a second), and a child would read it at every
+    # start while the parent's copy stays unread.
+    my $httpd = Apache::Test::vars('httpd');
     my $pid = fork // die "fork: $!";
     if (!$pid) {
         POSIX::setsid();
         open STDOUT, '>', "$dir/logs/stdout";
         open STDERR, '>&', \*STDOUT;
-        my @cmd = (Apache::Test::vars('httpd'), '-f', "$dir/httpd.conf", '-DFOREGROUND');
+        my @cmd = ($httpd, '-f', "$dir/httpd.conf", '-DFOREGROUND');
         @cmd = ('/bin/sh', '-c', "ulimit -f $o{max_file_kb} && exec \"\$@\"", 'sh', @cmd)
             if $o{max_file_kb};
         exec @cmd or POSIX::_exit(127);
