@@ -1774,8 +1774,9 @@ static apr_status_t pack_one(iss_store_t *store, const char *hex,
         != APR_SUCCESS) {
         return rv == APR_NOTFOUND ? APR_SUCCESS : rv;
     }
-    if (!blob_decode(v, vl, &cur) || cur.packed) {
-        return APR_SUCCESS;
+    if (!blob_decode(v, vl, &cur) || cur.packed
+        || cur.size < 2 * ISS_CDC_MIN_DEFAULT) {
+        return APR_SUCCESS;          /* one chunk at most: nothing shared */
     }
     rv = apr_file_open(&f, vpath(store, "data", hex, p), APR_FOPEN_READ,
                        APR_FPROT_OS_DEFAULT, p);
