@@ -18,7 +18,7 @@ use File::Temp ();
 use LWP::UserAgent ();
 use HTTP::Request ();
 
-plan tests => 75;
+plan tests => 77;
 
 my $state = t_dir() . '/dav/state-versions';
 my $files = t_dir() . '/dav/files-versions';
@@ -170,6 +170,10 @@ put('/versions/m-src.txt', "src\n");
     $r = fetch('/versions/dir/f1', "in a folder\n");
     ok($r->code == 200 && $r->content eq "in a folder\n" ? 1 : 0, 1,
        'a file of a deleted folder is kept too, at its old URL') or print "# ", $r->status_line, "\n";
+    my ($code, $out) = iss_state($state, 'forget-versions', 'dir/f1');
+    ok($code == 0 && $out =~ /dropped 1 versions of dir\/f1/ ? 1 : 0, 1, 'iss-state forget-versions dir/f1')
+        or print "# $out\n";
+    ok(fetch('/versions/dir/f1', "in a folder\n")->code, 404, 'erased: no longer served');
 }
 
 # ---- who may not read the file learns nothing ---------------------------

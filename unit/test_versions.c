@@ -695,6 +695,35 @@ static void test_other_fs(void)
     testfs_rm_rf(dir, gp);
 }
 
+/* An erasure: every version of a path and its data go, the versions of
+ * other paths stay. */
+static void test_forget(void)
+{
+    iss_versions_limits_t lim = { 0, 0, 0 };
+    iss_versions_usage_t before, after;
+    apr_array_header_t *vs;
+    apr_uint64_t dropped = 0;
+    apr_status_t rv;
+
+    tput(path_of("f.txt"), "forget me 1");
+    write_with("f.txt", "forget me 2", &lim, apr_time_from_sec(8000));
+    write_with("f.txt", "forget me 3", &lim, apr_time_from_sec(8001));
+    iss_versions_usage(store, &before, gp);
+    is_int(iss_versions_forget(store, "f.txt", &dropped, gp), APR_SUCCESS,
+           "forget f.txt");
+    is_int((long long)dropped, 2, "two versions dropped");
+    iss_versions_list(store, "f.txt", &vs, gp);
+    is_int(vs->nelts, 0, "none listed");
+    iss_versions_usage(store, &after, gp);
+    is_int((long long)after.disk_files, (long long)before.disk_files - 2,
+           "their data files are gone at once");
+    ok(access(apr_pstrcat(gp, sdir, "/versions/data/",
+                          iss_hex_id(dg("forget me 1"), gp), NULL), F_OK) != 0,
+       "no file holds the old bytes");
+    is_str(read_version("g.txt", dg("g0"), &rv), "g0",
+           "another file's version stays");
+}
+
 /* Content number @a c of the concurrent test: 200 KB (several chunks,
  * so that collections pack them), sharing most chunks with the others. */
 static const char *big_content(int c, apr_pool_t *p)
@@ -824,6 +853,7 @@ int main(void)
     test_gc();
     test_pack();
     test_other_fs();
+    test_forget();
     test_concurrent();
     iss_store_close(store);
     testfs_rm_rf(base, gp);
