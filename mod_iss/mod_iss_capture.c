@@ -402,6 +402,80 @@ static const unsigned char *new_digest_of(const capture_t *cap,
     return NULL;
 }
 
+/* What settle_versions() leaves until the response went out: packing the
+ * version it kept, moving chunks out of the inode it replaced
+ * (iss_versions_after(), bounded by ISSKeepVersions pack=). */
+#define AFTER_KEY "iss-versions-after"
+
+typedef struct after_t {
+    iss_store_t *store;
+    iss_versions_hold_t *h;
+    const iss_versions_limits_t *vlim;
+    const char *uri;
+} after_t;
+
+static void queue_after(capture_t *cap, side_t *side, const held_t *hd)
+{
+    request_rec *r = cap->r;
+    apr_array_header_t *q = NULL;
+    after_t *a;
+
+    /* Only the request's own location: a destination side's store
+     * handle lives in a sub-request's pool, gone by then (its work is
+     * left to iss-state gc-versions). */
+    if (side->r != r || side->vlim == NULL || side->vlim->pack_bytes == 0) {
+        return;
+    }
+    if (apr_pool_userdata_get((void **)&q, AFTER_KEY, r->pool)
+        != APR_SUCCESS || q == NULL) {
+        q = apr_array_make(r->pool, 2, sizeof(after_t));
+        if (apr_pool_userdata_setn(q, AFTER_KEY, NULL, r->pool)
+            != APR_SUCCESS) {
+            return;
+        }
+    }
+    a = apr_array_push(q);
+    a->store = side->store;
+    a->h = hd->h;
+    a->vlim = side->vlim;
+    a->uri = hd->uri;
+}
+
+/* log_transaction: the response went to the client (the end-of-request
+ * bucket is destroyed, and this hook run, once the core output filter
+ * wrote what came before it). */
+static int after_response(request_rec *r)
+{
+    apr_array_header_t *q = NULL;
+    int i;
+
+    if (apr_pool_userdata_get((void **)&q, AFTER_KEY, r->pool)
+        != APR_SUCCESS || q == NULL) {
+        return DECLINED;
+    }
+    for (i = 0; i < q->nelts; i++) {
+        const after_t *a = &APR_ARRAY_IDX(q, i, after_t);
+        apr_time_t t0 = apr_time_now();
+        apr_status_t rv = iss_versions_after(a->store, a->h, a->vlim,
+                                             r->pool);
+
+        if (rv != APR_SUCCESS) {
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, r, ISSLOGNO(01170)
+                          "cannot pack the version of %s kept by this %s "
+                          "(%s); iss-state gc-versions will", a->uri,
+                          r->method, iss_store_last_error(a->store));
+        }
+        else {
+            ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r, ISSLOGNO(01171)
+                          "versions of %s packed after the response in "
+                          "%" APR_TIME_T_FMT " us", a->uri,
+                          apr_time_now() - t0);
+        }
+    }
+    q->nelts = 0;
+    return DECLINED;
+}
+
 /* The "after": a held file whose path has another inode now (or none)
  * becomes a version; one that was not replaced is let go. */
 static void settle_versions(capture_t *cap, side_t *side)
@@ -426,10 +500,13 @@ static void settle_versions(capture_t *cap, side_t *side)
                           "version (%s)", hd->uri,
                           iss_store_last_error(side->store));
         }
-        else if (retained) {
-            ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r, ISSLOGNO(01165)
-                          "kept the previous content of %s as a version",
-                          hd->uri);
+        else {
+            if (retained) {
+                ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r, ISSLOGNO(01165)
+                              "kept the previous content of %s as a version",
+                              hd->uri);
+            }
+            queue_after(cap, side, hd);
         }
     }
     side->holds = NULL;
@@ -774,6 +851,7 @@ static int precondition(request_rec *r, dav_resource *src,
 void iss_capture_register_hooks(apr_pool_t *p)
 {
     dav_hook_method_precondition(precondition, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_log_transaction(after_response, NULL, NULL, APR_HOOK_LAST);
     ap_register_output_filter(CAPTURE_FILTER, capture_filter, NULL,
                               AP_FTYPE_PROTOCOL);
 }

@@ -118,7 +118,7 @@ const iss_sync_retention_t *iss_config_retention(const iss_dir_conf_t *dconf)
 
 static const iss_versions_limits_t versions_default = {
     ISS_VERSIONS_DEFAULT_COUNT, ISS_VERSIONS_DEFAULT_BYTES,
-    ISS_VERSIONS_DEFAULT_AGE
+    ISS_VERSIONS_DEFAULT_AGE, ISS_VERSIONS_DEFAULT_PACK
 };
 
 const iss_versions_limits_t *iss_config_versions(const iss_dir_conf_t *dconf)

@@ -546,9 +546,14 @@ int main(int argc, const char *const *argv)
                "\npending (writes under way): %" APR_UINT64_T_FMT
                "\npacked contents: %" APR_UINT64_T_FMT "\nchunk files: %"
                APR_UINT64_T_FMT "\nchunk bytes on disk: %" APR_UINT64_T_FMT
+               "\nchunks held by live files: %" APR_UINT64_T_FMT
+               "\nchunk bytes held by live files: %" APR_UINT64_T_FMT
+               "\nlive files linked: %" APR_UINT64_T_FMT
+               "\nlive links whose file is gone: %" APR_UINT64_T_FMT
                "\n", u.files, u.versions, u.blobs, u.bytes, u.disk_files,
                u.disk_bytes, u.pending, u.packed, u.chunk_files,
-               u.chunk_bytes);
+               u.chunk_bytes, u.live_chunks, u.live_bytes, u.live_files,
+               u.live_orphans);
         return 0;
     }
     if (strcmp(cmd, "forget-versions") == 0) {
@@ -567,7 +572,7 @@ int main(int argc, const char *const *argv)
         return 0;
     }
     if (strcmp(cmd, "gc-versions") == 0) {
-        iss_versions_limits_t lim = { 0, 0, 0 };
+        iss_versions_limits_t lim = { 0, 0, 0, 0 };
         iss_versions_gc_t st;
         int i, on = 0;
 
@@ -589,8 +594,14 @@ int main(int argc, const char *const *argv)
                APR_UINT64_T_FMT " contents into chunks, removed %"
                APR_UINT64_T_FMT " data files, %" APR_UINT64_T_FMT
                " chunk files (%" APR_UINT64_T_FMT " bytes) and %"
-               APR_UINT64_T_FMT " pending links\n", st.pruned, st.packed,
-               st.blobs, st.chunks, st.bytes, st.pending);
+               APR_UINT64_T_FMT " pending links, released %"
+               APR_UINT64_T_FMT " live files\n", st.pruned, st.packed,
+               st.blobs, st.chunks, st.bytes, st.pending, st.unlinked);
+        if (st.lost) {
+            fprintf(stderr, "iss-state: %s: %" APR_UINT64_T_FMT " chunks of "
+                    "versions were in live files changed behind httpd's "
+                    "back (those versions cannot be read)\n", dir, st.lost);
+        }
         if (st.damaged) {
             fprintf(stderr, "iss-state: %s: %" APR_UINT64_T_FMT " contents "
                     "whose bytes do not match their digests were left as "

@@ -162,7 +162,7 @@ static int nfiles(const char *sub)
 
 static void test_parse(void)
 {
-    iss_versions_limits_t lim = { 0, 0, 0 };
+    iss_versions_limits_t lim = { 0, 0, 0, 0 };
     unsigned char d[32], back[32];
     const char *e;
     int on = 0;
@@ -212,7 +212,7 @@ static void test_parse(void)
 
 static void test_retain(void)
 {
-    iss_versions_limits_t lim = { 0, 0, 0 };
+    iss_versions_limits_t lim = { 0, 0, 0, 0 };
     apr_array_header_t *vs;
     apr_status_t rv;
     const char *got;
@@ -293,7 +293,7 @@ static void test_retain(void)
 
 static void test_limits(void)
 {
-    iss_versions_limits_t lim = { 2, 0, 0 };
+    iss_versions_limits_t lim = { 2, 0, 0, 0 };
     apr_array_header_t *vs;
     iss_versions_usage_t u;
     apr_status_t rv;
@@ -326,7 +326,7 @@ static void test_limits(void)
 
     /* Size over all files: oldest dropped first. */
     {
-        iss_versions_limits_t big = { 0, 0, 0 };
+        iss_versions_limits_t big = { 0, 0, 0, 0 };
         char *blk = apr_palloc(gp, 1000);
         iss_version_t *v;
 
@@ -366,7 +366,7 @@ static void test_limits(void)
 static void test_chunks(void)
 {
     iss_cdc_params_t params = ISS_CDC_PARAMS_DEFAULT;
-    iss_versions_limits_t lim = { 0, 0, 0 };
+    iss_versions_limits_t lim = { 0, 0, 0, 0 };
     apr_size_t n = 600 * 1024, i, got;
     unsigned char *buf = apr_palloc(gp, n), *back = apr_palloc(gp, n);
     unsigned char d[32];
@@ -502,7 +502,7 @@ static void test_gc(void)
     intent("live", 0);
     /* Age over all files. */
     {
-        iss_versions_limits_t lim = { 0, 0, apr_time_from_sec(60) };
+        iss_versions_limits_t lim = { 0, 0, apr_time_from_sec(60), 0 };
         iss_versions_usage_t after;
 
         is_int(iss_versions_gc(store, &lim, apr_time_from_sec(4030), &st, gp),
@@ -553,7 +553,7 @@ static int reads_as(const char *rel, const unsigned char *buf, apr_size_t n)
  * all chunks but one or two; reads are checked per chunk file. */
 static void test_pack(void)
 {
-    iss_versions_limits_t lim = { 0, 0, 0 };
+    iss_versions_limits_t lim = { 0, 0, 0, 0 };
     apr_size_t n = 700 * 1024, i;
     unsigned char *v1 = apr_palloc(gp, n), *v2 = apr_palloc(gp, n);
     iss_versions_usage_t before, after;
@@ -662,7 +662,7 @@ static void test_pack(void)
 static void test_other_fs(void)
 {
     char dir[] = "/dev/shm/iss-versions-test-XXXXXX";
-    iss_versions_limits_t lim = { 0, 0, 0 };
+    iss_versions_limits_t lim = { 0, 0, 0, 0 };
     iss_versions_hold_t *h;
     apr_finfo_t a, b;
     const char *f, *tmp;
@@ -699,7 +699,7 @@ static void test_other_fs(void)
  * other paths stay. */
 static void test_forget(void)
 {
-    iss_versions_limits_t lim = { 0, 0, 0 };
+    iss_versions_limits_t lim = { 0, 0, 0, 0 };
     iss_versions_usage_t before, after;
     apr_array_header_t *vs;
     apr_uint64_t dropped = 0;
@@ -745,7 +745,7 @@ static const char *big_content(int c, apr_pool_t *p)
  * every version listed afterwards reads back with its digest. */
 static void test_concurrent(void)
 {
-    iss_versions_limits_t lim = { 3, 0, 0 };
+    iss_versions_limits_t lim = { 3, 0, 0, 0 };
     apr_array_header_t *vs;
     pid_t kids[3];
     int k, i, bad = 0, total = 0, status;
@@ -825,6 +825,429 @@ static void test_concurrent(void)
     ok(total >= 9, "versions retained (3 per writer)");
 }
 
+/* ---- chunks used in place in live files (issue 15 item 1) ------------- */
+
+/* The digest and m/ records of the file @a rel as it is now, as the
+ * capture point writes them for a write through httpd. */
+static void index_file(iss_store_t *st, const char *rel, apr_pool_t *p)
+{
+    iss_cdc_params_t params = ISS_CDC_PARAMS_DEFAULT;
+    iss_store_batch_t *b = iss_store_batch_make(st, p);
+    iss_filedigest_t ident;
+    iss_manifest_t *m;
+    apr_array_header_t *kvs;
+    apr_file_t *f;
+    apr_finfo_t fi;
+    int i;
+
+    if (apr_file_open(&f, path_of(rel), APR_FOPEN_READ, APR_FPROT_OS_DEFAULT,
+                      p) != APR_SUCCESS) {
+        diag("index %s: cannot open", rel);
+        return;
+    }
+    if (iss_manifest_of_file(f, &params, &m, p) != APR_SUCCESS) {
+        diag("index %s: no manifest", rel);
+    }
+    apr_file_close(f);
+    apr_stat(&fi, path_of(rel), APR_FINFO_IDENT | APR_FINFO_SIZE
+             | APR_FINFO_MTIME, p);
+    iss_filedigest_set_identity(&ident, &fi);
+    memcpy(ident.sha256, m->file_sha256, 32);
+    memset(&ident.sums, 0, sizeof(ident.sums));
+    iss_filedigest_stage(b, rel, &ident, p);
+    iss_chunkidx_records(rel, &ident, m, &kvs, p);
+    for (i = 0; i < kvs->nelts; i++) {
+        const iss_chunkidx_kv_t *kv = &APR_ARRAY_IDX(kvs, i,
+                                                     iss_chunkidx_kv_t);
+
+        iss_store_batch_put(b, kv->key, strlen(kv->key), kv->val, kv->vlen);
+    }
+    if (iss_store_batch_commit(b) != APR_SUCCESS) {
+        diag("index %s: commit failed", rel);
+    }
+}
+
+/* A write through httpd with versions on: hold, a new inode renamed over
+ * the file (or the file removed), its records, settle, and the work
+ * after the response.  *retained, or -1. */
+static int write_live(const char *rel, const void *buf, apr_size_t n,
+                      const iss_versions_limits_t *lim, apr_time_t now)
+{
+    iss_versions_hold_t *h;
+    const char *tag = apr_psprintf(gp, "l%ld-%d", (long)getpid(), ++ntag);
+    int retained = -1;
+    apr_status_t rv;
+
+    intent(tag, 1);
+    rv = iss_versions_hold(store, path_of(rel), rel, tag, 0, &h, gp);
+    if (rv != APR_SUCCESS) {
+        diag("hold %s: %d", rel, rv);
+        intent(tag, 0);
+        return -1;
+    }
+    if (buf) {
+        const char *tmp = apr_pstrcat(gp, path_of(rel), ".tmp", NULL);
+
+        put_bytes(tmp, buf, n);
+        rename(tmp, path_of(rel));
+        index_file(store, rel, gp);
+    }
+    else {
+        unlink(path_of(rel));
+    }
+    rv = iss_versions_settle(store, h, lim, NULL, now, &retained, gp);
+    if (rv != APR_SUCCESS) {
+        diag("settle %s: %d", rel, rv);
+        retained = -1;
+    }
+    intent(tag, 0);
+    if ((rv = iss_versions_after(store, h, lim, gp)) != APR_SUCCESS) {
+        diag("after %s: %d", rel, rv);
+        retained = -1;
+    }
+    return retained;
+}
+
+static unsigned char *random_bytes(apr_size_t n, apr_uint32_t seed)
+{
+    unsigned char *b = apr_palloc(gp, n);
+    apr_size_t i;
+
+    for (i = 0; i < n; i++) {
+        seed = seed * 1103515245u + 12345u;
+        b[i] = (unsigned char)(seed >> 16);
+    }
+    return b;
+}
+
+static unsigned char *edited(const unsigned char *from, apr_size_t n,
+                             apr_size_t at, int c)
+{
+    unsigned char *b = apr_pmemdup(gp, from, n);
+
+    memset(b + at, c, 100);
+    return b;
+}
+
+/* Read @a off..+len of the version of @a rel with content @a want: the
+ * status. */
+static apr_status_t read_part(const char *rel, const unsigned char *want,
+                              apr_size_t n, apr_size_t off, apr_size_t len)
+{
+    unsigned char d[32];
+    iss_version_t *v;
+    iss_version_reader_t *rd;
+    unsigned char *back = apr_palloc(gp, len);
+    apr_size_t got;
+    apr_status_t rv;
+
+    sha(want, n, d);
+    if ((rv = iss_versions_find(store, rel, d, &v, gp)) != APR_SUCCESS
+        || (rv = iss_versions_open(store, v, &rd, gp)) != APR_SUCCESS) {
+        return rv;
+    }
+    rv = iss_versions_pread(rd, (apr_off_t)off, back, len, &got);
+    iss_versions_close(rd);
+    if (rv == APR_SUCCESS && (got != len || memcmp(back, want + off, len))) {
+        return APR_EINVAL;           /* wrong bytes: never acceptable */
+    }
+    return rv;
+}
+
+static void test_live(void)
+{
+    iss_versions_limits_t lim = { 0, 0, 0, ISS_VERSIONS_DEFAULT_PACK };
+    apr_size_t n = 4 * 1024 * 1024;
+    unsigned char *a = random_bytes(n, 99), *b, *c;
+    iss_versions_usage_t u0, u1, u2;
+    iss_versions_gc_t st;
+    apr_uint64_t two = 2 * ISS_CDC_MAX_DEFAULT;
+
+    iss_versions_gc(store, NULL, apr_time_from_sec(8000), &st, gp);
+    iss_versions_usage(store, &u0, gp);
+    put_bytes(path_of("live.bin"), a, n);
+    index_file(store, "live.bin", gp);
+    b = edited(a, n, 2 * 1024 * 1024 + 7, 'B');
+    is_int(write_live("live.bin", b, n, &lim, apr_time_from_sec(8001)), 1,
+           "a 100-byte edit of a 4 MiB file: the old content retained");
+    iss_versions_usage(store, &u1, gp);
+    ok(u1.packed == u0.packed + 1 && u1.disk_files == u0.disk_files,
+       "packed right after the write: no data file left (%llu)",
+       (unsigned long long)(u1.disk_files - u0.disk_files));
+    ok(u1.chunk_bytes - u0.chunk_bytes <= two
+       && u1.chunk_bytes > u0.chunk_bytes,
+       "the version costs %llu bytes of chunk store (at most two chunks "
+       "of %llu): the rest is used in place in the live file",
+       (unsigned long long)(u1.chunk_bytes - u0.chunk_bytes),
+       (unsigned long long)ISS_CDC_MAX_DEFAULT);
+    ok(u1.live_files == u0.live_files + 1 && u1.live_orphans == 0
+       && u1.live_bytes >= n - two,
+       "one live file linked, holding %llu bytes for the version",
+       (unsigned long long)u1.live_bytes);
+    ok(reads_as("live.bin", a, n), "the version reads back byte-exact");
+
+    /* Replaced again: the old live inode goes, its chunks move to the new
+     * file (in place again) or into the chunk store. */
+    c = edited(b, n, 1024 * 1024 + 3, 'C');
+    is_int(write_live("live.bin", c, n, &lim, apr_time_from_sec(8002)), 1,
+           "a second 100-byte edit: retained");
+    iss_versions_usage(store, &u2, gp);
+    ok(u2.chunk_bytes - u0.chunk_bytes <= 2 * two,
+       "two versions cost %llu bytes of chunk store",
+       (unsigned long long)(u2.chunk_bytes - u0.chunk_bytes));
+    ok(u2.live_files == u0.live_files + 1 && u2.live_orphans == 0,
+       "the replaced inode's link is gone, the new file's is there");
+    ok(reads_as("live.bin", a, n) && reads_as("live.bin", b, n),
+       "both versions read back byte-exact");
+
+    /* A MOVE: the inode lives on under another name. */
+    ok(rename(path_of("live.bin"), path_of("moved.bin")) == 0,
+       "live file moved");
+    is_int(iss_versions_gc(store, NULL, apr_time_from_sec(8003), &st, gp),
+           APR_SUCCESS, "gc after the move");
+    is_int((long long)st.unlinked, 0, "... keeps the link (still a file)");
+    ok(reads_as("live.bin", a, n) && reads_as("live.bin", b, n),
+       "both versions read after the move");
+    /* Removed behind the capture point's back: only our link holds it;
+     * a collection moves the chunks into the chunk store. */
+    ok(unlink(path_of("moved.bin")) == 0, "moved file deleted");
+    ok(reads_as("live.bin", a, n) && reads_as("live.bin", b, n),
+       "both versions read while only the link holds the inode");
+    is_int(iss_versions_gc(store, NULL, apr_time_from_sec(8004), &st, gp),
+           APR_SUCCESS, "gc after the delete");
+    is_int((long long)st.unlinked, 1, "... released the live link");
+    iss_versions_usage(store, &u2, gp);
+    ok(u2.live_files == u0.live_files && u2.live_chunks == u0.live_chunks,
+       "no live link or chunk used in place left");
+    ok(u2.chunk_bytes - u0.chunk_bytes >= n
+       && u2.chunk_bytes - u0.chunk_bytes <= n + 2 * two,
+       "the chunk store holds the versions once (%llu bytes)",
+       (unsigned long long)(u2.chunk_bytes - u0.chunk_bytes));
+    ok(reads_as("live.bin", a, n) && reads_as("live.bin", b, n),
+       "both versions read from the chunk store");
+    iss_versions_forget(store, "live.bin", NULL, gp);
+    iss_versions_gc(store, NULL, apr_time_from_sec(8005), &st, gp);
+
+    /* DELETE through httpd (held): the chunks the version used in the
+     * deleted file are copied out right after. */
+    put_bytes(path_of("d.bin"), a, n);
+    index_file(store, "d.bin", gp);
+    write_live("d.bin", b, n, &lim, apr_time_from_sec(8010));
+    is_int(write_live("d.bin", NULL, 0, &lim, apr_time_from_sec(8011)), 1,
+           "d.bin deleted: its last content retained");
+    iss_versions_usage(store, &u1, gp);
+    ok(u1.live_files == u0.live_files && u1.live_orphans == 0,
+       "the deleted file's link went after the DELETE");
+    ok(reads_as("d.bin", a, n) && reads_as("d.bin", b, n),
+       "both versions of the deleted file read back");
+
+    /* Prune by count and forget: the chunks a dropped version used in a
+     * live file are released; the live link goes with the last one. */
+    {
+        iss_versions_limits_t one = { 1, 0, 0, ISS_VERSIONS_DEFAULT_PACK };
+        unsigned char *q2 = edited(a, n, 500000, 'Q');
+        unsigned char *q3 = edited(q2, n, 3000000, 'R');
+
+        put_bytes(path_of("q.bin"), a, n);
+        index_file(store, "q.bin", gp);
+        write_live("q.bin", q2, n, &lim, apr_time_from_sec(8020));
+        write_live("q.bin", q3, n, &one, apr_time_from_sec(8021));
+        iss_versions_usage(store, &u1, gp);
+        ok(!reads_as("q.bin", a, n) && reads_as("q.bin", q2, n),
+           "count=1: the oldest dropped, the newest reads back");
+        ok(u1.live_files == u0.live_files + 1,
+           "the live file still serves the kept version");
+        is_int(iss_versions_forget(store, "q.bin", NULL, gp), APR_SUCCESS,
+               "forget-versions q.bin");
+        iss_versions_usage(store, &u2, gp);
+        ok(u2.live_files == u0.live_files && u2.live_chunks == u0.live_chunks,
+           "forgotten: the live link and its chunk records are gone");
+        ok(access(path_of("q.bin"), F_OK) == 0, "the live file itself stays");
+        unlink(path_of("q.bin"));
+    }
+
+    /* Changed behind httpd's back (written in place): reads of the chunks
+     * it held fail cleanly, the rest reads; a collection after its
+     * removal counts them lost and moves the others. */
+    {
+        unsigned char *r1 = random_bytes(n, 31), *r2 = edited(r1, n,
+                                                              3500000, 'S');
+        int fd;
+
+        a = r1;                      /* chunks no other version holds */
+        put_bytes(path_of("r.bin"), a, n);
+        index_file(store, "r.bin", gp);
+        write_live("r.bin", r2, n, &lim, apr_time_from_sec(8030));
+        ok(reads_as("r.bin", a, n), "r.bin's version reads");
+        fd = open(path_of("r.bin"), O_WRONLY);
+        ok(fd >= 0 && pwrite(fd, "Z", 1, 10) == 1,
+           "the live file written in place (outside httpd)");
+        if (fd >= 0) {
+            close(fd);
+        }
+        is_int(read_part("r.bin", a, n, 0, 100), APR_EGENERAL,
+               "reading its first chunk: APR_EGENERAL, no bytes");
+        is_int(read_part("r.bin", a, n, n - 100, 100), APR_SUCCESS,
+               "its last chunk reads");
+        unlink(path_of("r.bin"));
+        is_int(iss_versions_gc(store, NULL, apr_time_from_sec(8031), &st,
+                               gp), APR_SUCCESS, "gc after its removal");
+        ok(st.lost >= 1 && st.unlinked == 1, "one chunk lost (%llu), the "
+           "link released", (unsigned long long)st.lost);
+        is_int(read_part("r.bin", a, n, 0, 100), APR_EGENERAL,
+               "the lost chunk still fails cleanly");
+        is_int(read_part("r.bin", a, n, n / 2, 100), APR_SUCCESS,
+               "the others read from the chunk store");
+        iss_versions_forget(store, "r.bin", NULL, gp);
+    }
+    /* ISSKeepVersions pack=: over the bound, left to the collection. */
+    {
+        iss_versions_limits_t tiny = { 0, 0, 0, 1024 };
+        unsigned char *t2 = random_bytes(n, 7);
+
+        a = random_bytes(n, 8);
+        put_bytes(path_of("t.bin"), a, n);
+        index_file(store, "t.bin", gp);
+        iss_versions_usage(store, &u1, gp);
+        write_live("t.bin", t2, n, &tiny, apr_time_from_sec(8040));
+        iss_versions_usage(store, &u2, gp);
+        ok(u2.disk_files == u1.disk_files + 1 && u2.packed == u1.packed,
+           "pack=1K: unrelated content not packed after the write");
+        iss_versions_gc(store, NULL, apr_time_from_sec(8041), &st, gp);
+        ok(st.packed >= 1 && reads_as("t.bin", a, n),
+           "the collection packs it; it reads");
+        iss_versions_forget(store, "t.bin", NULL, gp);
+        unlink(path_of("t.bin"));
+    }
+    iss_versions_gc(store, NULL, apr_time_from_sec(8050), &st, gp);
+}
+
+/* Writers with live chunks in child processes, a collector beside them:
+ * every version listed afterwards reads back with its digest. */
+static void test_live_concurrent(void)
+{
+    iss_versions_limits_t lim = { 3, 0, 0, ISS_VERSIONS_DEFAULT_PACK };
+    apr_size_t n = 1024 * 1024;
+    pid_t kids[3];
+    int k, i, bad = 0, total = 0, status;
+
+    for (k = 0; k < 3; k++) {
+        kids[k] = fork();
+        if (kids[k] == 0) {
+            apr_pool_t *p;
+            iss_store_t *s;
+            const char *rel = apr_psprintf(gp, "lw%d", k);
+            unsigned char *cur;
+
+            apr_pool_create(&p, NULL);
+            if (iss_store_open(&s, sdir, NULL, NULL, NULL, NULL, p)
+                != APR_SUCCESS) {
+                _exit(2);
+            }
+            store = s;
+            gp = p;
+            cur = random_bytes(n, 5);      /* the same start: shared */
+            put_bytes(path_of(rel), cur, n);
+            index_file(store, rel, gp);
+            for (i = 0; i < 25; i++) {
+                apr_pool_t *it;
+
+                apr_pool_create(&it, p);
+                gp = it;
+                cur = edited(cur, n, (apr_size_t)((i * 131071 + k * 7919)
+                                                  % (n - 100)),
+                             'a' + (i + k) % 26);
+                if (write_live(rel, cur, n, &lim, apr_time_now()) < 0) {
+                    _exit(1);
+                }
+                cur = apr_pmemdup(p, cur, n);
+                apr_pool_destroy(it);
+                gp = p;
+            }
+            _exit(0);
+        }
+    }
+    for (i = 0; i < 30; i++) {
+        iss_versions_gc_t st;
+
+        if (iss_versions_gc(store, NULL, apr_time_now(), &st, gp)
+            != APR_SUCCESS) {
+            bad++;
+        }
+    }
+    for (k = 0; k < 3; k++) {
+        waitpid(kids[k], &status, 0);
+        ok(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+           "live writer %d finished", k);
+    }
+    for (k = 0; k < 3; k++) {
+        const char *rel = apr_psprintf(gp, "lw%d", k);
+        apr_array_header_t *vs;
+
+        iss_versions_list(store, rel, &vs, gp);
+        for (i = 0; i < vs->nelts; i++) {
+            iss_version_t *v = APR_ARRAY_IDX(vs, i, iss_version_t *);
+            iss_version_reader_t *rd;
+            unsigned char *buf = apr_palloc(gp, (apr_size_t)v->size);
+            unsigned char d[32];
+            apr_size_t got;
+
+            total++;
+            if (iss_versions_open(store, v, &rd, gp) != APR_SUCCESS
+                || iss_versions_pread(rd, 0, buf, (apr_size_t)v->size, &got)
+                   != APR_SUCCESS || got != (apr_size_t)v->size) {
+                bad++;
+                continue;
+            }
+            iss_versions_close(rd);
+            sha(buf, got, d);
+            if (memcmp(d, v->digest, 32) != 0) {
+                bad++;
+            }
+        }
+        /* Then the live files go: the chunks move, nothing is lost. */
+        unlink(path_of(rel));
+    }
+    is_int(bad, 0, "%d versions (chunks in live files) read back with their "
+           "digests after 30 collections during 75 writes", total);
+    ok(total >= 9, "versions retained (3 per writer)");
+    {
+        iss_versions_gc_t st;
+        iss_versions_usage_t u;
+
+        iss_versions_gc(store, NULL, apr_time_now(), &st, gp);
+        iss_versions_usage(store, &u, gp);
+        ok(st.lost == 0 && u.live_files == 0 && u.live_chunks == 0,
+           "live files removed: %llu links released, none left, no chunk "
+           "lost", (unsigned long long)st.unlinked);
+        for (k = 0, bad = 0, total = 0; k < 3; k++) {
+            const char *rel = apr_psprintf(gp, "lw%d", k);
+            apr_array_header_t *vs;
+
+            iss_versions_list(store, rel, &vs, gp);
+            for (i = 0; i < vs->nelts; i++) {
+                iss_version_t *v = APR_ARRAY_IDX(vs, i, iss_version_t *);
+                iss_version_reader_t *rd;
+                unsigned char *buf = apr_palloc(gp, (apr_size_t)v->size);
+                unsigned char d[32];
+                apr_size_t got;
+
+                total++;
+                if (iss_versions_open(store, v, &rd, gp) != APR_SUCCESS
+                    || iss_versions_pread(rd, 0, buf, (apr_size_t)v->size,
+                                          &got) != APR_SUCCESS) {
+                    bad++;
+                    continue;
+                }
+                iss_versions_close(rd);
+                sha(buf, got, d);
+                bad += memcmp(d, v->digest, 32) != 0;
+            }
+        }
+        is_int(bad, 0, "and all %d still read from the chunk store", total);
+    }
+}
+
 int main(void)
 {
     char base[] = "/tmp/iss-versions-test-XXXXXX";
@@ -855,6 +1278,8 @@ int main(void)
     test_other_fs();
     test_forget();
     test_concurrent();
+    test_live();
+    test_live_concurrent();
     iss_store_close(store);
     testfs_rm_rf(base, gp);
     return done_testing();

@@ -56,6 +56,7 @@
 #define BLOB_PFX   "V/b/"
 #define MAN_PFX    "V/m/"
 #define CHUNK_PFX  "V/c/"
+#define LIVE_PFX   "V/l/"
 #define TOTAL_KEY  "V/total"
 #define LIST_MAGIC "IVL1\n"
 
@@ -76,10 +77,14 @@ struct iss_versions_hold_t {
     iss_filedigest_t d;       /* the store's digest record, if it held */
     const iss_manifest_t *m;  /* the store's manifest, if it held */
     int released;
+    int gone;                 /* settled: the path has another inode */
+    int kept;                 /* settled: kept as the version below */
+    unsigned char kept_digest[ISS_DIGEST_SHA256_LEN];
 };
 
 struct iss_version_reader_t {
     apr_pool_t *pool;
+    iss_store_t *store;
     apr_file_t *f;
     int fd;
     apr_uint64_t size;
@@ -216,18 +221,206 @@ static void txn_put_blob(iss_store_txn_t *txn, const char *hex,
     iss_store_txn_put(txn, k, strlen(k), v, strlen(v));
 }
 
-/* A chunk of the chunk store: "IVC1 <references> <length>". */
-static int chunk_decode(const char *v, apr_size_t len, apr_uint64_t *refs,
-                        apr_uint64_t *clen)
+/* A chunk of the chunk store: "IVC1 <references> <length>", and
+ * " L <key> <offset>" when its bytes are at that offset of the live file
+ * linked as versions/live/<key> instead of in chunks/<hex>. */
+typedef struct crec_t {
+    apr_uint64_t refs, len, off;
+    const char *key;          /* NULL: in chunks/<hex> */
+} crec_t;
+
+/* A live link's name: lowercase hex digits and dashes. */
+static int key_ok(const char *s, apr_size_t n)
 {
-    const char *c = v;
+    apr_size_t i;
+
+    if (n == 0 || n > 80) {
+        return 0;
+    }
+    for (i = 0; i < n; i++) {
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')
+              || s[i] == '-')) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int crec_decode(const char *v, apr_size_t len, crec_t *cr,
+                       apr_pool_t *p)
+{
+    const char *c = v, *sp;
 
     if (len < 5 || memcmp(v, "IVC1 ", 5) != 0 || v[len] != '\0') {
         return 0;
     }
     c += 5;
-    return parse_u64(&c, refs) && *c++ == ' ' && parse_u64(&c, clen)
-           && *c == '\0';
+    cr->key = NULL;
+    cr->off = 0;
+    if (!parse_u64(&c, &cr->refs) || *c++ != ' '
+        || !parse_u64(&c, &cr->len)) {
+        return 0;
+    }
+    if (*c == '\0') {
+        return 1;
+    }
+    if (strncmp(c, " L ", 3) != 0) {
+        return 0;
+    }
+    c += 3;
+    if ((sp = strchr(c, ' ')) == NULL || !key_ok(c, (apr_size_t)(sp - c))) {
+        return 0;
+    }
+    cr->key = apr_pstrmemdup(p, c, (apr_size_t)(sp - c));
+    c = sp + 1;
+    return parse_u64(&c, &cr->off) && *c == '\0';
+}
+
+static void txn_put_crec(iss_store_txn_t *txn, const char *hex,
+                         const crec_t *cr, apr_pool_t *p)
+{
+    const char *ck = apr_pstrcat(p, CHUNK_PFX, hex, NULL);
+    const char *v = cr->key
+        ? apr_psprintf(p, "IVC1 %" APR_UINT64_T_FMT " %" APR_UINT64_T_FMT
+                       " L %s %" APR_UINT64_T_FMT, cr->refs, cr->len,
+                       cr->key, cr->off)
+        : apr_psprintf(p, "IVC1 %" APR_UINT64_T_FMT " %" APR_UINT64_T_FMT,
+                       cr->refs, cr->len);
+
+    iss_store_txn_put(txn, ck, strlen(ck), v, strlen(v));
+}
+
+/* *found = 0 when absent. */
+static apr_status_t txn_crec(iss_store_txn_t *txn, const char *hex,
+                             crec_t *cr, int *found, apr_pool_t *p)
+{
+    const char *ck = apr_pstrcat(p, CHUNK_PFX, hex, NULL);
+    void *v;
+    apr_size_t vl;
+    apr_status_t rv = iss_store_txn_get(txn, ck, strlen(ck), &v, &vl, p);
+
+    *found = 0;
+    if (rv == APR_NOTFOUND) {
+        return APR_SUCCESS;
+    }
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    if (!crec_decode(v, vl, cr, p)) {
+        return ISS_STORE_EDAMAGED;
+    }
+    *found = 1;
+    return APR_SUCCESS;
+}
+
+/* What a live file holds for versions: "IVLF1 <n>\n", n lines of chunk
+ * ids, its path when linked, NUL, its path in the location. */
+typedef struct lrec_t {
+    apr_array_header_t *ids;  /* const char * (hex) */
+    const char *path, *rel;
+} lrec_t;
+
+static int lrec_decode(const char *v, apr_size_t vl, lrec_t *l, apr_pool_t *p)
+{
+    const char *c = v, *end = v + vl, *nul;
+    apr_uint64_t n, i;
+
+    if (vl < 6 || memcmp(v, "IVLF1 ", 6) != 0) {
+        return 0;
+    }
+    c += 6;
+    if (!parse_u64(&c, &n) || c >= end || *c++ != '\n'
+        || n > (apr_uint64_t)(end - c) / (ISS_HEX_ID_LEN + 1)) {
+        return 0;
+    }
+    l->ids = apr_array_make(p, (int)n + 1, sizeof(const char *));
+    for (i = 0; i < n; i++) {
+        unsigned char id[ISS_DIGEST_SHA256_LEN];
+
+        if (!iss_hex_id_decode(c, ISS_HEX_ID_LEN, id)
+            || c[ISS_HEX_ID_LEN] != '\n') {
+            return 0;
+        }
+        APR_ARRAY_PUSH(l->ids, const char *) = hexof(id, p);
+        c += ISS_HEX_ID_LEN + 1;
+    }
+    if ((nul = memchr(c, '\0', (apr_size_t)(end - c))) == NULL) {
+        return 0;
+    }
+    l->path = apr_pstrmemdup(p, c, (apr_size_t)(nul - c));
+    l->rel = apr_pstrmemdup(p, nul + 1, (apr_size_t)(end - nul - 1));
+    return 1;
+}
+
+static void txn_put_lrec(iss_store_txn_t *txn, const char *key,
+                         const lrec_t *l, apr_pool_t *p)
+{
+    const char *k = apr_pstrcat(p, LIVE_PFX, key, NULL);
+    const char *head;
+    apr_size_t hl, pl, rl, len;
+    char *buf, *o;
+    int i;
+
+    if (l->ids->nelts == 0) {
+        iss_store_txn_delete(txn, k, strlen(k));
+        return;
+    }
+    head = apr_psprintf(p, "IVLF1 %d\n", l->ids->nelts);
+    hl = strlen(head);
+    pl = strlen(l->path);
+    rl = strlen(l->rel);
+    len = hl + (apr_size_t)l->ids->nelts * (ISS_HEX_ID_LEN + 1) + pl + 1
+          + rl;
+    o = buf = apr_palloc(p, len);
+    memcpy(o, head, hl);
+    o += hl;
+    for (i = 0; i < l->ids->nelts; i++) {
+        memcpy(o, APR_ARRAY_IDX(l->ids, i, const char *), ISS_HEX_ID_LEN);
+        o[ISS_HEX_ID_LEN] = '\n';
+        o += ISS_HEX_ID_LEN + 1;
+    }
+    memcpy(o, l->path, pl);
+    o[pl] = '\0';
+    memcpy(o + pl + 1, l->rel, rl);
+    iss_store_txn_put(txn, k, strlen(k), buf, len);
+}
+
+/* *found = 0 when absent. */
+static apr_status_t txn_lrec(iss_store_txn_t *txn, const char *key,
+                             lrec_t *l, int *found, apr_pool_t *p)
+{
+    const char *k = apr_pstrcat(p, LIVE_PFX, key, NULL);
+    void *v;
+    apr_size_t vl;
+    apr_status_t rv = iss_store_txn_get(txn, k, strlen(k), &v, &vl, p);
+
+    *found = 0;
+    if (rv == APR_NOTFOUND) {
+        return APR_SUCCESS;
+    }
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    if (!lrec_decode(v, vl, l, p)) {
+        return ISS_STORE_EDAMAGED;
+    }
+    *found = 1;
+    return APR_SUCCESS;
+}
+
+/* The name of a live file's link: its identity (as an m/ record's). */
+static const char *live_key(const apr_finfo_t *fi, apr_pool_t *p)
+{
+    return apr_psprintf(p, "%" APR_UINT64_T_HEX_FMT "-%" APR_UINT64_T_HEX_FMT
+                        "-%" APR_UINT64_T_HEX_FMT "-%" APR_UINT64_T_HEX_FMT,
+                        (apr_uint64_t)fi->device, (apr_uint64_t)fi->inode,
+                        (apr_uint64_t)fi->size, (apr_uint64_t)fi->mtime);
+}
+
+static int same_ident(const apr_finfo_t *a, const apr_finfo_t *b)
+{
+    return a->device == b->device && a->inode == b->inode
+           && a->size == b->size && a->mtime == b->mtime;
 }
 
 typedef struct total_t {
@@ -359,12 +552,15 @@ static apr_array_header_t *distinct_ids(const iss_manifest_t *m,
 }
 
 /* A packed content lost its last reference: so does each of its chunks
- * once; chunks left without one are pushed on @a freed ("c/<hex>"). */
+ * once; chunks left without one are pushed on @a freed ("c/<hex>"), and
+ * so are live links that no chunk uses any more ("l/<key>"). */
 static apr_status_t txn_release_chunks(iss_store_txn_t *txn, const char *hex,
                                        apr_array_header_t *freed,
                                        apr_pool_t *p)
 {
     const char *mk = apr_pstrcat(p, MAN_PFX, hex, NULL);
+    apr_hash_t *unlive = apr_hash_make(p);   /* key -> hash of hex ids */
+    apr_hash_index_t *hi;
     apr_array_header_t *ids;
     iss_manifest_t *m;
     void *v;
@@ -384,28 +580,63 @@ static apr_status_t txn_release_chunks(iss_store_txn_t *txn, const char *hex,
         const iss_manifest_entry_t *e
             = &m->entries[APR_ARRAY_IDX(ids, i, apr_uint32_t)];
         const char *ch = hexof(e->sha256, p);
-        const char *ck = apr_pstrcat(p, CHUNK_PFX, ch, NULL);
-        apr_uint64_t refs, clen;
+        crec_t cr;
+        int found;
 
-        rv = iss_store_txn_get(txn, ck, strlen(ck), &v, &vl, p);
-        if (rv != APR_SUCCESS) {
-            return rv == APR_NOTFOUND ? ISS_STORE_EDAMAGED : rv;
+        if ((rv = txn_crec(txn, ch, &cr, &found, p)) != APR_SUCCESS) {
+            return rv;
         }
-        if (!chunk_decode(v, vl, &refs, &clen) || refs == 0) {
+        if (!found || cr.refs == 0) {
             return ISS_STORE_EDAMAGED;
         }
-        if (--refs == 0) {
+        if (--cr.refs == 0) {
+            const char *ck = apr_pstrcat(p, CHUNK_PFX, ch, NULL);
+
             iss_store_txn_delete(txn, ck, strlen(ck));
-            if (freed) {
+            if (cr.key) {
+                apr_hash_t *set = apr_hash_get(unlive, cr.key,
+                                               APR_HASH_KEY_STRING);
+
+                if (set == NULL) {
+                    set = apr_hash_make(p);
+                    apr_hash_set(unlive, cr.key, APR_HASH_KEY_STRING, set);
+                }
+                apr_hash_set(set, ch, APR_HASH_KEY_STRING, "");
+            }
+            else if (freed) {
                 APR_ARRAY_PUSH(freed, const char *)
                     = apr_pstrcat(p, "c/", ch, NULL);
             }
         }
         else {
-            const char *nv = apr_psprintf(p, "IVC1 %" APR_UINT64_T_FMT " %"
-                                          APR_UINT64_T_FMT, refs, clen);
+            txn_put_crec(txn, ch, &cr, p);
+        }
+    }
+    /* Each live file once: its list without the chunks that went. */
+    for (hi = apr_hash_first(p, unlive); hi; hi = apr_hash_next(hi)) {
+        const char *key = apr_hash_this_key(hi);
+        apr_hash_t *set = apr_hash_this_val(hi);
+        lrec_t l;
+        int found, j, k = 0;
 
-            iss_store_txn_put(txn, ck, strlen(ck), nv, strlen(nv));
+        if ((rv = txn_lrec(txn, key, &l, &found, p)) != APR_SUCCESS) {
+            return rv;
+        }
+        if (!found) {
+            continue;      /* released already (its chunks were lost) */
+        }
+        for (j = 0; j < l.ids->nelts; j++) {
+            const char *id = APR_ARRAY_IDX(l.ids, j, const char *);
+
+            if (apr_hash_get(set, id, APR_HASH_KEY_STRING) == NULL) {
+                APR_ARRAY_IDX(l.ids, k++, const char *) = id;
+            }
+        }
+        l.ids->nelts = k;
+        txn_put_lrec(txn, key, &l, p);
+        if (k == 0 && freed) {
+            APR_ARRAY_PUSH(freed, const char *)
+                = apr_pstrcat(p, "l/", key, NULL);
         }
     }
     return APR_SUCCESS;
@@ -466,11 +697,11 @@ static apr_status_t txn_ref(iss_store_txn_t *txn, const vent_t *e, int delta,
 static apr_status_t make_dirs(iss_store_t *store, apr_pool_t *p)
 {
     static const char *const sub[] = { "data", "pending", "trash",
-                                       "chunks" };
+                                       "chunks", "live" };
     apr_status_t rv;
     int i;
 
-    for (i = 0; i < 4; i++) {
+    for (i = 0; i < 5; i++) {
         rv = apr_dir_make_recursive(vpath(store, sub[i], NULL, p),
                                     APR_FPROT_UREAD | APR_FPROT_UWRITE
                                     | APR_FPROT_UEXECUTE, p);
@@ -718,7 +949,8 @@ static apr_status_t retain_txn(void *baton, iss_store_txn_t *txn)
 /* Remove data/<hex> if no reference names it (checked under the store's
  * lock, where the rename into the trash happens too). */
 typedef struct collect_t {
-    int chunk;                   /* a chunk file, not a data file */
+    int chunk;                   /* 1: a chunk file, 2: a live link, 0: a
+                                  * data file */
     const char *hex;
     const char *data;
     const char *trash;
@@ -734,7 +966,9 @@ static apr_status_t collect_txn(void *baton, iss_store_txn_t *txn)
     apr_status_t rv;
 
     if (c->chunk) {
-        const char *ck = apr_pstrcat(c->pool, CHUNK_PFX, c->hex, NULL);
+        const char *ck = apr_pstrcat(c->pool, c->chunk == 2 ? LIVE_PFX
+                                                             : CHUNK_PFX,
+                                     c->hex, NULL);
         void *v;
         apr_size_t vl;
 
@@ -770,12 +1004,14 @@ static apr_status_t collect(iss_store_t *store, const char *hex,
     apr_finfo_t fi;
     apr_status_t rv;
 
-    c.chunk = strncmp(hex, "c/", 2) == 0;
+    c.chunk = strncmp(hex, "c/", 2) == 0 ? 1
+              : strncmp(hex, "l/", 2) == 0 ? 2 : 0;
     if (c.chunk) {
         hex += 2;
     }
     c.hex = hex;
-    c.data = vpath(store, c.chunk ? "chunks" : "data", hex, p);
+    c.data = vpath(store, c.chunk == 2 ? "live" : c.chunk ? "chunks" : "data",
+                   hex, p);
     c.trash = vpath(store, "trash", apr_psprintf(p, "%s.%" APR_PID_T_FMT
                                                  ".%" APR_UINT64_T_FMT, hex,
                                                  getpid(),
@@ -788,8 +1024,8 @@ static apr_status_t collect(iss_store_t *store, const char *hex,
         return rv;
     }
     if (c.moved) {
-        if (apr_stat(&fi, c.trash, APR_FINFO_SIZE, p) == APR_SUCCESS
-            && nbytes) {
+        if (c.chunk != 2 && nbytes
+            && apr_stat(&fi, c.trash, APR_FINFO_SIZE, p) == APR_SUCCESS) {
             *nbytes += (apr_uint64_t)fi.size;
         }
         if (nblobs) {
@@ -971,6 +1207,9 @@ apr_status_t iss_versions_settle(iss_store_t *store, iss_versions_hold_t *h,
         iss_versions_release(h);
         return APR_SUCCESS;
     }
+    /* The held inode left its path: chunks versions use in place in it
+     * are moved out by iss_versions_after() (or the collection). */
+    h->gone = 1;
     memset(&b, 0, sizeof(b));
     rv = apr_stat(&held, h->link, APR_FINFO_IDENT | APR_FINFO_SIZE
                   | APR_FINFO_MTIME, pool);
@@ -1034,6 +1273,8 @@ apr_status_t iss_versions_settle(iss_store_t *store, iss_versions_hold_t *h,
         return rv;
     }
     *retained = 1;
+    h->kept = 1;
+    memcpy(h->kept_digest, b.e.digest, ISS_DIGEST_SHA256_LEN);
     for (i = 0; i < b.freed->nelts; i++) {
         if ((rv = collect(store, APR_ARRAY_IDX(b.freed, i, const char *),
                           NULL, NULL, pool)) != APR_SUCCESS) {
@@ -1272,6 +1513,7 @@ apr_status_t iss_versions_open(iss_store_t *store, const iss_version_t *v,
     }
     rd = apr_pcalloc(pool, sizeof(*rd));
     rd->pool = pool;
+    rd->store = store;
     rd->cidx = -1;
     /* Packed already, or the data file is gone because it was packed
      * meanwhile (the packing commits before it removes the file). */
@@ -1328,6 +1570,46 @@ apr_status_t iss_versions_open(iss_store_t *store, const iss_version_t *v,
     return APR_SUCCESS;
 }
 
+/* A chunk of a packed content that is not in chunks/: used in place in a
+ * live file (V/c/<id> says where), or moved since (into the chunk store,
+ * or to another live file: the record is read again). */
+static apr_status_t load_live(iss_version_reader_t *rd,
+                              const iss_manifest_entry_t *e)
+{
+    const char *hex = hexof(e->sha256, rd->pool);
+    const char *ck = apr_pstrcat(rd->pool, CHUNK_PFX, hex, NULL);
+    apr_status_t rv;
+    int tries, fd;
+
+    for (tries = 0; tries < 3; tries++) {
+        crec_t cr;
+        void *v;
+        apr_size_t vl;
+        const char *at;
+
+        rv = iss_store_get(rd->store, ck, strlen(ck), &v, &vl, rd->pool);
+        if (rv != APR_SUCCESS) {
+            return rv == APR_NOTFOUND ? APR_EGENERAL : rv;
+        }
+        if (!crec_decode(v, vl, &cr, rd->pool) || cr.len != e->length) {
+            return APR_EGENERAL;
+        }
+        at = cr.key ? vpath(rd->store, "live", cr.key, rd->pool)
+                    : rd->chunks;
+        if ((fd = open(at, O_RDONLY)) < 0) {
+            if (errno == ENOENT) {
+                continue;              /* moved meanwhile: look again */
+            }
+            return APR_FROM_OS_ERROR(errno);
+        }
+        rv = iss_pread_full(fd, rd->cbuf, e->length,
+                            cr.key ? (apr_off_t)cr.off : 0);
+        close(fd);
+        return rv;
+    }
+    return APR_EGENERAL;
+}
+
 /* Load chunk @a i into the cache, checked against its id. */
 static apr_status_t load_chunk(iss_version_reader_t *rd, apr_int64_t i)
 {
@@ -1350,10 +1632,15 @@ static apr_status_t load_chunk(iss_version_reader_t *rd, apr_int64_t i)
         iss_hex_encode(rd->chunks + rd->chunks_len, e->sha256,
                        ISS_DIGEST_SHA256_LEN);
         if ((fd = open(rd->chunks, O_RDONLY)) < 0) {
-            return errno == ENOENT ? APR_EGENERAL : APR_FROM_OS_ERROR(errno);
+            if (errno != ENOENT) {
+                return APR_FROM_OS_ERROR(errno);
+            }
+            rv = load_live(rd, e);
         }
-        rv = iss_pread_full(fd, rd->cbuf, e->length, 0);
-        close(fd);
+        else {
+            rv = iss_pread_full(fd, rd->cbuf, e->length, 0);
+            close(fd);
+        }
     }
     else {
         rv = iss_pread_full(rd->fd, rd->cbuf, e->length, e->offset);
@@ -1509,6 +1796,19 @@ const char *iss_versions_limits_parse(iss_versions_limits_t *lim, int *on,
         *on = 1;
         return NULL;
     }
+    if (strncmp(word, "pack=", 5) == 0) {
+        v = word + 5;
+        if (strcmp(v, "off") == 0) {
+            lim->pack_bytes = 0;
+        }
+        else if (parse_limit_u64(v, 1, &lim->pack_bytes)) {
+            return apr_psprintf(pool, "'%s' is not a positive size (digits, "
+                                "optionally followed by K, M, G or T; at "
+                                "most 1024T)", word);
+        }
+        *on = 1;
+        return NULL;
+    }
     if (strncmp(word, "age=", 4) == 0) {
         apr_uint64_t n, unit = 1;
         apr_size_t len;
@@ -1545,7 +1845,8 @@ const char *iss_versions_limits_parse(iss_versions_limits_t *lim, int *on,
         return NULL;
     }
     return apr_psprintf(pool, "'%s': expected On, Off, count=<n>, "
-                        "size=<n>[KMGT], age=<n>[smhdw] (or <limit>=off)",
+                        "size=<n>[KMGT], age=<n>[smhdw], pack=<n>[KMGT] (or "
+                        "<limit>=off)",
                         word);
 }
 
@@ -1646,6 +1947,26 @@ static int count_one(void *baton, const void *key, apr_size_t klen,
     return 0;
 }
 
+typedef struct livecount_t {
+    apr_pool_t *pool;
+    apr_uint64_t chunks, bytes;
+} livecount_t;
+
+static int live_one(void *baton, const void *key, apr_size_t klen,
+                    const void *val, apr_size_t vlen)
+{
+    livecount_t *lc = baton;
+    crec_t cr;
+
+    (void)key;
+    (void)klen;
+    if (crec_decode(val, vlen, &cr, lc->pool) && cr.key) {
+        lc->chunks++;
+        lc->bytes += cr.len;
+    }
+    return 0;
+}
+
 apr_status_t iss_versions_usage(iss_store_t *store, iss_versions_usage_t *u,
                                 apr_pool_t *pool)
 {
@@ -1717,12 +2038,146 @@ apr_status_t iss_versions_usage(iss_store_t *store, iss_versions_usage_t *u,
         }
         u->packed = un.packed;
     }
+    if (apr_dir_open(&dir, vpath(store, "live", NULL, pool), pool)
+        == APR_SUCCESS) {
+        while (apr_dir_read(&fi, APR_FINFO_NAME | APR_FINFO_TYPE
+                            | APR_FINFO_NLINK, dir) == APR_SUCCESS) {
+            if (fi.filetype == APR_REG && key_ok(fi.name, strlen(fi.name))) {
+                u->live_files++;
+                u->live_orphans += fi.nlink <= 1;
+            }
+        }
+        apr_dir_close(dir);
+    }
+    {
+        livecount_t lc = { pool, 0, 0 };
+
+        rv = iss_store_iterate(store, CHUNK_PFX, strlen(CHUNK_PFX),
+                               live_one, &lc, pool);
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+        u->live_chunks = lc.chunks;
+        u->live_bytes = lc.bytes;
+    }
     return c.damaged ? ISS_STORE_EDAMAGED : APR_SUCCESS;
 }
 
 /* ---- the chunk store ---------------------------------------------------- */
 
+/* The file now at a version's path, whose chunks the version may use
+ * in place: found by its m/ record, valid for the file as it is. */
+typedef struct live_t {
+    const char *rel, *path;       /* in the location; absolute */
+    apr_finfo_t fi;               /* its identity when looked up */
+    const char *key;              /* live_key(fi) */
+    const char *tmp;              /* a link of it, checked, or NULL */
+    apr_hash_t *at;               /* chunk id -> its manifest entry */
+} live_t;
+
+/* Look at the file at @a path: its chunks (by its valid m/ record) in
+ * *lv, and a hard link of it under versions/live/.tmp.* whose identity
+ * is the one the record was checked against.  0 if it cannot serve. */
+static int live_open(iss_store_t *store, const char *rel, const char *path,
+                     live_t *lv, apr_pool_t *p)
+{
+    iss_manifest_limits_t lim = { 0xffffffffu, APR_UINT64_MAX, NULL };
+    iss_manifest_t *lm;
+    apr_finfo_t tfi;
+    apr_uint32_t j;
+    const apr_int32_t want = APR_FINFO_LINK | APR_FINFO_IDENT
+                             | APR_FINFO_SIZE | APR_FINFO_MTIME
+                             | APR_FINFO_TYPE;
+
+    memset(lv, 0, sizeof(*lv));
+    if (!rel || !path
+        || apr_stat(&lv->fi, path, want, p) != APR_SUCCESS
+        || lv->fi.filetype != APR_REG
+        || iss_chunkidx_lookup(store, rel, &lv->fi, &lim, &lm, p)
+           != APR_SUCCESS
+        || make_dirs(store, p) != APR_SUCCESS) {
+        return 0;
+    }
+    lv->rel = rel;
+    lv->path = path;
+    lv->key = live_key(&lv->fi, p);
+    lv->tmp = vpath(store, "live", apr_psprintf(p, ".tmp.%" APR_PID_T_FMT
+                                                ".%" APR_UINT64_T_HEX_FMT,
+                                                getpid(),
+                                                (apr_uint64_t)apr_time_now()),
+                    p);
+    /* Linked first, then checked: the link holds the inode the record
+     * describes, or it is dropped (replaced between stat and link). */
+    if (link(path, lv->tmp) != 0) {
+        lv->tmp = NULL;
+        return 0;
+    }
+    if (apr_stat(&tfi, lv->tmp, want, p) != APR_SUCCESS
+        || !same_ident(&tfi, &lv->fi)) {
+        (void)unlink(lv->tmp);
+        lv->tmp = NULL;
+        return 0;
+    }
+    lv->at = apr_hash_make(p);
+    for (j = 0; j < lm->count; j++) {
+        apr_hash_set(lv->at, lm->entries[j].sha256, ISS_DIGEST_SHA256_LEN,
+                     &lm->entries[j]);
+    }
+    return 1;
+}
+
+static void live_close(live_t *lv)
+{
+    if (lv->tmp) {
+        (void)unlink(lv->tmp);
+        lv->tmp = NULL;
+    }
+}
+
+/* The entry of @a lv that holds chunk @a e, or NULL. */
+static const iss_manifest_entry_t *live_has(const live_t *lv,
+                                            const iss_manifest_entry_t *e)
+{
+    const iss_manifest_entry_t *le;
+
+    if (lv == NULL || lv->at == NULL) {
+        return NULL;
+    }
+    le = apr_hash_get(lv->at, e->sha256, ISS_DIGEST_SHA256_LEN);
+    return le && le->length == e->length ? le : NULL;
+}
+
+/* Under the store's lock: versions/live/<key> is @a lv's inode (linked
+ * now if it is not there), so that chunks may be recorded in it.  The
+ * record V/l/<key> is read into *l (made empty when absent). */
+static apr_status_t txn_live_link(iss_store_txn_t *txn, iss_store_t *store,
+                                  const live_t *lv, lrec_t *l, apr_pool_t *p)
+{
+    const char *to = vpath(store, "live", lv->key, p);
+    apr_finfo_t fi;
+    apr_status_t rv;
+    int found;
+
+    if ((rv = txn_lrec(txn, lv->key, l, &found, p)) != APR_SUCCESS) {
+        return rv;
+    }
+    if (!found) {
+        l->ids = apr_array_make(p, 16, sizeof(const char *));
+        l->path = lv->path;
+        l->rel = lv->rel;
+    }
+    if (link(lv->tmp, to) != 0 && errno != EEXIST) {
+        return APR_FROM_OS_ERROR(errno);
+    }
+    if (apr_stat(&fi, to, APR_FINFO_IDENT | APR_FINFO_SIZE | APR_FINFO_MTIME,
+                 p) != APR_SUCCESS || !same_ident(&fi, &lv->fi)) {
+        return APR_EAGAIN;
+    }
+    return APR_SUCCESS;
+}
+
 typedef struct pack_t {
+    iss_store_t *store;
     const char *hex;
     const iss_manifest_t *m;
     const unsigned char *man;     /* encoded, to put when new */
@@ -1730,10 +2185,13 @@ typedef struct pack_t {
     apr_array_header_t *ids;      /* distinct entries (index) */
     const char **tmp;             /* per distinct entry: a temporary file
                                    * with its bytes, or NULL */
+    const iss_manifest_entry_t **in;  /* ... or where @a lv holds it */
     char *used;                   /* ... renamed into place */
+    const live_t *lv;
     const char *chunks;
     apr_pool_t *pool;
     int gone, done;
+    apr_uint64_t inplace;         /* chunks recorded in the live file */
 } pack_t;
 
 static apr_status_t pack_txn(void *baton, iss_store_txn_t *txn)
@@ -1741,9 +2199,11 @@ static apr_status_t pack_txn(void *baton, iss_store_txn_t *txn)
     pack_t *b = baton;
     apr_pool_t *p = b->pool;
     blob_t cur;
-    int found, i;
+    lrec_t l;
+    int found, i, have_l = 0, moved = 0;
     apr_status_t rv;
 
+    b->inplace = 0;
     if ((rv = txn_blob(txn, b->hex, &cur, &found, p)) != APR_SUCCESS) {
         return rv;
     }
@@ -1755,19 +2215,32 @@ static apr_status_t pack_txn(void *baton, iss_store_txn_t *txn)
         const iss_manifest_entry_t *e
             = &b->m->entries[APR_ARRAY_IDX(b->ids, i, apr_uint32_t)];
         const char *ch = hexof(e->sha256, p);
-        const char *ck = apr_pstrcat(p, CHUNK_PFX, ch, NULL);
-        apr_uint64_t refs = 0, clen = e->length;
-        void *v;
-        apr_size_t vl;
+        crec_t cr;
 
-        rv = iss_store_txn_get(txn, ck, strlen(ck), &v, &vl, p);
-        if (rv == APR_SUCCESS) {
-            if (!chunk_decode(v, vl, &refs, &clen) || clen != e->length) {
+        if ((rv = txn_crec(txn, ch, &cr, &found, p)) != APR_SUCCESS) {
+            return rv;
+        }
+        if (found) {
+            if (cr.len != e->length) {
                 return ISS_STORE_EDAMAGED;
             }
         }
-        else if (rv != APR_NOTFOUND) {
-            return rv;
+        else if (b->in && b->in[i]) {
+            /* Used in place: the live link is there (made under the lock
+             * if not), and lists the chunk. */
+            if (!have_l) {
+                if ((rv = txn_live_link(txn, b->store, b->lv, &l, p))
+                    != APR_SUCCESS) {
+                    return rv;
+                }
+                have_l = 1;
+            }
+            cr.refs = 0;
+            cr.len = e->length;
+            cr.key = b->lv->key;
+            cr.off = b->in[i]->offset;
+            APR_ARRAY_PUSH(l.ids, const char *) = ch;
+            b->inplace++;
         }
         else if (b->tmp[i] == NULL) {
             /* Referenced when looked at, collected since: next time. */
@@ -1781,17 +2254,20 @@ static apr_status_t pack_txn(void *baton, iss_store_txn_t *txn)
                 return APR_FROM_OS_ERROR(errno);
             }
             b->used[i] = 1;
+            moved = 1;
+            cr.refs = 0;
+            cr.len = e->length;
+            cr.key = NULL;
+            cr.off = 0;
         }
-        refs++;
-        {
-            const char *nv = apr_psprintf(p, "IVC1 %" APR_UINT64_T_FMT " %"
-                                          APR_UINT64_T_FMT, refs, clen);
-
-            iss_store_txn_put(txn, ck, strlen(ck), nv, strlen(nv));
-        }
+        cr.refs++;
+        txn_put_crec(txn, ch, &cr, p);
     }
-    if ((rv = sync_dir(b->chunks, p)) != APR_SUCCESS) {
+    if (moved && (rv = sync_dir(b->chunks, p)) != APR_SUCCESS) {
         return rv;
+    }
+    if (have_l) {
+        txn_put_lrec(txn, b->lv->key, &l, p);
     }
     if (b->man) {
         const char *mk = apr_pstrcat(p, MAN_PFX, b->hex, NULL);
@@ -1804,12 +2280,55 @@ static apr_status_t pack_txn(void *baton, iss_store_txn_t *txn)
     return APR_SUCCESS;
 }
 
+/* Read chunk @a e at @a off of @a fd, check it against its id, and write
+ * it to a new temporary file @a tmp, fdatasync'd.  APR_EGENERAL if the
+ * bytes are not the chunk's. */
+static apr_status_t chunk_to_tmp(int fd, apr_off_t off,
+                                 const iss_manifest_entry_t *e,
+                                 unsigned char *cbuf, const char *tmp,
+                                 apr_pool_t *p)
+{
+    unsigned char sha[ISS_DIGEST_SHA256_LEN];
+    iss_digest_t *d;
+    apr_status_t rv;
+    int out;
+
+    if ((rv = iss_pread_full(fd, cbuf, e->length, off)) != APR_SUCCESS) {
+        return APR_STATUS_IS_EOF(rv) ? APR_EGENERAL : rv;
+    }
+    if ((rv = iss_digest_create(&d, p)) != APR_SUCCESS) {
+        return rv;
+    }
+    iss_digest_update(d, cbuf, e->length);
+    iss_digest_final(d, sha);
+    if (memcmp(sha, e->sha256, ISS_DIGEST_SHA256_LEN) != 0) {
+        return APR_EGENERAL;         /* damaged: never stored as the id */
+    }
+    out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (out < 0) {
+        return APR_FROM_OS_ERROR(errno);
+    }
+    rv = iss_pwrite_full(out, cbuf, e->length, 0);
+    if (rv == APR_SUCCESS && fdatasync(out) != 0) {
+        rv = APR_FROM_OS_ERROR(errno);
+    }
+    close(out);
+    if (rv != APR_SUCCESS) {
+        (void)unlink(tmp);
+    }
+    return rv;
+}
+
 /* Move content @a hex into the chunk store: its chunks not stored yet are
- * written (checked against their ids, fsynced) under temporary names,
- * then one transaction counts every chunk and marks the content packed;
- * its data file is collected after.  *packed = 1 if it was.  APR_EGENERAL
- * if its bytes do not match their ids (it stays as it is). */
+ * used in place where @a lv (the file now at its path, or NULL) holds
+ * them, else written (checked against their ids, fsynced) under
+ * temporary names; then one transaction counts every chunk and marks the
+ * content packed; its data file is collected after.  With @a budget, a
+ * content whose chunks to copy (or to find: no manifest kept) pass that
+ * many bytes is left as it is.  *packed = 1 if it was packed.
+ * APR_EGENERAL if its bytes do not match their ids (it stays as it is). */
 static apr_status_t pack_one(iss_store_t *store, const char *hex,
+                             const live_t *lv, apr_uint64_t budget,
                              int *packed, apr_pool_t *p)
 {
     unsigned char digest[ISS_DIGEST_SHA256_LEN];
@@ -1823,6 +2342,7 @@ static apr_status_t pack_one(iss_store_t *store, const char *hex,
     void *v;
     apr_size_t vl;
     blob_t cur;
+    apr_uint64_t copy = 0;
     apr_status_t rv;
     int i;
 
@@ -1853,6 +2373,10 @@ static apr_status_t pack_one(iss_store_t *store, const char *hex,
          * parameters (the chunk store's own business). */
         iss_cdc_params_t dflt = ISS_CDC_PARAMS_DEFAULT;
 
+        if (budget && cur.size > budget) {
+            apr_file_close(f);       /* a whole read: the collection's */
+            return APR_SUCCESS;
+        }
         if ((rv = iss_manifest_of_file(f, &dflt, &m, p)) != APR_SUCCESS) {
             apr_file_close(f);
             return rv;
@@ -1873,61 +2397,63 @@ static apr_status_t pack_one(iss_store_t *store, const char *hex,
         return APR_SUCCESS;
     }
     apr_os_file_get(&fd, f);
+    b.store = store;
     b.hex = hex;
     b.m = m;
+    b.lv = lv;
     b.pool = p;
     b.chunks = vpath(store, "chunks", NULL, p);
     b.ids = distinct_ids(m, p);
     b.tmp = apr_pcalloc(p, (apr_size_t)b.ids->nelts * sizeof(*b.tmp));
+    b.in = apr_pcalloc(p, (apr_size_t)b.ids->nelts * sizeof(*b.in));
     b.used = apr_pcalloc(p, (apr_size_t)b.ids->nelts);
     cbuf = apr_palloc(p, m->params.max_size);
     if ((rv = make_dirs(store, p)) != APR_SUCCESS) {
         apr_file_close(f);
         return rv;
     }
-    for (i = 0; rv == APR_SUCCESS && i < b.ids->nelts; i++) {
-        const iss_manifest_entry_t *e
-            = &m->entries[APR_ARRAY_IDX(b.ids, i, apr_uint32_t)];
-        const char *ck = apr_pstrcat(p, CHUNK_PFX, hexof(e->sha256, p), NULL);
-        unsigned char sha[ISS_DIGEST_SHA256_LEN];
-        iss_digest_t *d;
-        int out;
+    /* What is where: stored already, in the live file, or to copy. */
+    {
+        char *need = apr_pcalloc(p, (apr_size_t)b.ids->nelts);
 
-        rv = iss_store_get(store, ck, strlen(ck), &v, &vl, p);
-        if (rv == APR_SUCCESS) {
-            continue;                /* stored already */
+        for (i = 0; i < b.ids->nelts; i++) {
+            const iss_manifest_entry_t *e
+                = &m->entries[APR_ARRAY_IDX(b.ids, i, apr_uint32_t)];
+            const char *ck = apr_pstrcat(p, CHUNK_PFX, hexof(e->sha256, p),
+                                         NULL);
+
+            rv = iss_store_get(store, ck, strlen(ck), &v, &vl, p);
+            if (rv == APR_SUCCESS) {
+                continue;            /* stored already */
+            }
+            if (rv != APR_NOTFOUND || e->length > m->params.max_size) {
+                apr_file_close(f);
+                return rv != APR_NOTFOUND ? rv : APR_EGENERAL;
+            }
+            rv = APR_SUCCESS;
+            if ((b.in[i] = live_has(lv, e)) == NULL) {
+                need[i] = 1;
+                copy += e->length;
+            }
         }
-        if (rv != APR_NOTFOUND || e->length > m->params.max_size) {
-            rv = rv != APR_NOTFOUND ? rv : APR_EGENERAL;
-            break;
+        if (budget && copy > budget) {
+            apr_file_close(f);       /* more than a write may do after */
+            return APR_SUCCESS;
         }
-        if ((rv = iss_pread_full(fd, cbuf, e->length, e->offset))
-            != APR_SUCCESS) {
-            rv = APR_STATUS_IS_EOF(rv) ? APR_EGENERAL : rv;
-            break;
+        for (i = 0; rv == APR_SUCCESS && i < b.ids->nelts; i++) {
+            const iss_manifest_entry_t *e
+                = &m->entries[APR_ARRAY_IDX(b.ids, i, apr_uint32_t)];
+
+            if (!need[i]) {
+                continue;
+            }
+            b.tmp[i] = apr_psprintf(p, "%s/.tmp.%s.%" APR_PID_T_FMT,
+                                    b.chunks, hexof(e->sha256, p), getpid());
+            if ((rv = chunk_to_tmp(fd, (apr_off_t)e->offset, e, cbuf,
+                                   b.tmp[i], p)) != APR_SUCCESS) {
+                b.tmp[i] = NULL;
+            }
         }
-        if ((rv = iss_digest_create(&d, p)) != APR_SUCCESS) {
-            break;
-        }
-        iss_digest_update(d, cbuf, e->length);
-        iss_digest_final(d, sha);
-        if (memcmp(sha, e->sha256, ISS_DIGEST_SHA256_LEN) != 0) {
-            rv = APR_EGENERAL;       /* damaged: never stored as the id */
-            break;
-        }
-        b.tmp[i] = apr_psprintf(p, "%s/.tmp.%s.%" APR_PID_T_FMT, b.chunks,
-                                hexof(e->sha256, p), getpid());
-        out = open(b.tmp[i], O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        if (out < 0) {
-            rv = APR_FROM_OS_ERROR(errno);
-            b.tmp[i] = NULL;
-            break;
-        }
-        rv = iss_pwrite_full(out, cbuf, e->length, 0);
-        if (rv == APR_SUCCESS && fdatasync(out) != 0) {
-            rv = APR_FROM_OS_ERROR(errno);
-        }
-        close(out);
     }
     apr_file_close(f);
     if (rv == APR_SUCCESS) {
@@ -1946,6 +2472,321 @@ static apr_status_t pack_one(iss_store_t *store, const char *hex,
         *packed = 1;
         rv = collect(store, hex, NULL, NULL, p);
     }
+    return rv;
+}
+
+/* ---- moving chunks out of a live file that goes ------------------------ */
+
+typedef struct unlive_t {
+    iss_store_t *store;
+    const char *key;
+    apr_hash_t *prep;     /* hex -> prep_t: what was prepared per chunk */
+    const live_t *lv;     /* the file they may move to, or NULL */
+    const char *chunks;
+    apr_pool_t *pool;
+    apr_uint64_t copied, moved, lost;
+    int done;
+} unlive_t;
+
+typedef struct prep_t {
+    const char *tmp;                      /* bytes copied here, or */
+    const iss_manifest_entry_t *in;       /* held by lv here, or */
+    int lost;                             /* neither: bytes damaged */
+    int used;
+} prep_t;
+
+static apr_status_t unlive_txn(void *baton, iss_store_txn_t *txn)
+{
+    unlive_t *u = baton;
+    apr_pool_t *p = u->pool;
+    lrec_t l, nl;
+    int found, i, have_nl = 0, renamed = 0;
+    apr_status_t rv;
+    const char *from = vpath(u->store, "live", u->key, p);
+
+    u->copied = u->moved = u->lost = 0;
+    if ((rv = txn_lrec(txn, u->key, &l, &found, p)) != APR_SUCCESS) {
+        return rv;
+    }
+    if (found) {
+        for (i = 0; i < l.ids->nelts; i++) {
+            const char *ch = APR_ARRAY_IDX(l.ids, i, const char *);
+            prep_t *pp = apr_hash_get(u->prep, ch, APR_HASH_KEY_STRING);
+            crec_t cr;
+
+            if ((rv = txn_crec(txn, ch, &cr, &found, p)) != APR_SUCCESS) {
+                return rv;
+            }
+            if (!found || cr.key == NULL || strcmp(cr.key, u->key) != 0) {
+                continue;            /* released or moved already */
+            }
+            if (pp == NULL) {
+                return APR_EAGAIN;   /* recorded since: prepare again */
+            }
+            if (pp->in) {
+                if (!have_nl) {
+                    if ((rv = txn_live_link(txn, u->store, u->lv, &nl, p))
+                        != APR_SUCCESS) {
+                        return rv;
+                    }
+                    have_nl = 1;
+                }
+                cr.key = u->lv->key;
+                cr.off = pp->in->offset;
+                APR_ARRAY_PUSH(nl.ids, const char *) = ch;
+                u->moved++;
+            }
+            else if (pp->tmp) {
+                if (rename(pp->tmp, apr_pstrcat(p, u->chunks, "/", ch, NULL))
+                    != 0) {
+                    return APR_FROM_OS_ERROR(errno);
+                }
+                pp->used = 1;
+                renamed = 1;
+                cr.key = NULL;
+                cr.off = 0;
+                u->copied++;
+            }
+            else {
+                u->lost++;           /* stays as it is: reads fail */
+                continue;
+            }
+            txn_put_crec(txn, ch, &cr, p);
+        }
+        if (renamed && (rv = sync_dir(u->chunks, p)) != APR_SUCCESS) {
+            return rv;
+        }
+        if (have_nl) {
+            txn_put_lrec(txn, u->lv->key, &nl, p);
+        }
+        l.ids->nelts = 0;
+        txn_put_lrec(txn, u->key, &l, p);     /* deleted */
+    }
+    /* Under the lock, with the record gone: nothing finds the link any
+     * more, nothing records a chunk in it until it is linked again. */
+    if (rename(from, apr_pstrcat(p, from, ".gone", NULL)) != 0
+        && errno != ENOENT) {
+        return APR_FROM_OS_ERROR(errno);
+    }
+    u->done = 1;
+    return APR_SUCCESS;
+}
+
+/* The live file linked as versions/live/<key> goes (or went): every chunk
+ * versions use in it moves to @a lv (the file now at its path, NULL if
+ * none) where that holds it, or is copied into the chunk store (checked
+ * against its id, fsynced, outside the store's lock); then, under the
+ * lock, the records move and the link is removed.  With @a budget, more
+ * bytes to copy than that leaves everything as it is (*done = 0). */
+static apr_status_t unlive(iss_store_t *store, const char *key,
+                           const live_t *lv, apr_uint64_t budget,
+                           int *done, apr_uint64_t *lost, apr_pool_t *p)
+{
+    const char *k = apr_pstrcat(p, LIVE_PFX, key, NULL);
+    const char *from = vpath(store, "live", key, p);
+    apr_hash_index_t *hi;
+    unlive_t u;
+    apr_status_t rv = APR_SUCCESS;
+    int tries;
+
+    *done = 0;
+    memset(&u, 0, sizeof(u));
+    u.store = store;
+    u.key = key;
+    u.lv = lv;
+    u.pool = p;
+    u.chunks = vpath(store, "chunks", NULL, p);
+    if (lv && strcmp(lv->key, key) == 0) {
+        return APR_SUCCESS;          /* still the file at its path */
+    }
+    for (tries = 0; tries < 3; tries++) {
+        lrec_t l;
+        void *v;
+        apr_size_t vl;
+        apr_uint64_t copy = 0, maxlen = 1;
+        unsigned char *cbuf = NULL;
+        int fd = -1, i;
+
+        u.prep = apr_hash_make(p);
+        rv = iss_store_get(store, k, strlen(k), &v, &vl, p);
+        if (rv == APR_SUCCESS && !lrec_decode(v, vl, &l, p)) {
+            return ISS_STORE_EDAMAGED;
+        }
+        if (rv != APR_SUCCESS && rv != APR_NOTFOUND) {
+            return rv;
+        }
+        if (rv == APR_NOTFOUND) {
+            apr_finfo_t fi;
+
+            if (apr_stat(&fi, from, APR_FINFO_LINK | APR_FINFO_TYPE, p)
+                != APR_SUCCESS) {
+                *done = 1;           /* nothing used in it: nothing to do */
+                return APR_SUCCESS;
+            }
+        }
+        if (rv == APR_SUCCESS) {
+            apr_array_header_t *todo = apr_array_make(p, l.ids->nelts,
+                                                      sizeof(crec_t));
+            apr_array_header_t *tids = apr_array_make(p, l.ids->nelts,
+                                                      sizeof(const char *));
+
+            /* Where each chunk goes; what to copy and from where. */
+            for (i = 0; i < l.ids->nelts; i++) {
+                const char *ch = APR_ARRAY_IDX(l.ids, i, const char *);
+                const char *ck = apr_pstrcat(p, CHUNK_PFX, ch, NULL);
+                iss_manifest_entry_t e;
+                prep_t *pp = apr_pcalloc(p, sizeof(*pp));
+                crec_t cr;
+
+                rv = iss_store_get(store, ck, strlen(ck), &v, &vl, p);
+                if (rv == APR_NOTFOUND) {
+                    continue;
+                }
+                if (rv != APR_SUCCESS) {
+                    return rv;
+                }
+                if (!crec_decode(v, vl, &cr, p) || cr.len == 0
+                    || cr.len > APR_UINT32_MAX) {
+                    return ISS_STORE_EDAMAGED;
+                }
+                if (cr.key == NULL || strcmp(cr.key, key) != 0) {
+                    continue;
+                }
+                memset(&e, 0, sizeof(e));
+                iss_hex_id_decode(ch, ISS_HEX_ID_LEN, e.sha256);
+                e.length = (apr_uint32_t)cr.len;
+                apr_hash_set(u.prep, ch, APR_HASH_KEY_STRING, pp);
+                if ((pp->in = live_has(lv, &e)) == NULL) {
+                    *(crec_t *)apr_array_push(todo) = cr;
+                    APR_ARRAY_PUSH(tids, const char *) = ch;
+                    copy += cr.len;
+                    if (cr.len > maxlen) {
+                        maxlen = cr.len;
+                    }
+                }
+            }
+            rv = APR_SUCCESS;
+            if (budget && copy > budget) {
+                return APR_SUCCESS;   /* the collection's work */
+            }
+            if (todo->nelts) {
+                if ((fd = open(from, O_RDONLY)) < 0) {
+                    if (errno != ENOENT) {
+                        return APR_FROM_OS_ERROR(errno);
+                    }
+                    /* Gone (an admin?): what was only there is lost. */
+                }
+                cbuf = apr_palloc(p, (apr_size_t)maxlen);
+            }
+            for (i = 0; rv == APR_SUCCESS && i < todo->nelts; i++) {
+                const crec_t *cr = &APR_ARRAY_IDX(todo, i, crec_t);
+                const char *ch = APR_ARRAY_IDX(tids, i, const char *);
+                prep_t *pp = apr_hash_get(u.prep, ch, APR_HASH_KEY_STRING);
+                iss_manifest_entry_t e;
+
+                memset(&e, 0, sizeof(e));
+                iss_hex_id_decode(ch, ISS_HEX_ID_LEN, e.sha256);
+                e.length = (apr_uint32_t)cr->len;
+                if (fd < 0) {
+                    pp->lost = 1;
+                    continue;
+                }
+                pp->tmp = apr_psprintf(p, "%s/.tmp.%s.%" APR_PID_T_FMT,
+                                       u.chunks, ch, getpid());
+                rv = chunk_to_tmp(fd, (apr_off_t)cr->off, &e, cbuf, pp->tmp,
+                                  p);
+                if (rv != APR_SUCCESS) {
+                    pp->tmp = NULL;
+                    if (rv == APR_EGENERAL) {
+                        pp->lost = 1;  /* changed behind httpd's back */
+                        rv = APR_SUCCESS;
+                    }
+                }
+            }
+            if (fd >= 0) {
+                close(fd);
+            }
+        }
+        if (rv == APR_SUCCESS) {
+            rv = iss_store_txn_ex(store, unlive_txn, &u, ISS_STORE_LAZY, p);
+        }
+        for (hi = apr_hash_first(p, u.prep); hi; hi = apr_hash_next(hi)) {
+            prep_t *pp = apr_hash_this_val(hi);
+
+            if (pp->tmp && !pp->used) {
+                (void)unlink(pp->tmp);
+            }
+        }
+        if (rv != APR_EAGAIN) {
+            break;
+        }
+    }
+    if (rv == APR_EAGAIN) {
+        return APR_SUCCESS;          /* busy: another time */
+    }
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    if (u.done) {
+        *done = 1;
+        if (lost) {
+            *lost += u.lost;
+        }
+        if (unlink(apr_pstrcat(p, from, ".gone", NULL)) != 0
+            && errno != ENOENT) {
+            return APR_FROM_OS_ERROR(errno);
+        }
+    }
+    return APR_SUCCESS;
+}
+
+apr_status_t iss_versions_after(iss_store_t *store, iss_versions_hold_t *h,
+                                const iss_versions_limits_t *lim,
+                                apr_pool_t *pool)
+{
+    apr_pool_t *p;
+    live_t lv;
+    int have, packed = 0, done;
+    apr_status_t rv = APR_SUCCESS;
+
+    if (!store || !h || !h->gone || !lim || !lim->pack_bytes) {
+        return APR_SUCCESS;
+    }
+    if ((rv = apr_pool_create(&p, pool)) != APR_SUCCESS) {
+        return rv;
+    }
+    {
+        /* Small, and nothing used in place in it: nothing to do. */
+        const char *k = apr_pstrcat(p, LIVE_PFX, live_key(&h->fi, p), NULL);
+        void *v;
+        apr_size_t vl;
+
+        rv = iss_store_get(store, k, strlen(k), &v, &vl, p);
+        if (rv != APR_SUCCESS && rv != APR_NOTFOUND) {
+            apr_pool_destroy(p);
+            return rv;
+        }
+        if (rv == APR_NOTFOUND
+            && (!h->kept || h->fi.size < 2 * ISS_CDC_MIN_DEFAULT)) {
+            apr_pool_destroy(p);
+            return APR_SUCCESS;
+        }
+        rv = APR_SUCCESS;
+    }
+    have = live_open(store, h->rel, h->path, &lv, p);
+    if (h->kept) {
+        rv = pack_one(store, hexof(h->kept_digest, p), have ? &lv : NULL,
+                      lim->pack_bytes, &packed, p);
+        if (rv == APR_EGENERAL) {
+            rv = APR_SUCCESS;        /* damaged: the collection says so */
+        }
+    }
+    if (rv == APR_SUCCESS) {
+        rv = unlive(store, live_key(&h->fi, p), have ? &lv : NULL,
+                    lim->pack_bytes, &done, NULL, p);
+    }
+    live_close(&lv);
+    apr_pool_destroy(p);
     return rv;
 }
 
@@ -2031,7 +2872,7 @@ apr_status_t iss_versions_gc(iss_store_t *store,
 
             apr_pool_clear(it);
             rv = pack_one(store, APR_ARRAY_IDX(un.names, i, const char *),
-                          &packed, it);
+                          NULL, 0, &packed, it);
             if (rv == APR_EGENERAL) {
                 st->damaged++;
             }
@@ -2040,6 +2881,62 @@ apr_status_t iss_versions_gc(iss_store_t *store,
             }
             st->packed += (apr_uint64_t)packed;
         }
+    }
+    /* Live files that went (replaced, removed, behind httpd's back or by
+     * a write whose own step did not run): only our link holds them, so
+     * the chunks versions use there move to the file now at the same
+     * path, or into the chunk store; links no record names go. */
+    names = names_in(store, "live", p);
+    for (i = 0; i < names->nelts; i++) {
+        const char *n = APR_ARRAY_IDX(names, i, const char *);
+        const char *lk = apr_pstrcat(p, LIVE_PFX, n, NULL);
+        apr_finfo_t fi;
+        void *v;
+        apr_size_t vl;
+        lrec_t l;
+        live_t lv;
+        int have = 0, done;
+
+        apr_pool_clear(it);
+        if (!key_ok(n, strlen(n))) {
+            /* A temporary link (".tmp.*") or a removal's (".gone") that
+             * a killed process left: removed when older than an hour. */
+            if (apr_stat(&fi, vpath(store, "live", n, it), APR_FINFO_MTIME
+                         | APR_FINFO_CTIME, it) == APR_SUCCESS
+                && apr_time_now() - fi.ctime > apr_time_from_sec(3600)) {
+                (void)unlink(vpath(store, "live", n, it));
+            }
+            continue;
+        }
+        if (apr_stat(&fi, vpath(store, "live", n, it), APR_FINFO_NLINK, it)
+            != APR_SUCCESS) {
+            continue;
+        }
+        rv = iss_store_get(store, lk, strlen(lk), &v, &vl, it);
+        if (rv == APR_NOTFOUND) {
+            if ((rv = collect(store, apr_pstrcat(it, "l/", n, NULL), NULL,
+                              NULL, it)) != APR_SUCCESS) {
+                goto done;
+            }
+            continue;
+        }
+        if (rv != APR_SUCCESS) {
+            goto done;
+        }
+        if (fi.nlink > 1) {
+            continue;                /* still a file somewhere (a MOVE) */
+        }
+        if (lrec_decode(v, vl, &l, it)) {
+            have = live_open(store, l.rel, l.path, &lv, it);
+        }
+        rv = unlive(store, n, have ? &lv : NULL, 0, &done, &st->lost, it);
+        if (have) {
+            live_close(&lv);
+        }
+        if (rv != APR_SUCCESS) {
+            goto done;
+        }
+        st->unlinked += (apr_uint64_t)done;
     }
     /* Chunk files without a reference (a packing killed half way, or
      * one that lost a race). */

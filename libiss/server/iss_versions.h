@@ -84,6 +84,9 @@ void iss_versions_close(iss_version_reader_t *rd);
  *   versions/chunks/<hex id>     the chunk store: one file per chunk of
  *                                packed contents (iss_versions_gc())
  *   versions/trash/              files being removed by a collection
+ *   versions/live/<key>          a hard link of a live file of the
+ *                                location whose chunks versions use in
+ *                                place (key: device, inode, size, mtime)
  *
  * and in the store:
  *
@@ -93,8 +96,13 @@ void iss_versions_close(iss_version_reader_t *rd);
  *               name it; " p": packed (its bytes are in the chunk store)
  *   V/m/<hex>   the version's manifest (ISM1), when one was known (always
  *               for a packed content)
- *   V/c/<hex>   "IVC1 <references> <length>": packed contents listing
- *               the chunk (each counts once)
+ *   V/c/<hex>   "IVC1 <references> <length>[ L <key> <offset>]": packed
+ *               contents listing the chunk (each counts once); " L": its
+ *               bytes are not in chunks/<hex> but at <offset> of
+ *               live/<key> (a live file holds them)
+ *   V/l/<key>   "IVLF1 <n>\n", n lines "<hex id>\n", then the file's path
+ *               when it was linked, a NUL, its path in the location: the
+ *               chunks that live/<key> holds for versions
  *   V/total     "IVT1 <blobs> <bytes>": blobs with a reference, bytes
  */
 
@@ -103,15 +111,22 @@ typedef struct iss_versions_limits_t {
     apr_uint64_t max_count;         /**< versions per file */
     apr_uint64_t max_bytes;         /**< bytes of retained data, all files */
     apr_interval_time_t max_age;    /**< since a version was replaced */
+    /** Packing after a write's response (iss_versions_after()): at most
+     *  this many bytes copied into the chunk store; a content needing
+     *  more is left to iss_versions_gc().  0: never after a write. */
+    apr_uint64_t pack_bytes;
 } iss_versions_limits_t;
 
 /** Defaults of `ISSKeepVersions On`: 10 per file, 1 GiB, 30 days. */
 #define ISS_VERSIONS_DEFAULT_COUNT 10
 #define ISS_VERSIONS_DEFAULT_BYTES (APR_UINT64_C(1) << 30)
 #define ISS_VERSIONS_DEFAULT_AGE   (apr_time_from_sec(30 * 86400))
+/** ... and `pack=64M`. */
+#define ISS_VERSIONS_DEFAULT_PACK  (APR_UINT64_C(64) << 20)
 
 /** Parse one word of ISSKeepVersions into @a lim / @a on: "On", "Off"
- *  (any case), "count=N|off", "size=N[KMGT]|off", "age=N[smhdw]|off".
+ *  (any case), "count=N|off", "size=N[KMGT]|off", "age=N[smhdw]|off",
+ *  "pack=N[KMGT]|off".
  *  A limit word also sets *on.  NULL or a message (from @a pool). */
 const char *iss_versions_limits_parse(iss_versions_limits_t *lim, int *on,
                                       const char *word, apr_pool_t *pool);
@@ -150,6 +165,23 @@ apr_status_t iss_versions_settle(iss_store_t *store, iss_versions_hold_t *h,
                                  apr_time_t now, int *retained,
                                  apr_pool_t *pool);
 
+/** Once the write's response went out: the work iss_versions_settle()
+ *  left for later, bounded by lim->pack_bytes bytes copied.  (1) The
+ *  version it retained is packed: each of its chunks the chunk store
+ *  lacks is used in place when the file now at its path holds it (its
+ *  m/ record valid for the file as it is, iss_chunkidx_lookup(): the
+ *  file is linked under versions/live/ and the chunk recorded there),
+ *  copied into the chunk store otherwise.  (2) The chunks versions used
+ *  in place in the inode the write replaced or removed are moved out of
+ *  it: used in place in the file now at its path where that holds them,
+ *  copied otherwise; its versions/live/ link goes.  Work over the bound
+ *  is left to iss_versions_gc(), which does both for every content and
+ *  live link (nothing is lost meanwhile: the links keep the bytes).
+ *  Harmless when @a h settled nothing. */
+apr_status_t iss_versions_after(iss_store_t *store, iss_versions_hold_t *h,
+                                const iss_versions_limits_t *lim,
+                                apr_pool_t *pool);
+
 /** Drop a hold without looking (the write was refused). */
 void iss_versions_release(iss_versions_hold_t *h);
 
@@ -171,6 +203,13 @@ typedef struct iss_versions_usage_t {
     apr_uint64_t packed;     /**< contents whose bytes are chunks */
     apr_uint64_t chunk_files;  /**< files under versions/chunks */
     apr_uint64_t chunk_bytes;  /**< their sizes */
+    apr_uint64_t live_files;   /**< links under versions/live (files whose
+                                *   chunks versions use in place) */
+    apr_uint64_t live_chunks;  /**< chunks used in place (V/c with L) */
+    apr_uint64_t live_bytes;   /**< their lengths (no space of their own
+                                *   while their file is live) */
+    apr_uint64_t live_orphans; /**< live links whose file is gone (only
+                                *   versions hold them: full size) */
 } iss_versions_usage_t;
 
 apr_status_t iss_versions_usage(iss_store_t *store, iss_versions_usage_t *u,
@@ -186,6 +225,11 @@ typedef struct iss_versions_gc_t {
     apr_uint64_t chunks;     /**< chunk files removed (no reference) */
     apr_uint64_t damaged;    /**< contents left unpacked: bytes that do
                               *   not match their ids (never packed) */
+    apr_uint64_t unlinked;   /**< live links released (their chunks copied
+                              *   into the chunk store first) */
+    apr_uint64_t lost;       /**< chunks used in place that no longer
+                              *   match their ids (file changed behind
+                              *   httpd's back): their versions fail */
 } iss_versions_gc_t;
 
 /** Apply @a lim (NULL: none) to every file's versions at @a now, move
