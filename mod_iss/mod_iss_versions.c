@@ -89,7 +89,8 @@ static int send_version(request_rec *r, iss_store_t *store, const char *rel,
     iss_version_reader_t *rd;
     apr_bucket_brigade *bb;
     apr_off_t off = 0;
-    char *buf;
+    apr_size_t first = 0;
+    char *buf = NULL;
     apr_status_t rv;
 
     rv = iss_versions_find(store, rel, digest, &v, r->pool);
@@ -99,6 +100,19 @@ static int send_version(request_rec *r, iss_store_t *store, const char *rel,
     }
     if (rv == APR_SUCCESS) {
         rv = iss_versions_open(store, v, &rd, r->pool);
+    }
+    if (rv == APR_SUCCESS && !r->header_only && v->size > 0) {
+        /* The first piece before the headers: a version whose first
+         * chunk fails its check (its bytes were in a live file changed
+         * behind httpd's back, say) gets a 500, not a cut 200. */
+        buf = apr_palloc(r->pool, PIECE);
+        rv = iss_versions_pread(rd, 0, buf, PIECE, &first);
+        if (rv == APR_SUCCESS && first == 0) {
+            rv = APR_EGENERAL;
+        }
+        if (rv != APR_SUCCESS) {
+            iss_versions_close(rd);
+        }
     }
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, ISSLOGNO(01167)
@@ -121,12 +135,17 @@ static int send_version(request_rec *r, iss_store_t *store, const char *rel,
         iss_versions_close(rd);
         return OK;
     }
-    buf = apr_palloc(r->pool, PIECE);
     bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
     while (off < v->size) {
-        apr_size_t got;
+        apr_size_t got = first;
 
-        rv = iss_versions_pread(rd, off, buf, PIECE, &got);
+        rv = APR_SUCCESS;
+        if (first) {
+            first = 0;               /* read before the headers */
+        }
+        else {
+            rv = iss_versions_pread(rd, off, buf, PIECE, &got);
+        }
         if (rv != APR_SUCCESS || got == 0) {
             /* Headers are gone: cut the response short rather than send
              * bytes that failed their check (the client sees fewer bytes

@@ -18,7 +18,7 @@ use File::Temp ();
 use LWP::UserAgent ();
 use HTTP::Request ();
 
-plan tests => 77;
+plan tests => 99;
 
 my $state = t_dir() . '/dav/state-versions';
 my $files = t_dir() . '/dav/files-versions';
@@ -297,6 +297,122 @@ put('/versions/m-src.txt', "src\n");
     ok($u{'packed contents'} >= 6 && $u{'chunk bytes on disk'} < 0.75 * $u{bytes} ? 1 : 0, 1,
        "the chunk store holds $u{'packed contents'} contents ($u{bytes} bytes) in $u{'chunk bytes on disk'} bytes")
         or print "# $out\n";
+}
+
+# ---- chunks a live file holds are not copied (issue 15 item 1) ----------
+# A 100-byte edit of an 8 MiB file: the version is packed right after the
+# response, its chunks used in place in the new file; the live file
+# replaced, moved, deleted, versions pruned and forgotten: every version
+# reads back byte for byte.
+{
+    sub usage_of {
+        my ($code, $out) = iss_state($state, 'versions');
+        my %u = $out =~ /^([a-z ()]+): (\d+)$/mg;
+        return \%u;
+    }
+    # The work after the response may still run when the client has its
+    # answer: wait until it is done (the packed count moved).
+    sub wait_packed {
+        my ($before) = @_;
+        my $u;
+        for (1 .. 50) {
+            $u = usage_of();
+            last if $u->{'packed contents'} > $before;
+            select(undef, undef, undef, 0.1);
+        }
+        return $u;
+    }
+    sub reads_back {
+        my ($path, @contents) = @_;
+        my $bad = 0;
+        for my $c (@contents) {
+            my $r = fetch($path, $c);
+            $bad++ unless $r->code == 200 && $r->content eq $c;
+        }
+        return $bad;
+    }
+    sub urandom { open(my $fh, '<:raw', '/dev/urandom') or die; read($fh, my $b, $_[0]) == $_[0] or die; $b }
+    sub edit { my ($c, $at, $ch) = @_; substr($c, $at, 100) = $ch x 100; $c }
+    my $n = 8 << 20;
+    my $two = 2 * 256 * 1024;            # two chunks at most (ISS_CDC_MAX)
+    req(MKCOL => '/versions/live/');
+    my $a = urandom($n);
+    put('/versions/live/big.bin', $a);
+    my $u0 = usage_of();
+    my $b = edit($a, 4_000_000, 'B');
+    put('/versions/live/big.bin', $b);
+    my $u1 = wait_packed($u0->{'packed contents'});
+    my $cost = $u1->{'chunk bytes on disk'} - $u0->{'chunk bytes on disk'};
+    ok($cost > 0 && $cost <= $two && $u1->{'data files'} == $u0->{'data files'} ? 1 : 0, 1,
+       "a 100-byte edit of 8 MiB: the version costs $cost bytes of chunk store, no data file")
+        or print "# before: @{[ %$u0 ]}\n# after: @{[ %$u1 ]}\n";
+    ok($u1->{'chunk bytes held by live files'} >= $n - $two ? 1 : 0, 1,
+       "the rest ($u1->{'chunk bytes held by live files'} bytes) is used in place in the live file");
+    ok(reads_back('/versions/live/big.bin', $a), 0, 'the version reads back byte-exact (its ETag)');
+    my $c = edit($b, 1_000_000, 'C');
+    put('/versions/live/big.bin', $c);
+    my $u2 = wait_packed($u1->{'packed contents'});
+    $cost = $u2->{'chunk bytes on disk'} - $u0->{'chunk bytes on disk'};
+    ok($cost <= 2 * $two && $u2->{'live links whose file is gone'} == 0 ? 1 : 0, 1,
+       "replaced again: two versions cost $cost bytes, the old live inode released");
+    ok(reads_back('/versions/live/big.bin', $a, $b), 0, 'both versions read back after the replace');
+    my $r = req(MOVE => '/versions/live/big.bin',
+                headers => { Destination => url('/versions/live/moved.bin') });
+    ok($r->code, 201, 'the live file moved');
+    ok(reads_back('/versions/live/big.bin', $a, $b), 0, 'both versions read back after the move');
+    my ($code, $out) = iss_state($state, 'gc-versions');
+    ok(reads_back('/versions/live/big.bin', $a, $b), 0, '... and after gc-versions');
+    my $pk = usage_of()->{'packed contents'};
+    $r = req(DELETE => '/versions/live/moved.bin');
+    ok($r->code, 204, 'the moved live file deleted');
+    wait_packed($pk);
+    ok(reads_back('/versions/live/big.bin', $a, $b) + reads_back('/versions/live/moved.bin', $c), 0,
+       'every version reads back after the delete (its chunks copied out)');
+    ($code, $out) = iss_state($state, 'gc-versions');
+    my $u3 = usage_of();
+    ok($code == 0 && $u3->{'live links whose file is gone'} == 0 ? 1 : 0, 1,
+       'gc-versions: no live link of a gone file left') or print "# $out\n";
+    ok(reads_back('/versions/live/big.bin', $a, $b) + reads_back('/versions/live/moved.bin', $c), 0,
+       '... every version still reads back');
+    # count=3 prunes; forget-versions erases: the rest still reads.
+    my $p = urandom(2 << 20);
+    my @p = ($p);
+    put('/versions/live/p.bin', $p);
+    for my $i (1 .. 4) {
+        push @p, edit($p[-1], $i * 300_000, chr(64 + $i));
+        put('/versions/live/p.bin', $p[-1]);
+    }
+    my $l = etags('/versions/live/p.bin');
+    ok(scalar(@$l), 3, 'count=3: three versions of p.bin kept');
+    ok(reads_back('/versions/live/p.bin', @p[1 .. 3]), 0, 'the kept ones read back after the prune');
+    ok(fetch('/versions/live/p.bin', $p[0])->code, 404, 'the pruned one is gone');
+    my $lf = usage_of()->{'live files linked'};
+    ($code, $out) = iss_state($state, 'forget-versions', 'live/p.bin');
+    my $u4 = usage_of();
+    ok($code == 0 && $u4->{'live files linked'} < $lf ? 1 : 0, 1,
+       "forget-versions p.bin: its live link released ($lf -> $u4->{'live files linked'})") or print "# $out\n";
+    ok(req(GET => '/versions/live/p.bin')->content eq $p[-1] ? 1 : 0, 1, 'the live file itself is intact');
+    ok(reads_back('/versions/live/big.bin', $a, $b) + reads_back('/versions/live/moved.bin', $c), 0,
+       'the other files\' versions still read back');
+    # A live file written in place outside httpd: the version whose chunks
+    # it held fails cleanly (500, ISS01167), nothing else breaks.
+    my $o = urandom(1 << 20);
+    put('/versions/outside.bin', $o);
+    $pk = usage_of()->{'packed contents'};
+    my $o2 = edit($o, 900_000, 'O');
+    put('/versions/outside.bin', $o2);
+    wait_packed($pk);
+    ok(reads_back('/versions/outside.bin', $o), 0, 'outside.bin: the version reads');
+    open(my $fh, '+<:raw', "$files/outside.bin") or die "$files/outside.bin: $!";
+    seek($fh, 10, 0); print $fh 'Z'; close $fh;
+    $r = fetch('/versions/outside.bin', $o);
+    ok($r->code, 500, 'changed behind httpd\'s back: the version read fails (500), no wrong byte');
+    ok(req(GET => '/versions/outside.bin?iss-versions')->code, 200, 'the list still answers');
+    my $o3 = urandom(1 << 20);
+    put('/versions/outside.bin', $o3);
+    (my $o2z = $o2) =~ s/^(.{10})./$1Z/s;     # what the file held then
+    ok(reads_back('/versions/outside.bin', $o2z) + reads_back('/versions/live/big.bin', $a, $b), 0,
+       'a later write keeps what the file held as a version; other versions read');
 }
 
 # ---- kill -9 during overwrites: leftovers collected, versions intact ------
