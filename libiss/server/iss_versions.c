@@ -2065,6 +2065,14 @@ apr_status_t iss_versions_usage(iss_store_t *store, iss_versions_usage_t *u,
 
 /* ---- the chunk store ---------------------------------------------------- */
 
+/* A temporary name in @a dir, unique among the processes and threads that
+ * write there at once (the pool is the caller's own while it lives). */
+static const char *tmp_name(const char *dir, const char *what, apr_pool_t *p)
+{
+    return apr_psprintf(p, "%s/.tmp.%s.%" APR_PID_T_FMT ".%pp", dir, what,
+                        getpid(), (void *)p);
+}
+
 /* The file now at a version's path, whose chunks the version may use
  * in place: found by its m/ record, valid for the file as it is. */
 typedef struct live_t {
@@ -2101,11 +2109,7 @@ static int live_open(iss_store_t *store, const char *rel, const char *path,
     lv->rel = rel;
     lv->path = path;
     lv->key = live_key(&lv->fi, p);
-    lv->tmp = vpath(store, "live", apr_psprintf(p, ".tmp.%" APR_PID_T_FMT
-                                                ".%" APR_UINT64_T_HEX_FMT,
-                                                getpid(),
-                                                (apr_uint64_t)apr_time_now()),
-                    p);
+    lv->tmp = tmp_name(vpath(store, "live", NULL, p), "live", p);
     /* Linked first, then checked: the link holds the inode the record
      * describes, or it is dropped (replaced between stat and link). */
     if (link(path, lv->tmp) != 0) {
@@ -2447,8 +2451,7 @@ static apr_status_t pack_one(iss_store_t *store, const char *hex,
             if (!need[i]) {
                 continue;
             }
-            b.tmp[i] = apr_psprintf(p, "%s/.tmp.%s.%" APR_PID_T_FMT,
-                                    b.chunks, hexof(e->sha256, p), getpid());
+            b.tmp[i] = tmp_name(b.chunks, hexof(e->sha256, p), p);
             if ((rv = chunk_to_tmp(fd, (apr_off_t)e->offset, e, cbuf,
                                    b.tmp[i], p)) != APR_SUCCESS) {
                 b.tmp[i] = NULL;
@@ -2691,8 +2694,7 @@ static apr_status_t unlive(iss_store_t *store, const char *key,
                     pp->lost = 1;
                     continue;
                 }
-                pp->tmp = apr_psprintf(p, "%s/.tmp.%s.%" APR_PID_T_FMT,
-                                       u.chunks, ch, getpid());
+                pp->tmp = tmp_name(u.chunks, ch, p);
                 rv = chunk_to_tmp(fd, (apr_off_t)cr->off, &e, cbuf, pp->tmp,
                                   p);
                 if (rv != APR_SUCCESS) {
