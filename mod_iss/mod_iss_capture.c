@@ -447,6 +447,7 @@ static void queue_after(capture_t *cap, side_t *side, const held_t *hd)
 static int after_response(request_rec *r)
 {
     apr_array_header_t *q = NULL;
+    apr_uint64_t copied = 0;
     int i;
 
     if (apr_pool_userdata_get((void **)&q, AFTER_KEY, r->pool)
@@ -456,8 +457,16 @@ static int after_response(request_rec *r)
     for (i = 0; i < q->nelts; i++) {
         const after_t *a = &APR_ARRAY_IDX(q, i, after_t);
         apr_time_t t0 = apr_time_now();
-        apr_status_t rv = iss_versions_after(a->store, a->h, a->vlim,
-                                             r->pool);
+        iss_versions_limits_t left = *a->vlim;
+        apr_status_t rv;
+
+        /* pack= bounds the request, not each file (a DELETE of a folder
+         * holds every file): what is left goes to gc-versions. */
+        if (copied >= left.pack_bytes) {
+            break;
+        }
+        left.pack_bytes -= copied;
+        rv = iss_versions_after(a->store, a->h, &left, &copied, r->pool);
 
         if (rv != APR_SUCCESS) {
             ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, r, ISSLOGNO(01170)

@@ -901,7 +901,7 @@ static int write_live(const char *rel, const void *buf, apr_size_t n,
         retained = -1;
     }
     intent(tag, 0);
-    if ((rv = iss_versions_after(store, h, lim, gp)) != APR_SUCCESS) {
+    if ((rv = iss_versions_after(store, h, lim, NULL, gp)) != APR_SUCCESS) {
         diag("after %s: %d", rel, rv);
         retained = -1;
     }

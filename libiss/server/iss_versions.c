@@ -2333,7 +2333,8 @@ static apr_status_t chunk_to_tmp(int fd, apr_off_t off,
  * APR_EGENERAL if its bytes do not match their ids (it stays as it is). */
 static apr_status_t pack_one(iss_store_t *store, const char *hex,
                              const live_t *lv, apr_uint64_t budget,
-                             int *packed, apr_pool_t *p)
+                             int *packed, apr_uint64_t *copied,
+                             apr_pool_t *p)
 {
     unsigned char digest[ISS_DIGEST_SHA256_LEN];
     const char *mk = apr_pstrcat(p, MAN_PFX, hex, NULL);
@@ -2473,6 +2474,9 @@ static apr_status_t pack_one(iss_store_t *store, const char *hex,
     }
     if (rv == APR_SUCCESS && b.done) {
         *packed = 1;
+        if (copied) {
+            *copied += copy;
+        }
         rv = collect(store, hex, NULL, NULL, p);
     }
     return rv;
@@ -2583,13 +2587,15 @@ static apr_status_t unlive_txn(void *baton, iss_store_txn_t *txn)
  * bytes to copy than that leaves everything as it is (*done = 0). */
 static apr_status_t unlive(iss_store_t *store, const char *key,
                            const live_t *lv, apr_uint64_t budget,
-                           int *done, apr_uint64_t *lost, apr_pool_t *p)
+                           int *done, apr_uint64_t *lost,
+                           apr_uint64_t *copied, apr_pool_t *p)
 {
     const char *k = apr_pstrcat(p, LIVE_PFX, key, NULL);
     const char *from = vpath(store, "live", key, p);
     apr_hash_index_t *hi;
     unlive_t u;
     apr_status_t rv = APR_SUCCESS;
+    apr_uint64_t copy = 0;
     int tries;
 
     *done = 0;
@@ -2606,11 +2612,12 @@ static apr_status_t unlive(iss_store_t *store, const char *key,
         lrec_t l;
         void *v;
         apr_size_t vl;
-        apr_uint64_t copy = 0, maxlen = 1;
+        apr_uint64_t maxlen = 1;
         unsigned char *cbuf = NULL;
         int fd = -1, i;
 
         u.prep = apr_hash_make(p);
+        copy = 0;
         rv = iss_store_get(store, k, strlen(k), &v, &vl, p);
         if (rv == APR_SUCCESS && !lrec_decode(v, vl, &l, p)) {
             return ISS_STORE_EDAMAGED;
@@ -2734,6 +2741,9 @@ static apr_status_t unlive(iss_store_t *store, const char *key,
         if (lost) {
             *lost += u.lost;
         }
+        if (copied) {
+            *copied += copy;
+        }
         if (unlink(apr_pstrcat(p, from, ".gone", NULL)) != 0
             && errno != ENOENT) {
             return APR_FROM_OS_ERROR(errno);
@@ -2744,7 +2754,7 @@ static apr_status_t unlive(iss_store_t *store, const char *key,
 
 apr_status_t iss_versions_after(iss_store_t *store, iss_versions_hold_t *h,
                                 const iss_versions_limits_t *lim,
-                                apr_pool_t *pool)
+                                apr_uint64_t *copied, apr_pool_t *pool)
 {
     apr_pool_t *p;
     live_t lv;
@@ -2778,14 +2788,14 @@ apr_status_t iss_versions_after(iss_store_t *store, iss_versions_hold_t *h,
     have = live_open(store, h->rel, h->path, &lv, p);
     if (h->kept) {
         rv = pack_one(store, hexof(h->kept_digest, p), have ? &lv : NULL,
-                      lim->pack_bytes, &packed, p);
+                      lim->pack_bytes, &packed, copied, p);
         if (rv == APR_EGENERAL) {
             rv = APR_SUCCESS;        /* damaged: the collection says so */
         }
     }
     if (rv == APR_SUCCESS) {
         rv = unlive(store, live_key(&h->fi, p), have ? &lv : NULL,
-                    lim->pack_bytes, &done, NULL, p);
+                    lim->pack_bytes, &done, NULL, copied, p);
     }
     live_close(&lv);
     apr_pool_destroy(p);
@@ -2874,7 +2884,7 @@ apr_status_t iss_versions_gc(iss_store_t *store,
 
             apr_pool_clear(it);
             rv = pack_one(store, APR_ARRAY_IDX(un.names, i, const char *),
-                          NULL, 0, &packed, it);
+                          NULL, 0, &packed, NULL, it);
             if (rv == APR_EGENERAL) {
                 st->damaged++;
             }
@@ -2931,7 +2941,8 @@ apr_status_t iss_versions_gc(iss_store_t *store,
         if (lrec_decode(v, vl, &l, it)) {
             have = live_open(store, l.rel, l.path, &lv, it);
         }
-        rv = unlive(store, n, have ? &lv : NULL, 0, &done, &st->lost, it);
+        rv = unlive(store, n, have ? &lv : NULL, 0, &done, &st->lost, NULL,
+                    it);
         if (have) {
             live_close(&lv);
         }

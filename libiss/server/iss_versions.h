@@ -177,10 +177,13 @@ apr_status_t iss_versions_settle(iss_store_t *store, iss_versions_hold_t *h,
  *  copied otherwise; its versions/live/ link goes.  Work over the bound
  *  is left to iss_versions_gc(), which does both for every content and
  *  live link (nothing is lost meanwhile: the links keep the bytes).
- *  Harmless when @a h settled nothing. */
+ *  Harmless when @a h settled nothing.  The bytes copied are added to
+ *  *@a copied (may be NULL): a caller with several holds (a DELETE of a
+ *  folder) lowers pack_bytes by them for the next, so that one request
+ *  copies at most pack_bytes in all. */
 apr_status_t iss_versions_after(iss_store_t *store, iss_versions_hold_t *h,
                                 const iss_versions_limits_t *lim,
-                                apr_pool_t *pool);
+                                apr_uint64_t *copied, apr_pool_t *pool);
 
 /** Drop a hold without looking (the write was refused). */
 void iss_versions_release(iss_versions_hold_t *h);
