@@ -191,6 +191,13 @@ static void test_parse(void)
        "size=2048T refused");
     e = iss_versions_limits_parse(&lim, &on, "age=5x", gp);
     ok(e && strstr(e, "unknown unit"), "age=5x: unknown unit");
+    ok(iss_versions_limits_parse(&lim, &on, "pack=8M", gp) == NULL
+       && lim.pack_bytes == 8u << 20, "pack=8M");
+    ok(iss_versions_limits_parse(&lim, &on, "pack=off", gp) == NULL
+       && lim.pack_bytes == 0, "pack=off");
+    ok(iss_versions_limits_parse(&lim, &on, "pack=0", gp) != NULL
+       && iss_versions_limits_parse(&lim, &on, "pack=3Q", gp) != NULL,
+       "pack=0 and pack=3Q refused");
     e = iss_versions_limits_parse(&lim, &on, "keep=all", gp);
     ok(e && strstr(e, "expected On, Off"), "keep=all: says what is expected");
 
