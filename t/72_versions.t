@@ -18,7 +18,7 @@ use File::Temp ();
 use LWP::UserAgent ();
 use HTTP::Request ();
 
-plan tests => 99;
+plan tests => 100;
 
 my $state = t_dir() . '/dav/state-versions';
 my $files = t_dir() . '/dav/files-versions';
@@ -296,6 +296,11 @@ put('/versions/m-src.txt', "src\n");
     # rest: well under the sum of their sizes.
     ok($u{'packed contents'} >= 6 && $u{'chunk bytes on disk'} < 0.75 * $u{bytes} ? 1 : 0, 1,
        "the chunk store holds $u{'packed contents'} contents ($u{bytes} bytes) in $u{'chunk bytes on disk'} bytes")
+        or print "# $out\n";
+    # The writers' files are live: their versions use chunks in them, and
+    # the collections beside the writers moved or kept those (read above).
+    ok($u{'chunks held by live files'} > 0 && $u{'live links whose file is gone'} == 0 ? 1 : 0, 1,
+       "versions use $u{'chunks held by live files'} chunks in place in the live files; no link of a gone file left")
         or print "# $out\n";
 }
 
