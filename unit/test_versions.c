@@ -915,14 +915,18 @@ static int write_live(const char *rel, const void *buf, apr_size_t n,
     return retained;
 }
 
+/* Bytes that share no chunk with those of another @a seed: the increment
+ * differs (the same one would give the same cycle, shifted: shared
+ * chunks). */
 static unsigned char *random_bytes(apr_size_t n, apr_uint32_t seed)
 {
     unsigned char *b = apr_palloc(gp, n);
+    apr_uint32_t x = seed, inc = 12345u + 2u * seed;
     apr_size_t i;
 
     for (i = 0; i < n; i++) {
-        seed = seed * 1103515245u + 12345u;
-        b[i] = (unsigned char)(seed >> 16);
+        x = x * 1103515245u + inc;
+        b[i] = (unsigned char)(x >> 16);
     }
     return b;
 }
@@ -1125,6 +1129,30 @@ static void test_live(void)
            "the collection packs it; it reads");
         iss_versions_forget(store, "t.bin", NULL, gp);
         unlink(path_of("t.bin"));
+    }
+    /* A small edit left to the collection (pack=1K): it packs it with
+     * the live file's chunks too (the folder recorded by earlier packing). */
+    {
+        iss_versions_limits_t tiny = { 0, 0, 0, 1024 };
+        unsigned char *w1 = random_bytes(n, 11), *w2 = edited(w1, n, 123456,
+                                                              'U');
+        iss_versions_usage_t ua, ub;
+
+        put_bytes(path_of("u.bin"), w1, n);
+        index_file(store, "u.bin", gp);
+        write_live("u.bin", w2, n, &tiny, apr_time_from_sec(8045));
+        iss_versions_usage(store, &ua, gp);
+        iss_versions_gc(store, NULL, apr_time_from_sec(8046), &st, gp);
+        iss_versions_usage(store, &ub, gp);
+        ok(st.packed == 1 && ub.disk_files == ua.disk_files - 1
+           && ub.chunk_bytes - ua.chunk_bytes <= two
+           && ub.live_chunks > ua.live_chunks,
+           "gc-versions packs a version left to it with the live file's "
+           "chunks: %llu bytes copied", (unsigned long long)(ub.chunk_bytes
+                                                           - ua.chunk_bytes));
+        ok(reads_as("u.bin", w1, n), "it reads back");
+        iss_versions_forget(store, "u.bin", NULL, gp);
+        unlink(path_of("u.bin"));
     }
     iss_versions_gc(store, NULL, apr_time_from_sec(8050), &st, gp);
 }

@@ -57,6 +57,7 @@
 #define MAN_PFX    "V/m/"
 #define CHUNK_PFX  "V/c/"
 #define LIVE_PFX   "V/l/"
+#define ROOT_KEY   "V/root"
 #define TOTAL_KEY  "V/total"
 #define LIST_MAGIC "IVL1\n"
 
@@ -2271,7 +2272,27 @@ static apr_status_t pack_txn(void *baton, iss_store_txn_t *txn)
         return rv;
     }
     if (have_l) {
+        apr_size_t pl = strlen(b->lv->path), rl = strlen(b->lv->rel);
+
         txn_put_lrec(txn, b->lv->key, &l, p);
+        /* The location's folder, for the collection (which is not told
+         * where the files are): the live file's path without its rel. */
+        if (pl > rl + 1 && b->lv->path[pl - rl - 1] == '/'
+            && strcmp(b->lv->path + pl - rl, b->lv->rel) == 0) {
+            const char *root = apr_pstrndup(p, b->lv->path, pl - rl - 1);
+            void *v;
+            apr_size_t vl;
+
+            rv = iss_store_txn_get(txn, ROOT_KEY, strlen(ROOT_KEY), &v, &vl,
+                                   p);
+            if (rv != APR_SUCCESS && rv != APR_NOTFOUND) {
+                return rv;
+            }
+            if (rv == APR_NOTFOUND || strcmp(v, root) != 0) {
+                iss_store_txn_put(txn, ROOT_KEY, strlen(ROOT_KEY), root,
+                                  strlen(root));
+            }
+        }
     }
     if (b->man) {
         const char *mk = apr_pstrcat(p, MAN_PFX, b->hex, NULL);
@@ -2868,9 +2889,15 @@ apr_status_t iss_versions_gc(iss_store_t *store,
             goto done;
         }
     }
-    /* The chunk store: each content of two chunks or more once. */
+    /* The chunk store: each content of two chunks or more once, using
+     * chunks in place in the file now at a path that had it, when the
+     * location's folder is known (V/root, recorded by httpd's packing). */
     {
         names_t un;
+        apr_hash_t *where = NULL;
+        const char *root = NULL;
+        void *v;
+        apr_size_t vl;
 
         un.names = apr_array_make(p, 16, sizeof(const char *));
         un.packed = 0;
@@ -2879,12 +2906,52 @@ apr_status_t iss_versions_gc(iss_store_t *store,
         if (rv != APR_SUCCESS) {
             goto done;
         }
+        if (un.names->nelts
+            && iss_store_get(store, ROOT_KEY, strlen(ROOT_KEY), &v, &vl, p)
+               == APR_SUCCESS && vl > 0 && ((char *)v)[0] == '/') {
+            gather_t g;
+
+            root = v;
+            g.all = apr_array_make(p, 64, sizeof(gent_t));
+            g.pool = p;
+            g.files = 0;
+            g.damaged = 0;
+            rv = iss_store_iterate(store, LIST_PFX, strlen(LIST_PFX),
+                                   gather_one, &g, p);
+            if (rv != APR_SUCCESS) {
+                goto done;
+            }
+            where = apr_hash_make(p);
+            for (i = 0; i < g.all->nelts; i++) {
+                const gent_t *ge = &APR_ARRAY_IDX(g.all, i, gent_t);
+
+                if (apr_hash_get(where, ge->e.digest, ISS_DIGEST_SHA256_LEN)
+                    == NULL) {
+                    apr_hash_set(where, ge->e.digest, ISS_DIGEST_SHA256_LEN,
+                                 ge->rel);
+                }
+            }
+        }
         for (i = 0; i < un.names->nelts; i++) {
-            int packed;
+            const char *hex = APR_ARRAY_IDX(un.names, i, const char *);
+            unsigned char dg[ISS_DIGEST_SHA256_LEN];
+            const char *rel = NULL;
+            live_t lv;
+            int packed, have = 0;
 
             apr_pool_clear(it);
-            rv = pack_one(store, APR_ARRAY_IDX(un.names, i, const char *),
-                          NULL, 0, &packed, NULL, it);
+            if (where && iss_hex_id_decode(hex, strlen(hex), dg)) {
+                rel = apr_hash_get(where, dg, ISS_DIGEST_SHA256_LEN);
+            }
+            if (rel) {
+                have = live_open(store, rel, apr_pstrcat(it, root, "/", rel,
+                                                         NULL), &lv, it);
+            }
+            rv = pack_one(store, hex, have ? &lv : NULL, 0, &packed, NULL,
+                          it);
+            if (have) {
+                live_close(&lv);
+            }
             if (rv == APR_EGENERAL) {
                 st->damaged++;
             }
