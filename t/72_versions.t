@@ -305,7 +305,7 @@ put('/versions/m-src.txt', "src\n");
 }
 
 # ---- chunks a live file holds are not copied (issue 15 item 1) ----------
-# A 100-byte edit of an 8 MiB file: the version is packed right after the
+# A 100-byte edit of an 4 MiB file: the version is packed right after the
 # response, its chunks used in place in the new file; the live file
 # replaced, moved, deleted, versions pruned and forgotten: every version
 # reads back byte for byte.
@@ -338,7 +338,7 @@ put('/versions/m-src.txt', "src\n");
     }
     sub urandom { open(my $fh, '<:raw', '/dev/urandom') or die; read($fh, my $b, $_[0]) == $_[0] or die; $b }
     sub edit { my ($c, $at, $ch) = @_; substr($c, $at, 100) = $ch x 100; $c }
-    my $n = 8 << 20;
+    my $n = 4 << 20;
     my $two = 2 * 256 * 1024;            # two chunks at most (ISS_CDC_MAX)
     req(MKCOL => '/versions/live/');
     my $a = urandom($n);
@@ -349,7 +349,7 @@ put('/versions/m-src.txt', "src\n");
     my $u1 = wait_packed($u0->{'packed contents'});
     my $cost = $u1->{'chunk bytes on disk'} - $u0->{'chunk bytes on disk'};
     ok($cost > 0 && $cost <= $two && $u1->{'data files'} == $u0->{'data files'} ? 1 : 0, 1,
-       "a 100-byte edit of 8 MiB: the version costs $cost bytes of chunk store, no data file")
+       "a 100-byte edit of 4 MiB: the version costs $cost bytes of chunk store, no data file")
         or print "# before: @{[ %$u0 ]}\n# after: @{[ %$u1 ]}\n";
     ok($u1->{'chunk bytes held by live files'} >= $n - $two ? 1 : 0, 1,
        "the rest ($u1->{'chunk bytes held by live files'} bytes) is used in place in the live file");

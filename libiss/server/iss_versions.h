@@ -103,6 +103,9 @@ void iss_versions_close(iss_version_reader_t *rd);
  *   V/l/<key>   "IVLF1 <n>\n", n lines "<hex id>\n", then the file's path
  *               when it was linked, a NUL, its path in the location: the
  *               chunks that live/<key> holds for versions
+ *   V/root      the location's folder (absolute), recorded by packing
+ *               that used a live file: where iss_versions_gc() looks for
+ *               live files
  *   V/total     "IVT1 <blobs> <bytes>": blobs with a reference, bytes
  */
 
