@@ -1029,7 +1029,7 @@ static apr_status_t collect(iss_store_t *store, const char *hex,
             && apr_stat(&fi, c.trash, APR_FINFO_SIZE, p) == APR_SUCCESS) {
             *nbytes += (apr_uint64_t)fi.size;
         }
-        if (nblobs) {
+        if (nblobs && c.chunk != 2) {
             (*nblobs)++;
         }
         if (unlink(c.trash) != 0 && errno != ENOENT) {
