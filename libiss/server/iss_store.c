@@ -465,6 +465,11 @@ const char *iss_store_id(iss_store_t *store)
     return store->id;
 }
 
+const char *iss_store_dir(iss_store_t *store)
+{
+    return store->dir;
+}
+
 const char *iss_store_dbm_type(iss_store_t *store)
 {
     return store->type;

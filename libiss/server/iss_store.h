@@ -99,6 +99,11 @@ const char *iss_store_last_error(iss_store_t *store);
  *  was created.  A re-created store gets a new id. */
 const char *iss_store_id(iss_store_t *store);
 
+/** The directory the store lives in (as given to iss_store_open()):
+ *  components that keep files beside the store (retained versions) put
+ *  them under it. */
+const char *iss_store_dir(iss_store_t *store);
+
 /** The apr_dbm type the store is kept in ("sdbm", "gdbm", "db"). */
 const char *iss_store_dbm_type(iss_store_t *store);
 

@@ -1,0 +1,1477 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+
+/*
+ * iss_versions — retained versions (issue 15; docs/design.md 3e).
+ *
+ * A version's bytes live in one file per distinct content,
+ * versions/data/<hex sha256>, beside the store.  It gets there without
+ * copying: before a write that may replace or remove a file, the capture
+ * point hard-links the file's inode to versions/pending/<intent>.<n>
+ * (iss_versions_hold(): mod_dav_fs and mod_iss replace files by renaming
+ * a new inode over them and DELETE unlinks, so the link keeps the old
+ * bytes, O(1)); after it, iss_versions_settle() looks whether the path
+ * still has that inode (nothing replaced: the link is dropped) or not
+ * (the link becomes data/<hex>, or is dropped when that content is kept
+ * already).  Across file systems the hold is a copy.
+ *
+ * References are counted in the store (V/b/<hex>), in the same
+ * transaction that links the data file into place and adds the version
+ * to the file's list (V/f/<rel>).  A data file is removed only inside a
+ * transaction that sees no V/b record for it (it is renamed into
+ * versions/trash/ there, under the store's lock, and unlinked after).
+ * Retention and collection therefore exclude each other on the store's
+ * lock, whatever process runs them: a data file whose reference is
+ * counted is never removed, and a reference is never counted for a data
+ * file that a collection is removing.
+ *
+ * Reads check bytes before handing them out: against the chunk ids of
+ * the version's manifest when it has one (one chunk at a time), else
+ * against the whole digest when the reader is opened.
+ */
+
+#include "iss_versions.h"
+#include "iss_bytes.h"
+#include "iss_fdio.h"
+#include "iss_filedigest.h"
+#include "iss_chunkidx.h"
+
+#include <apr_file_io.h>
+#include <apr_file_info.h>
+#include <apr_strings.h>
+#include <apr_portable.h>
+#include <apr_lib.h>
+
+#include <errno.h>
+#include <sys/uio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#define VDIR       "versions"
+#define LIST_PFX   "V/f/"
+#define BLOB_PFX   "V/b/"
+#define MAN_PFX    "V/m/"
+#define TOTAL_KEY  "V/total"
+#define LIST_MAGIC "IVL1\n"
+
+/* One entry of a file's list. */
+typedef struct vent_t {
+    unsigned char digest[ISS_DIGEST_SHA256_LEN];
+    apr_uint64_t size;
+    apr_time_t replaced;
+} vent_t;
+
+struct iss_versions_hold_t {
+    apr_pool_t *pool;
+    const char *path;         /* the file */
+    const char *rel;
+    const char *link;         /* versions/pending/<tag>.<n> */
+    apr_finfo_t fi;           /* the held inode as it was */
+    int have_digest;
+    iss_filedigest_t d;       /* the store's digest record, if it held */
+    const iss_manifest_t *m;  /* the store's manifest, if it held */
+    int released;
+};
+
+struct iss_version_reader_t {
+    apr_pool_t *pool;
+    apr_file_t *f;
+    int fd;
+    apr_uint64_t size;
+    const iss_manifest_t *m;  /* chunk mode when set */
+    unsigned char *cbuf;
+    apr_int64_t cidx;         /* the chunk in cbuf (-1: none) */
+    int closed;
+};
+
+/* ---- names -------------------------------------------------------------- */
+
+static const char *vpath(iss_store_t *store, const char *sub, const char *name,
+                         apr_pool_t *p)
+{
+    return apr_pstrcat(p, iss_store_dir(store), "/" VDIR "/", sub,
+                       name ? "/" : NULL, name, NULL);
+}
+
+static const char *hexof(const unsigned char d[ISS_DIGEST_SHA256_LEN],
+                         apr_pool_t *p)
+{
+    return iss_hex_id(d, p);
+}
+
+/* ---- records ------------------------------------------------------------ */
+
+static int parse_u64(const char **s, apr_uint64_t *out)
+{
+    const char *c = *s;
+    apr_uint64_t n = 0;
+
+    if (!apr_isdigit(*c)) {
+        return 0;
+    }
+    for (; apr_isdigit(*c); c++) {
+        if (n > (APR_UINT64_MAX - 9) / 10) {
+            return 0;
+        }
+        n = n * 10 + (apr_uint64_t)(*c - '0');
+    }
+    *s = c;
+    *out = n;
+    return 1;
+}
+
+/* A file's list: APR_SUCCESS with *list (vent_t, maybe empty) or
+ * ISS_STORE_EDAMAGED. */
+static apr_status_t list_decode(const char *v, apr_size_t len,
+                                apr_array_header_t **list, apr_pool_t *p)
+{
+    const char *c = v, *end = v + len;
+
+    *list = apr_array_make(p, 4, sizeof(vent_t));
+    if (len < sizeof(LIST_MAGIC) - 1
+        || memcmp(v, LIST_MAGIC, sizeof(LIST_MAGIC) - 1) != 0) {
+        return ISS_STORE_EDAMAGED;
+    }
+    c += sizeof(LIST_MAGIC) - 1;
+    while (c < end) {
+        vent_t *e = apr_array_push(*list);
+        apr_uint64_t t;
+
+        if (end - c < ISS_HEX_ID_LEN + 1
+            || !iss_hex_id_decode(c, ISS_HEX_ID_LEN, e->digest)) {
+            return ISS_STORE_EDAMAGED;
+        }
+        c += ISS_HEX_ID_LEN;
+        if (*c++ != ' ' || !parse_u64(&c, &e->size) || c >= end
+            || *c++ != ' ' || !parse_u64(&c, &t) || c >= end || *c++ != '\n'
+            || t > (apr_uint64_t)APR_INT64_MAX) {
+            return ISS_STORE_EDAMAGED;
+        }
+        e->replaced = (apr_time_t)t;
+    }
+    return APR_SUCCESS;
+}
+
+static const char *list_encode(const apr_array_header_t *list, apr_pool_t *p)
+{
+    struct iovec *v = apr_palloc(p, (list->nelts + 1) * sizeof(*v));
+    int i;
+
+    v[0].iov_base = (void *)LIST_MAGIC;
+    v[0].iov_len = sizeof(LIST_MAGIC) - 1;
+    for (i = 0; i < list->nelts; i++) {
+        const vent_t *e = &APR_ARRAY_IDX(list, i, vent_t);
+        char *s = apr_psprintf(p, "%s %" APR_UINT64_T_FMT " %" APR_UINT64_T_FMT
+                               "\n", hexof(e->digest, p), e->size,
+                               (apr_uint64_t)e->replaced);
+
+        v[i + 1].iov_base = s;
+        v[i + 1].iov_len = strlen(s);
+    }
+    return apr_pstrcatv(p, v, list->nelts + 1, NULL);
+}
+
+typedef struct blob_t {
+    apr_uint64_t refs, size;
+} blob_t;
+
+static int blob_decode(const char *v, apr_size_t len, blob_t *b)
+{
+    const char *c = v;
+
+    if (len < 5 || memcmp(v, "IVB1 ", 5) != 0 || v[len] != '\0') {
+        return 0;
+    }
+    c += 5;
+    return parse_u64(&c, &b->refs) && *c++ == ' ' && parse_u64(&c, &b->size)
+           && *c == '\0';
+}
+
+typedef struct total_t {
+    apr_uint64_t blobs, bytes;
+} total_t;
+
+static int total_decode(const char *v, apr_size_t len, total_t *t)
+{
+    const char *c = v;
+
+    if (len < 5 || memcmp(v, "IVT1 ", 5) != 0 || v[len] != '\0') {
+        return 0;
+    }
+    c += 5;
+    return parse_u64(&c, &t->blobs) && *c++ == ' '
+           && parse_u64(&c, &t->bytes) && *c == '\0';
+}
+
+static const char *list_key(const char *rel, apr_pool_t *p)
+{
+    return apr_pstrcat(p, LIST_PFX, rel, NULL);
+}
+
+/* Read helpers inside a transaction: absent is not an error. */
+static apr_status_t txn_list(iss_store_txn_t *txn, const char *rel,
+                             apr_array_header_t **list, apr_pool_t *p)
+{
+    const char *k = list_key(rel, p);
+    void *v;
+    apr_size_t vl;
+    apr_status_t rv = iss_store_txn_get(txn, k, strlen(k), &v, &vl, p);
+
+    if (rv == APR_NOTFOUND) {
+        *list = apr_array_make(p, 4, sizeof(vent_t));
+        return APR_SUCCESS;
+    }
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    return list_decode(v, vl, list, p);
+}
+
+static void txn_put_list(iss_store_txn_t *txn, const char *rel,
+                         const apr_array_header_t *list, apr_pool_t *p)
+{
+    const char *k = list_key(rel, p);
+
+    if (list->nelts == 0) {
+        iss_store_txn_delete(txn, k, strlen(k));
+    }
+    else {
+        const char *v = list_encode(list, p);
+
+        iss_store_txn_put(txn, k, strlen(k), v, strlen(v));
+    }
+}
+
+static apr_status_t txn_total(iss_store_txn_t *txn, total_t *t, apr_pool_t *p)
+{
+    void *v;
+    apr_size_t vl;
+    apr_status_t rv = iss_store_txn_get(txn, TOTAL_KEY, strlen(TOTAL_KEY), &v,
+                                        &vl, p);
+
+    t->blobs = t->bytes = 0;
+    if (rv == APR_NOTFOUND) {
+        return APR_SUCCESS;
+    }
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    return total_decode(v, vl, t) ? APR_SUCCESS : ISS_STORE_EDAMAGED;
+}
+
+static void txn_put_total(iss_store_txn_t *txn, const total_t *t,
+                          apr_pool_t *p)
+{
+    const char *v = apr_psprintf(p, "IVT1 %" APR_UINT64_T_FMT " %"
+                                 APR_UINT64_T_FMT, t->blobs, t->bytes);
+
+    iss_store_txn_put(txn, TOTAL_KEY, strlen(TOTAL_KEY), v, strlen(v));
+}
+
+/* *found = 0 when absent. */
+static apr_status_t txn_blob(iss_store_txn_t *txn, const char *hex,
+                             blob_t *b, int *found, apr_pool_t *p)
+{
+    const char *k = apr_pstrcat(p, BLOB_PFX, hex, NULL);
+    void *v;
+    apr_size_t vl;
+    apr_status_t rv = iss_store_txn_get(txn, k, strlen(k), &v, &vl, p);
+
+    *found = 0;
+    if (rv == APR_NOTFOUND) {
+        return APR_SUCCESS;
+    }
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    if (!blob_decode(v, vl, b)) {
+        return ISS_STORE_EDAMAGED;
+    }
+    *found = 1;
+    return APR_SUCCESS;
+}
+
+/* Count one reference more (+1) or less (-1) to the content @a e; a
+ * content that loses its last reference is pushed on @a freed (hex). */
+static apr_status_t txn_ref(iss_store_txn_t *txn, const vent_t *e, int delta,
+                            total_t *t, apr_array_header_t *freed,
+                            apr_pool_t *p)
+{
+    const char *hex = hexof(e->digest, p);
+    const char *k = apr_pstrcat(p, BLOB_PFX, hex, NULL);
+    blob_t b = { 0, e->size };
+    int found;
+    apr_status_t rv;
+
+    if ((rv = txn_blob(txn, hex, &b, &found, p)) != APR_SUCCESS) {
+        return rv;
+    }
+    if (delta > 0) {
+        if (!found) {
+            b.refs = 0;
+            b.size = e->size;
+            t->blobs++;
+            t->bytes += e->size;
+        }
+        b.refs++;
+    }
+    else {
+        if (!found || b.refs == 0) {
+            return ISS_STORE_EDAMAGED;   /* a reference nobody counted */
+        }
+        if (--b.refs == 0) {
+            const char *mk = apr_pstrcat(p, MAN_PFX, hex, NULL);
+
+            iss_store_txn_delete(txn, k, strlen(k));
+            iss_store_txn_delete(txn, mk, strlen(mk));
+            t->blobs = t->blobs ? t->blobs - 1 : 0;
+            t->bytes = t->bytes >= b.size ? t->bytes - b.size : 0;
+            if (freed) {
+                APR_ARRAY_PUSH(freed, const char *) = hex;
+            }
+            return APR_SUCCESS;
+        }
+    }
+    {
+        const char *v = apr_psprintf(p, "IVB1 %" APR_UINT64_T_FMT " %"
+                                     APR_UINT64_T_FMT, b.refs, b.size);
+
+        iss_store_txn_put(txn, k, strlen(k), v, strlen(v));
+    }
+    return APR_SUCCESS;
+}
+
+/* ---- files -------------------------------------------------------------- */
+
+static apr_status_t make_dirs(iss_store_t *store, apr_pool_t *p)
+{
+    static const char *const sub[] = { "data", "pending", "trash" };
+    apr_status_t rv;
+    int i;
+
+    for (i = 0; i < 3; i++) {
+        rv = apr_dir_make_recursive(vpath(store, sub[i], NULL, p),
+                                    APR_FPROT_UREAD | APR_FPROT_UWRITE
+                                    | APR_FPROT_UEXECUTE, p);
+        if (rv != APR_SUCCESS && !APR_STATUS_IS_EEXIST(rv)) {
+            return rv;
+        }
+    }
+    return APR_SUCCESS;
+}
+
+static apr_status_t sync_dir(const char *dir, apr_pool_t *p)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    apr_status_t rv = APR_SUCCESS;
+
+    (void)p;
+    if (fd < 0) {
+        return APR_FROM_OS_ERROR(errno);
+    }
+    if (fsync(fd) != 0) {
+        rv = APR_FROM_OS_ERROR(errno);
+    }
+    close(fd);
+    return rv;
+}
+
+/* Copy @a from to @a to (a new file, written under a temporary name and
+ * renamed): the hold across file systems. */
+static apr_status_t copy_file(const char *from, const char *to, apr_pool_t *p)
+{
+    const char *tmp = apr_pstrcat(p, to, ".part", NULL);
+    apr_status_t rv;
+
+    rv = apr_file_copy(from, tmp, APR_FPROT_UREAD | APR_FPROT_UWRITE, p);
+    if (rv == APR_SUCCESS) {
+        rv = apr_file_rename(tmp, to, p);
+    }
+    if (rv != APR_SUCCESS) {
+        (void)apr_file_remove(tmp, p);
+    }
+    return rv;
+}
+
+/* ---- the hold ----------------------------------------------------------- */
+
+static apr_status_t hold_cleanup(void *data)
+{
+    iss_versions_release(data);
+    return APR_SUCCESS;
+}
+
+apr_status_t iss_versions_hold(iss_store_t *store, const char *path,
+                               const char *rel, const char *tag, int n,
+                               iss_versions_hold_t **hp, apr_pool_t *pool)
+{
+    iss_versions_hold_t *h;
+    apr_status_t rv;
+    iss_manifest_limits_t lim = { 0xffffffffu, APR_UINT64_MAX, NULL };
+    iss_manifest_t *m;
+    int found;
+
+    *hp = NULL;
+    if (!store || !path || !rel || !tag || strchr(tag, '/')) {
+        return APR_EINVAL;
+    }
+    h = apr_pcalloc(pool, sizeof(*h));
+    h->pool = pool;
+    h->path = apr_pstrdup(pool, path);
+    h->rel = apr_pstrdup(pool, rel);
+    rv = apr_stat(&h->fi, path, APR_FINFO_LINK | APR_FINFO_IDENT
+                  | APR_FINFO_SIZE | APR_FINFO_MTIME | APR_FINFO_TYPE, pool);
+    if (rv != APR_SUCCESS || h->fi.filetype != APR_REG) {
+        return APR_NOTFOUND;
+    }
+    if ((rv = make_dirs(store, pool)) != APR_SUCCESS) {
+        return rv;
+    }
+    h->link = vpath(store, "pending", apr_psprintf(pool, "%s.%d", tag, n),
+                    pool);
+    if (link(path, h->link) != 0) {
+        int e = errno;
+
+        if (e == ENOENT) {
+            return APR_NOTFOUND;   /* gone meanwhile */
+        }
+        if (e != EXDEV && e != EPERM && e != EMLINK) {
+            return APR_FROM_OS_ERROR(e);
+        }
+        /* Another file system (or no hard links there): a copy.  The
+         * copy's identity is its own; the digest is then computed at
+         * settle time unless the store's record holds for the file. */
+        if ((rv = copy_file(path, h->link, pool)) != APR_SUCCESS) {
+            return rv;
+        }
+    }
+    apr_pool_cleanup_register(pool, h, hold_cleanup, apr_pool_cleanup_null);
+    /* The records the store holds for this inode, while it is current. */
+    rv = iss_filedigest_get(store, rel, &h->fi, &h->d, &found, pool);
+    h->have_digest = rv == APR_SUCCESS && found;
+    if (iss_chunkidx_lookup(store, rel, &h->fi, &lim, &m, pool)
+        == APR_SUCCESS) {
+        h->m = m;
+    }
+    *hp = h;
+    return APR_SUCCESS;
+}
+
+void iss_versions_release(iss_versions_hold_t *h)
+{
+    if (h && !h->released) {
+        h->released = 1;
+        if (h->link) {
+            (void)unlink(h->link);
+        }
+    }
+}
+
+/* ---- retention ---------------------------------------------------------- */
+
+typedef struct retain_t {
+    iss_store_t *store;
+    const char *rel;
+    vent_t e;
+    const char *link;         /* pending link */
+    const char *data;         /* versions/data/<hex> */
+    const unsigned char *man; /* encoded manifest, or NULL */
+    apr_size_t manlen;
+    const iss_versions_limits_t *lim;
+    apr_time_t now;
+    apr_array_header_t *freed;   /* hex of contents without reference */
+    apr_uint64_t total_bytes;
+    int linked;
+} retain_t;
+
+/* Drop the entries of @a list the per-file limits exclude (never the
+ * first, the one just added); references released. */
+static apr_status_t prune_list(iss_store_txn_t *txn, apr_array_header_t *list,
+                               const iss_versions_limits_t *lim,
+                               apr_time_t now, total_t *t,
+                               apr_array_header_t *freed, apr_uint64_t *pruned,
+                               apr_pool_t *p)
+{
+    apr_array_header_t *keep = apr_array_make(p, list->nelts, sizeof(vent_t));
+    apr_status_t rv;
+    int i;
+
+    for (i = 0; i < list->nelts; i++) {
+        const vent_t *e = &APR_ARRAY_IDX(list, i, vent_t);
+        int drop = lim && ((lim->max_count
+                            && (apr_uint64_t)keep->nelts >= lim->max_count)
+                           || (lim->max_age && now - e->replaced
+                                                > lim->max_age));
+
+        if (drop) {
+            if ((rv = txn_ref(txn, e, -1, t, freed, p)) != APR_SUCCESS) {
+                return rv;
+            }
+            if (pruned) {
+                (*pruned)++;
+            }
+        }
+        else {
+            *(vent_t *)apr_array_push(keep) = *e;
+        }
+    }
+    list->nelts = 0;
+    apr_array_cat(list, keep);
+    return APR_SUCCESS;
+}
+
+static apr_status_t retain_txn(void *baton, iss_store_txn_t *txn)
+{
+    retain_t *b = baton;
+    apr_pool_t *p = b->freed->pool;
+    apr_array_header_t *list;
+    total_t t;
+    apr_status_t rv;
+    int i, had = -1;
+
+    if ((rv = txn_list(txn, b->rel, &list, p)) != APR_SUCCESS
+        || (rv = txn_total(txn, &t, p)) != APR_SUCCESS) {
+        return rv;
+    }
+    /* Under the store's lock: no collection removes data/<hex> between
+     * this link and the reference counted below. */
+    if (link(b->link, b->data) != 0 && errno != EEXIST) {
+        return APR_FROM_OS_ERROR(errno);
+    }
+    b->linked = 1;
+    if ((rv = sync_dir(apr_pstrndup(p, b->data, strrchr(b->data, '/')
+                                                 - b->data), p))
+        != APR_SUCCESS) {
+        return rv;
+    }
+    for (i = 0; i < list->nelts; i++) {
+        if (memcmp(APR_ARRAY_IDX(list, i, vent_t).digest, b->e.digest,
+                   ISS_DIGEST_SHA256_LEN) == 0) {
+            had = i;
+            break;
+        }
+    }
+    if (had >= 0) {
+        /* The same content again: it moves to the front, one entry. */
+        memmove(list->elts + sizeof(vent_t), list->elts,
+                (apr_size_t)had * sizeof(vent_t));
+        APR_ARRAY_IDX(list, 0, vent_t) = b->e;
+    }
+    else {
+        if ((rv = txn_ref(txn, &b->e, +1, &t, NULL, p)) != APR_SUCCESS) {
+            return rv;
+        }
+        apr_array_push(list);
+        memmove(list->elts + sizeof(vent_t), list->elts,
+                (apr_size_t)(list->nelts - 1) * sizeof(vent_t));
+        APR_ARRAY_IDX(list, 0, vent_t) = b->e;
+        if (b->man) {
+            const char *mk = apr_pstrcat(p, MAN_PFX, hexof(b->e.digest, p),
+                                         NULL);
+
+            iss_store_txn_put(txn, mk, strlen(mk), b->man, b->manlen);
+        }
+    }
+    if ((rv = prune_list(txn, list, b->lim, b->now, &t, b->freed, NULL, p))
+        != APR_SUCCESS) {
+        return rv;
+    }
+    txn_put_list(txn, b->rel, list, p);
+    txn_put_total(txn, &t, p);
+    b->total_bytes = t.bytes;
+    return APR_SUCCESS;
+}
+
+/* Remove data/<hex> if no reference names it (checked under the store's
+ * lock, where the rename into the trash happens too). */
+typedef struct collect_t {
+    const char *hex;
+    const char *data;
+    const char *trash;
+    apr_pool_t *pool;
+    int moved;
+} collect_t;
+
+static apr_status_t collect_txn(void *baton, iss_store_txn_t *txn)
+{
+    collect_t *c = baton;
+    blob_t b;
+    int found;
+    apr_status_t rv;
+
+    if ((rv = txn_blob(txn, c->hex, &b, &found, c->pool)) != APR_SUCCESS) {
+        return rv;
+    }
+    if (found) {
+        return APR_SUCCESS;          /* referenced (again): it stays */
+    }
+    if (rename(c->data, c->trash) != 0) {
+        return errno == ENOENT ? APR_SUCCESS : APR_FROM_OS_ERROR(errno);
+    }
+    c->moved = 1;
+    return APR_SUCCESS;
+}
+
+static apr_status_t collect(iss_store_t *store, const char *hex,
+                            apr_uint64_t *nblobs, apr_uint64_t *nbytes,
+                            apr_pool_t *p)
+{
+    collect_t c;
+    apr_finfo_t fi;
+    apr_status_t rv;
+
+    c.hex = hex;
+    c.data = vpath(store, "data", hex, p);
+    c.trash = vpath(store, "trash", apr_psprintf(p, "%s.%" APR_PID_T_FMT
+                                                 ".%" APR_UINT64_T_FMT, hex,
+                                                 getpid(),
+                                                 (apr_uint64_t)apr_time_now()),
+                    p);
+    c.pool = p;
+    c.moved = 0;
+    if ((rv = iss_store_txn_ex(store, collect_txn, &c, ISS_STORE_LAZY, p))
+        != APR_SUCCESS) {
+        return rv;
+    }
+    if (c.moved) {
+        if (apr_stat(&fi, c.trash, APR_FINFO_SIZE, p) == APR_SUCCESS
+            && nbytes) {
+            *nbytes += (apr_uint64_t)fi.size;
+        }
+        if (nblobs) {
+            (*nblobs)++;
+        }
+        if (unlink(c.trash) != 0 && errno != ENOENT) {
+            return APR_FROM_OS_ERROR(errno);
+        }
+    }
+    return APR_SUCCESS;
+}
+
+/* One version of some file, for the limits over all files. */
+typedef struct gent_t {
+    const char *rel;
+    vent_t e;
+} gent_t;
+
+typedef struct gather_t {
+    apr_array_header_t *all;     /* gent_t */
+    apr_pool_t *pool;
+    apr_uint64_t files;
+    int damaged;
+} gather_t;
+
+static int gather_one(void *baton, const void *key, apr_size_t klen,
+                      const void *val, apr_size_t vlen)
+{
+    gather_t *g = baton;
+    apr_array_header_t *list;
+    const char *rel = apr_pstrmemdup(g->pool, (const char *)key
+                                     + strlen(LIST_PFX),
+                                     klen - strlen(LIST_PFX));
+    int i;
+
+    if (list_decode(val, vlen, &list, g->pool) != APR_SUCCESS) {
+        g->damaged = 1;
+        return 0;
+    }
+    g->files++;
+    for (i = 0; i < list->nelts; i++) {
+        gent_t *ge = apr_array_push(g->all);
+
+        ge->rel = rel;
+        ge->e = APR_ARRAY_IDX(list, i, vent_t);
+    }
+    return 0;
+}
+
+static int by_age(const void *a, const void *b)
+{
+    const gent_t *x = a, *y = b;
+
+    return x->e.replaced < y->e.replaced ? -1
+           : x->e.replaced > y->e.replaced ? 1 : 0;
+}
+
+typedef struct prune_t {
+    apr_array_header_t *cand;    /* gent_t, oldest first */
+    const iss_versions_limits_t *lim;
+    apr_time_t now;
+    apr_array_header_t *freed;
+    apr_uint64_t pruned;
+} prune_t;
+
+static apr_status_t prune_txn(void *baton, iss_store_txn_t *txn)
+{
+    prune_t *b = baton;
+    apr_pool_t *p = b->freed->pool;
+    total_t t;
+    apr_status_t rv;
+    int i, j;
+
+    if ((rv = txn_total(txn, &t, p)) != APR_SUCCESS) {
+        return rv;
+    }
+    for (i = 0; i < b->cand->nelts; i++) {
+        const gent_t *g = &APR_ARRAY_IDX(b->cand, i, gent_t);
+        int expired = b->lim->max_age
+                      && b->now - g->e.replaced > b->lim->max_age;
+        int over = b->lim->max_bytes && t.bytes > b->lim->max_bytes;
+        apr_array_header_t *list;
+
+        if (!expired && !over) {
+            break;                   /* oldest first: nothing more to do */
+        }
+        if ((rv = txn_list(txn, g->rel, &list, p)) != APR_SUCCESS) {
+            return rv;
+        }
+        /* Re-read: a write may have changed the list since it was
+         * gathered; only the entry seen then, if still there, goes. */
+        for (j = 0; j < list->nelts; j++) {
+            vent_t *e = &APR_ARRAY_IDX(list, j, vent_t);
+
+            if (memcmp(e->digest, g->e.digest, ISS_DIGEST_SHA256_LEN) == 0
+                && e->replaced == g->e.replaced) {
+                if ((rv = txn_ref(txn, e, -1, &t, b->freed, p))
+                    != APR_SUCCESS) {
+                    return rv;
+                }
+                memmove(e, e + 1, (apr_size_t)(list->nelts - j - 1)
+                                  * sizeof(vent_t));
+                list->nelts--;
+                b->pruned++;
+                txn_put_list(txn, g->rel, list, p);
+                break;
+            }
+        }
+    }
+    txn_put_total(txn, &t, p);
+    return APR_SUCCESS;
+}
+
+/* The limits over all files (size, age): oldest versions dropped until
+ * they hold; their data collected. */
+static apr_status_t prune_all(iss_store_t *store,
+                              const iss_versions_limits_t *lim,
+                              apr_time_t now, apr_uint64_t *pruned,
+                              apr_uint64_t *nblobs, apr_uint64_t *nbytes,
+                              apr_pool_t *pool)
+{
+    gather_t g;
+    prune_t b;
+    apr_pool_t *p;
+    apr_status_t rv;
+    int i;
+
+    if (!lim || (!lim->max_bytes && !lim->max_age)) {
+        return APR_SUCCESS;
+    }
+    if ((rv = apr_pool_create(&p, pool)) != APR_SUCCESS) {
+        return rv;
+    }
+    g.all = apr_array_make(p, 64, sizeof(gent_t));
+    g.pool = p;
+    g.files = 0;
+    g.damaged = 0;
+    rv = iss_store_iterate(store, LIST_PFX, strlen(LIST_PFX), gather_one, &g,
+                           p);
+    if (rv == APR_SUCCESS) {
+        qsort(g.all->elts, (size_t)g.all->nelts, sizeof(gent_t), by_age);
+        b.cand = g.all;
+        b.lim = lim;
+        b.now = now;
+        b.freed = apr_array_make(p, 8, sizeof(const char *));
+        b.pruned = 0;
+        rv = iss_store_txn_ex(store, prune_txn, &b, ISS_STORE_LAZY, p);
+        if (rv == APR_SUCCESS && pruned) {
+            *pruned += b.pruned;
+        }
+        for (i = 0; rv == APR_SUCCESS && i < b.freed->nelts; i++) {
+            rv = collect(store, APR_ARRAY_IDX(b.freed, i, const char *),
+                         nblobs, nbytes, p);
+        }
+    }
+    apr_pool_destroy(p);
+    return rv;
+}
+
+apr_status_t iss_versions_settle(iss_store_t *store, iss_versions_hold_t *h,
+                                 const iss_versions_limits_t *lim,
+                                 const unsigned char *new_digest,
+                                 apr_time_t now, int *retained,
+                                 apr_pool_t *pool)
+{
+    apr_finfo_t now_fi, held;
+    retain_t b;
+    apr_status_t rv;
+    int i;
+
+    *retained = 0;
+    if (!h || h->released) {
+        return APR_SUCCESS;
+    }
+    /* Still the same inode at the path: the write replaced nothing. */
+    if (apr_stat(&now_fi, h->path, APR_FINFO_LINK | APR_FINFO_IDENT, pool)
+        == APR_SUCCESS && now_fi.filetype == APR_REG
+        && now_fi.inode == h->fi.inode && now_fi.device == h->fi.device) {
+        iss_versions_release(h);
+        return APR_SUCCESS;
+    }
+    memset(&b, 0, sizeof(b));
+    rv = apr_stat(&held, h->link, APR_FINFO_IDENT | APR_FINFO_SIZE
+                  | APR_FINFO_MTIME, pool);
+    if (rv != APR_SUCCESS) {
+        iss_versions_release(h);
+        return rv;
+    }
+    /* The store's digest, if it was of this inode as it still is (a copy
+     * has an identity of its own: its size is compared, and the digest
+     * is taken only if the original's record held when copied). */
+    if (h->have_digest && held.size == h->fi.size
+        && (held.inode != h->fi.inode
+            || iss_filedigest_matches(&h->d, &held))) {
+        memcpy(b.e.digest, h->d.sha256, ISS_DIGEST_SHA256_LEN);
+    }
+    else {
+        apr_file_t *f;
+        iss_filedigest_t d;
+        int stable;
+
+        rv = apr_file_open(&f, h->link, APR_FOPEN_READ, APR_FPROT_OS_DEFAULT,
+                           pool);
+        if (rv == APR_SUCCESS) {
+            rv = iss_filedigest_compute_file(f, &d, 0, &stable, pool);
+            apr_file_close(f);
+        }
+        if (rv != APR_SUCCESS) {
+            iss_versions_release(h);
+            return rv;
+        }
+        memcpy(b.e.digest, d.sha256, ISS_DIGEST_SHA256_LEN);
+        h->m = NULL;   /* made for other bytes, maybe */
+    }
+    if (new_digest
+        && memcmp(new_digest, b.e.digest, ISS_DIGEST_SHA256_LEN) == 0) {
+        iss_versions_release(h);     /* rewritten with the same bytes */
+        return APR_SUCCESS;
+    }
+    b.store = store;
+    b.rel = h->rel;
+    b.e.size = (apr_uint64_t)held.size;
+    b.e.replaced = now;
+    b.link = h->link;
+    b.data = vpath(store, "data", hexof(b.e.digest, pool), pool);
+    b.lim = lim;
+    b.now = now;
+    b.freed = apr_array_make(pool, 4, sizeof(const char *));
+    if (h->m && h->m->file_size == b.e.size
+        && memcmp(h->m->file_sha256, b.e.digest, ISS_DIGEST_SHA256_LEN) == 0) {
+        unsigned char *buf;
+        apr_size_t len;
+
+        if (iss_manifest_encode(h->m, &buf, &len, pool) == APR_SUCCESS) {
+            b.man = buf;
+            b.manlen = len;
+        }
+    }
+    rv = iss_store_txn_ex(store, retain_txn, &b, ISS_STORE_LAZY, pool);
+    iss_versions_release(h);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    *retained = 1;
+    for (i = 0; i < b.freed->nelts; i++) {
+        if ((rv = collect(store, APR_ARRAY_IDX(b.freed, i, const char *),
+                          NULL, NULL, pool)) != APR_SUCCESS) {
+            return rv;
+        }
+    }
+    if (lim && lim->max_bytes && b.total_bytes > lim->max_bytes) {
+        rv = prune_all(store, lim, now, NULL, NULL, NULL, pool);
+    }
+    return rv;
+}
+
+/* ---- finding and reading ------------------------------------------------ */
+
+static apr_status_t get_list(iss_store_t *store, const char *rel,
+                             apr_array_header_t **list, apr_pool_t *p)
+{
+    const char *k = list_key(rel, p);
+    void *v;
+    apr_size_t vl;
+    apr_status_t rv = iss_store_get(store, k, strlen(k), &v, &vl, p);
+
+    if (rv == APR_NOTFOUND) {
+        *list = apr_array_make(p, 1, sizeof(vent_t));
+        return APR_SUCCESS;
+    }
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    return list_decode(v, vl, list, p);
+}
+
+static iss_version_t *make_version(iss_store_t *store, const char *rel,
+                                   const vent_t *e, apr_pool_t *p)
+{
+    iss_version_t *v = apr_pcalloc(p, sizeof(*v));
+    const char *mk = apr_pstrcat(p, MAN_PFX, hexof(e->digest, p), NULL);
+    iss_manifest_limits_t lim = { 0xffffffffu, APR_UINT64_MAX, NULL };
+    iss_manifest_t *m;
+    void *val;
+    apr_size_t vl;
+
+    v->rel = apr_pstrdup(p, rel);
+    memcpy(v->digest, e->digest, ISS_DIGEST_SHA256_LEN);
+    v->size = (apr_off_t)e->size;
+    v->replaced = e->replaced;
+    if (iss_store_get(store, mk, strlen(mk), &val, &vl, p) == APR_SUCCESS
+        && iss_manifest_parse(val, vl, &lim, &m, p) == APR_SUCCESS
+        && m->file_size == e->size
+        && memcmp(m->file_sha256, e->digest, ISS_DIGEST_SHA256_LEN) == 0) {
+        v->manifest = m;
+    }
+    return v;
+}
+
+apr_status_t iss_versions_find(iss_store_t *store, const char *rel,
+                               const unsigned char digest[ISS_DIGEST_SHA256_LEN],
+                               iss_version_t **v, apr_pool_t *pool)
+{
+    apr_array_header_t *list;
+    apr_status_t rv;
+    int i;
+
+    *v = NULL;
+    if (!store || !rel || !digest) {
+        return APR_EINVAL;
+    }
+    if ((rv = get_list(store, rel, &list, pool)) != APR_SUCCESS) {
+        return rv;
+    }
+    for (i = 0; i < list->nelts; i++) {
+        const vent_t *e = &APR_ARRAY_IDX(list, i, vent_t);
+
+        if (memcmp(e->digest, digest, ISS_DIGEST_SHA256_LEN) == 0) {
+            *v = make_version(store, rel, e, pool);
+            return APR_SUCCESS;
+        }
+    }
+    return APR_NOTFOUND;
+}
+
+apr_status_t iss_versions_list(iss_store_t *store, const char *rel,
+                               apr_array_header_t **versions,
+                               apr_pool_t *pool)
+{
+    apr_array_header_t *list;
+    apr_status_t rv;
+    int i;
+
+    *versions = NULL;
+    if (!store || !rel) {
+        return APR_EINVAL;
+    }
+    if ((rv = get_list(store, rel, &list, pool)) != APR_SUCCESS) {
+        return rv;
+    }
+    *versions = apr_array_make(pool, list->nelts, sizeof(iss_version_t *));
+    for (i = 0; i < list->nelts; i++) {
+        APR_ARRAY_PUSH(*versions, iss_version_t *)
+            = make_version(store, rel, &APR_ARRAY_IDX(list, i, vent_t), pool);
+    }
+    return APR_SUCCESS;
+}
+
+static apr_status_t reader_cleanup(void *data)
+{
+    iss_version_reader_t *rd = data;
+
+    if (!rd->closed) {
+        rd->closed = 1;
+        apr_file_close(rd->f);
+    }
+    return APR_SUCCESS;
+}
+
+apr_status_t iss_versions_open(iss_store_t *store, const iss_version_t *v,
+                               iss_version_reader_t **rdp, apr_pool_t *pool)
+{
+    iss_version_reader_t *rd;
+    apr_finfo_t fi;
+    apr_os_file_t fd;
+    apr_status_t rv;
+
+    *rdp = NULL;
+    if (!store || !v) {
+        return APR_EINVAL;
+    }
+    rd = apr_pcalloc(pool, sizeof(*rd));
+    rd->pool = pool;
+    rd->cidx = -1;
+    rv = apr_file_open(&rd->f, vpath(store, "data", hexof(v->digest, pool),
+                                     pool),
+                       APR_FOPEN_READ, APR_FPROT_OS_DEFAULT, pool);
+    if (rv != APR_SUCCESS) {
+        return APR_STATUS_IS_ENOENT(rv) ? APR_EGENERAL : rv;
+    }
+    apr_pool_cleanup_register(pool, rd, reader_cleanup,
+                              apr_pool_cleanup_null);
+    if ((rv = apr_file_info_get(&fi, APR_FINFO_SIZE, rd->f)) != APR_SUCCESS) {
+        iss_versions_close(rd);
+        return rv;
+    }
+    if (fi.size != v->size) {
+        iss_versions_close(rd);
+        return APR_EGENERAL;       /* changed behind our back */
+    }
+    apr_os_file_get(&fd, rd->f);
+    rd->fd = fd;
+    rd->size = (apr_uint64_t)v->size;
+    if (v->manifest && v->manifest->file_size == rd->size
+        && memcmp(v->manifest->file_sha256, v->digest,
+                  ISS_DIGEST_SHA256_LEN) == 0) {
+        rd->m = v->manifest;
+        rd->cbuf = apr_palloc(pool, v->manifest->params.max_size
+                                    ? v->manifest->params.max_size : 1);
+    }
+    else {
+        /* No chunk ids: the whole digest, once, before any byte goes. */
+        iss_filedigest_t d;
+        int stable;
+
+        rv = iss_filedigest_compute_file(rd->f, &d, 0, &stable, pool);
+        if (rv != APR_SUCCESS || (apr_uint64_t)d.size != rd->size
+            || memcmp(d.sha256, v->digest, ISS_DIGEST_SHA256_LEN) != 0) {
+            iss_versions_close(rd);
+            return rv != APR_SUCCESS ? rv : APR_EGENERAL;
+        }
+    }
+    *rdp = rd;
+    return APR_SUCCESS;
+}
+
+/* Load chunk @a i into the cache, checked against its id. */
+static apr_status_t load_chunk(iss_version_reader_t *rd, apr_int64_t i)
+{
+    const iss_manifest_entry_t *e = &rd->m->entries[i];
+    unsigned char sha[ISS_DIGEST_SHA256_LEN];
+    iss_digest_t *d;
+    apr_status_t rv;
+
+    if (rd->cidx == i) {
+        return APR_SUCCESS;
+    }
+    rd->cidx = -1;
+    if (e->length > rd->m->params.max_size) {
+        return APR_EGENERAL;
+    }
+    rv = iss_pread_full(rd->fd, rd->cbuf, e->length, e->offset);
+    if (rv != APR_SUCCESS) {
+        return APR_STATUS_IS_EOF(rv) ? APR_EGENERAL : rv;
+    }
+    if ((rv = iss_digest_create(&d, rd->pool)) != APR_SUCCESS) {
+        return rv;
+    }
+    iss_digest_update(d, rd->cbuf, e->length);
+    iss_digest_final(d, sha);
+    if (memcmp(sha, e->sha256, ISS_DIGEST_SHA256_LEN) != 0) {
+        return APR_EGENERAL;
+    }
+    rd->cidx = i;
+    return APR_SUCCESS;
+}
+
+apr_status_t iss_versions_pread(iss_version_reader_t *rd, apr_off_t off,
+                                void *buf, apr_size_t len, apr_size_t *got)
+{
+    unsigned char *out = buf;
+    apr_uint64_t pos;
+    apr_status_t rv;
+
+    *got = 0;
+    if (!rd || rd->closed || off < 0) {
+        return APR_EINVAL;
+    }
+    pos = (apr_uint64_t)off;
+    if (pos >= rd->size || len == 0) {
+        return APR_SUCCESS;
+    }
+    if (len > rd->size - pos) {
+        len = (apr_size_t)(rd->size - pos);
+    }
+    if (rd->m == NULL) {
+        rv = iss_pread_full(rd->fd, out, len, pos);
+        if (rv != APR_SUCCESS) {
+            return APR_STATUS_IS_EOF(rv) ? APR_EGENERAL : rv;
+        }
+        *got = len;
+        return APR_SUCCESS;
+    }
+    while (*got < len) {
+        /* The chunk holding pos: binary search on the offsets. */
+        apr_int64_t lo = 0, hi = (apr_int64_t)rd->m->count - 1, i;
+        const iss_manifest_entry_t *e;
+        apr_size_t n, in;
+
+        if (rd->cidx >= 0
+            && pos >= rd->m->entries[rd->cidx].offset
+            && pos < rd->m->entries[rd->cidx].offset
+                     + rd->m->entries[rd->cidx].length) {
+            lo = hi = rd->cidx;
+        }
+        while (lo < hi) {
+            apr_int64_t mid = lo + (hi - lo + 1) / 2;
+
+            if (rd->m->entries[mid].offset <= pos) {
+                lo = mid;
+            }
+            else {
+                hi = mid - 1;
+            }
+        }
+        i = lo;
+        if ((rv = load_chunk(rd, i)) != APR_SUCCESS) {
+            return rv;
+        }
+        e = &rd->m->entries[i];
+        in = (apr_size_t)(pos - e->offset);
+        n = e->length - in;
+        if (n > len - *got) {
+            n = len - *got;
+        }
+        memcpy(out + *got, rd->cbuf + in, n);
+        *got += n;
+        pos += n;
+    }
+    return APR_SUCCESS;
+}
+
+void iss_versions_close(iss_version_reader_t *rd)
+{
+    if (rd) {
+        apr_pool_cleanup_run(rd->pool, rd, reader_cleanup);
+    }
+}
+
+/* ---- parsing ------------------------------------------------------------ */
+
+static const char *parse_limit_u64(const char *v, int shift_ok,
+                                   apr_uint64_t *out)
+{
+    const char *c = v;
+    apr_uint64_t n;
+    int shift = 0;
+
+    if (!parse_u64(&c, &n)) {
+        return "";
+    }
+    if (shift_ok) {
+        switch (*c) {
+        case 'k': case 'K': shift = 10; c++; break;
+        case 'm': case 'M': shift = 20; c++; break;
+        case 'g': case 'G': shift = 30; c++; break;
+        case 't': case 'T': shift = 40; c++; break;
+        }
+    }
+    if (*c || n == 0 || n > (APR_UINT64_C(1) << 50) >> shift) {
+        return "";
+    }
+    *out = n << shift;
+    return NULL;
+}
+
+const char *iss_versions_limits_parse(iss_versions_limits_t *lim, int *on,
+                                      const char *word, apr_pool_t *pool)
+{
+    const char *v;
+
+    if (strcasecmp(word, "on") == 0) {
+        *on = 1;
+        return NULL;
+    }
+    if (strcasecmp(word, "off") == 0) {
+        *on = 0;
+        return NULL;
+    }
+    if (strncmp(word, "count=", 6) == 0) {
+        v = word + 6;
+        if (strcmp(v, "off") == 0) {
+            lim->max_count = 0;
+        }
+        else if (parse_limit_u64(v, 0, &lim->max_count)) {
+            return apr_psprintf(pool, "'%s' is not a positive count", word);
+        }
+        *on = 1;
+        return NULL;
+    }
+    if (strncmp(word, "size=", 5) == 0) {
+        v = word + 5;
+        if (strcmp(v, "off") == 0) {
+            lim->max_bytes = 0;
+        }
+        else if (parse_limit_u64(v, 1, &lim->max_bytes)) {
+            return apr_psprintf(pool, "'%s' is not a positive size (digits, "
+                                "optionally followed by K, M, G or T; at "
+                                "most 1024T)", word);
+        }
+        *on = 1;
+        return NULL;
+    }
+    if (strncmp(word, "age=", 4) == 0) {
+        apr_uint64_t n, unit = 1;
+        apr_size_t len;
+        char *num;
+
+        v = word + 4;
+        if (strcmp(v, "off") == 0) {
+            lim->max_age = 0;
+            *on = 1;
+            return NULL;
+        }
+        len = strlen(v);
+        if (len > 1 && !apr_isdigit(v[len - 1])) {
+            switch (v[len - 1]) {
+            case 's': break;
+            case 'm': unit = 60; break;
+            case 'h': unit = 3600; break;
+            case 'd': unit = 86400; break;
+            case 'w': unit = 7 * 86400; break;
+            default:
+                return apr_psprintf(pool, "unknown unit in '%s' (use s, m, "
+                                    "h, d or w)", word);
+            }
+            len--;
+        }
+        num = apr_pstrmemdup(pool, v, len);
+        if (parse_limit_u64(num, 0, &n) || n > APR_UINT64_C(100) * 365 * 86400
+                                               / unit) {
+            return apr_psprintf(pool, "'%s' is not a positive age of at most "
+                                "100 years", word);
+        }
+        lim->max_age = apr_time_from_sec((apr_int64_t)(n * unit));
+        *on = 1;
+        return NULL;
+    }
+    return apr_psprintf(pool, "'%s': expected On, Off, count=<n>, "
+                        "size=<n>[KMGT], age=<n>[smhdw] (or <limit>=off)",
+                        word);
+}
+
+static int b64url(int c)
+{
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '-') return 62;
+    if (c == '_') return 63;
+    return -1;
+}
+
+int iss_versions_etag_digest(const char *etag, apr_size_t len,
+                             unsigned char digest[ISS_DIGEST_SHA256_LEN])
+{
+    apr_uint32_t acc = 0;
+    int bits = 0, o = 0;
+    apr_size_t i;
+
+    if (len == ISS_DIGEST_ETAG_LEN && etag[0] == '"' && etag[len - 1] == '"') {
+        etag++;
+        len -= 2;
+    }
+    if (len != ISS_DIGEST_ETAG_LEN - 2) {
+        return 0;
+    }
+    for (i = 0; i < len; i++) {
+        int v = b64url((unsigned char)etag[i]);
+
+        if (v < 0) {
+            return 0;
+        }
+        acc = (acc << 6) | (apr_uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (o >= ISS_DIGEST_SHA256_LEN) {
+                return 0;
+            }
+            digest[o++] = (unsigned char)(acc >> bits);
+            acc &= (1u << bits) - 1;
+        }
+    }
+    /* 43 characters: 256 bits and 2 left over, which must be zero (one
+     * spelling per digest). */
+    return o == ISS_DIGEST_SHA256_LEN && acc == 0;
+}
+
+/* ---- usage and collection ----------------------------------------------- */
+
+typedef struct counter_t {
+    apr_pool_t *pool;
+    apr_uint64_t files, versions;
+    int damaged;
+} counter_t;
+
+static int count_one(void *baton, const void *key, apr_size_t klen,
+                     const void *val, apr_size_t vlen)
+{
+    counter_t *c = baton;
+    apr_array_header_t *list;
+
+    (void)key;
+    (void)klen;
+    if (list_decode(val, vlen, &list, c->pool) != APR_SUCCESS) {
+        c->damaged = 1;
+        return 0;
+    }
+    c->files++;
+    c->versions += (apr_uint64_t)list->nelts;
+    return 0;
+}
+
+apr_status_t iss_versions_usage(iss_store_t *store, iss_versions_usage_t *u,
+                                apr_pool_t *pool)
+{
+    counter_t c = { pool, 0, 0, 0 };
+    apr_dir_t *dir;
+    apr_finfo_t fi;
+    void *v;
+    apr_size_t vl;
+    total_t t;
+    apr_status_t rv;
+
+    memset(u, 0, sizeof(*u));
+    rv = iss_store_iterate(store, LIST_PFX, strlen(LIST_PFX), count_one, &c,
+                           pool);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    u->files = c.files;
+    u->versions = c.versions;
+    rv = iss_store_get(store, TOTAL_KEY, strlen(TOTAL_KEY), &v, &vl, pool);
+    if (rv == APR_SUCCESS && total_decode(v, vl, &t)) {
+        u->blobs = t.blobs;
+        u->bytes = t.bytes;
+    }
+    else if (rv != APR_SUCCESS && rv != APR_NOTFOUND) {
+        return rv;
+    }
+    if (apr_dir_open(&dir, vpath(store, "data", NULL, pool), pool)
+        == APR_SUCCESS) {
+        while (apr_dir_read(&fi, APR_FINFO_NAME | APR_FINFO_SIZE
+                            | APR_FINFO_TYPE, dir) == APR_SUCCESS) {
+            if (fi.filetype == APR_REG) {
+                u->disk_files++;
+                u->disk_bytes += (apr_uint64_t)fi.size;
+            }
+        }
+        apr_dir_close(dir);
+    }
+    if (apr_dir_open(&dir, vpath(store, "pending", NULL, pool), pool)
+        == APR_SUCCESS) {
+        while (apr_dir_read(&fi, APR_FINFO_NAME | APR_FINFO_TYPE, dir)
+               == APR_SUCCESS) {
+            if (fi.filetype == APR_REG) {
+                u->pending++;
+            }
+        }
+        apr_dir_close(dir);
+    }
+    return c.damaged ? ISS_STORE_EDAMAGED : APR_SUCCESS;
+}
+
+/* The names of the regular files of versions/<sub>. */
+static apr_array_header_t *names_in(iss_store_t *store, const char *sub,
+                                    apr_pool_t *p)
+{
+    apr_array_header_t *names = apr_array_make(p, 16, sizeof(const char *));
+    apr_dir_t *dir;
+    apr_finfo_t fi;
+
+    if (apr_dir_open(&dir, vpath(store, sub, NULL, p), p) == APR_SUCCESS) {
+        while (apr_dir_read(&fi, APR_FINFO_NAME | APR_FINFO_TYPE, dir)
+               == APR_SUCCESS) {
+            if (fi.filetype == APR_REG) {
+                APR_ARRAY_PUSH(names, const char *) = apr_pstrdup(p,
+                                                                  fi.name);
+            }
+        }
+        apr_dir_close(dir);
+    }
+    return names;
+}
+
+apr_status_t iss_versions_gc(iss_store_t *store,
+                             const iss_versions_limits_t *lim,
+                             apr_time_t now, iss_versions_gc_t *st,
+                             apr_pool_t *pool)
+{
+    apr_array_header_t *names;
+    apr_pool_t *p, *it;
+    apr_status_t rv;
+    int i;
+
+    memset(st, 0, sizeof(*st));
+    if ((rv = apr_pool_create(&p, pool)) != APR_SUCCESS) {
+        return rv;
+    }
+    if ((rv = prune_all(store, lim, now, &st->pruned, &st->blobs, &st->bytes,
+                        p)) != APR_SUCCESS) {
+        goto done;
+    }
+    apr_pool_create(&it, p);
+    /* Pending links whose write is over (its intent settled or recovered
+     * after a crash): nobody will settle them any more. */
+    names = names_in(store, "pending", p);
+    for (i = 0; i < names->nelts; i++) {
+        const char *n = APR_ARRAY_IDX(names, i, const char *);
+        const char *dot = strrchr(n, '.');
+        const char *key;
+        void *v;
+        apr_size_t vl;
+
+        apr_pool_clear(it);
+        if (dot == NULL) {
+            continue;
+        }
+        key = apr_pstrcat(it, "intent/", apr_pstrmemdup(it, n, dot - n),
+                          NULL);
+        rv = iss_store_get(store, key, strlen(key), &v, &vl, it);
+        if (rv == APR_NOTFOUND) {
+            if (unlink(vpath(store, "pending", n, it)) == 0) {
+                st->pending++;
+            }
+        }
+        else if (rv != APR_SUCCESS) {
+            goto done;
+        }
+    }
+    /* Data files without a reference. */
+    names = names_in(store, "data", p);
+    for (i = 0; i < names->nelts; i++) {
+        const char *n = APR_ARRAY_IDX(names, i, const char *);
+
+        apr_pool_clear(it);
+        if (!iss_hex_is_lower(n, ISS_HEX_ID_LEN)) {
+            continue;   /* not ours */
+        }
+        if ((rv = collect(store, n, &st->blobs, &st->bytes, it))
+            != APR_SUCCESS) {
+            goto done;
+        }
+    }
+    /* What a collection killed half way left in the trash. */
+    names = names_in(store, "trash", p);
+    for (i = 0; i < names->nelts; i++) {
+        apr_pool_clear(it);
+        (void)unlink(vpath(store, "trash",
+                           APR_ARRAY_IDX(names, i, const char *), it));
+    }
+    rv = APR_SUCCESS;
+done:
+    apr_pool_destroy(p);
+    return rv;
+}

@@ -1,0 +1,619 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+
+/* iss_versions: a held file that is replaced or removed becomes a
+ * version read back byte for byte; one that stays is not; the same
+ * content is kept once; limits (count, size, age) drop the oldest and
+ * their data; damaged data is refused, never handed out; a collection
+ * removes only what nothing references; ETag and directive parsing. */
+
+#include "iss_versions.h"
+#include "iss_bytes.h"
+#include "iss_cdc.h"
+#include "iss_chunkidx.h"
+#include "tap.h"
+#include "testfs.h"
+#include "teststore.h"
+
+#include <apr_general.h>
+#include <apr_strings.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+static apr_pool_t *gp;
+static const char *root, *sdir;
+static iss_store_t *store;
+
+static int tput(const char *path, const char *content)
+{
+    return testfs_put(path, content, gp);
+}
+
+static const char *path_of(const char *rel)
+{
+    return apr_pstrcat(gp, root, "/", rel, NULL);
+}
+
+static void put_bytes(const char *path, const void *buf, apr_size_t len)
+{
+    apr_file_t *f;
+
+    if (apr_file_open(&f, path, APR_FOPEN_WRITE | APR_FOPEN_CREATE
+                      | APR_FOPEN_TRUNCATE, APR_FPROT_OS_DEFAULT, gp)
+        != APR_SUCCESS
+        || apr_file_write_full(f, buf, len, NULL) != APR_SUCCESS) {
+        diag("cannot write %s", path);
+    }
+    apr_file_close(f);
+}
+
+/* Replace @a rel as mod_dav_fs does: a new inode renamed over it. */
+static void replace(const char *rel, const char *content)
+{
+    const char *tmp = apr_pstrcat(gp, path_of(rel), ".tmp", NULL);
+
+    tput(tmp, content);
+    rename(tmp, path_of(rel));
+}
+
+static void sha(const void *buf, apr_size_t len, unsigned char out[32])
+{
+    iss_digest_t *d;
+
+    iss_digest_create(&d, gp);
+    iss_digest_update(d, buf, len);
+    iss_digest_final(d, out);
+}
+
+/* An intent record, as the sync log makes one, for a hold's tag. */
+static void intent(const char *tag, int on)
+{
+    const char *k = apr_pstrcat(gp, "intent/", tag, NULL);
+
+    if (on) {
+        iss_store_put(store, k, strlen(k), "ISI1 test\n", 10);
+    }
+    else {
+        iss_store_delete(store, k, strlen(k));
+    }
+}
+
+static int ntag;
+
+/* One write of @a rel by @a fn (replace or remove) between a hold and
+ * its settlement: *retained. */
+static int write_with(const char *rel, const char *content,
+                      const iss_versions_limits_t *lim, apr_time_t now)
+{
+    iss_versions_hold_t *h;
+    const char *tag = apr_psprintf(gp, "t%ld-%d", (long)getpid(), ++ntag);
+    int retained = -1;
+    apr_status_t rv;
+
+    intent(tag, 1);
+    rv = iss_versions_hold(store, path_of(rel), rel, tag, 0, &h, gp);
+    if (rv != APR_SUCCESS) {
+        diag("hold %s: %d", rel, rv);
+        intent(tag, 0);
+        return -1;
+    }
+    if (content) {
+        replace(rel, content);
+    }
+    else {
+        unlink(path_of(rel));
+    }
+    rv = iss_versions_settle(store, h, lim, NULL, now, &retained, gp);
+    if (rv != APR_SUCCESS) {
+        diag("settle %s: %d", rel, rv);
+    }
+    intent(tag, 0);
+    return retained;
+}
+
+/* The bytes of version @a digest of @a rel, or NULL (*rv why). */
+static const char *read_version(const char *rel, const unsigned char *digest,
+                                apr_status_t *rvp)
+{
+    iss_version_t *v;
+    iss_version_reader_t *rd;
+    char *buf;
+    apr_size_t got;
+    apr_status_t rv;
+
+    if ((rv = iss_versions_find(store, rel, digest, &v, gp)) != APR_SUCCESS
+        || (rv = iss_versions_open(store, v, &rd, gp)) != APR_SUCCESS) {
+        *rvp = rv;
+        return NULL;
+    }
+    buf = apr_palloc(gp, (apr_size_t)v->size + 1);
+    rv = iss_versions_pread(rd, 0, buf, (apr_size_t)v->size + 1, &got);
+    iss_versions_close(rd);
+    *rvp = rv;
+    if (rv != APR_SUCCESS) {
+        return NULL;
+    }
+    buf[got] = '\0';
+    return buf;
+}
+
+static const unsigned char *dg(const char *s)
+{
+    unsigned char *d = apr_palloc(gp, 32);
+
+    sha(s, strlen(s), d);
+    return d;
+}
+
+static int nfiles(const char *sub)
+{
+    iss_versions_usage_t u;
+
+    iss_versions_usage(store, &u, gp);
+    if (strcmp(sub, "data") == 0) {
+        return (int)u.disk_files;
+    }
+    return (int)u.pending;
+}
+
+static void test_parse(void)
+{
+    iss_versions_limits_t lim = { 0, 0, 0 };
+    unsigned char d[32], back[32];
+    const char *e;
+    int on = 0;
+
+    ok(iss_versions_limits_parse(&lim, &on, "On", gp) == NULL && on == 1,
+       "On");
+    ok(iss_versions_limits_parse(&lim, &on, "off", gp) == NULL && on == 0,
+       "off");
+    ok(iss_versions_limits_parse(&lim, &on, "count=3", gp) == NULL
+       && lim.max_count == 3 && on == 1, "count=3 (and on)");
+    ok(iss_versions_limits_parse(&lim, &on, "size=10K", gp) == NULL
+       && lim.max_bytes == 10240, "size=10K");
+    ok(iss_versions_limits_parse(&lim, &on, "age=2d", gp) == NULL
+       && lim.max_age == apr_time_from_sec(2 * 86400), "age=2d");
+    ok(iss_versions_limits_parse(&lim, &on, "age=90", gp) == NULL
+       && lim.max_age == apr_time_from_sec(90), "age=90 (seconds)");
+    ok(iss_versions_limits_parse(&lim, &on, "count=off", gp) == NULL
+       && lim.max_count == 0, "count=off");
+    ok(iss_versions_limits_parse(&lim, &on, "count=0", gp) != NULL,
+       "count=0 refused");
+    ok(iss_versions_limits_parse(&lim, &on, "count=-1", gp) != NULL,
+       "count=-1 refused");
+    ok(iss_versions_limits_parse(&lim, &on, "size=12X", gp) != NULL,
+       "size=12X refused");
+    ok(iss_versions_limits_parse(&lim, &on, "size=2048T", gp) != NULL,
+       "size=2048T refused");
+    e = iss_versions_limits_parse(&lim, &on, "age=5x", gp);
+    ok(e && strstr(e, "unknown unit"), "age=5x: unknown unit");
+    e = iss_versions_limits_parse(&lim, &on, "keep=all", gp);
+    ok(e && strstr(e, "expected On, Off"), "keep=all: says what is expected");
+
+    sha("abc", 3, d);
+    e = iss_digest_etag(d, gp);
+    ok(iss_versions_etag_digest(e, strlen(e), back) && !memcmp(d, back, 32),
+       "ETag with quotes parses to its digest");
+    ok(iss_versions_etag_digest(e + 1, strlen(e) - 2, back)
+       && !memcmp(d, back, 32), "... and without");
+    ok(!iss_versions_etag_digest(e + 1, strlen(e) - 3, back),
+       "one character short");
+    ok(!iss_versions_etag_digest("ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0",
+                                 43, back), "base64 (not url) refused");
+    ok(!iss_versions_etag_digest("ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa1",
+                                 43, back), "non-zero trailing bits refused");
+    ok(!iss_versions_etag_digest("../../../../etc/passwd/../../../../../../..",
+                                 43, back), "a path refused");
+}
+
+static void test_retain(void)
+{
+    iss_versions_limits_t lim = { 0, 0, 0 };
+    apr_array_header_t *vs;
+    apr_status_t rv;
+    const char *got;
+
+    tput(path_of("a.txt"), "one");
+    is_int(write_with("a.txt", "two", &lim, apr_time_from_sec(1000)), 1,
+           "replaced: retained");
+    got = read_version("a.txt", dg("one"), &rv);
+    is_str(got, "one", "the old bytes read back");
+    is_int(nfiles("pending"), 0, "no pending link left");
+    is_int(write_with("b.txt", "x", &lim, apr_time_from_sec(1000)), -1,
+           "a file that does not exist: nothing held");
+
+    /* A write that replaced nothing (refused, failed). */
+    {
+        iss_versions_hold_t *h;
+        int retained = -1;
+
+        intent("keep", 1);
+        is_int(iss_versions_hold(store, path_of("a.txt"), "a.txt", "keep", 0,
+                                 &h, gp), APR_SUCCESS, "hold");
+        is_int(nfiles("pending"), 1, "a pending link while held");
+        is_int(iss_versions_settle(store, h, &lim, NULL,
+                                   apr_time_from_sec(1001), &retained, gp),
+               APR_SUCCESS, "settle");
+        is_int(retained, 0, "same inode at the path: not retained");
+        is_int(nfiles("pending"), 0, "and the link is gone");
+        intent("keep", 0);
+    }
+    /* Replaced by the same bytes (the caller knows the new digest). */
+    {
+        iss_versions_hold_t *h;
+        int retained = -1;
+
+        intent("same", 1);
+        iss_versions_hold(store, path_of("a.txt"), "a.txt", "same", 0, &h,
+                          gp);
+        replace("a.txt", "two");
+        iss_versions_settle(store, h, &lim, dg("two"),
+                            apr_time_from_sec(1002), &retained, gp);
+        is_int(retained, 0, "rewritten with the same bytes: not retained");
+        intent("same", 0);
+    }
+    is_int(write_with("a.txt", "three", &lim, apr_time_from_sec(1003)), 1,
+           "second replacement");
+    is_int(write_with("a.txt", NULL, &lim, apr_time_from_sec(1004)), 1,
+           "deleted: retained");
+    iss_versions_list(store, "a.txt", &vs, gp);
+    is_int(vs->nelts, 3, "three versions");
+    ok(vs->nelts == 3
+       && !memcmp(APR_ARRAY_IDX(vs, 0, iss_version_t *)->digest,
+                  dg("three"), 32)
+       && !memcmp(APR_ARRAY_IDX(vs, 2, iss_version_t *)->digest,
+                  dg("one"), 32)
+       && APR_ARRAY_IDX(vs, 0, iss_version_t *)->replaced
+          == apr_time_from_sec(1004), "newest first, with their times");
+    is_str(read_version("a.txt", dg("three"), &rv), "three",
+           "the deleted content reads back");
+    {
+        iss_version_t *v;
+
+        is_int(iss_versions_find(store, "a.txt", dg("nope"), &v, gp),
+               APR_NOTFOUND, "an unknown digest: APR_NOTFOUND");
+        is_int(iss_versions_find(store, "b.txt", dg("one"), &v, gp),
+               APR_NOTFOUND, "another file's digest: APR_NOTFOUND");
+    }
+    /* The same content under two paths and twice under one: one blob. */
+    tput(path_of("a.txt"), "one");
+    tput(path_of("c.txt"), "one");
+    is_int(write_with("c.txt", "four", &lim, apr_time_from_sec(1005)), 1,
+           "c.txt with a.txt's old content");
+    is_int(write_with("a.txt", "five", &lim, apr_time_from_sec(1006)), 1,
+           "a.txt's 'one' again");
+    iss_versions_list(store, "a.txt", &vs, gp);
+    is_int(vs->nelts, 3, "the same content again is one entry (moved up)");
+    is_int(nfiles("data"), 3, "one data file per distinct content");
+}
+
+static void test_limits(void)
+{
+    iss_versions_limits_t lim = { 2, 0, 0 };
+    apr_array_header_t *vs;
+    iss_versions_usage_t u;
+    apr_status_t rv;
+    int i;
+
+    tput(path_of("l.txt"), "v0");
+    for (i = 1; i <= 5; i++) {
+        write_with("l.txt", apr_psprintf(gp, "v%d", i), &lim,
+                   apr_time_from_sec(2000 + i));
+    }
+    iss_versions_list(store, "l.txt", &vs, gp);
+    is_int(vs->nelts, 2, "count=2: two versions kept");
+    is_str(read_version("l.txt", dg("v4"), &rv), "v4", "the newest kept");
+    ok(read_version("l.txt", dg("v2"), &rv) == NULL && rv == APR_NOTFOUND,
+       "an older one is gone");
+    iss_versions_usage(store, &u, gp);
+    is_int((long long)u.disk_files, (long long)u.blobs,
+           "dropped versions' data removed at once (files = blobs)");
+
+    /* Age: versions older than the limit go at the next retention. */
+    lim.max_count = 0;
+    lim.max_age = apr_time_from_sec(10);
+    write_with("l.txt", "v6", &lim, apr_time_from_sec(2015));
+    iss_versions_list(store, "l.txt", &vs, gp);
+    is_int(vs->nelts, 2, "age=10s at 2015: v3 (replaced 2004) went, v4 "
+           "(2005) stays, v5 is new");
+    write_with("l.txt", "v7", &lim, apr_time_from_sec(2100));
+    iss_versions_list(store, "l.txt", &vs, gp);
+    is_int(vs->nelts, 1, "100 s later only the new one is left");
+
+    /* Size over all files: oldest dropped first. */
+    {
+        iss_versions_limits_t big = { 0, 0, 0 };
+        char *blk = apr_palloc(gp, 1000);
+        iss_version_t *v;
+
+        memset(blk, 'a', 1000);
+        put_bytes(path_of("s1"), blk, 1000);
+        memset(blk, 'b', 1000);
+        put_bytes(path_of("s2"), blk, 1000);
+        write_with("s1", "x", &big, apr_time_from_sec(3000));
+        write_with("s2", "y", &big, apr_time_from_sec(3001));
+        iss_versions_usage(store, &u, gp);
+        big.max_bytes = u.bytes - 500;
+        tput(path_of("s3"), "tiny");
+        write_with("s3", "z", &big, apr_time_from_sec(3002));
+        iss_versions_usage(store, &u, gp);
+        ok(u.bytes <= big.max_bytes, "size limit holds after retention");
+        memset(blk, 'a', 1000);
+        {
+            unsigned char d1[32], d2[32];
+
+            sha(blk, 1000, d1);
+            memset(blk, 'b', 1000);
+            sha(blk, 1000, d2);
+            ok(iss_versions_find(store, "s1", d1, &v, gp) == APR_NOTFOUND
+               || iss_versions_find(store, "a.txt", dg("one"), &v, gp)
+                  == APR_NOTFOUND, "an older version was dropped for it");
+            is_int(iss_versions_find(store, "s2", d2, &v, gp), APR_SUCCESS,
+                   "the newer large one stays");
+        }
+        is_int(iss_versions_find(store, "s3", dg("tiny"), &v, gp),
+               APR_SUCCESS, "the new one stays");
+        is_int((long long)u.disk_files, (long long)u.blobs,
+               "data files match references");
+    }
+}
+
+/* A version with a manifest: reads are checked chunk by chunk. */
+static void test_chunks(void)
+{
+    iss_cdc_params_t params = ISS_CDC_PARAMS_DEFAULT;
+    iss_versions_limits_t lim = { 0, 0, 0 };
+    apr_size_t n = 600 * 1024, i, got;
+    unsigned char *buf = apr_palloc(gp, n), *back = apr_palloc(gp, n);
+    unsigned char d[32];
+    iss_manifest_t *m;
+    apr_file_t *f;
+    apr_finfo_t fi;
+    iss_filedigest_t ident;
+    apr_array_header_t *kvs;
+    iss_version_t *v;
+    iss_version_reader_t *rd;
+    apr_uint32_t x = 12345;
+    apr_status_t rv;
+    int fd, okall = 1;
+
+    for (i = 0; i < n; i++) {
+        x = x * 1103515245u + 12345u;
+        buf[i] = (unsigned char)(x >> 16);
+    }
+    put_bytes(path_of("big.bin"), buf, n);
+    sha(buf, n, d);
+    apr_file_open(&f, path_of("big.bin"), APR_FOPEN_READ,
+                  APR_FPROT_OS_DEFAULT, gp);
+    iss_manifest_of_file(f, &params, &m, gp);
+    apr_file_close(f);
+    apr_stat(&fi, path_of("big.bin"), APR_FINFO_IDENT | APR_FINFO_SIZE
+             | APR_FINFO_MTIME, gp);
+    iss_filedigest_set_identity(&ident, &fi);
+    memcpy(ident.sha256, d, 32);
+    memset(&ident.sums, 0, sizeof(ident.sums));
+    {
+        iss_store_batch_t *b = iss_store_batch_make(store, gp);
+
+        iss_filedigest_stage(b, "big.bin", &ident, gp);
+        iss_chunkidx_records("big.bin", &ident, m, &kvs, gp);
+        {
+            const iss_chunkidx_kv_t *kv = &APR_ARRAY_IDX(kvs, 0,
+                                                         iss_chunkidx_kv_t);
+
+            iss_store_batch_put(b, kv->key, strlen(kv->key), kv->val,
+                                kv->vlen);
+        }
+        is_int(iss_store_batch_commit(b), APR_SUCCESS,
+               "digest and manifest records of big.bin");
+    }
+    ok(m->count > 3, "big.bin has several chunks");
+    is_int(write_with("big.bin", "small now", &lim, apr_time_from_sec(4000)),
+           1, "big.bin replaced: retained");
+    is_int(iss_versions_find(store, "big.bin", d, &v, gp), APR_SUCCESS,
+           "found by its digest");
+    ok(v->manifest != NULL && v->manifest->count == m->count,
+       "with the manifest the store held");
+    is_int(iss_versions_open(store, v, &rd, gp), APR_SUCCESS, "open");
+    /* Reads at odd offsets and lengths, across chunk boundaries. */
+    for (i = 0; i < n; i += 77777) {
+        apr_size_t len = 50000 + i % 31337;
+
+        rv = iss_versions_pread(rd, (apr_off_t)i, back, len, &got);
+        if (rv != APR_SUCCESS || got != (i + len > n ? n - i : len)
+            || memcmp(back, buf + i, got) != 0) {
+            okall = 0;
+        }
+    }
+    ok(okall, "pread at every offset gives the old bytes");
+    rv = iss_versions_pread(rd, (apr_off_t)n, back, 10, &got);
+    ok(rv == APR_SUCCESS && got == 0, "at the end: 0 bytes");
+    iss_versions_close(rd);
+
+    /* Damage one byte of the third chunk: reading it fails, the first
+     * chunk still reads. */
+    fd = open(apr_pstrcat(gp, sdir, "/versions/data/", iss_hex_id(d, gp),
+                          NULL), O_WRONLY);
+    ok(fd >= 0, "open the data file to damage it");
+    if (fd >= 0) {
+        unsigned char z = buf[m->entries[2].offset + 5] ^ 0xff;
+
+        ok(pwrite(fd, &z, 1, (off_t)m->entries[2].offset + 5) == 1,
+           "one byte changed");
+        close(fd);
+    }
+    is_int(iss_versions_open(store, v, &rd, gp), APR_SUCCESS, "open");
+    rv = iss_versions_pread(rd, 0, back, m->entries[0].length, &got);
+    ok(rv == APR_SUCCESS && !memcmp(back, buf, got), "chunk 0 still reads");
+    rv = iss_versions_pread(rd, (apr_off_t)m->entries[2].offset, back, 10,
+                            &got);
+    is_int(rv, APR_EGENERAL, "the damaged chunk: APR_EGENERAL, no bytes");
+    iss_versions_close(rd);
+
+    /* Without a manifest the whole digest is checked when opened. */
+    {
+        apr_status_t r2;
+        const char *s = read_version("s3", dg("tiny"), &r2);
+
+        ok(s && strcmp(s, "tiny") == 0, "a version without a manifest reads");
+        fd = open(apr_pstrcat(gp, sdir, "/versions/data/",
+                              iss_hex_id(dg("tiny"), gp), NULL), O_WRONLY);
+        ok(fd >= 0 && pwrite(fd, "T", 1, 0) == 1, "damaged");
+        if (fd >= 0) {
+            close(fd);
+        }
+        s = read_version("s3", dg("tiny"), &r2);
+        ok(s == NULL && r2 == APR_EGENERAL, "refused when opened");
+    }
+}
+
+static void test_gc(void)
+{
+    iss_versions_gc_t st;
+    iss_versions_usage_t u;
+    const char *stray;
+    apr_status_t rv;
+
+    /* A pending link of a write that died (its intent is gone), one of a
+     * write under way, a data file nobody references. */
+    tput(path_of("g.txt"), "g0");
+    is_int(write_with("g.txt", "g1", NULL, apr_time_from_sec(4020)), 1,
+           "g.txt retained without limits");
+    tput(apr_pstrcat(gp, sdir, "/versions/pending/dead.0", NULL), "d");
+    tput(apr_pstrcat(gp, sdir, "/versions/pending/live.0", NULL), "l");
+    intent("live", 1);
+    stray = apr_pstrcat(gp, sdir, "/versions/data/", iss_hex_id(dg("stray"),
+                                                                  gp), NULL);
+    tput(stray, "stray");
+    iss_versions_usage(store, &u, gp);
+    is_int(iss_versions_gc(store, NULL, apr_time_from_sec(5000), &st, gp),
+           APR_SUCCESS, "gc");
+    is_int((long long)st.pending, 1, "the dead write's link removed");
+    is_int((long long)st.blobs, 1, "the unreferenced data file removed");
+    ok(access(apr_pstrcat(gp, sdir, "/versions/pending/live.0", NULL), F_OK)
+       == 0, "the live write's link stays");
+    ok(access(stray, F_OK) != 0, "stray gone");
+    is_str(read_version("g.txt", dg("g0"), &rv), "g0",
+           "referenced versions still read");
+    intent("live", 0);
+    /* Age over all files. */
+    {
+        iss_versions_limits_t lim = { 0, 0, apr_time_from_sec(60) };
+        iss_versions_usage_t after;
+
+        is_int(iss_versions_gc(store, &lim, apr_time_from_sec(4030), &st, gp),
+               APR_SUCCESS, "gc with age=60s at t=4030");
+        iss_versions_usage(store, &after, gp);
+        ok(st.pruned > 0 && after.versions == 2,
+           "only the versions replaced at 4000 and 4020 are left");
+        is_int((long long)after.disk_files, (long long)after.blobs,
+               "and only its data");
+    }
+}
+
+/* Writers in child processes retain versions while the parent collects:
+ * every version listed afterwards reads back with its digest. */
+static void test_concurrent(void)
+{
+    iss_versions_limits_t lim = { 3, 0, 0 };
+    apr_array_header_t *vs;
+    pid_t kids[3];
+    int k, i, bad = 0, total = 0, status;
+
+    for (k = 0; k < 3; k++) {
+        kids[k] = fork();
+        if (kids[k] == 0) {
+            apr_pool_t *p;
+            iss_store_t *s;
+            const char *rel = apr_psprintf(gp, "w%d", k);
+
+            apr_pool_create(&p, NULL);
+            if (iss_store_open(&s, sdir, NULL, NULL, NULL, NULL, p)
+                != APR_SUCCESS) {
+                _exit(2);
+            }
+            store = s;
+            gp = p;
+            tput(path_of(rel), "start");
+            for (i = 0; i < 40; i++) {
+                /* Shared contents across writers: dedup races too. */
+                if (write_with(rel, apr_psprintf(p, "c%d", (i * 7 + k) % 9),
+                               &lim, apr_time_now()) < 0) {
+                    _exit(1);
+                }
+            }
+            _exit(0);
+        }
+    }
+    for (i = 0; i < 30; i++) {
+        iss_versions_gc_t st;
+
+        if (iss_versions_gc(store, NULL, apr_time_now(), &st, gp)
+            != APR_SUCCESS) {
+            bad++;
+        }
+    }
+    for (k = 0; k < 3; k++) {
+        waitpid(kids[k], &status, 0);
+        ok(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+           "writer %d finished", k);
+    }
+    for (k = 0; k < 3; k++) {
+        const char *rel = apr_psprintf(gp, "w%d", k);
+
+        iss_versions_list(store, rel, &vs, gp);
+        for (i = 0; i < vs->nelts; i++) {
+            iss_version_t *v = APR_ARRAY_IDX(vs, i, iss_version_t *);
+            apr_status_t rv;
+            const char *s = read_version(rel, v->digest, &rv);
+            unsigned char d[32];
+
+            total++;
+            if (s == NULL) {
+                bad++;
+                continue;
+            }
+            sha(s, strlen(s), d);
+            if (memcmp(d, v->digest, 32) != 0) {
+                bad++;
+            }
+        }
+    }
+    is_int(bad, 0, "%d retained versions read back with their digests "
+           "after 30 collections during 120 writes", total);
+    ok(total >= 9, "versions retained (3 per writer)");
+}
+
+int main(void)
+{
+    char base[] = "/tmp/iss-versions-test-XXXXXX";
+
+    apr_initialize();
+    atexit(apr_terminate);
+    apr_pool_create(&gp, NULL);
+    test_parse();
+    if (mkdtemp(base) == NULL) {
+        ok(0, "mkdtemp");
+        return done_testing();
+    }
+    root = apr_pstrcat(gp, base, "/files", NULL);
+    sdir = apr_pstrcat(gp, base, "/state", NULL);
+    testfs_mkdir(root, gp);
+    testfs_mkdir(sdir, gp);
+    if (iss_store_open(&store, sdir, "sdbm", NULL, NULL, NULL, gp)
+        != APR_SUCCESS) {
+        ok(0, "store open");
+        return done_testing();
+    }
+    iss_store_set_sync(store, 0);
+    test_retain();
+    test_limits();
+    test_chunks();
+    test_gc();
+    test_concurrent();
+    iss_store_close(store);
+    testfs_rm_rf(base, gp);
+    return done_testing();
+}
