@@ -21,6 +21,7 @@
 #include "mod_iss_reports.h"
 #include "mod_iss_state.h"
 #include "mod_iss_sync.h"
+#include "mod_iss_versions.h"
 
 #include <http_core.h>
 
@@ -81,6 +82,7 @@ static void register_hooks(apr_pool_t *p)
     iss_upload_register_hooks(p);
     iss_owncloud_register_hooks(p);
     iss_cors_register_hooks(p);
+    iss_versions_register_hooks(p);
 }
 
 AP_DECLARE_MODULE(iss) = {

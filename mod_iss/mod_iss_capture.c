@@ -6,6 +6,7 @@
 #include "iss_filedigest.h"
 #include "iss_scan.h"
 #include "iss_sync_log.h"
+#include "iss_versions.h"
 #include "mod_iss_config.h"
 #include "mod_iss_digest.h"
 #include "mod_iss_provider.h"
@@ -31,7 +32,17 @@ typedef struct side_t {
     apr_array_header_t *rel;        /* the same, relative to the root */
     const char *intent_id;
     apr_uint64_t begin_seq;         /* the log's last entry before it */
+    apr_array_header_t *retain;     /* URI paths of files the method may
+                                     * replace or remove (ISSKeepVersions) */
+    apr_array_header_t *holds;      /* held_t: what iss_versions holds */
+    const iss_versions_limits_t *vlim;
 } side_t;
+
+/* A file whose current content is held until the method settled. */
+typedef struct held_t {
+    iss_versions_hold_t *h;
+    const char *uri;
+} held_t;
 
 typedef struct capture_t {
     request_rec *r;
@@ -320,6 +331,110 @@ static void log_side(request_rec *r, const char *when, const side_t *side,
     }
 }
 
+/* ---- retained versions (ISSKeepVersions, docs/design.md 3e) ------------- */
+
+/* The "before" of a side's retention: each file the method may replace
+ * or remove keeps its inode (a hard link) until the method settled.  The
+ * intent is recorded already, so the collection sees the links as a
+ * write's under way.  A file that cannot be held is written anyway,
+ * without a version: retention never refuses a write. */
+static void hold_versions(capture_t *cap, side_t *side)
+{
+    request_rec *r = cap->r;
+    const char *root = iss_state_root_fs(side->r);
+    int i;
+
+    side->vlim = iss_config_versions(iss_config_dir(side->r));
+    if (side->vlim == NULL || side->retain == NULL || root == NULL
+        || side->intent_id == NULL) {
+        return;
+    }
+    side->holds = apr_array_make(r->pool, side->retain->nelts,
+                                 sizeof(held_t));
+    for (i = 0; i < side->retain->nelts; i++) {
+        const char *uri = APR_ARRAY_IDX(side->retain, i, const char *);
+        const char *rel = iss_state_rel_path(side->r, uri);
+        iss_versions_hold_t *h;
+        apr_status_t rv;
+        held_t *hd;
+
+        if (rel == NULL || *rel == '\0') {
+            continue;
+        }
+        rv = iss_versions_hold(side->store,
+                               apr_pstrcat(r->pool, root, "/", rel, NULL),
+                               rel, side->intent_id, i, &h, r->pool);
+        if (rv == APR_NOTFOUND) {
+            continue;               /* no regular file there */
+        }
+        if (rv != APR_SUCCESS) {
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, r, ISSLOGNO(01163)
+                          "cannot keep the current content of %s as a "
+                          "version (ISSKeepVersions); the %s goes on "
+                          "without it", uri, r->method);
+            continue;
+        }
+        hd = apr_array_push(side->holds);
+        hd->h = h;
+        hd->uri = uri;
+    }
+}
+
+/* The digest of what the request wrote at @a uri, when it is known
+ * without reading (PATCH, a PUT whose body was hashed whole). */
+static const unsigned char *new_digest_of(const capture_t *cap,
+                                          const char *uri)
+{
+    request_rec *r = cap->r;
+    iss_request_t *req = iss_provider_request(r);
+    const iss_digest_body_t *body;
+
+    if (strcmp(uri, r->uri) != 0) {
+        return NULL;
+    }
+    if (req->written) {
+        return req->written->sha256;
+    }
+    body = iss_digest_put_body(r);
+    if (r->method_number == M_PUT && body && body->whole) {
+        return body->sha256;
+    }
+    return NULL;
+}
+
+/* The "after": a held file whose path has another inode now (or none)
+ * becomes a version; one that was not replaced is let go. */
+static void settle_versions(capture_t *cap, side_t *side)
+{
+    request_rec *r = cap->r;
+    int i;
+
+    if (side->holds == NULL) {
+        return;
+    }
+    for (i = 0; i < side->holds->nelts; i++) {
+        held_t *hd = &APR_ARRAY_IDX(side->holds, i, held_t);
+        int retained = 0;
+        apr_status_t rv;
+
+        rv = iss_versions_settle(side->store, hd->h, side->vlim,
+                                 new_digest_of(cap, hd->uri), apr_time_now(),
+                                 &retained, r->pool);
+        if (rv != APR_SUCCESS) {
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, r, ISSLOGNO(01164)
+                          "cannot keep the previous content of %s as a "
+                          "version (%s)", hd->uri,
+                          iss_store_last_error(side->store));
+        }
+        else if (retained) {
+            ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r, ISSLOGNO(01165)
+                          "kept the previous content of %s as a version",
+                          hd->uri);
+        }
+    }
+    side->holds = NULL;
+}
+
 /* Settle @a cap with the method's final HTTP status (idempotent). */
 static void capture_end(capture_t *cap, int status)
 {
@@ -351,6 +466,9 @@ static void capture_end(capture_t *cap, int status)
          * without an entry.  Anything else may have changed members
          * (207 and 5xx included): record them as possibly changed,
          * unless the writer said it changed nothing. */
+        /* Before the intent goes: while it is there, the collection
+         * leaves the side's pending links alone. */
+        settle_versions(cap, side);
         recorded = !cap->unchanged && !(status >= 400 && status < 500);
         rv = iss_sync_log_settle(side->store, side->intent_id,
                                  cap->r->method,
@@ -401,6 +519,12 @@ static dav_error *begin(request_rec *r, side_t *sides, int nsides)
         if (cap->nsides == 1
             && iss_state_same_location(cap->side[0].r, sides[i].r)) {
             apr_array_cat(cap->side[0].changes, sides[i].changes);
+            if (sides[i].retain && cap->side[0].retain) {
+                apr_array_cat(cap->side[0].retain, sides[i].retain);
+            }
+            else if (sides[i].retain) {
+                cap->side[0].retain = sides[i].retain;
+            }
             continue;
         }
         cap->side[cap->nsides++] = sides[i];
@@ -411,6 +535,7 @@ static dav_error *begin(request_rec *r, side_t *sides, int nsides)
             return err;
         }
         log_side(r, "before", &cap->side[i], 0);
+        hold_versions(cap, &cap->side[i]);
     }
     ap_add_output_filter(CAPTURE_FILTER, cap, r, r->connection);
     /* A pre-cleanup: it must run before the sub-request pools (which hold
@@ -421,9 +546,13 @@ static dav_error *begin(request_rec *r, side_t *sides, int nsides)
 
 dav_error *iss_capture_modify(request_rec *r, const dav_resource *res)
 {
-    side_t side = { r, NULL, NULL, NULL, NULL, 0 };
+    side_t side = { r, NULL, NULL, NULL, NULL, 0, NULL, NULL, NULL };
 
     side.changes = apr_array_make(r->pool, 1, sizeof(iss_change_t));
+    if (res->exists && !res->collection) {
+        side.retain = apr_array_make(r->pool, 1, sizeof(const char *));
+        APR_ARRAY_PUSH(side.retain, const char *) = res->uri;
+    }
     add_change(side.changes, res->exists ? ISS_CHANGE_MODIFIED
                                          : ISS_CHANGE_CREATED, 0, res->uri);
     return begin(r, &side, 1);
@@ -497,6 +626,25 @@ static int mkcol_exists_now(request_rec *r, const dav_resource *res)
     (void)h;
 #endif
     return apr_stat(&fi, path, APR_FINFO_TYPE, r->pool) == APR_SUCCESS;
+}
+
+/* The files among @a changes that the method removes (DELETE, or
+ * overwritten by COPY/MOVE): their content may become versions. */
+static apr_array_header_t *removed_files(request_rec *r,
+                                         const apr_array_header_t *changes)
+{
+    apr_array_header_t *out = apr_array_make(r->pool, changes->nelts,
+                                             sizeof(const char *));
+    int i;
+
+    for (i = 0; i < changes->nelts; i++) {
+        const iss_change_t *c = &APR_ARRAY_IDX(changes, i, iss_change_t);
+
+        if (c->kind == ISS_CHANGE_REMOVED && !c->collection) {
+            APR_ARRAY_PUSH(out, const char *) = c->path;
+        }
+    }
+    return out;
 }
 
 /* ---- mod_dav's method_precondition: the "before" of every DAV write ---- */
@@ -590,11 +738,25 @@ static int precondition(request_rec *r, dav_resource *src,
         return OK;
     }
     if (src_changes && src_changes->nelts) {
-        sides[nsides++] = (side_t){ r, NULL, src_changes, NULL, NULL, 0 };
+        apr_array_header_t *retain = NULL;
+
+        /* What the method may replace or remove here: PUT's file, what
+         * DELETE removes (not what MOVE takes away: it lives on). */
+        if (r->method_number == M_PUT && src->exists && !src->collection) {
+            retain = apr_array_make(r->pool, 1, sizeof(const char *));
+            APR_ARRAY_PUSH(retain, const char *) = src->uri;
+        }
+        else if (r->method_number == M_DELETE) {
+            retain = removed_files(r, src_changes);
+        }
+        sides[nsides++] = (side_t){ r, NULL, src_changes, NULL, NULL, 0,
+                                    retain, NULL, NULL };
     }
     if (dst_changes) {
+        /* COPY or MOVE onto existing files: those are overwritten. */
         sides[nsides++] = (side_t){ req->dest_r, NULL, dst_changes, NULL,
-                                    NULL, 0 };
+                                    NULL, 0, removed_files(r, dst_changes),
+                                    NULL, NULL };
     }
     if (nsides == 0) {
         return DECLINED;

@@ -45,6 +45,7 @@ void *iss_config_create_dir(apr_pool_t *p, char *dir)
     conf->upload_max_size = ISS_UNSET;
     conf->upload_staging = ISS_UNSET;
     conf->owncloud = ISS_UNSET;
+    conf->keep_versions = ISS_UNSET;
     return conf;
 }
 
@@ -81,6 +82,8 @@ void *iss_config_merge_dir(apr_pool_t *p, void *basev, void *addv)
     MERGE(upload_staging);
     MERGE(owncloud);
     MERGE(cors_origins);
+    MERGE(keep_versions);
+    MERGE_WITH(versions_limits, keep_versions);
     return conf;
 }
 
@@ -111,6 +114,20 @@ const iss_sync_retention_t *iss_config_retention(const iss_dir_conf_t *dconf)
     };
 
     return VALUE_OR(dconf->retention, &dflt);
+}
+
+static const iss_versions_limits_t versions_default = {
+    ISS_VERSIONS_DEFAULT_COUNT, ISS_VERSIONS_DEFAULT_BYTES,
+    ISS_VERSIONS_DEFAULT_AGE
+};
+
+const iss_versions_limits_t *iss_config_versions(const iss_dir_conf_t *dconf)
+{
+    if (VALUE_OR(dconf->keep_versions, 0) != 1) {
+        return NULL;
+    }
+    return dconf->versions_limits ? dconf->versions_limits
+                                  : &versions_default;
 }
 
 apr_int64_t iss_config_max_results(const iss_dir_conf_t *dconf)
@@ -247,6 +264,26 @@ static const char *set_retention(cmd_parms *cmd, void *dconf, const char *arg)
         return apr_pstrcat(cmd->pool, "ISSSyncRetention: ", err, NULL);
     }
     conf->retention = ret;
+    return NULL;
+}
+
+/* ISSKeepVersions On|Off|count=N|size=N[KMGT]|age=N[smhdw] ...: each
+ * word amends the value so far (the section's, else the default
+ * limits); a limit word also turns retention on. */
+static const char *set_keep_versions(cmd_parms *cmd, void *dconf,
+                                     const char *arg)
+{
+    iss_dir_conf_t *conf = dconf;
+    iss_versions_limits_t *lim = apr_palloc(cmd->pool, sizeof(*lim));
+    int on = IS_SET(conf->keep_versions) ? conf->keep_versions : 0;
+    const char *err;
+
+    *lim = conf->versions_limits ? *conf->versions_limits : versions_default;
+    if ((err = iss_versions_limits_parse(lim, &on, arg, cmd->pool))) {
+        return apr_pstrcat(cmd->pool, "ISSKeepVersions: ", err, NULL);
+    }
+    conf->keep_versions = on;
+    conf->versions_limits = lim;
     return NULL;
 }
 
@@ -589,6 +626,12 @@ const command_rec iss_config_cmds[] = {
                     "Origins of browser apps allowed to use this location "
                     "(CORS): scheme://host[:port] ..., `*` (any origin, "
                     "never with credentials) or Off (default)"),
+    AP_INIT_ITERATE("ISSKeepVersions", set_keep_versions, NULL,
+                    ACCESS_CONF | RSRC_CONF,
+                    "Keep the previous content of files overwritten or "
+                    "deleted: Off (default), On, and limits count=N "
+                    "(per file), size=N[KMGT] (all files), age=N[smhdw] "
+                    "(each may be off)"),
     { NULL }
 };
 

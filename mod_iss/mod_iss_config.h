@@ -6,7 +6,7 @@
  * Per directory: ISSStateDir, ISSDBMType, ISSStateSync, ISSSync*,
  * ISSReconcileInterval, ISSDigestHeader, ISSPatch*, ISSChunking,
  * ISSChunkSizes, ISSDedupScope, ISSUpload*, ISSOwnCloudCompat,
- * ISSCORSAllowOrigin.  Nothing per server yet.
+ * ISSCORSAllowOrigin, ISSKeepVersions.  Nothing per server yet.
  */
 #ifndef MOD_ISS_CONFIG_H
 #define MOD_ISS_CONFIG_H
@@ -15,6 +15,7 @@
 #include "iss_sync_log.h"
 #include "iss_cdc.h"
 #include "iss_digest.h"
+#include "iss_versions.h"
 #include <apr_global_mutex.h>
 
 #define ISS_DEFAULT_DBM_TYPE "sdbm"
@@ -50,6 +51,8 @@ typedef struct iss_dir_conf_t {
     const apr_array_header_t *cors_origins; /* ISSCORSAllowOrigin:
                                              * const char *, "*" for any;
                                              * empty: off */
+    int keep_versions;             /* ISSKeepVersions: 1 on, 0 off */
+    const iss_versions_limits_t *versions_limits; /* ... its limits */
 } iss_dir_conf_t;
 
 /** Where an upload by manifest may take chunks it does not receive. */
@@ -158,6 +161,10 @@ unsigned iss_config_oc_sums(const iss_dir_conf_t *dconf);
 
 /** The origins ISSCORSAllowOrigin lists (NULL: CORS is off here). */
 const apr_array_header_t *iss_config_cors_origins(const iss_dir_conf_t *dconf);
+
+/** The limits of retained versions when ISSKeepVersions is on here,
+ *  NULL when it is off (the default). */
+const iss_versions_limits_t *iss_config_versions(const iss_dir_conf_t *dconf);
 
 /** The DBM type in force (ISSDBMType or the default). */
 const char *iss_config_dbm_type(const iss_dir_conf_t *dconf);

@@ -35,6 +35,15 @@
  *                                            location's folder) when it
  *                                            died: .davfs.tmpXXXXXX files
  *                                            not written for SECONDS
+ *   iss-state DIR versions                   retained versions: files,
+ *                                            versions, distinct contents
+ *                                            and their bytes, data files
+ *                                            on disk
+ *   iss-state DIR gc-versions [LIMIT ...]    apply ISSKeepVersions limits
+ *                                            (count=N size=N[KMGT]
+ *                                            age=N[smhdw]) to every file,
+ *                                            then remove the version data
+ *                                            nothing references
  *
  * The DBM type is read from the store unless -t insists on one.  It never
  * creates a store (the upload commands do not open it at all); run as
@@ -51,6 +60,7 @@
 #include "iss_sync_log.h"
 #include "iss_upload.h"
 #include "iss_version.h"
+#include "iss_versions.h"
 
 #include <apr_general.h>
 #include <apr_getopt.h>
@@ -73,6 +83,8 @@ static void usage(void)
             "       iss-state DIR compact-chunks\n"
             "       iss-state DIR uploads | gc-uploads SECONDS\n"
             "       iss-state DIR gc-tmp DIRECTORY SECONDS\n"
+            "       iss-state DIR versions | gc-versions [count=N] "
+            "[size=N[KMGT]] [age=N[smhdw]]\n"
             "  DBMTYPE: insist on this apr_dbm type (default: the store's)\n");
 }
 
@@ -511,6 +523,50 @@ int main(int argc, const char *const *argv)
         printf("kept %" APR_UINT64_T_FMT " paths, dropped %" APR_UINT64_T_FMT
                " paths, deleted %" APR_UINT64_T_FMT " records\n", kept,
                paths, records);
+        return 0;
+    }
+    if (strcmp(cmd, "versions") == 0) {
+        iss_versions_usage_t u;
+
+        if (argc - opt->ind != 2) {
+            usage();
+            return 2;
+        }
+        if (iss_versions_usage(store, &u, pool) != APR_SUCCESS) {
+            return fail(store, dir);
+        }
+        printf("files with versions: %" APR_UINT64_T_FMT "\nversions: %"
+               APR_UINT64_T_FMT "\ndistinct contents: %" APR_UINT64_T_FMT
+               "\nbytes: %" APR_UINT64_T_FMT "\ndata files: %"
+               APR_UINT64_T_FMT "\ndata bytes on disk: %" APR_UINT64_T_FMT
+               "\npending (writes under way): %" APR_UINT64_T_FMT "\n",
+               u.files, u.versions, u.blobs, u.bytes, u.disk_files,
+               u.disk_bytes, u.pending);
+        return 0;
+    }
+    if (strcmp(cmd, "gc-versions") == 0) {
+        iss_versions_limits_t lim = { 0, 0, 0 };
+        iss_versions_gc_t st;
+        int i, on = 0;
+
+        for (i = opt->ind + 2; i < argc; i++) {
+            const char *err = iss_versions_limits_parse(&lim, &on, argv[i],
+                                                        pool);
+
+            if (err != NULL || strchr(argv[i], '=') == NULL) {
+                fprintf(stderr, "iss-state: gc-versions: %s\n",
+                        err ? err : "expected count=, size= or age=");
+                return 2;
+            }
+        }
+        if (iss_versions_gc(store, on ? &lim : NULL, apr_time_now(), &st,
+                            pool) != APR_SUCCESS) {
+            return fail(store, dir);
+        }
+        printf("dropped %" APR_UINT64_T_FMT " versions, removed %"
+               APR_UINT64_T_FMT " data files (%" APR_UINT64_T_FMT
+               " bytes) and %" APR_UINT64_T_FMT " pending links\n",
+               st.pruned, st.blobs, st.bytes, st.pending);
         return 0;
     }
     if (strcmp(cmd, "verify") == 0) {

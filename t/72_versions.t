@@ -1,0 +1,283 @@
+# Retained versions (issue 15 item 1): a file overwritten by PUT, PATCH
+# (partial update, upload by manifest), COPY or MOVE onto it, or deleted
+# keeps its previous content as a version, listed at <file>?iss-versions
+# and fetched byte for byte at <file>?iss-version=<entity tag>; limits
+# (count per file, size in all, age); garbage collection beside
+# concurrent writers; a deleted file restored; a user who may not read
+# the file gets one answer whatever the version; bad queries change
+# nothing; ISSKeepVersions mistakes stop httpd at startup.
+use strict;
+use warnings FATAL => 'all';
+use Apache::Test;
+use ISSTest;
+use MIME::Base64 qw(encode_base64);
+use Digest::SHA qw(sha256_hex);
+use File::Find ();
+use POSIX ();
+use File::Temp ();
+
+plan tests => 69;
+
+my $state = t_dir() . '/dav/state-versions';
+my $files = t_dir() . '/dav/files-versions';
+my $limstate = t_dir() . '/dav/state-versionslim';
+
+sub as { my ($user) = @_; ('Authorization' => 'Basic ' . encode_base64("$user:pw-$user", '')) }
+sub req {
+    my ($method, $path, %o) = @_;
+    return dav($method => $path, body => $o{body},
+               headers => { as($o{user} // 'alice'), %{ $o{headers} || {} } });
+}
+sub put {
+    my ($path, $body, %h) = @_;
+    my $r = req(PUT => $path, body => $body, headers => \%h);
+    die "PUT $path: " . $r->status_line . "\n" unless $r->code =~ /^20[14]$/;
+    return $r;
+}
+sub tag_of { my $e = strong_etag($_[0]); $e =~ tr/"//d; $e }
+# [ [href, etag, length, replaced], ... ] newest first
+sub versions {
+    my ($path, %o) = @_;
+    my $r = req(GET => "$path?iss-versions", %o);
+    return [] unless $r->code == 200;
+    return [ map { [ m{<D:href>([^<]*)</D:href>}, m{<D:getetag>([^<]*)</D:getetag>},
+                     m{<D:getcontentlength>(\d+)</D:getcontentlength>},
+                     m{<I:replaced>([^<]*)</I:replaced>} ] }
+             $r->content =~ m{<I:version>(.*?)</I:version>}gs ];
+}
+sub etags { [ map { $_->[1] } @{ versions(@_) } ] }
+sub fetch { my ($path, $content, %o) = @_; req(GET => "$path?iss-version=" . tag_of($content), %o) }
+sub show { join(' ', map { my $x = $_; $x =~ s/^"(.{6}).*/$1/; $x } @{ $_[0] }) }
+# Everything under the files and the state's versions area: what a
+# refused request must leave as it was.
+sub snapshot {
+    my %s;
+    for my $d ($files, "$state/versions") {
+        File::Find::find({ no_chdir => 1, wanted => sub {
+            $s{$_} = -f $_ ? sha256_hex(slurp($_) // '') : 'dir' } }, $d) if -d $d;
+    }
+    my (undef, $v) = iss_state($state, 'versions');
+    return join("\n", map { "$_ $s{$_}" } sort keys %s) . "\n$v";
+}
+
+# ---- configuration mistakes stop httpd ----------------------------------
+{
+    my $d = File::Temp::tempdir(CLEANUP => 1);
+    for my $bad (['ISSKeepVersions count=0', qr/ISSKeepVersions: 'count=0' is not a positive count/],
+                 ['ISSKeepVersions size=12X', qr/ISSKeepVersions: 'size=12X' is not a positive size/],
+                 ['ISSKeepVersions age=5x', qr/ISSKeepVersions: unknown unit in 'age=5x'/],
+                 ['ISSKeepVersions keep=all', qr/ISSKeepVersions: 'keep=all': expected On, Off, count=/]) {
+        my $h = own_httpd_start(config => "<Location /s/>\nDav iss\nISSStateDir $d\n$bad->[0]\n</Location>");
+        my $started = !defined $h->{code};
+        own_httpd_stop($h);
+        ok(!$started && $h->{log}->() =~ $bad->[1] ? 1 : 0, 1, "$bad->[0]: httpd does not start, and says why")
+            or print "# ", $h->{log}->(), "\n";
+    }
+}
+
+# ---- off by default ---------------------------------------------------------
+{
+    my $r = dav(GET => '/chunks/anything?iss-versions');
+    ok($r->code, 404, 'a location without ISSKeepVersions: 404');
+    ok((error_body($r))[0] // '', 'I:versions-off', '... versions-off') or print "# ", $r->content, "\n";
+}
+
+# ---- PUT, PATCH (partial update, upload by manifest), then the count ----
+put('/versions/a.txt', "one\n");
+ok(show(etags('/versions/a.txt')), '', 'a new file has no versions');
+put('/versions/a.txt', "two\n");
+my $v = versions('/versions/a.txt');
+ok(scalar @$v, 1, 'PUT over it: one version');
+ok($v->[0][1], strong_etag("one\n"), '... its ETag is the old content\'s');
+ok($v->[0][2], 4, '... its length');
+ok($v->[0][0], '/versions/a.txt?iss-version=' . tag_of("one\n"), '... its URL');
+ok($v->[0][3] =~ /^\w{3}, \d\d \w{3} \d{4} \d\d:\d\d:\d\d GMT$/ ? 1 : 0, 1, '... when it was replaced');
+{
+    my $r = fetch('/versions/a.txt', "one\n");
+    ok($r->code, 200, 'GET ?iss-version=: 200');
+    ok($r->content, "one\n", '... the old bytes exactly');
+    ok($r->header('ETag'), strong_etag("one\n"), '... with their ETag');
+}
+{
+    my $r = req(PATCH => '/versions/a.txt', body => 'TWO',
+                headers => { 'Content-Type' => 'application/x-sabredav-partialupdate',
+                             'X-Update-Range' => 'bytes=0-2' });
+    ok($r->code, 204, 'PATCH (partial update)');
+}
+ok(show(etags('/versions/a.txt')), show([strong_etag("two\n"), strong_etag("one\n")]),
+   'PATCH kept the content it replaced');
+{
+    my $big = join('', map { sprintf "%07d\n", $_ } 1 .. 20000);
+    put('/versions/big.bin', $big);
+    my $cur = req(GET => '/versions/a.txt')->header('ETag');
+    my $r = req(PATCH => '/versions/a.txt', body => manifest_of($big),
+                headers => { 'Content-Type' => MANIFEST_TYPE, 'If-Match' => $cur });
+    ok($r->code, 204, 'upload by manifest onto a.txt (chunks found in big.bin)');
+    ok(show(etags('/versions/a.txt')),
+       show([strong_etag("TWO\n"), strong_etag("two\n"), strong_etag("one\n")]),
+       'the upload by manifest kept the content it replaced');
+    put('/versions/a.txt', "five\n");
+    ok(show(etags('/versions/a.txt')),
+       show([strong_etag($big), strong_etag("TWO\n"), strong_etag("two\n")]),
+       'count=3: the oldest went first');
+    ok(fetch('/versions/a.txt', "one\n")->code, 404, '... and is no longer served');
+    my $r2 = fetch('/versions/a.txt', $big);
+    ok($r2->code == 200 && $r2->content eq $big ? 1 : 0, 1, 'a 160 KB version reads back byte for byte');
+}
+{
+    my $n = @{ versions('/versions/a.txt') };
+    my $r = req(PUT => '/versions/a.txt', body => 'nope', headers => { 'If-Match' => strong_etag('other') });
+    ok($r->code, 412, 'a refused PUT (412)');
+    put('/versions/a.txt', "five\n");
+    ok(show(etags('/versions/a.txt')),
+       show([strong_etag(slurp_version_big()), strong_etag("TWO\n"), strong_etag("two\n")]),
+       'neither a refused PUT nor one with the same bytes makes a version');
+}
+sub slurp_version_big { join('', map { sprintf "%07d\n", $_ } 1 .. 20000) }
+
+# ---- COPY and MOVE onto a file; MOVE away keeps nothing -----------------
+put('/versions/m-dst.txt', "dst old\n");
+put('/versions/m-src.txt', "src\n");
+{
+    my $r = req(MOVE => '/versions/m-src.txt',
+                headers => { Destination => url('/versions/m-dst.txt'), Overwrite => 'T' });
+    ok($r->code, 204, 'MOVE onto an existing file');
+    ok(show(etags('/versions/m-dst.txt')), show([strong_etag("dst old\n")]), 'the overwritten content is a version');
+    ok(show(etags('/versions/m-src.txt')), '', 'the moved file left none behind (it lives on)');
+    put('/versions/c-dst.txt', "copy old\n");
+    $r = req(COPY => '/versions/m-dst.txt',
+             headers => { Destination => url('/versions/c-dst.txt'), Overwrite => 'T' });
+    ok($r->code, 204, 'COPY onto an existing file');
+    ok(show(etags('/versions/c-dst.txt')), show([strong_etag("copy old\n")]), 'the overwritten content is a version');
+}
+
+# ---- DELETE, and a restore ------------------------------------------------
+{
+    put('/versions/d.txt', "precious\n");
+    ok(req(DELETE => '/versions/d.txt')->code, 204, 'DELETE');
+    ok(req(GET => '/versions/d.txt')->code, 404, 'the file is gone');
+    ok(show(etags('/versions/d.txt')), show([strong_etag("precious\n")]), 'its content is listed');
+    my $r = fetch('/versions/d.txt', "precious\n");
+    ok($r->code == 200 && $r->content eq "precious\n" ? 1 : 0, 1, 'and fetched');
+    put('/versions/d.txt', $r->content);
+    ok(req(GET => '/versions/d.txt')->content, "precious\n", 'PUT back: restored');
+
+    ok(req(MKCOL => '/versions/dir/')->code, 201, 'MKCOL dir');
+    put('/versions/dir/f1', "in a folder\n");
+    ok(req(DELETE => '/versions/dir/')->code, 204, 'DELETE of the folder');
+    $r = fetch('/versions/dir/f1', "in a folder\n");
+    ok($r->code == 200 && $r->content eq "in a folder\n" ? 1 : 0, 1,
+       'a file of a deleted folder is kept too, at its old URL') or print "# ", $r->status_line, "\n";
+}
+
+# ---- who may not read the file learns nothing ---------------------------
+{
+    ok(req(MKCOL => '/versions/private/')->code, 201, 'MKCOL private');
+    put('/versions/private/s.txt', "secret 1\n");
+    put('/versions/private/s.txt', "secret 2\n");
+    ok(fetch('/versions/private/s.txt', "secret 1\n")->code, 200, 'alice reads her version');
+    my @answers = map { my $r = $_; [ $r->code, $r->content ] }
+        fetch('/versions/private/s.txt', "secret 1\n", user => 'bob'),
+        fetch('/versions/private/s.txt', "never written\n", user => 'bob'),
+        req(GET => '/versions/private/nothing.txt?iss-version=' . tag_of("secret 1\n"), user => 'bob'),
+        req(GET => '/versions/private/s.txt?iss-versions', user => 'bob');
+    ok($answers[0][0] =~ /^40[13]$/ ? 1 : 0, 1, "bob may not: $answers[0][0]");
+    ok(join('|', map { "$_->[0] " . sha256_hex($_->[1]) } @answers[1 .. 3]),
+       join('|', ("$answers[0][0] " . sha256_hex($answers[0][1])) x 3),
+       'a retained version, an unknown one, another path, the list: one answer');
+    # A writer who may not read overwrites: the version is kept, unseen.
+    ok(req(PUT => '/versions/private/s.txt', body => "bob's\n", user => 'bob')->code, 204, 'bob may write');
+    ok(fetch('/versions/private/s.txt', "secret 2\n", user => 'bob')->code, $answers[0][0], 'still no answer for him');
+    ok(fetch('/versions/private/s.txt', "secret 2\n")->content, "secret 2\n", 'alice has it');
+}
+
+# ---- bad input: a clear error, nothing changed ----------------------------
+{
+    my $before = snapshot();
+    my %cases = ('../../../../etc/passwd'   => 400,
+                 ''                         => 400,
+                 '%22' . tag_of("two\n") . '%22' => 400,
+                 substr(tag_of("two\n"), 1) => 400,
+                 tag_of("two\n") . '&x=1'  => 400,
+                 tag_of("never\n")          => 404,
+                 tag_of("dst old\n")        => 404);   # another file's version
+    for my $q (sort keys %cases) {
+        my $r = req(GET => "/versions/a.txt?iss-version=$q");
+        ok($r->code, $cases{$q}, "iss-version=$q: $cases{$q}");
+    }
+    ok(req(GET => '/versions/a.txt?iss-versions=1')->code, 400, 'iss-versions=1: 400');
+    ok((error_body(req(GET => '/versions/a.txt?iss-version=x')))[0] // '',
+       'I:bad-version-query', '... with a condition saying why');
+    ok(req(GET => '/versions/dir%2f..%2fa.txt?iss-versions')->code, 404, 'an encoded slash: 404 (httpd)');
+    my $r = req(GET => '/versions/%2e%2e/%2e%2e/etc/passwd?iss-versions');
+    ok($r->code =~ /^40[04]$/ && $r->content !~ /root:/ ? 1 : 0, 1, 'dot segments: refused, nothing read');
+    ok(snapshot(), $before, 'nothing changed on disk or in the store');
+}
+
+# ---- limits: size in all, age ----------------------------------------------
+{
+    my @c = map { ($_ x 4096) } qw(a b c d e);
+    dav(PUT => "/versionslim/s.bin", body => $_) for @c;
+    my $lv = versions('/versionslim/s.bin');
+    my $sum = 0;
+    $sum += $_->[2] for @$lv;
+    ok($sum <= 10240 && @$lv == 2 ? 1 : 0, 1, "size=10K: the two newest kept ($sum bytes in " . scalar(@$lv) . ')');
+    ok(show([ map { $_->[1] } @$lv ]), show([strong_etag($c[3]), strong_etag($c[2])]), '... newest first');
+    dav(PUT => '/versionslim/old.txt', body => 'o1');
+    dav(PUT => '/versionslim/old.txt', body => 'o2');
+    dav(PUT => '/versionslim/y.txt', body => 'y1');
+    dav(PUT => '/versionslim/y.txt', body => 'y2');
+    ok(scalar @{ versions('/versionslim/y.txt') }, 1, 'y.txt has a version');
+    select(undef, undef, undef, 3.3);
+    dav(PUT => '/versionslim/old.txt', body => 'o3');
+    ok(show([ map { $_->[1] } @{ versions('/versionslim/old.txt') } ]), show([strong_etag('o2')]),
+       'age=3s: a version replaced 3.3 s ago went at the next write of its file');
+    my ($code, $out) = iss_state($limstate, 'gc-versions', 'age=3s');
+    ok($code, 0, 'iss-state gc-versions age=3s') or print "# $out\n";
+    ok(scalar @{ versions('/versionslim/y.txt') }, 0, 'it dropped the expired version of a file not written since');
+    ok(scalar @{ versions('/versionslim/old.txt') }, 1, 'and kept the fresh one');
+    ($code, $out) = iss_state($limstate, 'gc-versions', 'size=12X');
+    ok($code, 2, 'gc-versions with a bad limit: usage error') or print "# $out\n";
+}
+
+# ---- collection beside concurrent uploads ---------------------------------
+{
+    ok(req(MKCOL => '/versions/gc/')->code, 201, 'MKCOL gc');
+    my @kids;
+    for my $k (0 .. 2) {
+        my $pid = fork // die "fork: $!";
+        if (!$pid) {
+            my $bad = 0;
+            for my $i (0 .. 14) {
+                # Contents shared across writers: retention dedups them.
+                my $r = req(PUT => "/versions/gc/w$k", body => "content " . (($i * 7 + $k) % 6) . "\n" x 50);
+                $bad++ unless $r->code =~ /^20[14]$/;
+            }
+            POSIX::_exit($bad ? 1 : 0);
+        }
+        push @kids, $pid;
+    }
+    my $gcs = 0;
+    while (grep { waitpid($_, POSIX::WNOHANG()) == 0 } @kids) {
+        my ($code) = iss_state($state, 'gc-versions');
+        $gcs++ if $code == 0;
+        last if $gcs > 40;
+    }
+    waitpid($_, 0) for @kids;
+    ok($gcs > 0 ? 1 : 0, 1, "$gcs collections ran during 45 PUTs");
+    my ($bad, $n) = (0, 0);
+    for my $k (0 .. 2) {
+        for my $e (@{ versions("/versions/gc/w$k") }) {
+            $n++;
+            my $r = req(GET => $e->[0]);
+            $bad++ unless $r->code == 200 && strong_etag($r->content) eq $e->[1];
+        }
+    }
+    ok("$n versions, $bad bad", "$n versions, 0 bad", 'every retained version reads back with its digest');
+    ok($n >= 6 ? 1 : 0, 1, 'versions were retained');
+    my ($code, $out) = iss_state($state, 'gc-versions');
+    ($code, $out) = iss_state($state, 'versions');
+    my %u = $out =~ /^([a-z ()]+): (\d+)$/mg;
+    ok($code == 0 && $u{'data files'} == $u{'distinct contents'} && $u{'pending (writes under way)'} == 0 ? 1 : 0, 1,
+       'iss-state versions: data files = distinct contents, none pending') or print "# $out\n";
+}
