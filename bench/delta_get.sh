@@ -10,7 +10,7 @@
 #           `xdelta3 -d -s OLD` and compared with the new file;
 #   xdelta3 `xdelta3 -e -S none -A -D -n -s OLD NEW` (an anchor: the
 #           delta size, the encode time);
-#   rsync   `rsync --no-whole-file` from an rsync daemon on 127.0.0.1 onto a
+#   rsync   `rsync --no-whole-file --ignore-times` from an rsync daemon on 127.0.0.1 onto a
 #           copy of the old file (an anchor: its protocol bytes as
 #           `--stats` counts them, wall time).
 #   bench/delta_get.sh [SIZE_MIB]     (default 256, or $BENCH_MIB)
@@ -171,7 +171,7 @@ measure() {
   cp "$new" "$work/rs/$name"
   cp "$old" "$work/rsdst/$name"
   t0=$(now)
-  rsync --no-whole-file --stats "rsync://127.0.0.1:$rport/m/$name" "$work/rsdst/$name" > "$work/rsync.out"
+  rsync --no-whole-file --ignore-times --stats "rsync://127.0.0.1:$rport/m/$name" "$work/rsdst/$name" > "$work/rsync.out"
   t1=$(now)
   s_secs=$(secs_of "$t0" "$t1")
   cmp -s "$work/rsdst/$name" "$new" || fail "$c: rsync's copy is not the new file"

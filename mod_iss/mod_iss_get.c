@@ -121,14 +121,26 @@ static int send_manifest(request_rec *r, apr_file_t *fd,
  *    delta with the Content-Length the first one measured.  A count
  *    that stays at 15/16 of the target bytes or more after
  *    DELTA_GIVE_UP target bytes gives up: the plain 200.
- * Memory: DELTA_HOLD, one DELTA_PIECE buffer and the encoder's own
- * (iss_vcdiff_enc.h: about 20 MiB at most), whatever the file sizes. */
+ * Memory: DELTA_HOLD, one DELTA_PIECE buffer, the chunks of the version
+ * kept for the encoder's reads (src_slot_of(): at most 4 MiB) and the
+ * encoder's own (iss_vcdiff_enc.h: about 20 MiB at most), whatever the
+ * file sizes. */
 
-#define DELTA_HOLD    ((apr_size_t)256 * 1024)
+#define DELTA_HOLD    ((apr_size_t)1024 * 1024)
 #define DELTA_PIECE   ((apr_size_t)256 * 1024)
 #define DELTA_GIVE_UP ((apr_uint64_t)8 * 1024 * 1024)
 
 typedef enum { OUT_HOLD, OUT_COUNT, OUT_STREAM } delta_out_e;
+
+#define SRC_SLOTS 16
+
+typedef struct src_slot_t {
+    apr_uint64_t off;                /* the chunk's offset in the version */
+    apr_size_t len;                  /* its length; 0: empty */
+    apr_size_t cap;
+    apr_uint64_t used;               /* clock of the last use */
+    unsigned char *buf;
+} src_slot_t;
 
 typedef struct delta_t {
     request_rec *r;
@@ -150,6 +162,10 @@ typedef struct delta_t {
     apr_uint64_t sent;
     apr_status_t net;                /* an error of the connection */
     iss_vcdiff_enc_t *enc;
+    int src_chunks;                  /* read the version by whole chunks */
+    src_slot_t src[SRC_SLOTS];
+    apr_uint64_t src_clock;
+    apr_pool_t *src_pool;
 } delta_t;
 
 /* iss_deltaget_known_fn: is @a digest a retained version of this file?
@@ -176,10 +192,10 @@ static int delta_known(void *baton, const unsigned char *digest)
     return 0;
 }
 
-static apr_status_t delta_read_source(void *baton, apr_uint64_t offset,
-                                      apr_size_t len, unsigned char *buf)
+/* Read exactly @a len bytes of the version at @a offset. */
+static apr_status_t version_read(delta_t *d, apr_uint64_t offset,
+                                 apr_size_t len, unsigned char *buf)
 {
-    delta_t *d = baton;
     apr_size_t got;
     apr_status_t rv;
 
@@ -194,6 +210,91 @@ static apr_status_t delta_read_source(void *baton, apr_uint64_t offset,
         buf += got;
         offset += got;
         len -= got;
+    }
+    return APR_SUCCESS;
+}
+
+/* The version's chunks, whole, as the store checked them: a reader of a
+ * version with a manifest hashes the whole chunk around every read that
+ * leaves the chunk it holds, and the encoder reads the source at
+ * scattered places (256-byte probes of candidate matches).  The last
+ * SRC_SLOTS chunks read are kept (least recently used out): a probe
+ * near an earlier one costs a memcpy instead of a chunk's SHA-256.
+ * Memory: at most SRC_SLOTS x the largest chunk (4 MiB with the default
+ * 256 KiB), allocated as chunks come. */
+static apr_status_t src_slot_of(delta_t *d, apr_uint64_t offset,
+                                src_slot_t **out)
+{
+    const iss_manifest_t *m = d->v->manifest;
+    apr_uint32_t lo = 0, hi = m->count - 1;
+    src_slot_t *victim = &d->src[0];
+    apr_status_t rv;
+    int i;
+
+    for (i = 0; i < SRC_SLOTS; i++) {
+        src_slot_t *s = &d->src[i];
+
+        if (s->len > 0 && offset >= s->off && offset < s->off + s->len) {
+            s->used = ++d->src_clock;
+            *out = s;
+            return APR_SUCCESS;
+        }
+        if (s->used < victim->used) {
+            victim = s;
+        }
+    }
+    while (lo < hi) {                 /* the chunk holding offset */
+        apr_uint32_t mid = lo + (hi - lo + 1) / 2;
+
+        if (m->entries[mid].offset <= offset) {
+            lo = mid;
+        }
+        else {
+            hi = mid - 1;
+        }
+    }
+    if (victim->cap < m->entries[lo].length) {
+        victim->cap = m->params.max_size > m->entries[lo].length
+                      ? m->params.max_size : m->entries[lo].length;
+        victim->buf = apr_palloc(d->src_pool, victim->cap);
+    }
+    victim->len = 0;
+    rv = version_read(d, m->entries[lo].offset, m->entries[lo].length,
+                      victim->buf);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    victim->off = m->entries[lo].offset;
+    victim->len = m->entries[lo].length;
+    victim->used = ++d->src_clock;
+    *out = victim;
+    return APR_SUCCESS;
+}
+
+static apr_status_t delta_read_source(void *baton, apr_uint64_t offset,
+                                      apr_size_t len, unsigned char *buf)
+{
+    delta_t *d = baton;
+    src_slot_t *s;
+    apr_status_t rv;
+
+    if (!d->src_chunks) {
+        return version_read(d, offset, len, buf);
+    }
+    while (len > 0) {
+        apr_size_t n;
+
+        if ((rv = src_slot_of(d, offset, &s)) != APR_SUCCESS) {
+            return rv;
+        }
+        n = (apr_size_t)(s->off + s->len - offset);
+        if (n > len) {
+            n = len;
+        }
+        memcpy(buf, s->buf + (offset - s->off), n);
+        buf += n;
+        offset += n;
+        len -= n;
     }
     return APR_SUCCESS;
 }
@@ -435,6 +536,11 @@ static int send_delta(request_rec *r, apr_file_t *fd, const apr_finfo_t *fi,
         d.tm = tm;
     }
     d.may_stream = delta_may_stream(&d);
+    d.src_pool = pool;
+    d.src_chunks = d.v->manifest != NULL && d.v->manifest->count > 0
+                   && d.v->manifest->file_size == (apr_uint64_t)d.v->size
+                   && memcmp(d.v->manifest->file_sha256, d.v->digest,
+                             ISS_DIGEST_SHA256_LEN) == 0;
     d.mode = OUT_HOLD;
     d.hold = apr_palloc(pool, DELTA_HOLD);
     d.bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
@@ -446,6 +552,7 @@ static int send_delta(request_rec *r, apr_file_t *fd, const apr_finfo_t *fi,
         d.length = iss_vcdiff_enc_delta_size(d.enc);
         apr_pool_clear(pool);
         d.enc = NULL;
+        memset(d.src, 0, sizeof(d.src));
         if ((rv = iss_versions_open(d.store, d.v, &d.rd, pool))
             != APR_SUCCESS) {
             ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, r, ISSLOGNO(01181)

@@ -20,6 +20,7 @@ use File::Spec;
 use File::Temp qw(tempdir);
 use MIME::Base64 qw(encode_base64);
 use Digest::SHA qw(sha256_hex);
+use Digest::SHA ();
 
 plan tests => 155;
 
@@ -28,14 +29,10 @@ my $files = files_dir() =~ s{files$}{files-delta}r;
 my $state = File::Spec->catdir(t_dir(), 'dav', 'state-delta');
 my $tmp = tempdir(CLEANUP => 1);
 
-# Pseudo-random bytes from a seed (fast enough for a few hundred KiB).
+# Pseudo-random bytes from a seed: SHA-256 in counter mode.
 sub bytes {
     my ($n, $seed) = @_;
-    my ($x, $s) = ($seed, '');
-    while (length $s < $n) {
-        $x = ($x * 1103515245 + 12345) & 0xffffffff;
-        $s .= pack 'N', $x ^ ($x >> 13);
-    }
+    my $s = join '', map { Digest::SHA::sha256(pack 'NN', $seed, $_) } 0 .. int($n / 32);
     return substr $s, 0, $n;
 }
 
@@ -145,18 +142,18 @@ check_226($r, $c1, $c2, $ec1, 'an unknown tag, a weak one, then two versions: th
 $r = delta_get('alice', $p, $ec1, 'gzip;q=0.5, VCDIFF;q=0.25');
 ok($r->code, 226, 'VCDIFF (any case) with a q above 0, among others: 226');
 
-# Deltas longer than the 256 KiB the server holds to decide 226 or 200
+# Deltas longer than the 1 MiB the server holds to decide 226 or 200
 # (mod_iss_get.c): with both manifests the bound lets it stream the
 # answer (chunked); without the current file's manifest (written behind
 # httpd's back) it measures first, then sends with a Content-Length.
-my $big0 = bytes(2 * 1048576, 50);
+my $big0 = bytes(6 * 1048576, 50);
 my $big1 = $big0;
-substr($big1, $_ * 250_000 + 7, 40_960) = bytes(40_960, 60 + $_) for 0 .. 7;
+substr($big1, $_ * 250_000 + 7, 48 * 1024) = bytes(48 * 1024, 60 + $_) for 0 .. 23;
 $p = '/delta/pub/big-stream.bin';
 my $eg0 = put('alice', $p, $big0);
 put('alice', $p, $big1);
 $r = delta_get('alice', $p, $eg0);
-check_226($r, $big0, $big1, $eg0, 'a 330 KB delta with manifests');
+check_226($r, $big0, $big1, $eg0, 'a 1.2 MB delta with manifests');
 ok(($r->header('Client-Transfer-Encoding') // '') eq 'chunked' && !defined $r->header('Content-Length') ? 1 : 0, 1,
    '... streamed (chunked, no Content-Length)');
 $p = '/delta/pub/big-measured.bin';
@@ -164,7 +161,7 @@ $eg0 = put('alice', $p, $big0);
 put('alice', $p, $big0 . 'x');
 spew("$files/pub/big-measured.bin", $big1);      # behind httpd's back: no manifest
 $r = delta_get('alice', $p, $eg0);
-check_226($r, $big0, $big1, $eg0, 'a 330 KB delta without the current manifest');
+check_226($r, $big0, $big1, $eg0, 'a 1.2 MB delta without the current manifest');
 ok(($r->header('Content-Length') // -1) == length($r->content) ? 1 : 0, 1,
    '... measured, then sent with its Content-Length');
 my $small = $big0; substr($small, 1_000_000, 10) = 'small edit';
@@ -182,11 +179,11 @@ ok(length($r->content), 0, 'file emptied: the empty content');
 ok($r->header('IM') // 'none', 'none', 'file emptied: no IM header');
 $p = '/delta/pub/unrelated.bin';
 $e0 = put('alice', $p, $v0);
-my $other = bytes(400_000, 99);
+my $other = bytes(10 * 1048576, 99);      # past the 8 MiB after which the server gives up
 put('alice', $p, $other);
 $r = delta_get('alice', $p, $e0);
 ok($r->code, 200, 'replaced by unrelated content: 200');
-ok($r->content eq $other ? 1 : 0, 1, 'replaced by unrelated content: the whole content');
+ok($r->content eq $other ? 1 : 0, 1, 'replaced by unrelated content (10 MiB): the whole content');
 ok($r->header('ETag') // '', strong_etag($other), '... with its ETag');
 
 # ---- bad input: the plain answer, nothing changed --------------------------------------
