@@ -16,7 +16,7 @@ use File::Find ();
 use POSIX ();
 use File::Temp ();
 
-plan tests => 69;
+plan tests => 70;
 
 my $state = t_dir() . '/dav/state-versions';
 my $files = t_dir() . '/dav/files-versions';
@@ -243,6 +243,11 @@ put('/versions/m-src.txt', "src\n");
 # ---- collection beside concurrent uploads ---------------------------------
 {
     ok(req(MKCOL => '/versions/gc/')->code, 201, 'MKCOL gc');
+    # 200 KB contents that share all chunks but the one holding their tag:
+    # collections pack them into the chunk store while writers write.
+    srand(72);
+    my $base = join('', map { chr(97 + int(rand(26))) } 1 .. 200_000);
+    my $content = sub { my $c = $base; substr($c, 90_000, 16) = sprintf('<<content %04d>>', $_[0]); $c };
     my @kids;
     for my $k (0 .. 2) {
         my $pid = fork // die "fork: $!";
@@ -250,7 +255,7 @@ put('/versions/m-src.txt', "src\n");
             my $bad = 0;
             for my $i (0 .. 14) {
                 # Contents shared across writers: retention dedups them.
-                my $r = req(PUT => "/versions/gc/w$k", body => "content " . (($i * 7 + $k) % 6) . "\n" x 50);
+                my $r = req(PUT => "/versions/gc/w$k", body => $content->(($i * 7 + $k) % 6));
                 $bad++ unless $r->code =~ /^20[14]$/;
             }
             POSIX::_exit($bad ? 1 : 0);
@@ -278,6 +283,12 @@ put('/versions/m-src.txt', "src\n");
     my ($code, $out) = iss_state($state, 'gc-versions');
     ($code, $out) = iss_state($state, 'versions');
     my %u = $out =~ /^([a-z ()]+): (\d+)$/mg;
-    ok($code == 0 && $u{'data files'} == $u{'distinct contents'} && $u{'pending (writes under way)'} == 0 ? 1 : 0, 1,
-       'iss-state versions: data files = distinct contents, none pending') or print "# $out\n";
+    ok($code == 0 && $u{'data files'} + $u{'packed contents'} == $u{'distinct contents'}
+       && $u{'pending (writes under way)'} == 0 ? 1 : 0, 1,
+       'iss-state versions: every content a data file or packed, once; none pending') or print "# $out\n";
+    # Each content has one chunk of its own (about 64 KiB) and shares the
+    # rest: well under the sum of their sizes.
+    ok($u{'packed contents'} >= 6 && $u{'chunk bytes on disk'} < 0.75 * $u{bytes} ? 1 : 0, 1,
+       "the chunk store holds $u{'packed contents'} contents ($u{bytes} bytes) in $u{'chunk bytes on disk'} bytes")
+        or print "# $out\n";
 }

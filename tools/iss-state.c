@@ -539,9 +539,12 @@ int main(int argc, const char *const *argv)
                APR_UINT64_T_FMT "\ndistinct contents: %" APR_UINT64_T_FMT
                "\nbytes: %" APR_UINT64_T_FMT "\ndata files: %"
                APR_UINT64_T_FMT "\ndata bytes on disk: %" APR_UINT64_T_FMT
-               "\npending (writes under way): %" APR_UINT64_T_FMT "\n",
-               u.files, u.versions, u.blobs, u.bytes, u.disk_files,
-               u.disk_bytes, u.pending);
+               "\npending (writes under way): %" APR_UINT64_T_FMT
+               "\npacked contents: %" APR_UINT64_T_FMT "\nchunk files: %"
+               APR_UINT64_T_FMT "\nchunk bytes on disk: %" APR_UINT64_T_FMT
+               "\n", u.files, u.versions, u.blobs, u.bytes, u.disk_files,
+               u.disk_bytes, u.pending, u.packed, u.chunk_files,
+               u.chunk_bytes);
         return 0;
     }
     if (strcmp(cmd, "gc-versions") == 0) {
@@ -563,10 +566,18 @@ int main(int argc, const char *const *argv)
                             pool) != APR_SUCCESS) {
             return fail(store, dir);
         }
-        printf("dropped %" APR_UINT64_T_FMT " versions, removed %"
-               APR_UINT64_T_FMT " data files (%" APR_UINT64_T_FMT
-               " bytes) and %" APR_UINT64_T_FMT " pending links\n",
-               st.pruned, st.blobs, st.bytes, st.pending);
+        printf("dropped %" APR_UINT64_T_FMT " versions, packed %"
+               APR_UINT64_T_FMT " contents into chunks, removed %"
+               APR_UINT64_T_FMT " data files, %" APR_UINT64_T_FMT
+               " chunk files (%" APR_UINT64_T_FMT " bytes) and %"
+               APR_UINT64_T_FMT " pending links\n", st.pruned, st.packed,
+               st.blobs, st.chunks, st.bytes, st.pending);
+        if (st.damaged) {
+            fprintf(stderr, "iss-state: %s: %" APR_UINT64_T_FMT " contents "
+                    "whose bytes do not match their digests were left as "
+                    "they are (their versions cannot be read)\n", dir,
+                    st.damaged);
+        }
         return 0;
     }
     if (strcmp(cmd, "verify") == 0) {

@@ -513,6 +513,165 @@ static void test_gc(void)
     }
 }
 
+/* Bytes of a version read whole through the reader: 1 if they are
+ * @a want. */
+static int reads_as(const char *rel, const unsigned char *buf, apr_size_t n)
+{
+    unsigned char d[32];
+    iss_version_t *v;
+    iss_version_reader_t *rd;
+    unsigned char *back = apr_palloc(gp, n + 1);
+    apr_size_t got = 0, off = 0;
+    apr_status_t rv;
+
+    sha(buf, n, d);
+    if (iss_versions_find(store, rel, d, &v, gp) != APR_SUCCESS
+        || iss_versions_open(store, v, &rd, gp) != APR_SUCCESS) {
+        return 0;
+    }
+    /* Odd pieces, so that reads cross chunk boundaries. */
+    while (off < n + 1) {
+        rv = iss_versions_pread(rd, (apr_off_t)off, back + off,
+                                off + 70001 > n + 1 ? n + 1 - off : 70001,
+                                &got);
+        if (rv != APR_SUCCESS) {
+            iss_versions_close(rd);
+            return 0;
+        }
+        if (got == 0) {
+            break;
+        }
+        off += got;
+    }
+    iss_versions_close(rd);
+    return off == n && memcmp(back, buf, n) == 0;
+}
+
+/* The chunk store: two versions of a file that differ in 100 bytes share
+ * all chunks but one or two; reads are checked per chunk file. */
+static void test_pack(void)
+{
+    iss_versions_limits_t lim = { 0, 0, 0 };
+    apr_size_t n = 700 * 1024, i;
+    unsigned char *v1 = apr_palloc(gp, n), *v2 = apr_palloc(gp, n);
+    iss_versions_usage_t before, after;
+    iss_versions_gc_t st;
+    apr_uint32_t x = 777;
+    unsigned char d2[32];
+    iss_version_t *v;
+    apr_array_header_t *vs;
+
+    for (i = 0; i < n; i++) {
+        x = x * 1103515245u + 12345u;
+        v1[i] = (unsigned char)(x >> 16);
+    }
+    memcpy(v2, v1, n);
+    memset(v2 + 350000, 'E', 100);
+    put_bytes(path_of("p.bin"), v1, n);
+    {
+        /* v1 replaced by v2, v2 by a small file: two large versions. */
+        const char *tmp = apr_pstrcat(gp, path_of("p.bin"), ".tmp", NULL);
+        iss_versions_hold_t *h;
+        int retained;
+
+        intent("p1", 1);
+        iss_versions_hold(store, path_of("p.bin"), "p.bin", "p1", 0, &h, gp);
+        put_bytes(tmp, v2, n);
+        rename(tmp, path_of("p.bin"));
+        iss_versions_settle(store, h, &lim, NULL, apr_time_from_sec(6000),
+                            &retained, gp);
+        is_int(retained, 1, "700 KB v1 retained");
+        intent("p1", 0);
+    }
+    is_int(write_with("p.bin", "small", &lim, apr_time_from_sec(6001)), 1,
+           "700 KB v2 retained");
+    iss_versions_usage(store, &before, gp);
+    is_int(iss_versions_gc(store, NULL, apr_time_from_sec(6002), &st, gp),
+           APR_SUCCESS, "gc packs");
+    ok(st.packed >= 2, "both large contents packed (%d)", (int)st.packed);
+    iss_versions_usage(store, &after, gp);
+    is_int((long long)after.disk_files, (long long)before.disk_files
+                                        - (long long)st.packed,
+           "their data files are gone");
+    ok(after.chunk_bytes < n + n / 2,
+       "the chunk store holds %llu bytes for 2 x %lu (shared chunks "
+       "once)", (unsigned long long)after.chunk_bytes, (unsigned long)n);
+    ok(reads_as("p.bin", v1, n), "v1 reads back from chunks");
+    ok(reads_as("p.bin", v2, n), "v2 reads back from chunks");
+    /* The same content retained again after packing: no data file. */
+    put_bytes(path_of("p.bin"), v2, n);
+    is_int(write_with("p.bin", "small2", &lim, apr_time_from_sec(6003)), 1,
+           "v2's content retained again");
+    iss_versions_usage(store, &before, gp);
+    is_int((long long)before.disk_files, (long long)after.disk_files,
+           "... without a data file (it is packed)");
+    ok(reads_as("p.bin", v2, n), "... and reads");
+    /* A damaged chunk file: both versions' reads fail there, never give
+     * wrong bytes. */
+    {
+        iss_manifest_t *m;
+        const char *cp;
+        int fd;
+
+        sha(v1, n, d2);
+        iss_versions_find(store, "p.bin", d2, &v, gp);
+        m = (iss_manifest_t *)v->manifest;
+        ok(m != NULL && m->count > 3, "a packed version has its manifest");
+        cp = apr_pstrcat(gp, sdir, "/versions/chunks/",
+                         iss_hex_id(m->entries[0].sha256, gp), NULL);
+        fd = open(cp, O_WRONLY);
+        ok(fd >= 0 && pwrite(fd, "X", 1, 10) == 1, "chunk 0 damaged");
+        if (fd >= 0) {
+            close(fd);
+        }
+        ok(!reads_as("p.bin", v1, n) && !reads_as("p.bin", v2, n),
+           "reads of both versions fail");
+        /* Repair it: write the right bytes back. */
+        fd = open(cp, O_WRONLY);
+        ok(fd >= 0 && pwrite(fd, v1 + 10, 1, 10) == 1, "repaired");
+        if (fd >= 0) {
+            close(fd);
+        }
+        ok(reads_as("p.bin", v1, n), "reads again");
+    }
+    /* Dropping v1: its own chunk goes, the shared ones stay. */
+    lim.max_count = 2;
+    write_with("p.bin", "small3", &lim, apr_time_from_sec(6004));
+    iss_versions_list(store, "p.bin", &vs, gp);
+    is_int(vs->nelts, 2, "count=2");
+    iss_versions_usage(store, &after, gp);
+    ok(reads_as("p.bin", v2, n) && !reads_as("p.bin", v1, n),
+       "v1 gone, v2 intact");
+    ok(after.chunk_files < before.chunk_files && after.chunk_files > 0,
+       "v1's own chunks collected, the shared ones kept: chunk files %llu "
+       "-> %llu", (unsigned long long)before.chunk_files,
+       (unsigned long long)after.chunk_files);
+    lim.max_count = 1;
+    write_with("p.bin", "small4", &lim, apr_time_from_sec(6005));
+    is_int(iss_versions_gc(store, NULL, apr_time_from_sec(6006), &st, gp),
+           APR_SUCCESS, "gc");
+    iss_versions_usage(store, &after, gp);
+    is_int((long long)after.chunk_files, 0,
+           "no version of p.bin is packed any more: no chunk file left");
+}
+
+/* Content number @a c of the concurrent test: 200 KB (several chunks,
+ * so that collections pack them), sharing most chunks with the others. */
+static const char *big_content(int c, apr_pool_t *p)
+{
+    apr_size_t n = 200 * 1024, i;
+    char *buf = apr_palloc(p, n + 1);
+    apr_uint32_t x = 4242;
+
+    for (i = 0; i < n; i++) {
+        x = x * 1103515245u + 12345u;
+        buf[i] = (char)('a' + (x >> 16) % 26);
+    }
+    memcpy(buf + 90000, apr_psprintf(p, "<<content %d>>", c), 14);
+    buf[n] = '\0';
+    return buf;
+}
+
 /* Writers in child processes retain versions while the parent collects:
  * every version listed afterwards reads back with its digest. */
 static void test_concurrent(void)
@@ -539,7 +698,7 @@ static void test_concurrent(void)
             tput(path_of(rel), "start");
             for (i = 0; i < 40; i++) {
                 /* Shared contents across writers: dedup races too. */
-                if (write_with(rel, apr_psprintf(p, "c%d", (i * 7 + k) % 9),
+                if (write_with(rel, big_content((i * 7 + k) % 9, p),
                                &lim, apr_time_now()) < 0) {
                     _exit(1);
                 }
@@ -582,7 +741,18 @@ static void test_concurrent(void)
         }
     }
     is_int(bad, 0, "%d retained versions read back with their digests "
-           "after 30 collections during 120 writes", total);
+           "after 30 collections (and packings) during 120 writes", total);
+    {
+        iss_versions_gc_t st;
+        iss_versions_usage_t u;
+
+        iss_versions_gc(store, NULL, apr_time_now(), &st, gp);
+        iss_versions_usage(store, &u, gp);
+        is_int((long long)(u.disk_files + u.packed), (long long)u.blobs,
+               "every content is a data file or packed, once");
+        ok(u.packed > 0 && u.pending == 0, "%llu packed, none pending",
+           (unsigned long long)u.packed);
+    }
     ok(total >= 9, "versions retained (3 per writer)");
 }
 
@@ -612,6 +782,7 @@ int main(void)
     test_limits();
     test_chunks();
     test_gc();
+    test_pack();
     test_concurrent();
     iss_store_close(store);
     testfs_rm_rf(base, gp);

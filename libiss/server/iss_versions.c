@@ -34,12 +34,14 @@
 #include "iss_fdio.h"
 #include "iss_filedigest.h"
 #include "iss_chunkidx.h"
+#include "iss_cdc.h"
 
 #include <apr_file_io.h>
 #include <apr_file_info.h>
 #include <apr_strings.h>
 #include <apr_portable.h>
 #include <apr_lib.h>
+#include <apr_hash.h>
 
 #include <errno.h>
 #include <sys/uio.h>
@@ -53,6 +55,7 @@
 #define LIST_PFX   "V/f/"
 #define BLOB_PFX   "V/b/"
 #define MAN_PFX    "V/m/"
+#define CHUNK_PFX  "V/c/"
 #define TOTAL_KEY  "V/total"
 #define LIST_MAGIC "IVL1\n"
 
@@ -83,6 +86,9 @@ struct iss_version_reader_t {
     const iss_manifest_t *m;  /* chunk mode when set */
     unsigned char *cbuf;
     apr_int64_t cidx;         /* the chunk in cbuf (-1: none) */
+    char *chunks;             /* packed: "versions/chunks/" + room for
+                               * an id: where chunks are read */
+    apr_size_t chunks_len;
     int closed;
 };
 
@@ -173,8 +179,11 @@ static const char *list_encode(const apr_array_header_t *list, apr_pool_t *p)
     return apr_pstrcatv(p, v, list->nelts + 1, NULL);
 }
 
+/* A content: its references, size, and whether its bytes are in the
+ * chunk store (" p") instead of data/<hex>. */
 typedef struct blob_t {
     apr_uint64_t refs, size;
+    int packed;
 } blob_t;
 
 static int blob_decode(const char *v, apr_size_t len, blob_t *b)
@@ -185,7 +194,39 @@ static int blob_decode(const char *v, apr_size_t len, blob_t *b)
         return 0;
     }
     c += 5;
-    return parse_u64(&c, &b->refs) && *c++ == ' ' && parse_u64(&c, &b->size)
+    b->packed = 0;
+    if (!parse_u64(&c, &b->refs) || *c++ != ' ' || !parse_u64(&c, &b->size)) {
+        return 0;
+    }
+    if (strcmp(c, " p") == 0) {
+        b->packed = 1;
+        return 1;
+    }
+    return *c == '\0';
+}
+
+static void txn_put_blob(iss_store_txn_t *txn, const char *hex,
+                         const blob_t *b, apr_pool_t *p)
+{
+    const char *k = apr_pstrcat(p, BLOB_PFX, hex, NULL);
+    const char *v = apr_psprintf(p, "IVB1 %" APR_UINT64_T_FMT " %"
+                                 APR_UINT64_T_FMT "%s", b->refs, b->size,
+                                 b->packed ? " p" : "");
+
+    iss_store_txn_put(txn, k, strlen(k), v, strlen(v));
+}
+
+/* A chunk of the chunk store: "IVC1 <references> <length>". */
+static int chunk_decode(const char *v, apr_size_t len, apr_uint64_t *refs,
+                        apr_uint64_t *clen)
+{
+    const char *c = v;
+
+    if (len < 5 || memcmp(v, "IVC1 ", 5) != 0 || v[len] != '\0') {
+        return 0;
+    }
+    c += 5;
+    return parse_u64(&c, refs) && *c++ == ' ' && parse_u64(&c, clen)
            && *c == '\0';
 }
 
@@ -293,6 +334,83 @@ static apr_status_t txn_blob(iss_store_txn_t *txn, const char *hex,
     return APR_SUCCESS;
 }
 
+static const iss_manifest_limits_t any_manifest = {
+    0xffffffffu, APR_UINT64_MAX, NULL
+};
+
+/* The distinct chunk ids of @a m (hex), in order of first appearance. */
+static apr_array_header_t *distinct_ids(const iss_manifest_t *m,
+                                        apr_pool_t *p)
+{
+    apr_hash_t *seen = apr_hash_make(p);
+    apr_array_header_t *ids = apr_array_make(p, (int)m->count,
+                                             sizeof(apr_uint32_t));
+    apr_uint32_t i;
+
+    for (i = 0; i < m->count; i++) {
+        if (apr_hash_get(seen, m->entries[i].sha256, ISS_DIGEST_SHA256_LEN)
+            == NULL) {
+            apr_hash_set(seen, m->entries[i].sha256, ISS_DIGEST_SHA256_LEN,
+                         "");
+            APR_ARRAY_PUSH(ids, apr_uint32_t) = i;
+        }
+    }
+    return ids;
+}
+
+/* A packed content lost its last reference: so does each of its chunks
+ * once; chunks left without one are pushed on @a freed ("c/<hex>"). */
+static apr_status_t txn_release_chunks(iss_store_txn_t *txn, const char *hex,
+                                       apr_array_header_t *freed,
+                                       apr_pool_t *p)
+{
+    const char *mk = apr_pstrcat(p, MAN_PFX, hex, NULL);
+    apr_array_header_t *ids;
+    iss_manifest_t *m;
+    void *v;
+    apr_size_t vl;
+    apr_status_t rv;
+    int i;
+
+    rv = iss_store_txn_get(txn, mk, strlen(mk), &v, &vl, p);
+    if (rv != APR_SUCCESS) {
+        return rv == APR_NOTFOUND ? ISS_STORE_EDAMAGED : rv;
+    }
+    if (iss_manifest_parse(v, vl, &any_manifest, &m, p) != APR_SUCCESS) {
+        return ISS_STORE_EDAMAGED;
+    }
+    ids = distinct_ids(m, p);
+    for (i = 0; i < ids->nelts; i++) {
+        const iss_manifest_entry_t *e
+            = &m->entries[APR_ARRAY_IDX(ids, i, apr_uint32_t)];
+        const char *ch = hexof(e->sha256, p);
+        const char *ck = apr_pstrcat(p, CHUNK_PFX, ch, NULL);
+        apr_uint64_t refs, clen;
+
+        rv = iss_store_txn_get(txn, ck, strlen(ck), &v, &vl, p);
+        if (rv != APR_SUCCESS) {
+            return rv == APR_NOTFOUND ? ISS_STORE_EDAMAGED : rv;
+        }
+        if (!chunk_decode(v, vl, &refs, &clen) || refs == 0) {
+            return ISS_STORE_EDAMAGED;
+        }
+        if (--refs == 0) {
+            iss_store_txn_delete(txn, ck, strlen(ck));
+            if (freed) {
+                APR_ARRAY_PUSH(freed, const char *)
+                    = apr_pstrcat(p, "c/", ch, NULL);
+            }
+        }
+        else {
+            const char *nv = apr_psprintf(p, "IVC1 %" APR_UINT64_T_FMT " %"
+                                          APR_UINT64_T_FMT, refs, clen);
+
+            iss_store_txn_put(txn, ck, strlen(ck), nv, strlen(nv));
+        }
+    }
+    return APR_SUCCESS;
+}
+
 /* Count one reference more (+1) or less (-1) to the content @a e; a
  * content that loses its last reference is pushed on @a freed (hex). */
 static apr_status_t txn_ref(iss_store_txn_t *txn, const vent_t *e, int delta,
@@ -301,7 +419,7 @@ static apr_status_t txn_ref(iss_store_txn_t *txn, const vent_t *e, int delta,
 {
     const char *hex = hexof(e->digest, p);
     const char *k = apr_pstrcat(p, BLOB_PFX, hex, NULL);
-    blob_t b = { 0, e->size };
+    blob_t b = { 0, e->size, 0 };
     int found;
     apr_status_t rv;
 
@@ -324,6 +442,11 @@ static apr_status_t txn_ref(iss_store_txn_t *txn, const vent_t *e, int delta,
         if (--b.refs == 0) {
             const char *mk = apr_pstrcat(p, MAN_PFX, hex, NULL);
 
+            if (b.packed
+                && (rv = txn_release_chunks(txn, hex, freed, p))
+                   != APR_SUCCESS) {
+                return rv;
+            }
             iss_store_txn_delete(txn, k, strlen(k));
             iss_store_txn_delete(txn, mk, strlen(mk));
             t->blobs = t->blobs ? t->blobs - 1 : 0;
@@ -334,12 +457,7 @@ static apr_status_t txn_ref(iss_store_txn_t *txn, const vent_t *e, int delta,
             return APR_SUCCESS;
         }
     }
-    {
-        const char *v = apr_psprintf(p, "IVB1 %" APR_UINT64_T_FMT " %"
-                                     APR_UINT64_T_FMT, b.refs, b.size);
-
-        iss_store_txn_put(txn, k, strlen(k), v, strlen(v));
-    }
+    txn_put_blob(txn, hex, &b, p);
     return APR_SUCCESS;
 }
 
@@ -347,11 +465,12 @@ static apr_status_t txn_ref(iss_store_txn_t *txn, const vent_t *e, int delta,
 
 static apr_status_t make_dirs(iss_store_t *store, apr_pool_t *p)
 {
-    static const char *const sub[] = { "data", "pending", "trash" };
+    static const char *const sub[] = { "data", "pending", "trash",
+                                       "chunks" };
     apr_status_t rv;
     int i;
 
-    for (i = 0; i < 3; i++) {
+    for (i = 0; i < 4; i++) {
         rv = apr_dir_make_recursive(vpath(store, sub[i], NULL, p),
                                     APR_FPROT_UREAD | APR_FPROT_UWRITE
                                     | APR_FPROT_UEXECUTE, p);
@@ -535,16 +654,28 @@ static apr_status_t retain_txn(void *baton, iss_store_txn_t *txn)
         || (rv = txn_total(txn, &t, p)) != APR_SUCCESS) {
         return rv;
     }
-    /* Under the store's lock: no collection removes data/<hex> between
-     * this link and the reference counted below. */
-    if (link(b->link, b->data) != 0 && errno != EEXIST) {
-        return APR_FROM_OS_ERROR(errno);
-    }
-    b->linked = 1;
-    if ((rv = sync_dir(apr_pstrndup(p, b->data, strrchr(b->data, '/')
-                                                 - b->data), p))
-        != APR_SUCCESS) {
-        return rv;
+    {
+        blob_t cur;
+        int found;
+
+        if ((rv = txn_blob(txn, hexof(b->e.digest, p), &cur, &found, p))
+            != APR_SUCCESS) {
+            return rv;
+        }
+        /* Under the store's lock: no collection removes data/<hex>
+         * between this link and the reference counted below.  A content
+         * in the chunk store needs no data file. */
+        if (!(found && cur.packed)) {
+            if (link(b->link, b->data) != 0 && errno != EEXIST) {
+                return APR_FROM_OS_ERROR(errno);
+            }
+            b->linked = 1;
+            if ((rv = sync_dir(apr_pstrndup(p, b->data, strrchr(b->data, '/')
+                                                         - b->data), p))
+                != APR_SUCCESS) {
+                return rv;
+            }
+        }
     }
     for (i = 0; i < list->nelts; i++) {
         if (memcmp(APR_ARRAY_IDX(list, i, vent_t).digest, b->e.digest,
@@ -587,6 +718,7 @@ static apr_status_t retain_txn(void *baton, iss_store_txn_t *txn)
 /* Remove data/<hex> if no reference names it (checked under the store's
  * lock, where the rename into the trash happens too). */
 typedef struct collect_t {
+    int chunk;                   /* a chunk file, not a data file */
     const char *hex;
     const char *data;
     const char *trash;
@@ -601,11 +733,27 @@ static apr_status_t collect_txn(void *baton, iss_store_txn_t *txn)
     int found;
     apr_status_t rv;
 
-    if ((rv = txn_blob(txn, c->hex, &b, &found, c->pool)) != APR_SUCCESS) {
-        return rv;
+    if (c->chunk) {
+        const char *ck = apr_pstrcat(c->pool, CHUNK_PFX, c->hex, NULL);
+        void *v;
+        apr_size_t vl;
+
+        rv = iss_store_txn_get(txn, ck, strlen(ck), &v, &vl, c->pool);
+        if (rv == APR_SUCCESS) {
+            return APR_SUCCESS;      /* referenced (again): it stays */
+        }
+        if (rv != APR_NOTFOUND) {
+            return rv;
+        }
     }
-    if (found) {
-        return APR_SUCCESS;          /* referenced (again): it stays */
+    else {
+        if ((rv = txn_blob(txn, c->hex, &b, &found, c->pool))
+            != APR_SUCCESS) {
+            return rv;
+        }
+        if (found && !b.packed) {
+            return APR_SUCCESS;      /* referenced (again): it stays */
+        }
     }
     if (rename(c->data, c->trash) != 0) {
         return errno == ENOENT ? APR_SUCCESS : APR_FROM_OS_ERROR(errno);
@@ -622,8 +770,12 @@ static apr_status_t collect(iss_store_t *store, const char *hex,
     apr_finfo_t fi;
     apr_status_t rv;
 
+    c.chunk = strncmp(hex, "c/", 2) == 0;
+    if (c.chunk) {
+        hex += 2;
+    }
     c.hex = hex;
-    c.data = vpath(store, "data", hex, p);
+    c.data = vpath(store, c.chunk ? "chunks" : "data", hex, p);
     c.trash = vpath(store, "trash", apr_psprintf(p, "%s.%" APR_PID_T_FMT
                                                  ".%" APR_UINT64_T_FMT, hex,
                                                  getpid(),
@@ -992,8 +1144,56 @@ static apr_status_t reader_cleanup(void *data)
 
     if (!rd->closed) {
         rd->closed = 1;
-        apr_file_close(rd->f);
+        if (rd->f) {
+            apr_file_close(rd->f);
+        }
     }
+    return APR_SUCCESS;
+}
+
+/* APR_SUCCESS if @a v's content is in the chunk store, APR_NOTFOUND if
+ * not (or no longer kept at all), store errors. */
+static apr_status_t is_packed(iss_store_t *store, const iss_version_t *v,
+                              apr_pool_t *p)
+{
+    const char *k = apr_pstrcat(p, BLOB_PFX, hexof(v->digest, p), NULL);
+    void *val;
+    apr_size_t vl;
+    blob_t b;
+    apr_status_t rv = iss_store_get(store, k, strlen(k), &val, &vl, p);
+
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    return blob_decode(val, vl, &b) && b.packed ? APR_SUCCESS : APR_NOTFOUND;
+}
+
+static apr_status_t open_packed(iss_store_t *store, const iss_version_t *v,
+                                iss_version_reader_t *rd,
+                                iss_version_reader_t **rdp)
+{
+    if (v->manifest == NULL || v->manifest->file_size != (apr_uint64_t)v->size
+        || memcmp(v->manifest->file_sha256, v->digest,
+                  ISS_DIGEST_SHA256_LEN) != 0) {
+        return APR_EGENERAL;      /* a packed content keeps its manifest */
+    }
+    /* "<dir>/chunks/" and room for a chunk's name. */
+    {
+        const char *dir = vpath(store, "chunks", NULL, rd->pool);
+        apr_size_t n = strlen(dir);
+        char *buf = apr_palloc(rd->pool, n + 1 + ISS_HEX_ID_LEN + 1);
+
+        memcpy(buf, dir, n);
+        buf[n] = '/';
+        buf[n + 1] = '\0';
+        rd->chunks = buf;
+        rd->chunks_len = n + 1;
+    }
+    rd->m = v->manifest;
+    rd->size = (apr_uint64_t)v->size;
+    rd->cbuf = apr_palloc(rd->pool, v->manifest->params.max_size
+                                    ? v->manifest->params.max_size : 1);
+    *rdp = rd;
     return APR_SUCCESS;
 }
 
@@ -1012,11 +1212,24 @@ apr_status_t iss_versions_open(iss_store_t *store, const iss_version_t *v,
     rd = apr_pcalloc(pool, sizeof(*rd));
     rd->pool = pool;
     rd->cidx = -1;
+    /* Packed already, or the data file is gone because it was packed
+     * meanwhile (the packing commits before it removes the file). */
+    if ((rv = is_packed(store, v, pool)) == APR_SUCCESS) {
+        return open_packed(store, v, rd, rdp);
+    }
+    if (rv != APR_NOTFOUND) {
+        return rv;
+    }
     rv = apr_file_open(&rd->f, vpath(store, "data", hexof(v->digest, pool),
                                      pool),
                        APR_FOPEN_READ, APR_FPROT_OS_DEFAULT, pool);
     if (rv != APR_SUCCESS) {
-        return APR_STATUS_IS_ENOENT(rv) ? APR_EGENERAL : rv;
+        if (APR_STATUS_IS_ENOENT(rv)
+            && (rv = is_packed(store, v, pool)) == APR_SUCCESS) {
+            return open_packed(store, v, rd, rdp);
+        }
+        return rv == APR_NOTFOUND || APR_STATUS_IS_ENOENT(rv)
+               ? APR_EGENERAL : rv;
     }
     apr_pool_cleanup_register(pool, rd, reader_cleanup,
                               apr_pool_cleanup_null);
@@ -1069,7 +1282,21 @@ static apr_status_t load_chunk(iss_version_reader_t *rd, apr_int64_t i)
     if (e->length > rd->m->params.max_size) {
         return APR_EGENERAL;
     }
-    rv = iss_pread_full(rd->fd, rd->cbuf, e->length, e->offset);
+    if (rd->chunks) {
+        /* One file per chunk: open, read whole, close. */
+        int fd;
+
+        iss_hex_encode(rd->chunks + rd->chunks_len, e->sha256,
+                       ISS_DIGEST_SHA256_LEN);
+        if ((fd = open(rd->chunks, O_RDONLY)) < 0) {
+            return errno == ENOENT ? APR_EGENERAL : APR_FROM_OS_ERROR(errno);
+        }
+        rv = iss_pread_full(fd, rd->cbuf, e->length, 0);
+        close(fd);
+    }
+    else {
+        rv = iss_pread_full(rd->fd, rd->cbuf, e->length, e->offset);
+    }
     if (rv != APR_SUCCESS) {
         return APR_STATUS_IS_EOF(rv) ? APR_EGENERAL : rv;
     }
@@ -1309,6 +1536,32 @@ int iss_versions_etag_digest(const char *etag, apr_size_t len,
 
 /* ---- usage and collection ----------------------------------------------- */
 
+typedef struct names_t {
+    apr_array_header_t *names;
+    apr_uint64_t packed;
+} names_t;
+
+/* The contents not packed yet (hex), and how many are. */
+static int unpacked_one(void *baton, const void *key, apr_size_t klen,
+                        const void *val, apr_size_t vlen)
+{
+    names_t *n = baton;
+    blob_t b;
+
+    if (!blob_decode(val, vlen, &b)) {
+        return 0;
+    }
+    if (b.packed) {
+        n->packed++;
+    }
+    else {
+        APR_ARRAY_PUSH(n->names, const char *)
+            = apr_pstrmemdup(n->names->pool, (const char *)key
+                             + strlen(BLOB_PFX), klen - strlen(BLOB_PFX));
+    }
+    return 0;
+}
+
 typedef struct counter_t {
     apr_pool_t *pool;
     apr_uint64_t files, versions;
@@ -1380,7 +1633,258 @@ apr_status_t iss_versions_usage(iss_store_t *store, iss_versions_usage_t *u,
         }
         apr_dir_close(dir);
     }
+    if (apr_dir_open(&dir, vpath(store, "chunks", NULL, pool), pool)
+        == APR_SUCCESS) {
+        while (apr_dir_read(&fi, APR_FINFO_NAME | APR_FINFO_SIZE
+                            | APR_FINFO_TYPE, dir) == APR_SUCCESS) {
+            if (fi.filetype == APR_REG && fi.name[0] != '.') {
+                u->chunk_files++;
+                u->chunk_bytes += (apr_uint64_t)fi.size;
+            }
+        }
+        apr_dir_close(dir);
+    }
+    {
+        names_t un;
+
+        un.names = apr_array_make(pool, 16, sizeof(const char *));
+        un.packed = 0;
+        rv = iss_store_iterate(store, BLOB_PFX, strlen(BLOB_PFX),
+                               unpacked_one, &un, pool);
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+        u->packed = un.packed;
+    }
     return c.damaged ? ISS_STORE_EDAMAGED : APR_SUCCESS;
+}
+
+/* ---- the chunk store ---------------------------------------------------- */
+
+typedef struct pack_t {
+    const char *hex;
+    const iss_manifest_t *m;
+    const unsigned char *man;     /* encoded, to put when new */
+    apr_size_t manlen;
+    apr_array_header_t *ids;      /* distinct entries (index) */
+    const char **tmp;             /* per distinct entry: a temporary file
+                                   * with its bytes, or NULL */
+    char *used;                   /* ... renamed into place */
+    const char *chunks;
+    apr_pool_t *pool;
+    int gone, done;
+} pack_t;
+
+static apr_status_t pack_txn(void *baton, iss_store_txn_t *txn)
+{
+    pack_t *b = baton;
+    apr_pool_t *p = b->pool;
+    blob_t cur;
+    int found, i;
+    apr_status_t rv;
+
+    if ((rv = txn_blob(txn, b->hex, &cur, &found, p)) != APR_SUCCESS) {
+        return rv;
+    }
+    if (!found || cur.packed) {
+        b->gone = 1;                 /* dropped or packed meanwhile */
+        return APR_SUCCESS;
+    }
+    for (i = 0; i < b->ids->nelts; i++) {
+        const iss_manifest_entry_t *e
+            = &b->m->entries[APR_ARRAY_IDX(b->ids, i, apr_uint32_t)];
+        const char *ch = hexof(e->sha256, p);
+        const char *ck = apr_pstrcat(p, CHUNK_PFX, ch, NULL);
+        apr_uint64_t refs = 0, clen = e->length;
+        void *v;
+        apr_size_t vl;
+
+        rv = iss_store_txn_get(txn, ck, strlen(ck), &v, &vl, p);
+        if (rv == APR_SUCCESS) {
+            if (!chunk_decode(v, vl, &refs, &clen) || clen != e->length) {
+                return ISS_STORE_EDAMAGED;
+            }
+        }
+        else if (rv != APR_NOTFOUND) {
+            return rv;
+        }
+        else if (b->tmp[i] == NULL) {
+            /* Referenced when looked at, collected since: next time. */
+            return APR_EAGAIN;
+        }
+        else {
+            /* Under the lock: a file of that name has no reference (a
+             * leftover), and nothing collects it meanwhile. */
+            if (rename(b->tmp[i], apr_pstrcat(p, b->chunks, "/", ch, NULL))
+                != 0) {
+                return APR_FROM_OS_ERROR(errno);
+            }
+            b->used[i] = 1;
+        }
+        refs++;
+        {
+            const char *nv = apr_psprintf(p, "IVC1 %" APR_UINT64_T_FMT " %"
+                                          APR_UINT64_T_FMT, refs, clen);
+
+            iss_store_txn_put(txn, ck, strlen(ck), nv, strlen(nv));
+        }
+    }
+    if ((rv = sync_dir(b->chunks, p)) != APR_SUCCESS) {
+        return rv;
+    }
+    if (b->man) {
+        const char *mk = apr_pstrcat(p, MAN_PFX, b->hex, NULL);
+
+        iss_store_txn_put(txn, mk, strlen(mk), b->man, b->manlen);
+    }
+    cur.packed = 1;
+    txn_put_blob(txn, b->hex, &cur, p);
+    b->done = 1;
+    return APR_SUCCESS;
+}
+
+/* Move content @a hex into the chunk store: its chunks not stored yet are
+ * written (checked against their ids, fsynced) under temporary names,
+ * then one transaction counts every chunk and marks the content packed;
+ * its data file is collected after.  *packed = 1 if it was.  APR_EGENERAL
+ * if its bytes do not match their ids (it stays as it is). */
+static apr_status_t pack_one(iss_store_t *store, const char *hex,
+                             int *packed, apr_pool_t *p)
+{
+    unsigned char digest[ISS_DIGEST_SHA256_LEN];
+    const char *mk = apr_pstrcat(p, MAN_PFX, hex, NULL);
+    const char *bk = apr_pstrcat(p, BLOB_PFX, hex, NULL);
+    iss_manifest_t *m = NULL;
+    unsigned char *cbuf;
+    apr_file_t *f;
+    apr_os_file_t fd;
+    pack_t b;
+    void *v;
+    apr_size_t vl;
+    blob_t cur;
+    apr_status_t rv;
+    int i;
+
+    *packed = 0;
+    memset(&b, 0, sizeof(b));
+    if (!iss_hex_id_decode(hex, strlen(hex), digest)) {
+        return APR_SUCCESS;
+    }
+    if ((rv = iss_store_get(store, bk, strlen(bk), &v, &vl, p))
+        != APR_SUCCESS) {
+        return rv == APR_NOTFOUND ? APR_SUCCESS : rv;
+    }
+    if (!blob_decode(v, vl, &cur) || cur.packed) {
+        return APR_SUCCESS;
+    }
+    rv = apr_file_open(&f, vpath(store, "data", hex, p), APR_FOPEN_READ,
+                       APR_FPROT_OS_DEFAULT, p);
+    if (rv != APR_SUCCESS) {
+        return APR_STATUS_IS_ENOENT(rv) ? APR_SUCCESS : rv;
+    }
+    if (iss_store_get(store, mk, strlen(mk), &v, &vl, p) == APR_SUCCESS) {
+        (void)iss_manifest_parse(v, vl, &any_manifest, &m, p);
+    }
+    if (m == NULL || m->file_size != cur.size
+        || memcmp(m->file_sha256, digest, ISS_DIGEST_SHA256_LEN) != 0) {
+        /* No manifest kept with it: made now, with the default
+         * parameters (the chunk store's own business). */
+        iss_cdc_params_t dflt = ISS_CDC_PARAMS_DEFAULT;
+
+        if ((rv = iss_manifest_of_file(f, &dflt, &m, p)) != APR_SUCCESS) {
+            apr_file_close(f);
+            return rv;
+        }
+        if (m->file_size != cur.size
+            || memcmp(m->file_sha256, digest, ISS_DIGEST_SHA256_LEN) != 0) {
+            apr_file_close(f);
+            return APR_EGENERAL;
+        }
+        if ((rv = iss_manifest_encode(m, (unsigned char **)&b.man, &b.manlen,
+                                      p)) != APR_SUCCESS) {
+            apr_file_close(f);
+            return rv;
+        }
+    }
+    if (m->count < 2) {
+        apr_file_close(f);           /* one chunk: nothing to share */
+        return APR_SUCCESS;
+    }
+    apr_os_file_get(&fd, f);
+    b.hex = hex;
+    b.m = m;
+    b.pool = p;
+    b.chunks = vpath(store, "chunks", NULL, p);
+    b.ids = distinct_ids(m, p);
+    b.tmp = apr_pcalloc(p, (apr_size_t)b.ids->nelts * sizeof(*b.tmp));
+    b.used = apr_pcalloc(p, (apr_size_t)b.ids->nelts);
+    cbuf = apr_palloc(p, m->params.max_size);
+    if ((rv = make_dirs(store, p)) != APR_SUCCESS) {
+        apr_file_close(f);
+        return rv;
+    }
+    for (i = 0; rv == APR_SUCCESS && i < b.ids->nelts; i++) {
+        const iss_manifest_entry_t *e
+            = &m->entries[APR_ARRAY_IDX(b.ids, i, apr_uint32_t)];
+        const char *ck = apr_pstrcat(p, CHUNK_PFX, hexof(e->sha256, p), NULL);
+        unsigned char sha[ISS_DIGEST_SHA256_LEN];
+        iss_digest_t *d;
+        int out;
+
+        rv = iss_store_get(store, ck, strlen(ck), &v, &vl, p);
+        if (rv == APR_SUCCESS) {
+            continue;                /* stored already */
+        }
+        if (rv != APR_NOTFOUND || e->length > m->params.max_size) {
+            rv = rv != APR_NOTFOUND ? rv : APR_EGENERAL;
+            break;
+        }
+        if ((rv = iss_pread_full(fd, cbuf, e->length, e->offset))
+            != APR_SUCCESS) {
+            rv = APR_STATUS_IS_EOF(rv) ? APR_EGENERAL : rv;
+            break;
+        }
+        if ((rv = iss_digest_create(&d, p)) != APR_SUCCESS) {
+            break;
+        }
+        iss_digest_update(d, cbuf, e->length);
+        iss_digest_final(d, sha);
+        if (memcmp(sha, e->sha256, ISS_DIGEST_SHA256_LEN) != 0) {
+            rv = APR_EGENERAL;       /* damaged: never stored as the id */
+            break;
+        }
+        b.tmp[i] = apr_psprintf(p, "%s/.tmp.%s.%" APR_PID_T_FMT, b.chunks,
+                                hexof(e->sha256, p), getpid());
+        out = open(b.tmp[i], O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (out < 0) {
+            rv = APR_FROM_OS_ERROR(errno);
+            b.tmp[i] = NULL;
+            break;
+        }
+        rv = iss_pwrite_full(out, cbuf, e->length, 0);
+        if (rv == APR_SUCCESS && fdatasync(out) != 0) {
+            rv = APR_FROM_OS_ERROR(errno);
+        }
+        close(out);
+    }
+    apr_file_close(f);
+    if (rv == APR_SUCCESS) {
+        rv = iss_store_txn_ex(store, pack_txn, &b, ISS_STORE_LAZY, p);
+        if (rv == APR_EAGAIN) {
+            rv = APR_SUCCESS;        /* another time */
+            b.done = 0;
+        }
+    }
+    for (i = 0; i < b.ids->nelts; i++) {
+        if (b.tmp[i] && !b.used[i]) {
+            (void)unlink(b.tmp[i]);
+        }
+    }
+    if (rv == APR_SUCCESS && b.done) {
+        *packed = 1;
+        rv = collect(store, hex, NULL, NULL, p);
+    }
+    return rv;
 }
 
 /* The names of the regular files of versions/<sub>. */
@@ -1428,7 +1932,7 @@ apr_status_t iss_versions_gc(iss_store_t *store,
     names = names_in(store, "pending", p);
     for (i = 0; i < names->nelts; i++) {
         const char *n = APR_ARRAY_IDX(names, i, const char *);
-        const char *dot = strrchr(n, '.');
+        const char *dot = strchr(n, '.');   /* <intent>.<n>[.part] */
         const char *key;
         void *v;
         apr_size_t vl;
@@ -1446,6 +1950,59 @@ apr_status_t iss_versions_gc(iss_store_t *store,
             }
         }
         else if (rv != APR_SUCCESS) {
+            goto done;
+        }
+    }
+    /* The chunk store: each content of two chunks or more once. */
+    {
+        names_t un;
+
+        un.names = apr_array_make(p, 16, sizeof(const char *));
+        un.packed = 0;
+        rv = iss_store_iterate(store, BLOB_PFX, strlen(BLOB_PFX),
+                               unpacked_one, &un, p);
+        if (rv != APR_SUCCESS) {
+            goto done;
+        }
+        for (i = 0; i < un.names->nelts; i++) {
+            int packed;
+
+            apr_pool_clear(it);
+            rv = pack_one(store, APR_ARRAY_IDX(un.names, i, const char *),
+                          &packed, it);
+            if (rv == APR_EGENERAL) {
+                st->damaged++;
+            }
+            else if (rv != APR_SUCCESS) {
+                goto done;
+            }
+            st->packed += (apr_uint64_t)packed;
+        }
+    }
+    /* Chunk files without a reference (a packing killed half way, or
+     * one that lost a race). */
+    names = names_in(store, "chunks", p);
+    for (i = 0; i < names->nelts; i++) {
+        const char *n = APR_ARRAY_IDX(names, i, const char *);
+
+        apr_pool_clear(it);
+        if (strncmp(n, ".tmp.", 5) == 0) {
+            apr_finfo_t fi;
+
+            /* A packing's temporary file: another collection's, if
+             * young; a dead one's if older than an hour. */
+            if (apr_stat(&fi, vpath(store, "chunks", n, it), APR_FINFO_MTIME,
+                         it) == APR_SUCCESS
+                && apr_time_now() - fi.mtime > apr_time_from_sec(3600)) {
+                (void)unlink(vpath(store, "chunks", n, it));
+            }
+            continue;
+        }
+        if (!iss_hex_is_lower(n, ISS_HEX_ID_LEN)) {
+            continue;
+        }
+        if ((rv = collect(store, apr_pstrcat(it, "c/", n, NULL), &st->chunks,
+                          &st->bytes, it)) != APR_SUCCESS) {
             goto done;
         }
     }

@@ -81,14 +81,20 @@ void iss_versions_close(iss_version_reader_t *rd);
  *                                link of the replaced inode, or a copy)
  *   versions/pending/<tag>.<n>   held for a write under way (tag: its
  *                                sync-log intent id)
- *   versions/trash/              blobs being removed by a collection
+ *   versions/chunks/<hex id>     the chunk store: one file per chunk of
+ *                                packed contents (iss_versions_gc())
+ *   versions/trash/              files being removed by a collection
  *
  * and in the store:
  *
  *   V/f/<rel>   "IVL1\n" + one line per version, newest first:
  *               "<hex sha256> <size> <replaced, us>\n"
- *   V/b/<hex>   "IVB1 <references> <size>": how many V/f entries name it
- *   V/m/<hex>   the version's manifest (ISM1), when one was known
+ *   V/b/<hex>   "IVB1 <references> <size>[ p]": how many V/f entries
+ *               name it; " p": packed (its bytes are in the chunk store)
+ *   V/m/<hex>   the version's manifest (ISM1), when one was known (always
+ *               for a packed content)
+ *   V/c/<hex>   "IVC1 <references> <length>": packed contents listing
+ *               the chunk (each counts once)
  *   V/total     "IVT1 <blobs> <bytes>": blobs with a reference, bytes
  */
 
@@ -156,6 +162,9 @@ typedef struct iss_versions_usage_t {
     apr_uint64_t disk_files; /**< files under versions/data now */
     apr_uint64_t disk_bytes; /**< their sizes */
     apr_uint64_t pending;    /**< links under versions/pending */
+    apr_uint64_t packed;     /**< contents whose bytes are chunks */
+    apr_uint64_t chunk_files;  /**< files under versions/chunks */
+    apr_uint64_t chunk_bytes;  /**< their sizes */
 } iss_versions_usage_t;
 
 apr_status_t iss_versions_usage(iss_store_t *store, iss_versions_usage_t *u,
@@ -167,11 +176,18 @@ typedef struct iss_versions_gc_t {
     apr_uint64_t blobs;      /**< data files removed (no reference) */
     apr_uint64_t bytes;      /**< their sizes */
     apr_uint64_t pending;    /**< pending links removed (intent gone) */
+    apr_uint64_t packed;     /**< contents moved into the chunk store */
+    apr_uint64_t chunks;     /**< chunk files removed (no reference) */
+    apr_uint64_t damaged;    /**< contents left unpacked: bytes that do
+                              *   not match their ids (never packed) */
 } iss_versions_gc_t;
 
-/** Apply @a lim (NULL: none) to every file's versions at @a now, then
- *  remove every data file no version references, the pending links of
- *  writes that ended without settling (crashes) and the trash.  Safe
+/** Apply @a lim (NULL: none) to every file's versions at @a now, move
+ *  the contents of two chunks or more into the chunk store (each chunk
+ *  stored once for all versions; bytes checked against their ids first),
+ *  then remove every data file and chunk no version references, the
+ *  pending links of writes that ended without settling (crashes) and
+ *  the trash.  Safe
  *  beside writers of any process: a data file is removed only under the
  *  store's lock, after its reference count was seen absent there, and
  *  retention links a data file and counts its reference under the same
