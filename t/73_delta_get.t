@@ -22,7 +22,7 @@ use MIME::Base64 qw(encode_base64);
 use Digest::SHA qw(sha256_hex);
 use Digest::SHA ();
 
-plan tests => 155;
+plan tests => 173;
 
 sub as { my ($user) = @_; ('Authorization' => 'Basic ' . encode_base64("$user:pw-$user", '')) }
 my $files = files_dir() =~ s{files$}{files-delta}r;
@@ -287,3 +287,12 @@ ok(dav(PUT => $p, body => $n0)->code, 201, 'PUT in /chunks/ (no ISSKeepVersions)
 ok(dav(PUT => $p, body => $n0 . 'x')->code, 204, 'PUT again');
 $r = dav(GET => $p, headers => { 'A-IM' => 'vcdiff', 'If-None-Match' => $en0 });
 ok($r->code, 200, 'no versions kept there: 200');
+
+# ---- versions packed into the chunk store (iss-state gc-versions) -------------------------
+my ($gcode, $gout) = iss_state($state, 'gc-versions');
+ok($gcode, 0, 'iss-state gc-versions') or print "# $gout\n";
+my (undef, $vout) = iss_state($state, 'versions');
+my ($packed) = $vout =~ /^packed contents: (\d+)$/m;
+ok(($packed // 0) > 0 ? 1 : 0, 1, 'versions were packed into chunks (' . ($packed // 'none') . ')') or print "# $vout\n";
+check_226(delta_get('alice', '/delta/pub/chain.bin', $ec0), $c0, $c2, $ec0, 'from a packed version, two back');
+check_226(delta_get('alice', '/delta/pub/chain.bin', $ec1), $c1, $c2, $ec1, 'from a packed version, one back');
