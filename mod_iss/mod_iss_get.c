@@ -31,6 +31,8 @@
 #include <http_protocol.h>
 #include <http_request.h>
 
+#include <stdlib.h>
+
 static int serves(request_rec *r)
 {
     if (r->method_number != M_GET || r->finfo.filetype != APR_REG
@@ -122,7 +124,7 @@ static int send_manifest(request_rec *r, apr_file_t *fd,
  *    that stays at 15/16 of the target bytes or more after
  *    DELTA_GIVE_UP target bytes gives up: the plain 200.
  * Memory: DELTA_HOLD, one DELTA_PIECE buffer, the chunks of the version
- * kept for the encoder's reads (src_slot_of(): at most 4 MiB) and the
+ * kept for the encoder's reads (src_slot_of(): SRC_BUDGET, 4 MiB) and the
  * encoder's own (iss_vcdiff_enc.h: about 20 MiB at most), whatever the
  * file sizes. */
 
@@ -132,14 +134,14 @@ static int send_manifest(request_rec *r, apr_file_t *fd,
 
 typedef enum { OUT_HOLD, OUT_COUNT, OUT_STREAM } delta_out_e;
 
-#define SRC_SLOTS 16
+#define SRC_SLOTS  64
+#define SRC_BUDGET ((apr_size_t)4 * 1024 * 1024)
 
 typedef struct src_slot_t {
     apr_uint64_t off;                /* the chunk's offset in the version */
     apr_size_t len;                  /* its length; 0: empty */
-    apr_size_t cap;
     apr_uint64_t used;               /* clock of the last use */
-    unsigned char *buf;
+    unsigned char *buf;              /* malloc'd, len bytes */
 } src_slot_t;
 
 typedef struct delta_t {
@@ -165,7 +167,7 @@ typedef struct delta_t {
     int src_chunks;                  /* read the version by whole chunks */
     src_slot_t src[SRC_SLOTS];
     apr_uint64_t src_clock;
-    apr_pool_t *src_pool;
+    apr_size_t src_bytes;            /* held by src[] */
 } delta_t;
 
 /* iss_deltaget_known_fn: is @a digest a retained version of this file?
@@ -217,30 +219,54 @@ static apr_status_t version_read(delta_t *d, apr_uint64_t offset,
 /* The version's chunks, whole, as the store checked them: a reader of a
  * version with a manifest hashes the whole chunk around every read that
  * leaves the chunk it holds, and the encoder reads the source at
- * scattered places (256-byte probes of candidate matches).  The last
- * SRC_SLOTS chunks read are kept (least recently used out): a probe
- * near an earlier one costs a memcpy instead of a chunk's SHA-256.
- * Memory: at most SRC_SLOTS x the largest chunk (4 MiB with the default
- * 256 KiB), allocated as chunks come. */
+ * scattered places (256-byte probes of candidate matches).  The chunks
+ * read last are kept, SRC_SLOTS of them within SRC_BUDGET bytes (least
+ * recently used out): a probe near an earlier one costs a memcpy
+ * instead of a chunk's SHA-256.  Buffers are malloc'd at the chunk's
+ * size and freed with the pool (src_init()). */
+static apr_status_t src_free(void *data)
+{
+    delta_t *d = data;
+    int i;
+
+    for (i = 0; i < SRC_SLOTS; i++) {
+        free(d->src[i].buf);
+    }
+    memset(d->src, 0, sizeof(d->src));
+    d->src_bytes = 0;
+    return APR_SUCCESS;
+}
+
+static void src_init(delta_t *d, apr_pool_t *pool)
+{
+    memset(d->src, 0, sizeof(d->src));
+    d->src_bytes = 0;
+    apr_pool_cleanup_register(pool, d, src_free, apr_pool_cleanup_null);
+}
+
+static void src_drop(delta_t *d, src_slot_t *s)
+{
+    free(s->buf);
+    d->src_bytes -= s->len;
+    memset(s, 0, sizeof(*s));
+}
+
 static apr_status_t src_slot_of(delta_t *d, apr_uint64_t offset,
                                 src_slot_t **out)
 {
     const iss_manifest_t *m = d->v->manifest;
     apr_uint32_t lo = 0, hi = m->count - 1;
-    src_slot_t *victim = &d->src[0];
+    src_slot_t *s = NULL;
+    apr_size_t need;
     apr_status_t rv;
     int i;
 
     for (i = 0; i < SRC_SLOTS; i++) {
-        src_slot_t *s = &d->src[i];
-
+        s = &d->src[i];
         if (s->len > 0 && offset >= s->off && offset < s->off + s->len) {
             s->used = ++d->src_clock;
             *out = s;
             return APR_SUCCESS;
-        }
-        if (s->used < victim->used) {
-            victim = s;
         }
     }
     while (lo < hi) {                 /* the chunk holding offset */
@@ -253,21 +279,42 @@ static apr_status_t src_slot_of(delta_t *d, apr_uint64_t offset,
             hi = mid - 1;
         }
     }
-    if (victim->cap < m->entries[lo].length) {
-        victim->cap = m->params.max_size > m->entries[lo].length
-                      ? m->params.max_size : m->entries[lo].length;
-        victim->buf = apr_palloc(d->src_pool, victim->cap);
+    need = m->entries[lo].length;
+    for (;;) {                        /* room: a free slot within budget */
+        src_slot_t *lru = NULL, *empty = NULL;
+
+        for (i = 0; i < SRC_SLOTS; i++) {
+            if (d->src[i].len == 0) {
+                empty = empty ? empty : &d->src[i];
+            }
+            else if (lru == NULL || d->src[i].used < lru->used) {
+                lru = &d->src[i];
+            }
+        }
+        if (empty != NULL && d->src_bytes + need <= SRC_BUDGET) {
+            s = empty;
+            break;
+        }
+        if (lru == NULL) {
+            s = empty;                /* one chunk above the budget */
+            break;
+        }
+        src_drop(d, lru);
     }
-    victim->len = 0;
-    rv = version_read(d, m->entries[lo].offset, m->entries[lo].length,
-                      victim->buf);
+    if ((s->buf = malloc(need)) == NULL) {
+        return APR_ENOMEM;
+    }
+    rv = version_read(d, m->entries[lo].offset, need, s->buf);
     if (rv != APR_SUCCESS) {
+        free(s->buf);
+        s->buf = NULL;
         return rv;
     }
-    victim->off = m->entries[lo].offset;
-    victim->len = m->entries[lo].length;
-    victim->used = ++d->src_clock;
-    *out = victim;
+    s->off = m->entries[lo].offset;
+    s->len = need;
+    s->used = ++d->src_clock;
+    d->src_bytes += need;
+    *out = s;
     return APR_SUCCESS;
 }
 
@@ -536,7 +583,7 @@ static int send_delta(request_rec *r, apr_file_t *fd, const apr_finfo_t *fi,
         d.tm = tm;
     }
     d.may_stream = delta_may_stream(&d);
-    d.src_pool = pool;
+    src_init(&d, pool);
     d.src_chunks = d.v->manifest != NULL && d.v->manifest->count > 0
                    && d.v->manifest->file_size == (apr_uint64_t)d.v->size
                    && memcmp(d.v->manifest->file_sha256, d.v->digest,
@@ -552,7 +599,7 @@ static int send_delta(request_rec *r, apr_file_t *fd, const apr_finfo_t *fi,
         d.length = iss_vcdiff_enc_delta_size(d.enc);
         apr_pool_clear(pool);
         d.enc = NULL;
-        memset(d.src, 0, sizeof(d.src));
+        src_init(&d, pool);
         if ((rv = iss_versions_open(d.store, d.v, &d.rd, pool))
             != APR_SUCCESS) {
             ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, r, ISSLOGNO(01181)
