@@ -15,8 +15,10 @@ use Digest::SHA qw(sha256_hex);
 use File::Find ();
 use POSIX ();
 use File::Temp ();
+use LWP::UserAgent ();
+use HTTP::Request ();
 
-plan tests => 70;
+plan tests => 77;
 
 my $state = t_dir() . '/dav/state-versions';
 my $files = t_dir() . '/dav/files-versions';
@@ -168,6 +170,10 @@ put('/versions/m-src.txt', "src\n");
     $r = fetch('/versions/dir/f1', "in a folder\n");
     ok($r->code == 200 && $r->content eq "in a folder\n" ? 1 : 0, 1,
        'a file of a deleted folder is kept too, at its old URL') or print "# ", $r->status_line, "\n";
+    my ($code, $out) = iss_state($state, 'forget-versions', 'dir/f1');
+    ok($code == 0 && $out =~ /dropped 1 versions of dir\/f1/ ? 1 : 0, 1, 'iss-state forget-versions dir/f1')
+        or print "# $out\n";
+    ok(fetch('/versions/dir/f1', "in a folder\n")->code, 404, 'erased: no longer served');
 }
 
 # ---- who may not read the file learns nothing ---------------------------
@@ -292,3 +298,54 @@ put('/versions/m-src.txt', "src\n");
        "the chunk store holds $u{'packed contents'} contents ($u{bytes} bytes) in $u{'chunk bytes on disk'} bytes")
         or print "# $out\n";
 }
+
+# ---- kill -9 during overwrites: leftovers collected, versions intact ------
+{
+    my $dir = File::Temp::tempdir(CLEANUP => 1);
+    mkdir "$dir/$_" for qw(files files/s state logs);
+    my $conf = "<Location /s/>\nDav iss\nISSStateDir $dir/state\nISSKeepVersions count=4\n</Location>";
+    my $h = own_httpd_start(dir => $dir, config => $conf);
+    my $port = $h->{port};
+    my @kids;
+    for my $k (0 .. 1) {
+        my $pid = fork // die "fork: $!";
+        if (!$pid) {
+            my $ua = LWP::UserAgent->new(keep_alive => 1, timeout => 10);
+            for my $i (1 .. 100000) {
+                my $r = $ua->request(HTTP::Request->new(PUT => "http://127.0.0.1:$port/s/f$k", [],
+                                                        sprintf("%06d %d\n", $i, $k) x 3000));
+                last if $r->code >= 500 || $r->code == 0;
+            }
+            POSIX::_exit(0);
+        }
+        push @kids, $pid;
+    }
+    select(undef, undef, undef, 1.5);
+    own_httpd_kill9($h);
+    waitpid($_, 0) for @kids;
+    my ($c1, $o1) = iss_state("$dir/state", 'recover');
+    my ($c2, $o2) = iss_state("$dir/state", 'gc-versions');
+    ok("$c1 $c2", '0 0', 'after kill -9: iss-state recover and gc-versions') or print "# $o1$o2\n";
+    print "# $o2";
+    my ($c3, $o3) = iss_state("$dir/state", 'versions');
+    my %u = $o3 =~ /^([a-z ()]+): (\d+)$/mg;
+    ok($u{'pending (writes under way)'} == 0 && $u{'data files'} + $u{'packed contents'} == $u{'distinct contents'} ? 1 : 0, 1,
+       'no pending link left, every content stored once') or print "# $o3\n";
+    ok((iss_state("$dir/state", 'verify'))[0], 0, 'the store verifies');
+    $h = own_httpd_start(dir => $dir, config => $conf);
+    my ($n, $bad) = (0, 0);
+    my $ua = LWP::UserAgent->new(timeout => 10);
+    for my $k (0 .. 1) {
+        my $l = $ua->get("http://127.0.0.1:$h->{port}/s/f$k?iss-versions");
+        for my $href ($l->content =~ m{<D:href>([^<]*)</D:href>}g) {
+            my ($tag) = $href =~ /iss-version=(.*)/;
+            my $r = $ua->get("http://127.0.0.1:$h->{port}$href");
+            $n++;
+            $bad++ unless $r->code == 200 && strong_etag($r->content) eq qq{"$tag"};
+        }
+    }
+    own_httpd_stop($h);
+    ok($n >= 2 ? 1 : 0, 1, "versions were retained before the kill ($n)");
+    ok($bad, 0, 'every one reads back with its digest after the restart');
+}
+

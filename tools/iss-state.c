@@ -44,6 +44,9 @@
  *                                            age=N[smhdw]) to every file,
  *                                            then remove the version data
  *                                            nothing references
+ *   iss-state DIR forget-versions PATH       drop every version of PATH
+ *                                            (relative to the location)
+ *                                            and its data: an erasure
  *
  * The DBM type is read from the store unless -t insists on one.  It never
  * creates a store (the upload commands do not open it at all); run as
@@ -85,6 +88,7 @@ static void usage(void)
             "       iss-state DIR gc-tmp DIRECTORY SECONDS\n"
             "       iss-state DIR versions | gc-versions [count=N] "
             "[size=N[KMGT]] [age=N[smhdw]]\n"
+            "       iss-state DIR forget-versions PATH\n"
             "  DBMTYPE: insist on this apr_dbm type (default: the store's)\n");
 }
 
@@ -545,6 +549,21 @@ int main(int argc, const char *const *argv)
                "\n", u.files, u.versions, u.blobs, u.bytes, u.disk_files,
                u.disk_bytes, u.pending, u.packed, u.chunk_files,
                u.chunk_bytes);
+        return 0;
+    }
+    if (strcmp(cmd, "forget-versions") == 0) {
+        apr_uint64_t dropped = 0;
+
+        if (argc - opt->ind != 3) {
+            usage();
+            return 2;
+        }
+        if (iss_versions_forget(store, argv[opt->ind + 2], &dropped, pool)
+            != APR_SUCCESS) {
+            return fail(store, dir);
+        }
+        printf("dropped %" APR_UINT64_T_FMT " versions of %s\n", dropped,
+               argv[opt->ind + 2]);
         return 0;
     }
     if (strcmp(cmd, "gc-versions") == 0) {

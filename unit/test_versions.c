@@ -95,7 +95,9 @@ static int write_with(const char *rel, const char *content,
     intent(tag, 1);
     rv = iss_versions_hold(store, path_of(rel), rel, tag, 0, &h, gp);
     if (rv != APR_SUCCESS) {
-        diag("hold %s: %d", rel, rv);
+        if (rv != APR_NOTFOUND) {
+            diag("hold %s: %d", rel, rv);
+        }
         intent(tag, 0);
         return -1;
     }
@@ -655,6 +657,73 @@ static void test_pack(void)
            "no version of p.bin is packed any more: no chunk file left");
 }
 
+/* A file on another file system than the store (/dev/shm, a tmpfs, in
+ * these containers): the hold is a copy, and the version reads back. */
+static void test_other_fs(void)
+{
+    char dir[] = "/dev/shm/iss-versions-test-XXXXXX";
+    iss_versions_limits_t lim = { 0, 0, 0 };
+    iss_versions_hold_t *h;
+    apr_finfo_t a, b;
+    const char *f, *tmp;
+    apr_status_t rv;
+    int retained = -1;
+
+    if (mkdtemp(dir) == NULL) {
+        ok(0, "mkdtemp in /dev/shm");
+        return;
+    }
+    f = apr_pstrcat(gp, dir, "/o.txt", NULL);
+    tmp = apr_pstrcat(gp, dir, "/o.tmp", NULL);
+    tput(f, "other fs old");
+    apr_stat(&a, f, APR_FINFO_IDENT, gp);
+    apr_stat(&b, sdir, APR_FINFO_IDENT, gp);
+    diag("file system of the file %s the store's",
+         a.device == b.device ? "is" : "is not");
+    intent("ofs", 1);
+    is_int(iss_versions_hold(store, f, "o.txt", "ofs", 0, &h, gp),
+           APR_SUCCESS, "hold across file systems");
+    tput(tmp, "other fs new");
+    rename(tmp, f);
+    is_int(iss_versions_settle(store, h, &lim, NULL, apr_time_from_sec(7000),
+                               &retained, gp), APR_SUCCESS, "settle");
+    is_int(retained, 1, "retained");
+    intent("ofs", 0);
+    is_str(read_version("o.txt", dg("other fs old"), &rv), "other fs old",
+           "the copy reads back");
+    is_int(nfiles("pending"), 0, "no pending copy left");
+    testfs_rm_rf(dir, gp);
+}
+
+/* An erasure: every version of a path and its data go, the versions of
+ * other paths stay. */
+static void test_forget(void)
+{
+    iss_versions_limits_t lim = { 0, 0, 0 };
+    iss_versions_usage_t before, after;
+    apr_array_header_t *vs;
+    apr_uint64_t dropped = 0;
+    apr_status_t rv;
+
+    tput(path_of("f.txt"), "forget me 1");
+    write_with("f.txt", "forget me 2", &lim, apr_time_from_sec(8000));
+    write_with("f.txt", "forget me 3", &lim, apr_time_from_sec(8001));
+    iss_versions_usage(store, &before, gp);
+    is_int(iss_versions_forget(store, "f.txt", &dropped, gp), APR_SUCCESS,
+           "forget f.txt");
+    is_int((long long)dropped, 2, "two versions dropped");
+    iss_versions_list(store, "f.txt", &vs, gp);
+    is_int(vs->nelts, 0, "none listed");
+    iss_versions_usage(store, &after, gp);
+    is_int((long long)after.disk_files, (long long)before.disk_files - 2,
+           "their data files are gone at once");
+    ok(access(apr_pstrcat(gp, sdir, "/versions/data/",
+                          iss_hex_id(dg("forget me 1"), gp), NULL), F_OK) != 0,
+       "no file holds the old bytes");
+    is_str(read_version("g.txt", dg("g0"), &rv), "g0",
+           "another file's version stays");
+}
+
 /* Content number @a c of the concurrent test: 200 KB (several chunks,
  * so that collections pack them), sharing most chunks with the others. */
 static const char *big_content(int c, apr_pool_t *p)
@@ -783,6 +852,8 @@ int main(void)
     test_chunks();
     test_gc();
     test_pack();
+    test_other_fs();
+    test_forget();
     test_concurrent();
     iss_store_close(store);
     testfs_rm_rf(base, gp);

@@ -1046,6 +1046,67 @@ apr_status_t iss_versions_settle(iss_store_t *store, iss_versions_hold_t *h,
     return rv;
 }
 
+typedef struct forget_t {
+    const char *rel;
+    apr_array_header_t *freed;
+    apr_uint64_t dropped;
+} forget_t;
+
+static apr_status_t forget_txn(void *baton, iss_store_txn_t *txn)
+{
+    forget_t *b = baton;
+    apr_pool_t *p = b->freed->pool;
+    apr_array_header_t *list;
+    total_t t;
+    apr_status_t rv;
+    int i;
+
+    if ((rv = txn_list(txn, b->rel, &list, p)) != APR_SUCCESS
+        || (rv = txn_total(txn, &t, p)) != APR_SUCCESS) {
+        return rv;
+    }
+    for (i = 0; i < list->nelts; i++) {
+        if ((rv = txn_ref(txn, &APR_ARRAY_IDX(list, i, vent_t), -1, &t,
+                          b->freed, p)) != APR_SUCCESS) {
+            return rv;
+        }
+    }
+    b->dropped = (apr_uint64_t)list->nelts;
+    list->nelts = 0;
+    txn_put_list(txn, b->rel, list, p);
+    txn_put_total(txn, &t, p);
+    return APR_SUCCESS;
+}
+
+apr_status_t iss_versions_forget(iss_store_t *store, const char *rel,
+                                 apr_uint64_t *dropped, apr_pool_t *pool)
+{
+    forget_t b;
+    apr_status_t rv;
+    int i;
+
+    if (!store || !rel) {
+        return APR_EINVAL;
+    }
+    b.rel = rel;
+    b.freed = apr_array_make(pool, 4, sizeof(const char *));
+    b.dropped = 0;
+    /* Durable when it returns: an erasure the admin was told of. */
+    if ((rv = iss_store_txn(store, forget_txn, &b, pool)) != APR_SUCCESS) {
+        return rv;
+    }
+    if (dropped) {
+        *dropped = b.dropped;
+    }
+    for (i = 0; i < b.freed->nelts; i++) {
+        if ((rv = collect(store, APR_ARRAY_IDX(b.freed, i, const char *),
+                          NULL, NULL, pool)) != APR_SUCCESS) {
+            return rv;
+        }
+    }
+    return APR_SUCCESS;
+}
+
 /* ---- finding and reading ------------------------------------------------ */
 
 static apr_status_t get_list(iss_store_t *store, const char *rel,
@@ -1774,8 +1835,9 @@ static apr_status_t pack_one(iss_store_t *store, const char *hex,
         != APR_SUCCESS) {
         return rv == APR_NOTFOUND ? APR_SUCCESS : rv;
     }
-    if (!blob_decode(v, vl, &cur) || cur.packed) {
-        return APR_SUCCESS;
+    if (!blob_decode(v, vl, &cur) || cur.packed
+        || cur.size < 2 * ISS_CDC_MIN_DEFAULT) {
+        return APR_SUCCESS;          /* one chunk at most: nothing shared */
     }
     rv = apr_file_open(&f, vpath(store, "data", hex, p), APR_FOPEN_READ,
                        APR_FPROT_OS_DEFAULT, p);

@@ -153,6 +153,12 @@ apr_status_t iss_versions_settle(iss_store_t *store, iss_versions_hold_t *h,
 /** Drop a hold without looking (the write was refused). */
 void iss_versions_release(iss_versions_hold_t *h);
 
+/** Drop every version of @a rel (an erasure: iss-state forget-versions)
+ *  and remove their data that nothing else references; *dropped gets
+ *  how many versions went (may be NULL). */
+apr_status_t iss_versions_forget(iss_store_t *store, const char *rel,
+                                 apr_uint64_t *dropped, apr_pool_t *pool);
+
 /** Space of the versions of a store. */
 typedef struct iss_versions_usage_t {
     apr_uint64_t files;      /**< paths with at least one version */
