@@ -22,7 +22,7 @@ use MIME::Base64 qw(encode_base64);
 use Digest::SHA qw(sha256_hex);
 use Digest::SHA ();
 
-plan tests => 173;
+plan tests => 180;
 
 sub as { my ($user) = @_; ('Authorization' => 'Basic ' . encode_base64("$user:pw-$user", '')) }
 my $files = files_dir() =~ s{files$}{files-delta}r;
@@ -287,6 +287,35 @@ ok(dav(PUT => $p, body => $n0)->code, 201, 'PUT in /chunks/ (no ISSKeepVersions)
 ok(dav(PUT => $p, body => $n0 . 'x')->code, 204, 'PUT again');
 $r = dav(GET => $p, headers => { 'A-IM' => 'vcdiff', 'If-None-Match' => $en0 });
 ok($r->code, 200, 'no versions kept there: 200');
+
+# ---- a damaged version: never a wrong delta --------------------------------------------
+# Bytes of the retained data changed behind the server's back: the
+# version's chunks are checked as they are read, so the delta fails
+# before its answer begins, and the answer is the plain 200.
+$p = '/delta/pub/damaged.bin';
+my $g0 = bytes(300_000, 70);
+my $g1 = $g0; substr($g1, 150_000, 20) = 'twenty changed bytes';
+my $eg = put('alice', $p, $g0);
+put('alice', $p, $g1);
+ok(delta_get('alice', $p, $eg)->code, 226, 'damaged: the delta before the damage');
+my $blob = "$state/versions/data/" . sha256_hex($g0);
+ok(-f $blob ? 1 : 0, 1, 'damaged: the version is a data file') or print "# no $blob\n";
+{
+    open my $fh, '+<:raw', $blob or die "$blob: $!";
+    seek $fh, 100_000, 0;
+    print $fh 'x' x 100_000;          # around the edit: the chunks the delta reads
+    close $fh or die "$blob: $!";
+}
+my $mark = log_mark();
+$r = delta_get('alice', $p, $eg);
+ok($r->code, 200, 'damaged: 200');
+ok($r->content eq $g1 ? 1 : 0, 1, 'damaged: the current content');
+ok($r->header('IM') // 'none', 'none', 'damaged: no IM');
+ok(log_since($mark) =~ /ISS01182: cannot make the delta of pub\/damaged\.bin/ ? 1 : 0, 1,
+   'damaged: logged (ISS01182)');
+unlink $blob;                          # gone altogether: the same
+$r = delta_get('alice', $p, $eg);
+ok($r->code == 200 && $r->content eq $g1 ? 1 : 0, 1, 'data file gone: 200 with the content');
 
 # ---- versions packed into the chunk store (iss-state gc-versions) -------------------------
 my ($gcode, $gout) = iss_state($state, 'gc-versions');
