@@ -128,12 +128,7 @@ measure() {
   "$chunk" manifest "$old" > "$f/old.ism"
   "$chunk" ids "$f/old.ism" > "$f/old.ids"
   "$chunk" ids "$f/new.ism" > "$f/new.ids"
-  perl -e 'my ($o, $n) = @ARGV; my %have;
-    open my $fh, "<", $o or die; while (<$fh>) { my ($id) = split; $have{$id} = 1 }
-    open $fh, "<", $n or die; my ($s, $e);
-    while (<$fh>) { my ($id, $len, $off) = split; next if $have{$id};
-      if (defined $e && $off == $e + 1) { $e = $off + $len - 1 } else { print "$s-$e\n" if defined $s; ($s, $e) = ($off, $off + $len - 1) } }
-    print "$s-$e\n" if defined $s' "$f/old.ids" "$f/new.ids" > "$f/ranges"
+  bench_missing_ranges "$f/old.ids" "$f/new.ids" > "$f/ranges"
   nr=$(wc -l < "$f/ranges")
   split -l 100 -d -a 4 "$f/ranges" "$f/batch."
   for batch in "$f"/batch.*; do

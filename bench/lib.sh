@@ -82,6 +82,18 @@ bench_header() {
     'index(tolower($0), f ":") == 1 {v = substr($0, length(f) + 2); sub(/^ */, "", v)} END {print v}'
 }
 
+# bench_missing_ranges OLD_IDS NEW_IDS: the byte ranges ("start-end",
+# inclusive, one a line) of the new file's chunks whose ids the old one
+# lacks, neighbours merged; the inputs are `iss-chunk ids` listings.
+bench_missing_ranges() {
+  perl -e 'my ($o, $n) = @ARGV; my %have;
+    open my $fh, "<", $o or die "$o: $!\n"; while (<$fh>) { my ($id) = split; $have{$id} = 1 }
+    open $fh, "<", $n or die "$n: $!\n"; my ($s, $e);
+    while (<$fh>) { my ($id, $len, $off) = split; next if $have{$id};
+      if (defined $e && $off == $e + 1) { $e = $off + $len - 1 } else { print "$s-$e\n" if defined $s; ($s, $e) = ($off, $off + $len - 1) } }
+    print "$s-$e\n" if defined $s' "$1" "$2"
+}
+
 # ---- the pairs of issue 15's benchmarks (bench/vcdiff_encode.sh,
 # bench/delta_get.sh): an old and a new version, made at bench time ----
 

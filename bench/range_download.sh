@@ -95,12 +95,7 @@ manifest_wire=$((up + down))
 "$chunk" ids "$f/old.ism" > "$f/old.ids"
 "$chunk" ids "$f/new.ism" > "$f/new.ids"
 # ranges: "start-end" (inclusive), chunks the old file lacks, neighbours merged
-perl -e 'my ($o, $n) = @ARGV; my %have;
-  open my $fh, "<", $o or die; while (<$fh>) { my ($id) = split; $have{$id} = 1 }
-  open $fh, "<", $n or die; my ($s, $e);
-  while (<$fh>) { my ($id, $len, $off) = split; next if $have{$id};
-    if (defined $e && $off == $e + 1) { $e = $off + $len - 1 } else { print "$s-$e\n" if defined $s; ($s, $e) = ($off, $off + $len - 1) } }
-  print "$s-$e\n" if defined $s' "$f/old.ids" "$f/new.ids" > "$f/ranges"
+bench_missing_ranges "$f/old.ids" "$f/new.ids" > "$f/ranges"
 nranges=$(wc -l < "$f/ranges")
 need=$(awk -F- '{n += $2 - $1 + 1} END {print n + 0}' "$f/ranges")
 echo "$nranges ranges, $need bytes of $size ($(wc -l < "$f/new.ids") chunks)" >&2
