@@ -22,7 +22,7 @@ use MIME::Base64 qw(encode_base64);
 use Digest::SHA qw(sha256_hex);
 use Digest::SHA ();
 
-plan tests => 180;
+plan tests => 182;
 
 sub as { my ($user) = @_; ('Authorization' => 'Basic ' . encode_base64("$user:pw-$user", '')) }
 my $files = files_dir() =~ s{files$}{files-delta}r;
@@ -185,6 +185,15 @@ $r = delta_get('alice', $p, $e0);
 ok($r->code, 200, 'replaced by unrelated content: 200');
 ok($r->content eq $other ? 1 : 0, 1, 'replaced by unrelated content (10 MiB): the whole content');
 ok($r->header('ETag') // '', strong_etag($other), '... with its ETag');
+
+# An empty version: nothing to copy from, a delta would not be smaller.
+$p = '/delta/pub/from-empty.bin';
+my $ee = put('alice', $p, '');
+my $fe = bytes(50_000, 80);
+put('alice', $p, $fe);
+$r = delta_get('alice', $p, $ee);
+ok($r->code, 200, 'from an empty version: 200');
+ok($r->content eq $fe ? 1 : 0, 1, 'from an empty version: the content');
 
 # ---- bad input: the plain answer, nothing changed --------------------------------------
 $p = '/delta/pub/bad.bin';
