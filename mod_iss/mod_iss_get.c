@@ -540,7 +540,10 @@ static int send_delta(request_rec *r, apr_file_t *fd, const apr_finfo_t *fi,
     delta_t d;
     apr_status_t rv;
 
-    if (r->header_only || apr_table_get(r->headers_in, "Range") != NULL
+    /* Not for a sub-request (an include of this file in another answer
+     * inherits the client's headers, not its wish for a delta). */
+    if (r->header_only || r->main != NULL
+        || apr_table_get(r->headers_in, "Range") != NULL
         || !iss_deltaget_accepts_vcdiff(apr_table_get(r->headers_in, "A-IM"))) {
         return 0;
     }
