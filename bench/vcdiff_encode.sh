@@ -47,6 +47,7 @@ build=$top/build
 [ -f "$build/Makefile" ] || "$top/scripts/build.sh" >&2
 make -s -C "$build" bench/vcdiff_encode >&2
 enc=$build/bench/vcdiff_encode
+. "$top/bench/lib.sh"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/iss-bench-venc.XXXXXX")
 trap 'rm -rf "$work"' EXIT
@@ -113,88 +114,22 @@ measure "(a) 100 B changed" "$f/old" "$f/new"
 measure "(b) 1 MiB inserted" "$f/old" "$f/new"
 
 cp "$f/old" "$f/new"
-perl -e 'my ($p, $n) = @ARGV; my $k = int($n / 10 + 0.5); srand(4);
-  my @b = (0 .. $n - 1);
-  for my $i (0 .. $k - 1) { my $j = $i + int(rand($n - $i)); @b[$i, $j] = @b[$j, $i]; }
-  open my $fh, "+<:raw", $p or die "$p: $!\n";
-  open my $r, "<:raw", "/dev/urandom" or die "/dev/urandom: $!\n";
-  for my $blk (sort { $a <=> $b } @b[0 .. $k - 1]) {
-      read($r, my $buf, 65536) == 65536 or die "/dev/urandom: short read\n";
-      seek $fh, $blk * 65536, 0; print $fh $buf;
-  }
-  close $fh or die "$p: $!\n"' "$f/new" $((size / 65536))
+bench_rewrite_blocks "$f/new"
 measure "(c) 10% of 64 KiB blocks" "$f/old" "$f/new"
 rm -f "$f/old" "$f/new"
 
 echo "making a SQLite database and changing it ..." >&2
-sqlite3 "$f/db.old" <<'SQL'
-PRAGMA page_size = 4096;
-CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT, email TEXT,
-                    score INTEGER, note TEXT);
-WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 300000)
-INSERT INTO users SELECT 2 * x, 'user' || x, 'user' || x || '@example.org',
-                         (x * 7919) % 1000, hex(randomblob(24)) FROM c;
-CREATE INDEX users_score ON users (score);
-SQL
-cp "$f/db.old" "$f/db.new"
-sqlite3 "$f/db.new" <<'SQL'
-UPDATE users SET score = score + 1, note = hex(randomblob(24)) WHERE id % 1000 = 0;
-WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3000)
-INSERT INTO users SELECT 2 * ((x * 104729) % 300000) + 1, 'new' || x,
-                         'new' || x || '@example.org', x % 1000,
-                         hex(randomblob(24)) FROM c;
-SQL
+bench_pair_sqlite "$f/db.old" "$f/db.new"
 measure "(d) sqlite" "$f/db.old" "$f/db.new"
 rm -f "$f/db.old" "$f/db.new"
 
 echo "making a tar archive, growing an early member ..." >&2
-mkdir -p "$f/tree"
-perl -e 'srand(15); my $dir = shift;
-  my @w = qw(the of and to in is was for on that with as by at from this file data
-             server client request version chunk delta window source target);
-  for my $i (1 .. 24) {
-      my $name = sprintf "%s/%02d-%s", $dir, $i, $i % 3 ? "doc.txt" : "blob.bin";
-      my $size = int(rand(5 * 1048576)) + 65536;
-      open my $fh, ">:raw", $name or die "$name: $!\n";
-      if ($i % 3) {
-          my $n = 0;
-          while ($n < $size) {
-              my $line = join(" ", map { $w[int rand @w] } 1 .. 4 + int rand 12) . ".\n";
-              print $fh $line; $n += length $line;
-          }
-      } else {
-          open my $r, "<:raw", "/dev/urandom" or die; read $r, my $b, $size; print $fh $b;
-      }
-      close $fh;
-  }' "$f/tree"
-tar_of() { tar --sort=name --mtime=@1700000000 --owner=0 --group=0 --numeric-owner -cf "$1" -C "$f/tree" .; }
-tar_of "$f/old.tar"
-perl -e 'srand(16); my @w = qw(grew appended more lines of text here and there);
-  my $n = 0; while ($n < 65536) { my $l = join(" ", map { $w[int rand @w] } 1 .. 9) . "\n"; print $l; $n += length $l }' \
-  >> "$f/tree/02-doc.txt"
-tar_of "$f/new.tar"
-rm -rf "$f/tree"
+bench_pair_tar "$f/tree" "$f/old.tar" "$f/new.tar"
 measure "(d) tar" "$f/old.tar" "$f/new.tar"
 rm -f "$f/old.tar" "$f/new.tar"
 
 echo "writing an application log and appending to it ..." >&2
-log_lines() {   # log_lines SEED FIRST_SECOND MIB
-  perl -e 'my ($seed, $t, $mib) = @ARGV; srand($seed);
-    my @lvl = (("INFO") x 8, "WARN", "DEBUG"); my @m = qw(GET GET GET POST PUT DELETE);
-    my @p = ("/api/items", "/api/users", "/static/app.js", "/api/orders", "/health");
-    my $n = 0;
-    while ($n < $mib * 1048576) {
-        my @t = gmtime($t + int($n / 2000));
-        my $l = sprintf "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ %-5s [worker-%d] %s %s/%d %d %dms user=u%04d req=%08x\n",
-            $t[5] + 1900, $t[4] + 1, $t[3], $t[2], $t[1], $t[0], int rand 1000,
-            $lvl[int rand @lvl], int rand 16, $m[int rand @m], $p[int rand @p],
-            int rand 100000, (200, 200, 200, 201, 304, 404, 500)[int rand 7],
-            int rand 900, int rand 5000, int rand 4294967295;
-        print $l; $n += length $l;
-    }' "$@"
-}
-log_lines 17 1700000000 64 > "$f/old.log"
-{ cat "$f/old.log"; log_lines 18 1700100000 4; } > "$f/new.log"
+bench_pair_log "$f/old.log" "$f/new.log"
 measure "(d) log" "$f/old.log" "$f/new.log"
 
 echo

@@ -47,7 +47,8 @@
  * Content-Type and Last-Modified, it reads anyway). */
 #define EXPOSE_HEADERS "ETag, Repr-Digest, Content-Digest, DAV, " \
     "Accept-Patch, Allow, Location, Lock-Token, Retry-After, " \
-    "ISS-Chunking, ISS-Upload-Session, ISS-Chunks-Stored, X-OC-MTime"
+    "ISS-Chunking, ISS-Upload-Session, ISS-Chunks-Stored, X-OC-MTime, " \
+    "IM, Delta-Base"
 
 /* How long a browser may keep a preflight's answer (seconds). */
 #define MAX_AGE "600"

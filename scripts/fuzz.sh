@@ -13,6 +13,8 @@
 #                 (libiss/core/iss_frames.c), seeded with the frames
 #                 build/tools/iss-chunk makes;
 #   fuzz_ifhdr    fuzz/fuzz_ifhdr.c, the If header, sync tokens, digest fields
+#   fuzz_deltaget fuzz/fuzz_deltaget.c, A-IM and the If-None-Match base
+#                 of an RFC 3229 delta GET (libiss/core/iss_deltaget.c)
 #   fuzz_vcdiff_enc fuzz/fuzz_vcdiff_enc.c, the VCDIFF encoder
 #                 (libiss/core/iss_vcdiff_enc.c) checked against the
 #                 decoder: source and target come from the input (a
@@ -44,6 +46,9 @@ clang "${flags[@]}" -o "$out/fuzz_frames" "$top/fuzz/fuzz_frames.c" \
 clang "${flags[@]}" -o "$out/fuzz_vcdiff_enc" "$top/fuzz/fuzz_vcdiff_enc.c" \
       "$core/iss_vcdiff_enc.c" "$core/iss_vcdiff.c" "$core/iss_manifest.c" \
       "$core/iss_cdc.c" "$core/iss_bytes.c" "$core/iss_digest.c" \
+      "${libs[@]}" -lcrypto
+clang "${flags[@]}" -o "$out/fuzz_deltaget" "$top/fuzz/fuzz_deltaget.c" \
+      "$core/iss_deltaget.c" "$core/iss_digest.c" "$core/iss_bytes.c" \
       "${libs[@]}" -lcrypto
 # The If header and sync tokens are the server's (libiss/server), parsed
 # without the store: their two files alone, with core's helpers.
@@ -148,3 +153,15 @@ done
 # the leading digit of each seed is its selector byte: 0x30.. -> 0..3;
 # 0x35 (5) makes a token of the position that follows (fuzz_make())
 run fuzz_ifhdr "$seeds/if"
+
+# A-IM and If-None-Match seeds: RFC 3229's example, q values, our ETag
+# form (strong, weak, with a stray bit), lists and junk.
+mkdir -p "$seeds/dg"
+i=0
+for v in 'vcdiff' 'vdelta, gzip' 'VCDIFF;q=0.5, diffe' 'vcdiff;q=0' 'vcdiff;q=1.000, x;q=0.001' \
+  '"pYoT9fpka2BETZime46IPE7x0j-2W8lHitwAFJIJ-KY"' \
+  'W/"pYoT9fpka2BETZime46IPE7x0j-2W8lHitwAFJIJ-KY", "EmZ8dJQv3R3a1DJOYyX1w4Ow6ZrKHMa8lU0p0kWv0ZQ"' \
+  '"EmZ8dJQv3R3a1DJOYyX1w4Ow6ZrKHMa8lU0p0kWv0ZR", *, "x,y", bogus, "pYoT9fpka2BETZime46IPE7x0j-2W8lHitwAFJIJ-KY"'; do
+  printf '%s' "$v" > "$seeds/dg/seed$i"; i=$((i + 1))
+done
+run fuzz_deltaget "$seeds/dg"

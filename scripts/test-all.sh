@@ -50,7 +50,7 @@ step() {
 
 step "unit tests (normal build)" make -s -C build check
 step "unit tests (ASan+UBSan build)" env ASAN_OPTIONS=detect_leaks=1 make -s -C build-asan check
-step "fuzz: VCDIFF decoder and encoder, manifest parsers, chunk frames, If header, sync tokens and digest fields (libFuzzer, ASan+UBSan, 20 s each)" bash scripts/fuzz.sh 20
+step "fuzz: VCDIFF decoder and encoder, manifest parsers, chunk frames, If header, sync tokens, digest fields, A-IM and If-None-Match (libFuzzer, ASan+UBSan, 20 s each)" bash scripts/fuzz.sh 20
 step "httpd suite + litmus (normal build)" bash scripts/run-apache-test.sh build
 step "httpd suite + litmus (ASan+UBSan build)" bash scripts/run-apache-test.sh build-asan asan
 

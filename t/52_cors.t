@@ -22,8 +22,8 @@ my $alice = 'Basic ' . encode_base64('alice:pw-alice', '');
 my @methods = qw(GET HEAD PUT DELETE OPTIONS PROPFIND PROPPATCH MKCOL COPY MOVE LOCK UNLOCK REPORT PATCH POST);
 my @req_headers = qw(Authorization Content-Type Depth Destination Overwrite If If-Match If-None-Match
                      If-Range Range Lock-Token Timeout Repr-Digest Content-Digest Want-Repr-Digest
-                     X-Update-Range ISS-Upload-Session OC-Checksum X-OC-Mtime);
-my @exposed = qw(ETag Repr-Digest DAV Accept-Patch ISS-Chunking ISS-Upload-Session ISS-Chunks-Stored);
+                     X-Update-Range ISS-Upload-Session A-IM OC-Checksum X-OC-Mtime);
+my @exposed = qw(ETag Repr-Digest DAV Accept-Patch ISS-Chunking ISS-Upload-Session ISS-Chunks-Stored IM Delta-Base);
 
 sub listed { my ($list, $name) = @_; scalar grep { lc $_ eq lc $name } split /\s*,\s*/, $list // '' }
 sub cors_headers { my ($r) = @_; join ' ', sort grep { /^Access-Control-/i } $r->headers->header_field_names }
