@@ -1154,6 +1154,28 @@ static void test_live(void)
         iss_versions_forget(store, "u.bin", NULL, gp);
         unlink(path_of("u.bin"));
     }
+    /* Temporary links a killed process left in versions/live/ go at once
+     * (they would keep a gone file's link count above one); one of a
+     * process still running stays. */
+    {
+        const char *dead = apr_pstrcat(gp, sdir, "/versions/live/"
+                                       ".tmp.live.999999999.0x1", NULL);
+        const char *mine = apr_psprintf(gp, "%s/versions/live/.tmp.live."
+                                        "%ld.0x1", sdir, (long)getpid());
+        const char *gone = apr_pstrcat(gp, sdir, "/versions/live/"
+                                       "1-2-3-4.gone", NULL);
+
+        tput(path_of("s.bin"), "s");
+        ok(link(path_of("s.bin"), dead) == 0 && link(path_of("s.bin"), mine)
+           == 0 && link(path_of("s.bin"), gone) == 0,
+           "three leftover links in versions/live/");
+        iss_versions_gc(store, NULL, apr_time_from_sec(8050), &st, gp);
+        ok(access(dead, F_OK) != 0 && access(gone, F_OK) != 0,
+           "gc-versions removed the dead process's and the .gone link");
+        ok(access(mine, F_OK) == 0, "a running process's link stays");
+        unlink(mine);
+        unlink(path_of("s.bin"));
+    }
     iss_versions_gc(store, NULL, apr_time_from_sec(8050), &st, gp);
 }
 

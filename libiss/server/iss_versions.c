@@ -46,6 +46,7 @@
 #include <errno.h>
 #include <sys/uio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 #include <unistd.h>
 #include <fcntl.h>
@@ -2844,6 +2845,37 @@ static apr_array_header_t *names_in(iss_store_t *store, const char *sub,
     return names;
 }
 
+/* A name in versions/live/ that is no live link: "<key>.gone" (a link
+ * unlive() removed under the lock and unlinks right after: removed now,
+ * its owner does not mind) or ".tmp.live.<pid>.<p>" (live_open()'s link
+ * being checked: removed when its process is gone, or older than an
+ * hour).  Such a link of a file that went would keep the inode's link
+ * count above one and its chunks in place until then. */
+static int unlink_stale(iss_store_t *store, const char *n, apr_pool_t *p)
+{
+    const char *path = vpath(store, "live", n, p);
+    apr_size_t len = strlen(n);
+    apr_finfo_t fi;
+
+    if (len > 5 && strcmp(n + len - 5, ".gone") == 0) {
+        return unlink(path) == 0;
+    }
+    if (strncmp(n, ".tmp.live.", 10) == 0) {
+        char *end;
+        long pid = strtol(n + 10, &end, 10);
+
+        if (end != n + 10 && *end == '.' && pid > 0
+            && kill((pid_t)pid, 0) != 0 && errno == ESRCH) {
+            return unlink(path) == 0;
+        }
+    }
+    if (apr_stat(&fi, path, APR_FINFO_CTIME, p) == APR_SUCCESS
+        && apr_time_now() - fi.ctime > apr_time_from_sec(3600)) {
+        return unlink(path) == 0;
+    }
+    return 0;
+}
+
 apr_status_t iss_versions_gc(iss_store_t *store,
                              const iss_versions_limits_t *lim,
                              apr_time_t now, iss_versions_gc_t *st,
@@ -2961,63 +2993,6 @@ apr_status_t iss_versions_gc(iss_store_t *store,
             st->packed += (apr_uint64_t)packed;
         }
     }
-    /* Live files that went (replaced, removed, behind httpd's back or by
-     * a write whose own step did not run): only our link holds them, so
-     * the chunks versions use there move to the file now at the same
-     * path, or into the chunk store; links no record names go. */
-    names = names_in(store, "live", p);
-    for (i = 0; i < names->nelts; i++) {
-        const char *n = APR_ARRAY_IDX(names, i, const char *);
-        const char *lk = apr_pstrcat(p, LIVE_PFX, n, NULL);
-        apr_finfo_t fi;
-        void *v;
-        apr_size_t vl;
-        lrec_t l;
-        live_t lv;
-        int have = 0, done;
-
-        apr_pool_clear(it);
-        if (!key_ok(n, strlen(n))) {
-            /* A temporary link (".tmp.*") or a removal's (".gone") that
-             * a killed process left: removed when older than an hour. */
-            if (apr_stat(&fi, vpath(store, "live", n, it), APR_FINFO_MTIME
-                         | APR_FINFO_CTIME, it) == APR_SUCCESS
-                && apr_time_now() - fi.ctime > apr_time_from_sec(3600)) {
-                (void)unlink(vpath(store, "live", n, it));
-            }
-            continue;
-        }
-        if (apr_stat(&fi, vpath(store, "live", n, it), APR_FINFO_NLINK, it)
-            != APR_SUCCESS) {
-            continue;
-        }
-        rv = iss_store_get(store, lk, strlen(lk), &v, &vl, it);
-        if (rv == APR_NOTFOUND) {
-            if ((rv = collect(store, apr_pstrcat(it, "l/", n, NULL), NULL,
-                              NULL, it)) != APR_SUCCESS) {
-                goto done;
-            }
-            continue;
-        }
-        if (rv != APR_SUCCESS) {
-            goto done;
-        }
-        if (fi.nlink > 1) {
-            continue;                /* still a file somewhere (a MOVE) */
-        }
-        if (lrec_decode(v, vl, &l, it)) {
-            have = live_open(store, l.rel, l.path, &lv, it);
-        }
-        rv = unlive(store, n, have ? &lv : NULL, 0, &done, &st->lost, NULL,
-                    it);
-        if (have) {
-            live_close(&lv);
-        }
-        if (rv != APR_SUCCESS) {
-            goto done;
-        }
-        st->unlinked += (apr_uint64_t)done;
-    }
     /* Chunk files without a reference (a packing killed half way, or
      * one that lost a race). */
     names = names_in(store, "chunks", p);
@@ -3065,6 +3040,67 @@ apr_status_t iss_versions_gc(iss_store_t *store,
         apr_pool_clear(it);
         (void)unlink(vpath(store, "trash",
                            APR_ARRAY_IDX(names, i, const char *), it));
+    }
+    /* Live files that went (replaced, removed, behind httpd's back or by
+     * a write whose own step did not run): only our link holds them (this
+     * runs last, once pending links, unreferenced data files and the
+     * trash, which may name the same inode, are gone), so
+     * the chunks versions use there move to the file now at the same
+     * path, or into the chunk store; links no record names go.  Stale
+     * temporary links first: they count in a file's links too. */
+    names = names_in(store, "live", p);
+    for (i = 0; i < names->nelts; i++) {
+        const char *n = APR_ARRAY_IDX(names, i, const char *);
+
+        apr_pool_clear(it);
+        if (!key_ok(n, strlen(n))) {
+            (void)unlink_stale(store, n, it);
+        }
+    }
+    for (i = 0; i < names->nelts; i++) {
+        const char *n = APR_ARRAY_IDX(names, i, const char *);
+        const char *lk = apr_pstrcat(p, LIVE_PFX, n, NULL);
+        apr_finfo_t fi;
+        void *v;
+        apr_size_t vl;
+        lrec_t l;
+        live_t lv;
+        int have = 0, done;
+
+        apr_pool_clear(it);
+        if (!key_ok(n, strlen(n))) {
+            continue;                /* done above */
+        }
+        if (apr_stat(&fi, vpath(store, "live", n, it), APR_FINFO_NLINK, it)
+            != APR_SUCCESS) {
+            continue;
+        }
+        rv = iss_store_get(store, lk, strlen(lk), &v, &vl, it);
+        if (rv == APR_NOTFOUND) {
+            if ((rv = collect(store, apr_pstrcat(it, "l/", n, NULL), NULL,
+                              NULL, it)) != APR_SUCCESS) {
+                goto done;
+            }
+            continue;
+        }
+        if (rv != APR_SUCCESS) {
+            goto done;
+        }
+        if (fi.nlink > 1) {
+            continue;                /* still a file somewhere (a MOVE) */
+        }
+        if (lrec_decode(v, vl, &l, it)) {
+            have = live_open(store, l.rel, l.path, &lv, it);
+        }
+        rv = unlive(store, n, have ? &lv : NULL, 0, &done, &st->lost, NULL,
+                    it);
+        if (have) {
+            live_close(&lv);
+        }
+        if (rv != APR_SUCCESS) {
+            goto done;
+        }
+        st->unlinked += (apr_uint64_t)done;
     }
     rv = APR_SUCCESS;
 done:
