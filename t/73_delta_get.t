@@ -22,7 +22,7 @@ use MIME::Base64 qw(encode_base64);
 use Digest::SHA qw(sha256_hex);
 use Digest::SHA ();
 
-plan tests => 182;
+plan tests => 183;
 
 sub as { my ($user) = @_; ('Authorization' => 'Basic ' . encode_base64("$user:pw-$user", '')) }
 my $files = files_dir() =~ s{files$}{files-delta}r;
@@ -300,20 +300,28 @@ ok($r->code, 200, 'no versions kept there: 200');
 # ---- a damaged version: never a wrong delta --------------------------------------------
 # Bytes of the retained data changed behind the server's back: the
 # version's chunks are checked as they are read, so the delta fails
-# before its answer begins, and the answer is the plain 200.
+# before its answer begins, and the answer is the plain 200.  The
+# version is packed after the PUT's answer (ISSKeepVersions pack=, the
+# default 64M): the chunks it shares with the current file are used in
+# place, the changed ones are copied into versions/chunks/; those are the
+# ones the delta reads, and the ones damaged here.
 $p = '/delta/pub/damaged.bin';
 my $g0 = bytes(300_000, 70);
 my $g1 = $g0; substr($g1, 150_000, 20) = 'twenty changed bytes';
 my $eg = put('alice', $p, $g0);
+my %had = map { $_ => 1 } glob("$state/versions/chunks/*");
 put('alice', $p, $g1);
 ok(delta_get('alice', $p, $eg)->code, 226, 'damaged: the delta before the damage');
 my $blob = "$state/versions/data/" . sha256_hex($g0);
-ok(-f $blob ? 1 : 0, 1, 'damaged: the version is a data file') or print "# no $blob\n";
-{
-    open my $fh, '+<:raw', $blob or die "$blob: $!";
-    seek $fh, 100_000, 0;
-    print $fh 'x' x 100_000;          # around the edit: the chunks the delta reads
-    close $fh or die "$blob: $!";
+for (1 .. 100) { last unless -e $blob; select(undef, undef, undef, 0.05) }
+ok(-e $blob ? 0 : 1, 1, 'damaged: the version was packed after the answer') or print "# still $blob\n";
+my @copied = grep { !$had{$_} } glob("$state/versions/chunks/*");
+ok(@copied ? 1 : 0, 1, 'damaged: its changed chunks are in the chunk store (' . scalar(@copied) . ')');
+for my $c (@copied) {
+    my $len = -s $c;
+    open my $fh, '+<:raw', $c or die "$c: $!";
+    print $fh 'x' x $len;             # same length, other bytes
+    close $fh or die "$c: $!";
 }
 my $mark = log_mark();
 $r = delta_get('alice', $p, $eg);
@@ -322,9 +330,9 @@ ok($r->content eq $g1 ? 1 : 0, 1, 'damaged: the current content');
 ok($r->header('IM') // 'none', 'none', 'damaged: no IM');
 ok(log_since($mark) =~ /ISS01182: cannot make the delta of pub\/damaged\.bin/ ? 1 : 0, 1,
    'damaged: logged (ISS01182)');
-unlink $blob;                          # gone altogether: the same
+unlink @copied;                        # gone altogether: the same
 $r = delta_get('alice', $p, $eg);
-ok($r->code == 200 && $r->content eq $g1 ? 1 : 0, 1, 'data file gone: 200 with the content');
+ok($r->code == 200 && $r->content eq $g1 ? 1 : 0, 1, 'chunks gone: 200 with the content');
 
 # ---- versions packed into the chunk store (iss-state gc-versions) -------------------------
 my ($gcode, $gout) = iss_state($state, 'gc-versions');
