@@ -963,7 +963,7 @@ static void insert_filter(request_rec *r)
         && iss_digest_sums_create(&ctx->sums, ctx->oc.sums
                                   | ctx->oc.want.have, r->pool)
            != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, ISSLOGNO(01080)
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, ISSLOGNO(01076)
                       "SHA-1 or MD5 is not available from OpenSSL; PUT %s "
                       "is stored without them", r->uri);
         ctx->sums = NULL;
