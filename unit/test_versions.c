@@ -1181,6 +1181,130 @@ static void test_live(void)
 
 /* Writers with live chunks in child processes, a collector beside them:
  * every version listed afterwards reads back with its digest. */
+/* Chunks another live file holds (not the one at the version's path),
+ * found through the chunk index's c/ hints: used in place through that
+ * file's link; moved out when that file goes, whatever path the write
+ * that replaces or removes it names. */
+static void test_live_other(void)
+{
+    iss_versions_limits_t lim = { 0, 0, 0, ISS_VERSIONS_DEFAULT_PACK };
+    apr_size_t n = 4 * 1024 * 1024;
+    unsigned char *a = random_bytes(n, 61), *b = edited(a, n, 1500000, 'E');
+    unsigned char *r = random_bytes(n, 62), *r2 = random_bytes(n, 63);
+    iss_versions_usage_t u0, u1, u2;
+    iss_versions_gc_t st;
+    apr_uint64_t two = 2 * ISS_CDC_MAX_DEFAULT;
+
+    apr_uint64_t damaged0;
+
+    iss_versions_gc(store, NULL, apr_time_from_sec(9000), &st, gp);
+    damaged0 = st.damaged;           /* earlier tests' damaged data */
+    iss_versions_usage(store, &u0, gp);
+    /* B is a copy of A plus an edit; A is then replaced by unrelated
+     * bytes: the file at A's path holds none of the old chunks. */
+    put_bytes(path_of("oa.bin"), a, n);
+    index_file(store, "oa.bin", gp);
+    put_bytes(path_of("ob.bin"), b, n);
+    index_file(store, "ob.bin", gp);
+    is_int(write_live("oa.bin", r, n, &lim, apr_time_from_sec(9001)), 1,
+           "A overwritten by unrelated bytes: its old content retained");
+    iss_versions_usage(store, &u1, gp);
+    ok(u1.chunk_bytes - u0.chunk_bytes <= two
+       && u1.chunk_bytes > u0.chunk_bytes,
+       "the version costs %llu bytes of chunk store (at most two chunks): "
+       "the rest is used in place in B, another live file",
+       (unsigned long long)(u1.chunk_bytes - u0.chunk_bytes));
+    ok(u1.live_files == u0.live_files + 1 && u1.live_orphans == 0
+       && u1.live_bytes >= n - two,
+       "B's inode linked, holding %llu bytes for A's version",
+       (unsigned long long)u1.live_bytes);
+    ok(reads_as("oa.bin", a, n), "A's version reads back byte-exact");
+
+    /* A MOVE of B: the inode lives on, the link stays. */
+    ok(rename(path_of("ob.bin"), path_of("oc.bin")) == 0, "B moved to C");
+    is_int(iss_versions_gc(store, NULL, apr_time_from_sec(9002), &st, gp),
+           APR_SUCCESS, "gc after the move");
+    is_int((long long)st.unlinked, 0, "... keeps B's link (still a file)");
+    ok(reads_as("oa.bin", a, n), "A's version reads after B's move");
+
+    /* C (B's inode) overwritten through the capture point: the move-out
+     * is keyed by the inode, not by A's path. */
+    is_int(write_live("oc.bin", r2, n, &lim, apr_time_from_sec(9003)), 1,
+           "C overwritten: B's content retained as C's version");
+    iss_versions_usage(store, &u2, gp);
+    ok(u2.live_files == u0.live_files && u2.live_orphans == 0
+       && u2.live_chunks == u0.live_chunks,
+       "right after the write no link of B's inode and no chunk used in "
+       "place in it are left");
+    ok(u2.chunk_bytes - u0.chunk_bytes >= n
+       && u2.chunk_bytes - u0.chunk_bytes <= n + 2 * two,
+       "the chunks moved into the chunk store once (%llu bytes)",
+       (unsigned long long)(u2.chunk_bytes - u0.chunk_bytes));
+    ok(reads_as("oa.bin", a, n) && reads_as("oc.bin", b, n),
+       "A's version and C's version read back byte-exact");
+    is_int(iss_versions_gc(store, NULL, apr_time_from_sec(9004), &st, gp),
+           APR_SUCCESS, "gc-versions");
+    ok(st.unlinked == 0 && st.lost == 0 && st.damaged == damaged0,
+       "... finds nothing stale (%llu %llu %llu)",
+       (unsigned long long)st.unlinked, (unsigned long long)st.lost,
+       (unsigned long long)st.damaged);
+    iss_versions_forget(store, "oa.bin", NULL, gp);
+    iss_versions_forget(store, "oc.bin", NULL, gp);
+    unlink(path_of("oa.bin"));
+    unlink(path_of("oc.bin"));
+
+    /* A DELETE of the other file through the capture point, and the
+     * other file changed in place outside httpd. */
+    a = random_bytes(n, 64);
+    b = edited(a, n, 2500000, 'F');
+    put_bytes(path_of("pa.bin"), a, n);
+    index_file(store, "pa.bin", gp);
+    put_bytes(path_of("pb.bin"), b, n);
+    index_file(store, "pb.bin", gp);
+    write_live("pa.bin", r, n, &lim, apr_time_from_sec(9010));
+    iss_versions_usage(store, &u1, gp);
+    ok(u1.live_files == u0.live_files + 1, "A's version uses B in place");
+    {
+        int fd = open(path_of("pb.bin"), O_WRONLY);
+
+        ok(fd >= 0 && pwrite(fd, "Z", 1, 10) == 1,
+           "B written in place (outside httpd)");
+        if (fd >= 0) {
+            close(fd);
+        }
+    }
+    is_int(read_part("pa.bin", a, n, 0, 100), APR_EGENERAL,
+           "A's version where B changed: APR_EGENERAL, no bytes");
+    is_int(read_part("pa.bin", a, n, n - 100, 100), APR_SUCCESS,
+           "A's version elsewhere reads");
+    /* The write in place changed B's identity (its mtime): the delete's
+     * step finds no link under that identity; the collection sees the
+     * link's count at 1 and moves the chunks out, the changed one lost. */
+    is_int(write_live("pb.bin", NULL, 0, &lim, apr_time_from_sec(9011)), 1,
+           "B deleted through the capture point");
+    is_int(read_part("pa.bin", a, n, n / 2, 100), APR_SUCCESS,
+           "A's version reads while only our link holds B's inode");
+    is_int(iss_versions_gc(store, NULL, apr_time_from_sec(9012), &st, gp),
+           APR_SUCCESS, "gc-versions");
+    ok(st.unlinked == 1 && st.lost >= 1, "... released B's link, %llu "
+       "chunk(s) counted lost", (unsigned long long)st.lost);
+    iss_versions_usage(store, &u2, gp);
+    ok(u2.live_files == u0.live_files && u2.live_orphans == 0,
+       "no live link left");
+    is_int(read_part("pa.bin", a, n, 0, 100), APR_EGENERAL,
+           "the changed chunk still fails cleanly");
+    is_int(read_part("pa.bin", a, n, n / 2, 100), APR_SUCCESS,
+           "the others read from the chunk store");
+    iss_versions_forget(store, "pa.bin", NULL, gp);
+    iss_versions_forget(store, "pb.bin", NULL, gp);
+    unlink(path_of("pa.bin"));
+    iss_versions_gc(store, NULL, apr_time_from_sec(9013), &st, gp);
+    iss_versions_usage(store, &u2, gp);
+    ok(u2.live_files == u0.live_files && u2.live_chunks == u0.live_chunks
+       && u2.chunk_bytes == u0.chunk_bytes,
+       "all forgotten: the chunk store is back where it was");
+}
+
 static void test_live_concurrent(void)
 {
     iss_versions_limits_t lim = { 3, 0, 0, ISS_VERSIONS_DEFAULT_PACK };
@@ -1336,6 +1460,7 @@ int main(void)
     test_forget();
     test_concurrent();
     test_live();
+    test_live_other();
     test_live_concurrent();
     iss_store_close(store);
     testfs_rm_rf(base, gp);

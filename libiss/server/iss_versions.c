@@ -2075,6 +2075,23 @@ static const char *tmp_name(const char *dir, const char *what, apr_pool_t *p)
                         getpid(), (void *)p);
 }
 
+/* The folder of the location whose file @a rel is at @a path, or NULL. */
+static const char *root_of(const char *path, const char *rel, apr_pool_t *p)
+{
+    apr_size_t pl, rl;
+
+    if (path == NULL || rel == NULL) {
+        return NULL;
+    }
+    pl = strlen(path);
+    rl = strlen(rel);
+    if (pl > rl + 1 && path[pl - rl - 1] == '/'
+        && strcmp(path + pl - rl, rel) == 0) {
+        return apr_pstrndup(p, path, pl - rl - 1);
+    }
+    return NULL;
+}
+
 /* The file now at a version's path, whose chunks the version may use
  * in place: found by its m/ record, valid for the file as it is. */
 typedef struct live_t {
@@ -2111,7 +2128,11 @@ static int live_open(iss_store_t *store, const char *rel, const char *path,
     lv->rel = rel;
     lv->path = path;
     lv->key = live_key(&lv->fi, p);
-    lv->tmp = tmp_name(vpath(store, "live", NULL, p), "live", p);
+    /* Named by @a lv (not the pool: a packing opens several files with
+     * one pool), as unlink_stale() expects: .tmp.live.<pid>.<p>. */
+    lv->tmp = apr_psprintf(p, "%s/.tmp.live.%" APR_PID_T_FMT ".%pp",
+                           vpath(store, "live", NULL, p), getpid(),
+                           (void *)lv);
     /* Linked first, then checked: the link holds the inode the record
      * describes, or it is dropped (replaced between stat and link). */
     if (link(path, lv->tmp) != 0) {
@@ -2191,9 +2212,9 @@ typedef struct pack_t {
     apr_array_header_t *ids;      /* distinct entries (index) */
     const char **tmp;             /* per distinct entry: a temporary file
                                    * with its bytes, or NULL */
-    const iss_manifest_entry_t **in;  /* ... or where @a lv holds it */
+    const iss_manifest_entry_t **in;  /* ... or where inlv[i] holds it */
+    const live_t **inlv;          /* ... that live file */
     char *used;                   /* ... renamed into place */
-    const live_t *lv;
     const char *chunks;
     apr_pool_t *pool;
     int gone, done;
@@ -2205,8 +2226,9 @@ static apr_status_t pack_txn(void *baton, iss_store_txn_t *txn)
     pack_t *b = baton;
     apr_pool_t *p = b->pool;
     blob_t cur;
-    lrec_t l;
-    int found, i, have_l = 0, moved = 0;
+    apr_hash_t *ls = apr_hash_make(p);   /* live_t * -> its lrec_t */
+    apr_hash_index_t *hi;
+    int found, i, moved = 0;
     apr_status_t rv;
 
     b->inplace = 0;
@@ -2234,18 +2256,23 @@ static apr_status_t pack_txn(void *baton, iss_store_txn_t *txn)
         else if (b->in && b->in[i]) {
             /* Used in place: the live link is there (made under the lock
              * if not), and lists the chunk. */
-            if (!have_l) {
-                if ((rv = txn_live_link(txn, b->store, b->lv, &l, p))
+            const live_t *lv = b->inlv[i];
+            lrec_t *l = apr_hash_get(ls, &lv, sizeof(lv));
+
+            if (l == NULL) {
+                l = apr_pcalloc(p, sizeof(*l));
+                if ((rv = txn_live_link(txn, b->store, lv, l, p))
                     != APR_SUCCESS) {
                     return rv;
                 }
-                have_l = 1;
+                apr_hash_set(ls, apr_pmemdup(p, &lv, sizeof(lv)), sizeof(lv),
+                             l);
             }
             cr.refs = 0;
             cr.len = e->length;
-            cr.key = b->lv->key;
+            cr.key = lv->key;
             cr.off = b->in[i]->offset;
-            APR_ARRAY_PUSH(l.ids, const char *) = ch;
+            APR_ARRAY_PUSH(l->ids, const char *) = ch;
             b->inplace++;
         }
         else if (b->tmp[i] == NULL) {
@@ -2272,15 +2299,18 @@ static apr_status_t pack_txn(void *baton, iss_store_txn_t *txn)
     if (moved && (rv = sync_dir(b->chunks, p)) != APR_SUCCESS) {
         return rv;
     }
-    if (have_l) {
-        apr_size_t pl = strlen(b->lv->path), rl = strlen(b->lv->rel);
+    for (hi = apr_hash_first(p, ls); hi; hi = apr_hash_next(hi)) {
+        const void *k;
+        void *val;
+        const live_t *lv;
+        const char *root;
 
-        txn_put_lrec(txn, b->lv->key, &l, p);
+        apr_hash_this(hi, &k, NULL, &val);
+        lv = *(const live_t *const *)k;
+        txn_put_lrec(txn, lv->key, val, p);
         /* The location's folder, for the collection (which is not told
          * where the files are): the live file's path without its rel. */
-        if (pl > rl + 1 && b->lv->path[pl - rl - 1] == '/'
-            && strcmp(b->lv->path + pl - rl, b->lv->rel) == 0) {
-            const char *root = apr_pstrndup(p, b->lv->path, pl - rl - 1);
+        if ((root = root_of(lv->path, lv->rel, p)) != NULL) {
             void *v;
             apr_size_t vl;
 
@@ -2345,16 +2375,127 @@ static apr_status_t chunk_to_tmp(int fd, apr_off_t off,
     return rv;
 }
 
+/* Other live files of the location that may hold a content's chunks:
+ * found through the chunk index's c/ hints (3c), each opened (and
+ * checked, as the file at the version's path is) once per packing, at
+ * most OTHERS_MAX of them. */
+#define OTHERS_MAX 8
+
+typedef struct others_t {
+    iss_store_t *store;
+    const char *root;          /* the location's folder, or NULL: none */
+    const live_t *self;        /* the file at the version's path, or NULL */
+    apr_hash_t *seen;          /* rel -> live_t (at NULL: cannot serve) */
+    apr_array_header_t *open;  /* live_t * with a temporary link */
+    apr_pool_t *pool;
+} others_t;
+
+/* A path relative to the location that stays inside it: no leading or
+ * doubled slash, no "." or ".." segment. */
+static int rel_inside(const char *rel)
+{
+    const char *s = rel;
+
+    if (*s == '\0' || *s == '/') {
+        return 0;
+    }
+    for (;;) {
+        const char *e = strchr(s, '/');
+        apr_size_t n = e ? (apr_size_t)(e - s) : strlen(s);
+
+        if (n == 0 || (n == 1 && s[0] == '.')
+            || (n == 2 && s[0] == '.' && s[1] == '.')) {
+            return 0;
+        }
+        if (e == NULL) {
+            return 1;
+        }
+        s = e + 1;
+    }
+}
+
+/* Where a live file other than o->self holds chunk @a e (by its m/
+ * record, valid for the file as it is now): the entry, *where the file;
+ * NULL if none of the paths c/<id> names does (at most
+ * ISS_CHUNKIDX_PATHS looked at). */
+static const iss_manifest_entry_t *other_has(others_t *o,
+                                             const iss_manifest_entry_t *e,
+                                             const live_t **where)
+{
+    apr_array_header_t *rels;
+    int i, j;
+
+    if (o == NULL || o->root == NULL
+        || iss_chunkidx_where(o->store, e->sha256, &rels, o->pool)
+           != APR_SUCCESS) {
+        return NULL;
+    }
+    for (i = 0; i < rels->nelts && i < ISS_CHUNKIDX_PATHS; i++) {
+        const char *rel = APR_ARRAY_IDX(rels, i, const char *);
+        const iss_manifest_entry_t *le;
+        live_t *lv;
+
+        if ((o->self && strcmp(rel, o->self->rel) == 0) || !rel_inside(rel)) {
+            continue;
+        }
+        lv = apr_hash_get(o->seen, rel, APR_HASH_KEY_STRING);
+        if (lv == NULL) {
+            if (apr_hash_count(o->seen) >= OTHERS_MAX) {
+                continue;
+            }
+            rel = apr_pstrdup(o->pool, rel);
+            lv = apr_pcalloc(o->pool, sizeof(*lv));
+            if (live_open(o->store, rel, apr_pstrcat(o->pool, o->root, "/",
+                                                     rel, NULL), lv,
+                          o->pool)) {
+                /* One live_t per inode (two names of one file): each
+                 * writes its V/l/<key> record in the packing. */
+                int dup = o->self && strcmp(o->self->key, lv->key) == 0;
+
+                for (j = 0; !dup && j < o->open->nelts; j++) {
+                    dup = strcmp(APR_ARRAY_IDX(o->open, j, live_t *)->key,
+                                 lv->key) == 0;
+                }
+                if (dup) {
+                    live_close(lv);
+                    lv->at = NULL;
+                }
+                else {
+                    APR_ARRAY_PUSH(o->open, live_t *) = lv;
+                }
+            }
+            apr_hash_set(o->seen, rel, APR_HASH_KEY_STRING, lv);
+        }
+        if ((le = live_has(lv, e)) != NULL) {
+            *where = lv;
+            return le;
+        }
+    }
+    return NULL;
+}
+
+static void others_close(others_t *o)
+{
+    int j;
+
+    for (j = 0; j < o->open->nelts; j++) {
+        live_close(APR_ARRAY_IDX(o->open, j, live_t *));
+    }
+    o->open->nelts = 0;
+}
+
 /* Move content @a hex into the chunk store: its chunks not stored yet are
  * used in place where @a lv (the file now at its path, or NULL) holds
- * them, else written (checked against their ids, fsynced) under
+ * them, or else another live file of the location in @a root (NULL: none)
+ * that the chunk index names for the chunk, else written (checked against their ids, fsynced) under
  * temporary names; then one transaction counts every chunk and marks the
  * content packed; its data file is collected after.  With @a budget, a
  * content whose chunks to copy (or to find: no manifest kept) pass that
  * many bytes is left as it is.  *packed = 1 if it was packed.
  * APR_EGENERAL if its bytes do not match their ids (it stays as it is). */
 static apr_status_t pack_one(iss_store_t *store, const char *hex,
-                             const live_t *lv, apr_uint64_t budget,
+                             const live_t *lv, const char *root,
+                             apr_uint64_t budget,
                              int *packed, apr_uint64_t *copied,
                              apr_pool_t *p)
 {
@@ -2366,6 +2507,7 @@ static apr_status_t pack_one(iss_store_t *store, const char *hex,
     apr_file_t *f;
     apr_os_file_t fd;
     pack_t b;
+    others_t o;
     void *v;
     apr_size_t vl;
     blob_t cur;
@@ -2427,19 +2569,26 @@ static apr_status_t pack_one(iss_store_t *store, const char *hex,
     b.store = store;
     b.hex = hex;
     b.m = m;
-    b.lv = lv;
     b.pool = p;
     b.chunks = vpath(store, "chunks", NULL, p);
     b.ids = distinct_ids(m, p);
     b.tmp = apr_pcalloc(p, (apr_size_t)b.ids->nelts * sizeof(*b.tmp));
     b.in = apr_pcalloc(p, (apr_size_t)b.ids->nelts * sizeof(*b.in));
+    b.inlv = apr_pcalloc(p, (apr_size_t)b.ids->nelts * sizeof(*b.inlv));
     b.used = apr_pcalloc(p, (apr_size_t)b.ids->nelts);
     cbuf = apr_palloc(p, m->params.max_size);
     if ((rv = make_dirs(store, p)) != APR_SUCCESS) {
         apr_file_close(f);
         return rv;
     }
-    /* What is where: stored already, in the live file, or to copy. */
+    o.store = store;
+    o.root = root;
+    o.self = lv;
+    o.seen = apr_hash_make(p);
+    o.open = apr_array_make(p, OTHERS_MAX, sizeof(live_t *));
+    o.pool = p;
+    /* What is where: stored already, in the file at the path, in another
+     * live file, or to copy. */
     {
         char *need = apr_pcalloc(p, (apr_size_t)b.ids->nelts);
 
@@ -2455,16 +2604,21 @@ static apr_status_t pack_one(iss_store_t *store, const char *hex,
             }
             if (rv != APR_NOTFOUND || e->length > m->params.max_size) {
                 apr_file_close(f);
+                others_close(&o);
                 return rv != APR_NOTFOUND ? rv : APR_EGENERAL;
             }
             rv = APR_SUCCESS;
-            if ((b.in[i] = live_has(lv, e)) == NULL) {
+            if ((b.in[i] = live_has(lv, e)) != NULL) {
+                b.inlv[i] = lv;
+            }
+            else if ((b.in[i] = other_has(&o, e, &b.inlv[i])) == NULL) {
                 need[i] = 1;
                 copy += e->length;
             }
         }
         if (budget && copy > budget) {
             apr_file_close(f);       /* more than a write may do after */
+            others_close(&o);
             return APR_SUCCESS;
         }
         for (i = 0; rv == APR_SUCCESS && i < b.ids->nelts; i++) {
@@ -2489,6 +2643,7 @@ static apr_status_t pack_one(iss_store_t *store, const char *hex,
             b.done = 0;
         }
     }
+    others_close(&o);
     for (i = 0; i < b.ids->nelts; i++) {
         if (b.tmp[i] && !b.used[i]) {
             (void)unlink(b.tmp[i]);
@@ -2810,7 +2965,8 @@ apr_status_t iss_versions_after(iss_store_t *store, iss_versions_hold_t *h,
     have = live_open(store, h->rel, h->path, &lv, p);
     if (h->kept) {
         rv = pack_one(store, hexof(h->kept_digest, p), have ? &lv : NULL,
-                      lim->pack_bytes, &packed, copied, p);
+                      root_of(h->path, h->rel, p), lim->pack_bytes, &packed,
+                      copied, p);
         if (rv == APR_EGENERAL) {
             rv = APR_SUCCESS;        /* damaged: the collection says so */
         }
@@ -2979,8 +3135,8 @@ apr_status_t iss_versions_gc(iss_store_t *store,
                 have = live_open(store, rel, apr_pstrcat(it, root, "/", rel,
                                                          NULL), &lv, it);
             }
-            rv = pack_one(store, hex, have ? &lv : NULL, 0, &packed, NULL,
-                          it);
+            rv = pack_one(store, hex, have ? &lv : NULL, root, 0, &packed,
+                          NULL, it);
             if (have) {
                 live_close(&lv);
             }
