@@ -18,7 +18,7 @@ use File::Temp ();
 use LWP::UserAgent ();
 use HTTP::Request ();
 
-plan tests => 100;
+plan tests => 100 + 18;
 
 my $state = t_dir() . '/dav/state-versions';
 my $files = t_dir() . '/dav/files-versions';
@@ -419,6 +419,80 @@ put('/versions/m-src.txt', "src\n");
     (my $o2z = $o2) =~ s/^(.{10})./$1Z/s;     # what the file held then
     ok(reads_back('/versions/outside.bin', $o2z) + reads_back('/versions/live/big.bin', $a, $b), 0,
        'a later write keeps what the file held as a version; other versions read');
+
+    # Chunks another live file holds (found through the chunk index): B
+    # is a copy of A plus an edit, A is overwritten by unrelated bytes, so
+    # A's old version uses B's chunks in place.  Then B moved and deleted,
+    # or overwritten, or changed outside httpd: A's version reads back, or
+    # fails cleanly where B changed; gc-versions leaves nothing stale.
+    my $m = 1536 << 10;
+    my $pair = sub {
+        my ($x) = @_;
+        my $xa = urandom($m);
+        my $xb = edit($xa, 700_000, 'E');
+        put("/versions/live/${x}a.bin", $xa);
+        put("/versions/live/${x}b.bin", $xb);
+        my $v0 = usage_of();
+        put("/versions/live/${x}a.bin", urandom($m));
+        my $v1 = wait_packed($v0->{'packed contents'});
+        my $cost = $v1->{'chunk bytes on disk'} - $v0->{'chunk bytes on disk'};
+        my $in = $v1->{'chunk bytes held by live files'} - $v0->{'chunk bytes held by live files'};
+        ok($cost > 0 && $cost <= $two && $in >= $m - $two
+           && $v1->{'live files linked'} == $v0->{'live files linked'} + 1 ? 1 : 0, 1,
+           "${x}a's old version costs $cost bytes of chunk store: $in bytes used in place in ${x}b, another live file")
+            or print "# before: @{[ %$v0 ]}\n# after: @{[ %$v1 ]}\n";
+        ok(reads_back("/versions/live/${x}a.bin", $xa), 0, "${x}a's version reads back byte-exact (its ETag)");
+        return ($xa, $xb, $v0);
+    };
+    # The step after the response moves chunks out after it packed: wait
+    # until the live links are back to where they were.
+    my $unlinked = sub {
+        my ($want) = @_;
+        my $u;
+        for (1 .. 50) {
+            $u = usage_of();
+            last if $u->{'live files linked'} == $want && $u->{'live links whose file is gone'} == 0;
+            select(undef, undef, undef, 0.1);
+        }
+        return $u;
+    };
+    iss_state($state, 'gc-versions');    # outside.bin's link released
+    my ($xa, $xb, $v0) = $pair->('o');
+    $r = req(MOVE => '/versions/live/ob.bin', headers => { Destination => url('/versions/live/oc.bin') });
+    ok($r->code, 201, 'ob.bin moved to oc.bin');
+    ok(reads_back('/versions/live/oa.bin', $xa), 0, "oa's version reads back after the move");
+    $pk = usage_of()->{'packed contents'};
+    $r = req(DELETE => '/versions/live/oc.bin');
+    ok($r->code, 204, 'oc.bin (ob\'s inode) deleted');
+    wait_packed($pk);
+    my $v2 = $unlinked->($v0->{'live files linked'});
+    ok($v2->{'live files linked'} == $v0->{'live files linked'} && $v2->{'live links whose file is gone'} == 0 ? 1 : 0, 1,
+       'its link released right after the delete (the chunks moved out)') or print "# @{[ %$v2 ]}\n";
+    ok(reads_back('/versions/live/oa.bin', $xa) + reads_back('/versions/live/oc.bin', $xb), 0,
+       "oa's and oc's versions read back byte-exact after the delete");
+    my ($ya, $yb) = $pair->('q');
+    $pk = usage_of()->{'packed contents'};
+    put('/versions/live/qb.bin', urandom($m));
+    wait_packed($pk);
+    $v2 = $unlinked->($v0->{'live files linked'});
+    ok($v2->{'live files linked'} == $v0->{'live files linked'} && $v2->{'live links whose file is gone'} == 0 ? 1 : 0, 1,
+       'qb.bin overwritten: its link released right after') or print "# @{[ %$v2 ]}\n";
+    ok(reads_back('/versions/live/qa.bin', $ya) + reads_back('/versions/live/qb.bin', $yb), 0,
+       "qa's and qb's versions read back byte-exact after the overwrite");
+    my ($za) = $pair->('z');
+    open($fh, '+<:raw', "$files/live/zb.bin") or die "$files/live/zb.bin: $!";
+    seek($fh, 10, 0); print $fh 'Z'; close $fh;
+    ok(fetch('/versions/live/za.bin', $za)->code, 500, 'zb.bin changed outside httpd: the read of za\'s version fails (500), no wrong byte');
+    ok(req(DELETE => '/versions/live/zb.bin')->code, 204, 'zb.bin deleted');
+    ($code, $out) = iss_state($state, 'gc-versions');
+    $v2 = usage_of();
+    ok($code == 0 && $v2->{'live files linked'} == $v0->{'live files linked'} && $v2->{'live links whose file is gone'} == 0
+       && $v2->{'pending (writes under way)'} == 0 ? 1 : 0, 1, 'gc-versions: nothing stale left') or print "# $out\n";
+    ($code, $out) = iss_state($state, 'gc-versions');
+    ok($code == 0 && $out =~ /released 0 live files/ ? 1 : 0, 1, '... a second run finds nothing to do') or print "# $out\n";
+    ok(reads_back('/versions/live/oa.bin', $xa) + reads_back('/versions/live/qa.bin', $ya)
+       + reads_back('/versions/live/qb.bin', $yb) + reads_back('/versions/live/big.bin', $a, $b), 0,
+       'every other version still reads back byte-exact');
 }
 
 # ---- kill -9 during overwrites: leftovers collected, versions intact ------
