@@ -722,3 +722,61 @@ int iss_digest_wanted(const char *value)
         return 0;
     return want;
 }
+
+/* ---- ETag text back to its digest --------------------------------------- */
+
+static int b64url_value(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z') {
+        return c - 'A';
+    }
+    if (c >= 'a' && c <= 'z') {
+        return c - 'a' + 26;
+    }
+    if (c >= '0' && c <= '9') {
+        return c - '0' + 52;
+    }
+    if (c == '-') {
+        return 62;
+    }
+    if (c == '_') {
+        return 63;
+    }
+    return -1;
+}
+
+int iss_digest_etag_decode(const char *s, apr_size_t len,
+                           unsigned char out[ISS_DIGEST_SHA256_LEN])
+{
+    unsigned char tmp[ISS_DIGEST_SHA256_LEN];
+    apr_uint32_t acc = 0;
+    apr_size_t i, n = 0;
+    int bits = 0, v;
+
+    if (s == NULL || len != ISS_DIGEST_ETAG_LEN || s[0] != '"'
+        || s[len - 1] != '"') {
+        return 0;
+    }
+    for (i = 1; i < len - 1; i++) {
+        if ((v = b64url_value((unsigned char)s[i])) < 0) {
+            return 0;
+        }
+        acc = (acc << 6) | (apr_uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (n == sizeof(tmp)) {
+                return 0;                /* cannot happen: 43 * 6 = 258 */
+            }
+            tmp[n++] = (unsigned char)(acc >> bits);
+            acc &= ((apr_uint32_t)1 << bits) - 1;
+        }
+    }
+    /* 43 characters: 256 bits and 2 left over, which must be zero (the
+     * canonical text iss_digest_etag() makes). */
+    if (n != sizeof(tmp) || acc != 0) {
+        return 0;
+    }
+    memcpy(out, tmp, sizeof(tmp));
+    return 1;
+}

@@ -83,6 +83,13 @@ const char *iss_digest_field(const unsigned char sha256[ISS_DIGEST_SHA256_LEN],
 const char *iss_digest_etag(const unsigned char sha256[ISS_DIGEST_SHA256_LEN],
                             apr_pool_t *pool);
 
+/** The digest an ETag of iss_digest_etag()'s form names: @a s is its
+ *  @a len characters (quotes included).  1 if it is exactly that form
+ *  (the 43 base64url characters the encoder makes, the last one
+ *  carrying no stray bits: one spelling per digest), else 0. */
+int iss_digest_etag_decode(const char *s, apr_size_t len,
+                           unsigned char sha256[ISS_DIGEST_SHA256_LEN]);
+
 /** Parse a Repr-Digest or Content-Digest field value @a value.
  *  APR_EINVAL (and *found, @a out untouched) if @a value is NULL or not a
  *  valid RFC 8941 Dictionary, or if its (last) "sha-256" member is not a

@@ -1852,50 +1852,19 @@ const char *iss_versions_limits_parse(iss_versions_limits_t *lim, int *on,
                         word);
 }
 
-static int b64url(int c)
-{
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '-') return 62;
-    if (c == '_') return 63;
-    return -1;
-}
-
 int iss_versions_etag_digest(const char *etag, apr_size_t len,
                              unsigned char digest[ISS_DIGEST_SHA256_LEN])
 {
-    apr_uint32_t acc = 0;
-    int bits = 0, o = 0;
-    apr_size_t i;
+    char quoted[ISS_DIGEST_ETAG_LEN];
 
-    if (len == ISS_DIGEST_ETAG_LEN && etag[0] == '"' && etag[len - 1] == '"') {
-        etag++;
-        len -= 2;
+    /* Without its quotes too (a version URL's query). */
+    if (len == ISS_DIGEST_ETAG_LEN - 2) {
+        quoted[0] = '"';
+        memcpy(quoted + 1, etag, len);
+        quoted[ISS_DIGEST_ETAG_LEN - 1] = '"';
+        return iss_digest_etag_decode(quoted, sizeof(quoted), digest);
     }
-    if (len != ISS_DIGEST_ETAG_LEN - 2) {
-        return 0;
-    }
-    for (i = 0; i < len; i++) {
-        int v = b64url((unsigned char)etag[i]);
-
-        if (v < 0) {
-            return 0;
-        }
-        acc = (acc << 6) | (apr_uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            if (o >= ISS_DIGEST_SHA256_LEN) {
-                return 0;
-            }
-            digest[o++] = (unsigned char)(acc >> bits);
-            acc &= (1u << bits) - 1;
-        }
-    }
-    /* 43 characters: 256 bits and 2 left over, which must be zero (one
-     * spelling per digest). */
-    return o == ISS_DIGEST_SHA256_LEN && acc == 0;
+    return iss_digest_etag_decode(etag, len, digest);
 }
 
 /* ---- usage and collection ----------------------------------------------- */
