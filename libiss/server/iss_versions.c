@@ -292,26 +292,34 @@ static void txn_put_crec(iss_store_txn_t *txn, const char *hex,
     iss_store_txn_put(txn, ck, strlen(ck), v, strlen(v));
 }
 
+/* The value of key @a k in @a txn: *found = 0 when absent (not an
+ * error), else 1 with *v and *vl. */
+static apr_status_t txn_get_found(iss_store_txn_t *txn, const char *k,
+                                  void **v, apr_size_t *vl, int *found,
+                                  apr_pool_t *p)
+{
+    apr_status_t rv = iss_store_txn_get(txn, k, strlen(k), v, vl, p);
+
+    *found = rv == APR_SUCCESS;
+    return rv == APR_NOTFOUND ? APR_SUCCESS : rv;
+}
+
 /* *found = 0 when absent. */
 static apr_status_t txn_crec(iss_store_txn_t *txn, const char *hex,
                              crec_t *cr, int *found, apr_pool_t *p)
 {
-    const char *ck = apr_pstrcat(p, CHUNK_PFX, hex, NULL);
     void *v;
     apr_size_t vl;
-    apr_status_t rv = iss_store_txn_get(txn, ck, strlen(ck), &v, &vl, p);
+    apr_status_t rv = txn_get_found(txn, apr_pstrcat(p, CHUNK_PFX, hex, NULL),
+                                    &v, &vl, found, p);
 
-    *found = 0;
-    if (rv == APR_NOTFOUND) {
-        return APR_SUCCESS;
-    }
-    if (rv != APR_SUCCESS) {
+    if (rv != APR_SUCCESS || !*found) {
         return rv;
     }
     if (!crec_decode(v, vl, cr, p)) {
+        *found = 0;
         return ISS_STORE_EDAMAGED;
     }
-    *found = 1;
     return APR_SUCCESS;
 }
 
@@ -391,22 +399,18 @@ static void txn_put_lrec(iss_store_txn_t *txn, const char *key,
 static apr_status_t txn_lrec(iss_store_txn_t *txn, const char *key,
                              lrec_t *l, int *found, apr_pool_t *p)
 {
-    const char *k = apr_pstrcat(p, LIVE_PFX, key, NULL);
     void *v;
     apr_size_t vl;
-    apr_status_t rv = iss_store_txn_get(txn, k, strlen(k), &v, &vl, p);
+    apr_status_t rv = txn_get_found(txn, apr_pstrcat(p, LIVE_PFX, key, NULL),
+                                    &v, &vl, found, p);
 
-    *found = 0;
-    if (rv == APR_NOTFOUND) {
-        return APR_SUCCESS;
-    }
-    if (rv != APR_SUCCESS) {
+    if (rv != APR_SUCCESS || !*found) {
         return rv;
     }
     if (!lrec_decode(v, vl, l, p)) {
+        *found = 0;
         return ISS_STORE_EDAMAGED;
     }
-    *found = 1;
     return APR_SUCCESS;
 }
 
@@ -510,22 +514,18 @@ static void txn_put_total(iss_store_txn_t *txn, const total_t *t,
 static apr_status_t txn_blob(iss_store_txn_t *txn, const char *hex,
                              blob_t *b, int *found, apr_pool_t *p)
 {
-    const char *k = apr_pstrcat(p, BLOB_PFX, hex, NULL);
     void *v;
     apr_size_t vl;
-    apr_status_t rv = iss_store_txn_get(txn, k, strlen(k), &v, &vl, p);
+    apr_status_t rv = txn_get_found(txn, apr_pstrcat(p, BLOB_PFX, hex, NULL),
+                                    &v, &vl, found, p);
 
-    *found = 0;
-    if (rv == APR_NOTFOUND) {
-        return APR_SUCCESS;
-    }
-    if (rv != APR_SUCCESS) {
+    if (rv != APR_SUCCESS || !*found) {
         return rv;
     }
     if (!blob_decode(v, vl, b)) {
+        *found = 0;
         return ISS_STORE_EDAMAGED;
     }
-    *found = 1;
     return APR_SUCCESS;
 }
 
