@@ -138,7 +138,6 @@ request = function()
 end
 LUA
 
-first=1
 for run in $(seq "$runs"); do
   for loc in "${locs[@]}"; do
     # ext4 skips inodes freed in the last 60 s (5 min while their table
@@ -146,8 +145,7 @@ for run in $(seq "$runs"); do
     # files the previous location deleted or replaced would slow this
     # location's creates (measured: plain's PUT new at half its rate when
     # it ran after the others).  Flush, and let them age out.
-    [ -n "$first" ] || { sync; sleep "$pause"; }
-    first=
+    sync; sleep "$pause"
     "$load" -c 1 -n 1 -m MKCOL 127.0.0.1 "$port" "/$loc/m$run/" >/dev/null
     "$load" -c 1 -n 1 -m MKCOL 127.0.0.1 "$port" "/$loc/p$run/" >/dev/null
     hl "$loc" MKCOL -c 8 -n "$n" -m MKCOL 127.0.0.1 "$port" "/$loc/m$run/d%d/"

@@ -156,40 +156,26 @@ static apr_array_header_t *relative(request_rec *r,
     return rel;
 }
 
-/* Whether a PUT's intent may wait for its fsync until the body is read:
- * the body goes through mod_iss_digest's filter, which makes the intent
- * durable when it sees the end of the body, before mod_dav_fs can put the
- * file in place.  A PUT without a body may never get there. */
-static int defer_sync(const capture_t *cap)
-{
-    request_rec *r = cap->r;
-    const char *cl = apr_table_get(r->headers_in, "Content-Length");
-    const char *te = apr_table_get(r->headers_in, "Transfer-Encoding");
-
-    return r->method_number == M_PUT && cap->nsides == 1
-           && iss_provider_request(r)->body_filter
-           && ((cl && apr_atoi64(cl) > 0) || (te && *te));
-}
-
 static dav_error *record_intent(capture_t *cap, side_t *side,
                                 const char *method)
 {
     request_rec *r = cap->r;
     dav_error *err;
     apr_status_t rv;
-    int lazy;
 
     if ((err = iss_state_store(side->r, &side->store)) != NULL) {
         return err;
     }
     side->rel = relative(side->r, side->changes);
-    lazy = defer_sync(cap);
+    /* Lazy (but with ISSStateSync Full): in the page cache, which a
+     * kill -9 of httpd keeps, when it returns.  Not fsynced before the
+     * write: what a power loss takes back is found by the scan a restart
+     * of the machine calls for (iss_store_rescan_due(), design.md 4.1);
+     * the answers that need durability (sync tokens) wait for it. */
     rv = iss_sync_log_begin_at(side->store, method, side->rel,
-                               lazy ? ISS_STORE_LAZY : 0, &side->intent_id,
-                               &side->begin_seq, r->pool);
-    if (rv == APR_SUCCESS && lazy) {
-        iss_provider_request(r)->unsynced = side->store;
-    }
+                               iss_config_state_sync(iss_config_dir(side->r))
+                                   == ISS_STATE_SYNC_FULL ? 0 : ISS_STORE_LAZY,
+                               &side->intent_id, &side->begin_seq, r->pool);
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, ISSLOGNO(01030)
                       "cannot record a %s of %s in the state store (%s); "
@@ -530,16 +516,6 @@ static void capture_end(capture_t *cap, int status)
         return;
     }
     cap->done = 1;
-    {
-        iss_request_t *req = iss_provider_request(cap->r);
-
-        /* The body's end was never seen (an error while reading it):
-         * whatever happened, the intent is made durable now. */
-        if (req->unsynced) {
-            (void)iss_store_sync(req->unsynced);
-            req->unsynced = NULL;
-        }
-    }
     for (i = 0; i < cap->nsides; i++) {
         side_t *side = &cap->side[i];
         apr_status_t rv;

@@ -104,7 +104,7 @@ iss_server_conf_t *iss_config_server(server_rec *s)
 
 int iss_config_state_sync(const iss_dir_conf_t *dconf)
 {
-    return VALUE_OR(dconf->state_sync, 1);
+    return VALUE_OR(dconf->state_sync, ISS_STATE_SYNC_ON);
 }
 
 const iss_sync_retention_t *iss_config_retention(const iss_dir_conf_t *dconf)
@@ -494,9 +494,24 @@ static const char *set_dbm_type(cmd_parms *cmd, void *dconf, const char *arg)
     return NULL;
 }
 
-static const char *set_state_sync(cmd_parms *cmd, void *dconf, int on)
+static const char *set_state_sync(cmd_parms *cmd, void *dconf,
+                                  const char *arg)
 {
-    ((iss_dir_conf_t *)dconf)->state_sync = on;
+    iss_dir_conf_t *conf = dconf;
+
+    if (!strcasecmp(arg, "On")) {
+        conf->state_sync = ISS_STATE_SYNC_ON;
+    }
+    else if (!strcasecmp(arg, "Off")) {
+        conf->state_sync = ISS_STATE_SYNC_OFF;
+    }
+    else if (!strcasecmp(arg, "Full")) {
+        conf->state_sync = ISS_STATE_SYNC_FULL;
+    }
+    else {
+        return apr_pstrcat(cmd->pool, "ISSStateSync: \"", arg, "\" is not "
+                           "On, Off or Full", NULL);
+    }
     return NULL;
 }
 
@@ -549,9 +564,12 @@ const command_rec iss_config_cmds[] = {
     AP_INIT_TAKE1("ISSDBMType", set_dbm_type, NULL, ACCESS_CONF | RSRC_CONF,
                   "apr_dbm type of the state store: sdbm (default), gdbm "
                   "or db"),
-    AP_INIT_FLAG("ISSStateSync", set_state_sync, NULL, ACCESS_CONF | RSRC_CONF,
-                 "On (default): state commits survive power loss (fsync); "
-                 "Off: they survive the death of httpd only, and are faster"),
+    AP_INIT_TAKE1("ISSStateSync", set_state_sync, NULL,
+                  ACCESS_CONF | RSRC_CONF,
+                  "On (default): sync answers survive power loss (fsync; "
+                  "a scan after a restart of the machine finds what writes "
+                  "recorded without one); Full: every write's record too; "
+                  "Off: no fsync (the death of httpd only)"),
     AP_INIT_ITERATE("ISSSyncRetention", set_retention, NULL,
                     ACCESS_CONF | RSRC_CONF,
                     "How much sync log to keep: age=<n>[smhdw]|off and/or "

@@ -31,7 +31,7 @@ typedef struct iss_dir_conf_t {
     int root_is_fs;          /* ... that section is a <Directory>: its
                               * path is the tree's (set with state_dir) */
     const char *dbm_type;    /* ISSDBMType, an apr_dbm type name */
-    int state_sync;          /* ISSStateSync: 1 on, 0 off */
+    int state_sync;          /* ISSStateSync: ISS_STATE_SYNC_* */
     const iss_sync_retention_t *retention; /* ISSSyncRetention */
     apr_int64_t max_results; /* ISSSyncMaxResults */
     apr_int64_t reconcile;   /* ISSReconcileInterval, seconds */
@@ -100,7 +100,13 @@ void *iss_config_create_server(apr_pool_t *p, server_rec *s);
 iss_dir_conf_t *iss_config_dir(request_rec *r);
 iss_server_conf_t *iss_config_server(server_rec *s);
 
-/** Whether state commits fsync (ISSStateSync, default on). */
+/** ISSStateSync: Off (no fsync), On (default: commits a sync answer
+ *  depends on are durable; a write's records are made lazily, and a
+ *  restart of the machine calls for a scan) or Full (a write's intent
+ *  too, before the write touches the files). */
+#define ISS_STATE_SYNC_OFF  0
+#define ISS_STATE_SYNC_ON   1
+#define ISS_STATE_SYNC_FULL 2
 int iss_config_state_sync(const iss_dir_conf_t *dconf);
 
 /** The sync log retention in force (ISSSyncRetention or the default). */

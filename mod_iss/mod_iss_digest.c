@@ -833,24 +833,6 @@ static apr_status_t body_filter(ap_filter_t *f, apr_bucket_brigade *bb,
     if (!ctx->done) {
         return APR_SUCCESS;
     }
-    {
-        /* The whole body is read; before mod_dav_fs may put the file in
-         * place, the write's intent (recorded lazily) must be durable. */
-        iss_request_t *req = iss_provider_request(f->r);
-
-        if (req->unsynced) {
-            iss_store_t *store = req->unsynced;
-
-            req->unsynced = NULL;
-            if ((rv = iss_store_sync(store)) != APR_SUCCESS) {
-                ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, f->r,
-                              ISSLOGNO(01080) "cannot make the record of PUT "
-                              "%s durable (%s); the file is not stored",
-                              f->r->uri, iss_store_last_error(store));
-                return rv;
-            }
-        }
-    }
     if (ctx->builder) {
         if ((rv = iss_manifest_bg_finish(ctx->builder, &ctx->body.manifest))
             != APR_SUCCESS) {

@@ -41,9 +41,6 @@ typedef struct iss_request_t {
     int etag_filter;                 /* ... and added its output filter */
     apr_hash_t *folders;             /* mod_iss_digest: folder -> records */
     int body_filter;                 /* mod_iss_digest reads the PUT body */
-    iss_store_t *unsynced;           /* mod_iss_capture: the PUT's intent,
-                                      * recorded lazily: the body filter
-                                      * makes it durable at the body's end */
     struct keep_t *keep;             /* mod_iss_digest: records to commit
                                       * when the request ends */
 } iss_request_t;

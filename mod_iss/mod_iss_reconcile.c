@@ -14,50 +14,68 @@
 
 #include <apr_strings.h>
 
-void iss_sync_reconcile_if_due(request_rec *r, iss_store_t *store)
+apr_status_t iss_sync_reconcile_if_due(request_rec *r, iss_store_t *store)
 {
     const char *root = iss_state_root_fs(r);
     apr_int64_t interval = iss_config_reconcile(iss_config_dir(r));
     iss_scan_stats_t stats = { 0 };
     apr_time_t last, start;
     apr_uint64_t seq;
+    const char *mark = NULL, *what;
     apr_status_t rv;
 
-    if (root == NULL || iss_reconcile_last(store, &last, r->pool) != APR_SUCCESS) {
-        return;
+    if (root == NULL) {
+        return APR_SUCCESS;
     }
-    if (last != 0 && (interval == 0
-                      || apr_time_now() - last < apr_time_from_sec(interval))) {
-        return;
+    /* After a restart of the machine the store may lack lazy commits
+     * (iss_store_rescan_due()): no answer goes out before the files were
+     * compared with it again. */
+    if ((rv = iss_store_rescan_due(store, &mark, r->pool)) != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, ISSLOGNO(01186)
+                      "cannot tell whether %s must be scanned after a "
+                      "restart of the machine: %s", root,
+                      iss_store_last_error(store));
+        return rv;
     }
+    if ((rv = iss_reconcile_last(store, &last, r->pool)) != APR_SUCCESS) {
+        return mark ? rv : APR_SUCCESS;
+    }
+    if (!mark && last != 0
+        && (interval == 0
+            || apr_time_now() - last < apr_time_from_sec(interval))) {
+        return APR_SUCCESS;
+    }
+    what = last == 0 ? "baseline" : mark ? "restart" : "reconciliation";
     start = apr_time_now();
     rv = iss_reconcile_run(store, root, iss_state_ignore(r),
                            iss_config_retention(iss_config_dir(r)), &stats,
                            &seq, r->pool);
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, ISSLOGNO(01046)
-                      "%s scan of %s failed: %s%s",
-                      last ? "reconciliation" : "baseline", root,
+                      "%s scan of %s failed: %s%s", what, root,
                       stats.error_path
                           ? apr_pstrcat(r->pool, "cannot read ",
                                         stats.error_path, NULL)
                           : iss_store_last_error(store),
-                      last ? "" : "; the next scan that succeeds logs "
-                                  "every member it finds as changed");
+                      last == 0 ? "; the next scan that succeeds logs "
+                                  "every member it finds as changed"
+                      : mark ? "; sync answers are refused until a scan "
+                               "succeeds" : "");
         if (last == 0) {
             /* Tokens go out now: a later baseline would hide what
              * changes meanwhile behind httpd's back. */
             iss_reconcile_skip_baseline(store);
         }
-        return;
+        return mark ? rv : APR_SUCCESS;
     }
-    ap_log_rerror(APLOG_MARK, last ? APLOG_INFO : APLOG_DEBUG, 0, r,
+    ap_log_rerror(APLOG_MARK, mark && last ? APLOG_NOTICE
+                                : last ? APLOG_INFO : APLOG_DEBUG, 0, r,
                   ISSLOGNO(01047)
                   "%s scan of %s: %" APR_UINT64_T_FMT " directories, %"
                   APR_UINT64_T_FMT " files, %" APR_UINT64_T_FMT " created, %"
                   APR_UINT64_T_FMT " modified, %" APR_UINT64_T_FMT
-                  " removed in %" APR_TIME_T_FMT " ms",
-                  last ? "reconciliation" : "baseline", root, stats.dirs,
-                  stats.files, stats.created, stats.modified, stats.removed,
-                  (apr_time_now() - start) / 1000);
+                  " removed in %" APR_TIME_T_FMT " ms", what, root,
+                  stats.dirs, stats.files, stats.created, stats.modified,
+                  stats.removed, (apr_time_now() - start) / 1000);
+    return APR_SUCCESS;
 }

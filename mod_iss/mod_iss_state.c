@@ -108,7 +108,8 @@ static apr_status_t shared_store(request_rec *r, iss_dir_conf_t *dconf,
         rv = iss_store_open(&s, dconf->state_dir, iss_config_dbm_type(dconf),
                             NULL, log_store, registry.server, p);
         if (rv == APR_SUCCESS) {
-            iss_store_set_sync(s, iss_config_state_sync(dconf));
+            iss_store_set_sync(s, iss_config_state_sync(dconf)
+                                   != ISS_STATE_SYNC_OFF);
             e = apr_palloc(registry.pool, sizeof(*e));
             e->store = s;
             e->key_ok = 0;
@@ -165,7 +166,8 @@ dav_error *iss_state_store(request_rec *r, iss_store_t **store)
                             r->server, r->pool);
         why = req->store ? iss_store_last_error(req->store) : "";
         if (rv == APR_SUCCESS)
-            iss_store_set_sync(req->store, iss_config_state_sync(dconf));
+            iss_store_set_sync(req->store, iss_config_state_sync(dconf)
+                                               != ISS_STATE_SYNC_OFF);
     }
     if (rv == ISS_STORE_EDAMAGED) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, ISSLOGNO(01024)

@@ -742,9 +742,11 @@ static dav_error *run(sync_t *s, const char *token)
                    != APR_SUCCESS)) {
         return bad_token(r, "it is not a token of this server");
     }
-    iss_sync_reconcile_if_due(r, s->store);
-    rv = iss_sync_log_recover(s->store, iss_config_retention(dconf), NULL,
-                              r->pool);
+    rv = iss_sync_reconcile_if_due(r, s->store);
+    if (rv == APR_SUCCESS) {
+        rv = iss_sync_log_recover(s->store, iss_config_retention(dconf), NULL,
+                                  r->pool);
+    }
     if (rv == APR_SUCCESS) {
         rv = iss_sync_log_bounds_id(s->store, &last, &first, &s->log_id,
                                     r->pool);

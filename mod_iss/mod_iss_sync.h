@@ -47,6 +47,6 @@ int iss_sync_visible(request_rec *r, apr_hash_t *cache, const char *rel,
 
 /** Run a reconciliation scan now if ISSReconcileInterval says one is
  *  due (any request may call it; it is cheap when none is due). */
-void iss_sync_reconcile_if_due(request_rec *r, iss_store_t *store);
+apr_status_t iss_sync_reconcile_if_due(request_rec *r, iss_store_t *store);
 
 #endif /* MOD_ISS_SYNC_H */

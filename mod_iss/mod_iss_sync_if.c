@@ -70,7 +70,7 @@ int iss_sync_token_current(request_rec *r, const char *rel, const char *token)
     iss_store_t *store;
     match_ctx m = { r, NULL, rel, 0 };
     const iss_sync_key_t *key;
-    const char *id, *log_id;
+    const char *id, *log_id, *id_mark;
 
     /* Without the key no token of ours can be told from a forgery: not
      * current, as for any token this location does not know. */
@@ -80,7 +80,11 @@ int iss_sync_token_current(request_rec *r, const char *rel, const char *token)
     if (iss_sync_token_parse(key, token, &id, &pos, r->pool) != APR_SUCCESS) {
         return -1;
     }
+    /* A rescan due after a restart of the machine (lazy commits may be
+     * lost): not current until a sync has made it. */
     if (rel == NULL || iss_state_store(r, &store) != NULL || pos.initial
+        || iss_store_rescan_due(store, &id_mark, r->pool) != APR_SUCCESS
+        || id_mark != NULL
         || iss_sync_log_recover(store, iss_config_retention(iss_config_dir(r)),
                                 NULL, r->pool) != APR_SUCCESS
         || iss_sync_log_bounds_id(store, &last, &first, &log_id, r->pool)

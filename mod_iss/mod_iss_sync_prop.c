@@ -55,9 +55,11 @@ dav_error *iss_sync_current_token(request_rec *r, const char **token)
         || (err = iss_state_token_key(r, &key)) != NULL) {
         return err;
     }
-    iss_sync_reconcile_if_due(r, store);
-    rv = iss_sync_log_recover(store, iss_config_retention(dconf), NULL,
-                              r->pool);
+    rv = iss_sync_reconcile_if_due(r, store);
+    if (rv == APR_SUCCESS) {
+        rv = iss_sync_log_recover(store, iss_config_retention(dconf), NULL,
+                                  r->pool);
+    }
     if (rv == APR_SUCCESS) {
         rv = iss_sync_log_bounds_id(store, &last, &first, &log_id, r->pool);
     }

@@ -1,4 +1,7 @@
-# kill -9 of the whole httpd while writers wait on group commits: with
+# kill -9 of the whole httpd while writers wait on group commits
+# (ISSStateSync Full, where each write's intent is made durable before the
+# write; with On, the default, writers do not wait and
+# t/07_crash_power.t covers what a power loss takes back): with
 # the test hook ISS_TEST_SYNC_DELAY_MS every fsync of the write-ahead log
 # takes 100 ms longer, so at any moment several writers wait on the one
 # fsync under way (their intents appended, not yet durable) when the kill
@@ -39,6 +42,7 @@ Alias /s "$dir/files"
     Dav iss
     ISSStateDir "$dir/state"
     ISSSyncMaxResults 0
+    ISSStateSync Full
 </Location>
 CONF
 for my $round (1 .. $ROUNDS) {

@@ -702,6 +702,75 @@ static void t_attach(const char *type, apr_pool_t *pool)
     testfs_rm_rf(base, pool);
 }
 
+/* The rescan mark (iss_store_rescan_due()): set by the first operation
+ * of a new boot on a store used before, kept until the rescan made after
+ * it is done, never dropped for a later boot's mark. */
+static void t_rescan(apr_pool_t *pool)
+{
+    apr_pool_t *p;
+    logrec_t log;
+    iss_store_t *s;
+    char *base = tmp_dir(pool);
+    const char *dir, *m1 = NULL, *m2 = NULL, *m3 = NULL, *mark;
+
+    log_init(&log);
+    apr_pool_create(&p, pool);
+    setenv("ISS_TEST_BOOT_ID", "boot-1", 1);
+    dir = base ? apr_pstrcat(p, base, "/s", NULL) : NULL;
+    if (!dir || apr_dir_make(dir, APR_OS_DEFAULT, p) != APR_SUCCESS
+        || !(s = open_at(dir, "sdbm", &log, p))) {
+        ok(0, "rescan: setup");
+        unsetenv("ISS_TEST_BOOT_ID");
+        return;
+    }
+    ok(iss_store_rescan_due(s, &m1, p) == APR_SUCCESS && m1 == NULL,
+       "rescan: none due for a new store");
+    ok(put_s(s, "a", "1") == APR_SUCCESS
+       && iss_store_rescan_due(s, &m1, p) == APR_SUCCESS && m1 == NULL,
+       "rescan: none due after writes in the same boot");
+    iss_store_close(s);
+    s = open_at(dir, "sdbm", &log, p);
+    ok(s && iss_store_rescan_due(s, &m1, p) == APR_SUCCESS && m1 == NULL,
+       "rescan: none due when the store is opened again in the same boot");
+    iss_store_close(s);
+
+    setenv("ISS_TEST_BOOT_ID", "boot-2", 1);
+    s = open_at(dir, "sdbm", &log, p);
+    ok(s && iss_store_rescan_due(s, &m1, p) == APR_SUCCESS && m1 && *m1
+       && exists(apr_pstrcat(p, dir, "/iss-store.rescan", NULL), p),
+       "rescan: due after a restart of the machine");
+    ok(strstr(log.all, "machine restarted") != NULL,
+       "rescan: ... and that is logged");
+    ok(s && strcmp(get_s(s, "a", p), "1") == 0,
+       "rescan: the store's content is there");
+    iss_store_close(s);
+    s = open_at(dir, "sdbm", &log, p);
+    ok(s && iss_store_rescan_due(s, &mark, p) == APR_SUCCESS && mark && m1
+       && strcmp(mark, m1) == 0,
+       "rescan: still due, the same mark, after httpd restarts in that boot");
+
+    setenv("ISS_TEST_BOOT_ID", "boot-3", 1);
+    iss_store_close(s);
+    s = open_at(dir, "sdbm", &log, p);
+    ok(s && iss_store_rescan_due(s, &m2, p) == APR_SUCCESS && m2 && m1
+       && strcmp(m1, m2) != 0, "rescan: another restart: a new mark");
+    ok(s && iss_store_rescan_done(s, m1, p) == APR_SUCCESS
+       && iss_store_rescan_due(s, &m3, p) == APR_SUCCESS && m3 && m2
+       && strcmp(m3, m2) == 0,
+       "rescan: a scan made before it does not drop the new mark");
+    ok(s && m2 && iss_store_rescan_done(s, m2, p) == APR_SUCCESS
+       && iss_store_rescan_due(s, &m3, p) == APR_SUCCESS && m3 == NULL
+       && !exists(apr_pstrcat(p, dir, "/iss-store.rescan", NULL), p),
+       "rescan: done: none due, the mark is gone");
+    ok(s && put_s(s, "b", "2") == APR_SUCCESS
+       && iss_store_verify(s, p) == APR_SUCCESS,
+       "rescan: writes go on; verify");
+    iss_store_close(s);
+    unsetenv("ISS_TEST_BOOT_ID");
+    apr_pool_destroy(p);
+    testfs_rm_rf(base, pool);
+}
+
 static void t_damage(const char *type, apr_pool_t *pool)
 {
     apr_pool_t *p;
@@ -983,6 +1052,7 @@ int main(void)
     unsetenv("ISS_STORE_CHECKPOINT_BYTES");
     t_group_commit(pool);
     t_concurrent_checkpoints(pool);
+    t_rescan(pool);
     for (i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
         t_attach(types[i], pool);
         t_damage(types[i], pool);

@@ -130,13 +130,16 @@ apr_status_t iss_reconcile_run(iss_store_t *store, const char *root,
     apr_array_header_t *changes, *updates;
     apr_time_t last;
     iss_scan_stats_t local;
+    const char *mark;
     apr_status_t rv;
 
     if (!stats) {
         stats = &local;
     }
     *seq = 0;
-    if ((rv = iss_reconcile_last(store, &last, pool)) != APR_SUCCESS) {
+    /* A mark set before the index is read is answered by this scan. */
+    if ((rv = iss_store_rescan_due(store, &mark, pool)) != APR_SUCCESS
+        || (rv = iss_reconcile_last(store, &last, pool)) != APR_SUCCESS) {
         return rv;
     }
     lc.index = apr_hash_make(pool);
@@ -161,5 +164,8 @@ apr_status_t iss_reconcile_run(iss_store_t *store, const char *root,
     cc.pool = pool;
     rv = commit(store, &cc);
     *seq = cc.seq;
+    if (rv == APR_SUCCESS && mark) {
+        rv = iss_store_rescan_done(store, mark, pool);
+    }
     return rv;
 }

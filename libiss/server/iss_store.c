@@ -700,6 +700,74 @@ static apr_status_t repair(iss_store_t *s, apr_pool_t *pool)
     return rv;
 }
 
+/* ---- the rescan mark (iss_store_wal.c, rescan_mark()) ----------------- */
+
+static apr_status_t rescan_read(iss_store_t *s, const char **mark,
+                                apr_pool_t *pool)
+{
+    apr_file_t *f;
+    char buf[64];
+    apr_size_t n = sizeof(buf) - 1;
+    apr_status_t rv;
+
+    *mark = NULL;
+    rv = apr_file_open(&f, iss_store__fpath(s, pool, RESCAN_NAME),
+                       APR_FOPEN_READ | APR_FOPEN_BINARY, APR_OS_DEFAULT,
+                       pool);
+    if (APR_STATUS_IS_ENOENT(rv))
+        return APR_SUCCESS;
+    if (rv == APR_SUCCESS) {
+        rv = apr_file_read(f, buf, &n);
+        apr_file_close(f);
+        if (APR_STATUS_IS_EOF(rv)) {
+            n = 0;
+            rv = APR_SUCCESS;
+        }
+    }
+    if (rv != APR_SUCCESS)
+        return iss_store__fail(s, rv, "cannot read %s/" RESCAN_NAME ": %pm",
+                               s->dir, &rv);
+    buf[n] = '\0';
+    *mark = apr_pstrdup(pool, buf);
+    return APR_SUCCESS;
+}
+
+apr_status_t iss_store_rescan_due(iss_store_t *store, const char **mark,
+                                  apr_pool_t *pool)
+{
+    apr_status_t rv;
+
+    if (!store || !mark || !pool || store->closed)
+        return APR_EINVAL;
+    /* Not attached in this boot yet: attaching sets the mark if due. */
+    if (!iss_store__shm_current(store)
+        && (rv = repair(store, pool)) != APR_SUCCESS)
+        return rv;
+    return rescan_read(store, mark, pool);
+}
+
+apr_status_t iss_store_rescan_done(iss_store_t *store, const char *mark,
+                                   apr_pool_t *pool)
+{
+    const char *now;
+    apr_status_t rv;
+
+    if (!store || !mark || !pool || store->closed)
+        return APR_EINVAL;
+    /* Under the writers' lock: no attach (which sets a new mark) between
+     * the comparison and the removal. */
+    if ((rv = lock_store(store)) != APR_SUCCESS)
+        return rv;
+    if ((rv = rescan_read(store, &now, pool)) == APR_SUCCESS && now
+        && strcmp(now, mark) == 0
+        && (rv = iss_store__remove_file(store, iss_store__fpath(store, pool,
+                                                                RESCAN_NAME),
+                                        pool)) == APR_SUCCESS)
+        rv = iss_store__sync_dir(store, pool);
+    unlock_store(store);
+    return rv;
+}
+
 apr_status_t iss_store_get(iss_store_t *store, const void *key,
                            apr_size_t klen, void **val, apr_size_t *vlen,
                            apr_pool_t *pool)

@@ -205,6 +205,26 @@ apr_status_t iss_store_verify(iss_store_t *store, apr_pool_t *pool);
  *  iss_store_set_sync(store, 0). */
 apr_status_t iss_store_sync(iss_store_t *store);
 
+/** Whether the store may lack commits that were made lazily
+ *  (ISS_STORE_LAZY) and never became durable: the machine restarted
+ *  (a power loss, or a reboot with the page cache unwritten) since the
+ *  store was last used, so what it holds may miss changes whose files
+ *  did reach the disk.  *mark is NULL when not; otherwise a string to
+ *  hand to iss_store_rescan_done() once the caller has compared what it
+ *  keeps with the files again (iss_reconcile_run()).  The first
+ *  operation after a restart sets the mark (before anything else sees the
+ *  store); it stays, across restarts of httpd, until that call.  Cost
+ *  when none is due: an open() that fails.  (An SQL backend whose
+ *  commits are all durable: always NULL.) */
+apr_status_t iss_store_rescan_due(iss_store_t *store, const char **mark,
+                                  apr_pool_t *pool);
+
+/** The rescan that iss_store_rescan_due() asked for, made after it
+ *  returned @a mark, has been recorded durably: drop the mark, unless a
+ *  later restart set a new one meanwhile. */
+apr_status_t iss_store_rescan_done(iss_store_t *store, const char *mark,
+                                   apr_pool_t *pool);
+
 /** Bring the long-term copy of the store up to date now (the DBM files,
  *  from the write-ahead log; otherwise that happens by itself as the log
  *  grows).  Tools call it before they stop, tests to reach a known state.

@@ -38,6 +38,7 @@
 #define CKPTLOCK_NAME  "iss-store.ckptlock"  /* the one applying the WAL */
 #define CLAIMS_NAME    "iss-store.claims"    /* claims: one locked byte each */
 #define SHM_NAME       "iss-store.shm"       /* the shared header (mmap) */
+#define RESCAN_NAME    "iss-store.rescan"    /* a rescan is due (a restart of the machine) */
 #define WAL_PREFIX     "iss-store.wal."      /* + generation: the write-ahead log */
 #define BDB_TMP_PREFIX "__db."      /* Berkeley DB's name while creating */
 #define GEN_PREFIX     "iss-store.g"
@@ -336,6 +337,7 @@ apr_status_t iss_store__commit(iss_store_t *s, const opset_t *ops,
 apr_status_t iss_store__wal_open(iss_store_t *s, apr_pool_t *p);
 void iss_store__wal_close(iss_store_t *s);
 apr_status_t iss_store__wal_check(iss_store_t *s, apr_pool_t *p);
+int iss_store__shm_current(iss_store_t *s);
 apr_status_t iss_store__ov_sync(iss_store_t *s, int locked, apr_pool_t *p);
 const ov_ent_t *iss_store__ov_get(iss_store_t *s, const void *key,
                                   apr_size_t klen);

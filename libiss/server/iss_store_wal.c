@@ -68,6 +68,13 @@ static apr_uint64_t boot_hash(void)
     ssize_t n;
     int fd;
 
+    /* Test hook: a restart of the machine, without one (t/07_crash_power.t,
+     * unit/test_store_wal.c). */
+    if (getenv("ISS_TEST_BOOT_ID") && *getenv("ISS_TEST_BOOT_ID")) {
+        const char *b = getenv("ISS_TEST_BOOT_ID");
+
+        return hash64(b, strlen(b));
+    }
     if (cached)
         return cached;
     fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY);
@@ -619,6 +626,65 @@ static void remove_below(iss_store_t *s, apr_uint64_t lo, apr_pool_t *p)
         (void)iss_store__sync_dir(s, p);
 }
 
+/* Whether the shared header was made in this boot, for this store (else
+ * it is rebuilt, and lazy commits of an earlier boot may be lost). */
+int iss_store__shm_current(iss_store_t *s)
+{
+    shm_t *h = s->shm;
+
+    return h && LOAD(h->magic) == SHM_MAGIC && LOAD(h->boot) == boot_hash()
+           && LOAD(h->store) == hash64(s->id, strlen(s->id));
+}
+
+/*
+ * The rescan mark (RESCAN_NAME, iss_store_rescan_due()): set when a store
+ * that was used before is attached in a new boot.  Lazy commits (every
+ * write's intent and settlement) are in the page cache when they return;
+ * a kill -9 keeps them, a power loss may not, while the files they
+ * describe may have reached the disk.  Written whole (a temporary file
+ * renamed), durable before the shared header says the store is attached,
+ * so that a crash in between sets it again.
+ */
+static apr_status_t rescan_mark(iss_store_t *s, apr_pool_t *p)
+{
+    const char *path = iss_store__fpath(s, p, RESCAN_NAME);
+    const char *tmp = apr_pstrcat(p, path, ".tmp", NULL);
+    unsigned char rnd[8];
+    char text[2 * sizeof(rnd) + 2];
+    apr_file_t *f;
+    apr_size_t n;
+    apr_status_t rv;
+
+    if ((rv = apr_generate_random_bytes(rnd, sizeof(rnd))) != APR_SUCCESS)
+        return iss_store__fail(s, rv, "no random bytes: %pm", &rv);
+    for (n = 0; n < sizeof(rnd); n++)
+        apr_snprintf(text + 2 * n, 3, "%02x", rnd[n]);
+    text[2 * sizeof(rnd)] = '\n';
+    text[2 * sizeof(rnd) + 1] = '\0';
+    rv = apr_file_open(&f, tmp, APR_FOPEN_WRITE | APR_FOPEN_CREATE
+                       | APR_FOPEN_TRUNCATE | APR_FOPEN_BINARY,
+                       APR_FPROT_UREAD | APR_FPROT_UWRITE | APR_FPROT_GREAD, p);
+    if (rv == APR_SUCCESS) {
+        n = strlen(text);
+        rv = apr_file_write_full(f, text, n, NULL);
+        if (rv == APR_SUCCESS && !s->nosync)
+            rv = apr_file_sync(f);
+        apr_file_close(f);
+    }
+    if (rv == APR_SUCCESS)
+        rv = apr_file_rename(tmp, path, p);
+    if (rv != APR_SUCCESS) {
+        apr_file_remove(tmp, p);
+        return iss_store__fail(s, rv, "cannot write %s: %pm", path, &rv);
+    }
+    iss_store__note(s, LOG_WARNING, APR_SUCCESS, "state store in %s: the "
+                    "machine restarted since the store was last used; "
+                    "changes recorded without an fsync may be lost, so the "
+                    "files are compared with the store before the next "
+                    "sync answer", s->dir);
+    return iss_store__sync_dir(s, p);
+}
+
 /*
  * Rebuild the shared header from the files (a new boot, no header or a
  * damaged one, a rotation that died half way).  Under the writers' lock.
@@ -640,6 +706,11 @@ static apr_status_t attach(iss_store_t *s, apr_pool_t *p)
         return rv;
     if ((rv = iss_store__refresh(s, p)) != APR_SUCCESS
         || (rv = wal_list(s, p, &gens)) != APR_SUCCESS)
+        goto cleanup;
+    /* A store used in an earlier boot (or whose header is gone): its lazy
+     * commits may not have outlived that boot. */
+    if (gens->nelts > 0 && !iss_store__shm_current(s)
+        && (rv = rescan_mark(s, p)) != APR_SUCCESS)
         goto cleanup;
     /* The generations to replay run without a gap up to the newest; one
      * below a gap was applied and retired (its removal did not happen,
