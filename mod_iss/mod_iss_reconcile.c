@@ -14,6 +14,35 @@
 
 #include <apr_strings.h>
 
+static int scan_due(const char *mark, apr_time_t last, apr_int64_t interval)
+{
+    return mark || last == 0
+           || (interval > 0
+               && apr_time_now() - last >= apr_time_from_sec(interval));
+}
+
+/* The location's scan lock (<ISSStateDir>/iss-store.scanlock), held
+ * until *lock is closed; waits for the holder. */
+static apr_status_t scan_lock(request_rec *r, apr_file_t **lock)
+{
+    const char *path = apr_pstrcat(r->pool, iss_config_dir(r)->state_dir,
+                                   "/iss-store.scanlock", NULL);
+    apr_status_t rv = apr_file_open(lock, path, APR_FOPEN_WRITE
+                                    | APR_FOPEN_CREATE, APR_FPROT_UREAD
+                                    | APR_FPROT_UWRITE | APR_FPROT_GREAD,
+                                    r->pool);
+
+    if (rv == APR_SUCCESS
+        && (rv = apr_file_lock(*lock, APR_FLOCK_EXCLUSIVE)) != APR_SUCCESS) {
+        apr_file_close(*lock);
+    }
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, ISSLOGNO(01187)
+                      "cannot lock %s for a scan", path);
+    }
+    return rv;
+}
+
 apr_status_t iss_sync_reconcile_if_due(request_rec *r, iss_store_t *store)
 {
     const char *root = iss_state_root_fs(r);
@@ -22,6 +51,7 @@ apr_status_t iss_sync_reconcile_if_due(request_rec *r, iss_store_t *store)
     apr_time_t last, start;
     apr_uint64_t seq;
     const char *mark = NULL, *what;
+    apr_file_t *lock;
     apr_status_t rv;
 
     if (root == NULL) {
@@ -40,16 +70,30 @@ apr_status_t iss_sync_reconcile_if_due(request_rec *r, iss_store_t *store)
     if ((rv = iss_reconcile_last(store, &last, r->pool)) != APR_SUCCESS) {
         return mark ? rv : APR_SUCCESS;
     }
-    if (!mark && last != 0
-        && (interval == 0
-            || apr_time_now() - last < apr_time_from_sec(interval))) {
+    if (!scan_due(mark, last, interval)) {
         return APR_SUCCESS;
+    }
+    /* One scan at a time per store: after a restart of the machine every
+     * client's first sync would start one.  The others wait for it, then
+     * find nothing due. */
+    if ((rv = scan_lock(r, &lock)) != APR_SUCCESS) {
+        return mark ? rv : APR_SUCCESS;
+    }
+    if ((rv = iss_store_rescan_due(store, &mark, r->pool)) != APR_SUCCESS) {
+        apr_file_close(lock);
+        return rv;
+    }
+    if ((rv = iss_reconcile_last(store, &last, r->pool)) != APR_SUCCESS
+        || !scan_due(mark, last, interval)) {
+        apr_file_close(lock);
+        return mark ? rv : APR_SUCCESS;
     }
     what = last == 0 ? "baseline" : mark ? "restart" : "reconciliation";
     start = apr_time_now();
     rv = iss_reconcile_run(store, root, iss_state_ignore(r),
                            iss_config_retention(iss_config_dir(r)), &stats,
                            &seq, r->pool);
+    apr_file_close(lock);
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, ISSLOGNO(01046)
                       "%s scan of %s failed: %s%s", what, root,

@@ -7,6 +7,7 @@
 # killed with -9, the log is cut back to where it was durable, and httpd
 # starts in another "boot" (the test hook ISS_TEST_BOOT_ID).  Then:
 #  - the error log says that the machine restarted and a scan is due;
+#  - four clients syncing at once get the same answer after one scan;
 #  - a sync from the token names every file and folder the lost writes
 #    created, changed or removed (the scan found them), with the ETags of
 #    the bytes on disk, and the answer's new token is current;
@@ -22,11 +23,15 @@ use ISSTest;
 use LWP::UserAgent;
 use HTTP::Request;
 use File::Temp qw(tempdir);
+use POSIX ();
 
-plan tests => 20;
+plan tests => 22;
 
 my $dir = tempdir(CLEANUP => !$ENV{ISS_T_KEEP}); print "# dir $dir\n";
 mkdir "$dir/files";
+# A tree the scans take a while over (so that syncs at once overlap).
+mkdir "$dir/files/bulk";
+for my $i (1 .. 1500) { open my $o, '>', "$dir/files/bulk/b$i" or die $!; print $o "b$i\n"; close $o }
 my $config = <<"CONF";
 Alias /s "$dir/files"
 <Location /s/>
@@ -95,6 +100,25 @@ ok(slurp("$dir/files/a3"), "a3\n", '... and the file is unchanged');
 ok(($c->{log}->() =~ /machine restarted since the store was last used/) ? 1 : 0, 1,
    'the error log says the machine restarted');
 
+# Four clients sync at once: one scan, the others wait for it.
+my @kids = map { my $n = $_; my $pid = fork // die;
+    if (!$pid) {
+        # a connection of its own (the parent's keep-alive one is shared)
+        $ua = LWP::UserAgent->new(timeout => 60);
+        my ($kr, $kp) = report($c, $token);
+        open my $o, '>', "$dir/sync$n" or POSIX::_exit(1);
+        print $o $kr->code, ' ', join(',', sort keys %{ $kp ? $kp->{members} : {} }), "\n";
+        close $o;
+        POSIX::_exit(0);
+    }
+    $pid } 1 .. 4;
+waitpid($_, 0) for @kids;
+my @answers = map { slurp("$dir/sync$_") // '' } 1 .. 4;
+my @bad = grep { !/^207 .*\/s\/n1\b.*/ || !m{/s/d1/x} || !m{/s/a2\b} } @answers;
+ok(scalar(@bad), 0, 'four syncs at once from the old token: each names the lost writes')
+    or print map { "# $_" } @answers;
+my @scans = $c->{log}->() =~ /(restart scan of )/g;
+ok(scalar(@scans), 1, '... after one scan (the others waited for it)');
 ($r, $p) = report($c, $token);
 ok($r->code, 207, 'a sync from the old token') or print "# ", $r->as_string, "\n";
 my %m = %{ $p ? $p->{members} : {} };
