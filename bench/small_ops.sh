@@ -24,7 +24,12 @@
 # of issue 13 are >= 0.8, GET >= 0.95), and then the median CPU time
 # httpd spent per request (its processes' user + system time, children
 # that exited included), which a busy shared machine disturbs far less
-# than rates.  Requests go through
+# than rates; and the same for all writes together (every checkpoint of
+# the state store that writes set off included).  Before each
+# location's turn the script flushes and waits ISS_BENCH_PAUSE seconds
+# (default 61): ext4 scans past inodes freed in the last 60 s when it
+# creates a file, so a location measured right after another's deletes
+# (or any other program's) would pay for them.  Requests go through
 # build/bench/http_load (a C client: a few us per request) and wrk (GET;
 # installed with apt-get if missing).  Exits 1 if an answer had an
 # unexpected status.  ISS_BENCH_DBM sets ISSDBMType (default sdbm).
@@ -116,13 +121,20 @@ cpu_record() {   # cpu_record LOC OP REQUESTS
   t1=$(srv_ticks)
   cpu["$1 $2"]+="$(echo "($t1 - $cpu_t0) * 1000000 / $hz / $3" | bc -l) "
 }
+# Every write of every run, per location: requests, seconds, CPU ticks
+# (the checkpoints that writes set off run in them, and are in these).
+declare -A wreq wsec wtick
 hl() {   # hl LOC OP http_load-args...: run, record the rate
-  local loc=$1 op=$2 out
+  local loc=$1 op=$2 out t0
   shift 2
   cpu_mark
+  t0=$cpu_t0
   if ! out=$("$load" "$@"); then fail=1; echo "unexpected answers: $loc $op" >&2; fi
   record "$loc" "$op" "$(awk '{print $6}' <<<"$out")"
   cpu_record "$loc" "$op" "$(awk '{print $2}' <<<"$out")"
+  wreq[$loc]=$(( ${wreq[$loc]:-0} + $(awk '{print $2}' <<<"$out") ))
+  wsec[$loc]=$(echo "${wsec[$loc]:-0} + $(awk '{print $4}' <<<"$out")" | bc -l)
+  wtick[$loc]=$(( ${wtick[$loc]:-0} + $(srv_ticks) - t0 ))
 }
 propfind_body="$work/propfind.xml"
 cat > "$propfind_body" <<'XML'
@@ -192,6 +204,18 @@ for op in MKCOL "PUT new" "PUT over" GET DELETE "PROPFIND walk"; do
     "$(echo "$p / $i" | bc -l)" "$(echo "$p / $o" | bc -l)"
 done
 echo "(microseconds of httpd CPU per request, per file for the walk; plain/iss: higher is better)"
+echo
+# All writes together (MKCOL, PUT new, PUT over, DELETE of every run):
+# the state store's checkpoints, which land in one phase or another, are
+# spread over all of them here.
+printf '%-14s %10s %10s %10s %10s %10s\n' "all writes" plain iss issoff iss/plain off/plain
+wr() { echo "${wreq[$1]} / ${wsec[$1]}" | bc -l; }
+wc_() { echo "${wtick[$1]} * 1000000 / $hz / ${wreq[$1]}" | bc -l; }
+printf '%-14s %10.0f %10.0f %10.0f %10.2f %10.2f\n' "writes/s" "$(wr plain)" "$(wr iss)" "$(wr issoff)" \
+  "$(echo "$(wr iss) / $(wr plain)" | bc -l)" "$(echo "$(wr issoff) / $(wr plain)" | bc -l)"
+printf '%-14s %10.1f %10.1f %10.1f %10.2f %10.2f\n' "CPU us/write" "$(wc_ plain)" "$(wc_ iss)" "$(wc_ issoff)" \
+  "$(echo "$(wc_ plain) / $(wc_ iss)" | bc -l)" "$(echo "$(wc_ plain) / $(wc_ issoff)" | bc -l)"
+echo "(CPU: plain/iss, higher is better)"
 echo
 echo "/iss/ state store (ISSStateSync On):"
 "$build/tools/iss-state" "$work/state-iss" info | grep -E "^(write-ahead log|group commit|checkpoints):" | sed 's/^/  /'
