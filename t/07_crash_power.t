@@ -25,7 +25,7 @@ use HTTP::Request;
 use File::Temp qw(tempdir);
 use POSIX ();
 
-plan tests => 22;
+plan tests => 24;
 
 my $dir = tempdir(CLEANUP => !$ENV{ISS_T_KEEP}); print "# dir $dir\n";
 mkdir "$dir/files";
@@ -96,6 +96,11 @@ my $mark = "$dir/state/iss-store.rescan";
 $r = req($c, 'PUT', '/s/a3', "a3 guarded\n", If => "(<$token>)");
 ok($r->code, 412, 'a write conditional on the old token: 412 before the scan');
 ok(-e $mark ? 1 : 0, 1, 'the rescan mark is set');
+{
+    local $ENV{ISS_TEST_BOOT_ID} = 'boot-B';    # the tool runs in "boot B" too
+    my ($irc, $iout) = iss_state("$dir/state", 'info');
+    ok($iout =~ /^rescan: due/m ? 1 : 0, 1, 'iss-state info: a rescan is due') or print "# $iout\n";
+}
 ok(slurp("$dir/files/a3"), "a3\n", '... and the file is unchanged');
 ok(($c->{log}->() =~ /machine restarted since the store was last used/) ? 1 : 0, 1,
    'the error log says the machine restarted');
@@ -138,5 +143,8 @@ my $d = start_in('boot-B');
 ok(!-e $mark && $r->code == 207 && $p && !%{ $p->{members} } ? 1 : 0, 1,
    'httpd restarted in the same boot: no mark, nothing new');
 own_httpd_stop($d);
+local $ENV{ISS_TEST_BOOT_ID} = 'boot-B';
 my ($rc, $out) = iss_state("$dir/state", 'verify');
 ok($rc, 0, 'the store verifies') or print "# $out\n";
+($rc, $out) = iss_state("$dir/state", 'info');
+ok($out =~ /^rescan: none due$/m ? 1 : 0, 1, 'iss-state info: no rescan due') or print "# $out\n";

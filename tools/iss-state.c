@@ -647,6 +647,14 @@ int main(int argc, const char *const *argv)
                                               / (double)st.fsyncs : 0.0,
                        st.checkpoints);
             }
+            {
+                const char *mark;
+
+                if (iss_store_rescan_due(store, &mark, pool) == APR_SUCCESS)
+                    printf("rescan: %s\n", mark ? "due (the machine "
+                           "restarted; the next sync answer, or `scan`, "
+                           "compares the files first)" : "none due");
+            }
         }
         return 0;
     }
