@@ -44,7 +44,6 @@ typedef struct entry_t {
     iss_sync_key_t key;             /* its tokens' key, once key_ok */
     apr_finfo_t key_ident;          /* the file it was read from */
     int key_ok;
-    apr_time_t checked;             /* iss_store_replaced() asked then */
 } entry_t;
 
 void iss_state_child_init(apr_pool_t *p, server_rec *s)
@@ -80,23 +79,39 @@ static apr_status_t shared_store(request_rec *r, iss_dir_conf_t *dconf,
     apr_status_t rv = APR_SUCCESS;
     iss_store_t *s = NULL;
     entry_t *e;
-    apr_time_t now = apr_time_now();
+    int replaced;
 
 #if APR_HAS_THREADS
     apr_thread_mutex_lock(registry.mutex);
 #endif
     e = apr_hash_get(registry.stores, dconf->state_dir, APR_HASH_KEY_STRING);
-    /* Whether the state was moved aside or rewritten (one stat()). */
     if (e != NULL) {
-        e->checked = now;
-        if (iss_store_replaced(e->store)) {
+        /* Whether the state was moved aside or rewritten (one stat()),
+         * asked without the registry's mutex, which every request of
+         * the process takes: an entry is never freed, only dropped from
+         * the registry (below). */
+#if APR_HAS_THREADS
+        apr_thread_mutex_unlock(registry.mutex);
+#endif
+        replaced = iss_store_replaced(e->store);
+        if (!replaced) {
+            *store = e->store;
+            return APR_SUCCESS;
+        }
+#if APR_HAS_THREADS
+        apr_thread_mutex_lock(registry.mutex);
+#endif
+        if (apr_hash_get(registry.stores, dconf->state_dir,
+                         APR_HASH_KEY_STRING) == e) {
             /* Open it again.  The old handle may still serve requests in
              * flight; it is not freed (this happens when an administrator
              * steps in, not in normal use). */
             apr_hash_set(registry.stores, dconf->state_dir,
                          APR_HASH_KEY_STRING, NULL);
-            e = NULL;
         }
+        /* Reopened by another thread meanwhile, or to be opened here. */
+        e = apr_hash_get(registry.stores, dconf->state_dir,
+                         APR_HASH_KEY_STRING);
     }
     if (e != NULL) {
         s = e->store;
@@ -113,7 +128,6 @@ static apr_status_t shared_store(request_rec *r, iss_dir_conf_t *dconf,
             e = apr_palloc(registry.pool, sizeof(*e));
             e->store = s;
             e->key_ok = 0;
-            e->checked = now;
             apr_hash_set(registry.stores, apr_pstrdup(registry.pool,
                                                       dconf->state_dir),
                          APR_HASH_KEY_STRING, e);

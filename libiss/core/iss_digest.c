@@ -25,6 +25,34 @@ struct iss_digest_t {
 
 /* ---- SHA-256 ------------------------------------------------------------ */
 
+/* SHA-256 as OpenSSL 3 wants it: fetched once per process.  Given
+ * EVP_sha256() instead, every EVP_DigestInit_ex() fetches the provider's
+ * implementation again (a lookup under the method store's lock), which
+ * cost a small PUT more than hashing its body: a PUT initialises four
+ * contexts (the file's and the chunk's, each again after its final). */
+static const EVP_MD *sha256_md(void)
+{
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+    static EVP_MD *md;
+    EVP_MD *m = __atomic_load_n(&md, __ATOMIC_ACQUIRE), *none = NULL;
+
+    if (m != NULL)
+        return m;
+    if ((m = EVP_MD_fetch(NULL, "SHA256", NULL)) == NULL)
+        return EVP_sha256();
+    /* Kept for the life of the process; a thread that lost the race
+     * gives its copy back. */
+    if (!__atomic_compare_exchange_n(&md, &none, m, 0, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_ACQUIRE)) {
+        EVP_MD_free(m);
+        m = none;
+    }
+    return m;
+#else
+    return EVP_sha256();
+#endif
+}
+
 static apr_status_t iss_digest_cleanup(void *ctx)
 {
     EVP_MD_CTX_free(ctx);
@@ -40,7 +68,7 @@ apr_status_t iss_digest_create(iss_digest_t **d, apr_pool_t *pool)
         return APR_ENOMEM;
     apr_pool_cleanup_register(pool, n->ctx, iss_digest_cleanup,
                               apr_pool_cleanup_null);
-    if (EVP_DigestInit_ex(n->ctx, EVP_sha256(), NULL) != 1)
+    if (EVP_DigestInit_ex(n->ctx, sha256_md(), NULL) != 1)
         return APR_EGENERAL;
     *d = n;
     return APR_SUCCESS;
@@ -59,7 +87,7 @@ void iss_digest_final(iss_digest_t *d, unsigned char out[ISS_DIGEST_SHA256_LEN])
     if (d->failed || EVP_DigestFinal_ex(d->ctx, out, &n) != 1
         || n != ISS_DIGEST_SHA256_LEN)
         memset(out, 0, ISS_DIGEST_SHA256_LEN);
-    d->failed = EVP_DigestInit_ex(d->ctx, EVP_sha256(), NULL) != 1;
+    d->failed = EVP_DigestInit_ex(d->ctx, sha256_md(), NULL) != 1;
 }
 
 /* ---- SHA-1, MD5 and Adler-32 (ownCloud's checksums) ---------------------- */

@@ -489,21 +489,39 @@ apr_status_t iss_store_stats(iss_store_t *store, iss_store_stats_t *st)
     return APR_SUCCESS;
 }
 
+/* Whether the meta file's identity is @a m's (atomic loads: see
+ * iss_store__meta_ident()). */
+static int meta_same(iss_store_t *store, const struct stat *m,
+                     apr_time_t mtime)
+{
+    return m->st_ino == __atomic_load_n(&store->meta_ino, __ATOMIC_RELAXED)
+           && (apr_off_t)m->st_size == __atomic_load_n(&store->meta_size,
+                                                       __ATOMIC_RELAXED)
+           && mtime == __atomic_load_n(&store->meta_mtime, __ATOMIC_RELAXED);
+}
+
 int iss_store_replaced(iss_store_t *store)
 {
     struct stat m;
     char path[1024];
+    apr_time_t mtime;
     int replaced;
 
     if (!store || store->closed)
         return 1;
     apr_snprintf(path, sizeof(path), "%s/" META_NAME, store->dir);
-    replaced = stat(path, &m) != 0;
+    if (stat(path, &m) != 0)
+        return 1;
+    mtime = (apr_time_t)m.st_mtim.tv_sec * APR_USEC_PER_SEC
+            + m.st_mtim.tv_nsec / 1000;
+    /* The usual answer without omutex, which a writer of this process
+     * holds through its whole commit: only an identity whose three
+     * fields all equal what stat() said now passes, so one caught half
+     * updated is compared again under omutex. */
+    if (meta_same(store, &m, mtime))
+        return 0;
     MLOCK(store->omutex);
-    replaced = replaced || m.st_ino != store->meta_ino
-               || (apr_off_t)m.st_size != store->meta_size
-               || (apr_time_t)m.st_mtim.tv_sec * APR_USEC_PER_SEC
-                  + m.st_mtim.tv_nsec / 1000 != store->meta_mtime;
+    replaced = !meta_same(store, &m, mtime);
     MUNLOCK(store->omutex);
     return replaced;
 }

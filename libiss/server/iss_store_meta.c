@@ -140,9 +140,7 @@ apr_status_t iss_store__meta_read(iss_store_t *s, apr_pool_t *p, meta_t *m,
 
         if (apr_file_info_get(&fi, APR_FINFO_IDENT | APR_FINFO_MTIME
                               | APR_FINFO_SIZE, f) == APR_SUCCESS) {
-            s->meta_ino = fi.inode;
-            s->meta_mtime = fi.mtime;
-            s->meta_size = fi.size;
+            iss_store__meta_ident(s, &fi);
         }
     }
     apr_file_close(f);
@@ -233,9 +231,7 @@ static apr_status_t meta_write(iss_store_t *s, apr_pool_t *p, apr_uint64_t gen)
 
         if (apr_stat(&fi, dst, APR_FINFO_IDENT | APR_FINFO_MTIME
                      | APR_FINFO_SIZE, p) == APR_SUCCESS) {
-            s->meta_ino = fi.inode;
-            s->meta_mtime = fi.mtime;
-            s->meta_size = fi.size;
+            iss_store__meta_ident(s, &fi);
         }
     }
     return iss_store__sync_dir(s, p);

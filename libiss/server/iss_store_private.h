@@ -133,8 +133,8 @@ struct iss_store_t {
     volatile int closed;
     char id[40];
     apr_ino_t meta_ino;         /* the meta file as last read or written */
-    apr_time_t meta_mtime;
-    apr_off_t meta_size;
+    apr_time_t meta_mtime;      /* (set with iss_store__meta_ident(): */
+    apr_off_t meta_size;        /* iss_store_replaced() reads them unlocked) */
 
     /* ---- per process: locks (lock order: wmutex, lock_file, omutex,
      * dbm_lock; the sync leader takes smutex, sync_lock alone) ---- */
@@ -366,6 +366,16 @@ const char *iss_store__gen_path(iss_store_t *s, apr_pool_t *p,
                                 apr_uint64_t gen, int mirror);
 apr_status_t iss_store__meta_read(iss_store_t *s, apr_pool_t *p, meta_t *m,
                                   int *missing);
+/* Remember the identity of the meta file (@a fi: inode, mtime, size) as
+ * read or written; atomic stores, for iss_store_replaced()'s unlocked
+ * look. */
+static inline void iss_store__meta_ident(iss_store_t *s,
+                                         const apr_finfo_t *fi)
+{
+    __atomic_store_n(&s->meta_ino, fi->inode, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->meta_mtime, fi->mtime, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->meta_size, fi->size, __ATOMIC_RELAXED);
+}
 apr_status_t iss_store__sweep(iss_store_t *s, apr_pool_t *p);
 apr_status_t iss_store__copies_check(iss_store_t *s, apr_pool_t *p);
 apr_status_t iss_store__recover(iss_store_t *s, apr_pool_t *p);

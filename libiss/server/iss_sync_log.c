@@ -9,6 +9,7 @@
 #include <apr_strings.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -191,18 +192,70 @@ static apr_uint64_t proc_start(long pid)
     return p ? strtoull(p + 1, NULL, 10) : 0;
 }
 
+/* What a write's intent takes from its process, kept so that a write
+ * makes no system call for it: the owner (pid and start time, read from
+ * /proc once) and random bytes for intent ids (one
+ * apr_generate_random_bytes() for RND_IDS ids, in a buffer per thread).
+ * A fork forgets both in the child (pthread_atfork(), registered before
+ * anything is kept): the child is another owner, and must not hand out
+ * the ids its parent will. */
+#define RND_IDS 32
+
+static struct {
+    long pid;                   /* 0: not known in this process */
+    apr_uint64_t start;
+} self_owner;
+
+static _Thread_local struct {
+    unsigned char b[8 * RND_IDS];
+    apr_size_t left;            /* unused bytes at the end of b */
+} rnd_pool;
+
+static pthread_once_t kept_once = PTHREAD_ONCE_INIT;
+
+static void kept_forget(void)
+{
+    /* In the child, whose only thread is the one that forked. */
+    __atomic_store_n(&self_owner.pid, 0, __ATOMIC_RELEASE);
+    rnd_pool.left = 0;
+}
+
+static void kept_init(void)
+{
+    (void)pthread_atfork(NULL, NULL, kept_forget);
+}
+
+/* @a n (at most 8) random bytes for an intent id. */
+static apr_status_t intent_random(unsigned char *out, apr_size_t n)
+{
+    apr_status_t rv;
+
+    pthread_once(&kept_once, kept_init);
+    if (rnd_pool.left < n) {
+        if ((rv = apr_generate_random_bytes(rnd_pool.b, sizeof(rnd_pool.b)))
+            != APR_SUCCESS) {
+            return rv;
+        }
+        rnd_pool.left = sizeof(rnd_pool.b);
+    }
+    rnd_pool.left -= n;
+    memcpy(out, rnd_pool.b + rnd_pool.left, n);
+    return APR_SUCCESS;
+}
+
 const char *iss_sync_log_owner_self(apr_pool_t *pool)
 {
-    /* Read /proc once per process (a fork gets a new pid: read again). */
-    static long cached_pid;
-    static apr_uint64_t cached_start;
-    long pid = (long)getpid();
+    long pid;
 
-    if (__atomic_load_n(&cached_pid, __ATOMIC_ACQUIRE) != pid) {
-        cached_start = proc_start(pid);
-        __atomic_store_n(&cached_pid, pid, __ATOMIC_RELEASE);
+    pthread_once(&kept_once, kept_init);
+    if ((pid = __atomic_load_n(&self_owner.pid, __ATOMIC_ACQUIRE)) == 0) {
+        /* Threads that race here write the same values. */
+        pid = (long)getpid();
+        __atomic_store_n(&self_owner.start, proc_start(pid), __ATOMIC_RELAXED);
+        __atomic_store_n(&self_owner.pid, pid, __ATOMIC_RELEASE);
     }
-    return apr_psprintf(pool, "%ld %" APR_UINT64_T_FMT, pid, cached_start);
+    return apr_psprintf(pool, "%ld %" APR_UINT64_T_FMT, pid,
+                        __atomic_load_n(&self_owner.start, __ATOMIC_RELAXED));
 }
 
 int iss_sync_log_owner_alive(const char *owner)
@@ -354,8 +407,7 @@ apr_status_t iss_sync_log_begin_at(iss_store_t *store, const char *method,
      * intent whose claim nobody holds for one whose write is over, even
      * in a process that lives on (a settlement that failed). */
     for (tries = 0; tries < 4; tries++) {
-        if ((rv = apr_generate_random_bytes(rnd, sizeof(rnd)))
-            != APR_SUCCESS) {
+        if ((rv = intent_random(rnd, sizeof(rnd))) != APR_SUCCESS) {
             return rv;
         }
         iss_hex_encode(hex, rnd, sizeof(rnd));
