@@ -6,7 +6,7 @@ use Apache::Test;
 use ISSTest;
 use File::Temp qw(tempdir);
 
-plan tests => 55;
+plan tests => 57;
 
 # Start an httpd of its own with this <Location /s/> body: (code, log).
 sub start_with {
@@ -150,6 +150,13 @@ for my $good ("ISSChunking On\nISSChunkSizes 8K 32K 128K\nISSDedupScope File\nIS
 
     ($code, $out) = own_httpd_configtest(config => "<Location /s/>\nDav iss\nISSStateDir $ro\n</Location>");
     ok($code == 0 && $out =~ /Syntax OK/ ? 1 : 0, 1, 'configtest of a good configuration: Syntax OK') or print "# $out\n";
+
+    # ISSStateSync takes On, Full or Off (any case); anything else stops httpd.
+    ($code, $out) = own_httpd_configtest(config => "<Location /s/>\nDav iss\nISSStateDir $ro\nISSStateSync full\n</Location>");
+    ok($code == 0 && $out =~ /Syntax OK/ ? 1 : 0, 1, 'ISSStateSync full: Syntax OK') or print "# $out\n";
+    ($code, $out) = own_httpd_configtest(config => "<Location /s/>\nDav iss\nISSStateDir $ro\nISSStateSync Sometimes\n</Location>");
+    ok($code != 0 && $out =~ /ISSStateSync: "Sometimes" is not On, Off or Full/ ? 1 : 0, 1,
+       'ISSStateSync Sometimes: refused, with the values it takes') or print "# $out\n";
 
     # A warning appears once, at a configtest and at a start.
     my $st = tempdir(CLEANUP => 1);
