@@ -193,25 +193,20 @@ apr_status_t iss_store__meta_read(iss_store_t *s, apr_pool_t *p, meta_t *m,
     return APR_SUCCESS;
 }
 
-static apr_status_t meta_write(iss_store_t *s, apr_pool_t *p, apr_uint64_t gen)
+/* A small file written whole: @a len bytes to @a tmp, synced, renamed to
+ * @a dst (the directory is not synced: the caller's). */
+apr_status_t iss_store__write_whole(iss_store_t *s, const char *tmp,
+                                    const char *dst, const char *data,
+                                    apr_size_t len, apr_pool_t *p)
 {
-    const char *tmp = iss_store__fpath(s, p, META_TMP),
-               *dst = iss_store__fpath(s, p, META_NAME);
-    char *text, *all;
     apr_file_t *f;
     apr_status_t rv;
 
-    text = apr_psprintf(p, META_MAGIC " %d\ndbm-type %s\nstore-id %s\n"
-                        "generation %" APR_UINT64_T_FMT "\n",
-                        FORMAT_VERSION, s->type, s->id, gen);
-    all = apr_psprintf(p, "%scrc32 %08x\n", text,
-                       (unsigned)iss_store__crc_add(crc32(0L, Z_NULL, 0), text,
-                                                    strlen(text)));
     rv = apr_file_open(&f, tmp, APR_FOPEN_WRITE | APR_FOPEN_CREATE
                        | APR_FOPEN_TRUNCATE | APR_FOPEN_BINARY, FILE_PERMS, p);
     if (rv != APR_SUCCESS)
         return iss_store__fail(s, rv, "cannot create %s: %pm", tmp, &rv);
-    rv = apr_file_write_full(f, all, strlen(all), NULL);
+    rv = apr_file_write_full(f, data, len, NULL);
     if (rv != APR_SUCCESS) {
         apr_file_close(f);
         rv = iss_store__fail(s, rv, "writing %s failed: %pm", tmp, &rv);
@@ -222,10 +217,27 @@ static apr_status_t meta_write(iss_store_t *s, apr_pool_t *p, apr_uint64_t gen)
     if (rv == APR_SUCCESS && (rv = apr_file_rename(tmp, dst, p)) != APR_SUCCESS)
         rv = iss_store__fail(s, rv, "cannot rename %s to %s: %pm", tmp, dst,
                              &rv);
-    if (rv != APR_SUCCESS) {
+    if (rv != APR_SUCCESS)
         apr_file_remove(tmp, p);
+    return rv;
+}
+
+static apr_status_t meta_write(iss_store_t *s, apr_pool_t *p, apr_uint64_t gen)
+{
+    const char *tmp = iss_store__fpath(s, p, META_TMP),
+               *dst = iss_store__fpath(s, p, META_NAME);
+    char *text, *all;
+    apr_status_t rv;
+
+    text = apr_psprintf(p, META_MAGIC " %d\ndbm-type %s\nstore-id %s\n"
+                        "generation %" APR_UINT64_T_FMT "\n",
+                        FORMAT_VERSION, s->type, s->id, gen);
+    all = apr_psprintf(p, "%scrc32 %08x\n", text,
+                       (unsigned)iss_store__crc_add(crc32(0L, Z_NULL, 0), text,
+                                                    strlen(text)));
+    if ((rv = iss_store__write_whole(s, tmp, dst, all, strlen(all), p))
+        != APR_SUCCESS)
         return rv;
-    }
     {
         apr_finfo_t fi;
 

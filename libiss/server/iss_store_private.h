@@ -308,6 +308,9 @@ opset_t *iss_store__opset_make(apr_pool_t *p);
 void iss_store__opset_stage(opset_t *set, const void *key, apr_size_t klen,
                             const void *val, apr_size_t vlen, int del);
 apr_uint64_t iss_store__ops_bytes(const opset_t *ops);
+apr_status_t iss_store__write_whole(iss_store_t *s, const char *tmp,
+                                    const char *dst, const char *data,
+                                    apr_size_t len, apr_pool_t *p);
 apr_status_t iss_store__close_synced(iss_store_t *s, apr_file_t *f,
                                      const char *path);
 apr_status_t iss_store__journal_read(iss_store_t *s, const char *path,

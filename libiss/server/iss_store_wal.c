@@ -11,6 +11,7 @@
  */
 
 #include "iss_store_private.h"
+#include "iss_bytes.h"
 #include "iss_fdio.h"
 
 #include <apr_file_info.h>
@@ -648,35 +649,18 @@ int iss_store__shm_current(iss_store_t *s)
 static apr_status_t rescan_mark(iss_store_t *s, apr_pool_t *p)
 {
     const char *path = iss_store__fpath(s, p, RESCAN_NAME);
-    const char *tmp = apr_pstrcat(p, path, ".tmp", NULL);
     unsigned char rnd[8];
-    char text[2 * sizeof(rnd) + 2];
-    apr_file_t *f;
-    apr_size_t n;
+    char text[2 * sizeof(rnd) + 1];
     apr_status_t rv;
 
     if ((rv = apr_generate_random_bytes(rnd, sizeof(rnd))) != APR_SUCCESS)
         return iss_store__fail(s, rv, "no random bytes: %pm", &rv);
-    for (n = 0; n < sizeof(rnd); n++)
-        apr_snprintf(text + 2 * n, 3, "%02x", rnd[n]);
+    iss_hex_encode(text, rnd, sizeof(rnd));
     text[2 * sizeof(rnd)] = '\n';
-    text[2 * sizeof(rnd) + 1] = '\0';
-    rv = apr_file_open(&f, tmp, APR_FOPEN_WRITE | APR_FOPEN_CREATE
-                       | APR_FOPEN_TRUNCATE | APR_FOPEN_BINARY,
-                       APR_FPROT_UREAD | APR_FPROT_UWRITE | APR_FPROT_GREAD, p);
-    if (rv == APR_SUCCESS) {
-        n = strlen(text);
-        rv = apr_file_write_full(f, text, n, NULL);
-        if (rv == APR_SUCCESS && !s->nosync)
-            rv = apr_file_sync(f);
-        apr_file_close(f);
-    }
-    if (rv == APR_SUCCESS)
-        rv = apr_file_rename(tmp, path, p);
-    if (rv != APR_SUCCESS) {
-        apr_file_remove(tmp, p);
-        return iss_store__fail(s, rv, "cannot write %s: %pm", path, &rv);
-    }
+    if ((rv = iss_store__write_whole(s, apr_pstrcat(p, path, ".tmp", NULL),
+                                     path, text, sizeof(text), p))
+        != APR_SUCCESS)
+        return rv;
     iss_store__note(s, LOG_WARNING, APR_SUCCESS, "state store in %s: the "
                     "machine restarted since the store was last used; "
                     "changes recorded without an fsync may be lost, so the "
