@@ -14,11 +14,31 @@
 
 #include <apr_strings.h>
 
-static int scan_due(const char *mark, apr_time_t last, apr_int64_t interval)
+/* Whether a scan is due now: *mark (a restart of the machine,
+ * iss_store_rescan_due()), *last (the last scan; 0 never) and the
+ * interval.  An error reading them is returned only where a scan must
+ * run before the answer (a mark, or when the mark cannot be read). */
+static apr_status_t scan_due(request_rec *r, iss_store_t *store,
+                             apr_int64_t interval, const char **mark,
+                             apr_time_t *last, int *due)
 {
-    return mark || last == 0
+    apr_status_t rv;
+
+    *due = 0;
+    if ((rv = iss_store_rescan_due(store, mark, r->pool)) != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, ISSLOGNO(01186)
+                      "cannot tell whether %s must be scanned after a "
+                      "restart of the machine: %s", iss_state_root_fs(r),
+                      iss_store_last_error(store));
+        return rv;
+    }
+    if ((rv = iss_reconcile_last(store, last, r->pool)) != APR_SUCCESS) {
+        return *mark ? rv : APR_SUCCESS;
+    }
+    *due = *mark || *last == 0
            || (interval > 0
-               && apr_time_now() - last >= apr_time_from_sec(interval));
+               && apr_time_now() - *last >= apr_time_from_sec(interval));
+    return APR_SUCCESS;
 }
 
 /* The location's scan lock (<ISSStateDir>/iss-store.scanlock), held
@@ -53,6 +73,7 @@ apr_status_t iss_sync_reconcile_if_due(request_rec *r, iss_store_t *store)
     const char *mark = NULL, *what;
     apr_file_t *lock;
     apr_status_t rv;
+    int due;
 
     if (root == NULL) {
         return APR_SUCCESS;
@@ -60,18 +81,9 @@ apr_status_t iss_sync_reconcile_if_due(request_rec *r, iss_store_t *store)
     /* After a restart of the machine the store may lack lazy commits
      * (iss_store_rescan_due()): no answer goes out before the files were
      * compared with it again. */
-    if ((rv = iss_store_rescan_due(store, &mark, r->pool)) != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, ISSLOGNO(01186)
-                      "cannot tell whether %s must be scanned after a "
-                      "restart of the machine: %s", root,
-                      iss_store_last_error(store));
+    if ((rv = scan_due(r, store, interval, &mark, &last, &due))
+        != APR_SUCCESS || !due) {
         return rv;
-    }
-    if ((rv = iss_reconcile_last(store, &last, r->pool)) != APR_SUCCESS) {
-        return mark ? rv : APR_SUCCESS;
-    }
-    if (!scan_due(mark, last, interval)) {
-        return APR_SUCCESS;
     }
     /* One scan at a time per store: after a restart of the machine every
      * client's first sync would start one.  The others wait for it, then
@@ -79,14 +91,10 @@ apr_status_t iss_sync_reconcile_if_due(request_rec *r, iss_store_t *store)
     if ((rv = scan_lock(r, &lock)) != APR_SUCCESS) {
         return mark ? rv : APR_SUCCESS;
     }
-    if ((rv = iss_store_rescan_due(store, &mark, r->pool)) != APR_SUCCESS) {
+    if ((rv = scan_due(r, store, interval, &mark, &last, &due))
+        != APR_SUCCESS || !due) {
         apr_file_close(lock);
         return rv;
-    }
-    if ((rv = iss_reconcile_last(store, &last, r->pool)) != APR_SUCCESS
-        || !scan_due(mark, last, interval)) {
-        apr_file_close(lock);
-        return mark ? rv : APR_SUCCESS;
     }
     what = last == 0 ? "baseline" : mark ? "restart" : "reconciliation";
     start = apr_time_now();
