@@ -36,20 +36,95 @@ const char *iss_store__gen_path(iss_store_t *s, apr_pool_t *p,
                         s->dir, gen, mirror ? MIRROR_SUFFIX : "");
 }
 
-/* The primary and the mirror of the current generation, with no journal
- * left, hold the same records written by the same operations in the same
- * order, so their files have the same sizes (every DBM type).  A file of
- * one copy that is shorter or longer than its twin was truncated or
- * replaced from outside: the store is damaged (ISS_STORE_EDAMAGED), and
- * is not used, rather than read as if the lost records had never been
- * (a lost log position would restart the sync log).  Under the DBM lock,
- * with no journal.  Cost: up to four stat() calls. */
+/* Whether the files of copy @a c (0 primary, 1 mirror) of the current
+ * generation have the sizes in @a want (index: first, second file). */
+static apr_status_t sizes_match(iss_store_t *s, apr_pool_t *p, int c,
+                                const apr_uint64_t want[2], const char *why)
+{
+    const char *f[2] = { NULL, NULL };
+    apr_finfo_t fi;
+    int j;
+
+    if (apr_dbm_get_usednames_ex(p, s->type,
+                                 iss_store__gen_path(s, p, s->gen, c),
+                                 &f[0], &f[1]) != APR_SUCCESS)
+        return APR_SUCCESS;             /* resolve_type() checked it */
+    for (j = 0; j < 2; j++) {
+        apr_uint64_t have = 0;
+
+        if (!f[j])
+            continue;
+        if (apr_stat(&fi, f[j], APR_FINFO_SIZE, p) == APR_SUCCESS)
+            have = (apr_uint64_t)fi.size;
+        if (have != want[j])
+            return iss_store__damaged(s, "%s has %" APR_UINT64_T_FMT " bytes, "
+                                      "%s %" APR_UINT64_T_FMT " (a file was "
+                                      "truncated, removed or replaced)", f[j],
+                                      have, why, want[j]);
+    }
+    return APR_SUCCESS;
+}
+
+/* Whether the file that holds the records of copy @a c (sdbm: the .pag;
+ * the others have one file) is empty or missing. */
+static int copy_empty(iss_store_t *s, apr_pool_t *p, int c)
+{
+    const char *f[2] = { NULL, NULL };
+    apr_finfo_t fi;
+
+    if (apr_dbm_get_usednames_ex(p, s->type,
+                                 iss_store__gen_path(s, p, s->gen, c),
+                                 &f[0], &f[1]) != APR_SUCCESS)
+        return 0;
+    return apr_stat(&fi, f[1] ? f[1] : f[0], APR_FINFO_SIZE, p) != APR_SUCCESS
+           || fi.size == 0;
+}
+
+/* The DBM files as the store left them.  While the mirror is current (no
+ * checkpoint mark, no applied generation) the primary and the mirror hold
+ * the same records written by the same operations in the same order, or
+ * are byte copies, so their files have the same sizes (every DBM type);
+ * while it lags, each copy's files have the sizes this boot's processes
+ * last gave them (the shared header), when known.  A file that differs
+ * was truncated or replaced from outside: the store is damaged
+ * (ISS_STORE_EDAMAGED), and is not used, rather than read as if the lost
+ * records had never been (a lost log position would restart the sync
+ * log).  Under the DBM lock.  Cost: a directory read and up to four
+ * stat() calls. */
 apr_status_t iss_store__copies_check(iss_store_t *s, apr_pool_t *p)
 {
     const char *f[2][2];
     apr_finfo_t fi[2];
-    int i, j;
+    apr_uint64_t bytes, want[2];
+    int i, j, applied;
 
+    if (iss_store__applied_info(s, p, &applied, &bytes) != APR_SUCCESS)
+        return APR_SUCCESS;             /* the next check */
+    if (applied || iss_store__journal_left(s, p)) {
+        apr_status_t rv = APR_SUCCESS;
+
+        /* The records of both copies gone alike: every record lost,
+         * consistently (as when the mirror is current); what the mirror
+         * lacked goes too. */
+        if (!iss_store__journal_left(s, p) && copy_empty(s, p, 0)
+            && copy_empty(s, p, 1)) {
+            iss_store__note(s, LOG_WARNING, APR_SUCCESS, "state store in %s: "
+                            "both copies of the DBM are empty (truncated from "
+                            "outside): every record is lost", s->dir);
+            rv = iss_store__applied_drop(s, p);
+            if (rv == APR_SUCCESS) {
+                iss_store__sizes_note(s, 0, p);
+                iss_store__sizes_note(s, 1, p);
+            }
+            return rv;
+        }
+        for (i = 0; i < 2 && rv == APR_SUCCESS; i++) {
+            if (iss_store__sizes_known(s, i, want))
+                rv = sizes_match(s, p, i, want, "where the state store left "
+                                 "it with");
+        }
+        return rv;
+    }
     for (i = 0; i < 2; i++) {
         if (apr_dbm_get_usednames_ex(p, s->type,
                                      iss_store__gen_path(s, p, s->gen, i),
@@ -468,7 +543,20 @@ int iss_store__journal_left(iss_store_t *s, apr_pool_t *p)
            || iss_store__file_exists(iss_store__fpath(s, p, JOURNAL_TMP), p);
 }
 
-/* Finish or undo the batch of a writer that died.  Under the lock. */
+/*
+ * Finish what a checkpoint that died left (under the exclusive DBM lock):
+ *  - JOURNAL_MIRROR: the primary is whole and the mirror was being made a
+ *    copy of it: copy again (unless a live checkpointer is at it).
+ *  - JOURNAL_NAME without operations (the mark a checkpoint keeps while it
+ *    writes the primary): nothing if the primary is whole (s->dbm_torn
+ *    unset: the checkpoint is under way, or died between two commits and
+ *    the next applies its generations again); else rebuild the DBM from
+ *    the mirror plus the applied generations, the state before that
+ *    checkpoint (its generations are still live).
+ *  - JOURNAL_NAME with operations (written by versions that committed
+ *    batches to both copies in turn): the same rebuild, the batch applied
+ *    on top if the journal is whole.
+ */
 apr_status_t iss_store__recover(iss_store_t *s, apr_pool_t *p)
 {
     const char *jp = iss_store__fpath(s, p, JOURNAL_NAME),
@@ -477,8 +565,9 @@ apr_status_t iss_store__recover(iss_store_t *s, apr_pool_t *p)
     int has_j = iss_store__file_exists(jp, p),
         has_m = iss_store__file_exists(mp, p);
     apr_uint64_t jgen = 0;
-    opset_t *ops;
+    opset_t *ops, *all;
     apr_status_t rv;
+    int i;
 
     if (iss_store__file_exists(tp, p)) {
         if ((rv = iss_store__remove_file(s, tp, p)) != APR_SUCCESS)
@@ -497,8 +586,10 @@ apr_status_t iss_store__recover(iss_store_t *s, apr_pool_t *p)
             != APR_SUCCESS)
         return rv;
     if (!why && jgen != s->gen) {
-        /* A rebuild that applied it committed but died before the unlink. */
+        /* A rebuild committed but died before the unlink: both copies
+         * hold everything applied, the applied generations too. */
         if ((rv = iss_store__remove_file(s, path, p)) != APR_SUCCESS
+            || (rv = iss_store__applied_drop(s, p)) != APR_SUCCESS
             || (rv = iss_store__sweep(s, p)) != APR_SUCCESS)
             return rv;
         iss_store__note(s, LOG_WARNING, APR_SUCCESS,
@@ -507,19 +598,51 @@ apr_status_t iss_store__recover(iss_store_t *s, apr_pool_t *p)
                         APR_UINT64_T_FMT, s->dir, path, jgen, s->gen);
         return APR_SUCCESS;
     }
-    if (has_m)
-        rv = rebuild(s, 0, NULL, p, "a writer died while updating the mirror "
-                     "copy, after its batch was complete in the primary");
-    else if (why)
-        rv = rebuild(s, 1, NULL, p, apr_psprintf(p, "a writer died while "
+    if (has_m) {
+        if (!iss_store__ckpt_try(s))
+            return APR_SUCCESS;         /* a live checkpointer copies it */
+        rv = iss_store__mirror_refresh(s, p);
+        iss_store__ckpt_release(s);
+        if (rv == APR_SUCCESS)
+            iss_store__note(s, LOG_WARNING, APR_SUCCESS, "state store in %s "
+                            "recovered: a checkpoint died while copying the "
+                            "DBM to its mirror copy; copied again", s->dir);
+        return rv;
+    }
+    if (!why && ops->list->nelts == 0 && !s->dbm_torn)
+        return APR_SUCCESS;             /* a checkpoint under way, or one
+                                         * that died between two commits */
+    all = iss_store__opset_make(p);
+    if ((rv = iss_store__applied_read(s, p, all)) != APR_SUCCESS)
+        return rv;
+    for (i = 0; !why && i < ops->list->nelts; i++) {
+        const op_t *op = APR_ARRAY_IDX(ops->list, i, const op_t *);
+
+        iss_store__opset_stage(all, op->key, op->klen, op->val, op->vlen,
+                               op->del);
+    }
+    if (why)
+        rv = rebuild(s, 1, all, p, apr_psprintf(p, "a writer died while "
                      "applying a batch and %s cannot be used (%s), so the "
                      "batch was dropped", jp, why));
-    else
-        rv = rebuild(s, 1, ops, p, apr_psprintf(p, "a writer died while "
+    else if (ops->list->nelts)
+        rv = rebuild(s, 1, all, p, apr_psprintf(p, "a writer died while "
                      "applying a batch of %d changes; the batch was applied "
                      "again", ops->list->nelts));
+    else
+        rv = rebuild(s, 1, all, p, apr_psprintf(p, "a checkpoint died while "
+                     "writing the DBM; it was restored from its mirror copy "
+                     "and %d change(s) of the log applied to both (the rest "
+                     "is applied again by the next checkpoint)",
+                     all->list->nelts));
+    if (rv == APR_SUCCESS)
+        rv = iss_store__applied_drop(s, p);
     if (rv == APR_SUCCESS)
         rv = iss_store__sweep(s, p);
+    if (rv == APR_SUCCESS) {
+        iss_store__sizes_note(s, 0, p);
+        iss_store__sizes_note(s, 1, p);
+    }
     return rv;
 }
 
