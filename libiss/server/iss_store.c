@@ -444,6 +444,12 @@ apr_status_t iss_store_open(iss_store_t **store, const char *dir,
      * lags behind the primary. */
     if ((rv = iss_store__wal_open(s, p)) == APR_SUCCESS
         && (rv = iss_store__dbm_lock(s, 0)) == APR_SUCCESS) {
+        if (s->sizes_stale) {
+            /* Recovery above changed them (checked then). */
+            iss_store__sizes_note(s, 0, p);
+            iss_store__sizes_note(s, 1, p);
+            s->sizes_stale = 0;
+        }
         rv = iss_store__copies_check(s, p);
         iss_store__dbm_unlock(s);
     }

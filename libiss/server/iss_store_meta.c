@@ -108,14 +108,16 @@ apr_status_t iss_store__copies_check(iss_store_t *s, apr_pool_t *p)
          * lacked goes too. */
         if (!iss_store__journal_left(s, p) && copy_empty(s, p, 0)
             && copy_empty(s, p, 1)) {
+            int took = !s->ckpt_mine && iss_store__ckpt_try(s);
+
+            if (!s->ckpt_mine && !took)
+                return APR_SUCCESS;     /* the next look, when it is ours */
             iss_store__note(s, LOG_WARNING, APR_SUCCESS, "state store in %s: "
                             "both copies of the DBM are empty (truncated from "
                             "outside): every record is lost", s->dir);
-            rv = iss_store__applied_drop(s, p);
-            if (rv == APR_SUCCESS) {
-                iss_store__sizes_note(s, 0, p);
-                iss_store__sizes_note(s, 1, p);
-            }
+            rv = iss_store__mirror_refresh(s, p);
+            if (took)
+                iss_store__ckpt_release(s);
             return rv;
         }
         for (i = 0; i < 2 && rv == APR_SUCCESS; i++) {

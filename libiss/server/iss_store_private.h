@@ -191,6 +191,11 @@ struct iss_store_t {
     apr_uint64_t mirror_lag;    /* refresh the mirror when the applied
                                  * generations pass this (0: the DBM's size;
                                  * ISS_STORE_MIRROR_LAG_BYTES) */
+    int sizes_stale;            /* the DBM files changed while the shared
+                                 * header was not mapped (recovery at open):
+                                 * note their sizes once it is */
+    int ckpt_mine;              /* this handle holds ckpt_lock (its
+                                 * checkpointer thread, under cmutex) */
     int dbm_torn;               /* for iss_store__recover(): the primary may
                                  * be torn (a checkpoint died inside a
                                  * commit, or the machine restarted during

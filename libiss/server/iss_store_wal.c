@@ -754,8 +754,10 @@ void iss_store__sizes_note(iss_store_t *s, int mirror, apr_pool_t *p)
     apr_finfo_t fi;
     int i;
 
-    if (!s->shm)
+    if (!s->shm) {
+        s->sizes_stale = 1;
         return;
+    }
     if (apr_dbm_get_usednames_ex(p, s->type,
                                  iss_store__gen_path(s, p, s->gen, mirror),
                                  &f[0], &f[1]) != APR_SUCCESS)
@@ -1507,6 +1509,7 @@ apr_status_t iss_store__wal_apply(iss_store_t *s, int wait, apr_pool_t *p)
 #endif
         return APR_SUCCESS;             /* another process is at it */
     }
+    s->ckpt_mine = 1;
     if ((rv = snapshot(s, &epoch, &lo, &gen, &end)) != APR_SUCCESS) {
         rv = rv == NEED_REPAIR ? APR_SUCCESS : rv;
         goto cleanup;
@@ -1640,14 +1643,20 @@ apr_status_t iss_store__wal_apply(iss_store_t *s, int wait, apr_pool_t *p)
 #endif
     if (rv == APR_SUCCESS) {
         /* The mirror: a copy of the primary once the applied generations
-         * outgrow the DBM (copying costs about what the log wrote). */
+         * pass a quarter of the DBM's size (a file copy of it costs less
+         * than replaying a quarter of its size of log into it), or two
+         * checkpoints' worth (a small DBM is copied rarely). */
         apr_uint64_t bytes, limit = s->mirror_lag;
         int count;
 
-        if (limit == 0)
+        if (limit == 0) {
             limit = iss_store__dbm_disk_size(s, cp,
                                              iss_store__gen_path(s, cp,
-                                                                 s->gen, 0));
+                                                                 s->gen, 0))
+                    / 4;
+            if (limit < 2 * s->ckpt_bytes)
+                limit = 2 * s->ckpt_bytes;
+        }
         if ((rv = iss_store__applied_info(s, cp, &count, &bytes))
                 == APR_SUCCESS
             && count > 0 && bytes >= limit)
@@ -1656,6 +1665,7 @@ apr_status_t iss_store__wal_apply(iss_store_t *s, int wait, apr_pool_t *p)
 cleanup:
     if (cp)
         apr_pool_destroy(cp);
+    s->ckpt_mine = 0;
     apr_file_unlock(s->ckpt_lock);
 #if APR_HAS_THREADS
     apr_thread_mutex_unlock(s->cmutex);
