@@ -154,6 +154,10 @@ apr_status_t iss_store__copies_check(iss_store_t *s, apr_pool_t *p)
                                       r1 == APR_SUCCESS ? fi[1].size
                                                         : (apr_off_t)-1);
     }
+    /* The sizes to hold them to once the mirror lags again (a process
+     * that died before it noted them leaves older ones). */
+    iss_store__sizes_note(s, 0, p);
+    iss_store__sizes_note(s, 1, p);
     return APR_SUCCESS;
 }
 
