@@ -1143,6 +1143,25 @@ static void t_real_crash(apr_pool_t *pool)
                                           : "iss-store.journal"), pool),
            "[sdbm] it left %s behind", mirror ? "iss-store.journal.mirror"
                                               : "iss-store.journal");
+        /* What such a death can leave: a record of the DBM the commit never
+         * meant to touch torn (an sdbm page split cut short); a mirror
+         * copied half way. */
+        if (!mirror) {
+            ok(flip_marker(in_dir(&t, pool, "iss-store.g1.pag"), "two", pool),
+               "[sdbm] ... and a record of the DBM it did not change is torn "
+               "(as by a page split cut short)");
+        }
+        else {
+            apr_size_t n = 0;
+            char *pag = read_file(in_dir(&t, pool, "iss-store.g1.pag"), pool,
+                                  &n);
+
+            ok(pag && n > 1
+               && write_file(in_dir(&t, pool, "iss-store.g1.mirror.pag"), pag,
+                             n / 2, pool),
+               "[sdbm] ... and the mirror holds half of the primary's .pag "
+               "(as a copy that died half way leaves it)");
+        }
         log_init(&log);
         apr_pool_create(&p, pool);
         s = open_store(t.dir, "sdbm", NULL, &log, p, &rv);
@@ -1153,6 +1172,10 @@ static void t_real_crash(apr_pool_t *pool)
         ok(s && verify_ok(s, pool), "[sdbm] ... and verify passes");
         ok(log.warnings > 0 && strstr(log.last, "recovered"),
            "[sdbm] ... and the recovery is logged: %s", log.last);
+        if (!mirror)
+            ok(s && holds_s(s, "pre/2", "two", pool), "[sdbm] ... the torn "
+               "record whole again (rebuilt from the mirror and the applied "
+               "generations)");
         if (!mirror) {
             ok(!exists(in_dir(&t, pool, "iss-store.journal"), pool)
                && dbm_files(&t, pool, "sdbm", "iss-store.g2", &f1, &f2)

@@ -907,9 +907,9 @@ static apr_status_t run_txn(iss_store_t *s, iss_store_txn_fn *fn, void *baton,
         /* A checkpoint found the DBM changed from outside. */
         rv = iss_store__fail(s, ISS_STORE_EDAMAGED, "the DBM files in %s "
                              "were changed from outside (truncated, removed "
-                             "or replaced: a file is not as the store left "
-                             "it); writes are refused until the state is "
-                             "repaired or moved aside", s->dir);
+                             "or replaced: the copies of the DBM differ from "
+                             "what the store left); writes are refused until "
+                             "the state is repaired or moved aside", s->dir);
         goto cleanup;
     }
     txn.s = s;

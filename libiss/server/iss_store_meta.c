@@ -57,8 +57,10 @@ static apr_status_t sizes_match(iss_store_t *s, apr_pool_t *p, int c,
         if (apr_stat(&fi, f[j], APR_FINFO_SIZE, p) == APR_SUCCESS)
             have = (apr_uint64_t)fi.size;
         if (have != want[j])
-            return iss_store__damaged(s, "%s has %" APR_UINT64_T_FMT " bytes, "
-                                      "%s %" APR_UINT64_T_FMT " (a file was "
+            return iss_store__damaged(s, "the copies of the DBM differ from "
+                                      "what the state store left: %s has %"
+                                      APR_UINT64_T_FMT " bytes, %s %"
+                                      APR_UINT64_T_FMT " (a file was "
                                       "truncated, removed or replaced)", f[j],
                                       have, why, want[j]);
     }
@@ -122,8 +124,7 @@ apr_status_t iss_store__copies_check(iss_store_t *s, apr_pool_t *p)
         }
         for (i = 0; i < 2 && rv == APR_SUCCESS; i++) {
             if (iss_store__sizes_known(s, i, want))
-                rv = sizes_match(s, p, i, want, "where the state store left "
-                                 "it with");
+                rv = sizes_match(s, p, i, want, "not");
         }
         return rv;
     }
