@@ -1046,6 +1046,25 @@ static int applied_files(const char *dir, apr_pool_t *p)
     return n;
 }
 
+/* The whole of a file (NULL if unreadable), its size in *n. */
+static char *slurp(const char *path, apr_size_t *n, apr_pool_t *p)
+{
+    apr_file_t *f;
+    apr_finfo_t fi;
+    char *d;
+
+    if (apr_file_open(&f, path, APR_FOPEN_READ, APR_OS_DEFAULT, p)
+            != APR_SUCCESS)
+        return NULL;
+    d = apr_file_info_get(&fi, APR_FINFO_SIZE, f) == APR_SUCCESS
+        ? apr_palloc(p, (apr_size_t)fi.size + 1) : NULL;
+    *n = d ? (apr_size_t)fi.size : 0;
+    if (d && *n && apr_file_read_full(f, d, *n, NULL) != APR_SUCCESS)
+        d = NULL;
+    apr_file_close(f);
+    return d;
+}
+
 /* Whether the primary's files and the mirror's are byte for byte equal. */
 static int copies_equal(const char *dir, const char *type, apr_pool_t *p)
 {
@@ -1060,32 +1079,14 @@ static int copies_equal(const char *dir, const char *type, apr_pool_t *p)
                                     &b[1]) != APR_SUCCESS)
         return 0;
     for (i = 0; i < 2; i++) {
-        char *x = NULL, *y = NULL;
-        apr_size_t xl = 0, yl = 0;
-        apr_file_t *f;
-        apr_finfo_t fi;
+        apr_size_t xl, yl;
+        char *x, *y;
 
         if (!a[i])
             continue;
-        if (apr_file_open(&f, a[i], APR_FOPEN_READ, APR_OS_DEFAULT, p)
-                != APR_SUCCESS
-            || apr_file_info_get(&fi, APR_FINFO_SIZE, f) != APR_SUCCESS)
-            return 0;
-        xl = (apr_size_t)fi.size;
-        x = apr_palloc(p, xl + 1);
-        if (xl && apr_file_read_full(f, x, xl, NULL) != APR_SUCCESS)
-            return 0;
-        apr_file_close(f);
-        if (apr_file_open(&f, b[i], APR_FOPEN_READ, APR_OS_DEFAULT, p)
-                != APR_SUCCESS
-            || apr_file_info_get(&fi, APR_FINFO_SIZE, f) != APR_SUCCESS)
-            return 0;
-        yl = (apr_size_t)fi.size;
-        y = apr_palloc(p, yl + 1);
-        if (yl && apr_file_read_full(f, y, yl, NULL) != APR_SUCCESS)
-            return 0;
-        apr_file_close(f);
-        if (xl != yl || memcmp(x, y, xl) != 0)
+        x = slurp(a[i], &xl, p);
+        y = slurp(b[i], &yl, p);
+        if (!x || !y || xl != yl || memcmp(x, y, xl) != 0)
             return 0;
     }
     return 1;

@@ -1319,7 +1319,7 @@ apr_status_t iss_store_verify(iss_store_t *store, apr_pool_t *pool)
     apr_size_t dklen;
     char kb[128];
     apr_status_t rv;
-    int i, lags = 0;
+    int i, lags = 0, ckpt = 0;
 
     if (!store || !pool)
         return APR_EINVAL;
@@ -1378,14 +1378,20 @@ apr_status_t iss_store_verify(iss_store_t *store, apr_pool_t *pool)
 
     /* The mirror holds exactly the same records; while it lags behind
      * the primary (applied log generations it lacks, a checkpoint under
-     * way), its records are each whole. */
+     * way), its records are each whole.  Only while no checkpoint runs
+     * (which may copy the primary over it): else it is not looked at. */
     {
         int applied = 0;
         apr_uint64_t bytes;
 
+        if (!(ckpt = iss_store__ckpt_try(store)))
+            goto cleanup;
         if ((rv = iss_store__applied_info(store, p, &applied, &bytes))
             != APR_SUCCESS)
             goto cleanup;
+        if (iss_store__file_exists(iss_store__fpath(store, p,
+                                                    JOURNAL_MIRROR), p))
+            goto cleanup;               /* a copy died: the next makes it */
         lags = applied > 0 || iss_store__journal_left(store, p);
     }
     if ((rv = iss_store__db_open(store,
@@ -1439,6 +1445,8 @@ apr_status_t iss_store_verify(iss_store_t *store, apr_pool_t *pool)
                                 APR_SIZE_T_FMT, mdb->path, mcount, db->path,
                                 count);
 cleanup:
+    if (ckpt)
+        iss_store__ckpt_release(store);
     iss_store__iter_close(it);
     iss_store__db_close(mdb);
     iss_store__db_close(db);

@@ -569,9 +569,11 @@ static int cmp_gen(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* The WAL generations present, ascending. */
-static apr_status_t wal_list(iss_store_t *s, apr_pool_t *p,
-                             apr_array_header_t **gens)
+/* The WAL generations present, ascending: the live ones (WAL_PREFIX + G),
+ * or with @a applied those applied to the primary and not yet to the
+ * mirror (+ APPLIED_SUFFIX), then with their total size in *bytes. */
+static apr_status_t wal_files(iss_store_t *s, apr_pool_t *p, int applied,
+                              apr_array_header_t **gens, apr_uint64_t *bytes)
 {
     apr_dir_t *d;
     apr_finfo_t fi;
@@ -582,23 +584,37 @@ static apr_status_t wal_list(iss_store_t *s, apr_pool_t *p,
         return iss_store__fail(s, rv, "cannot read directory %s: %pm", s->dir,
                                &rv);
     *gens = apr_array_make(p, 4, sizeof(apr_uint64_t));
+    if (bytes)
+        *bytes = 0;
     while ((rv = apr_dir_read(&fi, APR_FINFO_NAME, d)) == APR_SUCCESS
            || rv == APR_INCOMPLETE) {
         const char *c;
         apr_uint64_t g = 0;
+        apr_finfo_t st;
 
         if (!fi.name || strncmp(fi.name, WAL_PREFIX, n) != 0)
             continue;
         for (c = fi.name + n; *c >= '0' && *c <= '9' && g < APR_UINT64_MAX / 20;
              c++)
             g = g * 10 + (apr_uint64_t)(*c - '0');
-        if (*c == '\0' && c > fi.name + n && g > 0)
-            APR_ARRAY_PUSH(*gens, apr_uint64_t) = g;
+        if (c == fi.name + n || g == 0
+            || strcmp(c, applied ? APPLIED_SUFFIX : "") != 0)
+            continue;
+        APR_ARRAY_PUSH(*gens, apr_uint64_t) = g;
+        if (bytes && apr_stat(&st, iss_store__fpath(s, p, fi.name),
+                              APR_FINFO_SIZE, p) == APR_SUCCESS)
+            *bytes += (apr_uint64_t)st.size;
     }
     apr_dir_close(d);
     qsort((*gens)->elts, (apr_size_t)(*gens)->nelts, sizeof(apr_uint64_t),
           cmp_gen);
     return APR_SUCCESS;
+}
+
+static apr_status_t wal_list(iss_store_t *s, apr_pool_t *p,
+                             apr_array_header_t **gens)
+{
+    return wal_files(s, p, 0, gens, NULL);
 }
 
 static void stage_to_opset(void *baton, const char *key, apr_size_t klen,
@@ -607,49 +623,45 @@ static void stage_to_opset(void *baton, const char *key, apr_size_t klen,
     iss_store__opset_stage(baton, key, klen, val, vlen, del);
 }
 
+/* Stage every record of the log file @a path (generation @a gen) into
+ * @a ops, later records of a key winning. */
+static apr_status_t stage_file(iss_store_t *s, const char *path,
+                               apr_uint64_t gen, opset_t *ops, apr_pool_t *p)
+{
+    apr_uint64_t off = WAL_HDR;
+    apr_finfo_t fi;
+    apr_file_t *f;
+    apr_status_t rv;
+
+    if ((rv = apr_file_open(&f, path, APR_FOPEN_READ | APR_FOPEN_BINARY,
+                            APR_OS_DEFAULT, p)) != APR_SUCCESS)
+        return iss_store__damaged(s, "cannot open the write-ahead log %s: %pm",
+                                  path, &rv);
+    if (!wal_header_ok(s, os_fd(f), gen)) {
+        apr_file_close(f);
+        return iss_store__damaged(s, "the write-ahead log %s has no valid "
+                                  "header (or belongs to another store)",
+                                  path);
+    }
+    rv = apr_file_info_get(&fi, APR_FINFO_SIZE, f);
+    if (rv == APR_SUCCESS && (apr_uint64_t)fi.size > WAL_HDR)
+        rv = read_records(s, os_fd(f), path, &off, (apr_uint64_t)fi.size,
+                          stage_to_opset, ops, p);
+    apr_file_close(f);
+    return rv;
+}
+
 static const char *applied_path(iss_store_t *s, apr_pool_t *p,
                                 apr_uint64_t gen)
 {
     return apr_pstrcat(p, wal_path(s, p, gen), APPLIED_SUFFIX, NULL);
 }
 
-/* The generations applied to the primary and not yet to the mirror
- * (WAL_PREFIX + G + APPLIED_SUFFIX), ascending, with their total size. */
 static apr_status_t applied_list(iss_store_t *s, apr_pool_t *p,
                                  apr_array_header_t **gens,
                                  apr_uint64_t *bytes)
 {
-    apr_dir_t *d;
-    apr_finfo_t fi;
-    apr_size_t n = strlen(WAL_PREFIX);
-    apr_status_t rv = apr_dir_open(&d, s->dir, p);
-
-    if (rv != APR_SUCCESS)
-        return iss_store__fail(s, rv, "cannot read directory %s: %pm", s->dir,
-                               &rv);
-    *gens = apr_array_make(p, 4, sizeof(apr_uint64_t));
-    *bytes = 0;
-    while ((rv = apr_dir_read(&fi, APR_FINFO_NAME | APR_FINFO_SIZE, d))
-               == APR_SUCCESS
-           || rv == APR_INCOMPLETE) {
-        const char *c;
-        apr_uint64_t g = 0;
-
-        if (!fi.name || strncmp(fi.name, WAL_PREFIX, n) != 0)
-            continue;
-        for (c = fi.name + n; *c >= '0' && *c <= '9' && g < APR_UINT64_MAX / 20;
-             c++)
-            g = g * 10 + (apr_uint64_t)(*c - '0');
-        if (strcmp(c, APPLIED_SUFFIX) == 0 && c > fi.name + n && g > 0) {
-            APR_ARRAY_PUSH(*gens, apr_uint64_t) = g;
-            if (fi.valid & APR_FINFO_SIZE)
-                *bytes += (apr_uint64_t)fi.size;
-        }
-    }
-    apr_dir_close(d);
-    qsort((*gens)->elts, (apr_size_t)(*gens)->nelts, sizeof(apr_uint64_t),
-          cmp_gen);
-    return APR_SUCCESS;
+    return wal_files(s, p, 1, gens, bytes);
 }
 
 apr_status_t iss_store__applied_info(iss_store_t *s, apr_pool_t *p,
@@ -674,30 +686,14 @@ apr_status_t iss_store__applied_read(iss_store_t *s, apr_pool_t *p,
     int i;
 
     for (i = 0; rv == APR_SUCCESS && i < gens->nelts; i++) {
-        apr_uint64_t g = APR_ARRAY_IDX(gens, i, apr_uint64_t), off = WAL_HDR;
+        apr_uint64_t g = APR_ARRAY_IDX(gens, i, apr_uint64_t);
         const char *path = applied_path(s, p, g);
-        apr_finfo_t fi;
-        apr_file_t *f;
 
         if (i > 0 && APR_ARRAY_IDX(gens, i - 1, apr_uint64_t) != g - 1)
             return iss_store__damaged(s, "the write-ahead log generations "
                                       "applied to the DBM but not to its "
                                       "mirror have a gap before %s", path);
-        if ((rv = apr_file_open(&f, path, APR_FOPEN_READ | APR_FOPEN_BINARY,
-                                APR_OS_DEFAULT, p)) != APR_SUCCESS)
-            return iss_store__damaged(s, "cannot open the write-ahead log %s: "
-                                      "%pm", path, &rv);
-        if (!wal_header_ok(s, os_fd(f), g)) {
-            apr_file_close(f);
-            return iss_store__damaged(s, "the write-ahead log %s has no valid "
-                                      "header (or belongs to another store)",
-                                      path);
-        }
-        rv = apr_file_info_get(&fi, APR_FINFO_SIZE, f);
-        if (rv == APR_SUCCESS && (apr_uint64_t)fi.size > WAL_HDR)
-            rv = read_records(s, os_fd(f), path, &off, (apr_uint64_t)fi.size,
-                              stage_to_opset, ops, p);
-        apr_file_close(f);
+        rv = stage_file(s, path, g, ops, p);
     }
     return rv;
 }
@@ -819,14 +815,6 @@ apr_status_t iss_store__mirror_refresh(iss_store_t *s, apr_pool_t *p)
     return rv;
 }
 
-/*
- * The files of generations below @a lo (applied to the primary) become
- * applied generations (APPLIED_SUFFIX): the mirror still needs them until
- * it is a copy of the primary again.  One at a time, oldest first, each
- * rename synced before the next: they must follow each other without a
- * gap after a power loss too (a generation whose rename did not last is
- * live again and applied once more, which changes nothing).
- */
 /* Remove the files of live generations below @a lo: in attach(), those
  * below a gap (retired by a version that applied generations to both
  * copies, their removal lost).  Durable before anything else happens. */
@@ -849,6 +837,14 @@ static void drop_below(iss_store_t *s, apr_uint64_t lo, apr_pool_t *p)
         (void)iss_store__sync_dir(s, p);
 }
 
+/*
+ * The files of generations below @a lo (applied to the primary) become
+ * applied generations (APPLIED_SUFFIX): the mirror still needs them until
+ * it is a copy of the primary again.  One at a time, oldest first, each
+ * rename synced before the next: they must follow each other without a
+ * gap after a power loss too (a generation whose rename did not last is
+ * live again and applied once more, which changes nothing).
+ */
 static apr_status_t applied_below(iss_store_t *s, apr_uint64_t lo,
                                   apr_pool_t *p)
 {
@@ -1530,23 +1526,8 @@ apr_status_t iss_store__wal_apply(iss_store_t *s, int wait, apr_pool_t *p)
     }
     ops = iss_store__opset_make(cp);
     for (g = lo; g < gen; g++) {
-        const char *path = wal_path(s, cp, g);
-        apr_uint64_t off = WAL_HDR;
-        apr_finfo_t fi;
-        apr_file_t *f;
-
-        if ((rv = apr_file_open(&f, path, APR_FOPEN_READ | APR_FOPEN_BINARY,
-                                APR_OS_DEFAULT, cp)) != APR_SUCCESS) {
-            rv = iss_store__damaged(s, "cannot open the write-ahead log %s: "
-                                    "%pm", path, &rv);
-            goto cleanup;
-        }
-        rv = apr_file_info_get(&fi, APR_FINFO_SIZE, f);
-        if (rv == APR_SUCCESS && (apr_uint64_t)fi.size > WAL_HDR)
-            rv = read_records(s, os_fd(f), path, &off,
-                              (apr_uint64_t)fi.size, stage_to_opset, ops, cp);
-        apr_file_close(f);
-        if (rv != APR_SUCCESS)
+        if ((rv = stage_file(s, wal_path(s, cp, g), g, ops, cp))
+            != APR_SUCCESS)
             goto cleanup;
     }
     n = ops->list->nelts;
@@ -1659,8 +1640,13 @@ apr_status_t iss_store__wal_apply(iss_store_t *s, int wait, apr_pool_t *p)
         }
         if ((rv = iss_store__applied_info(s, cp, &count, &bytes))
                 == APR_SUCCESS
-            && count > 0 && bytes >= limit)
-            rv = iss_store__mirror_refresh(s, cp);
+            && count > 0 && bytes >= limit
+            && (rv = iss_store__mirror_refresh(s, cp)) != APR_SUCCESS)
+            iss_store__note(s, LOG_WARNING, rv, "state store in %s: copying "
+                            "the DBM to its mirror copy failed (%s); the log "
+                            "generations it lacks are kept and the copy is "
+                            "made again by the next checkpoint", s->dir,
+                            iss_store__err);
     }
 cleanup:
     if (cp)
