@@ -1483,7 +1483,7 @@ apr_status_t iss_store__wal_rotate(iss_store_t *s, int *sealed,
 apr_status_t iss_store__wal_apply(iss_store_t *s, int wait, apr_pool_t *p)
 {
     shm_t *h = s->shm;
-    apr_uint64_t epoch, lo, gen, end, g;
+    apr_uint64_t epoch, lo, gen, end, g, first_gen = 0;
     opset_t *ops;
     apr_pool_t *cp = NULL;
     apr_status_t rv;
@@ -1531,6 +1531,8 @@ apr_status_t iss_store__wal_apply(iss_store_t *s, int wait, apr_pool_t *p)
             goto cleanup;
     }
     n = ops->list->nelts;
+    if (n == 0)
+        first_gen = s->gen;             /* nothing to apply, nothing to lose */
     for (i = 0; i < n && rv == APR_SUCCESS; i += CKPT_CHUNK) {
         opset_t *chunk = iss_store__opset_make(cp);
         int j, touched = 0;
@@ -1544,6 +1546,13 @@ apr_status_t iss_store__wal_apply(iss_store_t *s, int wait, apr_pool_t *p)
             break;
         if (LOAD(h->dbm_busy) || LOAD(h->dbm_gen) != s->gen)
             rv = dbm_catch_up(s, cp);   /* a dead checkpointer, a rebuild */
+        if (rv == APR_SUCCESS && first_gen && s->gen != first_gen) {
+            /* Rebuilt under us (not expected: nobody restores while we
+             * hold the checkpoint lock): what this checkpoint applied may
+             * be gone, so it retires nothing; the next one starts over. */
+            iss_store__dbm_unlock(s);
+            goto cleanup;
+        }
         /* The files as the store left them: one changed from outside
          * (truncated) is damage, and every writer of every process
          * refuses from now on. */
@@ -1559,6 +1568,8 @@ apr_status_t iss_store__wal_apply(iss_store_t *s, int wait, apr_pool_t *p)
         if (rv == APR_SUCCESS) {
             STORE(h->dbm_busy, (apr_uint64_t)1);
             rv = iss_store__apply_primary(s, chunk, cp, &touched);
+            if (rv == APR_SUCCESS && !first_gen)
+                first_gen = s->gen;
             if (rv == APR_SUCCESS || !touched) {
                 iss_store__sizes_note(s, 0, cp);
                 STORE(h->dbm_busy, (apr_uint64_t)0);
@@ -1597,18 +1608,18 @@ apr_status_t iss_store__wal_apply(iss_store_t *s, int wait, apr_pool_t *p)
 
         if (LOAD(h->dbm_gen) != s->gen || LOAD(h->dbm_busy))
             rv = dbm_catch_up(s, cp);
-        if (rv == APR_SUCCESS) {
+        if (rv == APR_SUCCESS && s->gen == first_gen) {
             STORE(h->rot, r + 1);
             STORE(h->lo, gen);
             STORE(h->rot, r + 2);
             rv = applied_below(s, gen, cp);
         }
-        if (rv == APR_SUCCESS)
+        if (rv == APR_SUCCESS && s->gen == first_gen)
             rv = iss_store__remove_file(s, iss_store__fpath(s, cp,
                                                             JOURNAL_NAME), cp);
-        if (rv == APR_SUCCESS)
+        if (rv == APR_SUCCESS && s->gen == first_gen)
             rv = iss_store__sync_dir(s, cp);
-        if (rv == APR_SUCCESS)
+        if (rv == APR_SUCCESS && s->gen == first_gen)
             __atomic_add_fetch(&h->checkpoints, 1, __ATOMIC_RELAXED);
         iss_store__dbm_unlock(s);
         apr_file_unlock(s->lock_file);
