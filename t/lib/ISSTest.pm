@@ -218,6 +218,24 @@ use POSIX ();
 
 my $MODS = '/usr/lib/apache2/modules';
 
+# Servers started and not yet stopped: pid -> the test process that
+# started them.  A test that dies half way (a failed assertion that ends
+# it, a die) stops them on its way out, so that no httpd outlives it.
+my %OWN_HTTPD;
+END {
+    local $?;
+    for my $pid (keys %OWN_HTTPD) {
+        next unless $OWN_HTTPD{$pid} == $$;     # not in forked children
+        kill 'TERM', $pid;
+        for (1 .. 100) {
+            last if waitpid($pid, POSIX::WNOHANG()) == $pid;
+            select(undef, undef, undef, 0.05);
+        }
+        kill 'KILL', -$pid;                     # whatever is left of it
+        waitpid($pid, 0);
+    }
+}
+
 sub free_port {
     my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1',
                                   LocalPort => 0) or die "no port: $!";
@@ -247,6 +265,7 @@ sub own_httpd_start {
         exec @cmd or POSIX::_exit(127);
     }
     my $h = { pid => $pid, port => $port, dir => $dir };
+    $OWN_HTTPD{$pid} = $$;
     # Generous: an ASan httpd on a loaded 2-core machine has taken more
     # than 10 s to read its configuration; a server that starts (or
     # refuses to) ends the wait at once.
@@ -254,6 +273,7 @@ sub own_httpd_start {
     while (Time::HiRes::time() < $deadline) {
         if (waitpid($pid, POSIX::WNOHANG()) == $pid) {       # refused to start
             $h->{code} = $? >> 8;
+            delete $OWN_HTTPD{$pid};
             last;
         }
         # httpd binds its port before post_config runs, so a connection
@@ -316,6 +336,7 @@ sub own_httpd_stop {
     return $h->{code} if defined $h->{code};
     kill 'TERM', $h->{pid};
     waitpid($h->{pid}, 0);
+    delete $OWN_HTTPD{$h->{pid}};
     return $h->{code} = $? >> 8;
 }
 
@@ -364,6 +385,7 @@ sub own_httpd_kill9 {
     my ($h) = @_;
     kill 'KILL', -$h->{pid};
     waitpid($h->{pid}, 0);
+    delete $OWN_HTTPD{$h->{pid}};
     $h->{code} = -9;
     # children die with the group; give the kernel a moment to reap them
     for (1 .. 100) {
