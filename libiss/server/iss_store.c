@@ -504,11 +504,11 @@ void iss_store_set_sync(iss_store_t *store, int on)
 
 apr_status_t iss_store_stats(iss_store_t *store, iss_store_stats_t *st)
 {
-    if (!store || !st || store->closed || !store->shm)
-        return APR_EINVAL;
     int n = 0;
     apr_pool_t *p;
 
+    if (!store || !st || store->closed || !store->shm)
+        return APR_EINVAL;
     memset(st, 0, sizeof(*st));
     iss_store__wal_stats(store, st);
     if (apr_pool_create(&p, store->pool) == APR_SUCCESS) {
@@ -1319,7 +1319,7 @@ apr_status_t iss_store_verify(iss_store_t *store, apr_pool_t *pool)
     apr_size_t dklen;
     char kb[128];
     apr_status_t rv;
-    int i, lags = 0, ckpt = 0;
+    int i, lags = 0, ckpt = 0, marks;
 
     if (!store || !pool)
         return APR_EINVAL;
@@ -1380,20 +1380,11 @@ apr_status_t iss_store_verify(iss_store_t *store, apr_pool_t *pool)
      * the primary (applied log generations it lacks, a checkpoint under
      * way), its records are each whole.  Only while no checkpoint runs
      * (which may copy the primary over it): else it is not looked at. */
-    {
-        int applied = 0;
-        apr_uint64_t bytes;
-
-        if (!(ckpt = iss_store__ckpt_try(store)))
-            goto cleanup;
-        if ((rv = iss_store__applied_info(store, p, &applied, &bytes))
-            != APR_SUCCESS)
-            goto cleanup;
-        if (iss_store__file_exists(iss_store__fpath(store, p,
-                                                    JOURNAL_MIRROR), p))
-            goto cleanup;               /* a copy died: the next makes it */
-        lags = applied > 0 || iss_store__journal_left(store, p);
-    }
+    if (!(ckpt = iss_store__ckpt_try(store))
+        || iss_store__file_exists(iss_store__fpath(store, p, JOURNAL_MIRROR),
+                                  p))
+        goto cleanup;                   /* a copy died: the next makes it */
+    lags = iss_store__mirror_lags(store, p, &marks);
     if ((rv = iss_store__db_open(store,
                                  iss_store__gen_path(store, p, store->gen, 1),
                                  APR_DBM_READONLY, p, &mdb)) != APR_SUCCESS

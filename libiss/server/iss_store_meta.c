@@ -36,33 +36,47 @@ const char *iss_store__gen_path(iss_store_t *s, apr_pool_t *p,
                         s->dir, gen, mirror ? MIRROR_SUFFIX : "");
 }
 
-/* Whether the files of copy @a c (0 primary, 1 mirror) of the current
- * generation have the sizes in @a want (index: first, second file). */
-static apr_status_t sizes_match(iss_store_t *s, apr_pool_t *p, int c,
-                                const apr_uint64_t want[2], const char *why)
+/* The files of copy @a c (0 primary, 1 mirror) of the current generation
+ * (names[i] NULL: the DBM type has no second file) and their sizes (0:
+ * absent).  0 if the DBM type cannot name them (resolve_type() checked). */
+int iss_store__copy_sizes(iss_store_t *s, apr_pool_t *p, int c,
+                          const char *names[2], apr_uint64_t size[2])
 {
-    const char *f[2] = { NULL, NULL };
     apr_finfo_t fi;
     int j;
 
+    names[0] = names[1] = NULL;
+    size[0] = size[1] = 0;
     if (apr_dbm_get_usednames_ex(p, s->type,
                                  iss_store__gen_path(s, p, s->gen, c),
-                                 &f[0], &f[1]) != APR_SUCCESS)
-        return APR_SUCCESS;             /* resolve_type() checked it */
+                                 &names[0], &names[1]) != APR_SUCCESS)
+        return 0;
     for (j = 0; j < 2; j++) {
-        apr_uint64_t have = 0;
+        if (names[j] && apr_stat(&fi, names[j], APR_FINFO_SIZE, p)
+                        == APR_SUCCESS)
+            size[j] = (apr_uint64_t)fi.size;
+    }
+    return 1;
+}
 
-        if (!f[j])
-            continue;
-        if (apr_stat(&fi, f[j], APR_FINFO_SIZE, p) == APR_SUCCESS)
-            have = (apr_uint64_t)fi.size;
-        if (have != want[j])
+/* Whether the files of copy @a c have the sizes in @a want. */
+static apr_status_t sizes_match(iss_store_t *s, apr_pool_t *p, int c,
+                                const apr_uint64_t want[2])
+{
+    const char *f[2];
+    apr_uint64_t have[2];
+    int j;
+
+    if (!iss_store__copy_sizes(s, p, c, f, have))
+        return APR_SUCCESS;
+    for (j = 0; j < 2; j++) {
+        if (f[j] && have[j] != want[j])
             return iss_store__damaged(s, "the copies of the DBM differ from "
                                       "what the state store left: %s has %"
-                                      APR_UINT64_T_FMT " bytes, %s %"
+                                      APR_UINT64_T_FMT " bytes, not %"
                                       APR_UINT64_T_FMT " (a file was "
                                       "truncated, removed or replaced)", f[j],
-                                      have, why, want[j]);
+                                      have[j], want[j]);
     }
     return APR_SUCCESS;
 }
@@ -71,15 +85,11 @@ static apr_status_t sizes_match(iss_store_t *s, apr_pool_t *p, int c,
  * the others have one file) is empty or missing. */
 static int copy_empty(iss_store_t *s, apr_pool_t *p, int c)
 {
-    const char *f[2] = { NULL, NULL };
-    apr_finfo_t fi;
+    const char *f[2];
+    apr_uint64_t size[2];
 
-    if (apr_dbm_get_usednames_ex(p, s->type,
-                                 iss_store__gen_path(s, p, s->gen, c),
-                                 &f[0], &f[1]) != APR_SUCCESS)
-        return 0;
-    return apr_stat(&fi, f[1] ? f[1] : f[0], APR_FINFO_SIZE, p) != APR_SUCCESS
-           || fi.size == 0;
+    return iss_store__copy_sizes(s, p, c, f, size)
+           && size[f[1] ? 1 : 0] == 0;
 }
 
 /* The DBM files as the store left them.  While the mirror is current (no
@@ -97,19 +107,16 @@ apr_status_t iss_store__copies_check(iss_store_t *s, apr_pool_t *p)
 {
     const char *f[2][2];
     apr_finfo_t fi[2];
-    apr_uint64_t bytes, want[2];
-    int i, j, applied;
+    apr_uint64_t want[2];
+    int i, j, marks;
 
-    if (iss_store__applied_info(s, p, &applied, &bytes) != APR_SUCCESS)
-        return APR_SUCCESS;             /* the next check */
-    if (applied || iss_store__journal_left(s, p)) {
+    if (iss_store__mirror_lags(s, p, &marks)) {
         apr_status_t rv = APR_SUCCESS;
 
         /* The records of both copies gone alike: every record lost,
          * consistently (as when the mirror is current); what the mirror
          * lacked goes too. */
-        if (!iss_store__journal_left(s, p) && copy_empty(s, p, 0)
-            && copy_empty(s, p, 1)) {
+        if (!marks && copy_empty(s, p, 0) && copy_empty(s, p, 1)) {
             int took = !s->ckpt_mine && iss_store__ckpt_try(s);
 
             if (!s->ckpt_mine && !took)
@@ -124,7 +131,7 @@ apr_status_t iss_store__copies_check(iss_store_t *s, apr_pool_t *p)
         }
         for (i = 0; i < 2 && rv == APR_SUCCESS; i++) {
             if (iss_store__sizes_known(s, i, want))
-                rv = sizes_match(s, p, i, want, "not");
+                rv = sizes_match(s, p, i, want);
         }
         return rv;
     }
@@ -541,6 +548,22 @@ cleanup:
     return rv;
 }
 
+/* Whether the mirror lags behind the primary: a checkpoint's mark (or
+ * its scratch file; *marks), or applied log generations.  The marks
+ * first: inside a checkpoint that answers without reading the directory.
+ * A directory that cannot be read counts as lagging (the stricter
+ * checks). */
+int iss_store__mirror_lags(iss_store_t *s, apr_pool_t *p, int *marks)
+{
+    apr_uint64_t bytes;
+    int applied = 0;
+
+    if ((*marks = iss_store__journal_left(s, p)))
+        return 1;
+    return iss_store__applied_info(s, p, &applied, &bytes) != APR_SUCCESS
+           || applied > 0;
+}
+
 /* Whether a dead writer left a journal (or its scratch file). */
 int iss_store__journal_left(iss_store_t *s, apr_pool_t *p)
 {
@@ -628,20 +651,19 @@ apr_status_t iss_store__recover(iss_store_t *s, apr_pool_t *p)
         iss_store__opset_stage(all, op->key, op->klen, op->val, op->vlen,
                                op->del);
     }
-    if (why)
-        rv = rebuild(s, 1, all, p, apr_psprintf(p, "a writer died while "
-                     "applying a batch and %s cannot be used (%s), so the "
-                     "batch was dropped", jp, why));
-    else if (ops->list->nelts)
-        rv = rebuild(s, 1, all, p, apr_psprintf(p, "a writer died while "
-                     "applying a batch of %d changes; the batch was applied "
-                     "again", ops->list->nelts));
-    else
-        rv = rebuild(s, 1, all, p, apr_psprintf(p, "a checkpoint died while "
-                     "writing the DBM; it was restored from its mirror copy "
-                     "and %d change(s) of the log applied to both (the rest "
-                     "is applied again by the next checkpoint)",
-                     all->list->nelts));
+    rv = rebuild(s, 1, all, p,
+                 why ? apr_psprintf(p, "a writer died while applying a batch "
+                                    "and %s cannot be used (%s), so the "
+                                    "batch was dropped", jp, why)
+                 : ops->list->nelts
+                   ? apr_psprintf(p, "a writer died while applying a batch of "
+                                  "%d changes; the batch was applied again",
+                                  ops->list->nelts)
+                 : apr_psprintf(p, "a checkpoint died while writing the DBM; "
+                                "it was restored from its mirror copy and %d "
+                                "change(s) of the log applied to both (the "
+                                "rest is applied again by the next "
+                                "checkpoint)", all->list->nelts));
     if (rv == APR_SUCCESS)
         rv = iss_store__applied_drop(s, p);
     if (rv == APR_SUCCESS)

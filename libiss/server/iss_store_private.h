@@ -188,9 +188,10 @@ struct iss_store_t {
     apr_uint64_t ckpt_retry;    /* after a failed checkpoint: not before */
     apr_interval_time_t test_sync_delay;   /* ISS_TEST_SYNC_DELAY_MS */
     apr_interval_time_t test_journal_delay; /* ISS_TEST_JOURNAL_DELAY_MS */
-    apr_uint64_t mirror_lag;    /* refresh the mirror when the applied
-                                 * generations pass this (0: the DBM's size;
-                                 * ISS_STORE_MIRROR_LAG_BYTES) */
+    apr_uint64_t mirror_lag;    /* copy the primary to the mirror when the
+                                 * applied generations pass this (0: a
+                                 * quarter of the DBM, at least two
+                                 * checkpoints; ISS_STORE_MIRROR_LAG_BYTES) */
     int sizes_stale;            /* the DBM files changed while the shared
                                  * header was not mapped (recovery at open):
                                  * note their sizes once it is */
@@ -415,8 +416,11 @@ static inline void iss_store__meta_ident(iss_store_t *s,
 }
 apr_status_t iss_store__sweep(iss_store_t *s, apr_pool_t *p);
 apr_status_t iss_store__copies_check(iss_store_t *s, apr_pool_t *p);
+int iss_store__copy_sizes(iss_store_t *s, apr_pool_t *p, int c,
+                          const char *names[2], apr_uint64_t size[2]);
 apr_status_t iss_store__recover(iss_store_t *s, apr_pool_t *p);
 int iss_store__journal_left(iss_store_t *s, apr_pool_t *p);
+int iss_store__mirror_lags(iss_store_t *s, apr_pool_t *p, int *marks);
 apr_status_t iss_store__check_meta(iss_store_t *s, apr_pool_t *p,
                                    const meta_t *m);
 apr_status_t iss_store__refresh(iss_store_t *s, apr_pool_t *p);

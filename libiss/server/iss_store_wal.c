@@ -746,25 +746,17 @@ void iss_store__ckpt_release(iss_store_t *s)
  * "unknown"), for iss_store__copies_check(). */
 void iss_store__sizes_note(iss_store_t *s, int mirror, apr_pool_t *p)
 {
-    const char *f[2] = { NULL, NULL };
-    apr_finfo_t fi;
+    const char *f[2];
+    apr_uint64_t size[2];
     int i;
 
     if (!s->shm) {
         s->sizes_stale = 1;
         return;
     }
-    if (apr_dbm_get_usednames_ex(p, s->type,
-                                 iss_store__gen_path(s, p, s->gen, mirror),
-                                 &f[0], &f[1]) != APR_SUCCESS)
-        f[0] = f[1] = NULL;
-    for (i = 0; i < 2; i++) {
-        apr_uint64_t v = 1;             /* absent, or no such file: 0 */
-
-        if (f[i] && apr_stat(&fi, f[i], APR_FINFO_SIZE, p) == APR_SUCCESS)
-            v = (apr_uint64_t)fi.size + 1;
-        STORE(s->shm->sizes[mirror][i], v);
-    }
+    (void)iss_store__copy_sizes(s, p, mirror, f, size);
+    for (i = 0; i < 2; i++)
+        STORE(s->shm->sizes[mirror][i], size[i] + 1);
 }
 
 int iss_store__sizes_known(iss_store_t *s, int mirror, apr_uint64_t size[2])
