@@ -12,7 +12,7 @@ bash scripts/deps.sh || exit 1
 bash scripts/build.sh normal || exit 1
 bash scripts/build.sh asan || exit 1
 
-names=(); codes=(); tests=0; failed_tests=0; skipped_tests=0
+names=(); codes=(); whys=(); tests=0; failed_tests=0; skipped_tests=0
 # summary_count LOG LABEL: the number automake's test-suite summary gives
 # for LABEL ("# FAIL:  2"), empty if the log has no such summary.
 summary_count() { sed -n "s/^# $2: *\([0-9][0-9]*\)\$/\1/p" "$1" | tail -1; }
@@ -44,8 +44,12 @@ step() {
   [ "$rc" != 0 ] && [ "${x:-0}" = 0 ] && [ "$s" = 0 ] && x=1   # failed without a count
   tests=$((tests + ${n:-0})); failed_tests=$((failed_tests + ${x:-0}))
   skipped_tests=$((skipped_tests + s))
+  # What failed, for the summary at the end (a CI log may keep only its
+  # tail): prove's report, automake's FAIL lines, the suite's own checks.
+  local why=""
+  [ "$rc" != 0 ] && why=$(grep -E '^(FAIL|ERROR|XPASS): |^t/.*\(Wstat|^ +Failed tests?: |^# Test [0-9]+ got|Dubious|^crash or sanitizer|^sanitizer reports|skipped; see' "$log" | head -20)
   rm -f "$log"
-  names+=("$name"); codes+=("$rc")
+  names+=("$name"); codes+=("$rc"); whys+=("$why")
 }
 
 step "unit tests (normal build)" make -s -C build check
@@ -58,7 +62,10 @@ echo; echo "=== summary ($(( $(date +%s) - start ))s, $tests tests in ${#names[@
 failed=0
 for i in "${!names[@]}"; do
   if [ "${codes[$i]}" = 0 ]; then echo "  PASS  ${names[$i]}"
-  else echo "  FAIL  ${names[$i]} (exit ${codes[$i]})"; failed=$((failed + 1)); fi
+  else
+    echo "  FAIL  ${names[$i]} (exit ${codes[$i]})"; failed=$((failed + 1))
+    [ -n "${whys[$i]}" ] && printf '%s\n' "${whys[$i]}" | sed 's/^/          /'
+  fi
 done
 passed=$((tests - failed_tests - skipped_tests)); [ "$passed" -lt 0 ] && passed=0
 echo "$passed passed, $failed_tests failed, $skipped_tests skipped"
