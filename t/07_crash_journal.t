@@ -1,19 +1,20 @@
-# kill -9 of the whole httpd while a checkpoint is inside the DBM's
-# journal commit (design.md 4.2): with ISS_STORE_CHECKPOINT_BYTES small,
+# kill -9 of the whole httpd while a checkpoint is writing the DBM
+# (design.md 4.1, 4.2): with ISS_STORE_CHECKPOINT_BYTES small,
 # checkpoints run all the time beside the writers, and the test hook
-# ISS_TEST_JOURNAL_DELAY_MS makes each step of a journal commit take
-# longer.  The kill is sent the moment a journal is seen in the state
-# directory: round 1 while `iss-store.journal` exists (the batch is being
-# applied to the primary copy), round 2 while `iss-store.journal.mirror`
-# exists (committed, the mirror being updated); that the journal is still
-# there after the kill proves the kill landed inside the commit.  After a
-# restart without the hook, from every token a client was handed:
+# ISS_TEST_JOURNAL_DELAY_MS makes each step of a checkpoint take longer.
+# The kill is sent the moment a mark is seen in the state directory:
+# round 1 while `iss-store.journal` exists (the log being applied to the
+# primary copy), round 2 while `iss-store.journal.mirror` exists (the
+# primary being copied to the mirror); that the mark is still there after
+# the kill proves the kill landed inside that step.  After a restart
+# without the hook, from every token a client was handed:
 #  - the sync names every file whose PUT answered 2xx to a request sent
 #    after that token arrived (no token skips a write a client saw done);
 #  - and every file that appeared on disk after it;
-# the store verifies, and writes work.  Without the store's recovery of a
-# dead checkpointer's journal it fails (the store does not verify, its
-# copies differ).
+# the store verifies, and writes work.  (That the recovery of a torn
+# primary and of a half-made mirror is needed, and done, is shown by
+# unit/test_store.c, which tears them itself: a kill here rarely lands
+# between the two write()s of one page split.)
 use strict;
 use warnings FATAL => 'all';
 use Apache::Test;

@@ -641,11 +641,14 @@ int main(int argc, const char *const *argv)
                        ", %" APR_UINT64_T_FMT " bytes not yet in the DBM\n"
                        "group commit: %" APR_UINT64_T_FMT " commits waited "
                        "for %" APR_UINT64_T_FMT " fsyncs (%.2f ms each)\n"
-                       "checkpoints: %" APR_UINT64_T_FMT "\n",
+                       "checkpoints: %" APR_UINT64_T_FMT "\n"
+                       "mirror copy: %" APR_UINT64_T_FMT " log generations "
+                       "(%" APR_UINT64_T_FMT " bytes) behind the DBM\n",
                        st.wal_generation, st.wal_bytes, st.durable_waits,
                        st.fsyncs, st.fsyncs ? st.fsync_usec / 1000.0
                                               / (double)st.fsyncs : 0.0,
-                       st.checkpoints);
+                       st.checkpoints, st.mirror_behind,
+                       st.mirror_behind_bytes);
             }
             {
                 const char *mark;

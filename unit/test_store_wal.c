@@ -20,6 +20,7 @@
 #include "testfs.h"
 #include "iss_store.h"
 
+#include <apr_dbm.h>
 #include <apr_file_info.h>
 #include <apr_file_io.h>
 #include <apr_general.h>
@@ -1028,6 +1029,138 @@ static void t_kill9(const char *type, apr_pool_t *pool, apr_uint64_t *st)
     testfs_rm_rf(base, pool);
 }
 
+/* The number of files named iss-store.wal.<n>.applied in @a dir. */
+static int applied_files(const char *dir, apr_pool_t *p)
+{
+    apr_dir_t *d;
+    apr_finfo_t fi;
+    int n = 0;
+
+    if (apr_dir_open(&d, dir, p) != APR_SUCCESS)
+        return -1;
+    while (apr_dir_read(&fi, APR_FINFO_NAME, d) == APR_SUCCESS)
+        if (strncmp(fi.name, "iss-store.wal.", 14) == 0
+            && strstr(fi.name, ".applied"))
+            n++;
+    apr_dir_close(d);
+    return n;
+}
+
+/* The whole of a file (NULL if unreadable), its size in *n. */
+static char *slurp(const char *path, apr_size_t *n, apr_pool_t *p)
+{
+    apr_file_t *f;
+    apr_finfo_t fi;
+    char *d;
+
+    if (apr_file_open(&f, path, APR_FOPEN_READ, APR_OS_DEFAULT, p)
+            != APR_SUCCESS)
+        return NULL;
+    d = apr_file_info_get(&fi, APR_FINFO_SIZE, f) == APR_SUCCESS
+        ? apr_palloc(p, (apr_size_t)fi.size + 1) : NULL;
+    *n = d ? (apr_size_t)fi.size : 0;
+    if (d && *n && apr_file_read_full(f, d, *n, NULL) != APR_SUCCESS)
+        d = NULL;
+    apr_file_close(f);
+    return d;
+}
+
+/* Whether the primary's files and the mirror's are byte for byte equal. */
+static int copies_equal(const char *dir, const char *type, apr_pool_t *p)
+{
+    const char *a[2], *b[2];
+    int i;
+
+    if (apr_dbm_get_usednames_ex(p, type, apr_pstrcat(p, dir,
+                                 "/iss-store.g1", NULL), &a[0], &a[1])
+            != APR_SUCCESS
+        || apr_dbm_get_usednames_ex(p, type, apr_pstrcat(p, dir,
+                                    "/iss-store.g1.mirror", NULL), &b[0],
+                                    &b[1]) != APR_SUCCESS)
+        return 0;
+    for (i = 0; i < 2; i++) {
+        apr_size_t xl, yl;
+        char *x, *y;
+
+        if (!a[i])
+            continue;
+        x = slurp(a[i], &xl, p);
+        y = slurp(b[i], &yl, p);
+        if (!x || !y || xl != yl || memcmp(x, y, xl) != 0)
+            return 0;
+    }
+    return 1;
+}
+
+/*
+ * Checkpoints write the primary only; the generations they applied stay
+ * (iss-store.wal.<n>.applied) until the mirror is copied from the
+ * primary, once they pass ISS_STORE_MIRROR_LAG_BYTES (default: a quarter
+ * of the DBM, at least two checkpoints); then the copies are equal and
+ * they are gone.  The stats and verify say so on the way.
+ */
+static void t_mirror(const char *type, apr_pool_t *pool)
+{
+    char *dir = tmp_dir(pool);
+    iss_store_t *s;
+    iss_store_stats_t st;
+    apr_pool_t *p;
+    int i, lagged = 0, copied = 0;
+
+    apr_pool_create(&p, pool);
+    setenv("ISS_STORE_CHECKPOINT_BYTES", "4096", 1);
+    setenv("ISS_STORE_MIRROR_LAG_BYTES", "20000", 1);
+    s = dir ? open_at(dir, type, NULL, p) : NULL;
+    if (!s) {
+        ok(0, "[%s] mirror: setup", type);
+        goto done;
+    }
+    for (i = 0; i < 400; i++) {
+        put_s(s, apr_psprintf(p, "m/%d", i % 150),
+              apr_psprintf(p, "value %d of a store whose mirror lags", i));
+        iss_store_checkpoint(s, p);
+        if (iss_store_stats(s, &st) != APR_SUCCESS)
+            break;
+        if (st.mirror_behind > 0) {
+            lagged++;
+            if (st.mirror_behind != (apr_uint64_t)applied_files(dir, p)
+                || st.mirror_behind_bytes >= 20000 + 8192)
+                break;
+        }
+        else if (lagged) {
+            copied++;
+        }
+    }
+    ok(i == 400 && lagged > 0 && copied > 0, "[%s] mirror: behind after "
+       "checkpoints (%d times), copied when the applied generations passed "
+       "the limit (%d times); the stats count the .applied files", type,
+       lagged, copied);
+    ok(iss_store_verify(s, p) == APR_SUCCESS, "[%s] mirror: verify passes "
+       "while it is behind (%d generations)", type, applied_files(dir, p));
+    iss_store_close(s);
+    setenv("ISS_STORE_MIRROR_LAG_BYTES", "1", 1);
+    s = open_at(dir, type, NULL, p);
+    ok(s && put_s(s, "last", "1") == APR_SUCCESS
+       && iss_store_checkpoint(s, p) == APR_SUCCESS
+       && applied_files(dir, p) == 0 && copies_equal(dir, type, p)
+       && !exists(apr_pstrcat(p, dir, "/iss-store.journal", NULL), p)
+       && !exists(apr_pstrcat(p, dir, "/iss-store.journal.mirror", NULL), p),
+       "[%s] mirror: after a copy the mirror equals the primary byte for "
+       "byte, no applied generation and no mark left", type);
+    ok(s && iss_store_verify(s, p) == APR_SUCCESS
+       && !strcmp(get_s(s, "m/99", p) ? get_s(s, "m/99", p) : "",
+                  "value 399 of a store whose mirror lags"),
+       "[%s] mirror: verify compares the equal copies; values kept", type);
+    if (s)
+        iss_store_close(s);
+done:
+    unsetenv("ISS_STORE_CHECKPOINT_BYTES");
+    unsetenv("ISS_STORE_MIRROR_LAG_BYTES");
+    if (dir)
+        testfs_rm_rf(dir, pool);
+    apr_pool_destroy(p);
+}
+
 int main(void)
 {
     static const char *const types[] = { "sdbm", "gdbm", "db" };
@@ -1056,6 +1189,7 @@ int main(void)
     for (i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
         t_attach(types[i], pool);
         t_damage(types[i], pool);
+        t_mirror(types[i], pool);
     }
     for (i = 0; i < sizeof(types) / sizeof(types[0]); i++)
         t_kill9(types[i], pool, &seed);

@@ -10,10 +10,14 @@
  *                             above.  Only ever replaced atomically
  *                             (iss-store.meta.tmp, fsync, rename, fsync dir).
  *   iss-store.gN              primary DBM of generation N (sdbm: .dir + .pag)
- *   iss-store.gN.mirror       a second copy holding the same records
- *   iss-store.journal         a batch being applied to the primary
- *   iss-store.journal.mirror  the same batch, being applied to the mirror
- *   iss-store.journal.tmp     a batch being written (not yet committed)
+ *   iss-store.gN.mirror       a byte copy of the primary as it was when last
+ *                             copied
+ *   iss-store.wal.G           write-ahead log generations (iss_store_wal.c)
+ *   iss-store.wal.G.applied   generations applied to the primary since the
+ *                             mirror was copied: mirror + these = primary
+ *   iss-store.journal         mark: a checkpoint is writing the primary
+ *   iss-store.journal.mirror  mark: the primary is being copied to the mirror
+ *   iss-store.journal.tmp     a mark being written
  *
  * DBM RECORDS.  DBM key: 'k' + key for keys of at most SHORT_KEY_MAX
  * bytes, else 'h' + SHA-256(key).  Value: [type][CRC32][payload]; the
@@ -26,54 +30,60 @@
  * the body).  A pair (DBM key + record) is at most 330 bytes on sdbm (see
  * SDBM_PAIR_MAX) and 32 KiB + 42 on the others.  Integers are big-endian.
  *
- * OPERATIONS.  Each public call: lock the global mutex -> re-read the meta
- * file (another process may have rebuilt the store) -> recover if a
- * journal is present -> open the DBM -> work -> close -> unlock.  A DBM is
- * never kept open between calls: gdbm holds a file lock while a handle is
- * open and sdbm/Berkeley DB cache pages per handle.
+ * OPERATIONS.  Commits are appended to the write-ahead log; reads come
+ * from each process's overlay of the live log or from the primary DBM
+ * under a shared lock (iss_store_wal.c).  A DBM is never kept open
+ * between calls: gdbm holds a file lock while a handle is open and
+ * sdbm/Berkeley DB cache pages per handle.
  *
- * COMMIT of a batch (under the lock):
- *   0. check that the file system has room (see need_space()).
- *   1. write iss-store.journal.tmp = [magic, generation, length, ops,
- *      SHA-256 of all that]; fsync; rename to iss-store.journal; fsync dir.
- *   2. apply the ops to the primary; close; fsync; read every key of the
- *      batch back.
- *   3. rename the journal to iss-store.journal.mirror (the commit point);
- *      fsync dir.
- *   4. apply the ops to the mirror; close; fsync; read back.
- *   5. unlink iss-store.journal.mirror.
- * A failure before the commit point returns an error and leaves nothing
- * of the batch (the journal is removed, or truncated so that recovery
- * restores the mirror's state); after it the batch stays and APR_SUCCESS
- * is returned, recovery repairing the mirror if step 4 failed.
+ * CHECKPOINT (iss_store__wal_apply(), one at a time):
+ *   1. iss-store.journal (a journal without operations: the mark) exists,
+ *      fsynced, before the primary is first written.
+ *   2. the net change of the sealed log generations is applied to the
+ *      primary in commits of a few thousand keys, each under the exclusive
+ *      DBM lock with "busy" set in the shared header; closed, fsynced
+ *      (gdbm, db: read back).
+ *   3. under the writers' lock: the generations become
+ *      iss-store.wal.G.applied (one rename at a time, each synced), the
+ *      mark goes.
+ *   4. once the applied generations pass a quarter of the DBM's size: the
+ *      mark iss-store.journal.mirror, the primary's files copied over the
+ *      mirror's (holes kept; fsynced), the applied generations removed,
+ *      the mark removed.
  * Why two copies: one DBM update is several write() calls, and a process
- * killed between two of them can destroy records the batch never touched
+ * killed between two of them can destroy records the update never touched
  * (an sdbm page split writes the half that stays before the half that
  * moves; gdbm and Berkeley DB flush pages in their own order), damage that
- * iteration does not always reveal.  With the mirror, at every instant one
- * copy is closed and consistent: while iss-store.journal exists the mirror
- * holds the state before the batch; while iss-store.journal.mirror exists
- * the primary holds the state after it.
+ * iteration does not always reveal.  The mirror is never written while the
+ * primary is, and vice versa.  Why a copy and not a replay: writing every
+ * key into both copies cost each key four system calls more (sdbm: a
+ * page read and a page write per copy); a file copy costs the DBM's size
+ * about once per quarter of that size of log.
  * Why read back: Berkeley DB writes most pages when it is closed, and
  * apr_dbm_close() cannot report a failure there.
  *
- * RECOVERY (any call that finds a journal under the lock, i.e. a writer
- * died): stray journal.tmp files are deleted (the batch never reached a
- * DBM).  iss-store.journal: rebuild generation N+1 from the mirror and
- * apply the journal on top if it is complete and its SHA-256 verifies (if
- * not, the batch is dropped: the result is the state before it).
- * iss-store.journal.mirror: rebuild N+1 from the primary.  Rebuilding
- * copies every record of the source whose checksum verifies (iteration +
- * fetch) into fresh primary and mirror files, closes and fsyncs them,
- * counts their records, applies the journal (with read-back), then
- * commits by atomically rewriting the meta file with N+1, and only then
- * deletes the generation-N files and the journal.  A crash during
- * recovery is itself recovered: until the meta names N+1 the journal and
- * generation N are untouched; afterwards the journal names generation N
- * and is recognised as already applied.  Files of other generations and
- * scratch files (including Berkeley DB's "__db.NAME" of a creation that
- * died, which would make the next creation of NAME wait forever) are
- * removed at open and after every recovery.
+ * RECOVERY (under the exclusive DBM lock; iss_store__recover()): stray
+ * journal.tmp files are deleted.  iss-store.journal.mirror: the primary
+ * is whole; the copy is made again (by whoever may take the
+ * checkpointer's lock).  iss-store.journal and the primary possibly torn
+ * (a checkpoint died inside a commit: "busy" in the shared header; or the
+ * header cannot tell: a restart of the machine): rebuild generation N+1
+ * from the mirror and apply the applied generations on top, to both new
+ * copies; the checkpoint's own generations are still live and are
+ * applied again by the next one.  (A journal with operations, written by
+ * earlier versions, is applied on top too, if complete and its SHA-256
+ * verifies.)  Rebuilding copies every record of the source whose
+ * checksum verifies (iteration + fetch) into fresh primary and mirror
+ * files, closes and fsyncs them, counts their records, applies the
+ * changes (with read-back), then commits by atomically rewriting the meta
+ * file with N+1, and only then deletes the generation-N files, the
+ * journal and the applied generations.  A crash during recovery is itself
+ * recovered: until the meta names N+1 the journal and generation N are
+ * untouched; afterwards the journal names generation N and is recognised
+ * as already applied.  Files of other generations and scratch files
+ * (including Berkeley DB's "__db.NAME" of a creation that died, which
+ * would make the next creation of NAME wait forever) are removed at open
+ * and after every recovery.
  *
  * GUARANTEES
  *  - Death of a writing process (kill -9 at any instruction): the store
@@ -99,7 +109,7 @@
  *    nothing is deleted.  A damaged index can make get() miss a record
  *    (APR_NOTFOUND); only iss_store_verify() finds that.
  *
- * COST per commit: 5 to 7 fsyncs; the DBM opened 4 times.  sdbm stores
+ * COST per checkpoint commit: 2 fsyncs, the primary opened once.  sdbm stores
  * big values as many small segments in sparse files: a value of n bytes
  * takes 2n to 6n on disk per copy, and iteration (iterate, verify,
  * recovery) reads every page of the sparse file, e.g. 35 s for a store
@@ -440,7 +450,19 @@ apr_status_t iss_store_open(iss_store_t **store, const char *dir,
     if ((rv = iss_store__copies_check(s, p)) != APR_SUCCESS)
         goto cleanup;
     iss_store__dbm_unlock(s);
-    rv = iss_store__wal_open(s, p);
+    /* Again with the shared header, which knows the sizes of a mirror that
+     * lags behind the primary. */
+    if ((rv = iss_store__wal_open(s, p)) == APR_SUCCESS
+        && (rv = iss_store__dbm_lock(s, 0)) == APR_SUCCESS) {
+        if (s->sizes_stale) {
+            /* Recovery above changed them (checked then). */
+            iss_store__sizes_note(s, 0, p);
+            iss_store__sizes_note(s, 1, p);
+            s->sizes_stale = 0;
+        }
+        rv = iss_store__copies_check(s, p);
+        iss_store__dbm_unlock(s);
+    }
 cleanup:
     if (locked)
         unlock_store(s);
@@ -482,10 +504,19 @@ void iss_store_set_sync(iss_store_t *store, int on)
 
 apr_status_t iss_store_stats(iss_store_t *store, iss_store_stats_t *st)
 {
+    int n = 0;
+    apr_pool_t *p;
+
     if (!store || !st || store->closed || !store->shm)
         return APR_EINVAL;
     memset(st, 0, sizeof(*st));
     iss_store__wal_stats(store, st);
+    if (apr_pool_create(&p, store->pool) == APR_SUCCESS) {
+        if (iss_store__applied_info(store, p, &n, &st->mirror_behind_bytes)
+            == APR_SUCCESS)
+            st->mirror_behind = (apr_uint64_t)n;
+        apr_pool_destroy(p);
+    }
     return APR_SUCCESS;
 }
 
@@ -875,9 +906,10 @@ static apr_status_t run_txn(iss_store_t *s, iss_store_txn_fn *fn, void *baton,
     if (s->shm && __atomic_load_n(&s->shm->damaged, __ATOMIC_ACQUIRE)) {
         /* A checkpoint found the DBM changed from outside. */
         rv = iss_store__fail(s, ISS_STORE_EDAMAGED, "the DBM files in %s "
-                             "were changed from outside (their two copies "
-                             "differ); writes are refused until the state "
-                             "is repaired or moved aside", s->dir);
+                             "were changed from outside (truncated, removed "
+                             "or replaced: the copies of the DBM differ from "
+                             "what the store left); writes are refused until "
+                             "the state is repaired or moved aside", s->dir);
         goto cleanup;
     }
     txn.s = s;
@@ -1287,7 +1319,7 @@ apr_status_t iss_store_verify(iss_store_t *store, apr_pool_t *pool)
     apr_size_t dklen;
     char kb[128];
     apr_status_t rv;
-    int i;
+    int i, lags = 0, ckpt = 0, marks;
 
     if (!store || !pool)
         return APR_EINVAL;
@@ -1344,7 +1376,15 @@ apr_status_t iss_store_verify(iss_store_t *store, apr_pool_t *pool)
         }
     }
 
-    /* The mirror holds exactly the same records. */
+    /* The mirror holds exactly the same records; while it lags behind
+     * the primary (applied log generations it lacks, a checkpoint under
+     * way), its records are each whole.  Only while no checkpoint runs
+     * (which may copy the primary over it): else it is not looked at. */
+    if (!(ckpt = iss_store__ckpt_try(store))
+        || iss_store__file_exists(iss_store__fpath(store, p, JOURNAL_MIRROR),
+                                  p))
+        goto cleanup;                   /* a copy died: the next makes it */
+    lags = iss_store__mirror_lags(store, p, &marks);
     if ((rv = iss_store__db_open(store,
                                  iss_store__gen_path(store, p, store->gen, 1),
                                  APR_DBM_READONLY, p, &mdb)) != APR_SUCCESS
@@ -1372,6 +1412,16 @@ apr_status_t iss_store_verify(iss_store_t *store, apr_pool_t *pool)
                                                        dklen), mdb->path);
             break;
         }
+        if (lags) {
+            if (!iss_store__rec_ok(dk, dklen, mrec, mlen)) {
+                rv = iss_store__damaged(store, "record %s of the mirror copy "
+                                        "%s fails its checksum",
+                                        iss_store__show_dk(kb, sizeof(kb), dk,
+                                                           dklen), mdb->path);
+                break;
+            }
+            continue;
+        }
         if (!rec || len != mlen || memcmp(rec, mrec, len) != 0) {
             rv = iss_store__damaged(store, "the mirror copy %s differs from "
                                     "%s at record %s", mdb->path, db->path,
@@ -1380,12 +1430,14 @@ apr_status_t iss_store_verify(iss_store_t *store, apr_pool_t *pool)
             break;
         }
     }
-    if (rv == APR_SUCCESS && mcount != count)
+    if (rv == APR_SUCCESS && !lags && mcount != count)
         rv = iss_store__damaged(store, "the mirror copy %s holds %"
                                 APR_SIZE_T_FMT " records, %s holds %"
                                 APR_SIZE_T_FMT, mdb->path, mcount, db->path,
                                 count);
 cleanup:
+    if (ckpt)
+        iss_store__ckpt_release(store);
     iss_store__iter_close(it);
     iss_store__db_close(mdb);
     iss_store__db_close(db);

@@ -21,9 +21,10 @@
  *    date from the log in large batches (checkpoints), so it stays the
  *    store's long-term home and what tools read.
  *
- * The store keeps two copies of its DBM (a primary and a mirror, updated
- * one after the other through a journal), so that recovery never has to
- * trust a file a dead writer was modifying; see iss_store.c for the file
+ * The store keeps two copies of its DBM: a checkpoint writes the primary,
+ * and the mirror is a file copy of the primary made now and then, the log
+ * generations applied since kept beside it; so recovery never has to
+ * trust a file a dead writer was modifying.  See iss_store.c for the file
  * layout and exactly what is guaranteed.
  *
  * Errors: APR codes, ISS_STORE_EDAMAGED or ISS_STORE_ETOOBIG.  Codes of
@@ -243,6 +244,10 @@ typedef struct iss_store_stats_t {
                                      * waits / fsyncs writers per fsync */
     apr_uint64_t fsync_usec;        /* time those fsyncs took, in all */
     apr_uint64_t checkpoints;       /* log applied to the DBM */
+    apr_uint64_t mirror_behind;     /* log generations in the DBM and not
+                                     * yet in its mirror copy (kept until the
+                                     * mirror is copied from it again) */
+    apr_uint64_t mirror_behind_bytes;   /* their size */
 } iss_store_stats_t;
 apr_status_t iss_store_stats(iss_store_t *store, iss_store_stats_t *st);
 

@@ -13,7 +13,11 @@
 #include <apr_file_info.h>
 #include <apr_strings.h>
 
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* ---- errors of the DBM libraries ---------------------------------------- */
 
@@ -129,6 +133,94 @@ static apr_status_t sync_path(iss_store_t *s, const char *path, apr_pool_t *p)
 apr_status_t iss_store__sync_dir(iss_store_t *s, apr_pool_t *p)
 {
     return sync_path(s, s->dir, p);
+}
+
+/* Copy the file @a from over @a to (created 0640 if missing, cut to the
+ * source's size), keeping holes (sdbm's .pag files are sparse), and fsync
+ * it.  Written in place: the caller's marker says the copy is not to be
+ * trusted until it is done. */
+static apr_status_t copy_file(iss_store_t *s, const char *from, const char *to,
+                              apr_pool_t *p)
+{
+    int in = open(from, O_RDONLY | O_CLOEXEC), out = -1;
+    struct stat st;
+    off_t data, hole = 0;
+    char buf[64 * 1024];
+    apr_status_t rv = APR_SUCCESS;
+
+    if (in < 0) {
+        rv = APR_FROM_OS_ERROR(errno);
+        if (errno == ENOENT)
+            return iss_store__remove_file(s, to, p);  /* sdbm .dir not made yet */
+        return iss_store__fail(s, rv, "cannot open %s: %pm", from, &rv);
+    }
+    out = open(to, O_WRONLY | O_CREAT | O_CLOEXEC, 0640);
+    if (out < 0 || fstat(in, &st) != 0 || ftruncate(out, 0) != 0
+        || ftruncate(out, st.st_size) != 0) {
+        rv = APR_FROM_OS_ERROR(errno);
+        rv = iss_store__fail(s, rv, "cannot copy %s to %s: %pm", from, to,
+                             &rv);
+        goto done;
+    }
+    while (hole < st.st_size) {
+        data = lseek(in, hole, SEEK_DATA);
+        if (data < 0 && errno == ENXIO)
+            break;                      /* a hole up to the end */
+        if (data < 0) {
+            data = hole;                /* no SEEK_DATA: copy everything */
+            hole = st.st_size;
+        }
+        else if ((hole = lseek(in, data, SEEK_HOLE)) < 0) {
+            hole = st.st_size;
+        }
+        while (data < hole) {
+            size_t want = (size_t)(hole - data) < sizeof(buf)
+                          ? (size_t)(hole - data) : sizeof(buf);
+            ssize_t n = pread(in, buf, want, data), w = 0;
+
+            while (n > 0 && w < n) {
+                ssize_t k = pwrite(out, buf + w, (size_t)(n - w), data + w);
+
+                if (k < 0)
+                    break;
+                w += k;
+            }
+            if (n <= 0 || w < n) {
+                rv = n == 0 ? APR_FROM_OS_ERROR(EIO) : APR_FROM_OS_ERROR(errno);
+                rv = iss_store__fail(s, rv, "cannot copy %s to %s: %pm", from,
+                                     to, &rv);
+                goto done;
+            }
+            data += n;
+        }
+    }
+    if (!s->nosync && fsync(out) != 0) {
+        rv = APR_FROM_OS_ERROR(errno);
+        rv = iss_store__fail(s, rv, "fsync of %s failed: %pm", to, &rv);
+    }
+done:
+    if (out >= 0)
+        close(out);
+    close(in);
+    return rv;
+}
+
+/* Make the DBM at @a to a byte copy of the DBM at @a from (both closed). */
+apr_status_t iss_store__copy_dbm(iss_store_t *s, apr_pool_t *p,
+                                 const char *from, const char *to)
+{
+    const char *f[2], *t[2];
+    apr_status_t rv;
+    int i;
+
+    if ((rv = dbm_files(s, p, from, &f[0], &f[1])) != APR_SUCCESS
+        || (rv = dbm_files(s, p, to, &t[0], &t[1])) != APR_SUCCESS)
+        return rv;
+    for (i = 0; i < 2 && rv == APR_SUCCESS; i++) {
+        if (f[i] && t[i])
+            rv = copy_file(s, f[i], t[i], p);
+    }
+    return rv;
 }
 
 apr_status_t iss_store__sync_dbm(iss_store_t *s, apr_pool_t *p,

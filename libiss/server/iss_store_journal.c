@@ -150,13 +150,13 @@ apr_status_t iss_store__close_synced(iss_store_t *s, apr_file_t *f,
     return APR_SUCCESS;
 }
 
-/* Write the batch to JOURNAL_TMP, fsync, rename it to JOURNAL_NAME and
- * fsync the directory.  On failure no journal is left behind. */
+/* Write the batch to JOURNAL_TMP, fsync, rename it to @a name and fsync
+ * the directory.  On failure no journal is left behind. */
 static apr_status_t journal_write(iss_store_t *s, const opset_t *ops,
-                                  apr_pool_t *p)
+                                  const char *name, apr_pool_t *p)
 {
     const char *tmp = iss_store__fpath(s, p, JOURNAL_TMP),
-               *dst = iss_store__fpath(s, p, JOURNAL_NAME);
+               *dst = iss_store__fpath(s, p, name);
     unsigned char hdr[JRN_HDR], sum[SHA_LEN], b[4];
     apr_file_t *f = NULL;
     apr_uint64_t blen = iss_store__ops_bytes(ops);
@@ -458,93 +458,43 @@ cleanup:
     return rv;
 }
 
-/* ---- committing --------------------------------------------------------- */
+/* ---- checkpoint markers and commits ------------------------------------ */
 
-/* A commit failed before its commit point: make sure nothing of it stays. */
-static apr_status_t undo(iss_store_t *s, apr_pool_t *p, apr_status_t rv,
-                         int touched)
+/* A journal without operations named @a name (JOURNAL_NAME: a checkpoint
+ * is writing the primary; JOURNAL_MIRROR: the mirror is being made a copy
+ * of the primary): durable when this returns. */
+apr_status_t iss_store__journal_mark(iss_store_t *s, const char *name,
+                                     apr_pool_t *p)
 {
-    const char *jp = iss_store__fpath(s, p, JOURNAL_NAME);
-    char why[sizeof(iss_store__err)];
-    apr_file_t *f;
-    apr_status_t rv2;
-
-    apr_cpystrn(why, iss_store__err, sizeof(why));
-    if (!touched && apr_file_remove(jp, p) == APR_SUCCESS)
-        return iss_store__fail(s, rv, "%s; nothing was written", why);
-    /* The primary may be half-updated.  An invalid journal makes recovery
-     * restore the state before the batch from the mirror. */
-    rv2 = apr_file_open(&f, jp, APR_FOPEN_WRITE | APR_FOPEN_TRUNCATE,
-                        APR_OS_DEFAULT, p);
-    if (rv2 == APR_SUCCESS)
-        rv2 = iss_store__close_synced(s, f, jp);
-    if (rv2 != APR_SUCCESS)
-        return iss_store__fail(s, rv, "%s; the batch may still be applied by "
-                               "the recovery of a later operation", why);
-    rv2 = iss_store__recover(s, p);
-    if (rv2 != APR_SUCCESS)
-        iss_store__note(s, LOG_ERR, rv2, "state store in %s: undoing a failed "
-                        "batch failed too (%s); the next operation will retry",
-                        s->dir, iss_store__err);
-    return iss_store__fail(s, rv, "%s; nothing was written", why);
+    return journal_write(s, iss_store__opset_make(p), name, p);
 }
 
-/* Journal, primary, mirror; see COMMIT at the top of iss_store.c.  The
- * commit point is the rename of the journal to JOURNAL_MIRROR: a failure
- * before it leaves nothing of the batch; after it the batch is kept and
- * APR_SUCCESS is returned even if the mirror could not be updated
- * (recovery repairs it). */
-apr_status_t iss_store__commit(iss_store_t *s, const opset_t *ops,
-                               apr_pool_t *p)
+/* One commit of a checkpoint: @a ops applied to the primary only, closed,
+ * fsynced (and read back: gdbm, db).  Under the exclusive DBM lock, with
+ * dbm_busy set and the JOURNAL_NAME mark in place: a writer that dies in
+ * here leaves a primary that may be torn, which the next holder of the
+ * DBM lock restores from the mirror and the applied log generations
+ * (iss_store__recover()).  *touched is set once the primary was opened
+ * for writing (before that a failure changed nothing). */
+apr_status_t iss_store__apply_primary(iss_store_t *s, const opset_t *ops,
+                                      apr_pool_t *p, int *touched)
 {
-    const char *jp = iss_store__fpath(s, p, JOURNAL_NAME),
-               *mp = iss_store__fpath(s, p, JOURNAL_MIRROR);
-    const char *primary = iss_store__gen_path(s, p, s->gen, 0);
-    const char *mirror = iss_store__gen_path(s, p, s->gen, 1);
-    char why[sizeof(iss_store__err)];
-    apr_status_t rv, rv2;
-    int touched = 0;
+    apr_status_t rv;
 
+    *touched = 0;
     if (ops->list->nelts == 0)
         return APR_SUCCESS;
-    if ((rv = iss_store__need_space(s, 4 * iss_store__ops_bytes(ops)
-                                    + 1024 * 1024)) != APR_SUCCESS
-        || (rv = journal_write(s, ops, p)) != APR_SUCCESS)
-        return rv;                      /* nothing happened */
-
-    /* Test hook (ISS_TEST_JOURNAL_DELAY_MS): each step of the commit takes
-     * that much longer, so that a kill -9 lands inside it
+    if ((rv = iss_store__need_space(s, 2 * iss_store__ops_bytes(ops)
+                                    + 1024 * 1024)) != APR_SUCCESS)
+        return rv;
+    /* Test hook (ISS_TEST_JOURNAL_DELAY_MS): each step of a checkpoint
+     * takes that much longer, so that a kill -9 lands inside it
      * (t/07_crash_journal.t). */
     if (s->test_journal_delay)
         apr_sleep(s->test_journal_delay);
-    rv = iss_store__apply_copy(s, primary, ops, p, &touched);
+    rv = iss_store__apply_copy(s, iss_store__gen_path(s, p, s->gen, 0), ops,
+                               p, touched);
     if (rv == APR_SUCCESS && s->test_journal_delay)
         apr_sleep(s->test_journal_delay);
-    if (rv == APR_SUCCESS && (rv = apr_file_rename(jp, mp, p)) != APR_SUCCESS)
-        rv = iss_store__fail(s, rv, "cannot rename %s to %s: %pm", jp, mp,
-                             &rv);
-    if (rv != APR_SUCCESS)
-        return undo(s, p, rv, touched);
-
-    /* Committed. */
-    rv = iss_store__sync_dir(s, p);
-    if (rv == APR_SUCCESS && s->test_journal_delay)
-        apr_sleep(s->test_journal_delay);
-    if (rv == APR_SUCCESS)
-        rv = iss_store__apply_copy(s, mirror, ops, p, NULL);
-    if (rv == APR_SUCCESS && s->test_journal_delay)
-        apr_sleep(s->test_journal_delay);
-    if (rv == APR_SUCCESS)
-        rv = iss_store__remove_file(s, mp, p);
-    if (rv != APR_SUCCESS) {
-        apr_cpystrn(why, iss_store__err, sizeof(why));
-        rv2 = iss_store__recover(s, p);
-        iss_store__note(s, LOG_ERR, rv, "state store in %s: a batch was "
-                        "committed, but updating the mirror copy failed (%s); "
-                        "%s", s->dir, why,
-                        rv2 == APR_SUCCESS
-                        ? "recovery repaired it"
-                        : "the next operation will repair it");
-    }
-    return APR_SUCCESS;
+    return rv;
 }

@@ -36,20 +36,105 @@ const char *iss_store__gen_path(iss_store_t *s, apr_pool_t *p,
                         s->dir, gen, mirror ? MIRROR_SUFFIX : "");
 }
 
-/* The primary and the mirror of the current generation, with no journal
- * left, hold the same records written by the same operations in the same
- * order, so their files have the same sizes (every DBM type).  A file of
- * one copy that is shorter or longer than its twin was truncated or
- * replaced from outside: the store is damaged (ISS_STORE_EDAMAGED), and
- * is not used, rather than read as if the lost records had never been
- * (a lost log position would restart the sync log).  Under the DBM lock,
- * with no journal.  Cost: up to four stat() calls. */
+/* The files of copy @a c (0 primary, 1 mirror) of the current generation
+ * (names[i] NULL: the DBM type has no second file) and their sizes (0:
+ * absent).  0 if the DBM type cannot name them (resolve_type() checked). */
+int iss_store__copy_sizes(iss_store_t *s, apr_pool_t *p, int c,
+                          const char *names[2], apr_uint64_t size[2])
+{
+    apr_finfo_t fi;
+    int j;
+
+    names[0] = names[1] = NULL;
+    size[0] = size[1] = 0;
+    if (apr_dbm_get_usednames_ex(p, s->type,
+                                 iss_store__gen_path(s, p, s->gen, c),
+                                 &names[0], &names[1]) != APR_SUCCESS)
+        return 0;
+    for (j = 0; j < 2; j++) {
+        if (names[j] && apr_stat(&fi, names[j], APR_FINFO_SIZE, p)
+                        == APR_SUCCESS)
+            size[j] = (apr_uint64_t)fi.size;
+    }
+    return 1;
+}
+
+/* Whether the files of copy @a c have the sizes in @a want. */
+static apr_status_t sizes_match(iss_store_t *s, apr_pool_t *p, int c,
+                                const apr_uint64_t want[2])
+{
+    const char *f[2];
+    apr_uint64_t have[2];
+    int j;
+
+    if (!iss_store__copy_sizes(s, p, c, f, have))
+        return APR_SUCCESS;
+    for (j = 0; j < 2; j++) {
+        if (f[j] && have[j] != want[j])
+            return iss_store__damaged(s, "the copies of the DBM differ from "
+                                      "what the state store left: %s has %"
+                                      APR_UINT64_T_FMT " bytes, not %"
+                                      APR_UINT64_T_FMT " (a file was "
+                                      "truncated, removed or replaced)", f[j],
+                                      have[j], want[j]);
+    }
+    return APR_SUCCESS;
+}
+
+/* Whether the file that holds the records of copy @a c (sdbm: the .pag;
+ * the others have one file) is empty or missing. */
+static int copy_empty(iss_store_t *s, apr_pool_t *p, int c)
+{
+    const char *f[2];
+    apr_uint64_t size[2];
+
+    return iss_store__copy_sizes(s, p, c, f, size)
+           && size[f[1] ? 1 : 0] == 0;
+}
+
+/* The DBM files as the store left them.  While the mirror is current (no
+ * checkpoint mark, no applied generation) the primary and the mirror hold
+ * the same records written by the same operations in the same order, or
+ * are byte copies, so their files have the same sizes (every DBM type);
+ * while it lags, each copy's files have the sizes this boot's processes
+ * last gave them (the shared header), when known.  A file that differs
+ * was truncated or replaced from outside: the store is damaged
+ * (ISS_STORE_EDAMAGED), and is not used, rather than read as if the lost
+ * records had never been (a lost log position would restart the sync
+ * log).  Under the DBM lock.  Cost: a directory read and up to four
+ * stat() calls. */
 apr_status_t iss_store__copies_check(iss_store_t *s, apr_pool_t *p)
 {
     const char *f[2][2];
     apr_finfo_t fi[2];
-    int i, j;
+    apr_uint64_t want[2];
+    int i, j, marks;
 
+    if (iss_store__mirror_lags(s, p, &marks)) {
+        apr_status_t rv = APR_SUCCESS;
+
+        /* The records of both copies gone alike: every record lost,
+         * consistently (as when the mirror is current); what the mirror
+         * lacked goes too. */
+        if (!marks && copy_empty(s, p, 0) && copy_empty(s, p, 1)) {
+            int took = !s->ckpt_mine && iss_store__ckpt_try(s);
+
+            if (!s->ckpt_mine && !took)
+                return APR_SUCCESS;     /* the next look, when it is ours */
+            iss_store__note(s, LOG_WARNING, APR_SUCCESS, "state store in %s: "
+                            "both copies of the DBM are empty (truncated from "
+                            "outside): every record is lost", s->dir);
+            rv = iss_store__mirror_refresh(s, p);
+            if (took)
+                iss_store__ckpt_release(s);
+            return rv;
+        }
+        for (i = 0; i < 2 && rv == APR_SUCCESS; i++) {
+            if (iss_store__sizes_known(s, i, want))
+                rv = sizes_match(s, p, i, want);
+        }
+        return rv;
+    }
     for (i = 0; i < 2; i++) {
         if (apr_dbm_get_usednames_ex(p, s->type,
                                      iss_store__gen_path(s, p, s->gen, i),
@@ -77,6 +162,10 @@ apr_status_t iss_store__copies_check(iss_store_t *s, apr_pool_t *p)
                                       r1 == APR_SUCCESS ? fi[1].size
                                                         : (apr_off_t)-1);
     }
+    /* The sizes to hold them to once the mirror lags again (a process
+     * that died before it noted them leaves older ones). */
+    iss_store__sizes_note(s, 0, p);
+    iss_store__sizes_note(s, 1, p);
     return APR_SUCCESS;
 }
 
@@ -459,6 +548,22 @@ cleanup:
     return rv;
 }
 
+/* Whether the mirror lags behind the primary: a checkpoint's mark (or
+ * its scratch file; *marks), or applied log generations.  The marks
+ * first: inside a checkpoint that answers without reading the directory.
+ * A directory that cannot be read counts as lagging (the stricter
+ * checks). */
+int iss_store__mirror_lags(iss_store_t *s, apr_pool_t *p, int *marks)
+{
+    apr_uint64_t bytes;
+    int applied = 0;
+
+    if ((*marks = iss_store__journal_left(s, p)))
+        return 1;
+    return iss_store__applied_info(s, p, &applied, &bytes) != APR_SUCCESS
+           || applied > 0;
+}
+
 /* Whether a dead writer left a journal (or its scratch file). */
 int iss_store__journal_left(iss_store_t *s, apr_pool_t *p)
 {
@@ -468,7 +573,20 @@ int iss_store__journal_left(iss_store_t *s, apr_pool_t *p)
            || iss_store__file_exists(iss_store__fpath(s, p, JOURNAL_TMP), p);
 }
 
-/* Finish or undo the batch of a writer that died.  Under the lock. */
+/*
+ * Finish what a checkpoint that died left (under the exclusive DBM lock):
+ *  - JOURNAL_MIRROR: the primary is whole and the mirror was being made a
+ *    copy of it: copy again (unless a live checkpointer is at it).
+ *  - JOURNAL_NAME without operations (the mark a checkpoint keeps while it
+ *    writes the primary): nothing if the primary is whole (s->dbm_torn
+ *    unset: the checkpoint is under way, or died between two commits and
+ *    the next applies its generations again); else rebuild the DBM from
+ *    the mirror plus the applied generations, the state before that
+ *    checkpoint (its generations are still live).
+ *  - JOURNAL_NAME with operations (written by versions that committed
+ *    batches to both copies in turn): the same rebuild, the batch applied
+ *    on top if the journal is whole.
+ */
 apr_status_t iss_store__recover(iss_store_t *s, apr_pool_t *p)
 {
     const char *jp = iss_store__fpath(s, p, JOURNAL_NAME),
@@ -477,8 +595,9 @@ apr_status_t iss_store__recover(iss_store_t *s, apr_pool_t *p)
     int has_j = iss_store__file_exists(jp, p),
         has_m = iss_store__file_exists(mp, p);
     apr_uint64_t jgen = 0;
-    opset_t *ops;
+    opset_t *ops, *all;
     apr_status_t rv;
+    int i;
 
     if (iss_store__file_exists(tp, p)) {
         if ((rv = iss_store__remove_file(s, tp, p)) != APR_SUCCESS)
@@ -497,8 +616,10 @@ apr_status_t iss_store__recover(iss_store_t *s, apr_pool_t *p)
             != APR_SUCCESS)
         return rv;
     if (!why && jgen != s->gen) {
-        /* A rebuild that applied it committed but died before the unlink. */
+        /* A rebuild committed but died before the unlink: both copies
+         * hold everything applied, the applied generations too. */
         if ((rv = iss_store__remove_file(s, path, p)) != APR_SUCCESS
+            || (rv = iss_store__applied_drop(s, p)) != APR_SUCCESS
             || (rv = iss_store__sweep(s, p)) != APR_SUCCESS)
             return rv;
         iss_store__note(s, LOG_WARNING, APR_SUCCESS,
@@ -507,19 +628,50 @@ apr_status_t iss_store__recover(iss_store_t *s, apr_pool_t *p)
                         APR_UINT64_T_FMT, s->dir, path, jgen, s->gen);
         return APR_SUCCESS;
     }
-    if (has_m)
-        rv = rebuild(s, 0, NULL, p, "a writer died while updating the mirror "
-                     "copy, after its batch was complete in the primary");
-    else if (why)
-        rv = rebuild(s, 1, NULL, p, apr_psprintf(p, "a writer died while "
-                     "applying a batch and %s cannot be used (%s), so the "
-                     "batch was dropped", jp, why));
-    else
-        rv = rebuild(s, 1, ops, p, apr_psprintf(p, "a writer died while "
-                     "applying a batch of %d changes; the batch was applied "
-                     "again", ops->list->nelts));
+    if (has_m) {
+        if (!iss_store__ckpt_try(s))
+            return APR_SUCCESS;         /* a live checkpointer copies it */
+        rv = iss_store__mirror_refresh(s, p);
+        iss_store__ckpt_release(s);
+        if (rv == APR_SUCCESS)
+            iss_store__note(s, LOG_WARNING, APR_SUCCESS, "state store in %s "
+                            "recovered: a checkpoint died while copying the "
+                            "DBM to its mirror copy; copied again", s->dir);
+        return rv;
+    }
+    if (!why && ops->list->nelts == 0 && !s->dbm_torn)
+        return APR_SUCCESS;             /* a checkpoint under way, or one
+                                         * that died between two commits */
+    all = iss_store__opset_make(p);
+    if ((rv = iss_store__applied_read(s, p, all)) != APR_SUCCESS)
+        return rv;
+    for (i = 0; !why && i < ops->list->nelts; i++) {
+        const op_t *op = APR_ARRAY_IDX(ops->list, i, const op_t *);
+
+        iss_store__opset_stage(all, op->key, op->klen, op->val, op->vlen,
+                               op->del);
+    }
+    rv = rebuild(s, 1, all, p,
+                 why ? apr_psprintf(p, "a writer died while applying a batch "
+                                    "and %s cannot be used (%s), so the "
+                                    "batch was dropped", jp, why)
+                 : ops->list->nelts
+                   ? apr_psprintf(p, "a writer died while applying a batch of "
+                                  "%d changes; the batch was applied again",
+                                  ops->list->nelts)
+                 : apr_psprintf(p, "a checkpoint died while writing the DBM; "
+                                "it was restored from its mirror copy and %d "
+                                "change(s) of the log applied to both (the "
+                                "rest is applied again by the next "
+                                "checkpoint)", all->list->nelts));
+    if (rv == APR_SUCCESS)
+        rv = iss_store__applied_drop(s, p);
     if (rv == APR_SUCCESS)
         rv = iss_store__sweep(s, p);
+    if (rv == APR_SUCCESS) {
+        iss_store__sizes_note(s, 0, p);
+        iss_store__sizes_note(s, 1, p);
+    }
     return rv;
 }
 

@@ -40,6 +40,8 @@
 #define SHM_NAME       "iss-store.shm"       /* the shared header (mmap) */
 #define RESCAN_NAME    "iss-store.rescan"    /* a rescan is due (a restart of the machine) */
 #define WAL_PREFIX     "iss-store.wal."      /* + generation: the write-ahead log */
+#define APPLIED_SUFFIX ".applied"   /* + to a WAL generation: in the primary,
+                                     * not yet in the mirror */
 #define BDB_TMP_PREFIX "__db."      /* Berkeley DB's name while creating */
 #define GEN_PREFIX     "iss-store.g"
 #define MIRROR_SUFFIX  ".mirror"
@@ -102,6 +104,11 @@ typedef struct {
                                  * differ (iss_store__copies_check()):
                                  * writes are refused until the state is
                                  * moved aside or repaired */
+    apr_uint64_t sizes[2][2];   /* file sizes of the primary [0] and the
+                                 * mirror [1] (first, second file) as the
+                                 * store last left them, +1 (0: unknown):
+                                 * iss_store__copies_check() while the
+                                 * mirror lags */
 } shm_t;
 
 /* One key of the overlay: its value as of the WAL records read so far
@@ -181,6 +188,19 @@ struct iss_store_t {
     apr_uint64_t ckpt_retry;    /* after a failed checkpoint: not before */
     apr_interval_time_t test_sync_delay;   /* ISS_TEST_SYNC_DELAY_MS */
     apr_interval_time_t test_journal_delay; /* ISS_TEST_JOURNAL_DELAY_MS */
+    apr_uint64_t mirror_lag;    /* copy the primary to the mirror when the
+                                 * applied generations pass this (0: a
+                                 * quarter of the DBM, at least two
+                                 * checkpoints; ISS_STORE_MIRROR_LAG_BYTES) */
+    int sizes_stale;            /* the DBM files changed while the shared
+                                 * header was not mapped (recovery at open):
+                                 * note their sizes once it is */
+    int ckpt_mine;              /* this handle holds ckpt_lock (its
+                                 * checkpointer thread, under cmutex) */
+    int dbm_torn;               /* for iss_store__recover(): the primary may
+                                 * be torn (a checkpoint died inside a
+                                 * commit, or the machine restarted during
+                                 * one) */
 };
 
 #define ISS_STORE_ERR_MAX 1024
@@ -250,6 +270,8 @@ int iss_store__dbm_exists(iss_store_t *s, apr_pool_t *p, const char *path);
 apr_status_t iss_store__remove_dbm(iss_store_t *s, apr_pool_t *p,
                                    const char *path);
 apr_status_t iss_store__sync_dir(iss_store_t *s, apr_pool_t *p);
+apr_status_t iss_store__copy_dbm(iss_store_t *s, apr_pool_t *p,
+                                 const char *from, const char *to);
 apr_status_t iss_store__sync_dbm(iss_store_t *s, apr_pool_t *p,
                                  const char *path);
 void iss_store__db_close(db_t *db);
@@ -324,8 +346,10 @@ apr_status_t iss_store__apply_copy(iss_store_t *s, const char *path,
                                    int *touched);
 apr_status_t iss_store__count_copy(iss_store_t *s, const char *path,
                                    apr_size_t expect, apr_pool_t *p);
-apr_status_t iss_store__commit(iss_store_t *s, const opset_t *ops,
-                               apr_pool_t *p);
+apr_status_t iss_store__journal_mark(iss_store_t *s, const char *name,
+                                     apr_pool_t *p);
+apr_status_t iss_store__apply_primary(iss_store_t *s, const opset_t *ops,
+                                      apr_pool_t *p, int *touched);
 
 /* ---- iss_store_wal.c: shared header, WAL, overlay, group commit --------- */
 
@@ -360,6 +384,17 @@ apr_status_t iss_store__wal_rotate(iss_store_t *s, int *sealed,
                                    apr_pool_t *p);
 apr_status_t iss_store__wal_apply(iss_store_t *s, int wait, apr_pool_t *p);
 apr_status_t iss_store__wal_verify(iss_store_t *s, apr_pool_t *p);
+int iss_store__ckpt_try(iss_store_t *s);
+void iss_store__ckpt_release(iss_store_t *s);
+apr_status_t iss_store__applied_info(iss_store_t *s, apr_pool_t *p,
+                                     int *count, apr_uint64_t *bytes);
+apr_status_t iss_store__applied_read(iss_store_t *s, apr_pool_t *p,
+                                     opset_t *ops);
+apr_status_t iss_store__applied_drop(iss_store_t *s, apr_pool_t *p);
+apr_status_t iss_store__mirror_refresh(iss_store_t *s, apr_pool_t *p);
+void iss_store__sizes_note(iss_store_t *s, int mirror, apr_pool_t *p);
+int iss_store__sizes_known(iss_store_t *s, int mirror,
+                           apr_uint64_t size[2]);
 void iss_store__wal_stats(iss_store_t *s, iss_store_stats_t *st);
 
 /* ---- iss_store_meta.c: meta file, generations, recovery ----------------- */
@@ -381,8 +416,11 @@ static inline void iss_store__meta_ident(iss_store_t *s,
 }
 apr_status_t iss_store__sweep(iss_store_t *s, apr_pool_t *p);
 apr_status_t iss_store__copies_check(iss_store_t *s, apr_pool_t *p);
+int iss_store__copy_sizes(iss_store_t *s, apr_pool_t *p, int c,
+                          const char *names[2], apr_uint64_t size[2]);
 apr_status_t iss_store__recover(iss_store_t *s, apr_pool_t *p);
 int iss_store__journal_left(iss_store_t *s, apr_pool_t *p);
+int iss_store__mirror_lags(iss_store_t *s, apr_pool_t *p, int *marks);
 apr_status_t iss_store__check_meta(iss_store_t *s, apr_pool_t *p,
                                    const meta_t *m);
 apr_status_t iss_store__refresh(iss_store_t *s, apr_pool_t *p);

@@ -569,9 +569,11 @@ static int cmp_gen(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* The WAL generations present, ascending. */
-static apr_status_t wal_list(iss_store_t *s, apr_pool_t *p,
-                             apr_array_header_t **gens)
+/* The WAL generations present, ascending: the live ones (WAL_PREFIX + G),
+ * or with @a applied those applied to the primary and not yet to the
+ * mirror (+ APPLIED_SUFFIX), then with their total size in *bytes. */
+static apr_status_t wal_files(iss_store_t *s, apr_pool_t *p, int applied,
+                              apr_array_header_t **gens, apr_uint64_t *bytes)
 {
     apr_dir_t *d;
     apr_finfo_t fi;
@@ -582,18 +584,26 @@ static apr_status_t wal_list(iss_store_t *s, apr_pool_t *p,
         return iss_store__fail(s, rv, "cannot read directory %s: %pm", s->dir,
                                &rv);
     *gens = apr_array_make(p, 4, sizeof(apr_uint64_t));
+    if (bytes)
+        *bytes = 0;
     while ((rv = apr_dir_read(&fi, APR_FINFO_NAME, d)) == APR_SUCCESS
            || rv == APR_INCOMPLETE) {
         const char *c;
         apr_uint64_t g = 0;
+        apr_finfo_t st;
 
         if (!fi.name || strncmp(fi.name, WAL_PREFIX, n) != 0)
             continue;
         for (c = fi.name + n; *c >= '0' && *c <= '9' && g < APR_UINT64_MAX / 20;
              c++)
             g = g * 10 + (apr_uint64_t)(*c - '0');
-        if (*c == '\0' && c > fi.name + n && g > 0)
-            APR_ARRAY_PUSH(*gens, apr_uint64_t) = g;
+        if (c == fi.name + n || g == 0
+            || strcmp(c, applied ? APPLIED_SUFFIX : "") != 0)
+            continue;
+        APR_ARRAY_PUSH(*gens, apr_uint64_t) = g;
+        if (bytes && apr_stat(&st, iss_store__fpath(s, p, fi.name),
+                              APR_FINFO_SIZE, p) == APR_SUCCESS)
+            *bytes += (apr_uint64_t)st.size;
     }
     apr_dir_close(d);
     qsort((*gens)->elts, (apr_size_t)(*gens)->nelts, sizeof(apr_uint64_t),
@@ -601,14 +611,206 @@ static apr_status_t wal_list(iss_store_t *s, apr_pool_t *p,
     return APR_SUCCESS;
 }
 
+static apr_status_t wal_list(iss_store_t *s, apr_pool_t *p,
+                             apr_array_header_t **gens)
+{
+    return wal_files(s, p, 0, gens, NULL);
+}
+
+static void stage_to_opset(void *baton, const char *key, apr_size_t klen,
+                           const char *val, apr_size_t vlen, int del)
+{
+    iss_store__opset_stage(baton, key, klen, val, vlen, del);
+}
+
+/* Stage every record of the log file @a path (generation @a gen) into
+ * @a ops, later records of a key winning. */
+static apr_status_t stage_file(iss_store_t *s, const char *path,
+                               apr_uint64_t gen, opset_t *ops, apr_pool_t *p)
+{
+    apr_uint64_t off = WAL_HDR;
+    apr_finfo_t fi;
+    apr_file_t *f;
+    apr_status_t rv;
+
+    if ((rv = apr_file_open(&f, path, APR_FOPEN_READ | APR_FOPEN_BINARY,
+                            APR_OS_DEFAULT, p)) != APR_SUCCESS)
+        return iss_store__damaged(s, "cannot open the write-ahead log %s: %pm",
+                                  path, &rv);
+    if (!wal_header_ok(s, os_fd(f), gen)) {
+        apr_file_close(f);
+        return iss_store__damaged(s, "the write-ahead log %s has no valid "
+                                  "header (or belongs to another store)",
+                                  path);
+    }
+    rv = apr_file_info_get(&fi, APR_FINFO_SIZE, f);
+    if (rv == APR_SUCCESS && (apr_uint64_t)fi.size > WAL_HDR)
+        rv = read_records(s, os_fd(f), path, &off, (apr_uint64_t)fi.size,
+                          stage_to_opset, ops, p);
+    apr_file_close(f);
+    return rv;
+}
+
+static const char *applied_path(iss_store_t *s, apr_pool_t *p,
+                                apr_uint64_t gen)
+{
+    return apr_pstrcat(p, wal_path(s, p, gen), APPLIED_SUFFIX, NULL);
+}
+
+static apr_status_t applied_list(iss_store_t *s, apr_pool_t *p,
+                                 apr_array_header_t **gens,
+                                 apr_uint64_t *bytes)
+{
+    return wal_files(s, p, 1, gens, bytes);
+}
+
+apr_status_t iss_store__applied_info(iss_store_t *s, apr_pool_t *p,
+                                     int *count, apr_uint64_t *bytes)
+{
+    apr_array_header_t *gens;
+    apr_status_t rv = applied_list(s, p, &gens, bytes);
+
+    *count = rv == APR_SUCCESS ? gens->nelts : 0;
+    return rv;
+}
+
+/* The net change of the applied generations, oldest first, staged into
+ * @a ops: what the mirror lacks.  They must follow each other without a
+ * gap (each was renamed, and the directory synced, before the next). */
+apr_status_t iss_store__applied_read(iss_store_t *s, apr_pool_t *p,
+                                     opset_t *ops)
+{
+    apr_array_header_t *gens;
+    apr_uint64_t bytes;
+    apr_status_t rv = applied_list(s, p, &gens, &bytes);
+    int i;
+
+    for (i = 0; rv == APR_SUCCESS && i < gens->nelts; i++) {
+        apr_uint64_t g = APR_ARRAY_IDX(gens, i, apr_uint64_t);
+        const char *path = applied_path(s, p, g);
+
+        if (i > 0 && APR_ARRAY_IDX(gens, i - 1, apr_uint64_t) != g - 1)
+            return iss_store__damaged(s, "the write-ahead log generations "
+                                      "applied to the DBM but not to its "
+                                      "mirror have a gap before %s", path);
+        rv = stage_file(s, path, g, ops, p);
+    }
+    return rv;
+}
+
+/* The mirror holds everything again: the applied generations go. */
+apr_status_t iss_store__applied_drop(iss_store_t *s, apr_pool_t *p)
+{
+    apr_array_header_t *gens;
+    apr_uint64_t bytes;
+    apr_status_t rv = applied_list(s, p, &gens, &bytes);
+    int i;
+
+    for (i = 0; rv == APR_SUCCESS && i < gens->nelts; i++)
+        rv = iss_store__remove_file(s, applied_path(s, p,
+                                    APR_ARRAY_IDX(gens, i, apr_uint64_t)), p);
+    if (rv == APR_SUCCESS && gens->nelts)
+        rv = iss_store__sync_dir(s, p);
+    return rv;
+}
+
+/* Take the checkpointer's locks without waiting (1: taken; release with
+ * iss_store__ckpt_release()): no other thread or process is applying
+ * the log or copying the mirror. */
+int iss_store__ckpt_try(iss_store_t *s)
+{
+#if APR_HAS_THREADS
+    if (apr_thread_mutex_trylock(s->cmutex) != APR_SUCCESS)
+        return 0;
+#endif
+    if (apr_file_lock(s->ckpt_lock, APR_FLOCK_EXCLUSIVE | APR_FLOCK_NONBLOCK)
+        != APR_SUCCESS) {
+#if APR_HAS_THREADS
+        apr_thread_mutex_unlock(s->cmutex);
+#endif
+        return 0;
+    }
+    return 1;
+}
+
+void iss_store__ckpt_release(iss_store_t *s)
+{
+    apr_file_unlock(s->ckpt_lock);
+#if APR_HAS_THREADS
+    apr_thread_mutex_unlock(s->cmutex);
+#endif
+}
+
+/* Remember the sizes of the files of the primary (@a mirror 0) or the
+ * mirror as this process just left them (shared header; +1, 0 is
+ * "unknown"), for iss_store__copies_check(). */
+void iss_store__sizes_note(iss_store_t *s, int mirror, apr_pool_t *p)
+{
+    const char *f[2];
+    apr_uint64_t size[2];
+    int i;
+
+    if (!s->shm) {
+        s->sizes_stale = 1;
+        return;
+    }
+    (void)iss_store__copy_sizes(s, p, mirror, f, size);
+    for (i = 0; i < 2; i++)
+        STORE(s->shm->sizes[mirror][i], size[i] + 1);
+}
+
+int iss_store__sizes_known(iss_store_t *s, int mirror, apr_uint64_t size[2])
+{
+    int i;
+
+    if (!s->shm || !iss_store__shm_current(s))
+        return 0;
+    for (i = 0; i < 2; i++) {
+        size[i] = LOAD(s->shm->sizes[mirror][i]);
+        if (size[i] == 0)
+            return 0;
+        size[i]--;
+    }
+    return 1;
+}
+
 /*
- * Remove the files of generations below @a lo (applied to the DBM), and
- * make that durable before any later generation is retired: a file that
- * came back after a power loss must never be applied after a later
- * generation whose file is gone (older values over newer ones).  Files a
- * dead checkpointer left below an earlier oldest generation go too.
+ * Make the mirror a copy of the primary again (a file copy, not a replay:
+ * see "Checkpoints" in docs/design.md 4.1) and drop the applied
+ * generations it no longer needs.  The caller holds the checkpointer's
+ * locks; the primary is whole and synced (no JOURNAL_NAME mark).  The
+ * JOURNAL_MIRROR mark makes a copy that dies half way be done again (by
+ * the next checkpoint, or iss_store__recover()).
  */
-static void remove_below(iss_store_t *s, apr_uint64_t lo, apr_pool_t *p)
+apr_status_t iss_store__mirror_refresh(iss_store_t *s, apr_pool_t *p)
+{
+    const char *mp = iss_store__fpath(s, p, JOURNAL_MIRROR);
+    apr_status_t rv = APR_SUCCESS;
+
+    if (!iss_store__file_exists(mp, p))
+        rv = iss_store__journal_mark(s, JOURNAL_MIRROR, p);
+    if (rv == APR_SUCCESS && s->test_journal_delay)
+        apr_sleep(s->test_journal_delay);
+    if (rv == APR_SUCCESS)
+        rv = iss_store__copy_dbm(s, p, iss_store__gen_path(s, p, s->gen, 0),
+                                 iss_store__gen_path(s, p, s->gen, 1));
+    if (rv == APR_SUCCESS && s->test_journal_delay)
+        apr_sleep(s->test_journal_delay);
+    if (rv == APR_SUCCESS)
+        rv = iss_store__applied_drop(s, p);
+    if (rv == APR_SUCCESS)
+        rv = iss_store__remove_file(s, mp, p);
+    if (rv == APR_SUCCESS)
+        rv = iss_store__sync_dir(s, p);
+    if (rv == APR_SUCCESS)
+        iss_store__sizes_note(s, 1, p);
+    return rv;
+}
+
+/* Remove the files of live generations below @a lo: in attach(), those
+ * below a gap (retired by a version that applied generations to both
+ * copies, their removal lost).  Durable before anything else happens. */
+static void drop_below(iss_store_t *s, apr_uint64_t lo, apr_pool_t *p)
 {
     apr_array_header_t *gens;
     int i, n = 0;
@@ -625,6 +827,38 @@ static void remove_below(iss_store_t *s, apr_uint64_t lo, apr_pool_t *p)
     }
     if (n)
         (void)iss_store__sync_dir(s, p);
+}
+
+/*
+ * The files of generations below @a lo (applied to the primary) become
+ * applied generations (APPLIED_SUFFIX): the mirror still needs them until
+ * it is a copy of the primary again.  One at a time, oldest first, each
+ * rename synced before the next: they must follow each other without a
+ * gap after a power loss too (a generation whose rename did not last is
+ * live again and applied once more, which changes nothing).
+ */
+static apr_status_t applied_below(iss_store_t *s, apr_uint64_t lo,
+                                  apr_pool_t *p)
+{
+    apr_array_header_t *gens;
+    apr_status_t rv;
+    int i;
+
+    if ((rv = wal_list(s, p, &gens)) != APR_SUCCESS)
+        return rv;
+    for (i = 0; rv == APR_SUCCESS && i < gens->nelts; i++) {
+        apr_uint64_t g = APR_ARRAY_IDX(gens, i, apr_uint64_t);
+
+        if (g >= lo)
+            break;
+        if ((rv = apr_file_rename(wal_path(s, p, g), applied_path(s, p, g),
+                                  p)) != APR_SUCCESS)
+            rv = iss_store__fail(s, rv, "cannot rename %s: %pm",
+                                 wal_path(s, p, g), &rv);
+        else
+            rv = iss_store__sync_dir(s, p);
+    }
+    return rv;
 }
 
 /* Whether the shared header was made in this boot, for this store (else
@@ -684,12 +918,28 @@ static apr_status_t attach(iss_store_t *s, apr_pool_t *p)
     apr_array_header_t *gens = NULL;
     apr_uint64_t lo, gen, end = WAL_HDR, r;
     apr_status_t rv;
-    int i;
+    int i, ckpt_held = 0;
 
     if ((rv = iss_store__dbm_lock(s, 1)) != APR_SUCCESS)
         return rv;
-    if ((rv = iss_store__refresh(s, p)) != APR_SUCCESS
-        || (rv = wal_list(s, p, &gens)) != APR_SUCCESS)
+    /* A checkpoint's mark (JOURNAL_NAME) and nobody applying the log: the
+     * primary may be torn if that checkpoint died inside a commit (a
+     * header of this boot says so) or if the header cannot tell (another
+     * boot: the machine may have restarted during a commit, whose writes
+     * were not synced; or no header).  Then recovery restores it. */
+    s->dbm_torn = 0;
+    if (iss_store__file_exists(iss_store__fpath(s, p, JOURNAL_NAME), p)) {
+        if (LOAD(h->magic) == SHM_MAGIC && LOAD(h->boot) == boot_hash()
+            && LOAD(h->store) == hash64(s->id, strlen(s->id)))
+            s->dbm_torn = LOAD(h->dbm_busy) != 0;
+        else if ((ckpt_held = iss_store__ckpt_try(s)))
+            s->dbm_torn = 1;
+    }
+    rv = iss_store__refresh(s, p);
+    s->dbm_torn = 0;
+    if (ckpt_held)
+        iss_store__ckpt_release(s);
+    if (rv != APR_SUCCESS || (rv = wal_list(s, p, &gens)) != APR_SUCCESS)
         goto cleanup;
     /* A store used in an earlier boot (or whose header is gone): its lazy
      * commits may not have outlived that boot. */
@@ -706,7 +956,7 @@ static apr_status_t attach(iss_store_t *s, apr_pool_t *p)
             break;
     }
     if (i > 0) {
-        remove_below(s, APR_ARRAY_IDX(gens, i, apr_uint64_t), p);
+        drop_below(s, APR_ARRAY_IDX(gens, i, apr_uint64_t), p);
         memmove(gens->elts, gens->elts + (apr_size_t)i * sizeof(apr_uint64_t),
                 (apr_size_t)(gens->nelts - i) * sizeof(apr_uint64_t));
         gens->nelts -= i;
@@ -787,6 +1037,8 @@ static apr_status_t attach(iss_store_t *s, apr_pool_t *p)
     STORE(h->damaged, (apr_uint64_t)0);
     STORE(h->epoch, LOAD(h->epoch) + 1);
     STORE(h->rot, (r | 1) + 1);
+    iss_store__sizes_note(s, 0, p);
+    iss_store__sizes_note(s, 1, p);
     if (gens->nelts > 1 || end > WAL_HDR)
         iss_store__note(s, LOG_INFO, APR_SUCCESS, "state store in %s: "
                         "write-ahead log generations %" APR_UINT64_T_FMT
@@ -839,8 +1091,12 @@ static apr_status_t dbm_catch_up(iss_store_t *s, apr_pool_t *p)
 {
     shm_t *h = s->shm;
     apr_uint64_t before = s->gen;
-    apr_status_t rv = iss_store__refresh(s, p);
+    apr_status_t rv;
 
+    /* Busy: a checkpoint died inside a commit to the primary. */
+    s->dbm_torn = LOAD(h->dbm_busy) != 0;
+    rv = iss_store__refresh(s, p);
+    s->dbm_torn = 0;
     if (rv != APR_SUCCESS)
         return rv;
     if (s->gen != before || LOAD(h->dbm_gen) != s->gen) {
@@ -908,6 +1164,7 @@ apr_status_t iss_store__wal_open(iss_store_t *s, apr_pool_t *p)
     const char *c = getenv("ISS_STORE_CACHE_KEYS");
     const char *d = getenv("ISS_TEST_SYNC_DELAY_MS");
     const char *j = getenv("ISS_TEST_JOURNAL_DELAY_MS");
+    const char *m = getenv("ISS_STORE_MIRROR_LAG_BYTES");
     apr_status_t rv;
 
     s->ckpt_bytes = CKPT_BYTES_DEFAULT;
@@ -917,6 +1174,9 @@ apr_status_t iss_store__wal_open(iss_store_t *s, apr_pool_t *p)
         s->test_sync_delay = (apr_interval_time_t)apr_atoi64(d) * 1000;
     if (j && *j)
         s->test_journal_delay = (apr_interval_time_t)apr_atoi64(j) * 1000;
+    s->mirror_lag = 0;
+    if (m && *m)
+        s->mirror_lag = (apr_uint64_t)apr_atoi64(m);
     s->ov_cache_max = CACHE_KEYS_DEFAULT;
     if (c && *c)
         s->ov_cache_max = (apr_size_t)apr_atoi64(c);
@@ -1124,12 +1384,6 @@ apr_status_t iss_store__wal_durable(iss_store_t *s, apr_uint64_t gen,
  * held that long, and readers that need the DBM wait that long. */
 #define CKPT_CHUNK 2000
 
-static void stage_to_opset(void *baton, const char *key, apr_size_t klen,
-                           const char *val, apr_size_t vlen, int del)
-{
-    iss_store__opset_stage(baton, key, klen, val, vlen, del);
-}
-
 /* Whether the WAL should be checkpointed: the current generation passed
  * the checkpoint size, or a sealed one waits (a checkpointer died, or is
  * under way). */
@@ -1203,18 +1457,25 @@ apr_status_t iss_store__wal_rotate(iss_store_t *s, int *sealed,
  * lock writers wait for while it works: one checkpointer at a time (the
  * checkpoint lock; without @a wait, return at once if another has it);
  * the records are read from the sealed files, the net change of each key
- * applied in DBM commits of CKPT_CHUNK keys, each under the exclusive DBM
- * lock.  Readers stay right meanwhile: their overlay holds every key of
- * the live generations, and the DBM only changes keys it holds.  Then,
- * under the writers' lock, the oldest live generation moves past them
- * and their files go.  Applying a generation twice (a checkpointer died
- * after some commits) changes nothing.  A failure (disk full) leaves the
- * generations sealed and live; the next checkpoint tries again.
+ * applied to the primary only, in commits of CKPT_CHUNK keys, each under
+ * the exclusive DBM lock with dbm_busy set, all of them under the
+ * JOURNAL_NAME mark.  Readers stay right meanwhile: their overlay holds
+ * every key of the live generations, and the DBM only changes keys it
+ * holds.  Then, under the writers' lock, the oldest live generation
+ * moves past them, their files become applied generations (the mirror
+ * still lacks them) and the mark goes; once the applied generations
+ * outgrow the DBM, the mirror becomes a file copy of the primary and they
+ * go (iss_store__mirror_refresh()).  Applying a generation twice (a
+ * checkpointer died after some commits) changes nothing; one that died
+ * inside a commit leaves dbm_busy, and the next holder of the DBM lock
+ * restores the primary from the mirror and the applied generations
+ * (iss_store__recover()).  A failure (disk full) leaves the generations
+ * sealed and live; the next checkpoint tries again.
  */
 apr_status_t iss_store__wal_apply(iss_store_t *s, int wait, apr_pool_t *p)
 {
     shm_t *h = s->shm;
-    apr_uint64_t epoch, lo, gen, end, g;
+    apr_uint64_t epoch, lo, gen, end, g, first_gen = 0;
     opset_t *ops;
     apr_pool_t *cp = NULL;
     apr_status_t rv;
@@ -1236,10 +1497,16 @@ apr_status_t iss_store__wal_apply(iss_store_t *s, int wait, apr_pool_t *p)
 #endif
         return APR_SUCCESS;             /* another process is at it */
     }
+    s->ckpt_mine = 1;
     if ((rv = snapshot(s, &epoch, &lo, &gen, &end)) != APR_SUCCESS) {
         rv = rv == NEED_REPAIR ? APR_SUCCESS : rv;
         goto cleanup;
     }
+    /* A copy of the primary to the mirror that died half way: done again
+     * first (the primary is as the last checkpoint left it). */
+    if (iss_store__file_exists(iss_store__fpath(s, p, JOURNAL_MIRROR), p)
+        && (rv = iss_store__mirror_refresh(s, p)) != APR_SUCCESS)
+        goto cleanup;
     if (lo >= gen) {
         rv = APR_SUCCESS;               /* nothing sealed */
         goto cleanup;
@@ -1251,29 +1518,16 @@ apr_status_t iss_store__wal_apply(iss_store_t *s, int wait, apr_pool_t *p)
     }
     ops = iss_store__opset_make(cp);
     for (g = lo; g < gen; g++) {
-        const char *path = wal_path(s, cp, g);
-        apr_uint64_t off = WAL_HDR;
-        apr_finfo_t fi;
-        apr_file_t *f;
-
-        if ((rv = apr_file_open(&f, path, APR_FOPEN_READ | APR_FOPEN_BINARY,
-                                APR_OS_DEFAULT, cp)) != APR_SUCCESS) {
-            rv = iss_store__damaged(s, "cannot open the write-ahead log %s: "
-                                    "%pm", path, &rv);
-            goto cleanup;
-        }
-        rv = apr_file_info_get(&fi, APR_FINFO_SIZE, f);
-        if (rv == APR_SUCCESS && (apr_uint64_t)fi.size > WAL_HDR)
-            rv = read_records(s, os_fd(f), path, &off,
-                              (apr_uint64_t)fi.size, stage_to_opset, ops, cp);
-        apr_file_close(f);
-        if (rv != APR_SUCCESS)
+        if ((rv = stage_file(s, wal_path(s, cp, g), g, ops, cp))
+            != APR_SUCCESS)
             goto cleanup;
     }
     n = ops->list->nelts;
+    if (n == 0)
+        first_gen = s->gen;             /* nothing to apply, nothing to lose */
     for (i = 0; i < n && rv == APR_SUCCESS; i += CKPT_CHUNK) {
         opset_t *chunk = iss_store__opset_make(cp);
-        int j;
+        int j, touched = 0;
 
         for (j = i; j < n && j < i + CKPT_CHUNK; j++) {
             const op_t *op = APR_ARRAY_IDX(ops->list, j, const op_t *);
@@ -1284,28 +1538,44 @@ apr_status_t iss_store__wal_apply(iss_store_t *s, int wait, apr_pool_t *p)
             break;
         if (LOAD(h->dbm_busy) || LOAD(h->dbm_gen) != s->gen)
             rv = dbm_catch_up(s, cp);   /* a dead checkpointer, a rebuild */
-        /* The copies as a commit leaves them: a file changed from
-         * outside (truncated) is damage, and every writer of every
-         * process refuses from now on. */
+        if (rv == APR_SUCCESS && first_gen && s->gen != first_gen) {
+            /* Rebuilt under us (not expected: nobody restores while we
+             * hold the checkpoint lock): what this checkpoint applied may
+             * be gone, so it retires nothing; the next one starts over. */
+            iss_store__dbm_unlock(s);
+            goto cleanup;
+        }
+        /* The files as the store left them: one changed from outside
+         * (truncated) is damage, and every writer of every process
+         * refuses from now on. */
         if (rv == APR_SUCCESS
             && (rv = iss_store__copies_check(s, cp)) != APR_SUCCESS)
             STORE(h->damaged, (apr_uint64_t)1);
+        /* The mark says the primary is being written (a recovery that
+         * restored the primary meanwhile removed it). */
+        if (rv == APR_SUCCESS
+            && !iss_store__file_exists(iss_store__fpath(s, cp, JOURNAL_NAME),
+                                       cp))
+            rv = iss_store__journal_mark(s, JOURNAL_NAME, cp);
         if (rv == APR_SUCCESS) {
-            apr_uint64_t before = s->gen;
-
             STORE(h->dbm_busy, (apr_uint64_t)1);
-            rv = iss_store__commit(s, chunk, cp);
-            if (s->gen != before) {
-                /* An undo rebuilt the DBM from its mirror. */
-                apr_uint64_t r = LOAD(h->rot);
-
-                STORE(h->rot, r + 1);
-                STORE(h->dbm_gen, s->gen);
-                STORE(h->epoch, LOAD(h->epoch) + 1);
-                STORE(h->rot, r + 2);
-            }
-            if (rv == APR_SUCCESS || !iss_store__journal_left(s, cp))
+            rv = iss_store__apply_primary(s, chunk, cp, &touched);
+            if (rv == APR_SUCCESS && !first_gen)
+                first_gen = s->gen;
+            if (rv == APR_SUCCESS || !touched) {
+                iss_store__sizes_note(s, 0, cp);
                 STORE(h->dbm_busy, (apr_uint64_t)0);
+            }
+            else {
+                /* The primary may be half-written: restore it now (the
+                 * log keeps the chunk for the next checkpoint). */
+                char why[sizeof(iss_store__err)];
+
+                apr_cpystrn(why, iss_store__err, sizeof(why));
+                if (dbm_catch_up(s, cp) == APR_SUCCESS)
+                    STORE(h->dbm_busy, (apr_uint64_t)0);
+                apr_cpystrn(iss_store__err, why, sizeof(iss_store__err));
+            }
         }
         iss_store__dbm_unlock(s);
     }
@@ -1317,7 +1587,9 @@ apr_status_t iss_store__wal_apply(iss_store_t *s, int wait, apr_pool_t *p)
         goto cleanup;
     }
     /* Retire them: under the writers' lock, so that no writer and no
-     * rebuild of an overlay sees the files go half way. */
+     * rebuild of an overlay sees the files go half way.  They stay, as
+     * applied generations, until the mirror is a copy of the primary
+     * again; then the mark goes (the primary is whole and synced). */
 #if APR_HAS_THREADS
     apr_thread_mutex_lock(s->wmutex);
 #endif
@@ -1326,23 +1598,63 @@ apr_status_t iss_store__wal_apply(iss_store_t *s, int wait, apr_pool_t *p)
                              == APR_SUCCESS) {
         apr_uint64_t r = LOAD(h->rot);
 
-        STORE(h->rot, r + 1);
-        STORE(h->lo, gen);
-        STORE(h->rot, r + 2);
-        remove_below(s, gen, cp);
-        __atomic_add_fetch(&h->checkpoints, 1, __ATOMIC_RELAXED);
+        if (LOAD(h->dbm_gen) != s->gen || LOAD(h->dbm_busy))
+            rv = dbm_catch_up(s, cp);
+        if (rv == APR_SUCCESS && s->gen == first_gen) {
+            STORE(h->rot, r + 1);
+            STORE(h->lo, gen);
+            STORE(h->rot, r + 2);
+            rv = applied_below(s, gen, cp);
+        }
+        if (rv == APR_SUCCESS && s->gen == first_gen)
+            rv = iss_store__remove_file(s, iss_store__fpath(s, cp,
+                                                            JOURNAL_NAME), cp);
+        if (rv == APR_SUCCESS && s->gen == first_gen)
+            rv = iss_store__sync_dir(s, cp);
+        if (rv == APR_SUCCESS && s->gen == first_gen)
+            __atomic_add_fetch(&h->checkpoints, 1, __ATOMIC_RELAXED);
         iss_store__dbm_unlock(s);
-    }
-    if (rv == APR_SUCCESS)
         apr_file_unlock(s->lock_file);
-    else
+    }
+    else if (rv == APR_SUCCESS) {
+        apr_file_unlock(s->lock_file);
+    }
+    else {
         rv = iss_store__fail(s, rv, "cannot lock %s: %pm", s->dir, &rv);
+    }
 #if APR_HAS_THREADS
     apr_thread_mutex_unlock(s->wmutex);
 #endif
+    if (rv == APR_SUCCESS) {
+        /* The mirror: a copy of the primary once the applied generations
+         * pass a quarter of the DBM's size (a file copy of it costs less
+         * than replaying a quarter of its size of log into it), or two
+         * checkpoints' worth (a small DBM is copied rarely). */
+        apr_uint64_t bytes, limit = s->mirror_lag;
+        int count;
+
+        if (limit == 0) {
+            limit = iss_store__dbm_disk_size(s, cp,
+                                             iss_store__gen_path(s, cp,
+                                                                 s->gen, 0))
+                    / 4;
+            if (limit < 2 * s->ckpt_bytes)
+                limit = 2 * s->ckpt_bytes;
+        }
+        if ((rv = iss_store__applied_info(s, cp, &count, &bytes))
+                == APR_SUCCESS
+            && count > 0 && bytes >= limit
+            && (rv = iss_store__mirror_refresh(s, cp)) != APR_SUCCESS)
+            iss_store__note(s, LOG_WARNING, rv, "state store in %s: copying "
+                            "the DBM to its mirror copy failed (%s); the log "
+                            "generations it lacks are kept and the copy is "
+                            "made again by the next checkpoint", s->dir,
+                            iss_store__err);
+    }
 cleanup:
     if (cp)
         apr_pool_destroy(cp);
+    s->ckpt_mine = 0;
     apr_file_unlock(s->ckpt_lock);
 #if APR_HAS_THREADS
     apr_thread_mutex_unlock(s->cmutex);
