@@ -155,8 +155,11 @@ apr_status_t iss_store__close_synced(iss_store_t *s, apr_file_t *f,
 static apr_status_t journal_write(iss_store_t *s, const opset_t *ops,
                                   const char *name, apr_pool_t *p)
 {
-    const char *tmp = iss_store__fpath(s, p, JOURNAL_TMP),
-               *dst = iss_store__fpath(s, p, name);
+    /* Each name its own scratch file: the mirror's mark is written
+     * without the DBM lock, beside recoveries that remove JOURNAL_TMP as
+     * a dead writer's. */
+    const char *dst = iss_store__fpath(s, p, name),
+               *tmp = apr_pstrcat(p, dst, ".tmp", NULL);
     unsigned char hdr[JRN_HDR], sum[SHA_LEN], b[4];
     apr_file_t *f = NULL;
     apr_uint64_t blen = iss_store__ops_bytes(ops);

@@ -389,6 +389,7 @@ static apr_status_t list_dir(iss_store_t *s, apr_pool_t *p,
 static int is_scratch_name(const char *name)
 {
     return strcmp(name, META_TMP) == 0 || strcmp(name, JOURNAL_TMP) == 0
+           || strcmp(name, JOURNAL_MIRROR ".tmp") == 0
            || strncmp(name, PROBE_NAME, strlen(PROBE_NAME)) == 0
            || strncmp(name, BDB_TMP_PREFIX, strlen(BDB_TMP_PREFIX)) == 0;
 }

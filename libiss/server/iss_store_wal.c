@@ -112,6 +112,8 @@ static const char *wal_path(iss_store_t *s, apr_pool_t *p, apr_uint64_t gen)
 
 /* ---- locks ---------------------------------------------------------------- */
 
+static apr_status_t dbm_catch_up(iss_store_t *s, apr_pool_t *p);
+
 apr_status_t iss_store__dbm_lock(iss_store_t *s, int exclusive)
 {
     apr_status_t rv;
@@ -146,6 +148,40 @@ apr_status_t iss_store__dbm_lock(iss_store_t *s, int exclusive)
                      __ATOMIC_RELAXED);
 #endif
     __atomic_store_n(&s->dbm_locked, exclusive ? 2 : 1, __ATOMIC_RELEASE);
+    if (!exclusive && s->shm && __atomic_load_n(&s->shm->dbm_busy,
+                                                __ATOMIC_ACQUIRE)) {
+        /* dbm_busy is set and cleared under the exclusive lock: seen
+         * under the shared one, a checkpoint died inside a commit to the
+         * primary, which may be torn.  Restored before anything reads it
+         * (the next writer would too, but a reader must not wait for
+         * one). */
+        apr_pool_t *tp = NULL;
+
+        rv = apr_file_lock(s->dbm_lock, APR_FLOCK_EXCLUSIVE);
+        if (rv != APR_SUCCESS)
+            rv = iss_store__fail(s, rv, "cannot lock %s/" DBMLOCK_NAME
+                                 ": %pm", s->dir, &rv);
+        else {
+            __atomic_store_n(&s->dbm_locked, 2, __ATOMIC_RELEASE);
+            rv = apr_pool_create_unmanaged_ex(&tp, NULL, NULL);
+            if (rv != APR_SUCCESS)
+                rv = iss_store__fail(s, rv, "cannot create a pool: %pm", &rv);
+            else
+                rv = dbm_catch_up(s, tp);
+            if (tp)
+                apr_pool_destroy(tp);
+        }
+        if (rv == APR_SUCCESS
+            && (rv = apr_file_lock(s->dbm_lock, APR_FLOCK_SHARED))
+               != APR_SUCCESS)
+            rv = iss_store__fail(s, rv, "cannot lock %s/" DBMLOCK_NAME
+                                 ": %pm", s->dir, &rv);
+        if (rv != APR_SUCCESS) {
+            iss_store__dbm_unlock(s);
+            return rv;
+        }
+        __atomic_store_n(&s->dbm_locked, 1, __ATOMIC_RELEASE);
+    }
     return APR_SUCCESS;
 }
 
@@ -680,14 +716,31 @@ apr_status_t iss_store__applied_info(iss_store_t *s, apr_pool_t *p,
 apr_status_t iss_store__applied_read(iss_store_t *s, apr_pool_t *p,
                                      opset_t *ops)
 {
-    apr_array_header_t *gens;
-    apr_uint64_t bytes;
+    apr_array_header_t *gens, *live;
+    apr_uint64_t bytes, lo = 0;
     apr_status_t rv = applied_list(s, p, &gens, &bytes);
-    int i;
+    int i, napplied = rv == APR_SUCCESS ? gens->nelts : 0;
 
+    /* Generations below the live ones whose rename to applied did not
+     * happen yet (a checkpoint died between moving the live range past
+     * them and renaming them, applied_below()): applied to the primary
+     * too, and newer than every applied file (renames go oldest first). */
+    if (rv == APR_SUCCESS && s->shm && iss_store__shm_current(s)
+        && !(LOAD(s->shm->rot) & 1))
+        lo = LOAD(s->shm->lo);
+    if (rv == APR_SUCCESS && lo && (rv = wal_list(s, p, &live))
+                                   == APR_SUCCESS) {
+        for (i = 0; i < live->nelts
+                    && APR_ARRAY_IDX(live, i, apr_uint64_t) < lo; i++)
+            APR_ARRAY_PUSH(gens, apr_uint64_t)
+                = APR_ARRAY_IDX(live, i, apr_uint64_t);
+    }
+    if (rv != APR_SUCCESS)
+        return rv;
     for (i = 0; rv == APR_SUCCESS && i < gens->nelts; i++) {
         apr_uint64_t g = APR_ARRAY_IDX(gens, i, apr_uint64_t);
-        const char *path = applied_path(s, p, g);
+        const char *path = i < napplied ? applied_path(s, p, g)
+                                        : wal_path(s, p, g);
 
         if (i > 0 && APR_ARRAY_IDX(gens, i - 1, apr_uint64_t) != g - 1)
             return iss_store__damaged(s, "the write-ahead log generations "
