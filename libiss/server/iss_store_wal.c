@@ -112,8 +112,6 @@ static const char *wal_path(iss_store_t *s, apr_pool_t *p, apr_uint64_t gen)
 
 /* ---- locks ---------------------------------------------------------------- */
 
-static apr_status_t dbm_catch_up(iss_store_t *s, apr_pool_t *p);
-
 apr_status_t iss_store__dbm_lock(iss_store_t *s, int exclusive)
 {
     apr_status_t rv;
@@ -148,40 +146,6 @@ apr_status_t iss_store__dbm_lock(iss_store_t *s, int exclusive)
                      __ATOMIC_RELAXED);
 #endif
     __atomic_store_n(&s->dbm_locked, exclusive ? 2 : 1, __ATOMIC_RELEASE);
-    if (!exclusive && s->shm && __atomic_load_n(&s->shm->dbm_busy,
-                                                __ATOMIC_ACQUIRE)) {
-        /* dbm_busy is set and cleared under the exclusive lock: seen
-         * under the shared one, a checkpoint died inside a commit to the
-         * primary, which may be torn.  Restored before anything reads it
-         * (the next writer would too, but a reader must not wait for
-         * one). */
-        apr_pool_t *tp = NULL;
-
-        rv = apr_file_lock(s->dbm_lock, APR_FLOCK_EXCLUSIVE);
-        if (rv != APR_SUCCESS)
-            rv = iss_store__fail(s, rv, "cannot lock %s/" DBMLOCK_NAME
-                                 ": %pm", s->dir, &rv);
-        else {
-            __atomic_store_n(&s->dbm_locked, 2, __ATOMIC_RELEASE);
-            rv = apr_pool_create_unmanaged_ex(&tp, NULL, NULL);
-            if (rv != APR_SUCCESS)
-                rv = iss_store__fail(s, rv, "cannot create a pool: %pm", &rv);
-            else
-                rv = dbm_catch_up(s, tp);
-            if (tp)
-                apr_pool_destroy(tp);
-        }
-        if (rv == APR_SUCCESS
-            && (rv = apr_file_lock(s->dbm_lock, APR_FLOCK_SHARED))
-               != APR_SUCCESS)
-            rv = iss_store__fail(s, rv, "cannot lock %s/" DBMLOCK_NAME
-                                 ": %pm", s->dir, &rv);
-        if (rv != APR_SUCCESS) {
-            iss_store__dbm_unlock(s);
-            return rv;
-        }
-        __atomic_store_n(&s->dbm_locked, 1, __ATOMIC_RELEASE);
-    }
     return APR_SUCCESS;
 }
 
