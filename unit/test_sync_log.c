@@ -1317,6 +1317,36 @@ static void test_retention(void)
     }
     ok(append_n(a, 3, 1, &age1), "3 appends with age=1s");
     ok(append_n(b, 5, 1, NULL), "5 appends without retention");
+    /* An entry has one record: its time is in its head, and log/first
+     * keeps the oldest entry's, so compaction by age reads no entry
+     * while the oldest stays. */
+    ok(!get_s(a, "log/t/0000000000000001") && !get_s(a, "log/t/"
+       "0000000000000003"), "no log/t record beside an entry");
+    {
+        const char *f = get_s(a, "log/first");
+        char want[64];
+        void *e;
+        apr_size_t el;
+
+        ok(iss_store_get(a, "log/e/0000000000000001", 22, &e, &el, gp)
+           == APR_SUCCESS && el > 5 && !memcmp(e, "ISL1 ", 5)
+           && (apr_size_t)(strchr((char *)e, '\n') - (char *)e) < 40,
+           "entry 1 starts with its time");
+        apr_snprintf(want, sizeof(want), "1 %.*s 1",
+                     (int)(strchr((char *)e, '\n') - (char *)e - 5),
+                     (char *)e + 5);
+        ok(f && !strcmp(f, want), "log/first names entry 1 with its time "
+           "and 1 as the first entry without log/t: %s (want %s)",
+           f ? f : "(none)", want);
+    }
+    /* A log an older version wrote: a log/t record beside each entry,
+     * log/first the number alone; compaction removes both records of an
+     * entry, and log/t only where an older version wrote it. */
+    ok(put_s(b, "log/t/0000000000000001", "1") == APR_SUCCESS
+       && put_s(b, "log/t/0000000000000002", "2") == APR_SUCCESS
+       && put_s(b, "log/first", "1") == APR_SUCCESS,
+       "log/t records and the old log/first put for the older version's "
+       "log");
     ok(bounds_are(a, 3, 1), "young entries are kept");
     apr_sleep(apr_time_from_msec(1200));
     ok(append_n(a, 1, 4, &age1), "an append 1.2 s later");
@@ -1335,6 +1365,24 @@ static void test_retention(void)
     is_int(iss_sync_log_compact(b, &age1, 2, &removed, gp), APR_SUCCESS,
            "compact age=1s, max_remove 2");
     ok(removed == 2 && bounds_are(b, 5, 3), "removed 2: first 3");
+    ok(!get_s(b, "log/t/0000000000000001") && !get_s(b, "log/t/"
+       "0000000000000002"), "their log/t records removed with them");
+    {
+        const char *f = get_s(b, "log/first");
+
+        ok(f && !strncmp(f, "3 ", 2) && strlen(f) > 4
+           && !strcmp(f + strlen(f) - 2, " 6"),
+           "log/first: 3, entry 3's time, 6 (older entries may have a "
+           "log/t): %s", f ? f : "(none)");
+    }
+    ok(put_s(b, "log/first", "3 1 x") == APR_SUCCESS
+       && iss_sync_log_compact(b, &age1, 0, &removed, gp)
+          == ISS_STORE_EDAMAGED && get_s(b, "log/first")
+       && !strcmp(get_s(b, "log/first"), "3 1 x")
+       && read_log(b, 3, 5, 0, &c) == APR_SUCCESS && c.calls == 3,
+       "a damaged log/first: ISS_STORE_EDAMAGED, nothing removed");
+    ok(put_s(b, "log/first", "3 0 6") == APR_SUCCESS,
+       "log/first back, entry 3's time not known");
     is_int(iss_sync_log_compact(b, &age1, 0, &removed, gp), APR_SUCCESS,
            "compact age=1s, no max");
     ok(removed == 3 && bounds_are(b, 5, 6),

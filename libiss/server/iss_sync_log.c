@@ -49,29 +49,74 @@ static const char *u64_str(apr_uint64_t v, apr_pool_t *p)
     return apr_psprintf(p, "%" APR_UINT64_T_FMT, v);
 }
 
-/* A number kept under @a key; @a dflt when absent. */
-static apr_status_t txn_get_u64(iss_store_txn_t *txn, const char *key,
-                                apr_uint64_t dflt, apr_uint64_t *v,
-                                apr_pool_t *p)
+static void txn_put_str(iss_store_txn_t *txn, const char *key, const char *v)
+{
+    iss_store_txn_put(txn, key, strlen(key), v, strlen(v));
+}
+
+/* ---- the oldest entry kept (log/first) -----------------------------------
+ * "<first>" (as versions before this one wrote it; absent: 1), or
+ * "<first> <time> <tfree>": <time> is entry <first>'s (0: not read yet),
+ * so that compaction by age reads no entry while the oldest stays; and
+ * entries below <tfree> may have a log/t/<n> record beside them (the
+ * time alone, which versions before this one wrote with each entry),
+ * removed with them; entries from <tfree> on have none. */
+
+typedef struct first_t {
+    apr_uint64_t first;
+    apr_uint64_t time;
+    apr_uint64_t tfree;         /* 0: an old record (no bound known) */
+} first_t;
+
+static apr_status_t first_get(iss_store_txn_t *txn, first_t *f, apr_pool_t *p)
 {
     void *val;
     apr_size_t vlen;
-    apr_status_t rv = iss_store_txn_get(txn, key, strlen(key), &val, &vlen, p);
+    const char *v, *s1, *s2;
+    apr_status_t rv = iss_store_txn_get(txn, K_FIRST, strlen(K_FIRST), &val,
+                                        &vlen, p);
 
+    f->first = 1;
+    f->time = 0;
+    f->tfree = 0;
     if (rv == APR_NOTFOUND) {
-        *v = dflt;
         return APR_SUCCESS;
     }
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    return iss_sync_parse_u64(val, vlen, v) == APR_SUCCESS ? APR_SUCCESS
-                                                  : ISS_STORE_EDAMAGED;
+    v = val;
+    if (!(s1 = memchr(v, ' ', vlen))) {
+        return iss_sync_parse_u64(v, vlen, &f->first) == APR_SUCCESS
+               ? APR_SUCCESS : ISS_STORE_EDAMAGED;
+    }
+    if (!(s2 = memchr(s1 + 1, ' ', vlen - (apr_size_t)(s1 + 1 - v)))
+        || iss_sync_parse_u64(v, (apr_size_t)(s1 - v), &f->first)
+        || iss_sync_parse_u64(s1 + 1, (apr_size_t)(s2 - s1 - 1), &f->time)
+        || iss_sync_parse_u64(s2 + 1, vlen - (apr_size_t)(s2 + 1 - v),
+                              &f->tfree)
+        || f->tfree == 0) {
+        return ISS_STORE_EDAMAGED;
+    }
+    return APR_SUCCESS;
 }
 
-static void txn_put_str(iss_store_txn_t *txn, const char *key, const char *v)
+static void first_put(iss_store_txn_t *txn, const first_t *f, apr_pool_t *p)
 {
-    iss_store_txn_put(txn, key, strlen(key), v, strlen(v));
+    txn_put_str(txn, K_FIRST, apr_psprintf(p, "%" APR_UINT64_T_FMT " %"
+                                           APR_UINT64_T_FMT " %"
+                                           APR_UINT64_T_FMT, f->first,
+                                           f->time, f->tfree));
+}
+
+static apr_status_t txn_get_first(iss_store_txn_t *txn, apr_uint64_t *first,
+                                  apr_pool_t *p)
+{
+    first_t f;
+    apr_status_t rv = first_get(txn, &f, p);
+
+    *first = f.first;
+    return rv;
 }
 
 /* ---- the log's position and identity (log/seq) ---------------------------
@@ -152,7 +197,7 @@ static apr_status_t seq_mint(iss_store_txn_t *txn, seq_t *q, apr_pool_t *p)
     apr_status_t rv;
 
     if ((rv = apr_generate_random_bytes(rnd, sizeof(rnd))) != APR_SUCCESS
-        || (rv = txn_get_u64(txn, K_FIRST, 1, &first, p)) != APR_SUCCESS) {
+        || (rv = txn_get_first(txn, &first, p)) != APR_SUCCESS) {
         return rv;
     }
     iss_hex_encode(h, rnd, sizeof(rnd));
@@ -453,44 +498,87 @@ apr_status_t iss_sync_log_begin_at(iss_store_t *store, const char *method,
 
 /* ---- append and compaction (inside a transaction) ------------------------ */
 
-static apr_status_t compact_txn(iss_store_txn_t *txn,
-                                const iss_sync_retention_t *ret,
-                                apr_uint64_t last, apr_uint64_t max_remove,
-                                apr_uint64_t *removed, apr_pool_t *p)
+/* The time in the head of entry @a seq. */
+static apr_status_t entry_time(iss_store_txn_t *txn, apr_uint64_t seq,
+                               apr_uint64_t *t, apr_pool_t *p)
 {
-    apr_uint64_t first, n = 0;
-    apr_time_t now = apr_time_now();
-    apr_status_t rv;
+    const char *key = entry_key(seq, p), *nl;
+    apr_size_t vlen, mlen = sizeof(ENTRY_MAGIC) - 1;
+    void *val;
+    apr_status_t rv = iss_store_txn_get(txn, key, strlen(key), &val, &vlen,
+                                        p);
 
-    if ((rv = txn_get_u64(txn, K_FIRST, 1, &first, p)) != APR_SUCCESS) {
+    if (rv != APR_SUCCESS) {
         return rv;
     }
-    while (first <= last && (max_remove == 0 || n < max_remove)) {
-        int drop = ret->max_count && last - first + 1 > ret->max_count;
+    if (vlen < mlen || memcmp(val, ENTRY_MAGIC, mlen) != 0
+        || !(nl = memchr(val, '\n', vlen))
+        || iss_sync_parse_u64((char *)val + mlen,
+                              (apr_size_t)(nl - (char *)val) - mlen, t)) {
+        return ISS_STORE_EDAMAGED;
+    }
+    return APR_SUCCESS;
+}
+
+/* Remove entries past the retention, at most @a max_remove (0: no
+ * bound).  @a last: the newest entry; @a tfree: where entries without a
+ * log/t record begin, for a log/first of an older version. */
+static apr_status_t compact_txn(iss_store_txn_t *txn,
+                                const iss_sync_retention_t *ret,
+                                apr_uint64_t last, apr_uint64_t tfree,
+                                apr_uint64_t max_remove,
+                                apr_uint64_t *removed, apr_pool_t *p)
+{
+    apr_uint64_t n = 0;
+    apr_time_t now = apr_time_now();
+    first_t f;
+    int dirty;
+    apr_status_t rv;
+
+    if ((rv = first_get(txn, &f, p)) != APR_SUCCESS) {
+        return rv;
+    }
+    dirty = f.tfree == 0;
+    if (dirty) {
+        f.tfree = tfree;
+    }
+    while (f.first <= last && (max_remove == 0 || n < max_remove)) {
+        int drop = ret->max_count && last - f.first + 1 > ret->max_count;
 
         if (!drop && ret->max_age > 0) {
-            apr_uint64_t t;
-            const char *tk = time_key(first, p);
-
-            if ((rv = txn_get_u64(txn, tk, 0, &t, p)) != APR_SUCCESS) {
-                return rv;
+            if (f.time == 0) {
+                rv = entry_time(txn, f.first, &f.time, p);
+                if (rv == APR_NOTFOUND || rv == ISS_STORE_EDAMAGED) {
+                    f.time = 0;         /* nothing to keep: drop it (a
+                                         * token before it is expired) */
+                }
+                else if (rv != APR_SUCCESS) {
+                    return rv;
+                }
+                dirty = 1;
             }
-            drop = now - (apr_time_t)t > ret->max_age;
+            drop = f.time == 0 || now - (apr_time_t)f.time > ret->max_age;
         }
         if (!drop) {
             break;
         }
         {
-            const char *ek = entry_key(first, p), *tk = time_key(first, p);
+            const char *ek = entry_key(f.first, p);
 
             iss_store_txn_delete(txn, ek, strlen(ek));
-            iss_store_txn_delete(txn, tk, strlen(tk));
+            if (f.first < f.tfree) {
+                const char *tk = time_key(f.first, p);
+
+                iss_store_txn_delete(txn, tk, strlen(tk));
+            }
         }
-        first++;
+        f.first++;
+        f.time = 0;
         n++;
+        dirty = 1;
     }
-    if (n) {
-        txn_put_str(txn, K_FIRST, u64_str(first, p));
+    if (dirty) {
+        first_put(txn, &f, p);
     }
     if (removed) {
         *removed = n;
@@ -508,7 +596,7 @@ static apr_status_t append_txn(iss_store_txn_t *txn, const char *method,
     apr_time_t now = apr_time_now();
     char *enc;
     apr_size_t elen;
-    const char *head, *ek, *tk;
+    const char *head, *ek;
     char *val;
     apr_status_t rv;
 
@@ -526,13 +614,13 @@ static apr_status_t append_txn(iss_store_txn_t *txn, const char *method,
     memcpy(val, head, strlen(head));
     memcpy(val + strlen(head), enc, elen);
     ek = entry_key(last, p);
-    tk = time_key(last, p);
     iss_store_txn_put(txn, ek, strlen(ek), val, strlen(head) + elen);
-    txn_put_str(txn, tk, apr_psprintf(p, "%" APR_INT64_T_FMT,
-                                      (apr_int64_t)now));
     seq_put(txn, &q, p);
     *seq = last;
-    return ret ? compact_txn(txn, ret, last, COMPACT_PER_APPEND, NULL, p)
+    /* Entries before this one may have a log/t record (an older version
+     * wrote them); this one has none. */
+    return ret ? compact_txn(txn, ret, last, last, COMPACT_PER_APPEND, NULL,
+                             p)
                : APR_SUCCESS;
 }
 
@@ -907,7 +995,7 @@ static apr_status_t bounds_txn(void *baton, iss_store_txn_t *txn)
     }
     c->last = q.last;
     c->id = q.id;
-    return rv ? rv : txn_get_u64(txn, K_FIRST, 1, &c->first, c->pool);
+    return rv ? rv : txn_get_first(txn, &c->first, c->pool);
 }
 
 apr_status_t iss_sync_log_bounds_id(iss_store_t *store, apr_uint64_t *last,
@@ -1132,8 +1220,8 @@ static apr_status_t compact_outer(void *baton, iss_store_txn_t *txn)
     seq_t q;
     apr_status_t rv = seq_get(txn, &q, c->pool);
 
-    return rv ? rv : compact_txn(txn, c->ret, q.last, c->max, &c->removed,
-                                 c->pool);
+    return rv ? rv : compact_txn(txn, c->ret, q.last, q.last + 1, c->max,
+                                 &c->removed, c->pool);
 }
 
 apr_status_t iss_sync_log_compact(iss_store_t *store,

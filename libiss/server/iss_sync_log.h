@@ -37,10 +37,15 @@
  *                  ("<last>" alone: a log made before log ids, whose id
  *                  is the store's; absent: none yet, or lost, and the
  *                  next write or token makes a new numbering)
- *   log/first      oldest sequence number still kept (absent: 1)
+ *   log/first      "<first> <time_us> <tfree>": the oldest sequence
+ *                  number still kept, that entry's time (0: not read
+ *                  yet; compaction by age reads no entry while the
+ *                  oldest stays) and the first entry written without a
+ *                  log/t record ("<first>" alone, as versions before
+ *                  that wrote it; absent: 1)
  *   log/e/<16 hex> one entry: "ISL1 <time_us>\n" + iss_change encoding
- *   log/t/<16 hex> the entry's time alone (age-based compaction reads
- *                  it without reading the entry)
+ *   log/t/<16 hex> the entry's time alone: written by versions before
+ *                  2026-12-03 beside each entry, removed with it
  *   log/pending    the ids of recorded intents, space separated
  *   intent/<id>    "ISI1 <owner>\n" + iss_change encoding
  *   f/<path>       stat index of a member (iss_scan), updated by entries
