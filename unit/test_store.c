@@ -1680,8 +1680,18 @@ static int check_batches(iss_store_t *s, long last, apr_pool_t *pool)
         kv_fill(j, buf);
         apr_snprintf(key, sizeof(key), "a/%ld", j);
         if (!seen_is(&c, key, strlen(key), buf, kv_len(j))) {
-            long k = j;
-            while (k <= last) { char k2[32]; apr_snprintf(k2, sizeof(k2), "a/%ld", k); kv_fill(k, buf); if (seen_is(&c, k2, strlen(k2), buf, kv_len(k))) break; k++; }
+            long k;
+
+            /* How far the gap goes: the first batch after it that is
+             * there. */
+            for (k = j + 1; k <= last; k++) {
+                char k2[32];
+
+                apr_snprintf(k2, sizeof(k2), "a/%ld", k);
+                kv_fill(k, buf);
+                if (seen_is(&c, k2, strlen(k2), buf, kv_len(k)))
+                    break;
+            }
             diag("%s is missing or wrong (through a/%ld)", key, k - 1);
             return 0;
         }
