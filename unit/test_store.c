@@ -1376,6 +1376,48 @@ static void t_many(const char *type, apr_pool_t *pool)
 
 /* Two handles on one store: neither caches anything, and a recovery done
  * through one (a new generation) is followed by the other. */
+/* The mirror's mark being written (iss-store.journal.mirror.tmp) belongs
+ * to a live checkpointer while one holds the checkpoint lock: a handle
+ * opened meanwhile (a new httpd child) leaves it alone; once no
+ * checkpointer runs it is a dead one's scratch, and the next open
+ * removes it. */
+static void t_sweep_mirror_tmp(const char *type, apr_pool_t *pool)
+{
+    tmp_t t = { 0 };
+    apr_pool_t *p;
+    apr_file_t *lk = NULL;
+    const char *tmp;
+
+    if (!tmp_make(&t, pool) || !make_pre_store(&t, type, pool)) {
+        ok(0, "[%s] mirror mark scratch: setup", type);
+        tmp_done(&t, pool);
+        return;
+    }
+    tmp = in_dir(&t, pool, "iss-store.journal.mirror.tmp");
+    ok(write_file(tmp, "ISSJRN", 6, pool)
+       && apr_file_open(&lk, in_dir(&t, pool, "iss-store.ckptlock"),
+                        APR_FOPEN_READ | APR_FOPEN_WRITE | APR_FOPEN_CREATE,
+                        APR_FPROT_OS_DEFAULT, pool) == APR_SUCCESS
+       && apr_file_lock(lk, APR_FLOCK_EXCLUSIVE) == APR_SUCCESS,
+       "[%s] mirror mark scratch: written, the checkpoint lock held (as "
+       "by a checkpointer copying the mirror)", type);
+    apr_pool_create(&p, pool);
+    ok(open_store(t.dir, type, NULL, NULL, p, NULL) != NULL
+       && exists(tmp, pool), "[%s] mirror mark scratch: a store opened "
+       "meanwhile leaves it alone", type);
+    apr_pool_destroy(p);
+    if (lk) {
+        apr_file_unlock(lk);
+        apr_file_close(lk);
+    }
+    apr_pool_create(&p, pool);
+    ok(open_store(t.dir, type, NULL, NULL, p, NULL) != NULL
+       && !exists(tmp, pool), "[%s] mirror mark scratch: with the lock free "
+       "(its writer dead) the next open removes it", type);
+    apr_pool_destroy(p);
+    tmp_done(&t, pool);
+}
+
 static void t_two_handles(const char *type, const char *journal,
                           apr_size_t jlen, apr_pool_t *pool)
 {
@@ -1984,6 +2026,7 @@ int main(void)
         t_truncated(type, p);
         t_journal(type, journal, jlen, p);
         t_two_handles(type, journal, jlen, p);
+        t_sweep_mirror_tmp(type, p);
         if (!strcmp(type, "sdbm"))
             t_sdbm_index(p);
         t_kill9(type, p, &seed);
