@@ -498,26 +498,35 @@ apr_status_t iss_sync_log_begin_at(iss_store_t *store, const char *method,
 
 /* ---- append and compaction (inside a transaction) ------------------------ */
 
+/* The head of an entry's record ("ISL1 <time>\n"): *t its time, *nl
+ * its newline (the iss_change encoding follows).  ISS_STORE_EDAMAGED if
+ * malformed. */
+static apr_status_t entry_head(const void *val, apr_size_t vlen,
+                               apr_uint64_t *t, const char **nl)
+{
+    apr_size_t mlen = sizeof(ENTRY_MAGIC) - 1;
+
+    if (vlen < mlen || memcmp(val, ENTRY_MAGIC, mlen) != 0
+        || !(*nl = memchr(val, '\n', vlen))
+        || iss_sync_parse_u64((const char *)val + mlen,
+                              (apr_size_t)(*nl - (const char *)val) - mlen,
+                              t)) {
+        return ISS_STORE_EDAMAGED;
+    }
+    return APR_SUCCESS;
+}
+
 /* The time in the head of entry @a seq. */
 static apr_status_t entry_time(iss_store_txn_t *txn, apr_uint64_t seq,
                                apr_uint64_t *t, apr_pool_t *p)
 {
     const char *key = entry_key(seq, p), *nl;
-    apr_size_t vlen, mlen = sizeof(ENTRY_MAGIC) - 1;
+    apr_size_t vlen;
     void *val;
     apr_status_t rv = iss_store_txn_get(txn, key, strlen(key), &val, &vlen,
                                         p);
 
-    if (rv != APR_SUCCESS) {
-        return rv;
-    }
-    if (vlen < mlen || memcmp(val, ENTRY_MAGIC, mlen) != 0
-        || !(nl = memchr(val, '\n', vlen))
-        || iss_sync_parse_u64((char *)val + mlen,
-                              (apr_size_t)(nl - (char *)val) - mlen, t)) {
-        return ISS_STORE_EDAMAGED;
-    }
-    return APR_SUCCESS;
+    return rv != APR_SUCCESS ? rv : entry_head(val, vlen, t, &nl);
 }
 
 /* Remove entries past the retention, at most @a max_remove (0: no
@@ -1059,7 +1068,7 @@ static apr_status_t read_txn(void *baton, iss_store_txn_t *txn)
         const char *key, *nl, *method;
         apr_array_header_t *changes;
         apr_uint64_t t;
-        apr_size_t vlen, mlen = sizeof(ENTRY_MAGIC) - 1;
+        apr_size_t vlen;
         void *val;
 
         apr_pool_clear(iter);
@@ -1068,10 +1077,7 @@ static apr_status_t read_txn(void *baton, iss_store_txn_t *txn)
             != APR_SUCCESS) {
             break;
         }
-        if (vlen < mlen || memcmp(val, ENTRY_MAGIC, mlen) != 0
-            || !(nl = memchr(val, '\n', vlen))
-            || iss_sync_parse_u64((char *)val + mlen,
-                         (apr_size_t)(nl - (char *)val) - mlen, &t)
+        if (entry_head(val, vlen, &t, &nl) != APR_SUCCESS
             || iss_change_decode(nl + 1, vlen - (apr_size_t)(nl + 1 - (char *)val),
                                  &method, &changes, iter) != APR_SUCCESS) {
             rv = ISS_STORE_EDAMAGED;
