@@ -561,6 +561,15 @@ static apr_status_t capture_cleanup(void *data)
 {
     capture_t *cap = data;
 
+    /* The process is exiting in the middle of the request (prefork's
+     * stop runs the pool cleanups from its signal handler, the store
+     * handles already closed or a store lock possibly held by the code
+     * it interrupted): leave the intent pending, as a kill -9 would; the
+     * next sync request or iss-state recover records it as possibly
+     * changed. */
+    if (iss_state_exiting()) {
+        return APR_SUCCESS;
+    }
     /* No response went out (aborted connection, handler crash path):
      * settle with what the request knows. */
     capture_end(cap, cap->r->status);

@@ -67,9 +67,16 @@ typedef struct keep_t {
 static apr_status_t keep_flush(void *data)
 {
     keep_t *kp = data;
-    /* Lazy: a digest lost with the power is computed again. */
-    apr_status_t rv = iss_store_batch_commit_ex(kp->batch, ISS_STORE_LAZY);
+    apr_status_t rv;
 
+    /* The process is exiting (a prefork child stopped in the middle of
+     * this request): its store handles are closed.  The digests are a
+     * cache; they are computed again. */
+    if (iss_state_exiting()) {
+        return APR_SUCCESS;
+    }
+    /* Lazy: a digest lost with the power is computed again. */
+    rv = iss_store_batch_commit_ex(kp->batch, ISS_STORE_LAZY);
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, kp->r, ISSLOGNO(01052)
                       "cannot keep %d digest(s) of files changed outside "

@@ -37,6 +37,7 @@ static struct {
 #endif
     apr_hash_t *stores;             /* state dir -> entry_t */
     server_rec *server;
+    volatile int exiting;           /* the child pool is going */
 } registry;
 
 typedef struct entry_t {
@@ -46,8 +47,24 @@ typedef struct entry_t {
     int key_ok;
 } entry_t;
 
+/* A pre-cleanup of the child pool: it runs before any of its sub-pools
+ * goes, the registry's (with the store handles, destroyed first: it was
+ * made last) and the connections' and requests' alike. */
+static apr_status_t registry_exiting(void *data)
+{
+    registry.exiting = 1;
+    return APR_SUCCESS;
+}
+
+int iss_state_exiting(void)
+{
+    return registry.exiting;
+}
+
 void iss_state_child_init(apr_pool_t *p, server_rec *s)
 {
+    registry.exiting = 0;
+    apr_pool_pre_cleanup_register(p, NULL, registry_exiting);
     if (apr_pool_create(&registry.pool, p) != APR_SUCCESS) {
         registry.pool = NULL;
         return;

@@ -25,6 +25,13 @@ int iss_state_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                           apr_pool_t *ptemp, server_rec *s);
 void iss_state_child_init(apr_pool_t *p, server_rec *s);
 
+/** Whether this process is exiting: its stores are closed or about to
+ *  be.  Pool cleanups of requests still in flight (prefork destroys its
+ *  child pool from the signal handler, in the middle of a request) must
+ *  not use a store then; what they would have recorded is recovered as
+ *  after a kill -9. */
+int iss_state_exiting(void);
+
 /** The store of @a r's location.  On failure a dav_error whose status
  *  says what the client gets: 503 when the state is damaged (writes are
  *  refused, reads go on), 500 for anything else. */
