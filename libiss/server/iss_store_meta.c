@@ -97,8 +97,9 @@ static int copy_empty(iss_store_t *s, apr_pool_t *p, int c)
  * the same records written by the same operations in the same order, or
  * are byte copies, so their files have the same sizes (every DBM type);
  * while it lags, each copy's files have the sizes this boot's processes
- * last gave them (the shared header), when known.  A file that differs
- * was truncated or replaced from outside: the store is damaged
+ * last gave them (the shared header), when known (the mirror's only when
+ * no checkpoint is under way: one may be copying the primary over it).
+ * A file that differs was truncated or replaced from outside: the store is damaged
  * (ISS_STORE_EDAMAGED), and is not used, rather than read as if the lost
  * records had never been (a lost log position would restart the sync
  * log).  Under the DBM lock.  Cost: a directory read and up to four
@@ -130,8 +131,21 @@ apr_status_t iss_store__copies_check(iss_store_t *s, apr_pool_t *p)
             return rv;
         }
         for (i = 0; i < 2 && rv == APR_SUCCESS; i++) {
+            int took = 0;
+
+            /* The mirror is rewritten in place by a checkpointer holding
+             * the checkpoint lock alone (not the DBM lock, which keeps
+             * the primary still): while one is at it, the mirror's sizes
+             * mean nothing.  (A copy a dead checkpointer left is done
+             * again before anyone checks: by recovery at open, by the
+             * next checkpoint first.)  The checkpoint checks them
+             * itself, under its lock. */
+            if (i == 1 && !s->ckpt_mine && !(took = iss_store__ckpt_try(s)))
+                continue;
             if (iss_store__sizes_known(s, i, want))
                 rv = sizes_match(s, p, i, want);
+            if (took)
+                iss_store__ckpt_release(s);
         }
         return rv;
     }
