@@ -33,6 +33,9 @@
 # build/bench/http_load (a C client: a few us per request) and wrk (GET;
 # installed with apt-get if missing).  Exits 1 if an answer had an
 # unexpected status.  ISS_BENCH_DBM sets ISSDBMType (default sdbm).
+# ISS_BENCH_ONE_CHILD=1 runs httpd with one event child of 16 threads
+# (ServerLimit 1) instead of the default three children: every location
+# alike, to see what several processes cost (bench/README.md).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "${1:-$top/build}" && pwd)
@@ -59,8 +62,11 @@ perl -e 'my ($d, $n, $f) = @ARGV; for my $i (0 .. $f - 1) { mkdir sprintf("%s/d%
     open my $o, ">", $p or die; print $o sprintf("%-99s\n", "file $i"); close $o }' \
   "$work/tree" "$tree" "$folders"
 
+one_child=
+[ "${ISS_BENCH_ONE_CHILD:-0}" = 1 ] && one_child=$'StartServers 1\nServerLimit 1\nThreadsPerChild 16\nMinSpareThreads 1\nMaxSpareThreads 16\nMaxRequestWorkers 16'
 { bench_conf_head "$work" "$port" "$build"; cat <<CONF
 MaxKeepAliveRequests 0
+$one_child
 <Location /plain/>
     Dav On
 </Location>
@@ -195,7 +201,7 @@ for op in MKCOL "PUT new" "PUT over" GET DELETE "PROPFIND walk"; do
   printf '%-14s %10.0f %10.0f %10.0f %10.2f %10.2f\n' "$op" "$p" "$i" "$o" \
     "$(echo "$i / $p" | bc -l)" "$(echo "$o / $p" | bc -l)"
 done
-echo "(PROPFIND walk: files listed per second; runs: $runs, N=$n, tree=$tree files, dbm=$dbm)"
+echo "(PROPFIND walk: files listed per second; runs: $runs, N=$n, tree=$tree files, dbm=$dbm${one_child:+, one child})"
 echo
 printf '%-14s %10s %10s %10s %10s %10s\n' "httpd CPU" plain/us iss/us issoff/us plain/iss plain/off
 for op in MKCOL "PUT new" "PUT over" GET DELETE "PROPFIND walk"; do
