@@ -1374,8 +1374,6 @@ static void t_many(const char *type, apr_pool_t *pool)
     tmp_done(&t, pool);
 }
 
-/* Two handles on one store: neither caches anything, and a recovery done
- * through one (a new generation) is followed by the other. */
 /* The mirror's mark being written (iss-store.journal.mirror.tmp) belongs
  * to a live checkpointer while one holds the checkpoint lock: a handle
  * opened meanwhile (a new httpd child) leaves it alone; once no
@@ -1418,6 +1416,8 @@ static void t_sweep_mirror_tmp(const char *type, apr_pool_t *pool)
     tmp_done(&t, pool);
 }
 
+/* Two handles on one store: neither caches anything, and a recovery done
+ * through one (a new generation) is followed by the other. */
 static void t_two_handles(const char *type, const char *journal,
                           apr_size_t jlen, apr_pool_t *pool)
 {

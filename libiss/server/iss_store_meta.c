@@ -99,11 +99,11 @@ static int copy_empty(iss_store_t *s, apr_pool_t *p, int c)
  * while it lags, each copy's files have the sizes this boot's processes
  * last gave them (the shared header), when known (the mirror's only when
  * no checkpoint is under way: one may be copying the primary over it).
- * A file that differs was truncated or replaced from outside: the store is damaged
- * (ISS_STORE_EDAMAGED), and is not used, rather than read as if the lost
- * records had never been (a lost log position would restart the sync
- * log).  Under the DBM lock.  Cost: a directory read and up to four
- * stat() calls. */
+ * A file that differs was truncated or replaced from outside: the store
+ * is damaged (ISS_STORE_EDAMAGED), and is not used, rather than read as
+ * if the lost records had never been (a lost log position would restart
+ * the sync log).  Under the DBM lock.  Cost: a directory read and up to
+ * four stat() calls (and a try of the checkpoint lock). */
 apr_status_t iss_store__copies_check(iss_store_t *s, apr_pool_t *p)
 {
     const char *f[2][2];
