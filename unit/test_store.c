@@ -1487,6 +1487,110 @@ static void t_sdbm_index(apr_pool_t *pool)
     tmp_done(&t, pool);
 }
 
+/* apr-util's sdbm_hash(): which page of the trie a DBM key is on (the
+ * low bit of each level first). */
+static unsigned long sdbm_hash(const char *s, apr_size_t n)
+{
+    unsigned long h = 0;
+
+    while (n--)
+        h = (unsigned long)(unsigned char)*s++ + 65599UL * h;
+    return h;
+}
+
+/* The first key "d/<i>" (i from *@a i on) whose DBM key ("k" + key) has
+ * the hash bits @a mask equal to @a want. */
+static void sdbm_key_with(unsigned long mask, unsigned long want,
+                          unsigned long *i, char *key, apr_size_t size)
+{
+    for (;; (*i)++) {
+        char dk[40];
+        int n = apr_snprintf(dk, sizeof(dk), "kd/%lu", *i);
+
+        if ((sdbm_hash(dk, (apr_size_t)n) & mask) == want) {
+            apr_cpystrn(key, dk + 1, size);
+            (*i)++;
+            return;
+        }
+    }
+}
+
+/*
+ * apr-util's sdbm loses a record stored after a split far down the trie
+ * in the same handle (its directory walk stops at the .dir size it saw
+ * when its lock was taken, plus one 4 KB block per bit set past it).
+ * Keys chosen by their sdbm hash, ~320-byte pairs (three to a page), in
+ * one commit (so one checkpoint, one DBM handle): A1-A3 share the low 20
+ * bits of their hash; B1 differs from them at bit 9 only, so storing it
+ * splits the first page 10 times; A4 shares 19 bits with A1-A3 and
+ * differs at bit 19, so storing it splits 10 more levels (bits past
+ * 2^19: 16 blocks past the .dir size); A5 and A6 go where A4 went.
+ * Each key must read back from a new handle, and verify must pass.
+ */
+static void t_sdbm_deep_split(apr_pool_t *pool)
+{
+    tmp_t t = { 0 };
+    apr_pool_t *p;
+    iss_store_t *s;
+    iss_store_batch_t *b;
+    logrec_t log;
+    char keys[7][24], val[300];
+    unsigned long i = 0, q, x;
+    int k, found = 0;
+
+    {
+        char dk[40];
+        int n = apr_snprintf(dk, sizeof(dk), "kd/%lu", i++);
+
+        apr_cpystrn(keys[0], dk + 1, sizeof(keys[0]));
+        q = sdbm_hash(dk, (apr_size_t)n) & 0x7FFFFUL;
+        x = sdbm_hash(dk, (apr_size_t)n) & 0x80000UL;
+    }
+    sdbm_key_with(0xFFFFFUL, q | x, &i, keys[1], sizeof(keys[1]));
+    sdbm_key_with(0xFFFFFUL, q | x, &i, keys[2], sizeof(keys[2]));
+    sdbm_key_with(0x3FFUL, (q & 0x1FFUL) | (~q & 0x200UL), &i, keys[3],
+                  sizeof(keys[3]));
+    for (k = 4; k < 7; k++)
+        sdbm_key_with(0xFFFFFUL, q | (x ^ 0x80000UL), &i, keys[k],
+                      sizeof(keys[k]));
+    apr_pool_create(&p, pool);
+    s = fresh_store(&t, "sdbm", &log, p);
+    if (!s) {
+        apr_pool_destroy(p);
+        return;
+    }
+    b = iss_store_batch_make(s, p);
+    for (k = 0; k < 7; k++) {
+        memset(val, 'a' + k, sizeof(val));
+        iss_store_batch_put(b, keys[k], strlen(keys[k]), val, sizeof(val));
+    }
+    ok(iss_store_batch_commit(b) == APR_SUCCESS
+       && iss_store_checkpoint(s, p) == APR_SUCCESS,
+       "[sdbm] deep split: seven keys committed and checkpointed");
+    iss_store_close(s);
+    s = open_store(t.dir, "sdbm", NULL, &log, p, NULL);
+    for (k = 0; s && k < 7; k++) {
+        void *v;
+        apr_size_t vl;
+
+        memset(val, 'a' + k, sizeof(val));
+        if (iss_store_get(s, keys[k], strlen(keys[k]), &v, &vl, p)
+                == APR_SUCCESS
+            && vl == sizeof(val) && memcmp(v, val, vl) == 0)
+            found++;
+        else
+            diag("[sdbm] deep split: %s (key %d) does not read back",
+                 keys[k], k + 1);
+    }
+    ok(found == 7, "[sdbm] deep split: each of the 7 keys reads back from a "
+       "new handle (%d did)", found);
+    ok(s && verify_ok(s, p), "[sdbm] deep split: verify passes");
+    if (s)
+        iss_store_close(s);
+    apr_pool_destroy(p);
+    tmp_done(&t, pool);
+}
+
 /* ---- several processes ---------------------------------------------------- */
 
 typedef struct {
@@ -1815,7 +1919,7 @@ static void t_kill9(const char *type, apr_pool_t *pool, apr_uint64_t *st)
         s = open_store(t.dir, type, NULL, &log, p, &rv);
         if (!ok(rv == APR_SUCCESS, "[%s] kill -9 round %d (after %d ms): the "
                 "store opens", type, r, ms))
-            diag("%s", s ? iss_store_last_error(s) : "no handle");
+            diag("status %d; last message: %s", rv, log.last);
         if (!s) {
             apr_pool_destroy(p);
             continue;
@@ -2027,8 +2131,10 @@ int main(void)
         t_journal(type, journal, jlen, p);
         t_two_handles(type, journal, jlen, p);
         t_sweep_mirror_tmp(type, p);
-        if (!strcmp(type, "sdbm"))
+        if (!strcmp(type, "sdbm")) {
             t_sdbm_index(p);
+            t_sdbm_deep_split(p);
+        }
         t_kill9(type, p, &seed);
         /* Through the write-ahead log, with checkpoints now and then. */
         setenv("ISS_STORE_CHECKPOINT_BYTES", "65536", 1);

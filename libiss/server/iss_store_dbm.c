@@ -239,9 +239,75 @@ apr_status_t iss_store__sync_dbm(iss_store_t *s, apr_pool_t *p,
 void iss_store__db_close(db_t *db)
 {
     if (db) {
-        apr_dbm_close(db->dbm);
+        if (db->sdbm)
+            apr_sdbm_close(db->sdbm);
+        else
+            apr_dbm_close(db->dbm);
         apr_pool_destroy(db->pool);
     }
+}
+
+/*
+ * sdbm is written through apr_sdbm, not apr_dbm.  apr-util's sdbm (1.6.3,
+ * Debian 12's, and the releases before it) loses records when its
+ * directory file (.dir: one bit per split page) grows by more than one
+ * 4 KB block while a handle holds its lock: the bound of the directory
+ * walk (maxbno) is set from the file's size when the lock is taken, and a
+ * bit set past it raises it by one block only.  A split deep in the trie
+ * (each level doubles the bit numbers) then stays out of reach of the
+ * handle's later lookups and stores, which use its parent page: a record
+ * stored there is found by no later handle (a copy of 54,723 records
+ * lost two).  The store that splits is right (it follows the pages it
+ * splits); so after each store whose split made the .dir file grow, the
+ * handle's lock is released and taken again, which reads the size again.
+ * (APR_SHARELOCK, a lock per call, does the same but drops sdbm's page
+ * cache every time: twice the CPU of a checkpoint.)  Readers need none of
+ * this: they open the DBM under the DBM lock, which no writer holds
+ * meanwhile.
+ */
+static apr_status_t sdbm_open_writer(db_t *db, apr_int32_t mode)
+{
+    apr_int32_t flags = APR_FOPEN_READ | APR_FOPEN_WRITE;
+    apr_finfo_t fi;
+    apr_status_t rv;
+
+    if (mode == APR_DBM_RWCREATE || mode == APR_DBM_RWTRUNC)
+        flags |= APR_FOPEN_CREATE;
+    if (mode == APR_DBM_RWTRUNC)
+        flags |= APR_FOPEN_TRUNCATE;
+    if ((rv = apr_sdbm_open(&db->sdbm, db->path, flags, FILE_PERMS, db->pool))
+        != APR_SUCCESS) {
+        db->sdbm = NULL;
+        return rv;
+    }
+    rv = apr_file_open(&db->sdbm_dir,
+                       apr_pstrcat(db->pool, db->path, APR_SDBM_DIRFEXT, NULL),
+                       APR_FOPEN_READ, APR_OS_DEFAULT, db->pool);
+    if (rv == APR_SUCCESS
+        && (rv = apr_file_info_get(&fi, APR_FINFO_SIZE, db->sdbm_dir))
+           == APR_SUCCESS)
+        db->sdbm_dir_size = fi.size;
+    if (rv != APR_SUCCESS) {
+        apr_sdbm_close(db->sdbm);
+        db->sdbm = NULL;
+    }
+    return rv;
+}
+
+/* After a store: when the .dir file grew, the handle's lock again (see
+ * sdbm_open_writer()). */
+static apr_status_t sdbm_after_store(db_t *db)
+{
+    apr_finfo_t fi;
+    apr_status_t rv = apr_file_info_get(&fi, APR_FINFO_SIZE, db->sdbm_dir);
+
+    if (rv != APR_SUCCESS || fi.size == db->sdbm_dir_size)
+        return rv;
+    if ((rv = apr_sdbm_unlock(db->sdbm)) != APR_SUCCESS
+        || (rv = apr_sdbm_lock(db->sdbm, APR_FLOCK_EXCLUSIVE)) != APR_SUCCESS)
+        return rv;
+    db->sdbm_dir_size = fi.size;
+    return APR_SUCCESS;
 }
 
 apr_status_t iss_store__db_open(iss_store_t *s, const char *path,
@@ -261,7 +327,10 @@ apr_status_t iss_store__db_open(iss_store_t *s, const char *path,
     db->s = s;
     db->pool = p;
     db->path = path;
-    rv = apr_dbm_open_ex(&db->dbm, s->type, path, mode, FILE_PERMS, p);
+    if (mode != APR_DBM_READONLY && strcmp(s->type, "sdbm") == 0)
+        rv = sdbm_open_writer(db, mode);
+    else
+        rv = apr_dbm_open_ex(&db->dbm, s->type, path, mode, FILE_PERMS, p);
     if (rv == APR_SUCCESS) {
         *out = db;
         return APR_SUCCESS;
@@ -291,7 +360,9 @@ static apr_status_t db_fail(db_t *db, apr_status_t rv, const char *what,
     char msg[256], kb[128];
     int code = 0;
 
-    apr_dbm_geterror(db->dbm, &code, msg, sizeof(msg));
+    msg[0] = '\0';
+    if (db->dbm)
+        apr_dbm_geterror(db->dbm, &code, msg, sizeof(msg));
     if (!msg[0])
         status_text(db->s, rv, msg, sizeof(msg));
     iss_store__show_dk(kb, sizeof(kb), dk, dklen);
@@ -314,7 +385,16 @@ apr_status_t iss_store__db_fetch(db_t *db, const char *dk, apr_size_t dklen,
     *reclen = 0;
     k.dptr = (char *)dk;
     k.dsize = dklen;
-    rv = apr_dbm_fetch(db->dbm, k, &v);
+    if (db->sdbm) {
+        apr_sdbm_datum_t sk = { (char *)dk, (int)dklen }, sv = { NULL, 0 };
+
+        rv = apr_sdbm_fetch(db->sdbm, &sv, sk);
+        v.dptr = sv.dptr;
+        v.dsize = sv.dptr ? (apr_size_t)sv.dsize : 0;
+    }
+    else {
+        rv = apr_dbm_fetch(db->dbm, k, &v);
+    }
     if (rv != APR_SUCCESS)
         return db_fail(db, rv, "reading", dk, dklen, 1);
     if (!v.dptr)
@@ -323,7 +403,8 @@ apr_status_t iss_store__db_fetch(db_t *db, const char *dk, apr_size_t dklen,
     iss_store__copy_bytes(*rec, v.dptr, v.dsize);
     (*rec)[v.dsize] = '\0';
     *reclen = v.dsize;
-    apr_dbm_freedatum(db->dbm, v);
+    if (db->dbm)
+        apr_dbm_freedatum(db->dbm, v);
     return APR_SUCCESS;
 }
 
@@ -337,10 +418,36 @@ apr_status_t iss_store__db_store(db_t *db, const char *dk, apr_size_t dklen,
     k.dsize = dklen;
     v.dptr = (char *)rec;
     v.dsize = reclen;
-    rv = apr_dbm_store(db->dbm, k, v);
+    if (db->sdbm) {
+        apr_sdbm_datum_t sk = { (char *)dk, (int)dklen },
+                         sv = { (char *)rec, (int)reclen };
+
+        rv = apr_sdbm_store(db->sdbm, sk, sv, APR_SDBM_REPLACE);
+        if (rv == APR_SUCCESS)
+            rv = sdbm_after_store(db);
+    }
+    else {
+        rv = apr_dbm_store(db->dbm, k, v);
+    }
     if (rv != APR_SUCCESS)
         return db_fail(db, rv, "writing", dk, dklen, 0);
     return APR_SUCCESS;
+}
+
+/* Whether @a dk is in the DBM (a failed read counts as absent). */
+int iss_store__db_exists(db_t *db, const char *dk, apr_size_t dklen)
+{
+    apr_datum_t k;
+
+    if (db->sdbm) {
+        apr_sdbm_datum_t sk = { (char *)dk, (int)dklen }, sv = { NULL, 0 };
+
+        return apr_sdbm_fetch(db->sdbm, &sv, sk) == APR_SUCCESS
+               && sv.dptr != NULL;
+    }
+    k.dptr = (char *)dk;
+    k.dsize = dklen;
+    return apr_dbm_exists(db->dbm, k);
 }
 
 /* Delete if present (sdbm reports an error for absent keys). */
@@ -351,9 +458,16 @@ apr_status_t iss_store__db_delete(db_t *db, const char *dk, apr_size_t dklen)
 
     k.dptr = (char *)dk;
     k.dsize = dklen;
-    if (!apr_dbm_exists(db->dbm, k))
+    if (!iss_store__db_exists(db, dk, dklen))
         return APR_SUCCESS;
-    rv = apr_dbm_delete(db->dbm, k);
+    if (db->sdbm) {
+        apr_sdbm_datum_t sk = { (char *)dk, (int)dklen };
+
+        rv = apr_sdbm_delete(db->sdbm, sk);
+    }
+    else {
+        rv = apr_dbm_delete(db->dbm, k);
+    }
     if (rv != APR_SUCCESS)
         return db_fail(db, rv, "deleting", dk, dklen, 0);
     return APR_SUCCESS;

@@ -227,7 +227,11 @@ typedef struct {
 typedef struct db_t {
     iss_store_t *s;
     apr_pool_t *pool;           /* owns the handle (and gdbm's datums) */
-    apr_dbm_t *dbm;
+    apr_dbm_t *dbm;             /* NULL when sdbm is set */
+    apr_sdbm_t *sdbm;           /* sdbm opened for writing (see
+                                 * sdbm_open_writer() in iss_store_dbm.c) */
+    apr_file_t *sdbm_dir;       /* its .dir file, for its size */
+    apr_off_t sdbm_dir_size;    /* when its lock was last taken */
     const char *path;
 } db_t;
 
@@ -284,6 +288,7 @@ apr_status_t iss_store__db_fetch(db_t *db, const char *dk, apr_size_t dklen,
 apr_status_t iss_store__db_store(db_t *db, const char *dk, apr_size_t dklen,
                                  const char *rec, apr_size_t reclen);
 apr_status_t iss_store__db_delete(db_t *db, const char *dk, apr_size_t dklen);
+int iss_store__db_exists(db_t *db, const char *dk, apr_size_t dklen);
 apr_status_t iss_store__iter_open(iss_store_t *s, db_t *db, apr_pool_t *p,
                                   iter_t **out);
 void iss_store__iter_close(iter_t *it);

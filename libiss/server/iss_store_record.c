@@ -467,14 +467,10 @@ static apr_status_t drop_segments(db_t *db, const unsigned char id[SHA_LEN],
     apr_status_t rv;
 
     if (old == NSEG_UNKNOWN) {
-        apr_datum_t k;
-
-        k.dptr = sk;
-        k.dsize = SEGKEY_LEN;
         old = from;
         for (;;) {
             seg_key(sk, id, old);
-            if (!apr_dbm_exists(db->dbm, k))
+            if (!iss_store__db_exists(db, sk, SEGKEY_LEN))
                 break;
             old++;
         }
