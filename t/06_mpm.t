@@ -78,11 +78,7 @@ for my $mpm (@mpms) {
     ThreadsPerChild 4
     MaxRequestWorkers 8
 </IfModule>
-Alias /s "$dir/files"
-<Location /s/>
-    Dav iss
-    ISSStateDir "$dir/state"
-</Location>
+@{[iss_s_location($dir)]}
 CONF
     ok(!defined $h->{code} ? 1 : 0, 1, "$mpm: httpd started") or print "# ", $h->{log}->(), "\n";
 

@@ -37,13 +37,7 @@ ThreadsPerChild 16
 MinSpareThreads 1
 MaxSpareThreads 64
 MaxRequestWorkers 48
-Alias /s "$dir/files"
-<Location /s/>
-    Dav iss
-    ISSStateDir "$dir/state"
-    ISSSyncMaxResults 0
-    ISSStateSync Full
-</Location>
+@{[iss_s_location($dir, 'ISSSyncMaxResults 0', 'ISSStateSync Full')]}
 CONF
 for my $round (1 .. $ROUNDS) {
     my $h = do {

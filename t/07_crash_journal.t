@@ -35,12 +35,7 @@ my $config = <<"CONF";
 StartServers 2
 ThreadsPerChild 8
 MaxRequestWorkers 16
-Alias /s "$dir/files"
-<Location /s/>
-    Dav iss
-    ISSStateDir "$dir/state"
-    ISSSyncMaxResults 0
-</Location>
+@{[iss_s_location($dir, 'ISSSyncMaxResults 0')]}
 CONF
 my $round = 0;
 for my $journal (@ROUNDS) {

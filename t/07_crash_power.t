@@ -32,13 +32,7 @@ mkdir "$dir/files";
 # A tree the scans take a while over (so that syncs at once overlap).
 mkdir "$dir/files/bulk";
 for my $i (1 .. 1500) { open my $o, '>', "$dir/files/bulk/b$i" or die $!; print $o "b$i\n"; close $o }
-my $config = <<"CONF";
-Alias /s "$dir/files"
-<Location /s/>
-    Dav iss
-    ISSStateDir "$dir/state"
-</Location>
-CONF
+my $config = iss_s_location($dir);
 my $ua = LWP::UserAgent->new(timeout => 30, keep_alive => 1);
 sub req {
     my ($h, $method, $path, $body, @hdr) = @_;

@@ -117,12 +117,7 @@ for my $mpm (@mpms) {
     MaxSpareThreads 40
     MaxRequestWorkers 40
 </IfModule>
-Alias /s "$dir/files"
-<Location /s/>
-    Dav iss
-    ISSStateDir "$dir/state"
-    ISSSyncMaxResults 0
-</Location>
+@{[iss_s_location($dir, 'ISSSyncMaxResults 0')]}
 CONF
     ok(!defined $h->{code} ? 1 : 0, 1, "$mpm: httpd started") or print "# ", $h->{log}->(), "\n";
     my $ua = LWP::UserAgent->new(timeout => 60);

@@ -20,13 +20,7 @@ use File::Temp qw(tempdir);
 plan tests => 28;
 
 my $dir = tempdir(CLEANUP => 1);
-my $config = <<"CONF";
-Alias /s "$dir/files"
-<Location /s/>
-    Dav iss
-    ISSStateDir "$dir/state"
-</Location>
-CONF
+my $config = iss_s_location($dir);
 # Every commit checkpointed at once: the DBM holds the whole state.
 local $ENV{ISS_STORE_CHECKPOINT_BYTES} = 0;
 my $ua = LWP::UserAgent->new(timeout => 20);

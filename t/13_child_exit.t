@@ -30,11 +30,7 @@ my $conf = <<"CONF";
     MaxRequestWorkers 6
 </IfModule>
 Timeout 60
-Alias /s "$dir/files"
-<Location /s/>
-    Dav iss
-    ISSStateDir "$dir/state"
-</Location>
+@{[iss_s_location($dir)]}
 CONF
 my $h = own_httpd_start(mpm => 'prefork', dir => $dir, config => $conf);
 ok(!defined $h->{code} ? 1 : 0, 1, "httpd (prefork) started") or print "# ", $h->{log}->(), "\n";

@@ -243,13 +243,8 @@ my $ldisk = sub { slurp(files_dir() =~ s{files$}{files-patchlim}r . "/v/$_[0]") 
 {
     my $dir = tempdir(CLEANUP => 1);
     mkdir "$dir/files";
-    my $h = own_httpd_start(dir => $dir, max_file_kb => 256, config => <<"CONF");
-Alias /s "$dir/files"
-<Location /s/>
-    Dav iss
-    ISSStateDir "$dir/state"
-</Location>
-CONF
+    my $h = own_httpd_start(dir => $dir, max_file_kb => 256,
+                            config => iss_s_location($dir));
     ok(!defined $h->{code} ? 1 : 0, 1, 'an httpd whose files may not grow past 256 KiB started')
         or print '# ', $h->{log}->(), "\n";
     my $ua = LWP::UserAgent->new(keep_alive => 0, timeout => 60);

@@ -11,7 +11,7 @@ use File::Spec ();
 use Exporter 'import';
 
 our @EXPORT = qw(crash_writer crash_sampler seal_sync_token dav url t_dir files_dir slurp spew log_mark log_since
-                 captures own_httpd_start own_httpd_stop own_httpd_kill9
+                 captures own_httpd_start own_httpd_stop own_httpd_kill9 iss_s_location
                  own_httpd_configtest error_body real_client
                  iss_state sync_report sync_body parse_multistatus
                  sync_token_of strong_etag repr_digest xdelta3_delta
@@ -330,6 +330,16 @@ CONF
     return ($dir, $port);
 }
 
+# The location most own_httpd_start tests serve: /s/ on DIR/files with
+# its state in DIR/state (own_httpd_conf makes both), plus DIRECTIVES
+# (one per argument) inside <Location /s/>.
+sub iss_s_location {
+    my ($dir, @directives) = @_;
+    return join '', qq{Alias /s "$dir/files"\n<Location /s/>\n    Dav iss\n},
+                    qq{    ISSStateDir "$dir/state"\n},
+                    (map { "    $_\n" } @directives), "</Location>\n";
+}
+
 # Stop gracefully; returns the exit code.
 sub own_httpd_stop {
     my ($h) = @_;
@@ -366,10 +376,15 @@ sub crash_sampler {
     my $ua = LWP::UserAgent->new(keep_alive => 1, timeout => 20);
     open my $fh, '>', $out or die $!;
     $fh->autoflush(1);
+    my $req = HTTP::Request->new(PROPFIND => "http://127.0.0.1:$port/s/",
+        [ Depth => 0, 'Content-Type' => 'application/xml' ],
+        '<D:propfind xmlns:D="DAV:"><D:prop><D:sync-token/></D:prop></D:propfind>');
     for (;;) {
-        my $r = $ua->request(HTTP::Request->new(PROPFIND => "http://127.0.0.1:$port/s/",
-            [ Depth => 0, 'Content-Type' => 'application/xml' ],
-            '<D:propfind xmlns:D="DAV:"><D:prop><D:sync-token/></D:prop></D:propfind>'));
+        my $r = $ua->request($req);
+        # A keep-alive connection httpd closed (a child stopped as spare
+        # threads are trimmed) fails at once: once more on a new one
+        # before taking the server for gone.
+        $r = LWP::UserAgent->new(timeout => 20)->request($req) if $r->code != 207;
         last unless $r->code == 207 && $r->content =~ m{<[\w-]+:sync-token>([^<]+)</};
         my $t = $1;
         opendir my $dh, "$dir/files" or die $!;
