@@ -22,6 +22,7 @@
 #include <apr_general.h>
 #include <apr_global_mutex.h>
 #include <apr_hash.h>
+#include <apr_sdbm.h>
 #include <apr_strings.h>
 #include <apr_thread_proc.h>
 #include <apr_time.h>
@@ -1591,6 +1592,73 @@ static void t_sdbm_deep_split(apr_pool_t *pool)
     tmp_done(&t, pool);
 }
 
+/* A key on two pages (what the sdbm bug of t_sdbm_deep_split left when
+ * the key also had an older record where lookups find it): the record of
+ * "dup" stored a second time (APR_SDBM_INSERTDUP: every record stays
+ * reachable and sound) in the primary, and in the mirror if the mirror
+ * has it yet; verify must call it damage. */
+static void t_sdbm_twice(apr_pool_t *pool)
+{
+    tmp_t t = { 0 };
+    apr_pool_t *p;
+    iss_store_t *s;
+    apr_dir_t *d;
+    apr_finfo_t fi;
+    logrec_t log;
+    int copies = 0;
+
+    apr_pool_create(&p, pool);
+    s = fresh_store(&t, "sdbm", &log, p);
+    if (!s) {
+        apr_pool_destroy(p);
+        return;
+    }
+    ok(iss_store_put(s, "dup", 3, "value", 5) == APR_SUCCESS
+       && iss_store_put(s, "other", 5, "x", 1) == APR_SUCCESS
+       && iss_store_checkpoint(s, p) == APR_SUCCESS && verify_ok(s, p),
+       "[sdbm] twice: two keys written, checkpointed, verified");
+    iss_store_close(s);
+    if (apr_dir_open(&d, t.dir, p) == APR_SUCCESS) {
+        while (apr_dir_read(&fi, APR_FINFO_NAME, d) == APR_SUCCESS) {
+            apr_size_t n = strlen(fi.name);
+            apr_sdbm_t *db;
+            apr_sdbm_datum_t k = { (char *)"kdup", 4 }, v;
+
+            if (n < 5 || strcmp(fi.name + n - 4, ".pag") != 0)
+                continue;
+            if (apr_sdbm_open(&db, apr_pstrcat(p, t.dir, "/",
+                                               apr_pstrndup(p, fi.name, n - 4),
+                                               NULL),
+                              APR_FOPEN_READ | APR_FOPEN_WRITE,
+                              APR_OS_DEFAULT, p) != APR_SUCCESS)
+                continue;
+            if (apr_sdbm_fetch(db, &v, k) == APR_SUCCESS && v.dptr) {
+                apr_sdbm_datum_t c;
+
+                c.dptr = apr_pmemdup(p, v.dptr, (apr_size_t)v.dsize);
+                c.dsize = v.dsize;
+
+                if (apr_sdbm_store(db, k, c, APR_SDBM_INSERTDUP)
+                        == APR_SUCCESS && !strstr(fi.name, ".mirror"))
+                    copies++;
+            }
+            apr_sdbm_close(db);
+        }
+        apr_dir_close(d);
+    }
+    ok(copies == 1, "[sdbm] twice: the record of \"dup\" stored again in "
+       "the primary (and in the mirror if it has it yet)");
+    s = open_store(t.dir, "sdbm", NULL, &log, p, NULL);
+    ok(s && iss_store_verify(s, p) == ISS_STORE_EDAMAGED
+       && strstr(iss_store_last_error(s), "is twice in"),
+       "[sdbm] twice: verify reports the key on two pages: %s",
+       s ? iss_store_last_error(s) : "no handle");
+    if (s)
+        iss_store_close(s);
+    apr_pool_destroy(p);
+    tmp_done(&t, pool);
+}
+
 /* ---- several processes ---------------------------------------------------- */
 
 typedef struct {
@@ -2134,6 +2202,7 @@ int main(void)
         if (!strcmp(type, "sdbm")) {
             t_sdbm_index(p);
             t_sdbm_deep_split(p);
+            t_sdbm_twice(p);
         }
         t_kill9(type, p, &seed);
         /* Through the write-ahead log, with checkpoints now and then. */

@@ -1312,7 +1312,7 @@ apr_status_t iss_store_verify(iss_store_t *store, apr_pool_t *pool)
     apr_pool_t *p, *ip = NULL;
     db_t *db = NULL, *mdb = NULL;
     iter_t *it = NULL;
-    apr_hash_t *heads;
+    apr_hash_t *heads, *seen;
     apr_array_header_t *segs;
     apr_size_t count = 0, mcount = 0;
     const char *dk;
@@ -1327,9 +1327,12 @@ apr_status_t iss_store_verify(iss_store_t *store, apr_pool_t *pool)
         || (rv = iss_store__wal_verify(store, p)) != APR_SUCCESS)
         goto cleanup;
     heads = apr_hash_make(p);
+    seen = apr_hash_make(p);
     segs = apr_array_make(p, 16, sizeof(char *));
 
-    /* Every record: reachable by key, checksum, segments, key hash. */
+    /* Every record: reachable by key, checksum, segments, key hash, and
+     * once (a key on two pages: an sdbm store that lost an update, design
+     * 4.2, keeps the older record where lookups find it). */
     for (;;) {
         const char *key;
         apr_size_t klen, vlen;
@@ -1341,6 +1344,14 @@ apr_status_t iss_store_verify(iss_store_t *store, apr_pool_t *pool)
             || !dk)
             break;
         count++;
+        if (apr_hash_get(seen, dk, (apr_ssize_t)dklen)) {
+            rv = iss_store__damaged(store, "record %s is twice in %s (on two "
+                                    "pages): the DBM is damaged",
+                                    iss_store__show_dk(kb, sizeof(kb), dk,
+                                                       dklen), db->path);
+            break;
+        }
+        apr_hash_set(seen, apr_pmemdup(p, dk, dklen), (apr_ssize_t)dklen, "");
         if ((rv = iss_store__load_iterated(db, dk, dklen, ip, &key, &klen,
                                            &val, &vlen, &nseg)) != APR_SUCCESS)
             break;
