@@ -440,9 +440,18 @@ apr_status_t iss_store_open(iss_store_t **store, const char *dir,
     }
     for (i = 0; i < 2; i++) {
         db_t *db;
+        int took = 0;
 
+        /* A checkpointer copies the primary over the mirror in place,
+         * holding the checkpoint lock alone: while one is at it, the
+         * mirror may be half a file (Berkeley DB refuses it, EINVAL; CI,
+         * 2026-12-03), and the checkpoint checks its copy itself. */
+        if (i == 1 && !s->ckpt_mine && !(took = iss_store__ckpt_try(s)))
+            continue;
         rv = iss_store__db_open(s, iss_store__gen_path(s, p, s->gen, i),
                                 APR_DBM_READONLY, p, &db);
+        if (took)
+            iss_store__ckpt_release(s);
         if (rv != APR_SUCCESS)
             goto cleanup;
         iss_store__db_close(db);
