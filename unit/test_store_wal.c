@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 typedef struct {
@@ -1106,6 +1107,32 @@ static int resize(const char *path, apr_off_t size, apr_pool_t *p)
     return good;
 }
 
+/* Hold the checkpoint lock of the store in @a dir from another open file,
+ * as a checkpointer copying the primary over the mirror does; NULL if it
+ * cannot be had. */
+static apr_file_t *ckpt_hold(const char *dir, apr_pool_t *p)
+{
+    apr_file_t *lk = NULL;
+
+    if (apr_file_open(&lk, apr_pstrcat(p, dir, "/iss-store.ckptlock", NULL),
+                      APR_FOPEN_READ | APR_FOPEN_WRITE | APR_FOPEN_CREATE,
+                      APR_FPROT_OS_DEFAULT, p) != APR_SUCCESS)
+        return NULL;
+    if (apr_file_lock(lk, APR_FLOCK_EXCLUSIVE) != APR_SUCCESS) {
+        apr_file_close(lk);
+        return NULL;
+    }
+    return lk;
+}
+
+static void ckpt_free(apr_file_t *lk)
+{
+    if (lk) {
+        apr_file_unlock(lk);
+        apr_file_close(lk);
+    }
+}
+
 /* A store whose mirror lags, opened while a checkpointer copies the
  * primary over the mirror (holding the checkpoint lock, not the DBM
  * lock): the mirror's size is the copy's, not the one the shared header
@@ -1116,11 +1143,11 @@ static void t_mirror_copying(iss_store_t *s, const char *dir,
                              const char *type, apr_pool_t *p)
 {
     const char *m[2], *file;
-    apr_file_t *lk = NULL;
+    apr_file_t *lk;
     apr_finfo_t fi;
     iss_store_t *b;
     logrec_t log;
-    int held, i;
+    int i;
 
     /* Behind: a checkpoint with no copy of the mirror. */
     for (i = 0; i < 50 && applied_files(dir, p) <= 0; i++) {
@@ -1136,12 +1163,8 @@ static void t_mirror_copying(iss_store_t *s, const char *dir,
         ok(0, "[%s] mirror being copied: setup", type);
         return;
     }
-    held = apr_file_open(&lk, apr_pstrcat(p, dir, "/iss-store.ckptlock",
-                                          NULL),
-                         APR_FOPEN_READ | APR_FOPEN_WRITE | APR_FOPEN_CREATE,
-                         APR_FPROT_OS_DEFAULT, p) == APR_SUCCESS
-           && apr_file_lock(lk, APR_FLOCK_EXCLUSIVE) == APR_SUCCESS;
-    ok(held && resize(file, fi.size + 8192, p), "[%s] mirror being copied: "
+    lk = ckpt_hold(dir, p);
+    ok(lk && resize(file, fi.size + 8192, p), "[%s] mirror being copied: "
        "the checkpoint lock held, the mirror grown by 8 KiB", type);
     log_init(&log);
     b = open_at(dir, type, &log, p);
@@ -1150,10 +1173,7 @@ static void t_mirror_copying(iss_store_t *s, const char *dir,
        log.errors ? log.last : "no error logged");
     if (b)
         iss_store_close(b);
-    if (lk) {
-        apr_file_unlock(lk);
-        apr_file_close(lk);
-    }
+    ckpt_free(lk);
     log_init(&log);
     b = open_at(dir, type, &log, p);
     ok(b == NULL && log.errors > 0 && strstr(log.last, "differ from what"),
@@ -1163,6 +1183,62 @@ static void t_mirror_copying(iss_store_t *s, const char *dir,
         iss_store_close(b);
     ok(resize(file, fi.size, p) && (b = open_at(dir, type, NULL, p)) != NULL,
        "[%s] mirror being copied: its size back, the store opens", type);
+    if (b)
+        iss_store_close(b);
+}
+
+/*
+ * The open checks that both DBM copies open, the mirror only while no
+ * checkpointer may be copying the primary over it (CI, 2026-12-03: a
+ * writer's open failed on a half-copied Berkeley DB mirror, "db error
+ * 22").  A mirror nobody may read (chmod 000) stands for the half copy:
+ * with the checkpoint lock held elsewhere the store opens; with it free,
+ * the open names the mirror and fails.
+ */
+static void t_mirror_unopenable(const char *dir, const char *type,
+                                apr_pool_t *p)
+{
+    const char *m[2];
+    apr_file_t *lk;
+    iss_store_t *b;
+    logrec_t log;
+    int i, hidden = 1;
+
+    if (geteuid() == 0) {
+        skip(3, "running as root: chmod 000 does not stop root from reading "
+                "(run the test as another user to exercise this)");
+        return;
+    }
+    if (apr_dbm_get_usednames_ex(p, type, apr_pstrcat(p, dir,
+                                 "/iss-store.g1.mirror", NULL), &m[0], &m[1])
+        != APR_SUCCESS) {
+        ok(0, "[%s] unreadable mirror: setup", type);
+        return;
+    }
+    for (i = 0; i < 2; i++)
+        hidden &= !m[i] || chmod(m[i], 0) == 0;
+    lk = ckpt_hold(dir, p);
+    log_init(&log);
+    b = hidden && lk ? open_at(dir, type, &log, p) : NULL;
+    ok(b != NULL && log.errors == 0, "[%s] unreadable mirror, the checkpoint "
+       "lock held elsewhere: the store opens (%s)", type,
+       log.errors ? log.last : "no error logged");
+    if (b)
+        iss_store_close(b);
+    ckpt_free(lk);
+    log_init(&log);
+    b = open_at(dir, type, &log, p);
+    ok(b == NULL && log.errors > 0 && strstr(log.last, ".mirror"),
+       "[%s] unreadable mirror, no checkpoint under way: the open fails and "
+       "names it (%s)", type, log.errors ? log.last : "no error");
+    if (b)
+        iss_store_close(b);
+    for (i = 0; i < 2; i++) {
+        if (m[i])
+            chmod(m[i], 0640);
+    }
+    ok((b = open_at(dir, type, NULL, p)) != NULL, "[%s] unreadable mirror: "
+       "readable again, the store opens", type);
     if (b)
         iss_store_close(b);
 }
@@ -1213,6 +1289,7 @@ static void t_mirror(const char *type, apr_pool_t *pool)
     ok(iss_store_verify(s, p) == APR_SUCCESS, "[%s] mirror: verify passes "
        "while it is behind (%d generations)", type, applied_files(dir, p));
     t_mirror_copying(s, dir, type, p);
+    t_mirror_unopenable(dir, type, p);
     iss_store_close(s);
     setenv("ISS_STORE_MIRROR_LAG_BYTES", "1", 1);
     s = open_at(dir, type, NULL, p);
