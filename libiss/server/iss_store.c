@@ -446,7 +446,7 @@ apr_status_t iss_store_open(iss_store_t **store, const char *dir,
          * holding the checkpoint lock alone: while one is at it, the
          * mirror may be half a file (Berkeley DB refuses it, EINVAL; CI,
          * 2026-12-03), and the checkpoint checks its copy itself. */
-        if (i == 1 && !s->ckpt_mine && !(took = iss_store__ckpt_try(s)))
+        if (i == 1 && !iss_store__ckpt_idle(s, &took))
             continue;
         rv = iss_store__db_open(s, iss_store__gen_path(s, p, s->gen, i),
                                 APR_DBM_READONLY, p, &db);

@@ -118,9 +118,9 @@ apr_status_t iss_store__copies_check(iss_store_t *s, apr_pool_t *p)
          * consistently (as when the mirror is current); what the mirror
          * lacked goes too. */
         if (!marks && copy_empty(s, p, 0) && copy_empty(s, p, 1)) {
-            int took = !s->ckpt_mine && iss_store__ckpt_try(s);
+            int took;
 
-            if (!s->ckpt_mine && !took)
+            if (!iss_store__ckpt_idle(s, &took))
                 return APR_SUCCESS;     /* the next look, when it is ours */
             iss_store__note(s, LOG_WARNING, APR_SUCCESS, "state store in %s: "
                             "both copies of the DBM are empty (truncated from "
@@ -140,7 +140,7 @@ apr_status_t iss_store__copies_check(iss_store_t *s, apr_pool_t *p)
              * again before anyone checks: by recovery at open, by the
              * next checkpoint first.)  The checkpoint checks them
              * itself, under its lock. */
-            if (i == 1 && !s->ckpt_mine && !(took = iss_store__ckpt_try(s)))
+            if (i == 1 && !iss_store__ckpt_idle(s, &took))
                 continue;
             if (iss_store__sizes_known(s, i, want))
                 rv = sizes_match(s, p, i, want);

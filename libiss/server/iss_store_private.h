@@ -390,6 +390,7 @@ apr_status_t iss_store__wal_rotate(iss_store_t *s, int *sealed,
 apr_status_t iss_store__wal_apply(iss_store_t *s, int wait, apr_pool_t *p);
 apr_status_t iss_store__wal_verify(iss_store_t *s, apr_pool_t *p);
 int iss_store__ckpt_try(iss_store_t *s);
+int iss_store__ckpt_idle(iss_store_t *s, int *took);
 void iss_store__ckpt_release(iss_store_t *s);
 apr_status_t iss_store__applied_info(iss_store_t *s, apr_pool_t *p,
                                      int *count, apr_uint64_t *bytes);

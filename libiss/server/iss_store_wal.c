@@ -750,6 +750,16 @@ int iss_store__ckpt_try(iss_store_t *s)
     return 1;
 }
 
+/* Whether no other checkpointer can be copying the primary over the
+ * mirror in place: this handle's checkpointer holds the checkpoint lock,
+ * or the lock was free and is taken now (*@a took: give it back with
+ * iss_store__ckpt_release()). */
+int iss_store__ckpt_idle(iss_store_t *s, int *took)
+{
+    *took = !s->ckpt_mine && iss_store__ckpt_try(s);
+    return s->ckpt_mine || *took;
+}
+
 void iss_store__ckpt_release(iss_store_t *s)
 {
     apr_file_unlock(s->ckpt_lock);
