@@ -294,6 +294,16 @@ static apr_status_t sdbm_open_writer(db_t *db, apr_int32_t mode)
     return rv;
 }
 
+/* @a n bytes at @a d as an apr_sdbm datum. */
+static apr_sdbm_datum_t sdbm_datum(const char *d, apr_size_t n)
+{
+    apr_sdbm_datum_t x;
+
+    x.dptr = (char *)d;
+    x.dsize = (int)n;
+    return x;
+}
+
 /* After a store: when the .dir file grew, the handle's lock again (see
  * sdbm_open_writer()). */
 static apr_status_t sdbm_after_store(db_t *db)
@@ -386,9 +396,9 @@ apr_status_t iss_store__db_fetch(db_t *db, const char *dk, apr_size_t dklen,
     k.dptr = (char *)dk;
     k.dsize = dklen;
     if (db->sdbm) {
-        apr_sdbm_datum_t sk = { (char *)dk, (int)dklen }, sv = { NULL, 0 };
+        apr_sdbm_datum_t sv = { NULL, 0 };
 
-        rv = apr_sdbm_fetch(db->sdbm, &sv, sk);
+        rv = apr_sdbm_fetch(db->sdbm, &sv, sdbm_datum(dk, dklen));
         v.dptr = sv.dptr;
         v.dsize = sv.dptr ? (apr_size_t)sv.dsize : 0;
     }
@@ -419,10 +429,8 @@ apr_status_t iss_store__db_store(db_t *db, const char *dk, apr_size_t dklen,
     v.dptr = (char *)rec;
     v.dsize = reclen;
     if (db->sdbm) {
-        apr_sdbm_datum_t sk = { (char *)dk, (int)dklen },
-                         sv = { (char *)rec, (int)reclen };
-
-        rv = apr_sdbm_store(db->sdbm, sk, sv, APR_SDBM_REPLACE);
+        rv = apr_sdbm_store(db->sdbm, sdbm_datum(dk, dklen),
+                            sdbm_datum(rec, reclen), APR_SDBM_REPLACE);
         if (rv == APR_SUCCESS)
             rv = sdbm_after_store(db);
     }
@@ -440,9 +448,10 @@ int iss_store__db_exists(db_t *db, const char *dk, apr_size_t dklen)
     apr_datum_t k;
 
     if (db->sdbm) {
-        apr_sdbm_datum_t sk = { (char *)dk, (int)dklen }, sv = { NULL, 0 };
+        apr_sdbm_datum_t sv = { NULL, 0 };
 
-        return apr_sdbm_fetch(db->sdbm, &sv, sk) == APR_SUCCESS
+        return apr_sdbm_fetch(db->sdbm, &sv, sdbm_datum(dk, dklen))
+                   == APR_SUCCESS
                && sv.dptr != NULL;
     }
     k.dptr = (char *)dk;
@@ -460,14 +469,10 @@ apr_status_t iss_store__db_delete(db_t *db, const char *dk, apr_size_t dklen)
     k.dsize = dklen;
     if (!iss_store__db_exists(db, dk, dklen))
         return APR_SUCCESS;
-    if (db->sdbm) {
-        apr_sdbm_datum_t sk = { (char *)dk, (int)dklen };
-
-        rv = apr_sdbm_delete(db->sdbm, sk);
-    }
-    else {
+    if (db->sdbm)
+        rv = apr_sdbm_delete(db->sdbm, sdbm_datum(dk, dklen));
+    else
         rv = apr_dbm_delete(db->dbm, k);
-    }
     if (rv != APR_SUCCESS)
         return db_fail(db, rv, "deleting", dk, dklen, 0);
     return APR_SUCCESS;
