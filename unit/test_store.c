@@ -1539,11 +1539,11 @@ static void t_sdbm_deep_split(apr_pool_t *pool)
     unsigned long i = 0, q, x;
     int k, found = 0;
 
+    sdbm_key_with(0, 0, &i, keys[0], sizeof(keys[0]));
     {
         char dk[40];
-        int n = apr_snprintf(dk, sizeof(dk), "kd/%lu", i++);
+        int n = apr_snprintf(dk, sizeof(dk), "k%s", keys[0]);
 
-        apr_cpystrn(keys[0], dk + 1, sizeof(keys[0]));
         q = sdbm_hash(dk, (apr_size_t)n) & 0x7FFFFUL;
         x = sdbm_hash(dk, (apr_size_t)n) & 0x80000UL;
     }
