@@ -2,7 +2,7 @@
 # Benchmark (issue 13): small writes and reads through `Dav iss` against
 # plain `Dav On`, in one server and run, with many clients at once.
 #   bench/small_ops.sh [BUILD_DIR]          (default: build)
-# Locations, each on its own folder (same disk): /plain/ (Dav On), /iss/
+# Locations, each on its own folder (ISS_BENCH_FS below): /plain/ (Dav On), /iss/
 # (Dav iss, ISSStateSync On, the default) and /issoff/ (Dav iss,
 # ISSStateSync Off).  For each of ISS_BENCH_RUNS runs (default 3) and each
 # location in turn:
@@ -33,6 +33,18 @@
 # build/bench/http_load (a C client: a few us per request) and wrk (GET;
 # installed with apt-get if missing).  Exits 1 if an answer had an
 # unexpected status.  ISS_BENCH_DBM sets ISSDBMType (default sdbm).
+# ISS_BENCH_FS chooses where each location's folder and state live:
+# "ext4" (the default when run as root) gives plain, iss and issoff a
+# filesystem each, made for the run (mkfs.ext4 with its journal, the
+# defaults of a server's disk, on a sparse image of ISS_BENCH_FS_SIZE,
+# default 4G, mounted through a loop device); "host" puts them in the
+# work folder under TMPDIR.  This machine's root filesystem is ext4
+# *without* a journal, whose inode allocator scans past every inode
+# freed in the last 60 s (5 minutes while its table block is dirty):
+# there, the location measured after another's deletes and overwrites
+# pays for them, whatever it is (bench/README.md, "The order decided").
+# The order of the locations also turns with each run (plain, iss,
+# issoff; then iss, issoff, plain; ...).
 # ISS_BENCH_ONE_CHILD=1 runs httpd with one event child of 16 threads
 # (ServerLimit 1) instead of the default three children: every location
 # alike, to see what several processes cost (bench/README.md).
@@ -44,16 +56,49 @@ runs=${ISS_BENCH_RUNS:-3}
 get_secs=${ISS_BENCH_GET_SECS:-5}
 tree=${ISS_BENCH_TREE:-100000}
 dbm=${ISS_BENCH_DBM:-sdbm}
-pause=${ISS_BENCH_PAUSE:-61}
+fs=${ISS_BENCH_FS:-$([ "$(id -u)" = 0 ] && echo ext4 || echo host)}
+fs_size=${ISS_BENCH_FS_SIZE:-4G}
+case $fs in
+  ext4) [ "$(id -u)" = 0 ] || { echo "ISS_BENCH_FS=ext4 mounts loop devices: run as root, or set ISS_BENCH_FS=host" >&2; exit 2; }
+        command -v mkfs.ext4 >/dev/null || { apt-get install -y e2fsprogs >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y e2fsprogs >/dev/null; }; }
+        pause_default=5 ;;
+  host) pause_default=61 ;;
+  *) echo "ISS_BENCH_FS must be ext4 or host, not '$fs'" >&2; exit 2 ;;
+esac
+pause=${ISS_BENCH_PAUSE:-$pause_default}
 [ -f "$build/mod_iss.so" ] || { echo "no $build/mod_iss.so: run scripts/build.sh first" >&2; exit 2; }
 make -s -C "$build" bench/http_load >/dev/null
 load="$build/bench/http_load"
 command -v wrk >/dev/null || { apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }; }
 . "$top/bench/lib.sh"
 bench_work iss-small
+mounts=()
+small_cleanup() {
+  if [ -n "$started" ]; then
+    /usr/sbin/apache2 -f "$work/httpd.conf" -k stop || true
+    for _ in $(seq 100); do [ -f "$work/logs/httpd.pid" ] || break; sleep 0.1; done
+    started=
+  fi
+  local m
+  for m in "${mounts[@]}"; do umount "$m" || umount -l "$m" || true; done
+  bench_cleanup
+}
+trap small_cleanup EXIT
 port=$(bench_free_port)
 locs=(plain iss issoff)
-mkdir -p "$work"/{logs,plain,iss,issoff,state-iss,state-issoff,tree}
+mkdir -p "$work"/{logs,tree}
+# Each location's files in $work/fs-LOC/data (served as /LOC/), its state
+# in $work/fs-LOC/state: one filesystem each under ISS_BENCH_FS=ext4.
+for loc in "${locs[@]}"; do
+  mkdir -p "$work/fs-$loc"
+  if [ "$fs" = ext4 ]; then
+    truncate -s "$fs_size" "$work/$loc.img"
+    mkfs.ext4 -q -F "$work/$loc.img"
+    mount -o loop "$work/$loc.img" "$work/fs-$loc"
+    mounts+=("$work/fs-$loc")
+  fi
+  mkdir -p "$work/fs-$loc/data" "$work/fs-$loc/state"
+done
 
 # The tree: ISS_BENCH_TREE files of 100 bytes in 1,000 folders.
 folders=1000
@@ -67,17 +112,20 @@ one_child=
 { bench_conf_head "$work" "$port" "$build"; cat <<CONF
 MaxKeepAliveRequests 0
 $one_child
+Alias /plain "$work/fs-plain/data"
+Alias /iss "$work/fs-iss/data"
+Alias /issoff "$work/fs-issoff/data"
 <Location /plain/>
     Dav On
 </Location>
 <Location /iss/>
     Dav iss
-    ISSStateDir "$work/state-iss"
+    ISSStateDir "$work/fs-iss/state"
     ISSDBMType $dbm
 </Location>
 <Location /issoff/>
     Dav iss
-    ISSStateDir "$work/state-issoff"
+    ISSStateDir "$work/fs-issoff/state"
     ISSDBMType $dbm
     ISSStateSync Off
 </Location>
@@ -157,7 +205,8 @@ end
 LUA
 
 for run in $(seq "$runs"); do
-  for loc in "${locs[@]}"; do
+  k=$(( (run - 1) % ${#locs[@]} ))
+  for loc in "${locs[@]:k}" "${locs[@]:0:k}"; do
     # ext4 skips inodes freed in the last 60 s (5 min while their table
     # block is dirty) when it allocates one, scanning past each: the
     # files the previous location deleted or replaced would slow this
@@ -201,7 +250,7 @@ for op in MKCOL "PUT new" "PUT over" GET DELETE "PROPFIND walk"; do
   printf '%-14s %10.0f %10.0f %10.0f %10.2f %10.2f\n' "$op" "$p" "$i" "$o" \
     "$(echo "$i / $p" | bc -l)" "$(echo "$o / $p" | bc -l)"
 done
-echo "(PROPFIND walk: files listed per second; runs: $runs, N=$n, tree=$tree files, dbm=$dbm${one_child:+, one child})"
+echo "(PROPFIND walk: files listed per second; runs: $runs, N=$n, tree=$tree files, dbm=$dbm, fs=$fs${one_child:+, one child})"
 echo
 printf '%-14s %10s %10s %10s %10s %10s\n' "httpd CPU" plain/us iss/us issoff/us plain/iss plain/off
 for op in MKCOL "PUT new" "PUT over" GET DELETE "PROPFIND walk"; do
@@ -224,6 +273,6 @@ printf '%-14s %10.1f %10.1f %10.1f %10.2f %10.2f\n' "CPU us/write" "$(wc_ plain)
 echo "(CPU: plain/iss, higher is better)"
 echo
 echo "/iss/ state store (ISSStateSync On):"
-"$build/tools/iss-state" "$work/state-iss" info | grep -E "^(write-ahead log|group commit|checkpoints):" | sed 's/^/  /'
+"$build/tools/iss-state" "$work/fs-iss/state" info | grep -E "^(write-ahead log|group commit|checkpoints):" | sed 's/^/  /'
 if grep -E "\[(error|crit|alert|emerg)\]" "$work/logs/error_log" | head -5; then fail=1; fi
 exit $fail
