@@ -217,6 +217,23 @@ static apr_status_t read_log(iss_store_t *s, apr_uint64_t from,
 #define SEQ(c, i) APR_ARRAY_IDX((c)->seqs, i, apr_uint64_t)
 #define TEXT(c, i) APR_ARRAY_IDX((c)->texts, i, const char *)
 
+/* The time in the head of entry @a seq ("ISL1 <time>\n..."), as text;
+ * NULL if there is no such entry. */
+static char *entry_time_s(iss_store_t *s, apr_uint64_t seq)
+{
+    const char *key = apr_psprintf(gp, "log/e/%016" APR_UINT64_T_HEX_FMT,
+                                   seq);
+    void *v;
+    apr_size_t vl;
+    const char *nl;
+
+    if (iss_store_get(s, key, strlen(key), &v, &vl, gp) != APR_SUCCESS
+        || vl < 5 || memcmp(v, "ISL1 ", 5) != 0
+        || !(nl = memchr(v, '\n', vl)))
+        return NULL;
+    return apr_pstrmemdup(gp, (char *)v + 5, (apr_size_t)(nl - (char *)v) - 5);
+}
+
 static int bounds_are(iss_store_t *s, apr_uint64_t want_last,
                       apr_uint64_t want_first)
 {
@@ -1400,6 +1417,46 @@ static void test_retention(void)
        "numbering goes on after the log emptied");
     tmp_done(&ta);
     tmp_done(&tb);
+
+    /* At the count limit each append removes the oldest entry by count.
+     * log/first keeps the removed entries' time as a bound for the next
+     * one (entries come in time order) instead of reading it: entry 1's
+     * time while entries 3 to 5 are kept.  Once the bound is older than
+     * the age, the entries themselves are read, and dropped by age. */
+    a = fresh_store(&ta, "bound");
+    if (!a) {
+        tmp_done(&ta);
+        return;
+    }
+    {
+        iss_sync_retention_t both = { apr_time_from_sec(1), 3 };
+        char *t1 = NULL, *t3 = NULL, *t6 = NULL, *want;
+
+        ok(append_n(a, 1, 1, &both) && (t1 = entry_time_s(a, 1)) != NULL,
+           "1 append with age=1s count=3");
+        apr_sleep(apr_time_from_msec(5));
+        ok(append_n(a, 4, 2, &both) && bounds_are(a, 5, 3),
+           "4 more: entries 3 to 5 kept");
+        t3 = entry_time_s(a, 3);
+        ok(!entry_time_s(a, 1) && t3, "entry 1 gone, entry 3 there");
+        want = apr_psprintf(gp, "3 %s 1", t1 ? t1 : "?");
+        ok(t1 && t3 && get_s(a, "log/first")
+           && !strcmp(get_s(a, "log/first"), want) && strcmp(t1, t3) != 0,
+           "log/first: 3, entry 1's time as the bound (not entry 3's, "
+           "which no write read), 1: %s (want %s)",
+           get_s(a, "log/first") ? get_s(a, "log/first") : "(none)", want);
+        apr_sleep(apr_time_from_msec(1200));
+        ok(append_n(a, 1, 6, &both) && bounds_are(a, 6, 6),
+           "an append 1.2 s later: the bound is too old, entries 4 and 5 "
+           "are read and dropped by age (3 by count)");
+        t6 = entry_time_s(a, 6);
+        ok(t6 && get_s(a, "log/first")
+           && !strcmp(get_s(a, "log/first"),
+                      apr_psprintf(gp, "6 %s 1", t6)),
+           "log/first: 6 with entry 6's own time: %s",
+           get_s(a, "log/first") ? get_s(a, "log/first") : "(none)");
+    }
+    tmp_done(&ta);
 }
 
 /* ---- robustness --------------------------------------------------------- */

@@ -38,9 +38,10 @@
  *                  is the store's; absent: none yet, or lost, and the
  *                  next write or token makes a new numbering)
  *   log/first      "<first> <time_us> <tfree>": the oldest sequence
- *                  number still kept, that entry's time (0: not read
- *                  yet; compaction by age reads no entry while the
- *                  oldest stays) and the first entry written without a
+ *                  number still kept, a time no later than that entry's
+ *                  (0: not known; compaction by age reads no entry while
+ *                  this bound is younger than the retention's age) and
+ *                  the first entry written without a
  *                  log/t record ("<first>" alone, as versions before
  *                  that wrote it; absent: 1)
  *   log/e/<16 hex> one entry: "ISL1 <time_us>\n" + iss_change encoding
