@@ -272,6 +272,19 @@ printf '%-14s %10.1f %10.1f %10.1f %10.2f %10.2f\n' "CPU us/write" "$(wc_ plain)
   "$(echo "$(wc_ plain) / $(wc_ iss)" | bc -l)" "$(echo "$(wc_ plain) / $(wc_ issoff)" | bc -l)"
 echo "(CPU: plain/iss, higher is better)"
 echo
+# Every run's value, to see a phase that a checkpoint landed in (the
+# medians above hide it).
+echo "per run (rate, then CPU us per request; runs in order):"
+for op in MKCOL "PUT new" "PUT over" GET DELETE "PROPFIND walk"; do
+  for loc in "${locs[@]}"; do
+    printf '  %-14s %-7s' "$op" "$loc"
+    printf ' %8.0f' ${res["$loc $op"]}
+    printf '  |'
+    printf ' %6.1f' ${cpu["$loc $op"]}
+    echo
+  done
+done
+echo
 echo "/iss/ state store (ISSStateSync On):"
 "$build/tools/iss-state" "$work/fs-iss/state" info | grep -E "^(write-ahead log|group commit|checkpoints):" | sed 's/^/  /'
 if grep -E "\[(error|crit|alert|emerg)\]" "$work/logs/error_log" | head -5; then fail=1; fi
