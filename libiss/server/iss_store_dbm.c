@@ -462,13 +462,19 @@ int iss_store__db_exists(db_t *db, const char *dk, apr_size_t dklen)
 /* Delete if present (sdbm reports an error for absent keys). */
 apr_status_t iss_store__db_delete(db_t *db, const char *dk, apr_size_t dklen)
 {
+    if (!iss_store__db_exists(db, dk, dklen))
+        return APR_SUCCESS;
+    return iss_store__db_delete_present(db, dk, dklen);
+}
+
+apr_status_t iss_store__db_delete_present(db_t *db, const char *dk,
+                                          apr_size_t dklen)
+{
     apr_datum_t k;
     apr_status_t rv;
 
     k.dptr = (char *)dk;
     k.dsize = dklen;
-    if (!iss_store__db_exists(db, dk, dklen))
-        return APR_SUCCESS;
     if (db->sdbm)
         rv = apr_sdbm_delete(db->sdbm, sdbm_datum(dk, dklen));
     else

@@ -288,6 +288,10 @@ apr_status_t iss_store__db_fetch(db_t *db, const char *dk, apr_size_t dklen,
 apr_status_t iss_store__db_store(db_t *db, const char *dk, apr_size_t dklen,
                                  const char *rec, apr_size_t reclen);
 apr_status_t iss_store__db_delete(db_t *db, const char *dk, apr_size_t dklen);
+/* The same for a key the caller has just found present (under the same
+ * lock): no lookup first (each one a walk of sdbm's directory). */
+apr_status_t iss_store__db_delete_present(db_t *db, const char *dk,
+                                          apr_size_t dklen);
 int iss_store__db_exists(db_t *db, const char *dk, apr_size_t dklen);
 apr_status_t iss_store__iter_open(iss_store_t *s, db_t *db, apr_pool_t *p,
                                   iter_t **out);

@@ -587,7 +587,7 @@ apr_status_t iss_store__apply_delete(db_t *db, const op_t *op, apr_pool_t *p)
         return rv;
     if (!present)
         return APR_SUCCESS;
-    if ((rv = iss_store__db_delete(db, dk, dklen)) != APR_SUCCESS)
+    if ((rv = iss_store__db_delete_present(db, dk, dklen)) != APR_SUCCESS)
         return rv;
     if (old == 0)
         return APR_SUCCESS;
