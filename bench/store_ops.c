@@ -27,6 +27,14 @@
  *   total_us        their sum;
  * and the spread (worst..best) of each.  Exit status: 0 fine, 1 error,
  * 2 usage.
+ *
+ * ISS_BENCH_PREFILL=K first makes K writes of other files and a
+ * checkpoint, untimed, so that the measured writes and checkpoint meet a
+ * large DBM (sdbm's lookups get dearer as its directory deepens: the
+ * steady state of a busy location; K=100000 makes about 200,000 keys and
+ * its log reaches the default count limit); ISS_BENCH_OVERWRITE=1 makes
+ * the measured writes overwrites of those files (their stat index and
+ * digest records exist) instead of new files.
  */
 
 #define _XOPEN_SOURCE 700
@@ -78,6 +86,7 @@ static int fail(const char *what, iss_store_t *s, apr_status_t rv)
 typedef struct writer_t {
     iss_store_t *s;
     long from, to;              /* the writes [from, to) */
+    const char *folder;         /* of the files written */
     int bad;
 } writer_t;
 
@@ -105,7 +114,7 @@ static int writes(writer_t *w)
         c = apr_array_push(ch);
         c->kind = ISS_CHANGE_CREATED;
         c->collection = 0;
-        c->path = apr_psprintf(it, "p1/f%ld", i);
+        c->path = apr_psprintf(it, "%s/f%ld", w->folder, i);
         ix = apr_array_make(it, 1, sizeof(iss_sync_index_t));
         u = apr_array_push(ix);
         memset(u, 0, sizeof(*u));
@@ -135,6 +144,9 @@ static void *APR_THREAD_FUNC writer_main(apr_thread_t *t, void *baton)
     return NULL;
 }
 
+static long prefill;             /* ISS_BENCH_PREFILL */
+static int overwrite;            /* ISS_BENCH_OVERWRITE */
+
 /* One run: N writes by @a nthreads threads, then the checkpoint. */
 static int one_run(const char *dir, const char *dbm, long n, int nthreads,
                    double *w_us, double *c_us, apr_uint64_t *ckpts,
@@ -145,6 +157,7 @@ static int one_run(const char *dir, const char *dbm, long n, int nthreads,
     writer_t w[64];
     apr_thread_t *th[64];
     apr_status_t rv;
+    apr_uint64_t ckpt0 = 0;
     double t0;
     int i, bad = 0;
 
@@ -154,11 +167,23 @@ static int one_run(const char *dir, const char *dbm, long n, int nthreads,
     if ((rv = iss_store_open(&s, dir, dbm, NULL, NULL, NULL, pool))
         != APR_SUCCESS)
         return fail("iss_store_open", s, rv);
+    if (prefill > 0) {
+        writer_t pw = { s, 0, prefill, "p0", 0 };
+
+        if (writes(&pw))
+            return 1;
+        if ((rv = iss_store_checkpoint(s, pool)) != APR_SUCCESS)
+            return fail("iss_store_checkpoint", s, rv);
+        if ((rv = iss_store_stats(s, &st)) != APR_SUCCESS)
+            return fail("iss_store_stats", s, rv);
+        ckpt0 = st.checkpoints;
+    }
     t0 = cpu_us();
     for (i = 0; i < nthreads; i++) {
         w[i].s = s;
         w[i].from = n * i / nthreads;
         w[i].to = n * (i + 1) / nthreads;
+        w[i].folder = overwrite ? "p0" : "p1";
         w[i].bad = 0;
         if (nthreads == 1)
             w[i].bad = writes(&w[i]);
@@ -176,7 +201,7 @@ static int one_run(const char *dir, const char *dbm, long n, int nthreads,
     *w_us = (cpu_us() - t0) / (double)n;
     if ((rv = iss_store_stats(s, &st)) != APR_SUCCESS)
         return fail("iss_store_stats", s, rv);
-    *ckpts = st.checkpoints;
+    *ckpts = st.checkpoints - ckpt0;
     t0 = cpu_us();
     if ((rv = iss_store_checkpoint(s, pool)) != APR_SUCCESS)
         return fail("iss_store_checkpoint", s, rv);
@@ -220,6 +245,15 @@ int main(int argc, char **argv)
                 "1 <= THREADS <= 64\n");
         return 2;
     }
+    if (getenv("ISS_BENCH_PREFILL"))
+        prefill = atol(getenv("ISS_BENCH_PREFILL"));
+    overwrite = getenv("ISS_BENCH_OVERWRITE")
+                && !strcmp(getenv("ISS_BENCH_OVERWRITE"), "1");
+    if (prefill < 0 || (overwrite && prefill < n)) {
+        fprintf(stderr, "store_ops: ISS_BENCH_PREFILL >= 0, and >= N with "
+                "ISS_BENCH_OVERWRITE=1\n");
+        return 2;
+    }
     apr_initialize();
     atexit(apr_terminate);
     apr_pool_create(&pool, NULL);
@@ -246,6 +280,7 @@ int main(int argc, char **argv)
     qsort(t, (size_t)runs, sizeof(double), cmp_d);
     printf("dbm=%s\nwrites=%ld\nruns=%d\nthreads=%d\n", dbm, n, runs,
            threads);
+    printf("prefill=%ld\noverwrite=%d\n", prefill, overwrite);
     printf("writes_us=%.1f\nwrites_spread=%.1f..%.1f\n", w[0], w[runs - 1],
            w[0]);
     printf("writes_checkpoints=%" APR_UINT64_T_FMT "\n", ckpts);
