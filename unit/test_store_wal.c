@@ -1133,6 +1133,33 @@ static void ckpt_free(apr_file_t *lk)
     }
 }
 
+/* The store in @a dir opens without an error while @a lk (ckpt_hold(), or
+ * NULL when the setup failed) holds the checkpoint lock elsewhere; with
+ * the lock freed, its open fails and logs a line holding @a want.  The
+ * two checks are named @a held and @a freed. */
+static void open_held_then_free(const char *dir, const char *type,
+                                apr_file_t *lk, int ready, const char *want,
+                                const char *held, const char *freed,
+                                apr_pool_t *p)
+{
+    iss_store_t *b;
+    logrec_t log;
+
+    log_init(&log);
+    b = ready && lk ? open_at(dir, type, &log, p) : NULL;
+    ok(b != NULL && log.errors == 0, "[%s] %s (%s)", type, held,
+       log.errors ? log.last : "no error logged");
+    if (b)
+        iss_store_close(b);
+    ckpt_free(lk);
+    log_init(&log);
+    b = open_at(dir, type, &log, p);
+    ok(b == NULL && log.errors > 0 && strstr(log.last, want), "[%s] %s (%s)",
+       type, freed, log.errors ? log.last : "no error");
+    if (b)
+        iss_store_close(b);
+}
+
 /* A store whose mirror lags, opened while a checkpointer copies the
  * primary over the mirror (holding the checkpoint lock, not the DBM
  * lock): the mirror's size is the copy's, not the one the shared header
@@ -1146,7 +1173,6 @@ static void t_mirror_copying(iss_store_t *s, const char *dir,
     apr_file_t *lk;
     apr_finfo_t fi;
     iss_store_t *b;
-    logrec_t log;
     int i;
 
     /* Behind: a checkpoint with no copy of the mirror. */
@@ -1166,21 +1192,10 @@ static void t_mirror_copying(iss_store_t *s, const char *dir,
     lk = ckpt_hold(dir, p);
     ok(lk && resize(file, fi.size + 8192, p), "[%s] mirror being copied: "
        "the checkpoint lock held, the mirror grown by 8 KiB", type);
-    log_init(&log);
-    b = open_at(dir, type, &log, p);
-    ok(b != NULL && log.errors == 0, "[%s] mirror being copied: a store "
-       "opened meanwhile opens (%s)", type,
-       log.errors ? log.last : "no error logged");
-    if (b)
-        iss_store_close(b);
-    ckpt_free(lk);
-    log_init(&log);
-    b = open_at(dir, type, &log, p);
-    ok(b == NULL && log.errors > 0 && strstr(log.last, "differ from what"),
-       "[%s] mirror being copied: with no checkpoint under way the same "
-       "mirror is damage (%s)", type, log.errors ? log.last : "no error");
-    if (b)
-        iss_store_close(b);
+    open_held_then_free(dir, type, lk, 1, "differ from what",
+                        "mirror being copied: a store opened meanwhile opens",
+                        "mirror being copied: with no checkpoint under way "
+                        "the same mirror is damage", p);
     ok(resize(file, fi.size, p) && (b = open_at(dir, type, NULL, p)) != NULL,
        "[%s] mirror being copied: its size back, the store opens", type);
     if (b)
@@ -1199,9 +1214,7 @@ static void t_mirror_unopenable(const char *dir, const char *type,
                                 apr_pool_t *p)
 {
     const char *m[2];
-    apr_file_t *lk;
     iss_store_t *b;
-    logrec_t log;
     int i, hidden = 1;
 
     if (geteuid() == 0) {
@@ -1217,22 +1230,11 @@ static void t_mirror_unopenable(const char *dir, const char *type,
     }
     for (i = 0; i < 2; i++)
         hidden &= !m[i] || chmod(m[i], 0) == 0;
-    lk = ckpt_hold(dir, p);
-    log_init(&log);
-    b = hidden && lk ? open_at(dir, type, &log, p) : NULL;
-    ok(b != NULL && log.errors == 0, "[%s] unreadable mirror, the checkpoint "
-       "lock held elsewhere: the store opens (%s)", type,
-       log.errors ? log.last : "no error logged");
-    if (b)
-        iss_store_close(b);
-    ckpt_free(lk);
-    log_init(&log);
-    b = open_at(dir, type, &log, p);
-    ok(b == NULL && log.errors > 0 && strstr(log.last, ".mirror"),
-       "[%s] unreadable mirror, no checkpoint under way: the open fails and "
-       "names it (%s)", type, log.errors ? log.last : "no error");
-    if (b)
-        iss_store_close(b);
+    open_held_then_free(dir, type, ckpt_hold(dir, p), hidden, ".mirror",
+                        "unreadable mirror, the checkpoint lock held "
+                        "elsewhere: the store opens",
+                        "unreadable mirror, no checkpoint under way: the "
+                        "open fails and names it", p);
     for (i = 0; i < 2; i++) {
         if (m[i])
             chmod(m[i], 0640);
