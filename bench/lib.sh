@@ -34,18 +34,22 @@ CONF
 }
 
 # A private work folder and the trap that stops its httpd (once the
-# caller has set started=1) and removes it:   bench_work PREFIX
+# caller has set started=1), unmounts what the caller mounted in it
+# (bench_mounts+=(DIR)) and removes it:   bench_work PREFIX
 bench_work() {
   work=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")
   started=
+  bench_mounts=()
   trap bench_cleanup EXIT
   trap 'exit 130' INT TERM HUP
 }
 bench_cleanup() {
+  local m
   if [ -n "$started" ]; then
     /usr/sbin/apache2 -f "$work/httpd.conf" -k stop || true
     for _ in $(seq 100); do [ -f "$work/logs/httpd.pid" ] || break; sleep 0.1; done
   fi
+  for m in "${bench_mounts[@]}"; do umount "$m" || umount -l "$m" || true; done
   rm -rf "$work"
 }
 

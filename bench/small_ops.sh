@@ -72,18 +72,6 @@ load="$build/bench/http_load"
 command -v wrk >/dev/null || { apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }; }
 . "$top/bench/lib.sh"
 bench_work iss-small
-mounts=()
-small_cleanup() {
-  if [ -n "$started" ]; then
-    /usr/sbin/apache2 -f "$work/httpd.conf" -k stop || true
-    for _ in $(seq 100); do [ -f "$work/logs/httpd.pid" ] || break; sleep 0.1; done
-    started=
-  fi
-  local m
-  for m in "${mounts[@]}"; do umount "$m" || umount -l "$m" || true; done
-  bench_cleanup
-}
-trap small_cleanup EXIT
 port=$(bench_free_port)
 locs=(plain iss issoff)
 mkdir -p "$work"/{logs,tree}
@@ -95,7 +83,7 @@ for loc in "${locs[@]}"; do
     truncate -s "$fs_size" "$work/$loc.img"
     mkfs.ext4 -q -F "$work/$loc.img"
     mount -o loop "$work/$loc.img" "$work/fs-$loc"
-    mounts+=("$work/fs-$loc")
+    bench_mounts+=("$work/fs-$loc")
   fi
   mkdir -p "$work/fs-$loc/data" "$work/fs-$loc/state"
 done
