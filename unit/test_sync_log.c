@@ -1335,23 +1335,16 @@ static void test_retention(void)
     ok(append_n(a, 3, 1, &age1), "3 appends with age=1s");
     ok(append_n(b, 5, 1, NULL), "5 appends without retention");
     /* An entry has one record: its time is in its head, and log/first
-     * keeps the oldest entry's, so compaction by age reads no entry
-     * while the oldest stays. */
+     * keeps a bound of the oldest entry's (here, entry 1's own), so
+     * compaction by age reads no entry while that bound is young. */
     ok(!get_s(a, "log/t/0000000000000001") && !get_s(a, "log/t/"
        "0000000000000003"), "no log/t record beside an entry");
     {
         const char *f = get_s(a, "log/first");
-        char want[64];
-        void *e;
-        apr_size_t el;
+        const char *t1 = entry_time_s(a, 1);
+        const char *want = apr_psprintf(gp, "1 %s 1", t1 ? t1 : "?");
 
-        ok(iss_store_get(a, "log/e/0000000000000001", 22, &e, &el, gp)
-           == APR_SUCCESS && el > 5 && !memcmp(e, "ISL1 ", 5)
-           && (apr_size_t)(strchr((char *)e, '\n') - (char *)e) < 40,
-           "entry 1 starts with its time");
-        apr_snprintf(want, sizeof(want), "1 %.*s 1",
-                     (int)(strchr((char *)e, '\n') - (char *)e - 5),
-                     (char *)e + 5);
+        ok(t1 && strlen(t1) < 35, "entry 1 starts with its time");
         ok(f && !strcmp(f, want), "log/first names entry 1 with its time "
            "and 1 as the first entry without log/t: %s (want %s)",
            f ? f : "(none)", want);
