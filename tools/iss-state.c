@@ -179,16 +179,14 @@ static int log_command(iss_store_t *store, const char *dir, const char *cmd,
     int i, recovered;
 
     if (strcmp(cmd, "log") == 0) {
-        void *val;
-        apr_size_t vlen;
+        const char *ids;
 
-        if ((rv = iss_sync_log_bounds(store, &last, &first, pool))) {
+        if ((rv = iss_sync_log_bounds(store, &last, &first, pool))
+            || (rv = iss_sync_log_pending(store, &ids, pool))) {
             return fail(store, dir);
         }
-        rv = iss_store_get(store, "log/pending", 11, &val, &vlen, pool);
         printf("entries: %" APR_UINT64_T_FMT " to %" APR_UINT64_T_FMT
-               "\npending: %s\n", first, last,
-               rv == APR_SUCCESS ? (char *)val : "");
+               "\npending: %s\n", first, last, ids);
         from = argc > 0 ? (apr_uint64_t)apr_atoi64(argv[0]) : first;
         if (from < first) {
             from = first;

@@ -867,6 +867,29 @@ static int fork_and_wait(const char *dir, const char *spec, int n,
     return 1;
 }
 
+static void child_lazy_and_die(const char *dir, const char *spec, int n);
+
+static int fork_and_wait_lazy(const char *dir, const char *spec, int n,
+                              pid_t *pid)
+{
+    apr_proc_t proc;
+    apr_exit_why_e why;
+    int code = -1;
+    apr_status_t rv = apr_proc_fork(&proc, gp);
+
+    if (rv == APR_INCHILD)
+        child_lazy_and_die(dir, spec, n);
+    if (rv != APR_INPARENT)
+        return 0;
+    *pid = proc.pid;
+    rv = apr_proc_wait(&proc, &code, &why, APR_WAIT);
+    if (rv != APR_CHILD_DONE || why != APR_PROC_EXIT || code != 0) {
+        diag("child: rv %d why %d code %d", rv, (int)why, code);
+        return 0;
+    }
+    return 1;
+}
+
 static void test_owner(void)
 {
     const char *self = iss_sync_log_owner_self(gp);
@@ -1102,6 +1125,228 @@ static void test_abandoned(void)
     ok(bounds_are(s, 2, 1) && !*pending(s), "abandoned: entry 2, nothing "
        "pending");
     iss_store_close(s2);
+    tmp_done(&t);
+}
+
+/* ---- intents in slots of the shared area --------------------------------- */
+
+/* In a child: open the store at @a dir, begin @a n lazy intents (slots),
+ * then die without settling them. */
+static void child_lazy_and_die(const char *dir, const char *spec, int n)
+{
+    apr_pool_t *p;
+    iss_store_t *s;
+    const char *id;
+    apr_uint64_t last;
+    int i;
+
+    apr_pool_create(&p, NULL);
+    if (!(s = open_store(dir, p)))
+        _exit(2);
+    for (i = 0; i < n; i++)
+        if (iss_sync_log_begin_at(s, "PUT", chg(spec), ISS_STORE_LAZY, &id,
+                                  &last, p) != APR_SUCCESS
+            || get_s(s, apr_pstrcat(p, "intent/", id, NULL)) != NULL)
+            _exit(3);               /* not a slot */
+    _exit(0);
+}
+
+/* What iss_sync_log_pending() lists, sorted. */
+static const char *all_pending(iss_store_t *s)
+{
+    const char *ids = NULL;
+    apr_array_header_t *w = apr_array_make(gp, 4, sizeof(char *));
+    char *copy, *last, *t;
+    int i, j;
+
+    if (iss_sync_log_pending(s, &ids, gp) != APR_SUCCESS)
+        return "(error)";
+    copy = apr_pstrdup(gp, ids);
+    for (t = apr_strtok(copy, " ", &last); t; t = apr_strtok(NULL, " ", &last))
+        APR_ARRAY_PUSH(w, char *) = t;
+    for (i = 1; i < w->nelts; i++)
+        for (j = i; j > 0 && strcmp(APR_ARRAY_IDX(w, j - 1, char *),
+                                    APR_ARRAY_IDX(w, j, char *)) > 0; j--) {
+            char *x = APR_ARRAY_IDX(w, j, char *);
+
+            APR_ARRAY_IDX(w, j, char *) = APR_ARRAY_IDX(w, j - 1, char *);
+            APR_ARRAY_IDX(w, j - 1, char *) = x;
+        }
+    return apr_array_pstrcat(gp, w, ' ');
+}
+
+static apr_status_t lazy(iss_store_t *s, const char *spec, const char **id,
+                         apr_uint64_t *last)
+{
+    return iss_sync_log_begin_at(s, "PUT", chg(spec), ISS_STORE_LAZY, id,
+                                 last, gp);
+}
+
+static void test_slots(void)
+{
+    tmp_t t = { 0 };
+    iss_store_t *s = fresh_store(&t, "slots"), *s2;
+    const char *first = NULL, *a = NULL, *b = NULL, *big = NULL, *x;
+    apr_uint64_t last = 99, seq = 0;
+    apr_array_header_t *ids, *idx;
+    pid_t child = 0;
+    int rec = -1, cont = -1, i;
+    coll_t c;
+
+    if (!s)
+        return;
+    /* A new store has no hint of the log's last entry yet: the first lazy
+     * begin goes through the log (and leaves the hint). */
+    is_int(lazy(s, "C0:one", &first, &last), APR_SUCCESS,
+           "slots: a first lazy begin");
+    ok(get_s(s, apr_pstrcat(gp, "intent/", first, NULL)) != NULL,
+       "slots: ... is recorded in the log (no hint yet)");
+    is_int(iss_sync_log_settle(s, first, "PUT", chg("C0:one"), NULL, NULL,
+                               last, &seq, gp),
+           APR_SUCCESS, "slots: settle it");
+    is_int((int)seq, 1, "slots: entry 1");
+
+    /* Now lazy begins take slots: no intent record, no log/pending. */
+    is_int(lazy(s, "M0:a.txt", &a, &last), APR_SUCCESS, "slots: begin A");
+    is_int((int)last, 1, "slots: A's since is the last entry (1)");
+    is_str(get_s(s, apr_pstrcat(gp, "intent/", a, NULL)), NULL,
+           "slots: A has no intent record");
+    is_str(pending(s), "", "slots: log/pending is empty");
+    is_str(all_pending(s), a, "slots: iss_sync_log_pending() lists A");
+    is_int(iss_sync_log_intent_pending(s, a, gp), 1,
+           "slots: A is pending (iss_sync_log_intent_pending)");
+    is_int(iss_sync_log_contended(s, NULL, 1, "a.txt", &cont, gp),
+           APR_SUCCESS, "slots: contended, asked by no write");
+    is_int(cont, 1, "slots: A's slot makes a.txt contended");
+    is_int(iss_sync_log_contended(s, a, 1, "a.txt", &cont, gp), APR_SUCCESS,
+           "slots: contended, asked by A itself");
+    is_int(cont, 0, "slots: ... not by its own slot");
+    is_int(iss_sync_log_contended(s, NULL, 1, "other.txt", &cont, gp),
+           APR_SUCCESS, "slots: contended for another path");
+    is_int(cont, 0, "slots: ... not contended");
+    is_int(iss_sync_log_contended(s, NULL, 5, "other.txt", &cont, gp),
+           APR_SUCCESS, "slots: contended with a since past the log's end");
+    is_int(cont, 1, "slots: ... assumed contended (another numbering)");
+
+    /* B writes the same path while A is under way: A's settlement must
+     * not keep its digest, B's neither (A's entry comes after B's since). */
+    is_int(lazy(s, "M0:a.txt", &b, &last), APR_SUCCESS, "slots: begin B");
+    is_str(all_pending(s), sorted2(a, b), "slots: A and B pending");
+    idx = apr_array_make(gp, 1, sizeof(iss_sync_index_t));
+    {
+        iss_sync_index_t *u = apr_array_push(idx);
+
+        memset(u, 0, sizeof(*u));
+        u->path = "a.txt";
+        u->value = "f 1 1 1 1";
+        u->digest = "digest-of-A";
+        u->guarded = 1;
+    }
+    is_int(iss_sync_log_settle(s, a, "PUT", chg("M0:a.txt"), idx, NULL, 1,
+                               &seq, gp),
+           APR_SUCCESS, "slots: settle A");
+    is_int((int)seq, 2, "slots: A is entry 2");
+    is_str(get_s(s, "d/a.txt"), NULL,
+           "slots: A's digest is not kept (B's slot names a.txt)");
+    is_str(all_pending(s), b, "slots: A's slot is free, B pending");
+    is_int(iss_sync_log_intent_pending(s, a, gp), 0, "slots: A is settled");
+    APR_ARRAY_IDX(idx, 0, iss_sync_index_t).digest = "digest-of-B";
+    is_int(iss_sync_log_settle(s, b, "PUT", chg("M0:a.txt"), idx, NULL, 1,
+                               &seq, gp),
+           APR_SUCCESS, "slots: settle B (since 1)");
+    is_str(get_s(s, "d/a.txt"), NULL,
+           "slots: B's digest is not kept either (entry 2 is A's)");
+    is_str(all_pending(s), "", "slots: nothing pending");
+    /* A lone write keeps its digest. */
+    is_int(lazy(s, "M0:a.txt", &a, &last), APR_SUCCESS, "slots: begin C");
+    is_int((int)last, 3, "slots: C's since is entry 3 (the hint followed)");
+    APR_ARRAY_IDX(idx, 0, iss_sync_index_t).digest = "digest-of-C";
+    is_int(iss_sync_log_settle(s, a, "PUT", chg("M0:a.txt"), idx, NULL, last,
+                               &seq, gp),
+           APR_SUCCESS, "slots: settle C");
+    is_str(get_s(s, "d/a.txt"), "digest-of-C", "slots: C's digest is kept");
+
+    /* An intent too large for a slot goes to the log. */
+    {
+        apr_array_header_t *many = apr_array_make(gp, 40,
+                                                  sizeof(iss_change_t));
+
+        for (i = 0; i < 40; i++) {
+            iss_change_t *ch = apr_array_push(many);
+
+            memset(ch, 0, sizeof(*ch));
+            ch->kind = ISS_CHANGE_MODIFIED;
+            ch->path = apr_psprintf(gp, "folder/with/a/long/name/file-%d.txt",
+                                    i);
+        }
+        is_int(iss_sync_log_begin_at(s, "PUT", many, ISS_STORE_LAZY, &big,
+                                     &last, gp),
+               APR_SUCCESS, "slots: begin a large intent");
+        ok(get_s(s, apr_pstrcat(gp, "intent/", big, NULL)) != NULL,
+           "slots: ... recorded in the log");
+        is_str(all_pending(s), big, "slots: ... and listed");
+        is_int(iss_sync_log_settle(s, big, "PUT", NULL, NULL, NULL, last,
+                                   NULL, gp),
+               APR_SUCCESS, "slots: ... settled");
+        is_str(all_pending(s), "", "slots: ... gone");
+    }
+
+    /* Every slot taken: the next lazy begin goes to the log. */
+    ids = apr_array_make(gp, 300, sizeof(const char *));
+    for (i = 0; i < 300; i++) {
+        const char *id = NULL;
+
+        if (lazy(s, apr_psprintf(gp, "C0:n%d", i), &id, &last)
+            != APR_SUCCESS)
+            break;
+        APR_ARRAY_PUSH(ids, const char *) = id;
+        if (get_s(s, apr_pstrcat(gp, "intent/", id, NULL)))
+            break;
+    }
+    ok(i >= 200 && i < 300,
+       "slots: %d lazy begins took slots, the next went to the log", i);
+    for (i = 0; i < ids->nelts; i++)
+        iss_sync_log_settle(s, APR_ARRAY_IDX(ids, i, const char *), "PUT",
+                            NULL, NULL, NULL, last, NULL, gp);
+    is_str(all_pending(s), "", "slots: all settled, every slot free");
+
+    /* A process that dies with intents in slots: recovered into entries,
+     * its members' records dropped, the slots freed. */
+    put_s(s, "f/dead/x", "f 1 1 1 1");
+    put_s(s, "d/dead/x", "some digest");
+    {
+        apr_uint64_t before = 0, first_ = 0;
+
+        iss_sync_log_bounds(s, &before, &first_, gp);
+        if (fork_and_wait_lazy(t.dir, "M0:dead/x", 2, &child)) {
+            x = all_pending(s);
+            ok(strlen(x) == 33, "slots: the dead child's two intents are "
+               "pending (%s)", x);
+            is_str(pending(s), "", "slots: ... not in log/pending");
+            s2 = open_store(t.dir, gp);
+            is_int(iss_sync_log_recover(s2 ? s2 : s, NULL, &rec, gp),
+                   APR_SUCCESS, "slots: recover through another handle");
+            is_int(rec, 2, "slots: two intents recovered");
+            ok(bounds_are(s, before + 2, first_), "slots: two entries");
+            is_int(read_log(s, before + 1, before + 2, 0, &c), APR_SUCCESS,
+                   "slots: read them");
+            ok(c.calls == 2 && !strcmp(TEXT(&c, 0), "PUT|M0:dead/x")
+               && !strcmp(TEXT(&c, 1), "PUT|M0:dead/x"),
+               "slots: they name the dead writes' members");
+            ok(!get_s(s, "f/dead/x") && !get_s(s, "d/dead/x"),
+               "slots: the members' stat and digest records dropped");
+            is_str(all_pending(s), "", "slots: nothing pending");
+            is_int(iss_sync_log_recover(s, NULL, &rec, gp), APR_SUCCESS,
+                   "slots: recover again");
+            is_int(rec, 0, "slots: nothing more");
+            ok(bounds_are(s, before + 2, first_), "slots: no entry more");
+            if (s2)
+                iss_store_close(s2);
+        }
+        else {
+            ok(0, "slots: a child began lazy intents and died");
+        }
+    }
     tmp_done(&t);
 }
 
@@ -1793,6 +2038,7 @@ int main(void)
     test_owner();
     test_recover();
     test_abandoned();
+    test_slots();
     test_concurrency();
     test_retention_parse();
     test_retention();

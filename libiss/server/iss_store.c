@@ -148,6 +148,9 @@ struct iss_store_txn_t {
     opset_t *ops;
     db_t *db;                   /* primary, read-only, opened on first get */
     int failed;                 /* a store error was reported in the txn */
+    int view;                   /* iss_store_view(): no writers' lock */
+    void (*after)(void *baton); /* iss_store_txn_after() */
+    void *after_baton;
 };
 
 /* ---- errors and log messages -------------------------------------------- */
@@ -953,6 +956,8 @@ static apr_status_t run_txn(iss_store_t *s, iss_store_txn_fn *fn, void *baton,
     else {
         iss_store__wal_position(s, &gen, &end);
     }
+    if (txn.after)
+        txn.after(txn.after_baton);     /* committed; the lock still held */
 cleanup:
     op_end(s, p);
     /* Whoever sealed a generation applies it (and waits for a
@@ -965,6 +970,28 @@ cleanup:
         rv = iss_store__wal_durable(s, gen, end);
     }
     return rv;
+}
+
+void iss_store_txn_after(iss_store_txn_t *txn, void (*fn)(void *baton),
+                         void *baton)
+{
+    txn->after = fn;
+    txn->after_baton = baton;
+}
+
+apr_status_t iss_store_txn_area(iss_store_txn_t *txn, void **base,
+                                apr_size_t *size)
+{
+    /* A view does not hold the writers' lock: no initialisation. */
+    return iss_store__area(txn->s, !txn->view, base, size);
+}
+
+apr_status_t iss_store_area(iss_store_t *store, void **base,
+                            apr_size_t *size)
+{
+    if (!store || store->closed)
+        return APR_EINVAL;
+    return iss_store__area(store, 0, base, size);
 }
 
 apr_status_t iss_store_txn(iss_store_t *store, iss_store_txn_fn *fn,
@@ -1026,6 +1053,7 @@ apr_status_t iss_store_view(iss_store_t *store, iss_store_txn_fn *fn,
         txn.s = s;
         txn.pool = p;
         txn.ops = iss_store__opset_make(p);
+        txn.view = 1;
         rv = fn(baton, &txn);
         iss_store__db_close(txn.db);
         if (rv == APR_SUCCESS && txn.ops->list->nelts)

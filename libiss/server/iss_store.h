@@ -166,6 +166,29 @@ apr_status_t iss_store_txn(iss_store_t *store, iss_store_txn_fn *fn,
                            void *baton, apr_pool_t *pool);
 apr_status_t iss_store_txn_ex(iss_store_t *store, iss_store_txn_fn *fn,
                               void *baton, int flags, apr_pool_t *pool);
+/** Inside @a fn of iss_store_txn(): call @a fn with @a baton once the
+ *  transaction is committed, before the writers' lock is given back (not
+ *  at all if it aborts or fails).  A process killed in between has
+ *  committed without running it.  One per transaction (the last set). */
+void iss_store_txn_after(iss_store_txn_t *txn, void (*fn)(void *baton),
+                         void *baton);
+
+/** The shared area: @a *size bytes at @a *base, mapped from
+ *  iss-store.area by every process that asks, kept across the death of
+ *  processes, zeroed when the machine restarted (another boot; also when
+ *  new).  What the bytes mean is the caller's (the sync log keeps the
+ *  intents of writes under way there, iss_sync_log.h); the caller
+ *  synchronises its own access (atomic operations; the writers' lock,
+ *  inside a transaction).  iss_store_area() takes no lock and answers
+ *  APR_EAGAIN while the area is not yet made for this boot;
+ *  iss_store_txn_area() (inside iss_store_txn()'s @a fn) makes it.
+ *  (An SQL backend: APR_ENOTIMPL, and callers keep their state in
+ *  records.) */
+apr_status_t iss_store_area(iss_store_t *store, void **base,
+                            apr_size_t *size);
+apr_status_t iss_store_txn_area(iss_store_txn_t *txn, void **base,
+                                apr_size_t *size);
+
 /** A read-only transaction: @a fn reads (iss_store_txn_get()) one
  *  consistent state, without the lock writers take (they go on; what
  *  they commit meanwhile is not seen).  @a fn must not write.  Like

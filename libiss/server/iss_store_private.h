@@ -38,6 +38,7 @@
 #define CKPTLOCK_NAME  "iss-store.ckptlock"  /* the one applying the WAL */
 #define CLAIMS_NAME    "iss-store.claims"    /* claims: one locked byte each */
 #define SHM_NAME       "iss-store.shm"       /* the shared header (mmap) */
+#define AREA_NAME      "iss-store.area"      /* the shared area (iss_store_area()) */
 #define RESCAN_NAME    "iss-store.rescan"    /* a rescan is due (a restart of the machine) */
 #define WAL_PREFIX     "iss-store.wal."      /* + generation: the write-ahead log */
 #define APPLIED_SUFFIX ".applied"   /* + to a WAL generation: in the primary,
@@ -165,6 +166,7 @@ struct iss_store_t {
     int dbm_locked;             /* dbm_lock held shared (1) or exclusive (2),
                                  * by dbm_owner */
     shm_t *shm;
+    void *area;                 /* AREA_NAME mapped (set once, atomically) */
     apr_size_t shm_size;
     apr_ino_t shm_ino;
     apr_time_t shm_checked;     /* when the header file was last stat()ed */
@@ -372,6 +374,8 @@ apr_status_t iss_store__apply_primary(iss_store_t *s, const opset_t *ops,
 
 apr_status_t iss_store__wal_open(iss_store_t *s, apr_pool_t *p);
 void iss_store__wal_close(iss_store_t *s);
+apr_status_t iss_store__area(iss_store_t *s, int init, void **base,
+                             apr_size_t *size);
 apr_status_t iss_store__wal_check(iss_store_t *s, apr_pool_t *p);
 int iss_store__shm_current(iss_store_t *s);
 apr_status_t iss_store__ov_sync(iss_store_t *s, int locked, apr_pool_t *p);

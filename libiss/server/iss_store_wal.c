@@ -33,6 +33,7 @@
 #define SHM_MAGIC   0x31304d4853535349ULL       /* "ISSSHM01" */
 #define WAL_MAGIC   "ISSWAL01"
 #define SHM_BYTES   4096
+#define AREA_BYTES  (256 * 1024)
 #define READ_CHUNK  (64 * 1024)
 #define OP_PUT      'P'
 #define OP_DELETE   'D'
@@ -1218,10 +1219,73 @@ apr_status_t iss_store__wal_open(iss_store_t *s, apr_pool_t *p)
 
 void iss_store__wal_close(iss_store_t *s)
 {
+    void *area = __atomic_exchange_n(&s->area, NULL, __ATOMIC_ACQ_REL);
+
     if (s->shm) {
         munmap(s->shm, s->shm_size);
         s->shm = NULL;
     }
+    if (area)
+        munmap(area, AREA_BYTES);
+}
+
+/* ---- the shared area (iss_store_area()) ---------------------------------
+ * AREA_NAME, AREA_BYTES mapped by every process that asks for it: a
+ * header (magic, the boot it was made in) and the caller's bytes.  It
+ * outlives processes, not the machine: a header of another boot (or none)
+ * is zeroed by the first transaction that asks (@a init, under the
+ * writers' lock); without @a init such an area is APR_EAGAIN. */
+#define AREA_MAGIC  APR_UINT64_C(0x4953534152454131)  /* "ISSAREA1" */
+#define AREA_HDR    64
+
+apr_status_t iss_store__area(iss_store_t *s, int init, void **base,
+                             apr_size_t *size)
+{
+    apr_uint64_t *h = __atomic_load_n(&s->area, __ATOMIC_ACQUIRE);
+
+    if (!h) {
+        const char *path = apr_pstrcat(s->pool, s->dir, "/" AREA_NAME, NULL);
+        struct stat st;
+        void *m, *none = NULL;
+        int fd;
+
+        /* A few bytes of the handle's pool once (path); no lock: a
+         * thread that loses the race unmaps its own mapping. */
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+        if (fd < 0 || fstat(fd, &st) != 0
+            || (st.st_size < AREA_BYTES && ftruncate(fd, AREA_BYTES) != 0)) {
+            apr_status_t rv = APR_FROM_OS_ERROR(errno);
+
+            if (fd >= 0)
+                close(fd);
+            return iss_store__fail(s, rv, "cannot open %s: %pm", path, &rv);
+        }
+        m = mmap(NULL, AREA_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        close(fd);
+        if (m == MAP_FAILED) {
+            apr_status_t rv = APR_FROM_OS_ERROR(errno);
+
+            return iss_store__fail(s, rv, "cannot map %s: %pm", path, &rv);
+        }
+        if (!__atomic_compare_exchange_n(&s->area, &none, m, 0,
+                                         __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+            munmap(m, AREA_BYTES);
+            m = none;
+        }
+        h = m;
+    }
+    if (LOAD(h[0]) != AREA_MAGIC || LOAD(h[1]) != boot_hash()) {
+        if (!init)
+            return APR_EAGAIN;
+        /* Under the writers' lock: no one of this boot used it yet. */
+        STORE(h[0], 0);
+        memset(h + 2, 0, AREA_BYTES - 2 * sizeof(*h));
+        STORE(h[1], boot_hash());
+        STORE(h[0], AREA_MAGIC);
+    }
+    *base = (char *)h + AREA_HDR;
+    *size = AREA_BYTES - AREA_HDR;
+    return APR_SUCCESS;
 }
 
 /* ---- appending and the group commit ---------------------------------------- */

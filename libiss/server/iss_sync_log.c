@@ -8,6 +8,8 @@
 #include <apr_lib.h>
 #include <apr_strings.h>
 
+#include <zlib.h>
+
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -387,6 +389,275 @@ static void pending_put(iss_store_txn_t *txn, const char *list)
     }
 }
 
+/* ---- intents in the store's shared area ---------------------------------
+ * With ISSStateSync On (a lazy begin) the intent of a write needs to
+ * outlive its process, not the machine (a restart of the machine calls
+ * for a rescan, iss_store_rescan_due()).  So it is a slot of the store's
+ * shared area (iss_store_area()) rather than intent/<id> and log/pending
+ * records: a begin takes no lock, appends nothing to the log and leaves
+ * no key for a checkpoint (design.md 4.1, "An intent in a slot").
+ *
+ * The area: a header (hint, map) and up to SLOTS_MAX slots of SLOT_SIZE
+ * bytes.
+ *   hint   1 + the number of the log's last entry, as known right after a
+ *          commit under the writers' lock (0: not known).  Written only
+ *          under that lock, after commits (iss_store_txn_after()); a
+ *          process killed before writing it leaves it behind, never
+ *          ahead: a begin that takes its `since` from it looks at more
+ *          entries, never fewer.
+ *   map    a bit per slot, set once the slot is published, cleared
+ *          before it is freed: readers visit only the slots it names.
+ *   owner  the claim (iss_store_claim()) of the intent, 0: free.  Taken
+ *          with a compare-and-swap; the claim is taken before, and given
+ *          back only after the slot is free, so a slot whose owner's
+ *          claim nobody holds is the intent of a write that ended
+ *          without its settlement.
+ *   ready  1 once len, crc and data are written (release); the writer
+ *          clears it before freeing the slot.
+ *   data   the intent record (INTENT_MAGIC owner, then the changes),
+ *          crc: CRC-32 of owner, len and data (a reader that raced a
+ *          reuse of the slot sees it fail, and reads again or assumes
+ *          the worst).
+ * An intent too large for a slot, or found no free slot, is recorded in
+ * the log as before (so are durable begins: ISSStateSync Full). */
+
+static apr_uint64_t intent_claim(const char *id);
+
+#define AREA_HINT_BYTES 64
+#define SLOT_SIZE       1024
+
+typedef struct slot_t {
+    apr_uint64_t owner;
+    apr_uint32_t ready;
+    apr_uint32_t len;
+    apr_uint32_t crc;
+    apr_uint32_t pad;
+    char data[SLOT_SIZE - 24];
+} slot_t;
+
+#define SLOTS_MAX 256             /* bits of the map */
+
+typedef struct slots_t {
+    apr_uint64_t *hint;
+    apr_uint64_t *map;          /* SLOTS_MAX / 64 words: slots published */
+    slot_t *slot;
+    apr_size_t n;
+} slots_t;
+
+#define ALOAD(x)     __atomic_load_n(&(x), __ATOMIC_ACQUIRE)
+#define ASTORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELEASE)
+
+static int slots_from(slots_t *sl, void *base, apr_size_t size)
+{
+    if (size < AREA_HINT_BYTES + SLOT_SIZE) {
+        return 0;
+    }
+    sl->hint = base;
+    sl->map = sl->hint + 1;
+    sl->slot = (slot_t *)((char *)base + AREA_HINT_BYTES);
+    sl->n = (size - AREA_HINT_BYTES) / SLOT_SIZE;
+    if (sl->n > SLOTS_MAX) {
+        sl->n = SLOTS_MAX;
+    }
+    return 1;
+}
+
+/* The slots without a lock (0: none to use now). */
+static int slots_open(iss_store_t *store, slots_t *sl)
+{
+    void *base;
+    apr_size_t size;
+
+    return iss_store_area(store, &base, &size) == APR_SUCCESS
+           && slots_from(sl, base, size);
+}
+
+/* The slots inside a transaction (made for this boot if need be). */
+static int slots_txn(iss_store_txn_t *txn, slots_t *sl)
+{
+    void *base;
+    apr_size_t size;
+
+    return iss_store_txn_area(txn, &base, &size) == APR_SUCCESS
+           && slots_from(sl, base, size);
+}
+
+static apr_uint32_t slot_crc(apr_uint64_t owner, const char *data,
+                             apr_uint32_t len)
+{
+    unsigned char h[12];
+    uLong c;
+
+    iss_be64_put(h, owner);
+    iss_be32_put(h + 8, len);
+    c = crc32(crc32(0L, Z_NULL, 0), h, sizeof(h));
+    return (apr_uint32_t)crc32(c, (const Bytef *)data, len);
+}
+
+/* A consistent copy of slot @a t's intent (in @a p): 1 with *owner, *val,
+ * *vlen; 0 if the slot is free or not yet published; -1 if it changed
+ * while read (being freed or reused). */
+static int slot_read(const slot_t *t, apr_uint64_t *owner, char **val,
+                     apr_size_t *vlen, apr_pool_t *p)
+{
+    apr_uint64_t o = ALOAD(t->owner);
+    apr_uint32_t len;
+    char *v;
+
+    if (o == 0 || !ALOAD(t->ready)) {
+        return 0;
+    }
+    len = ALOAD(t->len);
+    if (len > sizeof(t->data)) {
+        return -1;
+    }
+    v = apr_palloc(p, (apr_size_t)len + 1);
+    memcpy(v, t->data, len);
+    v[len] = '\0';
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    if (ALOAD(t->crc) != slot_crc(o, v, len) || ALOAD(t->owner) != o
+        || !ALOAD(t->ready)) {
+        return -1;
+    }
+    *owner = o;
+    *val = v;
+    *vlen = len;
+    return 1;
+}
+
+/* Slot of claim @a claim, or NULL. */
+static slot_t *slot_find(const slots_t *sl, apr_uint64_t claim)
+{
+    apr_size_t i, k = (apr_size_t)(claim % sl->n);
+
+    for (i = 0; i < sl->n; i++, k = k + 1 == sl->n ? 0 : k + 1) {
+        if (ALOAD(sl->slot[k].owner) == claim) {
+            return &sl->slot[k];
+        }
+    }
+    return NULL;
+}
+
+/* Call @a fn for each slot the map names, until it returns non-zero. */
+static int slots_each(const slots_t *sl, int (*fn)(void *b, slot_t *t),
+                      void *b)
+{
+    apr_size_t w;
+
+    for (w = 0; w * 64 < sl->n; w++) {
+        apr_uint64_t bits = ALOAD(sl->map[w]);
+
+        while (bits) {
+            int bit = __builtin_ctzll(bits);
+            apr_size_t k = w * 64 + (apr_size_t)bit;
+
+            bits &= bits - 1;
+            if (k < sl->n && fn(b, &sl->slot[k])) {
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+static void slot_free(const slots_t *sl, slot_t *t, apr_uint64_t claim)
+{
+    apr_uint64_t o = claim;
+    apr_size_t k = (apr_size_t)(t - sl->slot);
+
+    if (ALOAD(t->owner) != claim) {
+        return;
+    }
+    __atomic_fetch_and(&sl->map[k / 64], ~((apr_uint64_t)1 << (k % 64)),
+                       __ATOMIC_ACQ_REL);
+    ASTORE(t->ready, 0);
+    __atomic_compare_exchange_n(&t->owner, &o, 0, 0, __ATOMIC_ACQ_REL,
+                                __ATOMIC_ACQUIRE);
+}
+
+/* Publish intent @a value of claim @a claim; *last from the hint.
+ * APR_EAGAIN: no slot (too large, none free, no hint yet). */
+static apr_status_t slot_begin(iss_store_t *store, apr_uint64_t claim,
+                               const char *value, apr_size_t vlen,
+                               apr_uint64_t *last)
+{
+    slots_t sl;
+    apr_uint64_t hint;
+    apr_size_t i, k;
+
+    if (!slots_open(store, &sl) || vlen > sizeof(sl.slot[0].data)
+        || (hint = ALOAD(*sl.hint)) == 0) {
+        return APR_EAGAIN;
+    }
+    for (i = 0, k = (apr_size_t)(claim % sl.n); i < sl.n;
+         i++, k = k + 1 == sl.n ? 0 : k + 1) {
+        slot_t *t = &sl.slot[k];
+        apr_uint64_t free_ = 0;
+
+        if (ALOAD(t->owner) == 0
+            && __atomic_compare_exchange_n(&t->owner, &free_, claim, 0,
+                                           __ATOMIC_ACQ_REL,
+                                           __ATOMIC_ACQUIRE)) {
+            memcpy(t->data, value, vlen);
+            ASTORE(t->len, (apr_uint32_t)vlen);
+            ASTORE(t->crc, slot_crc(claim, value, (apr_uint32_t)vlen));
+            ASTORE(t->ready, 1);
+            __atomic_fetch_or(&sl.map[k / 64], (apr_uint64_t)1 << (k % 64),
+                              __ATOMIC_ACQ_REL);
+            *last = hint - 1;
+            return APR_SUCCESS;
+        }
+    }
+    return APR_EAGAIN;
+}
+
+/* What a transaction does once committed (iss_store_txn_after()): free
+ * the slots it settled and note the log's last entry. */
+typedef struct after_t {
+    slots_t sl;
+    int have;                   /* sl is set */
+    apr_uint64_t hint;          /* 0: leave it */
+    apr_array_header_t *free;   /* slot_t * */
+    apr_array_header_t *claims; /* apr_uint64_t, beside free */
+} after_t;
+
+static void after_commit(void *baton)
+{
+    after_t *a = baton;
+    int i;
+
+    if (!a->have) {
+        return;
+    }
+    for (i = 0; a->free && i < a->free->nelts; i++) {
+        slot_free(&a->sl, APR_ARRAY_IDX(a->free, i, slot_t *),
+                  APR_ARRAY_IDX(a->claims, i, apr_uint64_t));
+    }
+    if (a->hint) {
+        ASTORE(*a->sl.hint, a->hint);
+    }
+}
+
+static after_t *after_make(iss_store_txn_t *txn, apr_pool_t *p)
+{
+    after_t *a = apr_pcalloc(p, sizeof(*a));
+
+    a->have = slots_txn(txn, &a->sl);
+    iss_store_txn_after(txn, after_commit, a);
+    return a;
+}
+
+static void after_free(after_t *a, slot_t *t, apr_uint64_t claim,
+                       apr_pool_t *p)
+{
+    if (!a->free) {
+        a->free = apr_array_make(p, 2, sizeof(slot_t *));
+        a->claims = apr_array_make(p, 2, sizeof(apr_uint64_t));
+    }
+    APR_ARRAY_PUSH(a->free, slot_t *) = t;
+    APR_ARRAY_PUSH(a->claims, apr_uint64_t) = claim;
+}
+
 /* ---- begin ----------------------------------------------------------------- */
 
 typedef struct begin_ctx {
@@ -413,6 +684,9 @@ static apr_status_t begin_txn(void *baton, iss_store_txn_t *txn)
         return rv;
     }
     c->last = q.last;
+    /* Lazy begins after this one can take a slot (the area is made for
+     * this boot here, under the lock) and their `since` from the hint. */
+    after_make(txn, c->pool)->hint = q.last + 1;
     iss_store_txn_put(txn, key, strlen(key), c->value, c->vlen);
     pending_put(txn, *list ? apr_pstrcat(c->pool, list, " ", c->id, NULL)
                            : c->id);
@@ -494,6 +768,15 @@ apr_status_t iss_sync_log_begin_at(iss_store_t *store, const char *method,
     c.vlen += elen;
     c.last = 0;
     c.pool = pool;
+    /* Lazy: a slot of the shared area, if one is free and the intent
+     * fits (no lock, nothing appended to the log). */
+    if (claimed && (flags & ISS_STORE_LAZY)
+        && slot_begin(store, intent_claim(c.id), c.value, c.vlen, &c.last)
+           == APR_SUCCESS) {
+        *id = c.id;
+        *last = c.last;
+        return APR_SUCCESS;
+    }
     /* Durable before the write touches anything: now, or (lazy) when the
      * caller calls iss_store_sync(). */
     if ((rv = iss_store_txn_ex(store, begin_txn, &c, flags, pool))
@@ -672,7 +955,13 @@ static apr_status_t end_txn(void *baton, iss_store_txn_t *txn)
     apr_status_t rv;
     int i;
 
+    after_t *after = after_make(txn, c->pool);
+    slot_t *slot = NULL;
+
     c->seq = 0;
+    if (c->id && after->have && intent_claim(c->id)) {
+        slot = slot_find(&after->sl, intent_claim(c->id));
+    }
     if (c->id) {
         const char *key = intent_key(c->id, c->pool), *list;
         int j;
@@ -695,11 +984,17 @@ static apr_status_t end_txn(void *baton, iss_store_txn_t *txn)
                 return rv;
             }
         }
-        if ((rv = pending_get(txn, &list, c->pool)) != APR_SUCCESS) {
-            return rv;
+        if (slot) {
+            /* Freed once this is committed. */
+            after_free(after, slot, intent_claim(c->id), c->pool);
         }
-        iss_store_txn_delete(txn, key, strlen(key));
-        pending_put(txn, pending_without(list, c->id, c->pool));
+        else {
+            if ((rv = pending_get(txn, &list, c->pool)) != APR_SUCCESS) {
+                return rv;
+            }
+            iss_store_txn_delete(txn, key, strlen(key));
+            pending_put(txn, pending_without(list, c->id, c->pool));
+        }
     }
     if (!c->changes) {
         return APR_SUCCESS;
@@ -708,6 +1003,7 @@ static apr_status_t end_txn(void *baton, iss_store_txn_t *txn)
                          c->pool)) != APR_SUCCESS) {
         return rv;
     }
+    after->hint = c->seq + 1;
     for (i = 0; c->index && i < c->index->nelts; i++) {
         const iss_sync_index_t *u = &APR_ARRAY_IDX(c->index, i,
                                                    iss_sync_index_t);
@@ -822,6 +1118,8 @@ apr_status_t iss_sync_log_append(iss_store_t *store, const char *method,
 
 typedef struct recover_ctx {
     apr_array_header_t *dead;        /* ids */
+    apr_array_header_t *dead_slots;  /* claims of intents in slots */
+    iss_store_t *store;
     const iss_sync_retention_t *ret;
     int done;
     apr_pool_t *pool;
@@ -843,12 +1141,32 @@ static apr_status_t split_intent(const char *val, apr_size_t vlen,
                              method, changes, p);
 }
 
+/* What stat said of the members of a write that ended unsettled no
+ * longer holds: the next scan re-reads them. */
+static void forget_members(iss_store_txn_t *txn,
+                           const apr_array_header_t *changes, apr_pool_t *p)
+{
+    int j;
+
+    for (j = 0; j < changes->nelts; j++) {
+        const iss_change_t *ch = &APR_ARRAY_IDX(changes, j, iss_change_t);
+        const char *fk = apr_pstrcat(p, "f/", ch->path, NULL);
+        const char *dk = apr_pstrcat(p, "d/", ch->path, NULL);
+        const char *mk = iss_chunkidx_manifest_key(ch->path, p);
+
+        iss_store_txn_delete(txn, fk, strlen(fk));
+        iss_store_txn_delete(txn, dk, strlen(dk));
+        iss_store_txn_delete(txn, mk, strlen(mk));
+    }
+}
+
 static apr_status_t recover_txn(void *baton, iss_store_txn_t *txn)
 {
     recover_ctx *c = baton;
+    after_t *after;
     const char *list;
     apr_status_t rv;
-    int i, j, lost = 0;
+    int i, lost = 0;
 
     c->done = 0;
     if ((rv = pending_get(txn, &list, c->pool)) != APR_SUCCESS) {
@@ -889,23 +1207,44 @@ static apr_status_t recover_txn(void *baton, iss_store_txn_t *txn)
             != APR_SUCCESS) {
             return rv;
         }
-        /* What stat said before no longer holds: the next scan re-reads
-         * these members. */
-        for (j = 0; j < changes->nelts; j++) {
-            const iss_change_t *ch = &APR_ARRAY_IDX(changes, j, iss_change_t);
-            const char *fk = apr_pstrcat(c->pool, "f/", ch->path, NULL);
-            const char *dk = apr_pstrcat(c->pool, "d/", ch->path, NULL);
-            const char *mk = iss_chunkidx_manifest_key(ch->path, c->pool);
-
-            iss_store_txn_delete(txn, fk, strlen(fk));
-            iss_store_txn_delete(txn, dk, strlen(dk));
-            iss_store_txn_delete(txn, mk, strlen(mk));
-        }
+        forget_members(txn, changes, c->pool);
         iss_store_txn_delete(txn, key, strlen(key));
         list = pending_without(list, id, c->pool);
         c->done++;
     }
     pending_put(txn, list);
+    after = after_make(txn, c->pool);
+    if (c->dead_slots) {
+
+        for (i = 0; after->have && i < c->dead_slots->nelts; i++) {
+            apr_uint64_t claim = APR_ARRAY_IDX(c->dead_slots, i,
+                                               apr_uint64_t), o, seq;
+            slot_t *t = slot_find(&after->sl, claim);
+            const char *owner, *method;
+            apr_array_header_t *changes;
+            apr_size_t vlen;
+            char *val;
+
+            /* Still there, still published, still nobody's (its writer
+             * may have settled it since it was looked at). */
+            if (!t || slot_read(t, &o, &val, &vlen, c->pool) != 1
+                || o != claim
+                || iss_store_claim_held(c->store, claim) != 0) {
+                continue;
+            }
+            if (split_intent(val, vlen, &owner, &method, &changes, c->pool)
+                != APR_SUCCESS) {
+                continue;               /* cannot be: its CRC held */
+            }
+            if ((rv = append_txn(txn, method, changes, c->ret, &seq,
+                                 c->pool)) != APR_SUCCESS) {
+                return rv;
+            }
+            forget_members(txn, changes, c->pool);
+            after_free(after, t, claim, c->pool);
+            c->done++;
+        }
+    }
     if (lost) {
         seq_t q;
         apr_uint64_t last;
@@ -921,6 +1260,14 @@ static apr_status_t recover_txn(void *baton, iss_store_txn_t *txn)
             q.last = last;          /* a new id; positions go on */
             seq_put(txn, &q, c->pool);
         }
+    }
+    if (c->done) {
+        seq_t q;
+
+        if ((rv = seq_get(txn, &q, c->pool)) != APR_SUCCESS) {
+            return rv;
+        }
+        after->hint = q.last + 1;
     }
     return APR_SUCCESS;
 }
@@ -942,28 +1289,63 @@ static int intent_alive(iss_store_t *store, const char *id,
     return 1;
 }
 
+typedef struct slot_dead_t {
+    iss_store_t *store;
+    apr_array_header_t *dead;   /* claims */
+    apr_pool_t *p;
+} slot_dead_t;
+
+/* slots_each(): note slot @a t if its write ended without settling. */
+static int slot_dead(void *b, slot_t *t)
+{
+    slot_dead_t *d = b;
+    const char *owner, *method;
+    apr_array_header_t *changes;
+    apr_uint64_t o;
+    apr_size_t vlen;
+    char *val;
+
+    if (slot_read(t, &o, &val, &vlen, d->p) == 1
+        && split_intent(val, vlen, &owner, &method, &changes, d->p)
+           == APR_SUCCESS
+        && !intent_alive(d->store, apr_psprintf(d->p, "%016"
+                                                APR_UINT64_T_HEX_FMT, o),
+                         owner)) {
+        APR_ARRAY_PUSH(d->dead, apr_uint64_t) = o;
+    }
+    return 0;
+}
+
 apr_status_t iss_sync_log_recover(iss_store_t *store,
                                   const iss_sync_retention_t *retention,
                                   int *recovered, apr_pool_t *pool)
 {
-    recover_ctx c = { NULL, retention, 0, pool };
+    recover_ctx c = { NULL, NULL, store, retention, 0, pool };
     void *val;
     apr_size_t vlen;
     char *last, *w;
     apr_status_t rv;
+    slots_t sl;
 
     if (recovered) {
         *recovered = 0;
     }
+    c.dead = apr_array_make(pool, 2, sizeof(const char *));
+    c.dead_slots = apr_array_make(pool, 2, sizeof(apr_uint64_t));
+    if (slots_open(store, &sl)) {
+        slot_dead_t d = { store, c.dead_slots, pool };
+
+        slots_each(&sl, slot_dead, &d);
+    }
     rv = iss_store_get(store, K_PENDING, strlen(K_PENDING), &val, &vlen, pool);
     if (rv == APR_NOTFOUND) {
-        return APR_SUCCESS;
+        val = NULL;
     }
-    if (rv != APR_SUCCESS) {
+    else if (rv != APR_SUCCESS) {
         return rv;
     }
-    c.dead = apr_array_make(pool, 2, sizeof(const char *));
-    for (w = apr_strtok(val, " ", &last); w; w = apr_strtok(NULL, " ", &last)) {
+    for (w = val ? apr_strtok(val, " ", &last) : NULL; w;
+         w = apr_strtok(NULL, " ", &last)) {
         const char *key = intent_key(w, pool), *owner, *method;
         apr_array_header_t *changes;
         void *iv;
@@ -984,7 +1366,7 @@ apr_status_t iss_sync_log_recover(iss_store_t *store,
             APR_ARRAY_PUSH(c.dead, const char *) = w;
         }
     }
-    if (c.dead->nelts == 0) {
+    if (c.dead->nelts == 0 && c.dead_slots->nelts == 0) {
         return APR_SUCCESS;
     }
     rv = iss_store_txn(store, recover_txn, &c, pool);
@@ -992,6 +1374,69 @@ apr_status_t iss_sync_log_recover(iss_store_t *store,
         *recovered = c.done;
     }
     return rv;
+}
+
+typedef struct slot_ids_t {
+    apr_array_header_t *ids;
+    apr_pool_t *p;
+} slot_ids_t;
+
+static int slot_id(void *b, slot_t *t)
+{
+    slot_ids_t *d = b;
+    apr_uint64_t o;
+    apr_size_t vlen;
+    char *val;
+
+    if (slot_read(t, &o, &val, &vlen, d->p) == 1) {
+        APR_ARRAY_PUSH(d->ids, const char *)
+            = apr_psprintf(d->p, "%016" APR_UINT64_T_HEX_FMT, o);
+    }
+    return 0;
+}
+
+apr_status_t iss_sync_log_pending(iss_store_t *store, const char **ids,
+                                  apr_pool_t *pool)
+{
+    slot_ids_t d = { apr_array_make(pool, 4, sizeof(const char *)), pool };
+    void *val;
+    apr_size_t vlen;
+    slots_t sl;
+    apr_status_t rv = iss_store_get(store, K_PENDING, strlen(K_PENDING),
+                                    &val, &vlen, pool);
+
+    *ids = "";
+    if (rv != APR_SUCCESS && rv != APR_NOTFOUND) {
+        return rv;
+    }
+    if (rv == APR_SUCCESS && vlen) {
+        APR_ARRAY_PUSH(d.ids, const char *) = val;
+    }
+    if (slots_open(store, &sl)) {
+        slots_each(&sl, slot_id, &d);
+    }
+    *ids = apr_array_pstrcat(pool, d.ids, ' ');
+    return APR_SUCCESS;
+}
+
+int iss_sync_log_intent_pending(iss_store_t *store, const char *id,
+                                apr_pool_t *pool)
+{
+    const char *key = intent_key(id, pool);
+    apr_uint64_t claim = intent_claim(id), o;
+    apr_size_t vlen;
+    void *val;
+    char *sv;
+    slots_t sl;
+    slot_t *t;
+    apr_status_t rv;
+
+    if (claim && slots_open(store, &sl) && (t = slot_find(&sl, claim))
+        && slot_read(t, &o, &sv, &vlen, pool) != 0) {
+        return 1;               /* published (or changing: say pending) */
+    }
+    rv = iss_store_get(store, key, strlen(key), &val, &vlen, pool);
+    return rv == APR_SUCCESS ? 1 : rv == APR_NOTFOUND ? 0 : -1;
 }
 
 /* ---- reading ---------------------------------------------------------------- */
@@ -1145,6 +1590,36 @@ typedef struct contended_ctx {
     apr_pool_t *pool;
 } contended_ctx;
 
+typedef struct slot_look_t {
+    apr_uint64_t self;          /* the asking write's claim (0: none) */
+    const char *path;
+    int contended;
+    apr_pool_t *p;
+} slot_look_t;
+
+/* slots_each(): whether slot @a t is another write's intent naming the
+ * path (or cannot be read: assume so). */
+static int slot_names(void *b, slot_t *t)
+{
+    slot_look_t *l = b;
+    const char *owner, *method;
+    apr_array_header_t *changes;
+    apr_uint64_t o;
+    apr_size_t vlen;
+    char *val;
+    int r = slot_read(t, &o, &val, &vlen, l->p);
+
+    if (r == 0 || (r == 1 && o == l->self)) {
+        return 0;
+    }
+    if (r < 0 || split_intent(val, vlen, &owner, &method, &changes, l->p)
+                 != APR_SUCCESS
+        || names_path(changes, l->path)) {
+        l->contended = 1;
+    }
+    return l->contended;
+}
+
 static apr_status_t contended_in(iss_store_txn_t *txn, const char *id,
                                  apr_uint64_t since, const char *path,
                                  int *contended, apr_pool_t *p)
@@ -1180,6 +1655,18 @@ static apr_status_t contended_in(iss_store_txn_t *txn, const char *id,
             *contended = 1;            /* unreadable: assume the worst */
         }
     }
+    if (!*contended) {
+        /* Intents in slots (published without the lock: one published
+         * after this look is a write that began after it, as if it had
+         * begun after this settlement's commit). */
+        slots_t sl;
+        slot_look_t l = { intent_claim(id), path, 0, p };
+
+        if (slots_txn(txn, &sl)) {
+            slots_each(&sl, slot_names, &l);
+            *contended = l.contended;
+        }
+    }
     {
         seq_t q;
 
@@ -1187,6 +1674,10 @@ static apr_status_t contended_in(iss_store_txn_t *txn, const char *id,
             return rv;
         }
         seq = q.last;
+    }
+    if (since > seq) {
+        /* A `since` from another numbering (cannot be told apart). */
+        *contended = 1;
     }
     for (s = since + 1; s <= seq && !*contended; s++) {
         const char *key = entry_key(s, p), *nl;

@@ -272,6 +272,18 @@ apr_status_t iss_sync_log_recover(iss_store_t *store,
                                   const iss_sync_retention_t *retention,
                                   int *recovered, apr_pool_t *pool);
 
+/** The ids of the intents pending (writes under way, or ended without
+ *  their settlement and not yet recovered), separated by spaces ("" if
+ *  none): those kept in the log (log/pending) and those in slots of the
+ *  store's shared area.  For tools (iss-state log). */
+apr_status_t iss_sync_log_pending(iss_store_t *store, const char **ids,
+                                  apr_pool_t *pool);
+
+/** Whether intent @a id is still pending (1), settled or recovered (0),
+ *  or cannot be told (-1: a store error). */
+int iss_sync_log_intent_pending(iss_store_t *store, const char *id,
+                                apr_pool_t *pool);
+
 /** Read entries @a from .. @a to (inclusive) in one locked pass, calling
  *  @a fn for each in order.  APR_NOTFOUND if one of them was compacted
  *  away meanwhile (the token is then expired).  @a fn returns non-zero to

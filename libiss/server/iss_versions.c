@@ -35,6 +35,7 @@
 #include "iss_filedigest.h"
 #include "iss_chunkidx.h"
 #include "iss_cdc.h"
+#include "iss_sync_log.h"
 
 #include <apr_file_io.h>
 #include <apr_file_info.h>
@@ -3026,23 +3027,22 @@ apr_status_t iss_versions_gc(iss_store_t *store,
     for (i = 0; i < names->nelts; i++) {
         const char *n = APR_ARRAY_IDX(names, i, const char *);
         const char *dot = strchr(n, '.');   /* <intent>.<n>[.part] */
-        const char *key;
-        void *v;
-        apr_size_t vl;
+        int pending;
 
         apr_pool_clear(it);
         if (dot == NULL) {
             continue;
         }
-        key = apr_pstrcat(it, "intent/", apr_pstrmemdup(it, n, dot - n),
-                          NULL);
-        rv = iss_store_get(store, key, strlen(key), &v, &vl, it);
-        if (rv == APR_NOTFOUND) {
+        pending = iss_sync_log_intent_pending(store,
+                                              apr_pstrmemdup(it, n, dot - n),
+                                              it);
+        if (pending == 0) {
             if (unlink(vpath(store, "pending", n, it)) == 0) {
                 st->pending++;
             }
         }
-        else if (rv != APR_SUCCESS) {
+        else if (pending < 0) {
+            rv = APR_EGENERAL;
             goto done;
         }
     }
