@@ -1231,10 +1231,11 @@ void iss_store__wal_close(iss_store_t *s)
 
 /* ---- the shared area (iss_store_area()) ---------------------------------
  * AREA_NAME, AREA_BYTES mapped by every process that asks for it: a
- * header (magic, the boot it was made in) and the caller's bytes.  It
- * outlives processes, not the machine: a header of another boot (or none)
- * is zeroed by the first transaction that asks (@a init, under the
- * writers' lock); without @a init such an area is APR_EAGAIN. */
+ * header (magic, the boot it was made in, the store's id hashed) and the
+ * caller's bytes.  It outlives processes, not the machine: an area of
+ * another boot or store (or none) is zeroed by the first transaction
+ * that asks (@a init, under the writers' lock); without @a init such an
+ * area is APR_EAGAIN. */
 #define AREA_MAGIC  APR_UINT64_C(0x4953534152454131)  /* "ISSAREA1" */
 #define AREA_HDR    64
 
@@ -1242,7 +1243,17 @@ apr_status_t iss_store__area(iss_store_t *s, int init, void **base,
                              apr_size_t *size)
 {
     apr_uint64_t *h = __atomic_load_n(&s->area, __ATOMIC_ACQUIRE);
+    shm_t *sh = s->shm;
 
+    /* Without the lock, only a store a transaction would find in order:
+     * otherwise the caller takes the transaction's way, which repairs
+     * what can be repaired and reports the rest (a damaged store refuses
+     * writes, and so must a write that would only have used the area). */
+    if (!init && (!sh || LOAD(sh->damaged) || LOAD(sh->magic) != SHM_MAGIC
+                  || LOAD(sh->boot) != boot_hash()
+                  || LOAD(sh->store) != hash64(s->id, strlen(s->id))
+                  || LOAD(sh->dbm_busy) || LOAD(sh->dbm_gen) != s->gen))
+        return APR_EAGAIN;
     if (!h) {
         const char *path = apr_pstrcat(s->pool, s->dir, "/" AREA_NAME, NULL);
         struct stat st;
@@ -1274,13 +1285,16 @@ apr_status_t iss_store__area(iss_store_t *s, int init, void **base,
         }
         h = m;
     }
-    if (LOAD(h[0]) != AREA_MAGIC || LOAD(h[1]) != boot_hash()) {
+    if (LOAD(h[0]) != AREA_MAGIC || LOAD(h[1]) != boot_hash()
+        || LOAD(h[2]) != hash64(s->id, strlen(s->id))) {
         if (!init)
             return APR_EAGAIN;
-        /* Under the writers' lock: no one of this boot used it yet. */
+        /* Under the writers' lock: nobody used it in this boot for this
+         * store (a store made anew in the directory has another id). */
         STORE(h[0], 0);
-        memset(h + 2, 0, AREA_BYTES - 2 * sizeof(*h));
+        memset(h + 3, 0, AREA_BYTES - 3 * sizeof(*h));
         STORE(h[1], boot_hash());
+        STORE(h[2], hash64(s->id, strlen(s->id)));
         STORE(h[0], AREA_MAGIC);
     }
     *base = (char *)h + AREA_HDR;

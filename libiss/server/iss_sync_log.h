@@ -220,10 +220,12 @@ apr_status_t iss_sync_log_begin(iss_store_t *store, const char *method,
 /** iss_sync_log_begin(), and *last gets the number of the log's last
  *  entry when the intent was recorded (for iss_sync_log_settle()'s
  *  @a since), read in the same transaction.  With @a flags
- *  ISS_STORE_LAZY the intent is recorded but not yet durable: the caller
- *  must call iss_store_sync() before the write touches anything (a PUT
- *  does so once its body is read, overlapping the fsync with reading
- *  it). */
+ *  ISS_STORE_LAZY the intent only needs to outlive the process: it goes
+ *  in a slot of the store's shared area (iss_store_area(); no lock,
+ *  nothing appended; *last from the hint the last commit left, which may
+ *  lag: never ahead) when one is free and it fits, else in the log as a
+ *  lazy record (durable once the caller calls iss_store_sync(), which
+ *  ISSStateSync Full does before the write touches anything). */
 apr_status_t iss_sync_log_begin_at(iss_store_t *store, const char *method,
                                    const apr_array_header_t *changes,
                                    int flags, const char **id,
