@@ -1273,20 +1273,23 @@ static apr_status_t recover_txn(void *baton, iss_store_txn_t *txn)
 }
 
 /* Whether the write of intent @a id (recorded by @a owner) may still be
- * under way: its process runs and, if the intent is claimed, its claim is
- * held (a claim that cannot be asked about counts as held). */
+ * under way: if the intent is claimed, its claim is held; otherwise (or
+ * if the claim cannot be asked about) its process runs. */
 static int intent_alive(iss_store_t *store, const char *id,
                         const char *owner)
 {
     const char *sp = strrchr(owner, ' ');
 
-    if (!iss_sync_log_owner_alive(owner)) {
-        return 0;
-    }
+    /* A claim says it all (one lock test, no /proc read): it dies with
+     * its process, and is given back once the settlement was tried. */
     if (sp && strcmp(sp + 1, OWNER_CLAIMED) == 0 && intent_claim(id)) {
-        return iss_store_claim_held(store, intent_claim(id)) != 0;
+        int held = iss_store_claim_held(store, intent_claim(id));
+
+        if (held >= 0) {
+            return held;
+        }
     }
-    return 1;
+    return iss_sync_log_owner_alive(owner);
 }
 
 typedef struct slot_dead_t {
