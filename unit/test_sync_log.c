@@ -1347,6 +1347,51 @@ static void test_slots(void)
             ok(0, "slots: a child began lazy intents and died");
         }
     }
+
+    /* The numbering lost (log/seq gone): a begin that took its `since`
+     * from the old numbering's hint keeps no digest, and the hint follows
+     * the new numbering. */
+    {
+        apr_uint64_t l2 = 0, f2 = 0, old_since;
+
+        is_int(iss_store_delete(s, "log/seq", 7), APR_SUCCESS,
+               "slots: log/seq deleted (a lost numbering)");
+        is_int(lazy(s, "M0:a.txt", &a, &last), APR_SUCCESS,
+               "slots: a lazy begin after the loss");
+        old_since = last;
+        APR_ARRAY_IDX(idx, 0, iss_sync_index_t).digest = "digest-after-loss";
+        is_int(iss_sync_log_settle(s, a, "PUT", chg("M0:a.txt"), idx, NULL,
+                                   last, &seq, gp),
+               APR_SUCCESS, "slots: ... settles under a new numbering");
+        iss_sync_log_bounds(s, &l2, &f2, gp);
+        ok(seq == l2 && l2 < old_since, "slots: the new numbering's entry "
+           "(%d) is below the old since (%d)", (int)l2, (int)old_since);
+        is_str(get_s(s, "d/a.txt"), NULL,
+               "slots: ... so its digest is not kept");
+        is_int(lazy(s, "M0:a.txt", &a, &last), APR_SUCCESS,
+               "slots: the next lazy begin");
+        is_int((int)last, (int)l2, "slots: ... takes the new numbering's "
+               "last entry as its since");
+        iss_sync_log_settle(s, a, "PUT", NULL, NULL, NULL, last, NULL, gp);
+
+        /* Lost again, and a token request makes the new numbering: the
+         * hint is forgotten, the next lazy begin goes through the log. */
+        {
+            const char *lid = NULL;
+
+            is_int(iss_store_delete(s, "log/seq", 7), APR_SUCCESS,
+                   "slots: log/seq deleted again");
+            is_int(iss_sync_log_bounds_id(s, &l2, &f2, &lid, gp),
+                   APR_SUCCESS, "slots: a token's bounds make a numbering");
+            is_int(lazy(s, "M0:a.txt", &a, &last), APR_SUCCESS,
+                   "slots: a lazy begin after that");
+            ok(get_s(s, apr_pstrcat(gp, "intent/", a, NULL)) != NULL,
+               "slots: ... went through the log (the hint was forgotten)");
+            is_int((int)last, (int)l2, "slots: ... with the new last entry");
+            iss_sync_log_settle(s, a, "PUT", NULL, NULL, NULL, last, NULL,
+                                gp);
+        }
+    }
     tmp_done(&t);
 }
 

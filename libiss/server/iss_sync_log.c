@@ -200,6 +200,8 @@ static void seq_put(iss_store_txn_t *txn, const seq_t *q, apr_pool_t *p)
                                   : u64_str(q->last, p));
 }
 
+static void hint_forget(iss_store_txn_t *txn);
+
 /* A new numbering for a log without log/seq: a random id, and the number
  * before the oldest entry kept (log/first), staged in @a txn. */
 static apr_status_t seq_mint(iss_store_txn_t *txn, seq_t *q, apr_pool_t *p)
@@ -219,6 +221,10 @@ static apr_status_t seq_mint(iss_store_txn_t *txn, seq_t *q, apr_pool_t *p)
     q->last = first ? first - 1 : 0;
     q->present = 1;
     seq_put(txn, q, p);
+    /* The hint may name a position of the old numbering, possibly past
+     * the new one's: lazy begins go through the log until a commit of
+     * the new numbering sets it again. */
+    hint_forget(txn);
     return APR_SUCCESS;
 }
 
@@ -480,6 +486,16 @@ static int slots_txn(iss_store_txn_t *txn, slots_t *sl)
 
     return iss_store_txn_area(txn, &base, &size) == APR_SUCCESS
            && slots_from(sl, base, size);
+}
+
+/* Under the writers' lock (inside a transaction). */
+static void hint_forget(iss_store_txn_t *txn)
+{
+    slots_t sl;
+
+    if (slots_txn(txn, &sl)) {
+        ASTORE(*sl.hint, 0);
+    }
 }
 
 static apr_uint32_t slot_crc(apr_uint64_t owner, const char *data,
