@@ -1348,6 +1348,61 @@ static void test_slots(void)
         }
     }
 
+    /* A settlement that fails in a process that lives on: the slot is
+     * given up, and recovery through another handle logs it. */
+    {
+        struct rlimit old, lim;
+        apr_off_t size = wal_size(t.dir);
+        apr_uint64_t before = 0, first_ = 0;
+        apr_status_t srv;
+        iss_store_t *s3;
+
+        is_int(lazy(s, "C0:failed.txt", &a, &last), APR_SUCCESS,
+               "slots: begin a write whose settlement will fail");
+        is_str(get_s(s, apr_pstrcat(gp, "intent/", a, NULL)), NULL,
+               "slots: ... in a slot");
+        iss_sync_log_bounds(s, &before, &first_, gp);
+        signal(SIGXFSZ, SIG_IGN);
+        getrlimit(RLIMIT_FSIZE, &old);
+        lim = old;
+        lim.rlim_cur = (rlim_t)(size > 0 ? size : 1);
+        setrlimit(RLIMIT_FSIZE, &lim);
+        srv = iss_sync_log_settle(s, a, "PUT", chg("C0:failed.txt"), NULL,
+                                  NULL, last, NULL, gp);
+        setrlimit(RLIMIT_FSIZE, &old);
+        signal(SIGXFSZ, SIG_DFL);
+        ok(srv != APR_SUCCESS, "slots: the settlement fails (%d)", srv);
+        is_str(all_pending(s), a, "slots: the intent stays pending");
+        s2 = open_store(t.dir, gp);
+        is_int(iss_sync_log_recover(s2 ? s2 : s, NULL, &rec, gp),
+               APR_SUCCESS, "slots: recover through another handle");
+        is_int(rec, 1, "slots: the given-up slot is recovered, its process "
+               "living on");
+        is_int(read_log(s, before + 1, before + 1, 0, &c), APR_SUCCESS,
+               "slots: read its entry");
+        ok(c.calls == 1 && !strcmp(TEXT(&c, 0), "PUT|C0:failed.txt"),
+           "slots: it names the file");
+        is_str(all_pending(s), "", "slots: nothing pending");
+
+        /* A handle closed with a write under way (its claim goes). */
+        s3 = open_store(t.dir, gp);
+        ok(s3 != NULL, "slots: a third handle");
+        if (s3) {
+            is_int(lazy(s3, "C0:closed.txt", &b, &last), APR_SUCCESS,
+                   "slots: it begins a write");
+            is_int(iss_sync_log_recover(s, NULL, &rec, gp), APR_SUCCESS,
+                   "slots: recover while that handle is open");
+            is_int(rec, 0, "slots: ... nothing (its handle holds its claim)");
+            iss_store_close(s3);
+            is_int(iss_sync_log_recover(s2 ? s2 : s, NULL, &rec, gp),
+                   APR_SUCCESS, "slots: recover once it is closed");
+            is_int(rec, 1, "slots: ... its write is logged");
+            is_str(all_pending(s), "", "slots: nothing pending");
+        }
+        if (s2)
+            iss_store_close(s2);
+    }
+
     /* The numbering lost (log/seq gone): a begin that took its `since`
      * from the old numbering's hint keeps no digest, and the hint follows
      * the new numbering. */

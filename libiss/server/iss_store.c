@@ -645,6 +645,40 @@ void iss_store_claim_release(iss_store_t *store, apr_uint64_t n)
 #endif
 }
 
+apr_uint64_t iss_store_claim_own(iss_store_t *store)
+{
+    apr_uint64_t n = store ? __atomic_load_n(&store->own_claim,
+                                             __ATOMIC_ACQUIRE) : 0;
+    int tries;
+
+    if (n || !store)
+        return n;
+    for (tries = 0; tries < 8; tries++) {
+        apr_uint64_t none = 0;
+        unsigned char r[8];
+        apr_status_t rv;
+
+        if (apr_generate_random_bytes(r, sizeof(r)) != APR_SUCCESS)
+            return 0;
+        n = iss_be64_get(r) % CLAIM_SPACE;
+        if (n == 0)
+            continue;
+        rv = iss_store_claim(store, n);
+        if (rv == APR_EBUSY)
+            continue;
+        if (rv != APR_SUCCESS)
+            return 0;
+        if (!__atomic_compare_exchange_n(&store->own_claim, &none, n, 0,
+                                         __ATOMIC_ACQ_REL,
+                                         __ATOMIC_ACQUIRE)) {
+            iss_store_claim_release(store, n);  /* another thread's won */
+            return none;
+        }
+        return n;
+    }
+    return 0;
+}
+
 int iss_store_claim_held(iss_store_t *store, apr_uint64_t n)
 {
 #ifdef F_OFD_GETLK
@@ -673,6 +707,12 @@ apr_status_t iss_store_close(iss_store_t *store)
         return APR_EINVAL;
     if (store->closed && !store->shm)
         return APR_SUCCESS;
+    /* The handle's claims end with it (iss_store_claim()); when its pool
+     * goes instead, the file's own cleanup closes it. */
+    if (store->claim_hold) {
+        apr_file_close(store->claim_hold);
+        store->claim_hold = NULL;
+    }
     return apr_pool_cleanup_run(store->pool, store, store_cleanup);
 }
 

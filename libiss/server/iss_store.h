@@ -299,6 +299,13 @@ int iss_store_replaced(iss_store_t *store);
 apr_status_t iss_store_claim(iss_store_t *store, apr_uint64_t n);
 void iss_store_claim_release(iss_store_t *store, apr_uint64_t n);
 int iss_store_claim_held(iss_store_t *store, apr_uint64_t n);
+/** The handle's own claim: a number (below 2^62) this handle holds from
+ *  the first call until it is closed or its process ends, the same for
+ *  every thread; 0 where claims cannot be held.  What a caller records
+ *  so that others can tell whether the handle is still at work (the
+ *  sync log's intents in slots, iss_sync_log.h) without a claim per
+ *  piece of work. */
+apr_uint64_t iss_store_claim_own(iss_store_t *store);
 
 /** Close the store now (otherwise the pool cleanup does it). */
 apr_status_t iss_store_close(iss_store_t *store);

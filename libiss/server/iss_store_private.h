@@ -161,6 +161,7 @@ struct iss_store_t {
     apr_file_t *dbm_lock;       /* DBMLOCK_NAME */
     apr_file_t *sync_lock;      /* SYNCLOCK_NAME */
     apr_file_t *claim_hold;     /* CLAIMS_NAME: the claims this handle holds */
+    apr_uint64_t own_claim;     /* iss_store_claim_own() (0: not yet) */
     apr_file_t *claim_check;    /* CLAIMS_NAME again (another open file
                                  * description): asks about claims */
     int dbm_locked;             /* dbm_lock held shared (1) or exclusive (2),

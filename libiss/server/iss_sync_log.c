@@ -413,17 +413,21 @@ static void pending_put(iss_store_txn_t *txn, const char *list)
  *          entries, never fewer.
  *   map    a bit per slot, set once the slot is published, cleared
  *          before it is freed: readers visit only the slots it names.
- *   owner  the claim (iss_store_claim()) of the intent, 0: free.  Taken
- *          with a compare-and-swap; the claim is taken before, and given
- *          back only after the slot is free, so a slot whose owner's
- *          claim nobody holds is the intent of a write that ended
- *          without its settlement.
- *   ready  1 once len, crc and data are written (release); the writer
- *          clears it before freeing the slot.
+ *   owner  the intent's id (its 16 hex digits as a number), 0: free.
+ *          Taken with a compare-and-swap.
+ *   holder the writer's handle's own claim (iss_store_claim_own(): held
+ *          while the handle is open and its process runs; no system
+ *          call per write).
+ *   gone   set by the writer when its settlement failed (its process
+ *          lives on).  A published slot that is gone, or whose holder's
+ *          claim nobody holds, is the intent of a write that ended
+ *          without its settlement: recovery logs it.
+ *   ready  1 once holder, len, crc and data are written (release); the
+ *          writer clears it before freeing the slot.
  *   data   the intent record (INTENT_MAGIC owner, then the changes),
- *          crc: CRC-32 of owner, len and data (a reader that raced a
- *          reuse of the slot sees it fail, and reads again or assumes
- *          the worst).
+ *          crc: CRC-32 of owner, holder, len and data (a reader that
+ *          raced a reuse of the slot sees it fail, and reads again or
+ *          assumes the worst).
  * An intent too large for a slot, or found no free slot, is recorded in
  * the log as before (so are durable begins: ISSStateSync Full). */
 
@@ -434,11 +438,12 @@ static apr_uint64_t intent_claim(const char *id);
 
 typedef struct slot_t {
     apr_uint64_t owner;
+    apr_uint64_t holder;
     apr_uint32_t ready;
     apr_uint32_t len;
     apr_uint32_t crc;
-    apr_uint32_t pad;
-    char data[SLOT_SIZE - 24];
+    apr_uint32_t gone;
+    char data[SLOT_SIZE - 32];
 } slot_t;
 
 #define SLOTS_MAX 256             /* bits of the map */
@@ -498,14 +503,15 @@ static void hint_forget(iss_store_txn_t *txn)
     }
 }
 
-static apr_uint32_t slot_crc(apr_uint64_t owner, const char *data,
-                             apr_uint32_t len)
+static apr_uint32_t slot_crc(apr_uint64_t owner, apr_uint64_t holder,
+                             const char *data, apr_uint32_t len)
 {
-    unsigned char h[12];
+    unsigned char h[20];
     uLong c;
 
     iss_be64_put(h, owner);
-    iss_be32_put(h + 8, len);
+    iss_be64_put(h + 8, holder);
+    iss_be32_put(h + 16, len);
     c = crc32(crc32(0L, Z_NULL, 0), h, sizeof(h));
     return (apr_uint32_t)crc32(c, (const Bytef *)data, len);
 }
@@ -513,16 +519,18 @@ static apr_uint32_t slot_crc(apr_uint64_t owner, const char *data,
 /* A consistent copy of slot @a t's intent (in @a p): 1 with *owner, *val,
  * *vlen; 0 if the slot is free or not yet published; -1 if it changed
  * while read (being freed or reused). */
-static int slot_read(const slot_t *t, apr_uint64_t *owner, char **val,
-                     apr_size_t *vlen, apr_pool_t *p)
+static int slot_read(const slot_t *t, apr_uint64_t *owner,
+                     apr_uint64_t *holder, char **val, apr_size_t *vlen,
+                     apr_pool_t *p)
 {
-    apr_uint64_t o = ALOAD(t->owner);
+    apr_uint64_t o = ALOAD(t->owner), h;
     apr_uint32_t len;
     char *v;
 
     if (o == 0 || !ALOAD(t->ready)) {
         return 0;
     }
+    h = ALOAD(t->holder);
     len = ALOAD(t->len);
     if (len > sizeof(t->data)) {
         return -1;
@@ -531,17 +539,29 @@ static int slot_read(const slot_t *t, apr_uint64_t *owner, char **val,
     memcpy(v, t->data, len);
     v[len] = '\0';
     __atomic_thread_fence(__ATOMIC_ACQUIRE);
-    if (ALOAD(t->crc) != slot_crc(o, v, len) || ALOAD(t->owner) != o
+    if (ALOAD(t->crc) != slot_crc(o, h, v, len) || ALOAD(t->owner) != o
         || !ALOAD(t->ready)) {
         return -1;
     }
     *owner = o;
+    if (holder) {
+        *holder = h;
+    }
     *val = v;
     *vlen = len;
     return 1;
 }
 
-/* Slot of claim @a claim, or NULL. */
+/* Whether the write of a slot read with @a holder ended without its
+ * settlement: the writer gave it up, or its handle (process) is gone.  A
+ * claim that cannot be asked about counts as held. */
+static int slot_abandoned(iss_store_t *store, const slot_t *t,
+                          apr_uint64_t holder)
+{
+    return ALOAD(t->gone) || iss_store_claim_held(store, holder) == 0;
+}
+
+/* Slot of intent number @a claim, or NULL. */
 static slot_t *slot_find(const slots_t *sl, apr_uint64_t claim)
 {
     apr_size_t i, k = (apr_size_t)(claim % sl->n);
@@ -598,11 +618,12 @@ static apr_status_t slot_begin(iss_store_t *store, apr_uint64_t claim,
                                apr_uint64_t *last)
 {
     slots_t sl;
-    apr_uint64_t hint;
+    apr_uint64_t hint, holder;
     apr_size_t i, k;
 
     if (!slots_open(store, &sl) || vlen > sizeof(sl.slot[0].data)
-        || (hint = ALOAD(*sl.hint)) == 0) {
+        || (hint = ALOAD(*sl.hint)) == 0
+        || (holder = iss_store_claim_own(store)) == 0) {
         return APR_EAGAIN;
     }
     for (i = 0, k = (apr_size_t)(claim % sl.n); i < sl.n;
@@ -615,8 +636,11 @@ static apr_status_t slot_begin(iss_store_t *store, apr_uint64_t claim,
                                            __ATOMIC_ACQ_REL,
                                            __ATOMIC_ACQUIRE)) {
             memcpy(t->data, value, vlen);
+            ASTORE(t->holder, holder);
+            ASTORE(t->gone, 0);
             ASTORE(t->len, (apr_uint32_t)vlen);
-            ASTORE(t->crc, slot_crc(claim, value, (apr_uint32_t)vlen));
+            ASTORE(t->crc, slot_crc(claim, holder, value,
+                                    (apr_uint32_t)vlen));
             ASTORE(t->ready, 1);
             __atomic_fetch_or(&sl.map[k / 64], (apr_uint64_t)1 << (k % 64),
                               __ATOMIC_ACQ_REL);
@@ -749,9 +773,33 @@ apr_status_t iss_sync_log_begin_at(iss_store_t *store, const char *method,
     apr_status_t rv;
     int tries, claimed = 0;
 
-    /* The intent is claimed until it is settled: recovery takes an
-     * intent whose claim nobody holds for one whose write is over, even
-     * in a process that lives on (a settlement that failed). */
+    /* Lazy: a slot of the shared area, if one is free and the intent
+     * fits (no lock, nothing appended to the log, no claim of its own:
+     * the slot names the handle's claim). */
+    if (flags & ISS_STORE_LAZY) {
+        if ((rv = intent_random(rnd, sizeof(rnd))) != APR_SUCCESS) {
+            return rv;
+        }
+        iss_hex_encode(hex, rnd, sizeof(rnd));
+        if (intent_claim(hex) != 0) {
+            iss_change_encode(method, changes, &enc, &elen, pool);
+            c.value = apr_pstrcat(pool, INTENT_MAGIC,
+                                  iss_sync_log_owner_self(pool), "\n",
+                                  NULL);
+            c.vlen = strlen(c.value);
+            c.value = apr_pstrcat(pool, c.value,
+                                  apr_pstrmemdup(pool, enc, elen), NULL);
+            c.vlen += elen;
+            if (slot_begin(store, intent_claim(hex), c.value, c.vlen, last)
+                == APR_SUCCESS) {
+                *id = apr_pstrdup(pool, hex);
+                return APR_SUCCESS;
+            }
+        }
+    }
+    /* In the log, the intent is claimed until it is settled: recovery
+     * takes an intent whose claim nobody holds for one whose write is
+     * over, even in a process that lives on (a settlement that failed). */
     for (tries = 0; tries < 4; tries++) {
         if ((rv = intent_random(rnd, sizeof(rnd))) != APR_SUCCESS) {
             return rv;
@@ -784,15 +832,6 @@ apr_status_t iss_sync_log_begin_at(iss_store_t *store, const char *method,
     c.vlen += elen;
     c.last = 0;
     c.pool = pool;
-    /* Lazy: a slot of the shared area, if one is free and the intent
-     * fits (no lock, nothing appended to the log). */
-    if (claimed && (flags & ISS_STORE_LAZY)
-        && slot_begin(store, intent_claim(c.id), c.value, c.vlen, &c.last)
-           == APR_SUCCESS) {
-        *id = c.id;
-        *last = c.last;
-        return APR_SUCCESS;
-    }
     /* Durable before the write touches anything: now, or (lazy) when the
      * caller calls iss_store_sync(). */
     if ((rv = iss_store_txn_ex(store, begin_txn, &c, flags, pool))
@@ -959,6 +998,7 @@ typedef struct end_ctx {
     apr_pool_t *pool;
     apr_uint64_t since;         /* guarded index entries */
     int *raced;                 /* per index entry: keep no digest */
+    slot_t *slot;               /* the intent's slot (NULL: in the log) */
 } end_ctx;
 
 static apr_status_t contended_in(iss_store_txn_t *txn, const char *id,
@@ -1003,6 +1043,7 @@ static apr_status_t end_txn(void *baton, iss_store_txn_t *txn)
         if (slot) {
             /* Freed once this is committed. */
             after_free(after, slot, intent_claim(c->id), c->pool);
+            c->slot = slot;
         }
         else {
             if ((rv = pending_get(txn, &list, c->pool)) != APR_SUCCESS) {
@@ -1080,13 +1121,28 @@ static apr_status_t settle_with(iss_store_t *store, const char *id,
                                apr_uint64_t *seq, apr_pool_t *pool)
 {
     end_ctx c = { id, method, changes, index, retention, NULL, NULL, 0, pool,
-                  since, NULL };
+                  since, NULL, NULL };
     apr_status_t rv = iss_store_txn_ex(store, end_txn, &c, flags, pool);
+    slots_t sl;
 
     if (seq) {
         *seq = rv == APR_SUCCESS ? c.seq : 0;
     }
-    release_claim(store, id);
+    if (rv != APR_SUCCESS && !c.slot && id && intent_claim(id)
+        && slots_open(store, &sl)) {
+        c.slot = slot_find(&sl, intent_claim(id));  /* end_txn did not run */
+    }
+    if (c.slot) {
+        /* A slot has no claim of its own.  Settled: freed after the
+         * commit.  Not settled: given up, so that recovery logs it while
+         * this process lives on. */
+        if (rv != APR_SUCCESS && ALOAD(c.slot->owner) == intent_claim(id)) {
+            ASTORE(c.slot->gone, 1);
+        }
+    }
+    else {
+        release_claim(store, id);
+    }
     return rv;
 }
 
@@ -1121,7 +1177,7 @@ apr_status_t iss_sync_log_append(iss_store_t *store, const char *method,
                                  apr_uint64_t *seq, apr_pool_t *pool)
 {
     end_ctx c = { NULL, method, changes, index, retention, key, val, 0, pool,
-                  0, NULL };
+                  0, NULL, NULL };
     apr_status_t rv = iss_store_txn(store, end_txn, &c, pool);
 
     if (seq) {
@@ -1234,7 +1290,7 @@ static apr_status_t recover_txn(void *baton, iss_store_txn_t *txn)
 
         for (i = 0; after->have && i < c->dead_slots->nelts; i++) {
             apr_uint64_t claim = APR_ARRAY_IDX(c->dead_slots, i,
-                                               apr_uint64_t), o, seq;
+                                               apr_uint64_t), o, h, seq;
             slot_t *t = slot_find(&after->sl, claim);
             const char *owner, *method;
             apr_array_header_t *changes;
@@ -1243,9 +1299,8 @@ static apr_status_t recover_txn(void *baton, iss_store_txn_t *txn)
 
             /* Still there, still published, still nobody's (its writer
              * may have settled it since it was looked at). */
-            if (!t || slot_read(t, &o, &val, &vlen, c->pool) != 1
-                || o != claim
-                || iss_store_claim_held(c->store, claim) != 0) {
+            if (!t || slot_read(t, &o, &h, &val, &vlen, c->pool) != 1
+                || o != claim || !slot_abandoned(c->store, t, h)) {
                 continue;
             }
             if (split_intent(val, vlen, &owner, &method, &changes, c->pool)
@@ -1320,16 +1375,14 @@ static int slot_dead(void *b, slot_t *t)
     slot_dead_t *d = b;
     const char *owner, *method;
     apr_array_header_t *changes;
-    apr_uint64_t o;
+    apr_uint64_t o, h;
     apr_size_t vlen;
     char *val;
 
-    if (slot_read(t, &o, &val, &vlen, d->p) == 1
+    if (slot_read(t, &o, &h, &val, &vlen, d->p) == 1
         && split_intent(val, vlen, &owner, &method, &changes, d->p)
            == APR_SUCCESS
-        && !intent_alive(d->store, apr_psprintf(d->p, "%016"
-                                                APR_UINT64_T_HEX_FMT, o),
-                         owner)) {
+        && slot_abandoned(d->store, t, h)) {
         APR_ARRAY_PUSH(d->dead, apr_uint64_t) = o;
     }
     return 0;
@@ -1407,7 +1460,7 @@ static int slot_id(void *b, slot_t *t)
     apr_size_t vlen;
     char *val;
 
-    if (slot_read(t, &o, &val, &vlen, d->p) == 1) {
+    if (slot_read(t, &o, NULL, &val, &vlen, d->p) == 1) {
         APR_ARRAY_PUSH(d->ids, const char *)
             = apr_psprintf(d->p, "%016" APR_UINT64_T_HEX_FMT, o);
     }
@@ -1451,7 +1504,7 @@ int iss_sync_log_intent_pending(iss_store_t *store, const char *id,
     apr_status_t rv;
 
     if (claim && slots_open(store, &sl) && (t = slot_find(&sl, claim))
-        && slot_read(t, &o, &sv, &vlen, pool) != 0) {
+        && slot_read(t, &o, NULL, &sv, &vlen, pool) != 0) {
         return 1;               /* published (or changing: say pending) */
     }
     rv = iss_store_get(store, key, strlen(key), &val, &vlen, pool);
@@ -1626,7 +1679,7 @@ static int slot_names(void *b, slot_t *t)
     apr_uint64_t o;
     apr_size_t vlen;
     char *val;
-    int r = slot_read(t, &o, &val, &vlen, l->p);
+    int r = slot_read(t, &o, NULL, &val, &vlen, l->p);
 
     if (r == 0 || (r == 1 && o == l->self)) {
         return 0;
