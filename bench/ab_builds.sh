@@ -39,25 +39,15 @@ port=$(bench_free_port)
 results="$work/results"
 : > "$results"
 
-# httpd's CPU time so far, in clock ticks (the parent's counts the
-# children it reaped).
-srv_ticks() {
-  local t=0 pid ppid
-  ppid=$(cat "$work/logs/httpd.pid")
-  for pid in $ppid $(pgrep -P "$ppid"); do
-    t=$((t + $(awk '{print $14 + $15 + $16 + $17}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
-  done
-  echo "$t"
-}
 hz=$(getconf CLK_TCK)
 
 # phase BUILD LOC NAME METHOD STATUS URL [http_load args]
 phase() {
   local b=$1 loc=$2 name=$3 method=$4 status=$5 url=$6 t0 t1 out rate
   shift 6
-  t0=$(srv_ticks)
+  t0=$(bench_httpd_ticks)
   out=$("$load" -c 8 -n "$n" -m "$method" -s "$status" "$@" 127.0.0.1 "$port" "$url")
-  t1=$(srv_ticks)
+  t1=$(bench_httpd_ticks)
   case "$out" in *" unexpected 0"*) ;; *) echo "$b $loc $name: $out" >&2; exit 1 ;; esac
   rate=$(sed -n 's/.* rate \([0-9.]*\) .*/\1/p' <<<"$out")
   echo "$b $name $loc $rate $(( (t1 - t0) * 1000000 / hz / n ))" >> "$results"
@@ -65,11 +55,7 @@ phase() {
 
 server() {   # server BUILD: a fresh filesystem and httpd
   local build=$1
-  if [ -n "$started" ]; then
-    /usr/sbin/apache2 -f "$work/httpd.conf" -k stop || true
-    for _ in $(seq 100); do [ -f "$work/logs/httpd.pid" ] || break; sleep 0.1; done
-    started=
-  fi
+  bench_stop
   if [ "$fs" = ext4 ] && mountpoint -q "$work/fs"; then
     umount "$work/fs"
     bench_mounts=()
@@ -98,12 +84,7 @@ Alias /iss/ "$work/fs/iss/"
 </Location>
 CONF
   } > "$work/httpd.conf"
-  [ "$(id -u)" = 0 ] && chown -R www-data: "$work"
-  /usr/sbin/apache2 -f "$work/httpd.conf" -k start
-  started=1
-  for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/" && return 0; sleep 0.1; done
-  echo "httpd did not start: $(tail -5 "$work/logs/error_log")" >&2
-  exit 1
+  bench_start
 }
 
 for r in $(seq "$runs"); do

@@ -45,12 +45,39 @@ bench_work() {
 }
 bench_cleanup() {
   local m
-  if [ -n "$started" ]; then
-    /usr/sbin/apache2 -f "$work/httpd.conf" -k stop || true
-    for _ in $(seq 100); do [ -f "$work/logs/httpd.pid" ] || break; sleep 0.1; done
-  fi
+  bench_stop
   for m in "${bench_mounts[@]}"; do umount "$m" || umount -l "$m" || true; done
   rm -rf "$work"
+}
+
+# Start the httpd of $work/httpd.conf (the work folder given to the
+# server's user first, when run as root) and wait until it answers on
+# $port; exit 1 with its error log's end if it does not.  bench_stop
+# stops it (if started) and waits until it is gone.
+bench_start() {
+  [ "$(id -u)" = 0 ] && chown -R www-data: "$work"
+  /usr/sbin/apache2 -f "$work/httpd.conf" -k start
+  started=1
+  for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/" && return 0; sleep 0.1; done
+  echo "httpd did not start: $(tail -5 "$work/logs/error_log" 2>/dev/null)" >&2
+  exit 1
+}
+bench_stop() {
+  [ -n "$started" ] || return 0
+  /usr/sbin/apache2 -f "$work/httpd.conf" -k stop || true
+  for _ in $(seq 100); do [ -f "$work/logs/httpd.pid" ] || break; sleep 0.1; done
+  started=
+}
+
+# httpd's CPU time so far in clock ticks (user + system): the parent,
+# with the children it reaped, and the children alive.
+bench_httpd_ticks() {
+  local ppid t=0 pid
+  ppid=$(cat "$work/logs/httpd.pid")
+  for pid in $ppid $(pgrep -P "$ppid"); do
+    t=$((t + $(awk '{print $14 + $15 + $16 + $17}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$t"
 }
 
 now() { date +%s.%N; }

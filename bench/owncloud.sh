@@ -35,10 +35,7 @@ LimitRequestBody 0
 </Location>
 CONF
 } > "$work/httpd.conf"
-[ "$(id -u)" = 0 ] && chown -R www-data: "$work"
-/usr/sbin/apache2 -f "$work/httpd.conf" -k start
-started=1
-for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
+bench_start
 head -c "$((mib << 20))" /dev/urandom > "$work/data"
 
 # CPU ticks (user + system) of every process of this httpd.

@@ -146,21 +146,11 @@ fail=0
 # rate LOC OP: one timed operation, prints requests/s.
 declare -A res cpu
 record() { res["$1 $2"]+="$3 "; }
-# httpd's CPU time so far in clock ticks: the parent (with the children
-# it reaped) and the children alive.
-srv_ticks() {
-  local ppid t=0 pid
-  ppid=$(cat "$work/logs/httpd.pid")
-  for pid in $ppid $(pgrep -P "$ppid"); do
-    t=$((t + $(awk '{print $14 + $15 + $16 + $17}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
-  done
-  echo $t
-}
 hz=$(getconf CLK_TCK)
-cpu_mark() { cpu_t0=$(srv_ticks); }
+cpu_mark() { cpu_t0=$(bench_httpd_ticks); }
 cpu_record() {   # cpu_record LOC OP REQUESTS
   local t1
-  t1=$(srv_ticks)
+  t1=$(bench_httpd_ticks)
   cpu["$1 $2"]+="$(echo "($t1 - $cpu_t0) * 1000000 / $hz / $3" | bc -l) "
 }
 # Every write of every run, per location: requests, seconds, CPU ticks
@@ -176,7 +166,7 @@ hl() {   # hl LOC OP http_load-args...: run, record the rate
   cpu_record "$loc" "$op" "$(awk '{print $2}' <<<"$out")"
   wreq[$loc]=$(( ${wreq[$loc]:-0} + $(awk '{print $2}' <<<"$out") ))
   wsec[$loc]=$(echo "${wsec[$loc]:-0} + $(awk '{print $4}' <<<"$out")" | bc -l)
-  wtick[$loc]=$(( ${wtick[$loc]:-0} + $(srv_ticks) - t0 ))
+  wtick[$loc]=$(( ${wtick[$loc]:-0} + $(bench_httpd_ticks) - t0 ))
 }
 propfind_body="$work/propfind.xml"
 cat > "$propfind_body" <<'XML'
