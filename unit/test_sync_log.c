@@ -93,10 +93,9 @@ static apr_status_t put_s(iss_store_t *s, const char *k, const char *v)
     return iss_store_put(s, k, strlen(k), v, strlen(v));
 }
 
-/* The ids listed in log/pending, sorted, space separated ("" if none). */
-static const char *pending(iss_store_t *s)
+/* The words of @a v sorted, space separated ("" if none or NULL). */
+static const char *sorted_words(const char *v)
 {
-    const char *v = get_s(s, "log/pending");
     apr_array_header_t *w = apr_array_make(gp, 4, sizeof(char *));
     char *copy, *last, *t;
     int i, j;
@@ -115,6 +114,12 @@ static const char *pending(iss_store_t *s)
             APR_ARRAY_IDX(w, j - 1, char *) = x;
         }
     return apr_array_pstrcat(gp, w, ' ');
+}
+
+/* The ids listed in log/pending, sorted, space separated ("" if none). */
+static const char *pending(iss_store_t *s)
+{
+    return sorted_words(get_s(s, "log/pending"));
 }
 
 static const char *sorted2(const char *a, const char *b)
@@ -1155,24 +1160,10 @@ static void child_lazy_and_die(const char *dir, const char *spec, int n)
 static const char *all_pending(iss_store_t *s)
 {
     const char *ids = NULL;
-    apr_array_header_t *w = apr_array_make(gp, 4, sizeof(char *));
-    char *copy, *last, *t;
-    int i, j;
 
     if (iss_sync_log_pending(s, &ids, gp) != APR_SUCCESS)
         return "(error)";
-    copy = apr_pstrdup(gp, ids);
-    for (t = apr_strtok(copy, " ", &last); t; t = apr_strtok(NULL, " ", &last))
-        APR_ARRAY_PUSH(w, char *) = t;
-    for (i = 1; i < w->nelts; i++)
-        for (j = i; j > 0 && strcmp(APR_ARRAY_IDX(w, j - 1, char *),
-                                    APR_ARRAY_IDX(w, j, char *)) > 0; j--) {
-            char *x = APR_ARRAY_IDX(w, j, char *);
-
-            APR_ARRAY_IDX(w, j, char *) = APR_ARRAY_IDX(w, j - 1, char *);
-            APR_ARRAY_IDX(w, j - 1, char *) = x;
-        }
-    return apr_array_pstrcat(gp, w, ' ');
+    return sorted_words(ids);
 }
 
 static apr_status_t lazy(iss_store_t *s, const char *spec, const char **id,
