@@ -1213,6 +1213,25 @@ static apr_status_t split_intent(const char *val, apr_size_t vlen,
                              method, changes, p);
 }
 
+/* slot_read() of slot @a t and its intent decoded: 1 with *owner,
+ * *holder (may be NULL), *method and *changes; 0 if the slot is free or
+ * not yet published; -1 if it changed while read or does not decode. */
+static int slot_intent(const slot_t *t, apr_uint64_t *owner,
+                       apr_uint64_t *holder, const char **method,
+                       apr_array_header_t **changes, apr_pool_t *p)
+{
+    const char *who;
+    apr_size_t vlen;
+    char *val;
+    int r = slot_read(t, owner, holder, &val, &vlen, p);
+
+    if (r == 1
+        && split_intent(val, vlen, &who, method, changes, p) != APR_SUCCESS) {
+        return -1;                     /* cannot be: its CRC held */
+    }
+    return r;
+}
+
 /* What stat said of the members of a write that ended unsettled no
  * longer holds: the next scan re-reads them. */
 static void forget_members(iss_store_txn_t *txn,
@@ -1292,20 +1311,14 @@ static apr_status_t recover_txn(void *baton, iss_store_txn_t *txn)
             apr_uint64_t claim = APR_ARRAY_IDX(c->dead_slots, i,
                                                apr_uint64_t), o, h, seq;
             slot_t *t = slot_find(&after->sl, claim);
-            const char *owner, *method;
+            const char *method;
             apr_array_header_t *changes;
-            apr_size_t vlen;
-            char *val;
 
             /* Still there, still published, still nobody's (its writer
              * may have settled it since it was looked at). */
-            if (!t || slot_read(t, &o, &h, &val, &vlen, c->pool) != 1
+            if (!t || slot_intent(t, &o, &h, &method, &changes, c->pool) != 1
                 || o != claim || !slot_abandoned(c->store, t, h)) {
                 continue;
-            }
-            if (split_intent(val, vlen, &owner, &method, &changes, c->pool)
-                != APR_SUCCESS) {
-                continue;               /* cannot be: its CRC held */
             }
             if ((rv = append_txn(txn, method, changes, c->ret, &seq,
                                  c->pool)) != APR_SUCCESS) {
@@ -1373,15 +1386,11 @@ typedef struct slot_dead_t {
 static int slot_dead(void *b, slot_t *t)
 {
     slot_dead_t *d = b;
-    const char *owner, *method;
+    const char *method;
     apr_array_header_t *changes;
     apr_uint64_t o, h;
-    apr_size_t vlen;
-    char *val;
 
-    if (slot_read(t, &o, &h, &val, &vlen, d->p) == 1
-        && split_intent(val, vlen, &owner, &method, &changes, d->p)
-           == APR_SUCCESS
+    if (slot_intent(t, &o, &h, &method, &changes, d->p) == 1
         && slot_abandoned(d->store, t, h)) {
         APR_ARRAY_PUSH(d->dead, apr_uint64_t) = o;
     }
@@ -1674,19 +1683,15 @@ typedef struct slot_look_t {
 static int slot_names(void *b, slot_t *t)
 {
     slot_look_t *l = b;
-    const char *owner, *method;
+    const char *method;
     apr_array_header_t *changes;
     apr_uint64_t o;
-    apr_size_t vlen;
-    char *val;
-    int r = slot_read(t, &o, NULL, &val, &vlen, l->p);
+    int r = slot_intent(t, &o, NULL, &method, &changes, l->p);
 
     if (r == 0 || (r == 1 && o == l->self)) {
         return 0;
     }
-    if (r < 0 || split_intent(val, vlen, &owner, &method, &changes, l->p)
-                 != APR_SUCCESS
-        || names_path(changes, l->path)) {
+    if (r < 0 || names_path(changes, l->path)) {
         l->contended = 1;
     }
     return l->contended;
