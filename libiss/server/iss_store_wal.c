@@ -1078,36 +1078,51 @@ cleanup:
     return rv;
 }
 
-static apr_status_t shm_map(iss_store_t *s, apr_pool_t *p)
+/* Map @a bytes of the file @a path (made, and grown to that size, if
+ * need be) shared; *ino its inode (may be NULL). */
+static apr_status_t map_file(iss_store_t *s, const char *path,
+                             apr_size_t bytes, void **m, apr_ino_t *ino)
 {
-    const char *path = apr_pstrcat(p, s->dir, "/" SHM_NAME, NULL);
     struct stat st;
-    void *m;
-    int fd;
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
 
-    if (s->shm) {
-        munmap(s->shm, s->shm_size);
-        s->shm = NULL;
-    }
-    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
     if (fd < 0 || fstat(fd, &st) != 0
-        || (st.st_size < SHM_BYTES && ftruncate(fd, SHM_BYTES) != 0)) {
+        || (st.st_size < (off_t)bytes && ftruncate(fd, (off_t)bytes) != 0)) {
         apr_status_t rv = APR_FROM_OS_ERROR(errno);
 
         if (fd >= 0)
             close(fd);
         return iss_store__fail(s, rv, "cannot open %s: %pm", path, &rv);
     }
-    m = mmap(NULL, SHM_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     close(fd);
-    if (m == MAP_FAILED) {
+    if (*m == MAP_FAILED) {
         apr_status_t rv = APR_FROM_OS_ERROR(errno);
 
+        *m = NULL;
         return iss_store__fail(s, rv, "cannot map %s: %pm", path, &rv);
     }
+    if (ino)
+        *ino = st.st_ino;
+    return APR_SUCCESS;
+}
+
+static apr_status_t shm_map(iss_store_t *s, apr_pool_t *p)
+{
+    apr_ino_t ino;
+    void *m;
+    apr_status_t rv;
+
+    if (s->shm) {
+        munmap(s->shm, s->shm_size);
+        s->shm = NULL;
+    }
+    if ((rv = map_file(s, apr_pstrcat(p, s->dir, "/" SHM_NAME, NULL),
+                       SHM_BYTES, &m, &ino)) != APR_SUCCESS)
+        return rv;
     s->shm = m;
     s->shm_size = SHM_BYTES;
-    s->shm_ino = st.st_ino;
+    s->shm_ino = ino;
     return APR_SUCCESS;
 }
 
@@ -1255,29 +1270,15 @@ apr_status_t iss_store__area(iss_store_t *s, int init, void **base,
                   || LOAD(sh->dbm_busy) || LOAD(sh->dbm_gen) != s->gen))
         return APR_EAGAIN;
     if (!h) {
-        const char *path = apr_pstrcat(s->pool, s->dir, "/" AREA_NAME, NULL);
-        struct stat st;
         void *m, *none = NULL;
-        int fd;
+        apr_status_t rv;
 
         /* A few bytes of the handle's pool once (path); no lock: a
          * thread that loses the race unmaps its own mapping. */
-        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
-        if (fd < 0 || fstat(fd, &st) != 0
-            || (st.st_size < AREA_BYTES && ftruncate(fd, AREA_BYTES) != 0)) {
-            apr_status_t rv = APR_FROM_OS_ERROR(errno);
-
-            if (fd >= 0)
-                close(fd);
-            return iss_store__fail(s, rv, "cannot open %s: %pm", path, &rv);
-        }
-        m = mmap(NULL, AREA_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-        close(fd);
-        if (m == MAP_FAILED) {
-            apr_status_t rv = APR_FROM_OS_ERROR(errno);
-
-            return iss_store__fail(s, rv, "cannot map %s: %pm", path, &rv);
-        }
+        if ((rv = map_file(s, apr_pstrcat(s->pool, s->dir, "/" AREA_NAME,
+                                          NULL), AREA_BYTES, &m, NULL))
+            != APR_SUCCESS)
+            return rv;
         if (!__atomic_compare_exchange_n(&s->area, &none, m, 0,
                                          __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
             munmap(m, AREA_BYTES);
