@@ -10,6 +10,7 @@
 #include "iss_bytes.h"
 #include "iss_cdc.h"
 #include "iss_chunkidx.h"
+#include "iss_sync_log.h"
 #include "tap.h"
 #include "testfs.h"
 #include "teststore.h"
@@ -507,6 +508,42 @@ static void test_gc(void)
     is_str(read_version("g.txt", dg("g0"), &rv), "g0",
            "referenced versions still read");
     intent("live", 0);
+    /* A write under way whose intent is in a slot of the shared area
+     * (ISSStateSync On): no intent/ record, its link stays all the same;
+     * settled, its link goes. */
+    {
+        apr_array_header_t *ch = apr_array_make(gp, 1, sizeof(iss_change_t));
+        iss_change_t *c = apr_array_push(ch);
+        const char *id = NULL, *link;
+        apr_uint64_t last = 0;
+        void *v;
+        apr_size_t vl;
+
+        memset(c, 0, sizeof(*c));
+        c->kind = ISS_CHANGE_MODIFIED;
+        c->path = "slot.txt";
+        /* The first lazy begin of a store goes through the log. */
+        if (iss_sync_log_begin_at(store, "PUT", ch, ISS_STORE_LAZY, &id,
+                                  &last, gp) == APR_SUCCESS)
+            iss_sync_log_settle(store, id, "PUT", NULL, NULL, NULL, last,
+                                NULL, gp);
+        is_int(iss_sync_log_begin_at(store, "PUT", ch, ISS_STORE_LAZY, &id,
+                                     &last, gp),
+               APR_SUCCESS, "a lazy write begins");
+        ok(iss_store_get(store, apr_pstrcat(gp, "intent/", id, NULL),
+                         strlen(id) + 7, &v, &vl, gp) == APR_NOTFOUND,
+           "... its intent is in a slot (no intent/ record)");
+        link = apr_pstrcat(gp, sdir, "/versions/pending/", id, ".0", NULL);
+        tput(link, "s");
+        is_int(iss_versions_gc(store, NULL, apr_time_from_sec(5000), &st,
+                               gp), APR_SUCCESS, "gc with it under way");
+        ok(access(link, F_OK) == 0, "the slot write's link stays");
+        is_int(iss_sync_log_settle(store, id, "PUT", NULL, NULL, NULL, last,
+                                   NULL, gp), APR_SUCCESS, "it settles");
+        is_int(iss_versions_gc(store, NULL, apr_time_from_sec(5000), &st,
+                               gp), APR_SUCCESS, "gc again");
+        ok(access(link, F_OK) != 0, "its link is gone");
+    }
     /* Age over all files. */
     {
         iss_versions_limits_t lim = { 0, 0, apr_time_from_sec(60), 0 };
